@@ -1,0 +1,2 @@
+//! collector
+pub mod storage;

@@ -1,1 +1,387 @@
-//! fleetctl
+//! `fleetctl`, the operator's CLI for Fleet: asks a collector's `Query` service and prints the
+//! answer as a table, JSON or CSV.
+//!
+//! Layout:
+//!
+//! - [`cli`]: the command line (clap derive). Adding a command is a [`cli::Command`] variant, its
+//!   `Args`, and an arm in [`execute`].
+//! - [`config`]: the optional TOML file, merged with flags and `FLEET_COLLECTOR` into
+//!   [`config::Settings`].
+//! - `client`: the connection (TLS via rustls) and the one place gRPC statuses become messages.
+//! - [`render`]: pure functions from answers to text, one per command and format.
+//! - [`timearg`]: pure parsing of `--since`/`--until`.
+//!
+//! `main.rs` only parses the command line and calls [`run`]; tests call [`execute`] to get the
+//! output as a string.
+
+pub mod cli;
+mod client;
+pub mod config;
+pub mod render;
+pub mod timearg;
+
+use std::io::{self, Write};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use fleet_proto::schema::{schema, ActivitySchema};
+use fleet_proto::v1::{Activity, SarQuery, SarRow};
+
+pub use cli::Cli;
+use cli::{Command, HostsArgs, SarArgs};
+use client::Collector;
+use config::{FileConfig, Settings};
+use render::OutputFormat;
+use timearg::TimeArg;
+
+/// How far back `sar` looks without `--since`.
+const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
+
+/// What a command prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// The result, for stdout.
+    pub stdout: String,
+    /// A remark for stderr (such as "no samples"), which scripts reading stdout never see.
+    pub notice: Option<String>,
+}
+
+/// Runs one fleetctl invocation: loads the config, talks to the collector, writes the result to
+/// stdout and any notice to stderr.
+///
+/// # Errors
+///
+/// Bad settings, an unreachable collector, a gRPC status, or a failed write to stdout (see
+/// [`is_broken_pipe`] for the one write failure that is not an error to the user).
+pub async fn run(cli: Cli) -> Result<()> {
+    let output = execute(cli).await?;
+    if let Some(notice) = &output.notice {
+        eprintln!("fleetctl: {notice}");
+    }
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(output.stdout.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(())
+}
+
+/// Runs one fleetctl invocation and returns what it would print.
+///
+/// # Errors
+///
+/// As [`run`], except writing.
+pub async fn execute(cli: Cli) -> Result<Output> {
+    let file = match &cli.global.config {
+        Some(path) => config::load(path)?,
+        None => FileConfig::default(),
+    };
+    let settings = config::resolve(&cli.global, file)?;
+    match cli.command {
+        Command::Hosts(args) => hosts(&settings, args).await,
+        Command::Sar(args) => sar(&settings, &args, Utc::now()).await,
+    }
+}
+
+/// `err` with its causes, one line, for stderr. Like anyhow's `{:#}`, except that a cause whose
+/// text its wrapper already quotes (hyper and rustls errors repeat their source) is said once.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+/// Whether `err` is a write to a closed pipe (`fleetctl hosts -o json | head -1`), which `main`
+/// treats as success, as ripgrep does.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+async fn hosts(settings: &Settings, args: HostsArgs) -> Result<Output> {
+    let collector = Collector::connect(settings).await?;
+    let cluster = args.cluster.unwrap_or_default();
+    let hosts = collector.list_hosts(&cluster).await?;
+    if hosts.is_empty() && settings.output == OutputFormat::Table {
+        let notice = match cluster.as_str() {
+            "" => "the collector knows no hosts".to_owned(),
+            cluster => format!("the collector knows no hosts in cluster {cluster}"),
+        };
+        return Ok(Output {
+            stdout: String::new(),
+            notice: Some(notice),
+        });
+    }
+    Ok(Output {
+        stdout: render::render_hosts(&hosts, settings.output),
+        notice: None,
+    })
+}
+
+/// A `sar` invocation checked and turned into its query, before anything is contacted.
+#[derive(Debug, Clone, PartialEq)]
+struct SarPlan {
+    schema: &'static ActivitySchema,
+    query: SarQuery,
+    /// `-u` without `-P ALL`: keep only the "all" line, as sar does.
+    only_all_cpus: bool,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl SarPlan {
+    fn new(args: &SarArgs, now: DateTime<Utc>) -> Result<Self> {
+        let activity = args.activity()?;
+        let schema = schema(activity)
+            .with_context(|| format!("no column schema for activity {activity:?}"))?;
+        let since = args.since.unwrap_or(DEFAULT_SINCE).resolve(now);
+        let until = args.until.map(|t| t.resolve(now));
+        let end = until.unwrap_or(now);
+        if since >= end {
+            bail!(
+                "--since {} is not before --until {}",
+                show_time(since),
+                until.map_or_else(|| "now".to_owned(), show_time)
+            );
+        }
+        Ok(SarPlan {
+            schema,
+            query: SarQuery {
+                activity: activity as i32,
+                hosts: args.hosts.clone(),
+                cluster: args.cluster.clone().unwrap_or_default(),
+                since_ms: since.timestamp_millis(),
+                // 0 lets the collector use its own now, so clocks need not agree.
+                until_ms: until.map_or(0, |t| t.timestamp_millis()),
+            },
+            only_all_cpus: activity == Activity::Cpu && !args.all_cpus(),
+            since,
+            until,
+        })
+    }
+
+    /// The rows to show, in sar's order.
+    fn select(&self, mut rows: Vec<SarRow>) -> Vec<SarRow> {
+        if self.only_all_cpus {
+            rows.retain(|r| r.instance == "all");
+        }
+        render::sort_sar_rows(&mut rows);
+        rows
+    }
+}
+
+async fn sar(settings: &Settings, args: &SarArgs, now: DateTime<Utc>) -> Result<Output> {
+    let plan = SarPlan::new(args, now)?;
+    let collector = Collector::connect(settings).await?;
+    let (rows, hosts) = if settings.output == OutputFormat::Table {
+        // The table's header lines need each host's kernel and cluster: one ListHosts, in parallel.
+        let cluster = plan.query.cluster.clone();
+        tokio::try_join!(
+            collector.query_sar(plan.query.clone()),
+            collector.list_hosts(&cluster)
+        )?
+    } else {
+        (collector.query_sar(plan.query.clone()).await?, Vec::new())
+    };
+    let rows = plan.select(rows);
+    let notice = (rows.is_empty() && settings.output == OutputFormat::Table).then(|| {
+        format!(
+            "no samples (sar {}) from {} to {}",
+            plan.schema.sar_flag,
+            show_time(plan.since),
+            plan.until.map_or_else(|| "now".to_owned(), show_time)
+        )
+    });
+    Ok(Output {
+        stdout: render::render_sar(plan.schema, &rows, &hosts, settings.output),
+        notice,
+    })
+}
+
+fn show_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-25T22:10:03Z".parse().unwrap()
+    }
+
+    fn sar_args(args: &[&str]) -> SarArgs {
+        let all = ["fleetctl", "sar"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Sar(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sar_plan_defaults_to_the_last_ten_minutes_until_now() {
+        let plan =
+            SarPlan::new(&sar_args(&["-q", "--host", "web-1", "--host", "b2"]), now()).unwrap();
+        assert_eq!(plan.schema.activity, Activity::Load);
+        assert_eq!(
+            plan.query,
+            SarQuery {
+                activity: Activity::Load as i32,
+                hosts: vec!["web-1".into(), "b2".into()],
+                cluster: String::new(),
+                since_ms: now().timestamp_millis() - 600_000,
+                until_ms: 0,
+            }
+        );
+        assert!(!plan.only_all_cpus);
+    }
+
+    #[test]
+    fn sar_plan_with_explicit_range_and_cluster() {
+        let args = sar_args(&[
+            "-n",
+            "EDEV",
+            "--cluster",
+            "prod",
+            "--since",
+            "2026-11-25T20:00:00Z",
+            "--until",
+            "1h",
+        ]);
+        let plan = SarPlan::new(&args, now()).unwrap();
+        assert_eq!(plan.query.activity, Activity::NetEdev as i32);
+        assert_eq!(plan.query.cluster, "prod");
+        assert_eq!(
+            plan.query.since_ms,
+            "2026-11-25T20:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+                .timestamp_millis()
+        );
+        assert_eq!(plan.query.until_ms, now().timestamp_millis() - 3_600_000);
+    }
+
+    #[test]
+    fn sar_plan_rejects_an_empty_range() {
+        let err = SarPlan::new(
+            &sar_args(&["-u", "--host", "a", "--since", "1h", "--until", "2h"]),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--since 2026-11-25T21:10:03Z is not before --until 2026-11-25T20:10:03Z"
+        );
+        let err = SarPlan::new(
+            &sar_args(&["-u", "--host", "a", "--since", "2027-01-01T00:00:00Z"]),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--since 2027-01-01T00:00:00Z is not before --until now"
+        );
+    }
+
+    fn row(time_ms: i64, instance: &str) -> SarRow {
+        SarRow {
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            time_ms,
+            interval_ms: 10_000,
+            instance: instance.into(),
+            values: vec![0.0; 6],
+        }
+    }
+
+    #[test]
+    fn dash_u_shows_all_and_dash_p_all_every_cpu() {
+        let rows = vec![
+            row(2, "1"),
+            row(2, "all"),
+            row(1, "0"),
+            row(1, "all"),
+            row(1, "1"),
+        ];
+        let plan = SarPlan::new(&sar_args(&["-u", "--host", "a"]), now()).unwrap();
+        let shown: Vec<(i64, String)> = plan
+            .select(rows.clone())
+            .into_iter()
+            .map(|r| (r.time_ms, r.instance))
+            .collect();
+        assert_eq!(shown, [(1, "all".to_owned()), (2, "all".to_owned())]);
+
+        let plan = SarPlan::new(&sar_args(&["-u", "-P", "ALL", "--host", "a"]), now()).unwrap();
+        let shown: Vec<String> = plan.select(rows).into_iter().map(|r| r.instance).collect();
+        assert_eq!(shown, ["all", "0", "1", "all", "1"]);
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised_through_context() {
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
+            .context("writing to stdout");
+        assert!(is_broken_pipe(&err));
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&err));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("broken pipe")));
+    }
+
+    #[test]
+    fn error_message_says_repeated_causes_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("tcp connect error: {0}")]
+        struct Wrapper(#[source] io::Error);
+        let inner = io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err = anyhow::Error::from(Wrapper(inner)).context("cannot reach collector at URL");
+        assert_eq!(
+            error_message(&err),
+            "cannot reach collector at URL: tcp connect error: Connection refused"
+        );
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_message(&err), "outer: inner");
+    }
+
+    #[tokio::test]
+    async fn settings_errors_come_before_any_connection() {
+        let cli = Cli::try_parse_from(["fleetctl", "--collector", "http://127.0.0.1:1", "hosts"])
+            .unwrap();
+        let err = execute(cli).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("plaintext http:// needs --insecure"),
+            "{err:#}"
+        );
+
+        // A sar mistake is reported without contacting the (absent) collector.
+        let cli = Cli::try_parse_from([
+            "fleetctl",
+            "--insecure",
+            "--collector",
+            "http://127.0.0.1:1",
+            "sar",
+            "-u",
+            "--host",
+            "a",
+            "--since",
+            "1h",
+            "--until",
+            "2h",
+        ])
+        .unwrap();
+        let err = execute(cli).await.unwrap_err();
+        assert!(err.to_string().starts_with("--since "), "{err:#}");
+    }
+}

@@ -1,0 +1,458 @@
+//! The command line, as clap derive types.
+//!
+//! ```text
+//! fleetctl [--collector URL] [--insecure] [-o table|json|csv] [--config FILE]
+//!          [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] COMMAND
+//! fleetctl hosts [--cluster C]
+//! fleetctl sar -u|-r|-S|-W|-B|-b|-d|-q [CPU|IO|MEM]|-n DEV|EDEV [-P ALL]
+//!              (--host H ... | --cluster C) [--since T] [--until T]
+//! ```
+//!
+//! The global options are `global = true`, so they may also follow the command
+//! (`fleetctl hosts -o json`). A new command is one more [`Command`] variant with its own `Args`
+//! struct and one more arm in `crate::execute`.
+//!
+//! Everything clap can check is checked here: exactly one sar activity (an [`ArgGroup`]), `-P ALL`
+//! only with `-u`, at least one of `--host`/`--cluster`, and well-formed `--since`/`--until`.
+//! Such mistakes exit with status 2 and a usage message before anything is contacted.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use fleet_proto::v1::Activity;
+
+use crate::render::OutputFormat;
+use crate::timearg::TimeArg;
+
+/// `fleetctl`: query a Fleet collector.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fleetctl",
+    version,
+    about = "Query a Fleet collector",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes. Each one left unset here falls back to the config file, then to
+/// the built-in default (see [`crate::config::resolve`]).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Collector URL: https://HOST:PORT, or http://HOST:PORT with --insecure
+    /// [default: https://localhost:7443]
+    #[arg(long, global = true, env = "FLEET_COLLECTOR", value_name = "URL")]
+    pub collector: Option<String>,
+
+    /// Allow a plaintext http:// collector URL (no TLS at all)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+
+    /// Output format [default: table]
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// TOML config file (keys: collector, insecure, output, tls_ca, tls_cert, tls_key)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the collector's certificate (needed for https://)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate, for collectors that require a client identity (with --tls-key)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The commands. Later ones (top-oom, oom, ntp, alerts, policy, certs) are added as variants.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// List the hosts the collector knows
+    Hosts(HostsArgs),
+    /// Show sar activity of one or more hosts, like sysstat's sar
+    Sar(SarArgs),
+}
+
+/// `fleetctl hosts`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HostsArgs {
+    /// Only hosts of this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+}
+
+/// `fleetctl sar`: one activity per call, chosen by sar's own option letters.
+#[derive(Debug, Clone, Default, Args)]
+#[command(
+    next_help_heading = "Activity (exactly one)",
+    group(
+        ArgGroup::new("activity")
+            .required(true)
+            .multiple(false)
+            .args(["cpu", "memory", "swap", "swapping", "paging", "io", "disk", "queue", "network"])
+    ),
+    group(ArgGroup::new("target").required(true).multiple(true).args(["hosts", "cluster"])),
+    after_help = "TIME is a duration back from now (30s, 10m, 2h, 1d, 1h30m), `now`, or an RFC 3339 \
+                  time (2026-11-25T22:10:03Z). Times are shown in UTC."
+)]
+pub struct SarArgs {
+    /// CPU utilization (instance "all"; every CPU with -P ALL)
+    #[arg(short = 'u')]
+    pub cpu: bool,
+    /// Memory utilization
+    #[arg(short = 'r')]
+    pub memory: bool,
+    /// Swap space utilization
+    #[arg(short = 'S')]
+    pub swap: bool,
+    /// Swapping statistics
+    #[arg(short = 'W')]
+    pub swapping: bool,
+    /// Paging statistics
+    #[arg(short = 'B')]
+    pub paging: bool,
+    /// I/O and transfer rate statistics
+    #[arg(short = 'b')]
+    pub io: bool,
+    /// Block device activity
+    #[arg(short = 'd')]
+    pub disk: bool,
+    /// Queue length and load averages; with CPU, IO or MEM: pressure-stall statistics
+    #[arg(short = 'q', value_enum, value_name = "CPU|IO|MEM", ignore_case = true)]
+    pub queue: Option<Option<Pressure>>,
+    /// Network interface statistics (DEV) or errors (EDEV)
+    #[arg(short = 'n', value_enum, value_name = "DEV|EDEV", ignore_case = true)]
+    pub network: Option<Network>,
+    /// With -u: every CPU, not only "all"
+    #[arg(
+        short = 'P',
+        value_enum,
+        value_name = "ALL",
+        ignore_case = true,
+        // Not `requires = "cpu"`: a bool flag's default `false` already satisfies `requires`.
+        conflicts_with_all = ["memory", "swap", "swapping", "paging", "io", "disk", "queue", "network"]
+    )]
+    pub per_cpu: Option<AllCpus>,
+
+    /// Host id or hostname (repeatable)
+    #[arg(long = "host", value_name = "H", help_heading = "Hosts and time")]
+    pub hosts: Vec<String>,
+    /// Cluster (with --host: hosts of that cluster only)
+    #[arg(long, value_name = "C", help_heading = "Hosts and time")]
+    pub cluster: Option<String>,
+    /// Start of the time range [default: 10m]
+    #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
+    pub since: Option<TimeArg>,
+    /// End of the time range [default: now]
+    #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
+    pub until: Option<TimeArg>,
+}
+
+/// The argument of `-q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pressure {
+    #[value(name = "CPU")]
+    Cpu,
+    #[value(name = "IO")]
+    Io,
+    #[value(name = "MEM")]
+    Mem,
+}
+
+/// The argument of `-n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    #[value(name = "DEV")]
+    Dev,
+    #[value(name = "EDEV")]
+    Edev,
+}
+
+/// The argument of `-P` (sar also takes CPU lists; Fleet shows all or "all").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AllCpus {
+    #[value(name = "ALL")]
+    All,
+}
+
+/// A [`SarArgs`] that names no activity, or several. Clap rules this out for parsed arguments;
+/// it can only come from a `SarArgs` built in code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivityChoiceError {
+    #[error("no activity chosen: pass one of -u -r -S -W -B -b -d -q [CPU|IO|MEM] -n DEV|EDEV")]
+    None,
+    #[error("several activities chosen ({0}): fleetctl sar shows one per call")]
+    Several(String),
+}
+
+impl SarArgs {
+    /// The one activity these arguments choose.
+    ///
+    /// # Errors
+    ///
+    /// [`ActivityChoiceError`] if none or several are chosen.
+    pub fn activity(&self) -> Result<Activity, ActivityChoiceError> {
+        let queue = self.queue.map(|q| match q {
+            None => ("-q", Activity::Load),
+            Some(Pressure::Cpu) => ("-q CPU", Activity::PsiCpu),
+            Some(Pressure::Io) => ("-q IO", Activity::PsiIo),
+            Some(Pressure::Mem) => ("-q MEM", Activity::PsiMem),
+        });
+        let network = self.network.map(|n| match n {
+            Network::Dev => ("-n DEV", Activity::NetDev),
+            Network::Edev => ("-n EDEV", Activity::NetEdev),
+        });
+        let chosen: Vec<(&str, Activity)> = [
+            self.cpu.then_some(("-u", Activity::Cpu)),
+            self.memory.then_some(("-r", Activity::Memory)),
+            self.swap.then_some(("-S", Activity::Swap)),
+            self.swapping.then_some(("-W", Activity::Swapping)),
+            self.paging.then_some(("-B", Activity::Paging)),
+            self.io.then_some(("-b", Activity::Io)),
+            self.disk.then_some(("-d", Activity::Disk)),
+            queue,
+            network,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match chosen.as_slice() {
+            [] => Err(ActivityChoiceError::None),
+            [(_, activity)] => Ok(*activity),
+            several => Err(ActivityChoiceError::Several(
+                several
+                    .iter()
+                    .map(|(flag, _)| *flag)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// Whether every CPU is shown (`-P ALL`) rather than only the "all" line.
+    pub fn all_cpus(&self) -> bool {
+        self.per_cpu.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fleetctl").chain(args.iter().copied()))
+    }
+
+    fn sar(args: &[&str]) -> SarArgs {
+        let mut all = vec!["sar"];
+        all.extend_from_slice(args);
+        match parse(&all)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::Sar(sar) => sar,
+            other => panic!("not sar: {other:?}"),
+        }
+    }
+
+    fn sar_error(args: &[&str]) -> clap::Error {
+        let mut all = vec!["sar"];
+        all.extend_from_slice(args);
+        parse(&all).expect_err("should not parse")
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_sar_flag_chooses_its_activity() {
+        let cases: &[(&[&str], Activity)] = &[
+            (&["-u"], Activity::Cpu),
+            (&["-r"], Activity::Memory),
+            (&["-S"], Activity::Swap),
+            (&["-W"], Activity::Swapping),
+            (&["-B"], Activity::Paging),
+            (&["-b"], Activity::Io),
+            (&["-d"], Activity::Disk),
+            (&["-q"], Activity::Load),
+            (&["-q", "CPU"], Activity::PsiCpu),
+            (&["-q", "IO"], Activity::PsiIo),
+            (&["-q", "MEM"], Activity::PsiMem),
+            (&["-q", "mem"], Activity::PsiMem),
+            (&["-n", "DEV"], Activity::NetDev),
+            (&["-n", "EDEV"], Activity::NetEdev),
+        ];
+        for (flags, want) in cases {
+            let mut args = flags.to_vec();
+            args.extend(["--host", "web-1"]);
+            assert_eq!(sar(&args).activity(), Ok(*want), "{flags:?}");
+            // The activity flag may also come after the target.
+            let mut args = vec!["--host", "web-1"];
+            args.extend_from_slice(flags);
+            assert_eq!(sar(&args).activity(), Ok(*want), "{flags:?} last");
+        }
+    }
+
+    #[test]
+    fn bare_q_before_another_option_is_load() {
+        let args = sar(&["-q", "--cluster", "prod"]);
+        assert_eq!(args.activity(), Ok(Activity::Load));
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn cpu_alone_or_every_cpu() {
+        let args = sar(&["-u", "--host", "a"]);
+        assert!(!args.all_cpus());
+        let args = sar(&["-u", "-P", "ALL", "--host", "a"]);
+        assert!(args.all_cpus());
+        assert_eq!(args.activity(), Ok(Activity::Cpu));
+    }
+
+    #[test]
+    fn per_cpu_needs_dash_u() {
+        let err = sar_error(&["-r", "-P", "ALL", "--host", "a"]);
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{err}");
+        let err = sar_error(&["-n", "DEV", "-P", "ALL", "--host", "a"]);
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{err}");
+        // Unlike sysstat's sar, -P ALL alone does not imply -u: one explicit activity per call.
+        let err = sar_error(&["-P", "ALL", "--host", "a"]);
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        let err = sar_error(&["-u", "-P", "3", "--host", "a"]);
+        assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+    }
+
+    #[test]
+    fn no_activity_is_an_error() {
+        let err = sar_error(&["--host", "a"]);
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        assert!(err.to_string().contains("-u"), "{err}");
+    }
+
+    #[test]
+    fn several_activities_are_an_error() {
+        for flags in [
+            &["-u", "-r"][..],
+            &["-q", "-n", "DEV"],
+            &["-q", "CPU", "-d"],
+            &["-b", "-B"],
+        ] {
+            let mut args = flags.to_vec();
+            args.extend(["--host", "a"]);
+            let err = sar_error(&args);
+            assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_activity_values_are_errors() {
+        assert_eq!(
+            sar_error(&["-n", "IP", "--host", "a"]).kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            sar_error(&["-q", "NET", "--host", "a"]).kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            sar_error(&["-n", "--host", "a"]).kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn activity_choice_checked_in_code_too() {
+        assert_eq!(
+            SarArgs::default().activity(),
+            Err(ActivityChoiceError::None)
+        );
+        let several = SarArgs {
+            cpu: true,
+            queue: Some(Some(Pressure::Io)),
+            ..SarArgs::default()
+        };
+        let err = several.activity().unwrap_err();
+        assert_eq!(err, ActivityChoiceError::Several("-u, -q IO".into()));
+        assert!(err.to_string().contains("one per call"));
+    }
+
+    #[test]
+    fn sar_needs_a_host_or_a_cluster() {
+        let err = sar_error(&["-u"]);
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        let args = sar(&["-u", "--host", "a", "--host", "b", "--cluster", "prod"]);
+        assert_eq!(args.hosts, ["a", "b"]);
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn sar_time_range() {
+        let args = sar(&[
+            "-u",
+            "--host",
+            "a",
+            "--since",
+            "2h",
+            "--until",
+            "2026-11-25T22:10:03Z",
+        ]);
+        assert_eq!(
+            args.since,
+            Some(TimeArg::Ago(std::time::Duration::from_secs(7200)))
+        );
+        assert!(matches!(args.until, Some(TimeArg::At(_))));
+        let err = sar_error(&["-u", "--host", "a", "--since", "yesterday"]);
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{err}");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn global_options_before_or_after_the_command() {
+        let cli = parse(&["--insecure", "-o", "json", "hosts", "--cluster", "prod"]).unwrap();
+        assert!(cli.global.insecure);
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        let cli = parse(&["hosts", "--output", "csv", "--config", "/etc/fleetctl.toml"]).unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Csv));
+        assert_eq!(cli.global.config, Some(PathBuf::from("/etc/fleetctl.toml")));
+        let cli = parse(&[
+            "sar", "-u", "--host", "a", "-o", "json", "--tls-ca", "ca.pem",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        assert_eq!(cli.global.tls_ca, Some(PathBuf::from("ca.pem")));
+        let cli = parse(&["--collector", "http://127.0.0.1:7070", "hosts"]).unwrap();
+        assert_eq!(
+            cli.global.collector.as_deref(),
+            Some("http://127.0.0.1:7070")
+        );
+        assert_eq!(
+            parse(&["-o", "yaml", "hosts"]).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn a_command_is_required() {
+        let err = parse(&[]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+            "{err}"
+        );
+    }
+}

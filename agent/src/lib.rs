@@ -1,1 +1,76 @@
-//! agent
+//! `fleet-agent`: the per-host daemon.
+//!
+//! Layout:
+//! - [`sources`]: what the agent measures; `sources::procfs` computes sar's activities from /proc.
+//! - [`spool`]: the durable, bounded on-disk queue of samples not yet acknowledged.
+//! - [`link`]: the main loop: sample, spool, ship over one gRPC stream, free on ack.
+//! - [`config`], [`identity`], [`backoff`]: settings, who this host is, reconnect delays.
+//!
+//! The binary (`src/main.rs`) only parses flags, loads the config file, sets up logging and
+//! signals, and calls [`run`].
+
+pub mod backoff;
+pub mod config;
+pub mod identity;
+pub mod link;
+pub mod sources;
+pub mod spool;
+
+use std::future::Future;
+
+use thiserror::Error;
+use tracing::{info, warn};
+
+/// Why the agent could not run.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    #[error(transparent)]
+    Source(#[from] sources::procfs::SourceError),
+}
+
+/// Spool segments roll at this size.
+pub const SPOOL_SEGMENT_BYTES: u64 = 1024 * 1024;
+
+/// Runs the agent with validated settings until `shutdown` resolves.
+///
+/// # Errors
+/// [`AgentError`] when the identity, the spool or /proc cannot be set up, or the spool cannot
+/// be written.
+pub async fn run(
+    settings: config::Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let identity = identity::identity(&settings).map_err(AgentError::Setup)?;
+    let (spool, report) = spool::Spool::open(
+        &settings.state_dir.join("spool"),
+        settings.spool_max_bytes,
+        SPOOL_SEGMENT_BYTES.min(settings.spool_max_bytes),
+    )?;
+    for (path, offset, len) in &report.corrupt {
+        warn!(file = %path.display(), offset, bytes = len,
+            "corrupt spool data skipped; the frames around it are kept");
+    }
+    if report.truncated_bytes > 0 {
+        warn!(
+            bytes = report.truncated_bytes,
+            "torn last spool frame truncated (the agent stopped mid-write)"
+        );
+    }
+    if let Some(problem) = &report.meta_problem {
+        warn!(problem = %problem, "spool metadata rebuilt from the segments");
+    }
+    let sampler = sources::procfs::Sampler::new(&settings.proc_root, &settings.sys_root)?;
+    info!(
+        host_id = %identity.host_id,
+        hostname = %identity.hostname,
+        cluster = %identity.cluster,
+        interval = %humantime::format_duration(settings.interval),
+        spooled = report.frames,
+        "fleet-agent starting"
+    );
+    link::run(settings, identity, sampler, spool, shutdown).await
+}

@@ -1,1 +1,137 @@
-fn main() {}
+//! `fleet-agent`: parses flags and the config file, then runs [`fleet_agent::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use fleet_agent::config::{FileConfig, Flags, Settings};
+
+/// Fleet's per-host agent: samples sar activities and streams them to the collector.
+#[derive(Debug, Parser)]
+#[command(name = "fleet-agent", version)]
+struct Cli {
+    /// Collector URL: https://HOST:PORT (or http:// with --insecure).
+    #[arg(long)]
+    collector: Option<String>,
+    /// Directory for the spool and other state that must survive restarts.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Host id (default: /etc/machine-id).
+    #[arg(long)]
+    host_id: Option<String>,
+    /// Hostname to report (default: the kernel's).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Cluster this host belongs to (default: "default").
+    #[arg(long)]
+    cluster: Option<String>,
+    /// A label KEY=VALUE; repeatable.
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// Sampling interval, 1s to 1h (default 10s).
+    #[arg(long)]
+    interval: Option<String>,
+    /// Root of the proc filesystem (for tests and containers).
+    #[arg(long)]
+    proc_root: Option<PathBuf>,
+    /// Root of the sys filesystem.
+    #[arg(long)]
+    sys_root: Option<PathBuf>,
+    /// Allow a plaintext http:// collector (local demos and tests only).
+    #[arg(long)]
+    insecure: bool,
+    /// CA certificate (PEM) that signed the collector's certificate.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Upper bound of the on-disk spool in MiB (default 64); oldest samples go first when full.
+    #[arg(long)]
+    spool_max_mib: Option<u64>,
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn settings(cli: Cli) -> anyhow::Result<Settings> {
+    let file = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            FileConfig::parse(&text, &path.display().to_string())?
+        }
+        None => FileConfig::default(),
+    };
+    let flags = Flags {
+        collector: cli.collector,
+        state_dir: cli.state_dir,
+        host_id: cli.host_id,
+        hostname: cli.hostname,
+        cluster: cli.cluster,
+        labels: cli.labels,
+        interval: cli.interval,
+        proc_root: cli.proc_root,
+        sys_root: cli.sys_root,
+        insecure: cli.insecure,
+        tls_ca: cli.tls_ca,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
+        spool_max_mib: cli.spool_max_mib,
+    };
+    Ok(Settings::resolve(file, flags)?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutdown requested; flushing");
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match settings(Cli::parse()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fleet-agent: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread: the agent's work is a few file reads per interval; no worker pool needed.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fleet_agent::run(settings, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The agent's main loop: sample every interval, spool, and ship over one gRPC stream.
+//!
+//! One task owns the sampler, the spool and the stream, and reacts to four things with
+//! `select!`: the interval tick, a finished connection attempt, a message from the collector, and
+//! shutdown. No locks, no thread per source.
+//!
+//! ```text
+//! tick ──► Sampler::sample ──► Spool::append (fsync) ──► pump: next_unsent ──► stream
+//! stream ◄── Welcome{last_seq} / Ack{seq} ──► Spool::ack (frees segments)
+//! ```
+//!
+//! The window of unacknowledged batches in flight is bounded ([`MAX_IN_FLIGHT`]); everything
+//! else waits on disk, so memory does not grow while the collector is away.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fleet_proto::limits::MAX_MESSAGE_BYTES;
+use fleet_proto::v1::{
+    agent_message, collector_message, ingest_client::IngestClient, AgentMessage, Batch,
+    CollectorMessage, Hello, HostIdentity, Sample,
+};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::Streaming;
+use tracing::{debug, error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::Settings;
+use crate::sources::procfs::Sampler;
+use crate::spool::Spool;
+
+/// Batches sent but not yet acknowledged, at most.
+pub const MAX_IN_FLIGHT: u64 = 256;
+/// How long a graceful shutdown waits for the collector to acknowledge what is in flight.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open stream to the collector.
+struct Session {
+    tx: mpsc::Sender<AgentMessage>,
+    inbound: Streaming<CollectorMessage>,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<(Session, u64), String>> + Send>>;
+
+/// Builds the gRPC endpoint (TLS or, with `--insecure`, plaintext).
+///
+/// # Errors
+/// A message naming the URL or certificate file that is wrong.
+pub fn endpoint(settings: &Settings) -> Result<Endpoint, String> {
+    let mut ep = Endpoint::from_shared(settings.collector.clone())
+        .map_err(|e| format!("collector URL {:?}: {e}", settings.collector))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if let Some(tls) = &settings.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            cfg = cfg.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        ep = ep
+            .tls_config(cfg)
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    Ok(ep)
+}
+
+async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<(Session, u64), String> {
+    let channel = ep.connect().await.map_err(|e| error_chain(&e))?;
+    let mut client = IngestClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(hello)
+        .await
+        .map_err(|_| "stream closed".to_string())?;
+    let response = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+    let mut inbound = response.into_inner();
+    let first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| "no welcome from the collector".to_string())?
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+    match first.and_then(|m| m.msg) {
+        Some(collector_message::Msg::Welcome(w)) => Ok((Session { tx, inbound }, w.last_seq)),
+        other => Err(format!("expected a welcome, got {other:?}")),
+    }
+}
+
+/// The full cause chain of an error, on one line (tonic's transport errors hide the cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The state of the link, for logging once per change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Starting,
+    Up,
+    Down,
+}
+
+/// Runs the agent loop until `shutdown` resolves, then flushes what it can.
+///
+/// # Errors
+/// Only errors that make running impossible (the spool directory cannot be written).
+pub async fn run(
+    settings: Settings,
+    identity: HostIdentity,
+    mut sampler: Sampler,
+    mut spool: Spool,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::AgentError> {
+    let ep = endpoint(&settings).map_err(crate::AgentError::Setup)?;
+    let hello = AgentMessage {
+        msg: Some(agent_message::Msg::Hello(Hello {
+            identity: Some(identity),
+            spool_epoch: spool.epoch(),
+        })),
+    };
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.interval,
+        settings.interval,
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut session: Option<Session> = None;
+    let mut connecting: Option<Connecting> =
+        Some(Box::pin(open_session(ep.clone(), hello.clone())));
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut link = LinkState::Starting;
+    let mut down_since = Instant::now();
+    let mut last_sample_error: Option<String> = None;
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                match sampler.sample() {
+                    Ok(out) => {
+                        if last_sample_error.take().is_some() {
+                            info!("sampling recovered");
+                        }
+                        let sample = Sample { time_ms: now_ms(), interval_ms: out.interval_ms, records: out.records };
+                        let payload = sample.encode_to_vec();
+                        let dropped_before = spool.dropped_samples();
+                        spool.append(&payload, 1).map_err(crate::AgentError::Spool)?;
+                        if spool.dropped_samples() > dropped_before {
+                            warn!(dropped_samples = spool.dropped_samples(), pending = spool.pending_frames(),
+                                "spool full: oldest samples discarded");
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if last_sample_error.as_deref() != Some(msg.as_str()) {
+                            error!(error = %msg, "sampling failed");
+                            last_sample_error = Some(msg);
+                        }
+                    }
+                }
+            }
+            res = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                match res {
+                    Ok((s, last_seq)) => {
+                        spool.ack(last_seq).map_err(crate::AgentError::Spool)?;
+                        spool.rewind();
+                        if link == LinkState::Down {
+                            info!(outage_secs = down_since.elapsed().as_secs(), backlog = spool.pending_frames(),
+                                "collector reachable again; replaying spool");
+                        } else {
+                            info!(collector = %settings.collector, backlog = spool.pending_frames(), "connected to collector");
+                        }
+                        link = LinkState::Up;
+                        backoff.reset();
+                        session = Some(s);
+                    }
+                    Err(e) => {
+                        if link != LinkState::Down {
+                            warn!(collector = %settings.collector, error = %e,
+                                "collector unreachable; samples are spooled on disk until it is back");
+                            link = LinkState::Down;
+                            down_since = Instant::now();
+                        } else {
+                            debug!(error = %e, "reconnect failed");
+                        }
+                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    }
+                }
+            }
+            () = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() && session.is_none() => {
+                retry_at = None;
+                connecting = Some(Box::pin(open_session(ep.clone(), hello.clone())));
+            }
+            msg = async { session.as_mut().expect("guarded").inbound.message().await }, if session.is_some() => {
+                match handle_inbound(msg, &mut spool) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        warn!(error = %e, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
+                        link = LinkState::Down;
+                        down_since = Instant::now();
+                        session = None;
+                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    }
+                }
+            }
+        }
+        if let Some(s) = &session {
+            pump(s, &mut spool).map_err(crate::AgentError::Spool)?;
+        }
+    }
+
+    // Graceful shutdown: send what is spooled and wait a little for the acknowledgements.
+    if let Some(mut s) = session.take() {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
+        pump(&s, &mut spool).map_err(crate::AgentError::Spool)?;
+        while spool.pending_frames() > 0 {
+            match tokio::time::timeout_at(deadline, s.inbound.message()).await {
+                Ok(msg) => {
+                    if handle_inbound(msg, &mut spool).is_err() {
+                        break;
+                    }
+                    pump(&s, &mut spool).map_err(crate::AgentError::Spool)?;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    spool.write_meta().map_err(crate::AgentError::Spool)?;
+    info!(
+        pending = spool.pending_frames(),
+        dropped_samples = spool.dropped_samples(),
+        "agent stopped; unacknowledged samples stay in the spool"
+    );
+    Ok(())
+}
+
+fn handle_inbound(
+    msg: Result<Option<CollectorMessage>, tonic::Status>,
+    spool: &mut Spool,
+) -> Result<(), String> {
+    match msg {
+        Ok(Some(CollectorMessage {
+            msg: Some(collector_message::Msg::Ack(ack)),
+        })) => spool.ack(ack.seq).map_err(|e| e.to_string()),
+        Ok(Some(other)) => {
+            debug!(?other, "ignoring unexpected message");
+            Ok(())
+        }
+        Ok(None) => Err("collector closed the stream".into()),
+        Err(s) => Err(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+/// Sends spooled batches while the in-flight window and the channel have room.
+fn pump(session: &Session, spool: &mut Spool) -> Result<(), crate::spool::SpoolError> {
+    loop {
+        if spool.in_flight() >= MAX_IN_FLIGHT {
+            return Ok(());
+        }
+        let Ok(permit) = session.tx.try_reserve() else {
+            return Ok(());
+        };
+        let Some(frame) = spool.next_unsent()? else {
+            return Ok(());
+        };
+        let sample = match Sample::decode(frame.payload.as_slice()) {
+            Ok(s) => s,
+            Err(e) => {
+                // Cannot happen for frames that passed their CRC; never send garbage.
+                error!(seq = frame.seq, error = %e, "undecodable spooled sample skipped");
+                continue;
+            }
+        };
+        permit.send(AgentMessage {
+            msg: Some(agent_message::Msg::Batch(Batch {
+                seq: frame.seq,
+                samples: vec![sample],
+                dropped_samples: spool.dropped_samples(),
+            })),
+        });
+    }
+}

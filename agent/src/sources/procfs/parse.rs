@@ -1,0 +1,108 @@
+//! Byte-level helpers shared by the parsers: splitting into lines and fields, and reading
+//! unsigned decimal numbers the way sysstat's `sscanf("%llu")` does, without allocating.
+//!
+//! Everything here works on `&[u8]` so that a stray non-UTF-8 byte in an interface name cannot
+//! make a whole file unreadable.
+
+/// Why a file could not be parsed. Only raised when a field the activity cannot do without is
+/// missing; a garbled line is skipped instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The lines of `buf`, without their `\n`.
+pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+}
+
+/// The whitespace-separated fields of `line`.
+pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+}
+
+/// An unsigned decimal number that is the whole of `field`; `None` on anything else (sign,
+/// letters, overflow).
+pub fn u64_field(field: &[u8]) -> Option<u64> {
+    if field.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in field {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// The next field of `it` as a number.
+pub fn next_u64<'a>(it: &mut impl Iterator<Item = &'a [u8]>) -> Option<u64> {
+    it.next().and_then(u64_field)
+}
+
+/// A `"<int>.<frac>"` field read as sysstat reads it with `"%lu.%lu"`, scaled to hundredths:
+/// the kernel always prints two decimals (`0.53`, `12.05`), so `0.53` is 53. A field without a
+/// dot is taken as whole units.
+pub fn hundredths(field: &[u8]) -> Option<u64> {
+    match field.iter().position(|&b| b == b'.') {
+        None => u64_field(field)?.checked_mul(100),
+        Some(dot) => {
+            let int = u64_field(&field[..dot])?;
+            let frac = u64_field(&field[dot + 1..])?;
+            int.checked_mul(100)?.checked_add(frac)
+        }
+    }
+}
+
+/// If `line` starts with `key`, the rest of the line.
+pub fn strip<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    line.strip_prefix(key)
+}
+
+/// Replaces the contents of `dst` with `src`, keeping `dst`'s allocation when it is big enough.
+/// Invalid UTF-8 is replaced, not rejected.
+pub fn set_string(dst: &mut String, src: &[u8]) {
+    dst.clear();
+    match std::str::from_utf8(src) {
+        Ok(s) => dst.push_str(s),
+        Err(_) => dst.push_str(&String::from_utf8_lossy(src)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(u64_field(b"0"), Some(0));
+        assert_eq!(u64_field(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(u64_field(b"18446744073709551616"), None);
+        assert_eq!(u64_field(b"-1"), None);
+        assert_eq!(u64_field(b"12a"), None);
+        assert_eq!(u64_field(b""), None);
+    }
+
+    #[test]
+    fn hundredths_like_sysstat() {
+        assert_eq!(hundredths(b"0.53"), Some(53));
+        assert_eq!(hundredths(b"12.05"), Some(1205));
+        assert_eq!(hundredths(b"3"), Some(300));
+        assert_eq!(hundredths(b"x.10"), None);
+    }
+
+    #[test]
+    fn splitting() {
+        let l: Vec<_> = lines(b"a b\n\nc\n").collect();
+        assert_eq!(l, vec![&b"a b"[..], &b"c"[..]]);
+        let f: Vec<_> = fields(b"  cpu0   1 2\t3 ").collect();
+        assert_eq!(f, vec![&b"cpu0"[..], b"1", b"2", b"3"]);
+    }
+}

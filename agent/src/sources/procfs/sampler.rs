@@ -1,0 +1,288 @@
+//! The sampling loop's state: open files, one reused read buffer, the previous reading.
+//!
+//! Cost per [`Sampler::sample`]: two `pread`s per open file (the content, then end of file),
+//! parsing into the reading kept from two samples ago (its vectors and name strings are reused),
+//! and the output records. `/sys` is only read when a device or interface first appears, and
+//! for link speed every [`sysfs::LINK_REFRESH_SAMPLES`] samples. No threads.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::compute::{carry_offline_cpus, compute_into, SampleOut};
+use super::diskstats::{self, DiskKind};
+use super::net_dev::{self, Duplex};
+use super::parse::ParseError;
+use super::{loadavg, meminfo, pressure, stat, sysfs, uptime, vmstat, Reading, SourceError};
+
+/// One `/proc` file kept open and re-read from offset 0.
+struct ProcFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl ProcFile {
+    fn open(path: PathBuf) -> Result<ProcFile, SourceError> {
+        match File::open(&path) {
+            Ok(file) => Ok(ProcFile { path, file }),
+            Err(source) => Err(SourceError::Open { path, source }),
+        }
+    }
+
+    /// Opens an optional file: `None` when it is not there (or not readable).
+    fn open_optional(path: PathBuf) -> Option<ProcFile> {
+        File::open(&path).ok().map(|file| ProcFile { path, file })
+    }
+
+    /// The whole file, read with positional reads from offset 0 (a `seek(0)` and a `read` in one
+    /// system call) into `buf`, which keeps its size between calls.
+    fn read<'b>(&self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], SourceError> {
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                let grown = (buf.len() * 2).max(16 * 1024);
+                buf.resize(grown, 0);
+            }
+            match self.file.read_at(&mut buf[filled..], filled as u64) {
+                Ok(0) => return Ok(&buf[..filled]),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(SourceError::Read {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    fn parse_error(&self, e: ParseError) -> SourceError {
+        SourceError::Parse {
+            path: self.path.clone(),
+            what: e.0.to_owned(),
+        }
+    }
+}
+
+/// What `/sys` said about a block device, remembered while the device exists.
+struct DiskInfo {
+    major: u32,
+    minor: u32,
+    name: String,
+    kind: DiskKind,
+    label: String,
+    seen: u64,
+}
+
+/// Speed and duplex of an interface, remembered while it exists.
+struct LinkInfo {
+    name: String,
+    speed_mbps: u64,
+    duplex: Duplex,
+    read_at: u64,
+    seen: u64,
+}
+
+/// Samples sar's activities. See the [module doc](super) for what is read and how.
+pub struct Sampler {
+    sys_root: PathBuf,
+    uptime: ProcFile,
+    stat: ProcFile,
+    meminfo: ProcFile,
+    vmstat: ProcFile,
+    loadavg: ProcFile,
+    diskstats: Option<ProcFile>,
+    net_dev: Option<ProcFile>,
+    psi_cpu: Option<ProcFile>,
+    psi_io: Option<ProcFile>,
+    psi_mem: Option<ProcFile>,
+    /// Read buffer shared by all files (one file is parsed before the next is read).
+    buf: Vec<u8>,
+    /// The reading the next interval starts from.
+    prev: Reading,
+    /// The reading before `prev`, kept only for its allocations.
+    spare: Reading,
+    disks: Vec<DiskInfo>,
+    links: Vec<LinkInfo>,
+    /// Readings taken so far; the generation mark of the `/sys` caches.
+    readings: u64,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("stat", &self.stat.path)
+            .field("sys_root", &self.sys_root)
+            .field("readings", &self.readings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// Opens the files under `proc_root` (and keeps them open), and takes the first reading:
+    /// the baseline of the first [`sample`](Self::sample).
+    ///
+    /// # Errors
+    /// [`SourceError`] naming the file when `stat`, `meminfo`, `vmstat`, `loadavg` or `uptime`
+    /// cannot be opened, read, or lacks what sar needs.
+    pub fn new(proc_root: &Path, sys_root: &Path) -> Result<Sampler, SourceError> {
+        let mut s = Sampler::open(proc_root, sys_root)?;
+        let mut first = Reading::default();
+        s.read_into(&mut first)?;
+        s.prev = first;
+        Ok(s)
+    }
+
+    /// Opens the files without reading them.
+    pub(super) fn open(proc_root: &Path, sys_root: &Path) -> Result<Sampler, SourceError> {
+        let p = |name: &str| proc_root.join(name);
+        Ok(Sampler {
+            sys_root: sys_root.to_path_buf(),
+            uptime: ProcFile::open(p("uptime"))?,
+            stat: ProcFile::open(p("stat"))?,
+            meminfo: ProcFile::open(p("meminfo"))?,
+            vmstat: ProcFile::open(p("vmstat"))?,
+            loadavg: ProcFile::open(p("loadavg"))?,
+            diskstats: ProcFile::open_optional(p("diskstats")),
+            net_dev: ProcFile::open_optional(p("net/dev")),
+            psi_cpu: ProcFile::open_optional(p("pressure/cpu")),
+            psi_io: ProcFile::open_optional(p("pressure/io")),
+            psi_mem: ProcFile::open_optional(p("pressure/memory")),
+            buf: Vec::new(),
+            prev: Reading::default(),
+            spare: Reading::default(),
+            disks: Vec::new(),
+            links: Vec::new(),
+            readings: 0,
+        })
+    }
+
+    /// Reads everything again and computes every activity over the interval since the previous
+    /// reading (the baseline taken by [`new`](Self::new) for the first call).
+    ///
+    /// # Errors
+    /// [`SourceError`] when a mandatory file cannot be read or parsed. The previous reading is
+    /// kept, so the next successful call covers the whole time since it.
+    pub fn sample(&mut self) -> Result<SampleOut, SourceError> {
+        let mut curr = std::mem::take(&mut self.spare);
+        if let Err(e) = self.read_into(&mut curr) {
+            self.spare = curr;
+            return Err(e);
+        }
+        let mut records = Vec::with_capacity(16 + curr.stat.cpus.len());
+        let itv = compute_into(&self.prev, &curr, &mut records);
+        carry_offline_cpus(&self.prev.stat, &mut curr.stat);
+        self.spare = std::mem::replace(&mut self.prev, curr);
+        Ok(SampleOut {
+            interval_ms: u32::try_from(itv.saturating_mul(10)).unwrap_or(u32::MAX),
+            records,
+        })
+    }
+
+    /// Reads every file into `r`, reusing its allocations.
+    pub(super) fn read_into(&mut self, r: &mut Reading) -> Result<(), SourceError> {
+        self.readings += 1;
+        // Uptime first, like sadc's record header: the interval brackets the counters read
+        // right after it.
+        let f = &self.uptime;
+        r.uptime_cs = uptime::parse(f.read(&mut self.buf)?).map_err(|e| f.parse_error(e))?;
+        let f = &self.stat;
+        stat::parse_into(f.read(&mut self.buf)?, &mut r.stat).map_err(|e| f.parse_error(e))?;
+        let f = &self.meminfo;
+        r.meminfo = meminfo::parse(f.read(&mut self.buf)?).map_err(|e| f.parse_error(e))?;
+        r.vmstat = vmstat::parse(self.vmstat.read(&mut self.buf)?);
+        let f = &self.loadavg;
+        r.loadavg = loadavg::parse(f.read(&mut self.buf)?).map_err(|e| f.parse_error(e))?;
+
+        match self.diskstats.as_ref().map(|f| f.read(&mut self.buf)) {
+            Some(Ok(text)) => {
+                let disks = r.disks.get_or_insert_with(Vec::new);
+                diskstats::parse_into(text, disks);
+                self.classify_disks(disks);
+            }
+            _ => r.disks = None,
+        }
+        match self.net_dev.as_ref().map(|f| f.read(&mut self.buf)) {
+            Some(Ok(text)) => {
+                let net = r.net.get_or_insert_with(Vec::new);
+                net_dev::parse_into(text, net);
+                self.link_speeds(net);
+            }
+            _ => r.net = None,
+        }
+        let mut psi = |f: &Option<ProcFile>| match f.as_ref().map(|f| f.read(&mut self.buf)) {
+            Some(Ok(text)) => Some(pressure::parse(text)),
+            _ => None,
+        };
+        r.psi_cpu = psi(&self.psi_cpu);
+        r.psi_io = psi(&self.psi_io);
+        r.psi_mem = psi(&self.psi_mem);
+        Ok(())
+    }
+
+    /// Fills `kind` and `label` of each disk from the cache, asking `/sys` about new devices,
+    /// and forgets devices that are gone (the cache is bounded by the devices present).
+    fn classify_disks(&mut self, disks: &mut [diskstats::DiskStat]) {
+        let now = self.readings;
+        for d in disks.iter_mut() {
+            let known = self
+                .disks
+                .iter_mut()
+                .find(|i| i.major == d.major && i.minor == d.minor && i.name == d.name);
+            let info = match known {
+                Some(i) => i,
+                None => {
+                    let (kind, label) = sysfs::classify_disk(&self.sys_root, &d.name);
+                    self.disks.push(DiskInfo {
+                        major: d.major,
+                        minor: d.minor,
+                        name: d.name.clone(),
+                        kind,
+                        label,
+                        seen: now,
+                    });
+                    let last = self.disks.len() - 1;
+                    &mut self.disks[last]
+                }
+            };
+            info.seen = now;
+            d.kind = info.kind;
+            if !info.label.is_empty() {
+                d.label.push_str(&info.label);
+            }
+        }
+        self.disks.retain(|i| i.seen == now);
+    }
+
+    /// Fills `speed_mbps` and `duplex` of each interface from the cache, reading `/sys` for new
+    /// interfaces and stale entries, and forgets interfaces that are gone.
+    fn link_speeds(&mut self, net: &mut [net_dev::NetDev]) {
+        let now = self.readings;
+        for n in net.iter_mut() {
+            let at = match self.links.iter().position(|l| l.name == n.name) {
+                Some(at) => at,
+                None => {
+                    self.links.push(LinkInfo {
+                        name: n.name.clone(),
+                        speed_mbps: 0,
+                        duplex: Duplex::Unknown,
+                        read_at: 0,
+                        seen: now,
+                    });
+                    self.links.len() - 1
+                }
+            };
+            let l = &mut self.links[at];
+            if l.read_at == 0 || now - l.read_at >= sysfs::LINK_REFRESH_SAMPLES {
+                (l.speed_mbps, l.duplex) = sysfs::link_info(&self.sys_root, &n.name);
+                l.read_at = now;
+            }
+            l.seen = now;
+            n.speed_mbps = l.speed_mbps;
+            n.duplex = l.duplex;
+        }
+        self.links.retain(|l| l.seen == now);
+    }
+}

@@ -1,0 +1,781 @@
+//! The agent's durable queue: every sample is written here before it is sent, and stays until the
+//! collector acknowledges it.
+//!
+//! # On-disk format
+//!
+//! `STATE_DIR/spool/` holds numbered segment files and one small metadata file:
+//!
+//! ```text
+//! spool.meta                      text: "epoch <16 hex>\nnext_seq <n>\ndropped_samples <n>\n"
+//! seg-00000000000000000001.log    first seq in the name, zero-padded so names sort by seq
+//! seg-00000000000000000733.log
+//! ```
+//!
+//! A segment starts with a 16-byte header (`b"FLEETSP1"` and the epoch, u64 little-endian),
+//! followed by frames:
+//!
+//! ```text
+//! len u32 LE | crc32 u32 LE | seq u64 LE | samples u32 LE | payload (len bytes)
+//! ```
+//!
+//! `crc32` covers `seq`, `samples` and the payload; the payload is one prost-encoded
+//! `fleet.v1.Sample`. Each append is fsynced before the sample counts as accepted.
+//!
+//! # Guarantees
+//!
+//! - Nothing is freed before the collector acknowledges it: [`Spool::ack`] deletes only segments
+//!   whose every frame has `seq <= acked`.
+//! - Bounded: when the spool exceeds `max_bytes`, the oldest segment goes first and its samples are
+//!   added to `dropped_samples`, which is persisted and sent with every batch (never silent).
+//! - Crash-safe: a torn last frame (power loss mid-append) is truncated away on open. A corrupt
+//!   frame elsewhere is reported with its file and offset, skipped, and the reader resynchronises
+//!   on the next valid frame, so the frames after it are not lost.
+//! - Memory does not grow with an outage: only per-segment summaries are kept in memory; frames
+//!   are read back from disk when sent.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+const SEG_MAGIC: &[u8; 8] = b"FLEETSP1";
+const SEG_HEADER: u64 = 16;
+const FRAME_HEADER: u64 = 20;
+/// A frame larger than this is garbage, not data (a sample is a few KiB).
+const MAX_FRAME: u32 = 16 * 1024 * 1024;
+const META: &str = "spool.meta";
+
+/// Errors of the spool. Each names the file involved.
+#[derive(Debug, Error)]
+pub enum SpoolError {
+    #[error("spool {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool segment {path} is not a Fleet spool segment (bad header)")]
+    BadSegment { path: PathBuf },
+    #[error("sample of {len} bytes is larger than the spool's frame limit")]
+    TooLarge { len: usize },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Summary of one segment file (the only per-segment state kept in memory).
+#[derive(Debug, Clone)]
+struct Segment {
+    path: PathBuf,
+    first_seq: u64,
+    /// 0 while empty.
+    last_seq: u64,
+    samples: u64,
+    bytes: u64,
+}
+
+/// One frame read back from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub seq: u64,
+    pub samples: u32,
+    pub payload: Vec<u8>,
+}
+
+/// What the spool recovered or lost when it was opened; logged by the caller.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub frames: u64,
+    /// Bytes of corrupt data skipped, with the file and offset of each corrupt region.
+    pub corrupt: Vec<(PathBuf, u64, u64)>,
+    /// Bytes of a torn last frame that were truncated.
+    pub truncated_bytes: u64,
+    /// Set when spool.meta was missing or unreadable and state was rebuilt from the segments.
+    pub meta_problem: Option<String>,
+}
+
+/// Counters exported for logs and the agent's own status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolStats {
+    pub pending_frames: u64,
+    pub pending_bytes: u64,
+    pub dropped_samples: u64,
+    pub acked_seq: u64,
+}
+
+/// The durable queue. Single owner (the shipper task); not shared between threads.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    epoch: u64,
+    next_seq: u64,
+    acked: u64,
+    dropped_samples: u64,
+    segments: Vec<Segment>,
+    /// Open handle of the last segment, for appends.
+    active: Option<File>,
+    /// Read cursor: the next frame to send has seq > sent.
+    sent: u64,
+    /// Where the reader is: (segment first_seq, byte offset of the next frame).
+    cursor: Option<(u64, u64)>,
+}
+
+/// Result of decoding the frame at one offset.
+enum FrameAt {
+    Frame {
+        frame: Frame,
+        next: u64,
+    },
+    /// Corrupt data at this offset.
+    Corrupt,
+    /// Clean end of file, or a torn frame running past it.
+    End {
+        torn: bool,
+    },
+}
+
+fn read_frame_at(file: &File, off: u64, file_len: u64) -> io::Result<FrameAt> {
+    if off == file_len {
+        return Ok(FrameAt::End { torn: false });
+    }
+    if off + FRAME_HEADER > file_len {
+        return Ok(FrameAt::End { torn: true });
+    }
+    let mut h = [0u8; FRAME_HEADER as usize];
+    file.read_exact_at(&mut h, off)?;
+    let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
+    let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    let samples = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
+    if len > MAX_FRAME || seq == 0 {
+        return Ok(FrameAt::Corrupt);
+    }
+    let end = off + FRAME_HEADER + u64::from(len);
+    if end > file_len {
+        // Either a torn append or a corrupt length; the caller decides by what follows.
+        return Ok(FrameAt::End { torn: true });
+    }
+    let mut payload = vec![0u8; len as usize];
+    file.read_exact_at(&mut payload, off + FRAME_HEADER)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&h[8..20]);
+    hasher.update(&payload);
+    if hasher.finalize() != crc {
+        return Ok(FrameAt::Corrupt);
+    }
+    Ok(FrameAt::Frame {
+        frame: Frame {
+            seq,
+            samples,
+            payload,
+        },
+        next: end,
+    })
+}
+
+/// Finds the next offset after `from` where a valid frame starts, if any.
+fn resync(file: &File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+    let mut off = from + 1;
+    while off + FRAME_HEADER <= file_len {
+        if let FrameAt::Frame { .. } = read_frame_at(file, off, file_len)? {
+            return Ok(Some(off));
+        }
+        off += 1;
+    }
+    Ok(None)
+}
+
+fn encode_frame(seq: u64, samples: u32, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(FRAME_HEADER as usize + payload.len());
+    body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    body.extend_from_slice(&[0u8; 4]);
+    body.extend_from_slice(&seq.to_le_bytes());
+    body.extend_from_slice(&samples.to_le_bytes());
+    body.extend_from_slice(payload);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&body[8..]);
+    let crc = hasher.finalize();
+    body[4..8].copy_from_slice(&crc.to_le_bytes());
+    body
+}
+
+fn seg_name(first_seq: u64) -> String {
+    format!("seg-{first_seq:020}.log")
+}
+
+fn parse_seg_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+#[derive(Debug)]
+struct Meta {
+    epoch: u64,
+    next_seq: u64,
+    dropped_samples: u64,
+}
+
+/// Parses spool.meta. Pure.
+fn parse_meta(text: &str) -> Result<Meta, String> {
+    let (mut epoch, mut next_seq, mut dropped) = (None, None, None);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (k, v) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("malformed line {line:?}"))?;
+        match k {
+            "epoch" => epoch = Some(u64::from_str_radix(v, 16).map_err(|e| format!("epoch: {e}"))?),
+            "next_seq" => next_seq = Some(v.parse().map_err(|e| format!("next_seq: {e}"))?),
+            "dropped_samples" => {
+                dropped = Some(v.parse().map_err(|e| format!("dropped_samples: {e}"))?)
+            }
+            other => return Err(format!("unknown key {other:?}")),
+        }
+    }
+    Ok(Meta {
+        epoch: epoch.ok_or("missing epoch")?,
+        next_seq: next_seq.ok_or("missing next_seq")?,
+        dropped_samples: dropped.ok_or("missing dropped_samples")?,
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, bounded to `max_bytes` on disk, rolling segments at
+    /// `segment_bytes`.
+    ///
+    /// # Errors
+    /// I/O errors on the directory. Corrupt data inside segments is not an error: it is skipped
+    /// and described in the returned [`OpenReport`].
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        segment_bytes: u64,
+    ) -> Result<(Spool, OpenReport), SpoolError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut report = OpenReport::default();
+        let meta_path = dir.join(META);
+        let meta = match fs::read_to_string(&meta_path) {
+            Ok(text) => match parse_meta(&text) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    report.meta_problem = Some(format!("{}: {e}", meta_path.display()));
+                    None
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                report.meta_problem = Some(format!("{}: {e}", meta_path.display()));
+                None
+            }
+        };
+
+        let mut names: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name();
+            if let Some(first) = name.to_str().and_then(parse_seg_name) {
+                names.push((first, entry.path()));
+            } else if name.to_str().is_some_and(|n| n.ends_with(".tmp")) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        names.sort();
+
+        let mut epoch_from_segments = None;
+        let mut segments = Vec::new();
+        for (first_seq, path) in names {
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let len = file.metadata().map_err(io_err(&path))?.len();
+            let mut head = [0u8; SEG_HEADER as usize];
+            if len < SEG_HEADER
+                || file.read_exact_at(&mut head, 0).is_err()
+                || &head[..8] != SEG_MAGIC
+            {
+                // A segment whose header never made it to disk holds no frames.
+                report.corrupt.push((path.clone(), 0, len));
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
+            let seg_epoch = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+            epoch_from_segments.get_or_insert(seg_epoch);
+            let mut seg = Segment {
+                path: path.clone(),
+                first_seq,
+                last_seq: 0,
+                samples: 0,
+                bytes: len,
+            };
+            let mut off = SEG_HEADER;
+            loop {
+                match read_frame_at(&file, off, len).map_err(io_err(&path))? {
+                    FrameAt::Frame { frame, next } => {
+                        seg.last_seq = seg.last_seq.max(frame.seq);
+                        seg.samples += u64::from(frame.samples);
+                        report.frames += 1;
+                        off = next;
+                    }
+                    FrameAt::End { torn: false } => break,
+                    FrameAt::Corrupt | FrameAt::End { torn: true } => {
+                        match resync(&file, off, len).map_err(io_err(&path))? {
+                            Some(next) => {
+                                report.corrupt.push((path.clone(), off, next - off));
+                                off = next;
+                            }
+                            None => {
+                                // Nothing valid follows: a torn tail. Cut it off so appends
+                                // (if this is the last segment) continue on a clean boundary.
+                                report.truncated_bytes += len - off;
+                                let f = OpenOptions::new()
+                                    .write(true)
+                                    .open(&path)
+                                    .map_err(io_err(&path))?;
+                                f.set_len(off).map_err(io_err(&path))?;
+                                f.sync_all().map_err(io_err(&path))?;
+                                seg.bytes = off;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            segments.push(seg);
+        }
+        report.segments = segments.len();
+
+        let max_seen = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
+        let (epoch, next_seq, dropped_samples) = match meta {
+            Some(m) => (m.epoch, m.next_seq.max(max_seen + 1), m.dropped_samples),
+            None => (
+                epoch_from_segments.unwrap_or_else(rand::random::<u64>),
+                max_seen + 1,
+                0,
+            ),
+        };
+        let first_pending = segments
+            .iter()
+            .find(|s| s.last_seq > 0)
+            .map(|s| s.first_seq);
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes: max_bytes.max(segment_bytes),
+            segment_bytes,
+            epoch,
+            next_seq,
+            acked: first_pending.map_or(next_seq - 1, |f| f.saturating_sub(1)),
+            dropped_samples,
+            segments,
+            active: None,
+            sent: 0,
+            cursor: None,
+        };
+        // Appends always start a new segment after an open (`active` is None), never after bytes
+        // that could not be read.
+        spool.sent = spool.acked;
+        spool.write_meta()?;
+        Ok((spool, report))
+    }
+
+    /// The epoch of this spool's sequence numbers.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Cumulative samples discarded because the spool was full.
+    pub fn dropped_samples(&self) -> u64 {
+        self.dropped_samples
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            pending_frames: self.pending_frames(),
+            pending_bytes: self.segments.iter().map(|s| s.bytes).sum(),
+            dropped_samples: self.dropped_samples,
+            acked_seq: self.acked,
+        }
+    }
+
+    /// Frames handed out by [`Spool::next_unsent`] and not yet acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        self.sent.saturating_sub(self.acked)
+    }
+
+    /// Frames not yet acknowledged.
+    pub fn pending_frames(&self) -> u64 {
+        (self.next_seq - 1).saturating_sub(self.acked)
+    }
+
+    /// Appends one encoded sample durably (fsync) and returns its seq.
+    ///
+    /// # Errors
+    /// I/O errors writing the segment; the sample is then not accepted.
+    pub fn append(&mut self, payload: &[u8], samples: u32) -> Result<u64, SpoolError> {
+        if payload.len() > MAX_FRAME as usize {
+            return Err(SpoolError::TooLarge { len: payload.len() });
+        }
+        let frame_len = FRAME_HEADER + payload.len() as u64;
+        let need_new = match self.segments.last() {
+            None => true,
+            Some(s) => self.active.is_none() || s.bytes + frame_len > self.segment_bytes,
+        };
+        if need_new {
+            self.start_segment()?;
+        }
+        let seq = self.next_seq;
+        let frame = encode_frame(seq, samples, payload);
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("a segment was just ensured");
+        let file = self.active.as_mut().expect("active segment open");
+        file.write_all(&frame)
+            .and_then(|()| file.sync_data())
+            .map_err(io_err(&seg.path))?;
+        seg.bytes += frame_len;
+        seg.last_seq = seq;
+        seg.samples += u64::from(samples);
+        self.next_seq += 1;
+        self.enforce_bound()?;
+        Ok(seq)
+    }
+
+    fn start_segment(&mut self) -> Result<(), SpoolError> {
+        let path = self.dir.join(seg_name(self.next_seq));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut head = Vec::with_capacity(16);
+        head.extend_from_slice(SEG_MAGIC);
+        head.extend_from_slice(&self.epoch.to_le_bytes());
+        f.write_all(&head)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        self.segments.push(Segment {
+            path,
+            first_seq: self.next_seq,
+            last_seq: 0,
+            samples: 0,
+            bytes: SEG_HEADER,
+        });
+        self.active = Some(f);
+        self.write_meta()
+    }
+
+    /// Drops the oldest segments while over the bound, counting their unacknowledged samples.
+    fn enforce_bound(&mut self) -> Result<(), SpoolError> {
+        let mut changed = false;
+        while self.segments.len() > 1
+            && self.segments.iter().map(|s| s.bytes).sum::<u64>() > self.max_bytes
+        {
+            let seg = self.segments.remove(0);
+            if seg.last_seq > self.acked {
+                // Only the frames above the ack point were still owed to the collector; every
+                // frame in a segment carries one sample in practice, so count by seq span.
+                let owed_frames = seg.last_seq - self.acked.max(seg.first_seq - 1);
+                let frames = seg.last_seq - seg.first_seq + 1;
+                self.dropped_samples += seg.samples * owed_frames / frames.max(1);
+                self.acked = seg.last_seq;
+                if self.sent < self.acked {
+                    self.sent = self.acked;
+                    self.cursor = None;
+                }
+            }
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            changed = true;
+        }
+        if changed {
+            self.write_meta()?;
+        }
+        Ok(())
+    }
+
+    /// Records that the collector has durably stored every frame with seq <= `seq`, and frees
+    /// the segments that are now fully acknowledged.
+    ///
+    /// # Errors
+    /// I/O errors deleting segment files or writing spool.meta.
+    pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
+        if seq <= self.acked {
+            return Ok(());
+        }
+        self.acked = seq.min(self.next_seq - 1);
+        if self.sent < self.acked {
+            self.sent = self.acked;
+            self.cursor = None;
+        }
+        let mut freed = false;
+        while let Some(first) = self.segments.first() {
+            let is_active = self.segments.len() == 1 && self.active.is_some();
+            if first.last_seq == 0 || first.last_seq > self.acked || is_active {
+                break;
+            }
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            freed = true;
+        }
+        if freed {
+            self.write_meta()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the next [`Spool::next_unsent`] start again after the last acknowledged frame (after
+    /// a reconnect, when what was in flight may have been lost).
+    pub fn rewind(&mut self) {
+        self.sent = self.acked;
+        self.cursor = None;
+    }
+
+    /// Reads the next frame that has not been handed out since the last rewind, if any.
+    ///
+    /// # Errors
+    /// I/O errors reading a segment.
+    pub fn next_unsent(&mut self) -> Result<Option<Frame>, SpoolError> {
+        loop {
+            if self.sent + 1 >= self.next_seq {
+                return Ok(None);
+            }
+            let want = self.sent + 1;
+            // Find the segment holding `want` (or the first one after it, if frames were lost).
+            let (seg_first, off) = match self.cursor {
+                Some(c) => c,
+                None => {
+                    let Some(seg) = self
+                        .segments
+                        .iter()
+                        .find(|s| s.last_seq >= want && s.last_seq != 0)
+                    else {
+                        return Ok(None);
+                    };
+                    (seg.first_seq, SEG_HEADER)
+                }
+            };
+            let Some(seg) = self.segments.iter().find(|s| s.first_seq == seg_first) else {
+                self.cursor = None;
+                continue;
+            };
+            let file = File::open(&seg.path).map_err(io_err(&seg.path))?;
+            let len = seg.bytes;
+            match read_frame_at(&file, off, len).map_err(io_err(&seg.path))? {
+                FrameAt::Frame { frame, next } => {
+                    self.cursor = Some((seg_first, next));
+                    if frame.seq < want {
+                        continue;
+                    }
+                    self.sent = frame.seq;
+                    return Ok(Some(frame));
+                }
+                FrameAt::End { torn: false } => {
+                    // End of this segment: continue with the next one.
+                    match self.segments.iter().find(|s| s.first_seq > seg_first) {
+                        Some(next) => self.cursor = Some((next.first_seq, SEG_HEADER)),
+                        None => return Ok(None),
+                    }
+                }
+                FrameAt::Corrupt | FrameAt::End { torn: true } => {
+                    match resync(&file, off, len).map_err(io_err(&seg.path))? {
+                        Some(next) => self.cursor = Some((seg_first, next)),
+                        None => match self.segments.iter().find(|s| s.first_seq > seg_first) {
+                            Some(next) => self.cursor = Some((next.first_seq, SEG_HEADER)),
+                            None => return Ok(None),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// Persists epoch, next_seq and dropped_samples atomically (write to a temp file, fsync,
+    /// rename).
+    ///
+    /// # Errors
+    /// I/O errors writing spool.meta.
+    pub fn write_meta(&self) -> Result<(), SpoolError> {
+        let path = self.dir.join(META);
+        let tmp = self.dir.join("spool.meta.tmp");
+        let text = format!(
+            "epoch {:016x}\nnext_seq {}\ndropped_samples {}\n",
+            self.epoch, self.next_seq, self.dropped_samples
+        );
+        (|| -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })()
+        .map_err(io_err(&path))?;
+        sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> (Spool, OpenReport) {
+        Spool::open(dir, 1 << 20, 4096).expect("open spool")
+    }
+
+    fn drain(s: &mut Spool) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(f) = s.next_unsent().expect("read") {
+            out.push(f.seq);
+        }
+        out
+    }
+
+    #[test]
+    fn append_send_ack_and_replay_after_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        for i in 0..100u32 {
+            assert_eq!(s.append(&i.to_le_bytes(), 1).unwrap(), u64::from(i) + 1);
+        }
+        assert_eq!(drain(&mut s), (1..=100).collect::<Vec<_>>());
+        s.ack(40).unwrap();
+        let epoch = s.epoch();
+        drop(s);
+        let (mut s, report) = open(d.path());
+        assert_eq!(s.epoch(), epoch);
+        assert!(report.corrupt.is_empty());
+        // Replays from the first frame of the oldest kept segment; everything after 40 is there.
+        let replay = drain(&mut s);
+        assert!(replay.contains(&41) && replay.ends_with(&[100]));
+        assert_eq!(s.append(b"x", 1).unwrap(), 101);
+    }
+
+    #[test]
+    fn rewind_resends_unacked() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        for _ in 0..5 {
+            s.append(b"abc", 1).unwrap();
+        }
+        assert_eq!(drain(&mut s), vec![1, 2, 3, 4, 5]);
+        s.ack(2).unwrap();
+        s.rewind();
+        assert_eq!(drain(&mut s), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn ack_frees_segments_and_seq_survives_empty_spool() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        let payload = vec![7u8; 1000];
+        for _ in 0..20 {
+            s.append(&payload, 1).unwrap();
+        }
+        let before = s.segments.len();
+        assert!(before > 3);
+        drain(&mut s);
+        s.ack(20).unwrap();
+        assert!(s.segments.len() <= 1, "{} segments left", s.segments.len());
+        drop(s);
+        let (mut s, _) = open(d.path());
+        assert_eq!(s.append(b"next", 1).unwrap(), 21);
+    }
+
+    #[test]
+    fn full_spool_drops_oldest_and_counts_it() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
+        let payload = vec![1u8; 1000];
+        for _ in 0..40 {
+            s.append(&payload, 1).unwrap();
+        }
+        let on_disk: u64 = s.segments.iter().map(|x| x.bytes).sum();
+        assert!(on_disk <= 8192 + 4096, "{on_disk}");
+        let first = drain(&mut s)[0];
+        assert!(first > 1);
+        // Every frame below the first kept one was counted as dropped.
+        assert_eq!(s.dropped_samples(), first - 1);
+        drop(s);
+        let (s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
+        assert_eq!(s.dropped_samples(), first - 1, "dropped count persists");
+    }
+
+    #[test]
+    fn corrupt_frame_is_skipped_and_later_frames_survive() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        for i in 0..3u8 {
+            s.append(&[i; 50], 1).unwrap();
+        }
+        let seg = s.segments[0].path.clone();
+        drop(s);
+        // Flip a payload byte of the second frame.
+        let mut bytes = fs::read(&seg).unwrap();
+        let second = (SEG_HEADER + FRAME_HEADER + 50 + FRAME_HEADER + 10) as usize;
+        bytes[second] ^= 0xff;
+        fs::write(&seg, &bytes).unwrap();
+        let (mut s, report) = open(d.path());
+        assert_eq!(report.corrupt.len(), 1, "{report:?}");
+        assert_eq!(report.corrupt[0].0, seg);
+        assert_eq!(drain(&mut s), vec![1, 3]);
+        // New appends go to a fresh segment, never after damaged bytes.
+        assert_eq!(s.append(b"new", 1).unwrap(), 4);
+        assert_ne!(s.segments.last().unwrap().path, seg);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        s.append(b"one", 1).unwrap();
+        s.append(b"two", 1).unwrap();
+        let seg = s.segments[0].path.clone();
+        drop(s);
+        let len = fs::metadata(&seg).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(len - 2).unwrap();
+        let (mut s, report) = open(d.path());
+        assert!(report.truncated_bytes > 0);
+        assert_eq!(drain(&mut s), vec![1]);
+        assert_eq!(s.append(b"three", 1).unwrap(), 2);
+        s.rewind();
+        assert_eq!(drain(&mut s), vec![1, 2]);
+    }
+
+    #[test]
+    fn garbage_segment_and_bad_meta_do_not_stop_the_spool() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        s.append(b"keep", 1).unwrap();
+        drop(s);
+        fs::write(d.path().join(seg_name(999)), b"not a segment").unwrap();
+        fs::write(d.path().join(META), b"garbage").unwrap();
+        let (mut s, report) = open(d.path());
+        assert!(report.meta_problem.is_some());
+        assert_eq!(report.corrupt.len(), 1);
+        assert_eq!(drain(&mut s), vec![1]);
+    }
+
+    #[test]
+    fn meta_parser_names_the_problem() {
+        assert!(parse_meta("epoch zz\nnext_seq 1\ndropped_samples 0\n")
+            .unwrap_err()
+            .contains("epoch"));
+        assert!(parse_meta("epoch 1\n").unwrap_err().contains("next_seq"));
+        let m = parse_meta("epoch ff\nnext_seq 9\ndropped_samples 2\n").unwrap();
+        assert_eq!((m.epoch, m.next_seq, m.dropped_samples), (255, 9, 2));
+    }
+}

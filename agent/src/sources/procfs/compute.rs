@@ -86,12 +86,20 @@ fn record(activity: Activity, instance: impl Into<String>, values: Vec<f64>) -> 
 
 /// Computes every activity available in both readings, in wire-enum order.
 pub fn compute(prev: &Reading, curr: &Reading) -> SampleOut {
-    let mut records = Vec::with_capacity(16 + curr.stat.cpus.len());
+    let mut records = Vec::with_capacity(record_count_hint(curr));
     let interval = compute_into(prev, curr, &mut records);
     SampleOut {
         interval_ms: u32::try_from(interval.saturating_mul(10)).unwrap_or(u32::MAX),
         records,
     }
+}
+
+/// About how many records `compute` makes for readings like `r` (to size the vector once).
+pub fn record_count_hint(r: &Reading) -> usize {
+    // 10 single records (CPU "all", memory, swap, swapping, paging, io, load, 3 PSI), 2 spare.
+    12 + r.stat.cpus.len()
+        + r.disks.as_ref().map_or(0, Vec::len)
+        + 2 * r.net.as_ref().map_or(0, Vec::len)
 }
 
 /// [`compute`] appending to `out`; returns the interval in hundredths of a second.
@@ -220,7 +228,12 @@ pub fn cpu(prev: &Stat, curr: &Stat, out: &mut Vec<Record>) {
         return;
     }
     let all_at = out.len();
-    out.push(record(Activity::Cpu, "all", vec![0.0; 6]));
+    // Placeholder (no allocation for its values): "all" comes first but is known last.
+    out.push(Record {
+        activity: Activity::Cpu as i32,
+        instance: "all".to_owned(),
+        values: Vec::new(),
+    });
     let (mut all_c, mut all_p) = (CpuTimes::default(), CpuTimes::default());
     let mut deltot = 0u64;
     for i in 0..n {

@@ -6,7 +6,7 @@
 //!   [`net_dev`], [`loadavg`], [`uptime`], [`pressure`]; [`sysfs`] for the block device and link
 //!   facts sar takes from `/sys`; [`parse`] holds the shared byte helpers;
 //! - [`Reading`]: everything read at one instant;
-//! - [`compute`]: two readings to records, one pure function per activity, each citing the
+//! - [`compute`](mod@compute): two readings to records, one pure function per activity, each citing the
 //!   sysstat function it follows;
 //! - [`Sampler`]: keeps the files open, reads them into reused buffers, keeps the previous
 //!   reading, and hands out a [`SampleOut`] per call.

@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::compute::{carry_offline_cpus, compute_into, SampleOut};
+use super::compute::{carry_offline_cpus, compute_into, record_count_hint, SampleOut};
 use super::diskstats::{self, DiskKind};
 use super::net_dev::{self, Duplex};
 use super::parse::ParseError;
@@ -171,7 +171,7 @@ impl Sampler {
             self.spare = curr;
             return Err(e);
         }
-        let mut records = Vec::with_capacity(16 + curr.stat.cpus.len());
+        let mut records = Vec::with_capacity(record_count_hint(&curr));
         let itv = compute_into(&self.prev, &curr, &mut records);
         carry_offline_cpus(&self.prev.stat, &mut curr.stat);
         self.spare = std::mem::replace(&mut self.prev, curr);

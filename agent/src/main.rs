@@ -108,6 +108,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let settings = match settings(Cli::parse()) {
         Ok(s) => s,

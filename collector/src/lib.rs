@@ -1,2 +1,14 @@
-//! collector
+//! `fleet-collector`: the central service.
+//!
+//! Layout:
+//! - [`server`]: the gRPC services (`Ingest` for agents, `Query` for fleetctl), the group-commit
+//!   writer and the graceful shutdown path.
+//! - [`storage`]: the RocksDB store: key encoding, columnar chunks, the host registry.
+//! - [`config`]: settings from the TOML file and flags.
+//!
+//! The binary (`src/main.rs`) parses flags, opens the store, binds the listener and calls
+//! [`server::run`]; tests call the same function.
+
+pub mod config;
+pub mod server;
 pub mod storage;

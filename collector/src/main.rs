@@ -1,1 +1,144 @@
-fn main() {}
+//! `fleet-collector`: parses flags and the config file, opens the store, binds and serves.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use fleet_collector::config::{FileConfig, Flags, Settings};
+use fleet_collector::server::{self, ServeOptions};
+use fleet_collector::storage::{Store, StoreOptions};
+
+/// Fleet's central service: receives agent streams, stores them in RocksDB, answers fleetctl.
+#[derive(Debug, Parser)]
+#[command(name = "fleet-collector", version)]
+struct Cli {
+    /// Address to listen on, e.g. 0.0.0.0:7443 (port 0 picks a free port, printed at start).
+    #[arg(long)]
+    listen: Option<String>,
+    /// RocksDB data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Serve plaintext gRPC (local demos and tests only).
+    #[arg(long)]
+    insecure: bool,
+    /// Server certificate chain (PEM).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Server key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// How long samples are kept (default 30d).
+    #[arg(long)]
+    retention: Option<String>,
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn settings(cli: Cli) -> anyhow::Result<Settings> {
+    let file = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            FileConfig::parse(&text, &path.display().to_string())?
+        }
+        None => FileConfig::default(),
+    };
+    Ok(Settings::resolve(
+        file,
+        Flags {
+            listen: cli.listen,
+            data_dir: cli.data_dir,
+            insecure: cli.insecure,
+            tls_cert: cli.tls_cert,
+            tls_key: cli.tls_key,
+            retention: cli.retention,
+        },
+    )?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some((
+            std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
+        )),
+        None => {
+            tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
+            None
+        }
+    };
+    let store = Arc::new(
+        Store::open(
+            &settings.data_dir,
+            StoreOptions {
+                retention: settings.retention,
+                ..StoreOptions::default()
+            },
+        )
+        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?,
+    );
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Tests and scripts read the bound address from this line when they pass port 0.
+    println!("listening on {}", listener.local_addr()?);
+    server::run(
+        listener,
+        store,
+        ServeOptions {
+            tls,
+            seal_every: settings.seal_every,
+        },
+        shutdown_signal(),
+    )
+    .await
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let settings = match settings(Cli::parse()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fleet-collector: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! The gRPC services and the write path.
+//!
+//! ```text
+//! agent stream ─► session task ─► validate ─► writer queue (bounded) ─► writer thread
+//!                      ▲                                              │ one WriteBatch, fsync
+//!                      └──── Ack{seq} ◄── acker task ◄── oneshot ◄────┘ (group commit)
+//! ```
+//!
+//! - The writer is one OS thread that drains the bounded queue into one RocksDB write (group
+//!   commit), so hundreds of agents share each fsync. When the disk is slow the queue fills and
+//!   `send().await` blocks the session tasks, which stop reading their streams: HTTP/2 flow
+//!   control then pushes back on the agents, which keep their data in their spools. Memory stays
+//!   bounded by the queue and the per-stream windows.
+//! - An Ack is sent only after the write that contains the batch returned, in stream order.
+//! - Shutdown: the listener stops accepting, sessions stop reading and finish their pending acks,
+//!   the writer drains, RocksDB is flushed and closed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fleet_proto::limits::{MAX_MESSAGE_BYTES, MAX_RECORDS_PER_SAMPLE, MAX_SAMPLES_PER_BATCH};
+use fleet_proto::schema::schema_of_i32;
+use fleet_proto::v1::{
+    agent_message, collector_message,
+    ingest_server::{Ingest, IngestServer},
+    query_server::{Query, QueryServer},
+    Activity, AgentMessage, Batch, CollectorMessage, HostIdentity, HostInfo, ListHostsRequest,
+    ListHostsResponse, SarQuery, SarResult, SarRow, Welcome,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, error, info, warn};
+
+use crate::storage::{HostRecord, IngestItem, Store, WriteOutcome};
+
+/// Capacity of the writer queue (batches), shared by all streams.
+pub const WRITE_QUEUE: usize = 4096;
+/// Most batches one group commit takes.
+const GROUP_MAX_BATCHES: usize = 2048;
+/// Batches one stream may have queued for writing before it stops reading.
+const STREAM_PENDING: usize = 256;
+/// How long a new stream may take to say Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most rows one sar query returns.
+pub const MAX_QUERY_ROWS: usize = 2_000_000;
+/// Query responses may be larger than ingest messages.
+const MAX_QUERY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct WriteReq {
+    item: IngestItem,
+    done: oneshot::Sender<Result<WriteOutcome, String>>,
+}
+
+/// The group-commit writer thread: drains the queue into one RocksDB write at a time.
+fn writer_thread(store: Arc<Store>, mut rx: mpsc::Receiver<WriteReq>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut reqs = vec![first];
+        while reqs.len() < GROUP_MAX_BATCHES {
+            match rx.try_recv() {
+                Ok(r) => reqs.push(r),
+                Err(_) => break,
+            }
+        }
+        let (items, dones): (Vec<_>, Vec<_>) = reqs.into_iter().map(|r| (r.item, r.done)).unzip();
+        match store.write(&items, now_ms()) {
+            Ok(outcomes) => {
+                for (done, outcome) in dones.into_iter().zip(outcomes) {
+                    let _ = done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                error!(error = %e, batches = items.len(), "write failed; agents will resend");
+                for done in dones {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Counts open streams per host, so `connected` stays true while any stream of the host is open.
+#[derive(Default)]
+struct Sessions {
+    open: Mutex<HashMap<u32, usize>>,
+}
+
+impl Sessions {
+    fn opened(&self, num: u32) {
+        *self
+            .open
+            .lock()
+            .expect("sessions lock")
+            .entry(num)
+            .or_default() += 1;
+    }
+    /// Returns true when this was the host's last open stream.
+    fn closed(&self, num: u32) -> bool {
+        let mut open = self.open.lock().expect("sessions lock");
+        let n = open.entry(num).or_default();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            open.remove(&num);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    store: Arc<Store>,
+    writer: mpsc::Sender<WriteReq>,
+    sessions: Arc<Sessions>,
+    stop: watch::Receiver<bool>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::storage::StorageError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
+        .map_err(|e| Status::internal(format!("storage: {e}")))
+}
+
+/// Checks an agent's identity.
+///
+/// # Errors
+/// `InvalidArgument` naming the field.
+pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
+    let bad =
+        |field: &str, why: &str| Status::invalid_argument(format!("hello.identity.{field}: {why}"));
+    if id.host_id.is_empty() || id.host_id.len() > 128 {
+        return Err(bad("host_id", "must be 1 to 128 characters"));
+    }
+    if !id
+        .host_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(bad(
+            "host_id",
+            "may hold only letters, digits, '.', '_' and '-'",
+        ));
+    }
+    if id.cluster.is_empty() || id.cluster.len() > 128 {
+        return Err(bad("cluster", "must be 1 to 128 characters"));
+    }
+    if id.hostname.len() > 255 || id.kernel.len() > 255 || id.agent_version.len() > 64 {
+        return Err(bad(
+            "hostname",
+            "hostname, kernel or agent_version too long",
+        ));
+    }
+    if id.labels.len() > 64
+        || id
+            .labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 1024)
+    {
+        return Err(bad(
+            "labels",
+            "at most 64 labels, keys 1-128 and values up to 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a batch and drops records of activities this collector does not know (a newer agent
+/// during a rolling upgrade); returns how many were dropped.
+///
+/// # Errors
+/// `InvalidArgument` naming the batch, sample, record and what is wrong.
+pub fn check_batch(b: &mut Batch) -> Result<usize, Status> {
+    let bad = |why: String| Status::invalid_argument(format!("batch seq {}: {why}", b.seq));
+    if b.seq == 0 {
+        return Err(bad("seq must be at least 1".into()));
+    }
+    if b.samples.is_empty() || b.samples.len() > MAX_SAMPLES_PER_BATCH {
+        return Err(bad(format!(
+            "{} samples; a batch holds 1 to {MAX_SAMPLES_PER_BATCH}",
+            b.samples.len()
+        )));
+    }
+    let mut unknown = 0;
+    for (si, s) in b.samples.iter_mut().enumerate() {
+        if s.time_ms <= 0 {
+            return Err(bad(format!("sample {si}: time_ms must be positive")));
+        }
+        if s.records.len() > MAX_RECORDS_PER_SAMPLE {
+            return Err(bad(format!(
+                "sample {si}: {} records, at most {MAX_RECORDS_PER_SAMPLE}",
+                s.records.len()
+            )));
+        }
+        let before = s.records.len();
+        s.records.retain(|r| schema_of_i32(r.activity).is_some());
+        unknown += before - s.records.len();
+        for (ri, r) in s.records.iter().enumerate() {
+            let schema = schema_of_i32(r.activity).expect("retained");
+            if r.values.len() != schema.columns.len() {
+                return Err(bad(format!(
+                    "sample {si} record {ri} ({}): {} values, the schema has {} columns",
+                    schema.name,
+                    r.values.len(),
+                    schema.columns.len()
+                )));
+            }
+            if r.instance.is_empty() || r.instance.len() > 64 {
+                return Err(bad(format!(
+                    "sample {si} record {ri} ({}): instance must be 1 to 64 bytes",
+                    schema.name
+                )));
+            }
+            if let Some(ci) = r.values.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "sample {si} record {ri} ({}): {} is not a finite number",
+                    schema.name, schema.columns[ci]
+                )));
+            }
+        }
+    }
+    Ok(unknown)
+}
+
+struct IngestSvc(Shared);
+
+#[tonic::async_trait]
+impl Ingest for IngestSvc {
+    type SessionStream = ReceiverStream<Result<CollectorMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("no hello within 10s of opening the stream")
+            })??;
+        let hello = match first.and_then(|m| m.msg) {
+            Some(agent_message::Msg::Hello(h)) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be a hello",
+                ))
+            }
+        };
+        let identity = hello
+            .identity
+            .ok_or_else(|| Status::invalid_argument("hello.identity is missing"))?;
+        check_identity(&identity)?;
+        let shared = self.0.clone();
+        let store = shared.store.clone();
+        let rec: HostRecord =
+            blocking(move || store.upsert_host(&identity, now_ms(), true)).await?;
+        shared.sessions.opened(rec.num);
+        let last_seq = shared.store.last_seq(rec.num, hello.spool_epoch);
+        info!(host_id = %rec.identity.host_id, hostname = %rec.identity.hostname,
+            cluster = %rec.identity.cluster, ?peer, last_seq, "agent connected");
+        let (out_tx, out_rx) = mpsc::channel(STREAM_PENDING);
+        out_tx
+            .send(Ok(CollectorMessage {
+                msg: Some(collector_message::Msg::Welcome(Welcome { last_seq })),
+            }))
+            .await
+            .map_err(|_| Status::cancelled("stream closed"))?;
+        tokio::spawn(run_session(shared, rec, hello.spool_epoch, inbound, out_tx));
+        Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+async fn run_session(
+    shared: Shared,
+    rec: HostRecord,
+    epoch: u64,
+    mut inbound: Streaming<AgentMessage>,
+    out: mpsc::Sender<Result<CollectorMessage, Status>>,
+) {
+    let host = rec.identity.host_id.clone();
+    let (ack_tx, mut ack_rx) =
+        mpsc::channel::<(u64, oneshot::Receiver<Result<WriteOutcome, String>>)>(STREAM_PENDING);
+    let acker_out = out.clone();
+    let acker = tokio::spawn(async move {
+        while let Some((seq, done)) = ack_rx.recv().await {
+            let msg = match done.await {
+                Ok(Ok(_)) => Ok(CollectorMessage {
+                    msg: Some(collector_message::Msg::Ack(fleet_proto::v1::Ack { seq })),
+                }),
+                Ok(Err(e)) => Err(Status::unavailable(format!("storage write failed: {e}"))),
+                Err(_) => Err(Status::unavailable("collector shutting down")),
+            };
+            let failed = msg.is_err();
+            if acker_out.send(msg).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let mut stop = shared.stop.clone();
+    let mut unknown_logged = false;
+    loop {
+        let msg = tokio::select! {
+            _ = stop.changed() => break,
+            m = inbound.message() => m,
+        };
+        match msg {
+            Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::Batch(mut batch)),
+            })) => {
+                match check_batch(&mut batch) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        if !unknown_logged {
+                            warn!(host_id = %host, records = n, "records of unknown activities dropped (agent newer than collector?)");
+                            unknown_logged = true;
+                        }
+                    }
+                    Err(status) => {
+                        warn!(host_id = %host, error = %status.message(), "malformed batch; closing the stream");
+                        let _ = out.send(Err(status)).await;
+                        break;
+                    }
+                }
+                let (done, done_rx) = oneshot::channel();
+                let seq = batch.seq;
+                let req = WriteReq {
+                    item: IngestItem {
+                        host_num: rec.num,
+                        epoch,
+                        seq,
+                        dropped_samples: batch.dropped_samples,
+                        samples: batch.samples,
+                    },
+                    done,
+                };
+                // Backpressure: both sends wait when the writer or this stream's ack queue is full.
+                if shared.writer.send(req).await.is_err()
+                    || ack_tx.send((seq, done_rx)).await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok(Some(_)) => {
+                let _ = out
+                    .send(Err(Status::invalid_argument(
+                        "after the hello, a session carries only batches",
+                    )))
+                    .await;
+                break;
+            }
+            Ok(None) => break,
+            Err(status) => {
+                debug!(host_id = %host, error = %status, "agent stream ended");
+                break;
+            }
+        }
+    }
+    // Everything accepted is written and acknowledged before the stream closes.
+    drop(ack_tx);
+    let _ = acker.await;
+    if shared.sessions.closed(rec.num) {
+        let store = shared.store.clone();
+        let num = rec.num;
+        if let Err(e) = blocking(move || store.set_connected(num, false, now_ms())).await {
+            warn!(host_id = %host, error = %e.message(), "could not record disconnect");
+        }
+    }
+    info!(host_id = %host, "agent disconnected");
+}
+
+struct QuerySvc(Shared);
+
+fn host_info(r: HostRecord) -> HostInfo {
+    HostInfo {
+        identity: Some(r.identity),
+        connected: r.connected,
+        first_seen_ms: r.first_seen_ms,
+        last_seen_ms: r.last_seen_ms,
+        dropped_samples: r.dropped_samples,
+        last_seq: r.last_seq,
+    }
+}
+
+#[tonic::async_trait]
+impl Query for QuerySvc {
+    async fn list_hosts(
+        &self,
+        request: Request<ListHostsRequest>,
+    ) -> Result<Response<ListHostsResponse>, Status> {
+        let cluster = request.into_inner().cluster;
+        let mut hosts: Vec<HostRecord> = self
+            .0
+            .store
+            .hosts()
+            .into_iter()
+            .filter(|h| cluster.is_empty() || h.identity.cluster == cluster)
+            .collect();
+        hosts.sort_by(|a, b| {
+            (
+                &a.identity.cluster,
+                &a.identity.hostname,
+                &a.identity.host_id,
+            )
+                .cmp(&(
+                    &b.identity.cluster,
+                    &b.identity.hostname,
+                    &b.identity.host_id,
+                ))
+        });
+        Ok(Response::new(ListHostsResponse {
+            hosts: hosts.into_iter().map(host_info).collect(),
+        }))
+    }
+
+    async fn query_sar(&self, request: Request<SarQuery>) -> Result<Response<SarResult>, Status> {
+        let q = request.into_inner();
+        let activity = Activity::try_from(q.activity)
+            .ok()
+            .filter(|a| *a != Activity::Unspecified)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown activity {}", q.activity)))?;
+        if q.hosts.is_empty() && q.cluster.is_empty() {
+            return Err(Status::invalid_argument("select hosts or a cluster"));
+        }
+        let until = if q.until_ms == 0 {
+            now_ms()
+        } else {
+            q.until_ms
+        };
+        if q.since_ms > until {
+            return Err(Status::invalid_argument("since is after until"));
+        }
+        let mut hosts: Vec<HostRecord> = self
+            .0
+            .store
+            .hosts()
+            .into_iter()
+            .filter(|h| {
+                (q.hosts.is_empty()
+                    || q.hosts
+                        .iter()
+                        .any(|s| *s == h.identity.host_id || *s == h.identity.hostname))
+                    && (q.cluster.is_empty() || h.identity.cluster == q.cluster)
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(Status::not_found(if q.hosts.is_empty() {
+                format!("no host in cluster {:?}", q.cluster)
+            } else {
+                format!("no host matches {}", q.hosts.join(", "))
+            }));
+        }
+        hosts.sort_by(|a, b| a.identity.hostname.cmp(&b.identity.hostname));
+        let store = self.0.store.clone();
+        let since = q.since_ms;
+        let rows = blocking(move || {
+            let mut rows = Vec::new();
+            for h in hosts {
+                for r in store.query(h.num, activity, since, until)? {
+                    rows.push(SarRow {
+                        host_id: h.identity.host_id.clone(),
+                        hostname: h.identity.hostname.clone(),
+                        time_ms: r.time_ms,
+                        interval_ms: r.interval_ms,
+                        instance: r.instance,
+                        values: r.values,
+                    });
+                }
+                if rows.len() > MAX_QUERY_ROWS {
+                    break;
+                }
+            }
+            Ok(rows)
+        })
+        .await?;
+        if rows.len() > MAX_QUERY_ROWS {
+            return Err(Status::resource_exhausted(format!(
+                "more than {MAX_QUERY_ROWS} rows; narrow --since/--until or the host selection"
+            )));
+        }
+        Ok(Response::new(SarResult { rows }))
+    }
+}
+
+/// Periodic sealing of closed windows and retention.
+async fn maintenance(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = None::<tokio::time::Instant>;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let s = store.clone();
+        match blocking(move || s.seal(now_ms())).await {
+            Ok(stats) => debug!(?stats, "sealed closed windows"),
+            Err(e) => warn!(error = %e.message(), "sealing failed; raw data stays readable"),
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            last_retention = Some(tokio::time::Instant::now());
+            let s = store.clone();
+            if let Err(e) = blocking(move || s.enforce_retention(now_ms())).await {
+                warn!(error = %e.message(), "retention failed");
+            }
+        }
+    }
+}
+
+/// What `run` needs besides the listener.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// PEM certificate chain and key; None serves plaintext.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    pub seal_every: Duration,
+}
+
+/// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
+/// stops accepting, lets sessions finish their acknowledged writes, stops the writer and flushes
+/// RocksDB.
+///
+/// # Errors
+/// TLS configuration or transport errors.
+pub async fn run(
+    listener: TcpListener,
+    store: Arc<Store>,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Hosts marked connected by a previous run that ended without closing their streams.
+    let now = now_ms();
+    for h in store.hosts().into_iter().filter(|h| h.connected) {
+        store.set_connected(h.num, false, now)?;
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE);
+    let writer_store = store.clone();
+    let writer = std::thread::Builder::new()
+        .name("fleet-writer".into())
+        .spawn(move || writer_thread(writer_store, writer_rx))?;
+    let shared = Shared {
+        store: store.clone(),
+        writer: writer_tx,
+        sessions: Arc::default(),
+        stop: stop_rx.clone(),
+    };
+    let maint = tokio::spawn(maintenance(store.clone(), opts.seal_every, stop_rx));
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some((cert, key)) = &opts.tls {
+        builder =
+            builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+    }
+    let ingest = IngestServer::new(IngestSvc(shared.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let query = QueryServer::new(QuerySvc(shared.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
+    drop(shared);
+    let addr = listener.local_addr()?;
+    info!(%addr, tls = opts.tls.is_some(), "fleet-collector serving");
+    builder
+        .add_service(ingest)
+        .add_service(query)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            info!("shutting down: no new connections; finishing writes");
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    let _ = maint.await;
+    // Every session task has ended (they hold the writer's senders): the writer drains and exits.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.flush()).await??;
+    info!("storage flushed; collector stopped");
+    Ok(())
+}

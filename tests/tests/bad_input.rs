@@ -1,0 +1,279 @@
+//! Bad input gets a clear error, no crash, and nothing already accepted is lost.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use fleet_proto::v1::{
+    agent_message, ingest_client::IngestClient, AgentMessage, Batch, Hello, HostIdentity, Record,
+    Sample,
+};
+use serde_json::Value;
+
+fn last_seq(url: &str, host: &str) -> Option<u64> {
+    let v = try_fleetctl_json(url, &["hosts"])?;
+    v.as_array()?.iter().find(|h| h["host_id"] == host)?["last_seq"].as_u64()
+}
+
+#[test]
+fn bad_config_is_refused_with_the_field_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        "collector = \"http://127.0.0.1:1\"\nstate_dir = \"/tmp/x\"\nintreval = \"1s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("fleet-agent"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--insecure")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("intreval") && err.contains("agent.toml"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &cfg,
+        "collector = \"http://127.0.0.1:1\"\nstate_dir = \"/tmp/x\"\ninterval = \"fast\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("fleet-agent"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--insecure")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("interval") && err.contains("fast"), "{err}");
+
+    let ccfg = tmp.path().join("collector.toml");
+    std::fs::write(
+        &ccfg,
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"/tmp/y\"\nretention = 30\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("fleet-collector"))
+        .arg("--config")
+        .arg(&ccfg)
+        .arg("--insecure")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("retention"), "{err}");
+
+    // Plaintext without --insecure is refused, naming the way out.
+    let out = Command::new(bin("fleet-collector"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--insecure") && err.contains("--tls-cert"),
+        "{err}"
+    );
+}
+
+/// A free loopback port: bind to 0, read the port, release it.
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let url = format!("http://{addr}");
+    let state = tmp.path().join("agent");
+    // No collector yet: the agent keeps sampling into its spool and says so once.
+    let mut a = start_agent(&url, &state, "u1", "prod", &[]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        a.running(),
+        "agent must keep running without a collector: {}",
+        a.log_text()
+    );
+    let log = a.log_text();
+    assert_eq!(log.matches("collector unreachable").count(), 1, "{log}");
+    assert_eq!(a.term(Duration::from_secs(10)), Some(0));
+
+    // Damage one frame in the middle of the spooled data.
+    let spool = state.join("spool");
+    let seg = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("a spool segment");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    assert!(bytes.len() > 400, "segment too small: {}", bytes.len());
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let c = Collector::start(&tmp.path().join("data"), &addr, &[]);
+    let mut a = start_agent(&url, &state, "u1", "prod", &[]);
+    let seq = wait_for("replayed spool", Duration::from_secs(30), || {
+        last_seq(&url, "u1").filter(|s| *s >= 8)
+    });
+    assert!(a.running());
+    let log = a.log_text();
+    assert!(
+        log.contains("corrupt spool data skipped") && log.contains(&seg.display().to_string()),
+        "{log}"
+    );
+    assert_eq!(a.term(Duration::from_secs(10)), Some(0));
+    let rows = fleetctl_json(&c.url(), &["sar", "-u", "--host", "u1", "--since", "1h"]);
+    let stored = rows.as_array().unwrap().len() as u64;
+    let last = last_seq(&c.url(), "u1").unwrap();
+    assert!(last >= seq);
+    // Exactly one frame (the damaged one) is missing; every other sample is stored once.
+    assert_eq!(
+        stored,
+        last - 1,
+        "stored {stored} rows for {last} sequence numbers"
+    );
+}
+
+fn identity(host: &str) -> HostIdentity {
+    HostIdentity {
+        host_id: host.into(),
+        hostname: host.into(),
+        cluster: "prod".into(),
+        kernel: "test".into(),
+        agent_version: "test".into(),
+        ..Default::default()
+    }
+}
+
+fn hello(host: &str) -> AgentMessage {
+    AgentMessage {
+        msg: Some(agent_message::Msg::Hello(Hello {
+            identity: Some(identity(host)),
+            spool_epoch: 7,
+        })),
+    }
+}
+
+fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
+    AgentMessage {
+        msg: Some(agent_message::Msg::Batch(Batch {
+            seq,
+            samples: vec![Sample {
+                time_ms: 1_700_000_000_000 + seq as i64 * 1000,
+                interval_ms: 1000,
+                records: vec![Record {
+                    activity: fleet_proto::v1::Activity::Swapping as i32,
+                    instance: "-".into(),
+                    values,
+                }],
+            }],
+            dropped_samples: 0,
+        })),
+    }
+}
+
+/// Opens a session, sends `msgs`, and returns the first error status the collector answers with.
+async fn session_error(url: &str, msgs: Vec<AgentMessage>) -> tonic::Status {
+    let mut client = IngestClient::connect(url.to_string())
+        .await
+        .expect("connect");
+    let resp = client.session(tokio_stream::iter(msgs)).await;
+    let mut inbound = match resp {
+        Ok(r) => r.into_inner(),
+        Err(status) => return status,
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => panic!("stream ended without an error"),
+            Ok(Err(status)) => return status,
+            Err(_) => panic!("no error within 15 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let _good = start_agent(&url, &tmp.path().join("good"), "good1", "prod", &[]);
+    let u = url.clone();
+    let before = tokio::task::spawn_blocking(move || {
+        wait_for("good agent data", Duration::from_secs(30), || {
+            last_seq(&u, "good1").filter(|s| *s >= 2)
+        })
+    })
+    .await
+    .unwrap();
+
+    // Wrong number of values for the activity.
+    let st = session_error(&url, vec![hello("bad1"), batch(1, vec![1.0])]).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert!(
+        st.message().contains("swapping") && st.message().contains("2 columns"),
+        "{st:?}"
+    );
+    // Not a finite number.
+    let st = session_error(&url, vec![hello("bad2"), batch(1, vec![f64::NAN, 1.0])]).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("pswpin/s"), "{st:?}");
+    // A batch before the hello.
+    let st = session_error(&url, vec![batch(1, vec![1.0, 2.0])]).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("hello"), "{st:?}");
+    // A bad host id.
+    let st = session_error(&url, vec![hello("no spaces allowed")]).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert!(st.message().contains("host_id"), "{st:?}");
+    // Oversized: one message above the 4 MiB limit.
+    let mut big = identity("big1");
+    big.labels
+        .insert("junk".into(), "x".repeat(5 * 1024 * 1024));
+    let msg = AgentMessage {
+        msg: Some(agent_message::Msg::Hello(Hello {
+            identity: Some(big),
+            spool_epoch: 1,
+        })),
+    };
+    let st = session_error(&url, vec![msg]).await;
+    assert!(
+        matches!(
+            st.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::InvalidArgument
+        ),
+        "{st:?}"
+    );
+
+    // The collector is healthy and the good agent's data keeps flowing; nothing of the refused
+    // clients was stored.
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("good agent still flowing", Duration::from_secs(20), || {
+            last_seq(&u, "good1").filter(|s| *s >= before + 3)
+        });
+        let hosts = fleetctl_json(&u, &["hosts"]);
+        let bad: Vec<&Value> = hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["host_id"] != "good1")
+            .collect();
+        for h in &bad {
+            assert_eq!(h["last_seq"], 0, "refused client stored data: {h}");
+        }
+    })
+    .await
+    .unwrap();
+}

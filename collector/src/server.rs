@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fleet_proto::limits::{MAX_MESSAGE_BYTES, MAX_RECORDS_PER_SAMPLE, MAX_SAMPLES_PER_BATCH};
+use fleet_proto::limits::{MAX_MESSAGE_BYTES, MAX_SAMPLES_PER_BATCH};
 use fleet_proto::schema::schema_of_i32;
 use fleet_proto::v1::{
     agent_message, collector_message,
@@ -36,7 +36,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
-use crate::storage::{HostRecord, IngestItem, Store, WriteOutcome};
+use crate::storage::{validate_sample, HostRecord, IngestItem, Store, WriteOutcome};
 
 /// Capacity of the writer queue (batches), shared by all streams.
 pub const WRITE_QUEUE: usize = 4096;
@@ -200,28 +200,17 @@ pub fn check_batch(b: &mut Batch) -> Result<usize, Status> {
         if s.time_ms <= 0 {
             return Err(bad(format!("sample {si}: time_ms must be positive")));
         }
-        if s.records.len() > MAX_RECORDS_PER_SAMPLE {
-            return Err(bad(format!(
-                "sample {si}: {} records, at most {MAX_RECORDS_PER_SAMPLE}",
-                s.records.len()
-            )));
-        }
         let before = s.records.len();
         s.records.retain(|r| schema_of_i32(r.activity).is_some());
         unknown += before - s.records.len();
+        // The storage rules (schema lengths, instance names, record counts), checked here so a
+        // bad batch is refused alone instead of failing a whole group commit.
+        validate_sample(s).map_err(|e| bad(format!("sample {si}: {e}")))?;
         for (ri, r) in s.records.iter().enumerate() {
             let schema = schema_of_i32(r.activity).expect("retained");
-            if r.values.len() != schema.columns.len() {
+            if r.instance.is_empty() {
                 return Err(bad(format!(
-                    "sample {si} record {ri} ({}): {} values, the schema has {} columns",
-                    schema.name,
-                    r.values.len(),
-                    schema.columns.len()
-                )));
-            }
-            if r.instance.is_empty() || r.instance.len() > 64 {
-                return Err(bad(format!(
-                    "sample {si} record {ri} ({}): instance must be 1 to 64 bytes",
+                    "sample {si} record {ri} ({}): empty instance name",
                     schema.name
                 )));
             }

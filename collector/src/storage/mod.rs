@@ -1,1 +1,192 @@
-//! storage
+//! The collector's store: hosts, samples and sealed chunks in one RocksDB database.
+//!
+//! # Layout
+//!
+//! - [`keys`]: the key encoding (pure), with the on-disk key format in its module doc.
+//! - [`chunk`]: the columnar chunk codec (pure), with the value format and the precision rules.
+//! - `engine`: [`Store`], the RocksDB-backed implementation of the API below.
+//!
+//! # Column families
+//!
+//! | CF                 | holds                                                             |
+//! |--------------------|-------------------------------------------------------------------|
+//! | [`CF_HOSTS`]       | the host registry (one record per host) and store metadata        |
+//! | [`CF_RAW`]         | samples not sealed yet, one prost-encoded `Sample` per key         |
+//! | [`CF_CHUNKS`]      | sealed series: one compressed columnar chunk per series per window |
+//!
+//! # Data path
+//!
+//! [`Store::write`] appends batches of many hosts to `raw` in one synced `WriteBatch` (group
+//! commit) together with each host's dedup state, so an acknowledged batch is durable and a
+//! crash never keeps data without its seq or a seq without its data. [`Store::seal`] later turns
+//! the raw samples of each closed window into one chunk per series (in the benchmark,
+//! `benches/store.rs`: 0.7 bytes per value on disk, against 3.6 for the LZ4-compressed raw
+//! samples) and deletes them from `raw`. [`Store::query`] reads both.
+//! [`Store::enforce_retention`] drops whole expired windows with one range delete per CF.
+
+pub mod chunk;
+mod engine;
+pub mod keys;
+
+use std::time::Duration;
+
+use fleet_proto::v1::{HostIdentity, Sample};
+use thiserror::Error;
+
+pub use engine::Store;
+
+/// The host registry and store metadata.
+pub const CF_HOSTS: &str = "hosts";
+/// Unsealed samples (the write path).
+pub const CF_RAW: &str = "raw";
+/// Sealed, compressed chunks.
+pub const CF_CHUNKS: &str = "chunks";
+/// Every column family of the store (RocksDB also keeps an unused `default`).
+pub const COLUMN_FAMILIES: [&str; 3] = [CF_HOSTS, CF_RAW, CF_CHUNKS];
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("column family {0:?} is missing")]
+    MissingColumnFamily(&'static str),
+    #[error("corrupt key: {0}")]
+    Key(#[from] keys::KeyError),
+    #[error("corrupt chunk: {0}")]
+    Chunk(#[from] chunk::ChunkError),
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("unknown host number {0}")]
+    UnknownHost(u32),
+    #[error("invalid sample: {0}")]
+    InvalidSample(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// How the store is configured.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long samples are kept. Expiry is per chunk window: a window is dropped once all of it
+    /// is older than `now - retention`. Default 30 days.
+    pub retention: Duration,
+    /// The length of a chunk: one chunk per series per window. A whole number of seconds, at
+    /// least one second. Fixed when a store is created (keys embed window starts): reopening
+    /// with a different value keeps the stored one and logs a warning. Default 1 hour.
+    pub chunk_window: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            chunk_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A registered host as the store knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostRecord {
+    /// Small id assigned on first sight (from 1); used in every key instead of the host id.
+    pub num: u32,
+    pub identity: HostIdentity,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Whether a session is open. Every host reads as disconnected after [`Store::open`].
+    pub connected: bool,
+    /// The agent's cumulative count of samples it had to discard in `epoch`, as last reported.
+    pub dropped_samples: u64,
+    /// The agent's spool epoch of the last stored batch.
+    pub epoch: u64,
+    /// The highest seq stored in `epoch`.
+    pub last_seq: u64,
+}
+
+/// One agent batch to store.
+#[derive(Clone, Debug)]
+pub struct IngestItem {
+    pub host_num: u32,
+    pub epoch: u64,
+    pub seq: u64,
+    pub dropped_samples: u64,
+    pub samples: Vec<Sample>,
+}
+
+/// What [`Store::write`] did with one item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Stored (durably, once `write` returns `Ok`).
+    Stored,
+    /// Already stored earlier: `seq <= last_seq` in the same epoch. Acknowledge it again.
+    Duplicate,
+}
+
+/// One row of a query result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRow {
+    pub time_ms: i64,
+    pub interval_ms: u32,
+    pub instance: String,
+    /// In the activity's schema order, rounded to two decimals (see [`chunk::quantize`]).
+    pub values: Vec<f64>,
+}
+
+/// What one [`Store::seal`] run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SealStats {
+    /// (window, host) groups sealed.
+    pub groups: u64,
+    /// Raw samples consumed (and deleted from `raw`).
+    pub samples: u64,
+    /// Chunks written.
+    pub chunks: u64,
+    /// Of those, chunks that merged late data into an existing chunk.
+    pub merged_chunks: u64,
+    /// Rows written in chunks (including the rows of merged chunks).
+    pub rows: u64,
+    /// Values written in chunks (rows × columns).
+    pub values: u64,
+    /// Encoded chunk bytes written, before RocksDB block compression.
+    pub chunk_bytes: u64,
+}
+
+/// Checks a sample before it is stored: a non-negative time, known activities, values matching
+/// the activity's schema, an instance name of at most [`keys::MAX_INSTANCE_BYTES`] bytes, and at
+/// most [`fleet_proto::limits::MAX_RECORDS_PER_SAMPLE`] records. The gRPC server calls it on
+/// receipt so one bad batch is rejected alone instead of failing a whole group commit.
+///
+/// # Errors
+/// [`StorageError::InvalidSample`] naming the first problem.
+pub fn validate_sample(sample: &Sample) -> Result<(), StorageError> {
+    let bad = |m: String| Err(StorageError::InvalidSample(m));
+    if sample.time_ms < 0 {
+        return bad(format!("time_ms {} is before 1970", sample.time_ms));
+    }
+    if sample.records.len() > fleet_proto::limits::MAX_RECORDS_PER_SAMPLE {
+        return bad(format!("{} records in one sample", sample.records.len()));
+    }
+    for r in &sample.records {
+        let Some(schema) = fleet_proto::schema::schema_of_i32(r.activity) else {
+            return bad(format!("unknown activity {}", r.activity));
+        };
+        if r.values.len() != schema.columns.len() {
+            return bad(format!(
+                "{} record {:?} has {} values, the schema has {}",
+                schema.name,
+                r.instance,
+                r.values.len(),
+                schema.columns.len()
+            ));
+        }
+        if r.instance.len() > keys::MAX_INSTANCE_BYTES {
+            return bad(format!(
+                "{} instance name of {} bytes",
+                schema.name,
+                r.instance.len()
+            ));
+        }
+    }
+    Ok(())
+}

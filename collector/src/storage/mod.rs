@@ -173,7 +173,7 @@ pub fn validate_sample(sample: &Sample) -> Result<(), StorageError> {
         };
         if r.values.len() != schema.columns.len() {
             return bad(format!(
-                "{} record {:?} has {} values, the schema has {}",
+                "{} record {:?} has {} values, the schema has {} columns",
                 schema.name,
                 r.instance,
                 r.values.len(),

@@ -189,8 +189,9 @@ pub async fn run(
                 connecting = None;
                 match res {
                     Ok((s, last_seq)) => {
-                        spool.ack(last_seq).map_err(crate::AgentError::Spool)?;
-                        spool.rewind();
+                        if spool.resume_after(last_seq).map_err(crate::AgentError::Spool)? {
+                            warn!(last_seq, "collector has newer sequence numbers than the spool; numbering continues above them");
+                        }
                         if link == LinkState::Down {
                             info!(outage_secs = down_since.elapsed().as_secs(), backlog = spool.pending_frames(),
                                 "collector reachable again; replaying spool");

@@ -538,6 +538,24 @@ impl Spool {
         Ok(())
     }
 
+    /// Applies the collector's `Welcome{last_seq}`: everything up to it is stored. If the
+    /// collector knows a higher seq than this spool ever wrote (spool metadata lost while its
+    /// segments were gone), numbering continues above it, so new samples are never mistaken for
+    /// duplicates. Returns true when that happened.
+    ///
+    /// # Errors
+    /// As [`Spool::ack`].
+    pub fn resume_after(&mut self, last_seq: u64) -> Result<bool, SpoolError> {
+        let jumped = last_seq >= self.next_seq;
+        if jumped {
+            self.next_seq = last_seq + 1;
+            self.write_meta()?;
+        }
+        self.ack(last_seq)?;
+        self.rewind();
+        Ok(jumped)
+    }
+
     /// Makes the next [`Spool::next_unsent`] start again after the last acknowledged frame (after
     /// a reconnect, when what was in flight may have been lost).
     pub fn rewind(&mut self) {
@@ -767,6 +785,17 @@ mod tests {
         assert!(report.meta_problem.is_some());
         assert_eq!(report.corrupt.len(), 1);
         assert_eq!(drain(&mut s), vec![1]);
+    }
+
+    #[test]
+    fn numbering_continues_above_what_the_collector_has() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        s.append(b"a", 1).unwrap();
+        assert!(!s.resume_after(1).unwrap());
+        assert!(s.resume_after(50).unwrap());
+        assert_eq!(s.append(b"b", 1).unwrap(), 51);
+        assert_eq!(drain(&mut s), vec![51]);
     }
 
     #[test]

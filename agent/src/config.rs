@@ -60,6 +60,10 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// Upper bound of the on-disk spool, in MiB.
     pub spool_max_mib: Option<u64>,
+    /// The kernel log to watch for OOM kills; "" turns it off.
+    pub kmsg_path: Option<PathBuf>,
+    /// How many processes top-oom reports; 0 turns it off.
+    pub top_oom_limit: Option<usize>,
 }
 
 impl FileConfig {
@@ -92,6 +96,8 @@ pub struct Flags {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub spool_max_mib: Option<u64>,
+    pub kmsg_path: Option<PathBuf>,
+    pub top_oom_limit: Option<usize>,
 }
 
 /// TLS material for the connection to the collector.
@@ -120,12 +126,18 @@ pub struct Settings {
     /// None: plaintext (only with `insecure`).
     pub tls: Option<TlsFiles>,
     pub spool_max_bytes: u64,
+    /// None: the kernel log is not read.
+    pub kmsg_path: Option<PathBuf>,
+    /// 0: top-oom off.
+    pub top_oom_limit: usize,
 }
 
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_SPOOL_MIB: u64 = 64;
+pub const DEFAULT_TOP_OOM: usize = 10;
+pub const MAX_TOP_OOM: usize = 1000;
 
 /// Parses a duration like "10s", "1m", "1500ms".
 ///
@@ -245,6 +257,22 @@ impl Settings {
             return Err(invalid("spool_max_mib", "must be at least 1"));
         }
 
+        let top_oom_limit = flags
+            .top_oom_limit
+            .or(file.top_oom_limit)
+            .unwrap_or(DEFAULT_TOP_OOM);
+        if top_oom_limit > MAX_TOP_OOM {
+            return Err(invalid(
+                "top_oom_limit",
+                format!("{top_oom_limit} is more than {MAX_TOP_OOM}"),
+            ));
+        }
+        let kmsg_path = match flags.kmsg_path.or(file.kmsg_path) {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p),
+            None => Some(PathBuf::from("/dev/kmsg")),
+        };
+
         Ok(Settings {
             collector,
             state_dir,
@@ -266,6 +294,8 @@ impl Settings {
                 .unwrap_or_else(|| "/etc/machine-id".into()),
             tls,
             spool_max_bytes: spool_mib * 1024 * 1024,
+            kmsg_path,
+            top_oom_limit,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! `fleet-agent`: the per-host daemon.
 //!
 //! Layout:
-//! - [`sources`]: what the agent measures; `sources::procfs` computes sar's activities from /proc.
+//! - [`sources`]: what the agent measures; `sources::procfs` computes sar's activities from /proc,
+//!   `sources::kmsg` parses OOM-killer reports, `sources::topoom` ranks processes by oom_score.
+//! - [`oomwatch`]: reads /dev/kmsg (cursor, overruns, the vmstat cross-check) into OOM events.
 //! - [`spool`]: the durable, bounded on-disk queue of samples not yet acknowledged.
 //! - [`link`]: the main loop: sample, spool, ship over one gRPC stream, free on ack.
 //! - [`config`], [`identity`], [`backoff`]: settings, who this host is, reconnect delays.
@@ -13,6 +15,7 @@ pub mod backoff;
 pub mod config;
 pub mod identity;
 pub mod link;
+pub mod oomwatch;
 pub mod sources;
 pub mod spool;
 
@@ -64,6 +67,21 @@ pub async fn run(
         warn!(problem = %problem, "spool metadata rebuilt from the segments");
     }
     let sampler = sources::procfs::Sampler::new(&settings.proc_root, &settings.sys_root)?;
+    let top_oom = (settings.top_oom_limit > 0)
+        .then(|| sources::topoom::TopOomScanner::new(&settings.proc_root, settings.top_oom_limit));
+    let kmsg = match &settings.kmsg_path {
+        Some(path) => {
+            match oomwatch::KmsgWatcher::open(path, &settings.proc_root, &settings.state_dir) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    // Samples still flow; the operator sees why OOM kills are not reported.
+                    warn!(error = %e, "OOM kills will not be reported (the agent needs CAP_SYSLOG to read the kernel log)");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     info!(
         host_id = %identity.host_id,
         hostname = %identity.hostname,
@@ -72,5 +90,10 @@ pub async fn run(
         spooled = report.frames,
         "fleet-agent starting"
     );
-    link::run(settings, identity, sampler, spool, shutdown).await
+    let sources = link::Sources {
+        sampler,
+        top_oom,
+        kmsg,
+    };
+    link::run(settings, identity, sources, spool, shutdown).await
 }

@@ -30,8 +30,38 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::oomwatch::KmsgWatcher;
 use crate::sources::procfs::Sampler;
+use crate::sources::topoom::TopOomScanner;
 use crate::spool::Spool;
+
+/// What the agent reads each interval and continuously.
+pub struct Sources {
+    pub sampler: Sampler,
+    /// None when top-oom is turned off (`top_oom_limit = 0`).
+    pub top_oom: Option<TopOomScanner>,
+    /// None when the kernel log is not read (`kmsg_path = ""`) or cannot be opened.
+    pub kmsg: Option<KmsgWatcher>,
+}
+
+/// Spools OOM events at once, in a batch of their own that the spool never drops.
+fn spool_events(
+    spool: &mut Spool,
+    events: Vec<fleet_proto::v1::OomEvent>,
+) -> Result<(), crate::spool::SpoolError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for e in &events {
+        info!(victim_pid = ?e.victim_pid, victim_comm = ?e.victim_comm, memcg = ?e.task_memcg,
+            source = %e.source, "OOM kill");
+    }
+    let batch = Batch {
+        oom_events: events,
+        ..Batch::default()
+    };
+    spool.append(&batch.encode_to_vec(), 0, true).map(|_| ())
+}
 
 /// Batches sent but not yet acknowledged, at most.
 pub const MAX_IN_FLIGHT: u64 = 256;
@@ -132,7 +162,7 @@ enum LinkState {
 pub async fn run(
     settings: Settings,
     identity: HostIdentity,
-    mut sampler: Sampler,
+    sources: Sources,
     mut spool: Spool,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::AgentError> {
@@ -156,21 +186,55 @@ pub async fn run(
     let mut link = LinkState::Starting;
     let mut down_since = Instant::now();
     let mut last_sample_error: Option<String> = None;
+    let Sources {
+        mut sampler,
+        mut top_oom,
+        mut kmsg,
+    } = sources;
     tokio::pin!(shutdown);
 
     loop {
+        let flush_at = kmsg.as_ref().and_then(KmsgWatcher::flush_deadline);
         tokio::select! {
             () = &mut shutdown => break,
+            () = async { kmsg.as_mut().expect("guarded").readable().await }, if kmsg.is_some() => {
+                let k = kmsg.as_mut().expect("guarded");
+                let events = k.read_available();
+                spool_events(&mut spool, events).map_err(crate::AgentError::Spool)?;
+            }
+            () = async { tokio::time::sleep_until(flush_at.expect("guarded").into()).await }, if flush_at.is_some() => {
+                let k = kmsg.as_mut().expect("guarded");
+                let events = k.flush_idle();
+                spool_events(&mut spool, events).map_err(crate::AgentError::Spool)?;
+                // Everything read so far is now in the durable spool.
+                if let Err(e) = k.commit() {
+                    warn!(error = %e, "cannot save the kernel log cursor");
+                }
+            }
             _ = ticker.tick() => {
+                if let Some(k) = kmsg.as_mut() {
+                    let events = k.check_counter();
+                    spool_events(&mut spool, events).map_err(crate::AgentError::Spool)?;
+                }
                 match sampler.sample() {
                     Ok(out) => {
                         if last_sample_error.take().is_some() {
                             info!("sampling recovered");
                         }
-                        let sample = Sample { time_ms: now_ms(), interval_ms: out.interval_ms, records: out.records };
-                        let payload = sample.encode_to_vec();
+                        let mut ranking = Vec::new();
+                        if let Some(scanner) = top_oom.as_mut().filter(|s| s.due(Instant::now())) {
+                            match scanner.scan() {
+                                Ok(r) => ranking = r,
+                                Err(e) => debug!(error = %e, "top-oom scan failed"),
+                            }
+                        }
+                        let batch = Batch {
+                            samples: vec![Sample { time_ms: now_ms(), interval_ms: out.interval_ms, records: out.records, top_oom: ranking }],
+                            ..Batch::default()
+                        };
+                        let payload = batch.encode_to_vec();
                         let dropped_before = spool.dropped_samples();
-                        spool.append(&payload, 1).map_err(crate::AgentError::Spool)?;
+                        spool.append(&payload, 1, false).map_err(crate::AgentError::Spool)?;
                         if spool.dropped_samples() > dropped_before {
                             warn!(dropped_samples = spool.dropped_samples(), pending = spool.pending_frames(),
                                 "spool full: oldest samples discarded");
@@ -233,21 +297,23 @@ pub async fn run(
             }
         }
         if let Some(s) = &session {
-            pump(s, &mut spool).map_err(crate::AgentError::Spool)?;
+            let status = kmsg.as_ref().map(KmsgWatcher::status);
+            pump(s, &mut spool, status).map_err(crate::AgentError::Spool)?;
         }
     }
+    let status = kmsg.as_ref().map(KmsgWatcher::status);
 
     // Graceful shutdown: send what is spooled and wait a little for the acknowledgements.
     if let Some(mut s) = session.take() {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
-        pump(&s, &mut spool).map_err(crate::AgentError::Spool)?;
+        pump(&s, &mut spool, status).map_err(crate::AgentError::Spool)?;
         while spool.pending_frames() > 0 {
             match tokio::time::timeout_at(deadline, s.inbound.message()).await {
                 Ok(msg) => {
                     if handle_inbound(msg, &mut spool).is_err() {
                         break;
                     }
-                    pump(&s, &mut spool).map_err(crate::AgentError::Spool)?;
+                    pump(&s, &mut spool, status).map_err(crate::AgentError::Spool)?;
                 }
                 Err(_) => break,
             }
@@ -280,7 +346,11 @@ fn handle_inbound(
 }
 
 /// Sends spooled batches while the in-flight window and the channel have room.
-fn pump(session: &Session, spool: &mut Spool) -> Result<(), crate::spool::SpoolError> {
+fn pump(
+    session: &Session,
+    spool: &mut Spool,
+    kmsg: Option<fleet_proto::v1::KmsgStatus>,
+) -> Result<(), crate::spool::SpoolError> {
     loop {
         if spool.in_flight() >= MAX_IN_FLIGHT {
             return Ok(());
@@ -291,20 +361,19 @@ fn pump(session: &Session, spool: &mut Spool) -> Result<(), crate::spool::SpoolE
         let Some(frame) = spool.next_unsent()? else {
             return Ok(());
         };
-        let sample = match Sample::decode(frame.payload.as_slice()) {
-            Ok(s) => s,
+        let mut batch = match Batch::decode(frame.payload.as_slice()) {
+            Ok(b) => b,
             Err(e) => {
                 // Cannot happen for frames that passed their CRC; never send garbage.
-                error!(seq = frame.seq, error = %e, "undecodable spooled sample skipped");
+                error!(seq = frame.seq, error = %e, "undecodable spooled batch skipped");
                 continue;
             }
         };
+        batch.seq = frame.seq;
+        batch.dropped_samples = spool.dropped_samples();
+        batch.kmsg = kmsg;
         permit.send(AgentMessage {
-            msg: Some(agent_message::Msg::Batch(Batch {
-                seq: frame.seq,
-                samples: vec![sample],
-                dropped_samples: spool.dropped_samples(),
-            })),
+            msg: Some(agent_message::Msg::Batch(batch)),
         });
     }
 }

@@ -53,9 +53,54 @@ struct Cli {
     /// Upper bound of the on-disk spool in MiB (default 64); oldest samples go first when full.
     #[arg(long)]
     spool_max_mib: Option<u64>,
+    /// Kernel log to watch for OOM kills (default /dev/kmsg).
+    #[arg(long, conflicts_with = "no_kmsg")]
+    kmsg_path: Option<PathBuf>,
+    /// Do not read the kernel log (no OOM events); `kmsg_path = ""` in the config file.
+    #[arg(long)]
+    no_kmsg: bool,
+    /// How many processes top-oom reports each interval (default 10; 0 turns it off).
+    #[arg(long)]
+    top_oom_limit: Option<usize>,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints one JSON object per OOM kill found in a kernel log (a file, or - for stdin).
+    ParseKmsg {
+        /// Input form: auto, kmsg (/dev/kmsg records), dmesg, or syslog (also journal text).
+        #[arg(long, default_value = "auto")]
+        format: fleet_agent::sources::kmsg::InputFormat,
+        /// The log file, or - for standard input.
+        file: PathBuf,
+    },
+}
+
+fn parse_kmsg(
+    format: fleet_agent::sources::kmsg::InputFormat,
+    file: &std::path::Path,
+) -> anyhow::Result<u64> {
+    let stdout = std::io::stdout().lock();
+    let out = std::io::BufWriter::new(stdout);
+    if file.as_os_str() == "-" {
+        let stdin = std::io::stdin().lock();
+        Ok(fleet_agent::sources::kmsg::parse_kmsg_cli(
+            format, stdin, out,
+        )?)
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        Ok(fleet_agent::sources::kmsg::parse_kmsg_cli(
+            format,
+            std::io::BufReader::with_capacity(1 << 20, f),
+            out,
+        )?)
+    }
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -82,6 +127,12 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         tls_cert: cli.tls_cert,
         tls_key: cli.tls_key,
         spool_max_mib: cli.spool_max_mib,
+        kmsg_path: if cli.no_kmsg {
+            Some(PathBuf::new())
+        } else {
+            cli.kmsg_path
+        },
+        top_oom_limit: cli.top_oom_limit,
     };
     Ok(Settings::resolve(file, flags)?)
 }
@@ -102,6 +153,23 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::ParseKmsg { format, file }) = &cli.command {
+        return match parse_kmsg(*format, file) {
+            Ok(_) => ExitCode::SUCCESS,
+            // `parse-kmsg ... | head` is not an error.
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fleet-agent parse-kmsg: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -110,7 +178,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let settings = match settings(Cli::parse()) {
+    let settings = match settings(cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fleet-agent: {e:#}");

@@ -15,11 +15,13 @@
 //! followed by frames:
 //!
 //! ```text
-//! len u32 LE | crc32 u32 LE | seq u64 LE | samples u32 LE | payload (len bytes)
+//! len u32 LE | crc32 u32 LE | seq u64 LE | flags_samples u32 LE | payload (len bytes)
 //! ```
 //!
-//! `crc32` covers `seq`, `samples` and the payload; the payload is one prost-encoded
-//! `fleet.v1.Sample`. Each append is fsynced before the sample counts as accepted.
+//! `crc32` covers `seq`, `flags_samples` and the payload. The payload is one prost-encoded
+//! `fleet.v1.Batch` whose `seq`, `dropped_samples` and `kmsg` are filled in when it is sent.
+//! `flags_samples` is the number of samples in it, with the high bit set when it holds OOM
+//! events ("precious"). Each append is fsynced before the batch counts as accepted.
 //!
 //! # Guarantees
 //!
@@ -27,6 +29,7 @@
 //!   whose every frame has `seq <= acked`.
 //! - Bounded: when the spool exceeds `max_bytes`, the oldest segment goes first and its samples are
 //!   added to `dropped_samples`, which is persisted and sent with every batch (never silent).
+//!   Its OOM events are appended again at the head instead: events never go before samples.
 //! - Crash-safe: a torn last frame (power loss mid-append) is truncated away on open. A corrupt
 //!   frame elsewhere is reported with its file and offset, skipped, and the reader resynchronises
 //!   on the next valid frame, so the frames after it are not lost.
@@ -46,6 +49,8 @@ const FRAME_HEADER: u64 = 20;
 /// A frame larger than this is garbage, not data (a sample is a few KiB).
 const MAX_FRAME: u32 = 16 * 1024 * 1024;
 const META: &str = "spool.meta";
+/// High bit of a frame's `samples` field: the frame holds OOM events and is never dropped.
+const PRECIOUS: u32 = 1 << 31;
 
 /// Errors of the spool. Each names the file involved.
 #[derive(Debug, Error)]
@@ -77,6 +82,8 @@ struct Segment {
     /// 0 while empty.
     last_seq: u64,
     samples: u64,
+    /// Frames holding OOM events.
+    precious: u64,
     bytes: u64,
 }
 
@@ -85,6 +92,8 @@ struct Segment {
 pub struct Frame {
     pub seq: u64,
     pub samples: u32,
+    /// Holds OOM events: never dropped to make room.
+    pub precious: bool,
     pub payload: Vec<u8>,
 }
 
@@ -155,7 +164,8 @@ fn read_frame_at(file: &File, off: u64, file_len: u64) -> io::Result<FrameAt> {
     let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
     let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-    let samples = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
+    let flags_samples = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
+    let (precious, samples) = (flags_samples & PRECIOUS != 0, flags_samples & !PRECIOUS);
     if len > MAX_FRAME || seq == 0 {
         return Ok(FrameAt::Corrupt);
     }
@@ -176,6 +186,7 @@ fn read_frame_at(file: &File, off: u64, file_len: u64) -> io::Result<FrameAt> {
         frame: Frame {
             seq,
             samples,
+            precious,
             payload,
         },
         next: end,
@@ -319,6 +330,7 @@ impl Spool {
                 first_seq,
                 last_seq: 0,
                 samples: 0,
+                precious: 0,
                 bytes: len,
             };
             let mut off = SEG_HEADER;
@@ -327,6 +339,7 @@ impl Spool {
                     FrameAt::Frame { frame, next } => {
                         seg.last_seq = seg.last_seq.max(frame.seq);
                         seg.samples += u64::from(frame.samples);
+                        seg.precious += u64::from(frame.precious);
                         report.frames += 1;
                         off = next;
                     }
@@ -424,7 +437,23 @@ impl Spool {
     ///
     /// # Errors
     /// I/O errors writing the segment; the sample is then not accepted.
-    pub fn append(&mut self, payload: &[u8], samples: u32) -> Result<u64, SpoolError> {
+    pub fn append(
+        &mut self,
+        payload: &[u8],
+        samples: u32,
+        precious: bool,
+    ) -> Result<u64, SpoolError> {
+        let seq = self.append_frame(payload, samples, precious)?;
+        self.enforce_bound()?;
+        Ok(seq)
+    }
+
+    fn append_frame(
+        &mut self,
+        payload: &[u8],
+        samples: u32,
+        precious: bool,
+    ) -> Result<u64, SpoolError> {
         if payload.len() > MAX_FRAME as usize {
             return Err(SpoolError::TooLarge { len: payload.len() });
         }
@@ -437,7 +466,8 @@ impl Spool {
             self.start_segment()?;
         }
         let seq = self.next_seq;
-        let frame = encode_frame(seq, samples, payload);
+        let samples = samples.min(!PRECIOUS);
+        let frame = encode_frame(seq, samples | if precious { PRECIOUS } else { 0 }, payload);
         let seg = self
             .segments
             .last_mut()
@@ -449,8 +479,8 @@ impl Spool {
         seg.bytes += frame_len;
         seg.last_seq = seq;
         seg.samples += u64::from(samples);
+        seg.precious += u64::from(precious);
         self.next_seq += 1;
-        self.enforce_bound()?;
         Ok(seq)
     }
 
@@ -474,25 +504,62 @@ impl Spool {
             first_seq: self.next_seq,
             last_seq: 0,
             samples: 0,
+            precious: 0,
             bytes: SEG_HEADER,
         });
         self.active = Some(f);
         self.write_meta()
     }
 
-    /// Drops the oldest segments while over the bound, counting their unacknowledged samples.
+    /// Reads every frame of one segment (skipping corrupt bytes).
+    fn read_segment(seg: &Segment) -> Result<Vec<Frame>, SpoolError> {
+        let file = File::open(&seg.path).map_err(io_err(&seg.path))?;
+        let mut frames = Vec::new();
+        let mut off = SEG_HEADER;
+        loop {
+            match read_frame_at(&file, off, seg.bytes).map_err(io_err(&seg.path))? {
+                FrameAt::Frame { frame, next } => {
+                    frames.push(frame);
+                    off = next;
+                }
+                FrameAt::End { torn: false } => return Ok(frames),
+                FrameAt::Corrupt | FrameAt::End { torn: true } => {
+                    match resync(&file, off, seg.bytes).map_err(io_err(&seg.path))? {
+                        Some(next) => off = next,
+                        None => return Ok(frames),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the oldest segments while over the bound. Unacknowledged samples in them are
+    /// counted in `dropped_samples`; unacknowledged precious frames (OOM events) are appended
+    /// again at the head instead, so events never go before samples.
     fn enforce_bound(&mut self) -> Result<(), SpoolError> {
+        // Frames appended from here on are rescued ones: never evict them in this call, so a
+        // spool full of events cannot loop.
+        let floor = self.next_seq;
         let mut changed = false;
+        let mut rescued: Vec<Frame> = Vec::new();
         while self.segments.len() > 1
+            && self.segments[0].first_seq < floor
             && self.segments.iter().map(|s| s.bytes).sum::<u64>() > self.max_bytes
         {
             let seg = self.segments.remove(0);
             if seg.last_seq > self.acked {
-                // Only the frames above the ack point were still owed to the collector; every
-                // frame in a segment carries one sample in practice, so count by seq span.
-                let owed_frames = seg.last_seq - self.acked.max(seg.first_seq - 1);
-                let frames = seg.last_seq - seg.first_seq + 1;
-                self.dropped_samples += seg.samples * owed_frames / frames.max(1);
+                if seg.precious > 0 || seg.samples > 0 {
+                    for f in Self::read_segment(&seg)? {
+                        if f.seq <= self.acked {
+                            continue;
+                        }
+                        if f.precious {
+                            rescued.push(f);
+                        } else {
+                            self.dropped_samples += u64::from(f.samples);
+                        }
+                    }
+                }
                 self.acked = seg.last_seq;
                 if self.sent < self.acked {
                     self.sent = self.acked;
@@ -504,6 +571,9 @@ impl Spool {
         }
         if changed {
             self.write_meta()?;
+        }
+        for f in rescued {
+            self.append_frame(&f.payload, f.samples, true)?;
         }
         Ok(())
     }
@@ -666,7 +736,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
         for i in 0..100u32 {
-            assert_eq!(s.append(&i.to_le_bytes(), 1).unwrap(), u64::from(i) + 1);
+            assert_eq!(
+                s.append(&i.to_le_bytes(), 1, false).unwrap(),
+                u64::from(i) + 1
+            );
         }
         assert_eq!(drain(&mut s), (1..=100).collect::<Vec<_>>());
         s.ack(40).unwrap();
@@ -678,7 +751,7 @@ mod tests {
         // Replays from the first frame of the oldest kept segment; everything after 40 is there.
         let replay = drain(&mut s);
         assert!(replay.contains(&41) && replay.ends_with(&[100]));
-        assert_eq!(s.append(b"x", 1).unwrap(), 101);
+        assert_eq!(s.append(b"x", 1, false).unwrap(), 101);
     }
 
     #[test]
@@ -686,7 +759,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
         for _ in 0..5 {
-            s.append(b"abc", 1).unwrap();
+            s.append(b"abc", 1, false).unwrap();
         }
         assert_eq!(drain(&mut s), vec![1, 2, 3, 4, 5]);
         s.ack(2).unwrap();
@@ -700,7 +773,7 @@ mod tests {
         let (mut s, _) = open(d.path());
         let payload = vec![7u8; 1000];
         for _ in 0..20 {
-            s.append(&payload, 1).unwrap();
+            s.append(&payload, 1, false).unwrap();
         }
         let before = s.segments.len();
         assert!(before > 3);
@@ -709,7 +782,7 @@ mod tests {
         assert!(s.segments.len() <= 1, "{} segments left", s.segments.len());
         drop(s);
         let (mut s, _) = open(d.path());
-        assert_eq!(s.append(b"next", 1).unwrap(), 21);
+        assert_eq!(s.append(b"next", 1, false).unwrap(), 21);
     }
 
     #[test]
@@ -718,7 +791,7 @@ mod tests {
         let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
         let payload = vec![1u8; 1000];
         for _ in 0..40 {
-            s.append(&payload, 1).unwrap();
+            s.append(&payload, 1, false).unwrap();
         }
         let on_disk: u64 = s.segments.iter().map(|x| x.bytes).sum();
         assert!(on_disk <= 8192 + 4096, "{on_disk}");
@@ -736,7 +809,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
         for i in 0..3u8 {
-            s.append(&[i; 50], 1).unwrap();
+            s.append(&[i; 50], 1, false).unwrap();
         }
         let seg = s.segments[0].path.clone();
         drop(s);
@@ -750,7 +823,7 @@ mod tests {
         assert_eq!(report.corrupt[0].0, seg);
         assert_eq!(drain(&mut s), vec![1, 3]);
         // New appends go to a fresh segment, never after damaged bytes.
-        assert_eq!(s.append(b"new", 1).unwrap(), 4);
+        assert_eq!(s.append(b"new", 1, false).unwrap(), 4);
         assert_ne!(s.segments.last().unwrap().path, seg);
     }
 
@@ -758,8 +831,8 @@ mod tests {
     fn torn_tail_is_truncated() {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
-        s.append(b"one", 1).unwrap();
-        s.append(b"two", 1).unwrap();
+        s.append(b"one", 1, false).unwrap();
+        s.append(b"two", 1, false).unwrap();
         let seg = s.segments[0].path.clone();
         drop(s);
         let len = fs::metadata(&seg).unwrap().len();
@@ -768,7 +841,7 @@ mod tests {
         let (mut s, report) = open(d.path());
         assert!(report.truncated_bytes > 0);
         assert_eq!(drain(&mut s), vec![1]);
-        assert_eq!(s.append(b"three", 1).unwrap(), 2);
+        assert_eq!(s.append(b"three", 1, false).unwrap(), 2);
         s.rewind();
         assert_eq!(drain(&mut s), vec![1, 2]);
     }
@@ -777,7 +850,7 @@ mod tests {
     fn garbage_segment_and_bad_meta_do_not_stop_the_spool() {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
-        s.append(b"keep", 1).unwrap();
+        s.append(b"keep", 1, false).unwrap();
         drop(s);
         fs::write(d.path().join(seg_name(999)), b"not a segment").unwrap();
         fs::write(d.path().join(META), b"garbage").unwrap();
@@ -791,11 +864,38 @@ mod tests {
     fn numbering_continues_above_what_the_collector_has() {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
-        s.append(b"a", 1).unwrap();
+        s.append(b"a", 1, false).unwrap();
         assert!(!s.resume_after(1).unwrap());
         assert!(s.resume_after(50).unwrap());
-        assert_eq!(s.append(b"b", 1).unwrap(), 51);
+        assert_eq!(s.append(b"b", 1, false).unwrap(), 51);
         assert_eq!(drain(&mut s), vec![51]);
+    }
+
+    #[test]
+    fn full_spool_keeps_events_and_drops_samples() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
+        s.append(b"oom event", 0, true).unwrap();
+        let payload = vec![1u8; 1000];
+        for _ in 0..40 {
+            s.append(&payload, 1, false).unwrap();
+        }
+        let mut frames = Vec::new();
+        while let Some(f) = s.next_unsent().unwrap() {
+            frames.push(f);
+        }
+        let events: Vec<_> = frames.iter().filter(|f| f.precious).collect();
+        assert_eq!(events.len(), 1, "the event survived");
+        assert_eq!(events[0].payload, b"oom event");
+        let kept = frames.len() as u64 - 1;
+        assert_eq!(
+            s.dropped_samples() + kept,
+            40,
+            "every sample is kept or counted"
+        );
+        drop(s);
+        let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
+        assert!(std::iter::from_fn(|| s.next_unsent().unwrap()).any(|f| f.precious));
     }
 
     #[test]

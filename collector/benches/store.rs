@@ -330,6 +330,7 @@ impl HostSim {
             time_ms: time_ms + jitter,
             interval_ms: (interval_ms + rng.random_range(-2..3i64)) as u32,
             records,
+            top_oom: Vec::new(),
         }
     }
 }
@@ -409,6 +410,7 @@ fn main() {
                     seq: i as u64 + 1,
                     dropped_samples: 0,
                     samples: vec![sim.sample(t, interval_ms)],
+                    ..Default::default()
                 })
                 .collect();
             let n: usize = items

@@ -27,7 +27,8 @@ use fleet_proto::v1::{
     ingest_server::{Ingest, IngestServer},
     query_server::{Query, QueryServer},
     Activity, AgentMessage, Batch, CollectorMessage, HostIdentity, HostInfo, ListHostsRequest,
-    ListHostsResponse, SarQuery, SarResult, SarRow, Welcome,
+    ListHostsResponse, OomKill, OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery,
+    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow, Welcome,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -36,7 +37,9 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
-use crate::storage::{validate_sample, HostRecord, IngestItem, Store, WriteOutcome};
+use crate::storage::{
+    validate_oom_event, validate_sample, HostRecord, IngestItem, Store, WriteOutcome,
+};
 
 /// Capacity of the writer queue (batches), shared by all streams.
 pub const WRITE_QUEUE: usize = 4096;
@@ -44,6 +47,10 @@ pub const WRITE_QUEUE: usize = 4096;
 const GROUP_MAX_BATCHES: usize = 2048;
 /// Batches one stream may have queued for writing before it stops reading.
 const STREAM_PENDING: usize = 256;
+/// Most OOM events in one batch.
+pub const MAX_EVENTS_PER_BATCH: usize = 256;
+/// Largest parse-kmsg detail of one OOM event (the task table of a big host fits easily).
+pub const MAX_EVENT_DETAIL_BYTES: usize = 2 * 1024 * 1024;
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most rows one sar query returns.
@@ -189,11 +196,32 @@ pub fn check_batch(b: &mut Batch) -> Result<usize, Status> {
     if b.seq == 0 {
         return Err(bad("seq must be at least 1".into()));
     }
-    if b.samples.is_empty() || b.samples.len() > MAX_SAMPLES_PER_BATCH {
+    if b.samples.len() > MAX_SAMPLES_PER_BATCH {
         return Err(bad(format!(
-            "{} samples; a batch holds 1 to {MAX_SAMPLES_PER_BATCH}",
+            "{} samples; a batch holds at most {MAX_SAMPLES_PER_BATCH}",
             b.samples.len()
         )));
+    }
+    if b.samples.is_empty() && b.oom_events.is_empty() {
+        return Err(bad("a batch carries samples, OOM events or both".into()));
+    }
+    if b.oom_events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(bad(format!(
+            "{} OOM events; a batch holds at most {MAX_EVENTS_PER_BATCH}",
+            b.oom_events.len()
+        )));
+    }
+    for (ei, e) in b.oom_events.iter().enumerate() {
+        if e.detail_json.len() > MAX_EVENT_DETAIL_BYTES {
+            return Err(bad(format!(
+                "OOM event {ei}: detail of {} bytes, at most {MAX_EVENT_DETAIL_BYTES}",
+                e.detail_json.len()
+            )));
+        }
+        if e.time_ms <= 0 {
+            return Err(bad(format!("OOM event {ei}: time_ms must be positive")));
+        }
+        validate_oom_event(e).map_err(|err| bad(format!("OOM event {ei}: {err}")))?;
     }
     let mut unknown = 0;
     for (si, s) in b.samples.iter_mut().enumerate() {
@@ -334,6 +362,8 @@ async fn run_session(
                         seq,
                         dropped_samples: batch.dropped_samples,
                         samples: batch.samples,
+                        oom_events: batch.oom_events,
+                        kmsg: batch.kmsg,
                     },
                     done,
                 };
@@ -433,25 +463,12 @@ impl Query for QuerySvc {
         if q.since_ms > until {
             return Err(Status::invalid_argument("since is after until"));
         }
-        let mut hosts: Vec<HostRecord> = self
-            .0
-            .store
-            .hosts()
-            .into_iter()
-            .filter(|h| {
-                (q.hosts.is_empty()
-                    || q.hosts
-                        .iter()
-                        .any(|s| *s == h.identity.host_id || *s == h.identity.hostname))
-                    && (q.cluster.is_empty() || h.identity.cluster == q.cluster)
-            })
-            .collect();
+        let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
         if hosts.is_empty() {
-            return Err(Status::not_found(if q.hosts.is_empty() {
-                format!("no host in cluster {:?}", q.cluster)
-            } else {
-                format!("no host matches {}", q.hosts.join(", "))
-            }));
+            return Err(Status::not_found(format!(
+                "no host in cluster {:?}",
+                q.cluster
+            )));
         }
         hosts.sort_by(|a, b| a.identity.hostname.cmp(&b.identity.hostname));
         let store = self.0.store.clone();
@@ -483,6 +500,176 @@ impl Query for QuerySvc {
         }
         Ok(Response::new(SarResult { rows }))
     }
+
+    async fn top_oom(
+        &self,
+        request: Request<TopOomQuery>,
+    ) -> Result<Response<TopOomResult>, Status> {
+        let q = request.into_inner();
+        let limit = if q.limit == 0 {
+            10
+        } else {
+            q.limit.min(10_000)
+        } as usize;
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        let mut rows = Vec::new();
+        for h in hosts {
+            if let Some((time_ms, procs)) = self.0.store.top_oom_latest(h.num) {
+                rows.extend(procs.into_iter().map(|p| TopOomRow {
+                    host_id: h.identity.host_id.clone(),
+                    hostname: h.identity.hostname.clone(),
+                    cluster: h.identity.cluster.clone(),
+                    time_ms,
+                    process: Some(p),
+                }));
+            }
+        }
+        let score = |r: &TopOomRow| r.process.as_ref().map_or(i64::MIN, |p| p.oom_score);
+        rows.sort_by(|a, b| {
+            score(b)
+                .cmp(&score(a))
+                .then_with(|| a.host_id.cmp(&b.host_id))
+        });
+        rows.truncate(limit);
+        Ok(Response::new(TopOomResult { rows }))
+    }
+
+    async fn list_oom_kills(
+        &self,
+        request: Request<OomQuery>,
+    ) -> Result<Response<OomKills>, Status> {
+        let q = request.into_inner();
+        let until = if q.until_ms == 0 {
+            now_ms()
+        } else {
+            q.until_ms
+        };
+        if q.since_ms > until {
+            return Err(Status::invalid_argument("since is after until"));
+        }
+        let limit = if q.limit == 0 {
+            1000
+        } else {
+            q.limit.min(100_000)
+        } as usize;
+        let all = q.hosts.is_empty() && q.cluster.is_empty();
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        let by_num: HashMap<u32, HostRecord> = hosts.into_iter().map(|h| (h.num, h)).collect();
+        if by_num.is_empty() {
+            return Ok(Response::new(OomKills { kills: Vec::new() }));
+        }
+        let nums: Vec<u32> = if all {
+            Vec::new()
+        } else {
+            by_num.keys().copied().collect()
+        };
+        let store = self.0.store.clone();
+        let since = q.since_ms;
+        let found = blocking(move || store.oom_kills(&nums, since, until, limit)).await?;
+        let kills = found
+            .into_iter()
+            .filter_map(|k| {
+                let h = by_num.get(&k.host_num)?;
+                Some(oom_kill(k, h))
+            })
+            .collect();
+        Ok(Response::new(OomKills { kills }))
+    }
+
+    async fn get_oom_kill(
+        &self,
+        request: Request<OomKillRequest>,
+    ) -> Result<Response<OomKillDetail>, Status> {
+        let q = request.into_inner();
+        let before = if q.before_ms <= 0 {
+            10 * 60_000
+        } else {
+            q.before_ms
+        };
+        let store = self.0.store.clone();
+        let id = q.id.clone();
+        let found = tokio::task::spawn_blocking(move || store.oom_kill(&id))
+            .await
+            .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
+            .map_err(|e| match e {
+                crate::storage::StorageError::InvalidArgument(m) => Status::invalid_argument(m),
+                e => Status::internal(format!("storage: {e}")),
+            })?;
+        let Some(k) = found else {
+            return Err(Status::not_found(format!("no OOM kill with id {:?}", q.id)));
+        };
+        let host = self.0.store.host_by_num(k.host_num).ok_or_else(|| {
+            Status::internal(format!("kill {} names unknown host {}", q.id, k.host_num))
+        })?;
+        let t = k.event.time_ms;
+        let (num, from) = (k.host_num, t.saturating_sub(before));
+        let store = self.0.store.clone();
+        let h = host.clone();
+        let detail = blocking(move || {
+            let rows = |a: Activity| -> Result<Vec<SarRow>, crate::storage::StorageError> {
+                Ok(store
+                    .query(num, a, from, t)?
+                    .into_iter()
+                    .map(|r| SarRow {
+                        host_id: h.identity.host_id.clone(),
+                        hostname: h.identity.hostname.clone(),
+                        time_ms: r.time_ms,
+                        interval_ms: r.interval_ms,
+                        instance: r.instance,
+                        values: r.values,
+                    })
+                    .collect())
+            };
+            let (top_time, top) = store.top_oom_before(num, t)?.unwrap_or_default();
+            Ok(OomKillDetail {
+                kill: None,
+                memory: rows(Activity::Memory)?,
+                swap: rows(Activity::Swap)?,
+                swapping: rows(Activity::Swapping)?,
+                paging: rows(Activity::Paging)?,
+                top_oom_time_ms: top_time,
+                top_oom: top,
+            })
+        })
+        .await?;
+        Ok(Response::new(OomKillDetail {
+            kill: Some(oom_kill(k, &host)),
+            ..detail
+        }))
+    }
+}
+
+fn oom_kill(k: crate::storage::StoredOomKill, h: &HostRecord) -> OomKill {
+    OomKill {
+        id: k.id,
+        host_id: h.identity.host_id.clone(),
+        hostname: h.identity.hostname.clone(),
+        cluster: h.identity.cluster.clone(),
+        event: Some(k.event),
+    }
+}
+
+/// The hosts a query selects by id or hostname and/or cluster (every host when both are
+/// empty); `NotFound` when names are given and match nothing.
+fn select_hosts(store: &Store, names: &[String], cluster: &str) -> Result<Vec<HostRecord>, Status> {
+    let hosts: Vec<HostRecord> = store
+        .hosts()
+        .into_iter()
+        .filter(|h| {
+            (names.is_empty()
+                || names
+                    .iter()
+                    .any(|s| *s == h.identity.host_id || *s == h.identity.hostname))
+                && (cluster.is_empty() || h.identity.cluster == cluster)
+        })
+        .collect();
+    if hosts.is_empty() && !names.is_empty() {
+        return Err(Status::not_found(format!(
+            "no host matches {}",
+            names.join(", ")
+        )));
+    }
+    Ok(hosts)
 }
 
 /// Periodic sealing of closed windows and retention.

@@ -6,6 +6,9 @@
 //! fleetctl hosts [--cluster C]
 //! fleetctl sar -u|-r|-S|-W|-B|-b|-d|-q [CPU|IO|MEM]|-n DEV|EDEV [-P ALL]
 //!              (--host H ... | --cluster C) [--since T] [--until T]
+//! fleetctl top-oom [--cluster C] [--host H]... [--limit N]
+//! fleetctl oom [--cluster C] [--host H]... [--since T] [--until T] [--limit N]
+//! fleetctl oom show ID [--before DUR]
 //! ```
 //!
 //! The global options are `global = true`, so they may also follow the command
@@ -13,10 +16,12 @@
 //! struct and one more arm in `crate::execute`.
 //!
 //! Everything clap can check is checked here: exactly one sar activity (an [`ArgGroup`]), `-P ALL`
-//! only with `-u`, at least one of `--host`/`--cluster`, and well-formed `--since`/`--until`.
-//! Such mistakes exit with status 2 and a usage message before anything is contacted.
+//! only with `-u`, at least one of `--host`/`--cluster`, and well-formed `--since`/`--until`;
+//! `--limit` in the collector's range, a positive `--before`, and no listing options beside
+//! `oom show`. Such mistakes exit with status 2 and a usage message before anything is contacted.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use fleet_proto::v1::Activity;
@@ -74,14 +79,22 @@ pub struct GlobalArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// The commands. Later ones (top-oom, oom, ntp, alerts, policy, certs) are added as variants.
+/// The commands. Later ones (ntp, alerts, policy, certs) are added as variants.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// List the hosts the collector knows
     Hosts(HostsArgs),
     /// Show sar activity of one or more hosts, like sysstat's sar
     Sar(SarArgs),
+    /// The processes the OOM killer would pick next, across hosts (highest oom_score first)
+    TopOom(TopOomArgs),
+    /// List OOM kills, newest first; `oom show ID` shows one in full with its evidence
+    Oom(OomArgs),
 }
+
+/// The help text on `--since`/`--until` values.
+const TIME_HELP: &str = "TIME is a duration back from now (30s, 10m, 2h, 1d, 1h30m), `now`, or an \
+                         RFC 3339 time (2026-11-25T22:10:03Z). Times are shown in UTC.";
 
 /// `fleetctl hosts`.
 #[derive(Debug, Clone, Default, Args)]
@@ -102,8 +115,7 @@ pub struct HostsArgs {
             .args(["cpu", "memory", "swap", "swapping", "paging", "io", "disk", "queue", "network"])
     ),
     group(ArgGroup::new("target").required(true).multiple(true).args(["hosts", "cluster"])),
-    after_help = "TIME is a duration back from now (30s, 10m, 2h, 1d, 1h30m), `now`, or an RFC 3339 \
-                  time (2026-11-25T22:10:03Z). Times are shown in UTC."
+    after_help = TIME_HELP
 )]
 pub struct SarArgs {
     /// CPU utilization (instance "all"; every CPU with -P ALL)
@@ -156,6 +168,91 @@ pub struct SarArgs {
     /// End of the time range [default: now]
     #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
     pub until: Option<TimeArg>,
+}
+
+/// `fleetctl top-oom`: the latest ranking of each selected host, merged.
+#[derive(Debug, Clone, Args)]
+pub struct TopOomArgs {
+    /// Host id or hostname (repeatable) [default: every host]
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+    /// Only hosts of this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+    /// How many processes to show, over all hosts
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        // The collector's own cap (collector/src/server.rs `top_oom`).
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub limit: u32,
+}
+
+/// `fleetctl oom`: the kills in a time range, or with `show ID` one kill in full.
+///
+/// The listing options belong to the listing: `fleetctl oom --since 1h show ID` is a usage error
+/// rather than options silently ignored.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = TIME_HELP)]
+pub struct OomArgs {
+    #[command(subcommand)]
+    pub command: Option<OomCommand>,
+
+    /// Host id or hostname (repeatable) [default: every host]
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+    /// Only hosts of this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+    /// Start of the time range [default: 24h]
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<TimeArg>,
+    /// End of the time range [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<TimeArg>,
+    /// At most this many kills, the newest
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        // The collector's own cap (collector/src/server.rs `list_oom_kills`).
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub limit: u32,
+}
+
+/// What follows `fleetctl oom`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum OomCommand {
+    /// One kill in full: the report, its task table, and the host's memory, swap and paging
+    /// samples and top-oom ranking before it
+    Show(OomShowArgs),
+}
+
+/// `fleetctl oom show ID`.
+#[derive(Debug, Clone, Args)]
+pub struct OomShowArgs {
+    /// The kill's id, as `fleetctl oom` lists it
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// How far before the kill the sar samples reach (30s, 10m, 1h)
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_before)]
+    pub before: Duration,
+}
+
+/// A `--before` value: a positive humantime duration that fits the wire's milliseconds.
+fn parse_before(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (30s, 10m, 1h): {e}"))?;
+    if d.as_millis() == 0 {
+        return Err("must be at least 1ms".to_owned());
+    }
+    if i64::try_from(d.as_millis()).is_err() {
+        return Err(format!("`{s}` is too long"));
+    }
+    Ok(d)
 }
 
 /// The argument of `-q`.
@@ -454,5 +551,129 @@ mod tests {
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
             "{err}"
         );
+    }
+
+    fn top_oom(args: &[&str]) -> TopOomArgs {
+        let mut all = vec!["top-oom"];
+        all.extend_from_slice(args);
+        match parse(&all)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::TopOom(args) => args,
+            other => panic!("not top-oom: {other:?}"),
+        }
+    }
+
+    fn oom(args: &[&str]) -> OomArgs {
+        let mut all = vec!["oom"];
+        all.extend_from_slice(args);
+        match parse(&all)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::Oom(args) => args,
+            other => panic!("not oom: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn top_oom_defaults_to_every_host_and_ten() {
+        let args = top_oom(&[]);
+        assert!(args.hosts.is_empty());
+        assert_eq!(args.cluster, None);
+        assert_eq!(args.limit, 10);
+        let args = top_oom(&[
+            "--host",
+            "web-1",
+            "--host",
+            "a1",
+            "--cluster",
+            "prod",
+            "--limit",
+            "3",
+        ]);
+        assert_eq!(args.hosts, ["web-1", "a1"]);
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+        assert_eq!(args.limit, 3);
+        for bad in ["0", "-1", "10001", "many"] {
+            let err = parse(&["top-oom", "--limit", bad]).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ValueValidation | ErrorKind::UnknownArgument
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn oom_lists_by_default() {
+        let args = oom(&[]);
+        assert!(args.command.is_none());
+        assert!(args.hosts.is_empty());
+        assert_eq!(args.since, None);
+        assert_eq!(args.until, None);
+        assert_eq!(args.limit, 1000);
+        let args = oom(&[
+            "--cluster",
+            "prod",
+            "--host",
+            "db-1",
+            "--since",
+            "2d",
+            "--until",
+            "1h",
+            "--limit",
+            "5",
+        ]);
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+        assert_eq!(args.hosts, ["db-1"]);
+        assert_eq!(
+            args.since,
+            Some(TimeArg::Ago(Duration::from_secs(2 * 86_400)))
+        );
+        assert_eq!(args.until, Some(TimeArg::Ago(Duration::from_secs(3600))));
+        assert_eq!(args.limit, 5);
+        let err = parse(&["oom", "--since", "yesterday"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{err}");
+        let err = parse(&["oom", "--limit", "0"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{err}");
+    }
+
+    #[test]
+    fn oom_show_takes_an_id_and_a_window() {
+        let show = |args: &[&str]| match oom(args).command {
+            Some(OomCommand::Show(show)) => show,
+            None => panic!("not oom show: {args:?}"),
+        };
+        let args = show(&["show", "1-19abc2e5d18-0"]);
+        assert_eq!(args.id, "1-19abc2e5d18-0");
+        assert_eq!(args.before, Duration::from_secs(600));
+        let args = show(&["show", "--before", "1h30m", "x"]);
+        assert_eq!(args.id, "x");
+        assert_eq!(args.before, Duration::from_secs(5400));
+        // Global options still go anywhere.
+        let cli = parse(&["oom", "show", "x", "-o", "json"]).unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+
+        let err = parse(&["oom", "show"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        for bad in ["0s", "soon", "-5m"] {
+            let err = parse(&["oom", "show", "x", "--before", bad]).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::ValueValidation | ErrorKind::UnknownArgument
+                ),
+                "{bad}: {err}"
+            );
+        }
+        // Listing options do not apply to one kill: an error, not silently ignored.
+        let err = parse(&["oom", "--since", "1h", "show", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{err}");
+        let err = parse(&["oom", "show", "x", "--host", "a"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
     }
 }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use fleet_proto::v1::query_client::QueryClient;
-use fleet_proto::v1::{HostInfo, ListHostsRequest, SarQuery, SarRow};
+use fleet_proto::v1::{
+    HostInfo, ListHostsRequest, OomKill, OomKillDetail, OomKillRequest, OomQuery, SarQuery, SarRow,
+    TopOomQuery, TopOomRow,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
@@ -86,6 +89,43 @@ impl Collector {
         match self.client.clone().query_sar(query).await {
             Ok(response) => Ok(response.into_inner().rows),
             Err(status) => Err(self.status_error("QuerySar", status)),
+        }
+    }
+
+    /// `Query.TopOom`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it.
+    pub async fn top_oom(&self, query: TopOomQuery) -> Result<Vec<TopOomRow>> {
+        match self.client.clone().top_oom(query).await {
+            Ok(response) => Ok(response.into_inner().rows),
+            Err(status) => Err(self.status_error("TopOom", status)),
+        }
+    }
+
+    /// `Query.ListOomKills`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it.
+    pub async fn list_oom_kills(&self, query: OomQuery) -> Result<Vec<OomKill>> {
+        match self.client.clone().list_oom_kills(query).await {
+            Ok(response) => Ok(response.into_inner().kills),
+            Err(status) => Err(self.status_error("ListOomKills", status)),
+        }
+    }
+
+    /// `Query.GetOomKill`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it (`NotFound` for an
+    /// unknown id).
+    pub async fn get_oom_kill(&self, request: OomKillRequest) -> Result<OomKillDetail> {
+        match self.client.clone().get_oom_kill(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(self.status_error("GetOomKill", status)),
         }
     }
 

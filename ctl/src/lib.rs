@@ -25,10 +25,10 @@ use std::io::{self, Write};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_proto::schema::{schema, ActivitySchema};
-use fleet_proto::v1::{Activity, SarQuery, SarRow};
+use fleet_proto::v1::{Activity, OomKillRequest, OomQuery, SarQuery, SarRow, TopOomQuery};
 
 pub use cli::Cli;
-use cli::{Command, HostsArgs, SarArgs};
+use cli::{Command, HostsArgs, OomArgs, OomCommand, OomShowArgs, SarArgs, TopOomArgs};
 use client::Collector;
 use config::{FileConfig, Settings};
 use render::OutputFormat;
@@ -36,6 +36,8 @@ use timearg::TimeArg;
 
 /// How far back `sar` looks without `--since`.
 const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
+/// How far back `oom` looks without `--since`.
+const DEFAULT_OOM_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(24 * 60 * 60));
 
 /// What a command prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +82,11 @@ pub async fn execute(cli: Cli) -> Result<Output> {
     match cli.command {
         Command::Hosts(args) => hosts(&settings, args).await,
         Command::Sar(args) => sar(&settings, &args, Utc::now()).await,
+        Command::TopOom(args) => top_oom(&settings, &args).await,
+        Command::Oom(args) => match &args.command {
+            Some(OomCommand::Show(show)) => oom_show(&settings, show).await,
+            None => oom(&settings, &args, Utc::now()).await,
+        },
     }
 }
 
@@ -145,16 +152,7 @@ impl SarPlan {
         let activity = args.activity()?;
         let schema = schema(activity)
             .with_context(|| format!("no column schema for activity {activity:?}"))?;
-        let since = args.since.unwrap_or(DEFAULT_SINCE).resolve(now);
-        let until = args.until.map(|t| t.resolve(now));
-        let end = until.unwrap_or(now);
-        if since >= end {
-            bail!(
-                "--since {} is not before --until {}",
-                show_time(since),
-                until.map_or_else(|| "now".to_owned(), show_time)
-            );
-        }
+        let (since, until) = time_range(args.since.unwrap_or(DEFAULT_SINCE), args.until, now)?;
         Ok(SarPlan {
             schema,
             query: SarQuery {
@@ -200,13 +198,134 @@ async fn sar(settings: &Settings, args: &SarArgs, now: DateTime<Utc>) -> Result<
             "no samples (sar {}) from {} to {}",
             plan.schema.sar_flag,
             show_time(plan.since),
-            plan.until.map_or_else(|| "now".to_owned(), show_time)
+            show_until(plan.until)
         )
     });
     Ok(Output {
         stdout: render::render_sar(plan.schema, &rows, &hosts, settings.output),
         notice,
     })
+}
+
+/// `--since` and `--until` resolved against `now`; `until` stays `None` for "now".
+///
+/// # Errors
+///
+/// When `since` is not before the end of the range.
+fn time_range(
+    since: TimeArg,
+    until: Option<TimeArg>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    let since = since.resolve(now);
+    let until = until.map(|t| t.resolve(now));
+    if since >= until.unwrap_or(now) {
+        bail!(
+            "--since {} is not before --until {}",
+            show_time(since),
+            show_until(until)
+        );
+    }
+    Ok((since, until))
+}
+
+async fn top_oom(settings: &Settings, args: &TopOomArgs) -> Result<Output> {
+    let query = TopOomQuery {
+        hosts: args.hosts.clone(),
+        cluster: args.cluster.clone().unwrap_or_default(),
+        limit: args.limit,
+    };
+    let collector = Collector::connect(settings).await?;
+    let rows = collector.top_oom(query).await?;
+    let notice = (rows.is_empty() && settings.output == OutputFormat::Table).then(|| {
+        "no top-oom ranking stored for the selected hosts (agents send one with their samples)"
+            .to_owned()
+    });
+    Ok(Output {
+        stdout: render::render_top_oom(&rows, settings.output),
+        notice,
+    })
+}
+
+/// An `oom` listing checked and turned into its query, before anything is contacted.
+#[derive(Debug, Clone, PartialEq)]
+struct OomPlan {
+    query: OomQuery,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl OomPlan {
+    fn new(args: &OomArgs, now: DateTime<Utc>) -> Result<Self> {
+        let (since, until) = time_range(args.since.unwrap_or(DEFAULT_OOM_SINCE), args.until, now)?;
+        Ok(OomPlan {
+            query: OomQuery {
+                hosts: args.hosts.clone(),
+                cluster: args.cluster.clone().unwrap_or_default(),
+                since_ms: since.timestamp_millis(),
+                // 0 lets the collector use its own now, as for sar.
+                until_ms: until.map_or(0, |t| t.timestamp_millis()),
+                limit: args.limit,
+            },
+            since,
+            until,
+        })
+    }
+
+    /// What stderr says about `found` kills: none in the range (table only), or a listing cut
+    /// at `--limit` (every format: a script must not mistake a cut list for all of them).
+    fn notice(&self, found: usize, format: OutputFormat) -> Option<String> {
+        let limit = self.query.limit as usize;
+        if found == 0 && format == OutputFormat::Table {
+            Some(format!(
+                "no OOM kills from {} to {}",
+                show_time(self.since),
+                show_until(self.until)
+            ))
+        } else if found >= limit {
+            Some(format!(
+                "showing the newest {limit} kills only; raise --limit or narrow --since/--until \
+                 for the rest"
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+async fn oom(settings: &Settings, args: &OomArgs, now: DateTime<Utc>) -> Result<Output> {
+    let plan = OomPlan::new(args, now)?;
+    let collector = Collector::connect(settings).await?;
+    let kills = collector.list_oom_kills(plan.query.clone()).await?;
+    Ok(Output {
+        stdout: render::render_oom_kills(&kills, settings.output),
+        notice: plan.notice(kills.len(), settings.output),
+    })
+}
+
+async fn oom_show(settings: &Settings, args: &OomShowArgs) -> Result<Output> {
+    if settings.output == OutputFormat::Csv {
+        bail!("`oom show` prints several tables and has no CSV form: use -o table or -o json");
+    }
+    let request = OomKillRequest {
+        id: args.id.clone(),
+        // The CLI admits only durations whose milliseconds fit.
+        before_ms: i64::try_from(args.before.as_millis()).unwrap_or(i64::MAX),
+    };
+    let collector = Collector::connect(settings).await?;
+    let detail = collector.get_oom_kill(request).await?;
+    let stdout = match settings.output {
+        OutputFormat::Json => render::render_oom_detail_json(&detail),
+        OutputFormat::Table | OutputFormat::Csv => render::render_oom_detail_table(&detail),
+    };
+    Ok(Output {
+        stdout,
+        notice: None,
+    })
+}
+
+fn show_until(until: Option<DateTime<Utc>>) -> String {
+    until.map_or_else(|| "now".to_owned(), show_time)
 }
 
 fn show_time(t: DateTime<Utc>) -> String {
@@ -382,6 +501,102 @@ mod tests {
         ])
         .unwrap();
         let err = execute(cli).await.unwrap_err();
+        assert!(err.to_string().starts_with("--since "), "{err:#}");
+    }
+
+    fn oom_args(args: &[&str]) -> OomArgs {
+        let all = ["fleetctl", "oom"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Oom(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oom_plan_defaults_to_the_last_day_of_every_host() {
+        let plan = OomPlan::new(&oom_args(&[]), now()).unwrap();
+        assert_eq!(
+            plan.query,
+            OomQuery {
+                hosts: Vec::new(),
+                cluster: String::new(),
+                since_ms: now().timestamp_millis() - 86_400_000,
+                until_ms: 0,
+                limit: 1000,
+            }
+        );
+        let args = oom_args(&[
+            "--host",
+            "db-1",
+            "--cluster",
+            "prod",
+            "--since",
+            "2026-11-25T20:00:00Z",
+            "--until",
+            "10m",
+            "--limit",
+            "20",
+        ]);
+        let plan = OomPlan::new(&args, now()).unwrap();
+        assert_eq!(plan.query.hosts, ["db-1"]);
+        assert_eq!(plan.query.cluster, "prod");
+        assert_eq!(
+            plan.query.since_ms,
+            "2026-11-25T20:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+                .timestamp_millis()
+        );
+        assert_eq!(plan.query.until_ms, now().timestamp_millis() - 600_000);
+        assert_eq!(plan.query.limit, 20);
+        let err = OomPlan::new(&oom_args(&["--since", "1h", "--until", "1d"]), now()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--since 2026-11-25T21:10:03Z is not before --until 2026-11-24T22:10:03Z"
+        );
+    }
+
+    #[test]
+    fn oom_notices() {
+        let plan = OomPlan::new(&oom_args(&["--limit", "2"]), now()).unwrap();
+        assert_eq!(
+            plan.notice(0, OutputFormat::Table).as_deref(),
+            Some("no OOM kills from 2026-11-24T22:10:03Z to now")
+        );
+        // An empty JSON array or CSV header says as much.
+        assert_eq!(plan.notice(0, OutputFormat::Json), None);
+        assert_eq!(plan.notice(1, OutputFormat::Table), None);
+        // A cut listing is said in every format.
+        for format in [OutputFormat::Table, OutputFormat::Json, OutputFormat::Csv] {
+            assert_eq!(
+                plan.notice(2, format).as_deref(),
+                Some(
+                    "showing the newest 2 kills only; raise --limit or narrow --since/--until \
+                     for the rest"
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn oom_mistakes_come_before_any_connection() {
+        let run = |args: &[&str]| {
+            let all = [
+                "fleetctl",
+                "--insecure",
+                "--collector",
+                "http://127.0.0.1:1",
+            ];
+            execute(Cli::try_parse_from(all.iter().chain(args)).unwrap())
+        };
+        let err = run(&["oom", "show", "x", "-o", "csv"]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`oom show` prints several tables and has no CSV form: use -o table or -o json"
+        );
+        let err = run(&["oom", "--since", "1h", "--until", "2h"])
+            .await
+            .unwrap_err();
         assert!(err.to_string().starts_with("--since "), "{err:#}");
     }
 }

@@ -22,15 +22,45 @@
 //!   where sar prints one, then the sysstat column names (`%user`, `kbmemfree`, ...) with numeric
 //!   values (`null` for a value that is not a finite number).
 //! - `csv`: the same keys as a header row, then one line per row (RFC 4180 quoting).
+//!
+//! The OOM commands follow the same pattern:
+//!
+//! - `top-oom`: rows keyed [`TOP_OOM_KEYS`], highest `oom_score` first; the table
+//!   (`HOST PID COMM OOM_SCORE ADJ RSS CMDLINE`) cuts command lines to [`CMDLINE_WIDTH`].
+//! - `oom`: one row per kill, keyed [`KILL_FIXED_KEYS`] and then the keys of the kill's
+//!   `fleet-agent parse-kmsg` object (known ones in [`KILL_DETAIL_KEYS`] order, others sorted),
+//!   without its `tasks` and `raw` but with `tasks_count`. The CSV header is stable: every known
+//!   key, then any other key a row has.
+//! - `oom show`: JSON `{kill, memory, swap, swapping, paging, top_oom, top_oom_time}`; the table
+//!   is the report's facts, the task table by rss, the sar tables before the kill and the last
+//!   top-oom ranking before it:
+//!
+//!   ```text
+//!   OOM kill 1-19abc2e5d18-0
+//!   Host:         web-1 (a1), cluster prod
+//!   Time:         2026-11-25T22:10:03.250Z
+//!   Victim:       116 stress-ng-vm, uid 0, oom_score_adj 1000
+//!   ...
+//!   Tasks, by rss (memory in pages, as the kernel prints them):
+//!   pid   uid   tgid   total_vm       rss   rss_anon ...   name
+//!   116     0    116    2628942   1995298    1995157 ...   stress-ng-vm
+//!
+//!   Memory before the kill (sar -r):
+//!   22:09:43    kbmemfree   kbavail kbmemused ...
+//!   ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use fleet_proto::schema::ActivitySchema;
-use fleet_proto::v1::{HostIdentity, HostInfo, SarRow};
+use fleet_proto::schema::{schema, ActivitySchema};
+use fleet_proto::v1::{
+    Activity, HostIdentity, HostInfo, OomEvent, OomKill, OomKillDetail, OomProcess, SarRow,
+    TopOomRow,
+};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 /// The `-o` / `output` choice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -163,7 +193,15 @@ pub fn render_hosts(hosts: &[HostInfo], format: OutputFormat) -> String {
 
 /// Columns left-aligned, three spaces apart, no trailing blanks.
 fn left_aligned_table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.to_vec()).collect();
+    table(&rows, &[false; N])
+}
+
+/// Columns three spaces apart, column `i` right-aligned where `right[i]`, else left-aligned; no
+/// trailing blanks.
+fn table(rows: &[Vec<String>], right: &[bool]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -173,10 +211,14 @@ fn left_aligned_table<const N: usize>(rows: &[[String; N]]) -> String {
     for row in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
+            if i > 0 {
+                line.push_str("   ");
+            }
+            let w = widths[i];
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(line, "{cell:>w$}");
             } else {
-                let _ = write!(line, "{cell:<w$}   ", w = widths[i]);
+                let _ = write!(line, "{cell:<w$}");
             }
         }
         out.push_str(line.trim_end());
@@ -361,6 +403,15 @@ fn sar_host_block(schema: &ActivitySchema, rows: &[&SarRow], id: Option<&&HostId
         first.host_id,
         dash(cluster)
     );
+    out.push_str(&sar_body(schema, rows));
+    out
+}
+
+/// The part of a sar table under the header line: the column header (at the start of the first
+/// interval), the rows, the `Average:` lines. `rows` must not be empty.
+fn sar_body(schema: &ActivitySchema, rows: &[&SarRow]) -> String {
+    let first = rows[0];
+    let mut out = String::new();
 
     // Cells: the time column, then the instance column if any, then the values.
     let value_cell = |column: &str, value: Option<f64>| match value {
@@ -429,6 +480,753 @@ fn sar_host_block(schema: &ActivitySchema, rows: &[&SarRow], id: Option<&&HostId
 }
 
 // ---------------------------------------------------------------------------------------------
+// top-oom
+
+/// The widest command line a table prints (the rest becomes `…`); JSON and CSV carry it whole.
+pub const CMDLINE_WIDTH: usize = 60;
+
+/// The keys of a `top-oom` row, in order (JSON and CSV).
+pub const TOP_OOM_KEYS: [&str; 11] = [
+    "host_id",
+    "hostname",
+    "cluster",
+    "time",
+    "pid",
+    "comm",
+    "cmdline",
+    "uid",
+    "oom_score",
+    "oom_score_adj",
+    "rss_kb",
+];
+
+/// One ranked process as `-o json` shows it. The field order is [`TOP_OOM_KEYS`].
+#[derive(Debug, Serialize)]
+struct TopOomView {
+    host_id: String,
+    hostname: String,
+    cluster: String,
+    /// When the host's ranking was taken.
+    time: Option<String>,
+    pid: i64,
+    comm: String,
+    cmdline: String,
+    uid: i64,
+    oom_score: i64,
+    oom_score_adj: i64,
+    rss_kb: u64,
+}
+
+impl TopOomView {
+    fn new(row: &TopOomRow) -> Self {
+        let process = row.process.clone().unwrap_or_default();
+        Self::of(
+            &row.host_id,
+            &row.hostname,
+            &row.cluster,
+            row.time_ms,
+            process,
+        )
+    }
+
+    fn of(host_id: &str, hostname: &str, cluster: &str, time_ms: i64, p: OomProcess) -> Self {
+        TopOomView {
+            host_id: host_id.to_owned(),
+            hostname: hostname.to_owned(),
+            cluster: cluster.to_owned(),
+            time: nonzero_rfc3339_ms(time_ms),
+            pid: p.pid,
+            comm: p.comm,
+            cmdline: p.cmdline,
+            uid: p.uid,
+            oom_score: p.oom_score,
+            oom_score_adj: p.oom_score_adj,
+            rss_kb: p.rss_kb,
+        }
+    }
+
+    fn csv_fields(&self) -> [String; 11] {
+        [
+            self.host_id.clone(),
+            self.hostname.clone(),
+            self.cluster.clone(),
+            self.time.clone().unwrap_or_default(),
+            self.pid.to_string(),
+            self.comm.clone(),
+            self.cmdline.clone(),
+            self.uid.to_string(),
+            self.oom_score.to_string(),
+            self.oom_score_adj.to_string(),
+            self.rss_kb.to_string(),
+        ]
+    }
+}
+
+/// Highest `oom_score` first; a stable sort, so ties keep the collector's order.
+fn sort_top_oom(views: &mut [TopOomView]) {
+    views.sort_by_key(|v| std::cmp::Reverse(v.oom_score));
+}
+
+/// Renders `fleetctl top-oom`: highest `oom_score` first, with each process's host.
+pub fn render_top_oom(rows: &[TopOomRow], format: OutputFormat) -> String {
+    let mut views: Vec<TopOomView> = rows.iter().map(TopOomView::new).collect();
+    sort_top_oom(&mut views);
+    match format {
+        OutputFormat::Json => json(&views),
+        OutputFormat::Csv => {
+            let mut out = csv_line(TOP_OOM_KEYS);
+            for v in &views {
+                out.push_str(&csv_line(v.csv_fields()));
+            }
+            out
+        }
+        OutputFormat::Table => top_oom_table(&views, true),
+    }
+}
+
+/// `HOST PID COMM OOM_SCORE ADJ RSS CMDLINE`, like `dstat --top-oom` with more columns; without
+/// the host column for one host's ranking (`oom show`).
+fn top_oom_table(views: &[TopOomView], with_host: bool) -> String {
+    let skip = usize::from(!with_host);
+    let mut rows = vec![
+        ["HOST", "PID", "COMM", "OOM_SCORE", "ADJ", "RSS", "CMDLINE"]
+            .iter()
+            .skip(skip)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for v in views {
+        let host = if v.hostname.is_empty() {
+            &v.host_id
+        } else {
+            &v.hostname
+        };
+        let cells = [
+            dash(host),
+            v.pid.to_string(),
+            dash(&printable(&v.comm, usize::MAX)),
+            v.oom_score.to_string(),
+            v.oom_score_adj.to_string(),
+            human_kb(v.rss_kb),
+            dash(&printable(&v.cmdline, CMDLINE_WIDTH)),
+        ];
+        rows.push(cells.into_iter().skip(skip).collect());
+    }
+    let right = [false, true, false, true, true, true, false];
+    table(&rows, &right[skip..])
+}
+
+// ---------------------------------------------------------------------------------------------
+// oom
+
+/// The keys every kill row starts with. The collector's values win over same-named keys of the
+/// parse-kmsg detail (its `time` is the kernel's text, its `source` the agent's guess).
+pub const KILL_FIXED_KEYS: [&str; 6] = ["id", "host_id", "hostname", "cluster", "time", "source"];
+
+/// The parse-kmsg keys, in the order rows print them; keys not listed follow, sorted, so a field
+/// a newer agent adds reaches the output without a fleetctl change.
+pub const KILL_DETAIL_KEYS: [&str; 35] = [
+    "victim_pid",
+    "victim_comm",
+    "victim_uid",
+    "total_vm_kb",
+    "anon_rss_kb",
+    "file_rss_kb",
+    "shmem_rss_kb",
+    "pgtables_kb",
+    "oom_score_adj",
+    "score",
+    "selected_pid",
+    "selected_comm",
+    "constraint",
+    "cpuset",
+    "global_oom",
+    "oom_memcg",
+    "task_memcg",
+    "trigger_comm",
+    "trigger_pid",
+    "trigger_oom_score_adj",
+    "gfp_mask",
+    "gfp_flags",
+    "order",
+    "mem_info",
+    "tasks_count",
+    "tasks",
+    "tasks_dropped",
+    "monotonic_s",
+    "kmsg_seq",
+    "partial",
+    "suppressed",
+    "reaped",
+    "panic",
+    "raw",
+    "raw_dropped",
+];
+
+/// The keys only `oom show` prints: the task table and the report's lines.
+const KILL_FULL_ONLY_KEYS: [&str; 2] = ["tasks", "raw"];
+
+/// One kill as `oom` (without `tasks` and `raw`) and `oom show` (with them) print it.
+#[derive(Debug, Clone, PartialEq)]
+struct KillView {
+    time_ms: i64,
+    /// The keys in print order, with their values.
+    fields: Vec<(String, Value)>,
+}
+
+impl KillView {
+    /// The fixed keys, then the event's parse-kmsg object (`detail_json`) merged in. Typed fields
+    /// of the event fill keys the object lacks, so an event whose detail is missing or unreadable
+    /// still shows what the wire carries.
+    fn new(kill: &OomKill, full: bool) -> Self {
+        let none = OomEvent::default();
+        let event = kill.event.as_ref().unwrap_or(&none);
+        let mut detail = match serde_json::from_str(&event.detail_json) {
+            Ok(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        for (key, value) in typed_event_fields(event) {
+            if let Some(value) = value {
+                detail.entry(key).or_insert(value);
+            }
+        }
+        let source = match event.source.as_str() {
+            "" => detail
+                .get("source")
+                .and_then(Value::as_str)
+                .unwrap_or("kmsg")
+                .to_owned(),
+            source => source.to_owned(),
+        };
+        for key in KILL_FIXED_KEYS {
+            detail.remove(key);
+        }
+        if let Some(Value::Array(tasks)) = detail.get("tasks") {
+            let count = tasks.len();
+            detail.entry("tasks_count").or_insert(count.into());
+        }
+        if !full {
+            for key in KILL_FULL_ONLY_KEYS {
+                detail.remove(key);
+            }
+        }
+        let mut fields: Vec<(String, Value)> = vec![
+            ("id".into(), kill.id.clone().into()),
+            ("host_id".into(), kill.host_id.clone().into()),
+            ("hostname".into(), kill.hostname.clone().into()),
+            ("cluster".into(), kill.cluster.clone().into()),
+            ("time".into(), nonzero_rfc3339_ms(event.time_ms).into()),
+            ("source".into(), source.into()),
+        ];
+        for key in KILL_DETAIL_KEYS {
+            if let Some(value) = detail.remove(key) {
+                fields.push((key.to_owned(), value));
+            }
+        }
+        let mut rest: Vec<(String, Value)> = detail.into_iter().collect();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.extend(rest);
+        KillView {
+            time_ms: event.time_ms,
+            fields,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    fn text(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    fn int(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+
+    /// `pid comm` of the victim (`victim`) or the trigger (`trigger`), as far as known.
+    fn task(&self, who: &str) -> Option<String> {
+        let pid = self.int(&format!("{who}_pid"));
+        let comm = self
+            .text(&format!("{who}_comm"))
+            .map(|c| printable(c, usize::MAX));
+        match (pid, comm) {
+            (Some(pid), Some(comm)) => Some(format!("{pid} {comm}")),
+            (Some(pid), None) => Some(pid.to_string()),
+            (None, Some(comm)) => Some(comm),
+            (None, None) => None,
+        }
+    }
+
+    /// The victim column: `pid comm`, or why it is unknown.
+    fn victim(&self) -> String {
+        match self.task("victim") {
+            Some(victim) => victim,
+            None if self.text("source") == Some("vmstat") => "unknown (vmstat count)".to_owned(),
+            None => "-".to_owned(),
+        }
+    }
+
+    /// The memcg column: the victim's memory cgroup, else the one that ran out, else `global`
+    /// for a global OOM.
+    fn memcg(&self) -> String {
+        let memcg = ["task_memcg", "oom_memcg"]
+            .into_iter()
+            .find_map(|key| self.text(key).filter(|s| !s.is_empty()));
+        match (memcg, self.get("global_oom").and_then(Value::as_bool)) {
+            (Some(memcg), _) => printable(memcg, usize::MAX),
+            (None, Some(true)) => "global".to_owned(),
+            (None, _) => "-".to_owned(),
+        }
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).and_then(Value::as_bool) == Some(true)
+    }
+}
+
+impl Serialize for KillView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (key, value) in &self.fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// The event's typed fields under their parse-kmsg keys; `None` where the wire has no value
+/// (and for flags that are false, which parse-kmsg leaves out too).
+fn typed_event_fields(e: &OomEvent) -> [(&'static str, Option<Value>); 22] {
+    let flag = |on: bool| on.then_some(Value::Bool(true));
+    [
+        ("victim_pid", e.victim_pid.map(Value::from)),
+        ("victim_comm", e.victim_comm.clone().map(Value::from)),
+        ("victim_uid", e.victim_uid.map(Value::from)),
+        ("total_vm_kb", e.total_vm_kb.map(Value::from)),
+        ("anon_rss_kb", e.anon_rss_kb.map(Value::from)),
+        ("file_rss_kb", e.file_rss_kb.map(Value::from)),
+        ("shmem_rss_kb", e.shmem_rss_kb.map(Value::from)),
+        ("pgtables_kb", e.pgtables_kb.map(Value::from)),
+        ("oom_score_adj", e.oom_score_adj.map(Value::from)),
+        ("score", e.score.map(Value::from)),
+        ("constraint", e.constraint.clone().map(Value::from)),
+        ("global_oom", e.global_oom.map(Value::from)),
+        ("oom_memcg", e.oom_memcg.clone().map(Value::from)),
+        ("task_memcg", e.task_memcg.clone().map(Value::from)),
+        ("trigger_comm", e.trigger_comm.clone().map(Value::from)),
+        ("trigger_pid", e.trigger_pid.map(Value::from)),
+        ("gfp_mask", e.gfp_mask.clone().map(Value::from)),
+        ("order", e.order.map(Value::from)),
+        ("kmsg_seq", e.kmsg_seq.map(Value::from)),
+        ("partial", flag(e.partial)),
+        ("reaped", flag(e.reaped)),
+        ("panic", flag(e.panic)),
+    ]
+}
+
+/// The CSV header of `oom`: the fixed keys, the known parse-kmsg keys of the list view (always,
+/// so the header is stable), then any other key some row has, sorted.
+fn kill_csv_keys(views: &[KillView]) -> Vec<String> {
+    let mut keys: Vec<String> = KILL_FIXED_KEYS
+        .iter()
+        .chain(
+            KILL_DETAIL_KEYS
+                .iter()
+                .filter(|k| !KILL_FULL_ONLY_KEYS.contains(k)),
+        )
+        .map(|k| k.to_string())
+        .collect();
+    let mut extra: Vec<&str> = views
+        .iter()
+        .flat_map(|v| v.fields.iter().map(|(k, _)| k.as_str()))
+        .filter(|k| !keys.iter().any(|known| known == k))
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    keys.extend(extra.into_iter().map(String::from));
+    keys
+}
+
+/// A JSON value as one CSV field: strings bare, `null` empty, arrays and objects as compact JSON.
+fn csv_value(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Renders `fleetctl oom`: the kills newest first (the collector's order; the sort is stable).
+pub fn render_oom_kills(kills: &[OomKill], format: OutputFormat) -> String {
+    let mut views: Vec<KillView> = kills.iter().map(|k| KillView::new(k, false)).collect();
+    views.sort_by_key(|v| std::cmp::Reverse(v.time_ms));
+    match format {
+        OutputFormat::Json => json(&views),
+        OutputFormat::Csv => {
+            let keys = kill_csv_keys(&views);
+            let mut out = csv_line(&keys);
+            for v in &views {
+                out.push_str(&csv_line(keys.iter().map(|k| csv_value(v.get(k)))));
+            }
+            out
+        }
+        OutputFormat::Table => {
+            let mut rows = vec![[
+                "TIME", "HOST", "VICTIM", "MEMCG", "ANON_RSS", "TRIGGER", "ID",
+            ]
+            .map(String::from)
+            .to_vec()];
+            for v in &views {
+                let host = v
+                    .text("hostname")
+                    .filter(|h| !h.is_empty())
+                    .or(v.text("host_id"))
+                    .unwrap_or("");
+                rows.push(vec![
+                    rfc3339(v.time_ms).unwrap_or_else(|| "-".into()),
+                    dash(host),
+                    v.victim(),
+                    v.memcg(),
+                    v.get("anon_rss_kb")
+                        .and_then(Value::as_u64)
+                        .map_or_else(|| "-".into(), human_kb),
+                    v.task("trigger").unwrap_or_else(|| "-".into()),
+                    dash(v.text("id").unwrap_or("")),
+                ]);
+            }
+            table(&rows, &[false, false, false, false, true, false, false])
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// oom show
+
+/// `oom show -o json`: the kill in full and the evidence beside it. Field order is key order.
+#[derive(Serialize)]
+struct KillDetailView<'a> {
+    kill: KillView,
+    memory: Vec<SarJsonRow<'a>>,
+    swap: Vec<SarJsonRow<'a>>,
+    swapping: Vec<SarJsonRow<'a>>,
+    paging: Vec<SarJsonRow<'a>>,
+    top_oom: Vec<TopOomView>,
+    top_oom_time: Option<String>,
+}
+
+/// The evidence sections of `oom show`: activity, title, rows (sorted as sar sorts them).
+fn evidence(detail: &OomKillDetail) -> [(Activity, &'static str, Vec<SarRow>); 4] {
+    let sorted = |rows: &[SarRow]| {
+        let mut rows = rows.to_vec();
+        sort_sar_rows(&mut rows);
+        rows
+    };
+    [
+        (Activity::Memory, "Memory", sorted(&detail.memory)),
+        (Activity::Swap, "Swap space", sorted(&detail.swap)),
+        (Activity::Swapping, "Swapping", sorted(&detail.swapping)),
+        (Activity::Paging, "Paging", sorted(&detail.paging)),
+    ]
+}
+
+/// The ranking before the kill, as top-oom rows of the kill's host.
+fn detail_top_oom(detail: &OomKillDetail, kill: &OomKill) -> Vec<TopOomView> {
+    let mut views: Vec<TopOomView> = detail
+        .top_oom
+        .iter()
+        .map(|p| {
+            TopOomView::of(
+                &kill.host_id,
+                &kill.hostname,
+                &kill.cluster,
+                detail.top_oom_time_ms,
+                p.clone(),
+            )
+        })
+        .collect();
+    sort_top_oom(&mut views);
+    views
+}
+
+/// Renders `fleetctl oom show -o json`: `kill` (an `oom` row with `tasks` and `raw`), the sar
+/// rows `memory`, `swap`, `swapping`, `paging` (as `sar -o json` prints them), `top_oom` (as
+/// `top-oom -o json` prints them) and `top_oom_time` (`null` when no ranking preceded the kill).
+pub fn render_oom_detail_json(detail: &OomKillDetail) -> String {
+    let kill = detail.kill.clone().unwrap_or_default();
+    let [memory, swap, swapping, paging] = evidence(detail);
+    fn rows<'a>((activity, _, rows): &'a (Activity, &str, Vec<SarRow>)) -> Vec<SarJsonRow<'a>> {
+        match schema(*activity) {
+            Some(schema) => rows.iter().map(|row| SarJsonRow { schema, row }).collect(),
+            None => Vec::new(),
+        }
+    }
+    let view = KillDetailView {
+        kill: KillView::new(&kill, true),
+        memory: rows(&memory),
+        swap: rows(&swap),
+        swapping: rows(&swapping),
+        paging: rows(&paging),
+        top_oom: detail_top_oom(detail, &kill),
+        top_oom_time: nonzero_rfc3339_ms(detail.top_oom_time_ms),
+    };
+    json(&view)
+}
+
+/// Renders `fleetctl oom show`: the report's facts, the task table by rss, the host's sar
+/// samples before the kill, and the last top-oom ranking before it.
+pub fn render_oom_detail_table(detail: &OomKillDetail) -> String {
+    let kill = detail.kill.clone().unwrap_or_default();
+    let v = KillView::new(&kill, true);
+    let mut out = format!("OOM kill {}\n", dash(&kill.id));
+
+    let known = |parts: Vec<Option<String>>| {
+        let parts: Vec<String> = parts.into_iter().flatten().collect();
+        if parts.is_empty() {
+            "-".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    };
+    let labelled = |key: &str, label: &str| v.get(key).map(|x| format!("{label} {}", plain(x)));
+    let kb = |key: &str, label: &str| v.get(key).map(|x| format!("{label} {}kB", plain(x)));
+    let host = format!(
+        "{} ({}), cluster {}",
+        dash(&kill.hostname),
+        dash(&kill.host_id),
+        dash(&kill.cluster)
+    );
+    let time = rfc3339_ms(v.time_ms).unwrap_or_else(|| "-".into());
+    // The task the killer chose, when a child was killed in its place.
+    let selected = v
+        .task("selected")
+        .filter(|_| v.int("selected_pid") != v.int("victim_pid"))
+        .map(|task| format!("selected {task}"));
+    let victim = known(vec![
+        Some(v.victim()),
+        labelled("victim_uid", "uid"),
+        labelled("oom_score_adj", "oom_score_adj"),
+        labelled("score", "score"),
+        selected,
+    ]);
+    let memory = known(vec![
+        kb("total_vm_kb", "total-vm"),
+        kb("anon_rss_kb", "anon-rss"),
+        kb("file_rss_kb", "file-rss"),
+        kb("shmem_rss_kb", "shmem-rss"),
+        kb("pgtables_kb", "pgtables"),
+    ]);
+    let gfp = v.text("gfp_mask").map(|mask| match v.text("gfp_flags") {
+        Some(flags) => format!("gfp_mask {mask}({flags})"),
+        None => format!("gfp_mask {mask}"),
+    });
+    let trigger = known(vec![
+        v.task("trigger"),
+        gfp,
+        labelled("order", "order"),
+        labelled("trigger_oom_score_adj", "oom_score_adj"),
+    ]);
+    let scope = match v.get("global_oom").and_then(Value::as_bool) {
+        Some(true) => Some("global OOM".to_owned()),
+        Some(false) => Some("memory cgroup OOM".to_owned()),
+        None => None,
+    };
+    let constraint = known(vec![
+        v.text("constraint").map(String::from),
+        scope,
+        labelled("cpuset", "cpuset"),
+    ]);
+    let memcg = known(vec![
+        labelled("task_memcg", "task_memcg"),
+        labelled("oom_memcg", "oom_memcg"),
+    ]);
+    // The Mem-Info summary, as the parser names its values (`*_pages`, `*_kb`).
+    let mem_info = v.get("mem_info").and_then(Value::as_object).map(|info| {
+        let pairs: Vec<Option<String>> = info
+            .iter()
+            .map(|(key, value)| Some(format!("{key} {}", plain(value))))
+            .collect();
+        known(pairs)
+    });
+    let source = known(vec![
+        v.text("source").map(String::from),
+        v.flag("partial").then(|| "partial report".to_owned()),
+        v.int("suppressed")
+            .map(|n| format!("{n} earlier reports rate-limited")),
+        labelled("tasks_dropped", "task rows dropped:"),
+        labelled("raw_dropped", "lines dropped:"),
+        v.flag("reaped").then(|| "reaped".to_owned()),
+        v.flag("panic").then(|| "kernel panic".to_owned()),
+    ]);
+    let mut facts = vec![
+        ["Host:", &host],
+        ["Time:", &time],
+        ["Victim:", &victim],
+        ["Memory:", &memory],
+        ["Trigger:", &trigger],
+        ["Constraint:", &constraint],
+        ["Memcg:", &memcg],
+    ];
+    if let Some(mem_info) = &mem_info {
+        facts.push(["Mem-Info:", mem_info]);
+    }
+    facts.push(["Source:", &source]);
+    let mut facts: Vec<Vec<String>> = facts
+        .into_iter()
+        .map(|[label, value]| vec![label.to_owned(), printable(value, usize::MAX)])
+        .collect();
+    if let Some(note) = v.text("note") {
+        facts.push(vec!["Note:".to_owned(), printable(note, usize::MAX)]);
+    }
+    out.push_str(&table(&facts, &[false, false]));
+
+    out.push('\n');
+    match v.get("tasks").and_then(Value::as_array) {
+        Some(tasks) if !tasks.is_empty() => {
+            out.push_str("Tasks, by rss (memory in pages, as the kernel prints them):\n");
+            out.push_str(&task_table(tasks));
+        }
+        _ => out.push_str("Tasks: none in the report\n"),
+    }
+
+    for (activity, title, rows) in evidence(detail) {
+        let Some(schema) = schema(activity) else {
+            continue;
+        };
+        out.push('\n');
+        if rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "{title} before the kill (sar {}): no samples",
+                schema.sar_flag
+            );
+        } else {
+            let _ = writeln!(out, "{title} before the kill (sar {}):", schema.sar_flag);
+            out.push_str(&sar_body(schema, &rows.iter().collect::<Vec<_>>()));
+        }
+    }
+
+    out.push('\n');
+    let top = detail_top_oom(detail, &kill);
+    match nonzero_rfc3339_ms(detail.top_oom_time_ms) {
+        Some(at) if !top.is_empty() => {
+            let ago = (v.time_ms - detail.top_oom_time_ms).max(0) / 1000;
+            let ago = humantime::format_duration(std::time::Duration::from_secs(ago as u64));
+            let _ = writeln!(out, "Top-oom ranking at {at}, {ago} before the kill:");
+            out.push_str(&top_oom_table(&top, false));
+        }
+        _ => out.push_str("Top-oom ranking before the kill: none stored\n"),
+    }
+    out
+}
+
+/// The task-table columns in the kernel's order; `name` last, unknown columns before it.
+const TASK_COLUMNS: [&str; 14] = [
+    "pid",
+    "uid",
+    "tgid",
+    "total_vm",
+    "rss",
+    "rss_anon",
+    "rss_file",
+    "rss_shmem",
+    "pgtables_bytes",
+    "nr_ptes",
+    "nr_pmds",
+    "swapents",
+    "oom_adj",
+    "oom_score_adj",
+];
+
+/// The report's task table with the columns its kernel printed, largest rss first (rss, or on
+/// kernels that split it only, the sum of its parts), then by pid.
+fn task_table(tasks: &[Value]) -> String {
+    let objects: Vec<&serde_json::Map<String, Value>> =
+        tasks.iter().filter_map(Value::as_object).collect();
+    let has = |key: &str| objects.iter().any(|o| o.contains_key(key));
+    let mut columns: Vec<&str> = TASK_COLUMNS.iter().copied().filter(|c| has(c)).collect();
+    let mut extra: Vec<&str> = objects
+        .iter()
+        .flat_map(|o| o.keys().map(String::as_str))
+        .filter(|k| *k != "name" && !TASK_COLUMNS.contains(k))
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    columns.extend(extra);
+    columns.push("name");
+
+    let number = |o: &serde_json::Map<String, Value>, key: &str| o.get(key).and_then(Value::as_u64);
+    let rss = |o: &serde_json::Map<String, Value>| {
+        number(o, "rss").unwrap_or_else(|| {
+            ["rss_anon", "rss_file", "rss_shmem"]
+                .iter()
+                .filter_map(|k| number(o, k))
+                .sum()
+        })
+    };
+    let pid = |o: &serde_json::Map<String, Value>| o.get("pid").and_then(Value::as_i64);
+    let mut sorted = objects.clone();
+    sorted.sort_by(|a, b| rss(b).cmp(&rss(a)).then_with(|| pid(a).cmp(&pid(b))));
+
+    let mut rows = vec![columns.iter().map(|c| c.to_string()).collect::<Vec<_>>()];
+    for o in sorted {
+        rows.push(
+            columns
+                .iter()
+                .map(|c| match o.get(*c) {
+                    None | Some(Value::Null) => "-".to_owned(),
+                    Some(value) => printable(&plain(value), usize::MAX),
+                })
+                .collect(),
+        );
+    }
+    let right: Vec<bool> = columns.iter().map(|c| *c != "name").collect();
+    table(&rows, &right)
+}
+
+/// A JSON value as a table shows it: strings without quotes, anything else as JSON.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An amount of kB as a table shows it: `564K`, `1.9M`, `7.6G` (binary units, as `top` uses).
+fn human_kb(kb: u64) -> String {
+    const UNITS: [&str; 4] = ["M", "G", "T", "P"];
+    if kb < 1024 {
+        return format!("{kb}K");
+    }
+    let mut value = kb as f64 / 1024.0;
+    let mut unit = 0;
+    // Roll over before rounding would print 1024.0.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
+/// `s` fit for one table cell: control characters (a cmdline's newlines, tabs) as spaces, cut to
+/// `max` characters with `…` marking the cut.
+fn printable(s: &str, max: usize) -> String {
+    let clean = s.chars().map(|c| if c.is_control() { ' ' } else { c });
+    if s.chars().count() <= max {
+        clean.collect()
+    } else {
+        clean
+            .take(max.saturating_sub(1))
+            .chain(std::iter::once('…'))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // shared helpers
 
 /// RFC 3339 UTC with whole seconds (`2026-11-25T22:10:03Z`); `None` for 0 (never) or an
@@ -445,6 +1243,11 @@ pub fn rfc3339(ms: i64) -> Option<String> {
 pub fn rfc3339_ms(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// [`rfc3339_ms`], with `None` for 0 (no such time).
+fn nonzero_rfc3339_ms(ms: i64) -> Option<String> {
+    (ms != 0).then(|| rfc3339_ms(ms)).flatten()
 }
 
 fn hms(ms: i64) -> String {
@@ -900,5 +1703,756 @@ a1,web-1,2026-11-25T22:10:03.000Z,eth0,1.5,2,0.25,0,0,0,0,0.1
             csv_line(["a", "b,c", "d\"e", "f\ng", ""]),
             "a,\"b,c\",\"d\"\"e\",\"f\ng\",\n"
         );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // top-oom, oom, oom show
+
+    fn process(
+        pid: i64,
+        comm: &str,
+        cmdline: &str,
+        score: i64,
+        adj: i64,
+        rss_kb: u64,
+    ) -> OomProcess {
+        OomProcess {
+            pid,
+            comm: comm.into(),
+            cmdline: cmdline.into(),
+            uid: 1000,
+            oom_score: score,
+            oom_score_adj: adj,
+            rss_kb,
+        }
+    }
+
+    fn top_row(host: &str, name: &str, p: OomProcess) -> TopOomRow {
+        TopOomRow {
+            host_id: host.into(),
+            hostname: name.into(),
+            cluster: "prod".into(),
+            time_ms: T0,
+            process: Some(p),
+        }
+    }
+
+    fn top_rows() -> Vec<TopOomRow> {
+        vec![
+            top_row(
+                "b2",
+                "db-1",
+                process(42, "postgres", "postgres -D /var/lib/pg", 300, 0, 2_097_152),
+            ),
+            top_row(
+                "a1",
+                "web-1",
+                process(
+                    7,
+                    "java",
+                    "/usr/bin/java -Xmx4g -Dapp.name=shop -Dlog.dir=/var/log/shop -jar /opt/shop/shop.jar --port 8080",
+                    1500,
+                    1000,
+                    4_500_000,
+                ),
+            ),
+            top_row("a1", "web-1", process(9, "sleep", "", 2, -998, 512)),
+        ]
+    }
+
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Keys in the order the text shows them (serde_json's map may sort them).
+    fn keys_in_text_order<'a>(text: &str, keys: &[&'a str]) -> Vec<&'a str> {
+        let mut found: Vec<(usize, &str)> = keys
+            .iter()
+            .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), *k))
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, k)| k).collect()
+    }
+
+    #[test]
+    fn top_oom_json_has_exactly_the_contract_keys() {
+        let text = render_top_oom(&top_rows(), OutputFormat::Json);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = value.as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut got = keys(&rows[0]);
+        got.sort_unstable();
+        let mut want = TOP_OOM_KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(
+            keys_in_text_order(&text[..text.find('}').unwrap()], &TOP_OOM_KEYS),
+            TOP_OOM_KEYS
+        );
+        // Highest oom_score first, whatever order the rows came in.
+        assert_eq!(rows[0]["host_id"], "a1");
+        assert_eq!(rows[0]["pid"], 7);
+        assert_eq!(rows[0]["oom_score"], 1500);
+        assert_eq!(rows[0]["oom_score_adj"], 1000);
+        assert_eq!(rows[0]["rss_kb"], 4_500_000);
+        assert_eq!(rows[0]["uid"], 1000);
+        assert_eq!(rows[0]["time"], "2026-11-25T22:10:03.000Z");
+        assert_eq!(rows[0]["hostname"], "web-1");
+        assert_eq!(rows[0]["cluster"], "prod");
+        // JSON carries the command line whole.
+        assert!(rows[0]["cmdline"]
+            .as_str()
+            .unwrap()
+            .ends_with("--port 8080"));
+        assert_eq!(rows[1]["comm"], "postgres");
+        assert_eq!(rows[2]["oom_score_adj"], -998);
+        assert_eq!(render_top_oom(&[], OutputFormat::Json), "[]\n");
+    }
+
+    #[test]
+    fn top_oom_table_cuts_the_cmdline() {
+        let want = "\
+HOST    PID   COMM       OOM_SCORE    ADJ    RSS   CMDLINE
+web-1     7   java            1500   1000   4.3G   /usr/bin/java -Xmx4g -Dapp.name=shop -Dlog.dir=/var/log/sho…
+db-1     42   postgres         300      0   2.0G   postgres -D /var/lib/pg
+web-1     9   sleep              2   -998   512K   -
+";
+        assert_eq!(render_top_oom(&top_rows(), OutputFormat::Table), want);
+        let cmdline = want.lines().nth(1).unwrap().split("   ").last().unwrap();
+        assert_eq!(cmdline.chars().count(), CMDLINE_WIDTH);
+    }
+
+    #[test]
+    fn top_oom_csv_has_the_json_keys() {
+        let want = "\
+host_id,hostname,cluster,time,pid,comm,cmdline,uid,oom_score,oom_score_adj,rss_kb
+a1,web-1,prod,2026-11-25T22:10:03.000Z,7,java,/usr/bin/java -Xmx4g -Dapp.name=shop -Dlog.dir=/var/log/shop -jar /opt/shop/shop.jar --port 8080,1000,1500,1000,4500000
+b2,db-1,prod,2026-11-25T22:10:03.000Z,42,postgres,postgres -D /var/lib/pg,1000,300,0,2097152
+a1,web-1,prod,2026-11-25T22:10:03.000Z,9,sleep,,1000,2,-998,512
+";
+        assert_eq!(render_top_oom(&top_rows(), OutputFormat::Csv), want);
+    }
+
+    /// What `fleet-agent parse-kmsg` prints for the 6.11 global OOM of the corpus
+    /// (022-qemu611-global-rssanon-cpu-uid-dmesg), with two lines of its raw text.
+    const DETAIL_611: &str = r#"{"victim_pid":116,"victim_comm":"stress-ng-vm","victim_uid":0,
+        "total_vm_kb":10515768,"anon_rss_kb":7980628,"file_rss_kb":564,"shmem_rss_kb":0,
+        "pgtables_kb":15676,"oom_score_adj":1000,"constraint":"CONSTRAINT_NONE","global_oom":true,
+        "task_memcg":"/","trigger_comm":"stress-ng-vm","trigger_pid":116,"gfp_mask":"0x440dc0",
+        "order":0,"tasks":[
+        {"pid":111,"uid":0,"tgid":111,"total_vm":431,"rss":289,"rss_anon":32,"rss_file":257,"rss_shmem":0,"pgtables_bytes":49152,"swapents":0,"oom_score_adj":0,"name":"sh"},
+        {"pid":114,"uid":0,"tgid":114,"total_vm":7500,"rss":4676,"rss_anon":96,"rss_file":452,"rss_shmem":4128,"pgtables_bytes":90112,"swapents":0,"oom_score_adj":-1000,"name":"stress-ng"},
+        {"pid":115,"uid":0,"tgid":115,"total_vm":7501,"rss":270,"rss_anon":84,"rss_file":186,"rss_shmem":0,"pgtables_bytes":61440,"swapents":0,"oom_score_adj":-1000,"name":"stress-ng-vm"},
+        {"pid":116,"uid":0,"tgid":116,"total_vm":2628942,"rss":1995298,"rss_anon":1995157,"rss_file":141,"rss_shmem":0,"pgtables_bytes":16052224,"swapents":0,"oom_score_adj":1000,"name":"stress-ng-vm"}],
+        "raw":["stress-ng-vm invoked oom-killer: gfp_mask=0x440dc0(GFP_KERNEL_ACCOUNT|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=1000",
+        "Out of memory: Killed process 116 (stress-ng-vm) total-vm:10515768kB, anon-rss:7980628kB, file-rss:564kB, shmem-rss:0kB, UID:0 pgtables:15676kB oom_score_adj:1000"],
+        "monotonic_s":30.745839,"time":"[   30.745839]","reaped":true,"cgroup_v":2}"#;
+
+    fn kill_611() -> OomKill {
+        OomKill {
+            id: "1-19abc2e5d18-0".into(),
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            cluster: "prod".into(),
+            event: Some(OomEvent {
+                time_ms: T0 + 250,
+                victim_pid: Some(116),
+                victim_comm: Some("stress-ng-vm".into()),
+                anon_rss_kb: Some(7_980_628),
+                global_oom: Some(true),
+                task_memcg: Some("/".into()),
+                trigger_comm: Some("stress-ng-vm".into()),
+                trigger_pid: Some(116),
+                reaped: true,
+                source: "kmsg".into(),
+                detail_json: DETAIL_611.into(),
+                ..OomEvent::default()
+            }),
+        }
+    }
+
+    fn kill_memcg() -> OomKill {
+        let detail = r#"{"victim_pid":140339,"victim_comm":"python3","victim_uid":0,"total_vm_kb":120832,
+            "anon_rss_kb":15596,"file_rss_kb":8924,"shmem_rss_kb":0,"pgtables_kb":276,
+            "oom_score_adj":-997,"global_oom":false,"constraint":"CONSTRAINT_MEMCG",
+            "oom_memcg":"/kubepods/burstable/pod1","task_memcg":"/kubepods/burstable/pod1/c1",
+            "trigger_comm":"python3","tasks":[],"raw":["x"],"partial":true,
+            "mem_info":{"memcg_usage_kb":65536,"memcg_limit_kb":65536}}"#;
+        OomKill {
+            id: "2-19abc2e0000-1".into(),
+            host_id: "b2".into(),
+            hostname: "db-1".into(),
+            cluster: "prod".into(),
+            event: Some(OomEvent {
+                time_ms: T0 - 60_000,
+                partial: true,
+                source: "kmsg".into(),
+                detail_json: detail.into(),
+                ..OomEvent::default()
+            }),
+        }
+    }
+
+    fn kill_vmstat() -> OomKill {
+        OomKill {
+            id: "1-19abc2d0000-2".into(),
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            cluster: "prod".into(),
+            event: Some(OomEvent {
+                time_ms: T0 - 3_600_000,
+                partial: true,
+                source: "vmstat".into(),
+                detail_json: r#"{"source":"vmstat","oom_kill":3,"note":"counted by /proc/vmstat oom_kill but not found in the kernel log"}"#.into(),
+                ..OomEvent::default()
+            }),
+        }
+    }
+
+    fn kills() -> Vec<OomKill> {
+        vec![kill_611(), kill_memcg(), kill_vmstat()]
+    }
+
+    #[test]
+    fn oom_json_rows_merge_the_parse_kmsg_object() {
+        let text = render_oom_kills(&kills(), OutputFormat::Json);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = value.as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+
+        let row = rows[0].as_object().unwrap();
+        let want = [
+            "id",
+            "host_id",
+            "hostname",
+            "cluster",
+            "time",
+            "source",
+            "victim_pid",
+            "victim_comm",
+            "victim_uid",
+            "total_vm_kb",
+            "anon_rss_kb",
+            "file_rss_kb",
+            "shmem_rss_kb",
+            "pgtables_kb",
+            "oom_score_adj",
+            "constraint",
+            "global_oom",
+            "task_memcg",
+            "trigger_comm",
+            "trigger_pid",
+            "gfp_mask",
+            "order",
+            "tasks_count",
+            "monotonic_s",
+            "reaped",
+            // Keys fleetctl does not know come last, sorted.
+            "cgroup_v",
+        ];
+        let mut got = keys(&rows[0]);
+        got.sort_unstable();
+        let mut sorted = want.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(got, sorted);
+        let first = &text[..text.find('}').unwrap()];
+        assert_eq!(keys_in_text_order(first, &want), want);
+        assert_eq!(row["id"], "1-19abc2e5d18-0");
+        // The event's time wins over the kernel's text.
+        assert_eq!(row["time"], "2026-11-25T22:10:03.250Z");
+        assert_eq!(row["source"], "kmsg");
+        assert_eq!(row["victim_pid"], 116);
+        assert_eq!(row["anon_rss_kb"], 7_980_628);
+        assert_eq!(row["global_oom"], true);
+        assert_eq!(row["tasks_count"], 4);
+        assert_eq!(row["monotonic_s"], 30.745839);
+        assert!(!row.contains_key("tasks") && !row.contains_key("raw"));
+
+        let memcg = rows[1].as_object().unwrap();
+        assert_eq!(memcg["oom_score_adj"], -997);
+        assert_eq!(memcg["tasks_count"], 0);
+        assert_eq!(memcg["partial"], true);
+        assert_eq!(memcg["oom_memcg"], "/kubepods/burstable/pod1");
+        assert!(!memcg.contains_key("victim_memcg"));
+
+        let vmstat = rows[2].as_object().unwrap();
+        let mut got = keys(&rows[2]);
+        got.sort_unstable();
+        let mut want = [
+            "id", "host_id", "hostname", "cluster", "time", "source", "partial", "note", "oom_kill",
+        ];
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(vmstat["source"], "vmstat");
+        assert_eq!(vmstat["oom_kill"], 3);
+        assert_eq!(vmstat["time"], "2026-11-25T21:10:03.000Z");
+        assert_eq!(render_oom_kills(&[], OutputFormat::Json), "[]\n");
+    }
+
+    #[test]
+    fn oom_row_without_a_readable_detail_shows_the_typed_fields() {
+        let mut kill = kill_611();
+        let event = kill.event.as_mut().unwrap();
+        event.detail_json = "not json".into();
+        let view = KillView::new(&kill, false);
+        let keys: Vec<&str> = view.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "host_id",
+                "hostname",
+                "cluster",
+                "time",
+                "source",
+                "victim_pid",
+                "victim_comm",
+                "anon_rss_kb",
+                "global_oom",
+                "task_memcg",
+                "trigger_comm",
+                "trigger_pid",
+                "reaped"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_collectors_keys_win_over_the_details() {
+        let mut kill = kill_vmstat();
+        kill.event.as_mut().unwrap().detail_json =
+            r#"{"id":"forged","host_id":"x","hostname":"x","cluster":"x","source":"kmsg"}"#.into();
+        let view = KillView::new(&kill, false);
+        assert_eq!(view.text("id"), Some("1-19abc2d0000-2"));
+        assert_eq!(view.text("host_id"), Some("a1"));
+        assert_eq!(view.text("source"), Some("vmstat"));
+        assert_eq!(view.fields.len(), 7, "{:?}", view.fields);
+    }
+
+    #[test]
+    fn oom_table() {
+        let want = "\
+TIME                   HOST    VICTIM                   MEMCG                         ANON_RSS   TRIGGER            ID
+2026-11-25T22:10:03Z   web-1   116 stress-ng-vm         /                                 7.6G   116 stress-ng-vm   1-19abc2e5d18-0
+2026-11-25T22:09:03Z   db-1    140339 python3           /kubepods/burstable/pod1/c1      15.2M   python3            2-19abc2e0000-1
+2026-11-25T21:10:03Z   web-1   unknown (vmstat count)   -                                    -   -                  1-19abc2d0000-2
+";
+        assert_eq!(render_oom_kills(&kills(), OutputFormat::Table), want);
+        assert_eq!(
+            render_oom_kills(&[], OutputFormat::Table),
+            "TIME   HOST   VICTIM   MEMCG   ANON_RSS   TRIGGER   ID\n"
+        );
+    }
+
+    #[test]
+    fn oom_memcg_column_falls_back_to_global() {
+        let mut kill = kill_611();
+        let event = kill.event.as_mut().unwrap();
+        event.detail_json = r#"{"victim_pid":1,"global_oom":true}"#.into();
+        event.task_memcg = None;
+        assert_eq!(KillView::new(&kill, false).memcg(), "global");
+        kill.event.as_mut().unwrap().global_oom = None;
+        assert_eq!(KillView::new(&kill, false).memcg(), "global");
+        let mut kill = kill_memcg();
+        kill.event.as_mut().unwrap().detail_json = r#"{"oom_memcg":"/a"}"#.into();
+        assert_eq!(KillView::new(&kill, false).memcg(), "/a");
+        kill.event.as_mut().unwrap().detail_json = "{}".into();
+        assert_eq!(KillView::new(&kill, false).memcg(), "-");
+    }
+
+    #[test]
+    fn oom_csv_has_a_stable_header() {
+        let text = render_oom_kills(&kills(), OutputFormat::Csv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        // Every known key but tasks and raw, then the keys only some rows have, sorted.
+        let mut want: Vec<&str> = KILL_FIXED_KEYS.to_vec();
+        want.extend(
+            KILL_DETAIL_KEYS
+                .iter()
+                .filter(|k| **k != "tasks" && **k != "raw"),
+        );
+        want.extend(["cgroup_v", "note", "oom_kill"]);
+        assert_eq!(lines[0], want.join(","));
+        let empty = render_oom_kills(&[], OutputFormat::Csv);
+        assert_eq!(empty, want[..want.len() - 3].join(",") + "\n");
+
+        let row = |pairs: &[(&str, &str)]| {
+            want.iter()
+                .map(|k| {
+                    pairs
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map_or("", |(_, v)| *v)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            lines[1],
+            row(&[
+                ("id", "1-19abc2e5d18-0"),
+                ("host_id", "a1"),
+                ("hostname", "web-1"),
+                ("cluster", "prod"),
+                ("time", "2026-11-25T22:10:03.250Z"),
+                ("source", "kmsg"),
+                ("victim_pid", "116"),
+                ("victim_comm", "stress-ng-vm"),
+                ("victim_uid", "0"),
+                ("total_vm_kb", "10515768"),
+                ("anon_rss_kb", "7980628"),
+                ("file_rss_kb", "564"),
+                ("shmem_rss_kb", "0"),
+                ("pgtables_kb", "15676"),
+                ("oom_score_adj", "1000"),
+                ("constraint", "CONSTRAINT_NONE"),
+                ("global_oom", "true"),
+                ("task_memcg", "/"),
+                ("trigger_comm", "stress-ng-vm"),
+                ("trigger_pid", "116"),
+                ("gfp_mask", "0x440dc0"),
+                ("order", "0"),
+                ("tasks_count", "4"),
+                ("monotonic_s", "30.745839"),
+                ("reaped", "true"),
+                ("cgroup_v", "2"),
+            ])
+        );
+        // An object is one field of compact JSON, quoted.
+        assert!(
+            lines[2].contains(",\"{\"\"memcg_limit_kb\"\":65536,\"\"memcg_usage_kb\"\":65536}\","),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(
+            lines[3],
+            row(&[
+                ("id", "1-19abc2d0000-2"),
+                ("host_id", "a1"),
+                ("hostname", "web-1"),
+                ("cluster", "prod"),
+                ("time", "2026-11-25T21:10:03.000Z"),
+                ("source", "vmstat"),
+                ("partial", "true"),
+                (
+                    "note",
+                    "counted by /proc/vmstat oom_kill but not found in the kernel log"
+                ),
+                ("oom_kill", "3"),
+            ])
+        );
+    }
+
+    fn sar_row_at(time_ms: i64, values: &[f64]) -> SarRow {
+        row("a1", "web-1", time_ms, "-", values)
+    }
+
+    fn detail_611() -> OomKillDetail {
+        OomKillDetail {
+            kill: Some(kill_611()),
+            memory: vec![
+                sar_row_at(
+                    T0 - 10_000,
+                    &[
+                        90_000.0,
+                        120_000.0,
+                        7_900_000.0,
+                        98.9,
+                        0.0,
+                        30_000.0,
+                        9_000_000.0,
+                        112.5,
+                        7_800_000.0,
+                        10_000.0,
+                        12.0,
+                    ],
+                ),
+                sar_row_at(
+                    T0,
+                    &[
+                        60_000.0,
+                        80_000.0,
+                        7_930_000.0,
+                        99.25,
+                        0.0,
+                        29_000.0,
+                        9_000_000.0,
+                        112.5,
+                        7_830_000.0,
+                        9_000.0,
+                        10.0,
+                    ],
+                ),
+            ],
+            swap: vec![sar_row_at(T0, &[0.0, 0.0, 0.0, 0.0, 0.0])],
+            swapping: Vec::new(),
+            paging: vec![sar_row_at(
+                T0,
+                &[0.0, 12.5, 3000.0, 2.0, 1500.0, 800.0, 0.0, 800.0, 100.0],
+            )],
+            top_oom_time_ms: T0 - 5_000,
+            top_oom: vec![
+                process(115, "stress-ng-vm", "stress-ng-vm", 0, -1000, 1080),
+                process(
+                    116,
+                    "stress-ng-vm",
+                    "stress-ng --vm 1 --vm-bytes 90%",
+                    1998,
+                    1000,
+                    6_000_000,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn oom_show_json_is_the_kill_in_full_and_its_evidence() {
+        let text = render_oom_detail_json(&detail_611());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let want = [
+            "kill",
+            "memory",
+            "swap",
+            "swapping",
+            "paging",
+            "top_oom",
+            "top_oom_time",
+        ];
+        let mut got = keys(&value);
+        got.sort_unstable();
+        let mut sorted = want.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(got, sorted);
+        assert_eq!(keys_in_text_order(&text, &want), want);
+
+        let kill = &value["kill"];
+        assert_eq!(kill["id"], "1-19abc2e5d18-0");
+        assert_eq!(kill["time"], "2026-11-25T22:10:03.250Z");
+        assert_eq!(kill["tasks_count"], 4);
+        assert_eq!(kill["tasks"].as_array().unwrap().len(), 4);
+        // The task table as the kernel printed it: JSON keeps its order.
+        assert_eq!(kill["tasks"][0]["name"], "sh");
+        assert_eq!(kill["tasks"][3]["rss_anon"], 1_995_157);
+        assert_eq!(kill["raw"].as_array().unwrap().len(), 2);
+        // Apart from tasks and raw, the kill has the keys of its `oom` row.
+        let list = render_oom_kills(&[kill_611()], OutputFormat::Json);
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        let mut full = keys(kill);
+        full.retain(|k| *k != "tasks" && *k != "raw");
+        full.sort_unstable();
+        let mut row = keys(&list[0]);
+        row.sort_unstable();
+        assert_eq!(full, row);
+
+        let memory = value["memory"].as_array().unwrap();
+        assert_eq!(memory.len(), 2);
+        let mem_schema = schema(Activity::Memory).unwrap();
+        let mut got = keys(&memory[0]);
+        got.sort_unstable();
+        let mut want = sar_keys(mem_schema);
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(memory[1]["kbmemfree"], 60_000);
+        assert_eq!(memory[1]["%memused"], 99.25);
+        assert_eq!(memory[1]["time"], "2026-11-25T22:10:03.000Z");
+        assert_eq!(value["swap"][0]["kbswpfree"], 0);
+        assert_eq!(value["swapping"], serde_json::json!([]));
+        assert_eq!(value["paging"][0]["pgpgout/s"], 12.5);
+
+        let top = value["top_oom"].as_array().unwrap();
+        assert_eq!(top.len(), 2);
+        let mut got = keys(&top[0]);
+        got.sort_unstable();
+        let mut want = TOP_OOM_KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(top[0]["pid"], 116);
+        assert_eq!(top[0]["host_id"], "a1");
+        assert_eq!(top[0]["time"], "2026-11-25T22:09:58.000Z");
+        assert_eq!(value["top_oom_time"], "2026-11-25T22:09:58.000Z");
+
+        let mut none = detail_611();
+        none.top_oom_time_ms = 0;
+        none.top_oom.clear();
+        let value: serde_json::Value =
+            serde_json::from_str(&render_oom_detail_json(&none)).unwrap();
+        assert_eq!(value["top_oom_time"], serde_json::Value::Null);
+        assert_eq!(value["top_oom"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn oom_show_table() {
+        let want = "\
+OOM kill 1-19abc2e5d18-0
+Host:         web-1 (a1), cluster prod
+Time:         2026-11-25T22:10:03.250Z
+Victim:       116 stress-ng-vm, uid 0, oom_score_adj 1000
+Memory:       total-vm 10515768kB, anon-rss 7980628kB, file-rss 564kB, shmem-rss 0kB, pgtables 15676kB
+Trigger:      116 stress-ng-vm, gfp_mask 0x440dc0, order 0
+Constraint:   CONSTRAINT_NONE, global OOM
+Memcg:        task_memcg /
+Source:       kmsg, reaped
+
+Tasks, by rss (memory in pages, as the kernel prints them):
+pid   uid   tgid   total_vm       rss   rss_anon   rss_file   rss_shmem   pgtables_bytes   swapents   oom_score_adj   name
+116     0    116    2628942   1995298    1995157        141           0         16052224          0            1000   stress-ng-vm
+114     0    114       7500      4676         96        452        4128            90112          0           -1000   stress-ng
+111     0    111        431       289         32        257           0            49152          0               0   sh
+115     0    115       7501       270         84        186           0            61440          0           -1000   stress-ng-vm
+
+Memory before the kill (sar -r):
+22:09:43    kbmemfree   kbavail kbmemused  %memused kbbuffers  kbcached  kbcommit   %commit  kbactive   kbinact   kbdirty
+22:09:53        90000    120000   7900000     98.90         0     30000   9000000    112.50   7800000     10000        12
+22:10:03        60000     80000   7930000     99.25         0     29000   9000000    112.50   7830000      9000        10
+Average:        75000    100000   7915000     99.08         0     29500   9000000    112.50   7815000      9500        11
+
+Swap space before the kill (sar -S):
+22:09:53    kbswpfree kbswpused  %swpused  kbswpcad   %swpcad
+22:10:03            0         0      0.00         0      0.00
+Average:            0         0      0.00         0      0.00
+
+Swapping before the kill (sar -W): no samples
+
+Paging before the kill (sar -B):
+22:09:53     pgpgin/s pgpgout/s   fault/s  majflt/s  pgfree/s pgscank/s pgscand/s pgsteal/s    %vmeff
+22:10:03         0.00     12.50   3000.00      2.00   1500.00    800.00      0.00    800.00    100.00
+Average:         0.00     12.50   3000.00      2.00   1500.00    800.00      0.00    800.00    100.00
+
+Top-oom ranking at 2026-11-25T22:09:58.000Z, 5s before the kill:
+PID   COMM           OOM_SCORE     ADJ    RSS   CMDLINE
+116   stress-ng-vm        1998    1000   5.7G   stress-ng --vm 1 --vm-bytes 90%
+115   stress-ng-vm           0   -1000   1.1M   stress-ng-vm
+";
+        let got = render_oom_detail_table(&detail_611());
+        assert_eq!(got, want, "\n{got}");
+    }
+
+    #[test]
+    fn oom_show_table_of_a_kill_only_vmstat_counted() {
+        let detail = OomKillDetail {
+            kill: Some(kill_vmstat()),
+            ..OomKillDetail::default()
+        };
+        let want = "\
+OOM kill 1-19abc2d0000-2
+Host:         web-1 (a1), cluster prod
+Time:         2026-11-25T21:10:03.000Z
+Victim:       unknown (vmstat count)
+Memory:       -
+Trigger:      -
+Constraint:   -
+Memcg:        -
+Source:       vmstat, partial report
+Note:         counted by /proc/vmstat oom_kill but not found in the kernel log
+
+Tasks: none in the report
+
+Memory before the kill (sar -r): no samples
+
+Swap space before the kill (sar -S): no samples
+
+Swapping before the kill (sar -W): no samples
+
+Paging before the kill (sar -B): no samples
+
+Top-oom ranking before the kill: none stored
+";
+        let got = render_oom_detail_table(&detail);
+        assert_eq!(got, want, "\n{got}");
+    }
+
+    #[test]
+    fn oom_show_table_says_what_the_parser_flagged() {
+        let detail = r#"{"victim_pid":301,"victim_comm":"worker","selected_pid":300,
+            "selected_comm":"master","score":912,"suppressed":3,"tasks_dropped":120,
+            "raw_dropped":40,"partial":true,"panic":true}"#;
+        let mut kill = kill_611();
+        let event = kill.event.as_mut().unwrap();
+        *event = OomEvent {
+            time_ms: T0,
+            source: "kmsg".into(),
+            detail_json: detail.into(),
+            ..OomEvent::default()
+        };
+        let text = render_oom_detail_table(&OomKillDetail {
+            kill: Some(kill),
+            ..OomKillDetail::default()
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3],
+            "Victim:       301 worker, score 912, selected 300 master"
+        );
+        assert_eq!(
+            lines[8],
+            "Source:       kmsg, partial report, 3 earlier reports rate-limited, \
+             task rows dropped: 120, lines dropped: 40, kernel panic"
+        );
+    }
+
+    #[test]
+    fn oom_rows_are_newest_first() {
+        let mut oldest_first = kills();
+        oldest_first.reverse();
+        assert_eq!(
+            render_oom_kills(&oldest_first, OutputFormat::Table),
+            render_oom_kills(&kills(), OutputFormat::Table)
+        );
+    }
+
+    #[test]
+    fn task_table_has_the_columns_its_kernel_printed() {
+        // 3.10's table: no tgid, no rss split, nr_ptes; a row cut short lacks columns.
+        let tasks: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"pid":1,"uid":0,"total_vm":48401,"rss":1047,"nr_ptes":98,"swapents":0,"oom_score_adj":0,"name":"systemd"},
+                {"pid":2310,"uid":27,"total_vm":1234567,"rss":980000,"nr_ptes":2100,"swapents":10,"oom_score_adj":0,"name":"mysqld"},
+                {"pid":900,"name":"cut"}]"#,
+        )
+        .unwrap();
+        // (No `\` line continuation: it would eat the header's leading blank.)
+        let want = " pid   uid   total_vm      rss   nr_ptes   swapents   oom_score_adj   name
+2310    27    1234567   980000      2100         10               0   mysqld
+   1     0      48401     1047        98          0               0   systemd
+ 900     -          -        -         -          -               -   cut
+";
+        assert_eq!(task_table(&tasks), want);
+        // Without an rss column (only its parts), the parts' sum orders the rows.
+        let tasks: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"pid":1,"rss_anon":10,"rss_file":5,"name":"a"},{"pid":2,"rss_anon":12,"rss_file":0,"extra":"x","name":"b"}]"#,
+        )
+        .unwrap();
+        let want = "\
+pid   rss_anon   rss_file   extra   name
+  1         10          5       -   a
+  2         12          0       x   b
+";
+        assert_eq!(task_table(&tasks), want);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_kb(0), "0K");
+        assert_eq!(human_kb(1023), "1023K");
+        assert_eq!(human_kb(1024), "1.0M");
+        assert_eq!(human_kb(15_596), "15.2M");
+        assert_eq!(human_kb(1_048_575), "1.0G");
+        assert_eq!(human_kb(7_980_628), "7.6G");
+        assert_eq!(human_kb(3 * 1024 * 1024 * 1024), "3.0T");
+        assert_eq!(human_kb(u64::MAX), "16777216.0P");
+    }
+
+    #[test]
+    fn printable_cells() {
+        assert_eq!(printable("a\tb\nc", 10), "a b c");
+        assert_eq!(printable("abcdef", 4), "abc…");
+        assert_eq!(printable("abcd", 4), "abcd");
+        assert_eq!(printable("ééééé", 3), "éé…");
+        assert_eq!(printable("", 3), "");
     }
 }

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
-    Activity, HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, SarQuery, SarResult,
-    SarRow,
+    Activity, HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, OomEvent, OomKill,
+    OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery, SarResult, SarRow,
+    TopOomQuery, TopOomResult, TopOomRow,
 };
 use fleetctl::{execute, Cli};
 use tonic::{Request, Response, Status};
@@ -19,10 +20,68 @@ use tonic::{Request, Response, Status};
 /// 2026-11-25T22:10:03Z
 const T0: i64 = 1_795_644_603_000;
 
+/// The id of the one kill the fake knows in full.
+const KILL_ID: &str = "1-19abc2e5d18-0";
+
+/// What `fleet-agent parse-kmsg` prints for a memory-cgroup kill (the keys of a real 6.18 one),
+/// with a second task and fewer raw lines.
+const DETAIL: &str = r#"{"kmsg_seq":344,"monotonic_s":11517.902634,"time":"Wed Nov 25 22:10:03 2026",
+    "victim_pid":4242,"victim_comm":"leaker","victim_uid":1000,"total_vm_kb":300000,
+    "anon_rss_kb":262144,"file_rss_kb":1024,"shmem_rss_kb":0,"pgtables_kb":600,"oom_score_adj":0,
+    "selected_pid":4242,"selected_comm":"leaker","constraint":"CONSTRAINT_MEMCG","cpuset":"/",
+    "global_oom":false,"oom_memcg":"/fleet-test","task_memcg":"/fleet-test",
+    "trigger_comm":"leaker","trigger_pid":4242,"gfp_mask":"0xcc0","gfp_flags":"GFP_KERNEL",
+    "order":0,"trigger_oom_score_adj":0,
+    "mem_info":{"memcg_usage_kb":262144,"memcg_limit_kb":262144,"memcg_failcnt":0},
+    "tasks":[{"pid":4241,"uid":1000,"tgid":4241,"total_vm":1000,"rss":200,"oom_score_adj":0,"name":"sh"},
+             {"pid":4242,"uid":1000,"tgid":4242,"total_vm":75000,"rss":65792,"oom_score_adj":0,"name":"leaker"}],
+    "raw":["leaker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+           "Memory cgroup out of memory: Killed process 4242 (leaker) total-vm:300000kB, anon-rss:262144kB, file-rss:1024kB, shmem-rss:0kB, UID:1000 pgtables:600kB oom_score_adj:0"]}"#;
+
 #[derive(Default)]
 struct Fake {
     queries: Mutex<Vec<SarQuery>>,
     list_requests: Mutex<Vec<ListHostsRequest>>,
+    top_oom_queries: Mutex<Vec<TopOomQuery>>,
+    oom_queries: Mutex<Vec<OomQuery>>,
+    kill_requests: Mutex<Vec<OomKillRequest>>,
+}
+
+fn process(pid: i64, comm: &str, score: i64, adj: i64) -> OomProcess {
+    OomProcess {
+        pid,
+        comm: comm.into(),
+        cmdline: format!("/usr/bin/{comm} --serve"),
+        uid: 1000,
+        oom_score: score,
+        oom_score_adj: adj,
+        rss_kb: 1024 * score as u64,
+    }
+}
+
+fn kills() -> Vec<OomKill> {
+    let kill = |id: &str, time_ms, source: &str, detail: &str| OomKill {
+        id: id.into(),
+        host_id: "a1".into(),
+        hostname: "web-1".into(),
+        cluster: "prod".into(),
+        event: Some(OomEvent {
+            time_ms,
+            source: source.into(),
+            partial: source == "vmstat",
+            detail_json: detail.into(),
+            ..OomEvent::default()
+        }),
+    };
+    vec![
+        kill(KILL_ID, T0 + 250, "kmsg", DETAIL),
+        kill(
+            "1-19abc2d0000-2",
+            T0 - 3_600_000,
+            "vmstat",
+            r#"{"source":"vmstat","oom_kill":1,"note":"counted by /proc/vmstat oom_kill only"}"#,
+        ),
+    ]
 }
 
 fn host(id: &str, name: &str) -> HostInfo {
@@ -81,6 +140,87 @@ impl Query for FakeSvc {
             rows.extend([row(t, "all", 2.0), row(t, "0", 3.0), row(t, "1", 1.0)]);
         }
         Ok(Response::new(SarResult { rows }))
+    }
+
+    async fn top_oom(
+        &self,
+        request: Request<TopOomQuery>,
+    ) -> Result<Response<TopOomResult>, Status> {
+        let query = request.into_inner();
+        self.0.top_oom_queries.lock().unwrap().push(query.clone());
+        if query.hosts.iter().any(|h| h == "missing") {
+            return Err(Status::not_found("no host matches missing"));
+        }
+        let row = |host_id: &str, hostname: &str, p| TopOomRow {
+            host_id: host_id.into(),
+            hostname: hostname.into(),
+            cluster: "prod".into(),
+            time_ms: T0,
+            process: Some(p),
+        };
+        let mut rows = vec![
+            row("a1", "web-1", process(77, "hog", 1900, 1000)),
+            row("b2", "db-1", process(42, "postgres", 300, 0)),
+            row("a1", "web-1", process(1, "systemd", 0, 0)),
+        ];
+        rows.truncate(query.limit as usize);
+        Ok(Response::new(TopOomResult { rows }))
+    }
+
+    async fn list_oom_kills(
+        &self,
+        request: Request<OomQuery>,
+    ) -> Result<Response<OomKills>, Status> {
+        let query = request.into_inner();
+        self.0.oom_queries.lock().unwrap().push(query.clone());
+        let mut kills = kills();
+        kills.truncate(query.limit as usize);
+        Ok(Response::new(OomKills { kills }))
+    }
+
+    async fn get_oom_kill(
+        &self,
+        request: Request<OomKillRequest>,
+    ) -> Result<Response<OomKillDetail>, Status> {
+        let request = request.into_inner();
+        self.0.kill_requests.lock().unwrap().push(request.clone());
+        if request.id != KILL_ID {
+            // The real collector's words (collector/src/server.rs `get_oom_kill`).
+            return Err(Status::not_found(format!(
+                "no OOM kill with id {:?}",
+                request.id
+            )));
+        }
+        let row = |time_ms, values: Vec<f64>| SarRow {
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            time_ms,
+            interval_ms: 10_000,
+            instance: "-".into(),
+            values,
+        };
+        let memory = [
+            1000.0,
+            900.0,
+            7_000_000.0,
+            99.5,
+            0.0,
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            5.0,
+            6.0,
+        ];
+        Ok(Response::new(OomKillDetail {
+            kill: kills().into_iter().next(),
+            memory: vec![row(T0 - 10_000, memory.to_vec()), row(T0, memory.to_vec())],
+            swap: vec![row(T0, vec![0.0, 0.0, 0.0, 0.0, 0.0])],
+            swapping: vec![row(T0, vec![0.0, 0.0])],
+            paging: Vec::new(),
+            top_oom_time_ms: T0 - 5_000,
+            top_oom: vec![process(1, "systemd", 0, 0), process(4242, "leaker", 800, 0)],
+        }))
     }
 }
 
@@ -214,6 +354,16 @@ async fn binary_exit_statuses() {
         "{stderr}"
     );
 
+    let unknown = fleetctl(&["--insecure", "--collector", &url, "oom", "show", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr),
+        "fleetctl: GetOomKill failed (NotFound): no OOM kill with id \"nope\"\n"
+    );
+    assert!(unknown.stdout.is_empty());
+
     let usage = fleetctl(&["sar", "-u", "-r", "--host", "a"])
         .output()
         .unwrap();
@@ -258,4 +408,301 @@ async fn closed_stdout_is_success() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(stderr, "");
+}
+
+#[tokio::test]
+async fn top_oom_table_json_and_csv() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(addr, &["top-oom", "--cluster", "prod", "--limit", "2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "\
+HOST    PID   COMM       OOM_SCORE    ADJ      RSS   CMDLINE
+web-1    77   hog             1900   1000     1.9G   /usr/bin/hog --serve
+db-1     42   postgres         300      0   300.0M   /usr/bin/postgres --serve
+"
+    );
+    assert_eq!(out.notice, None);
+    let query = fake.top_oom_queries.lock().unwrap()[0].clone();
+    assert_eq!(
+        query,
+        TopOomQuery {
+            hosts: Vec::new(),
+            cluster: "prod".into(),
+            limit: 2,
+        }
+    );
+
+    let out = execute(cli(addr, &["top-oom", "--host", "web-1", "-o", "json"]))
+        .await
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let mut keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "cluster",
+            "cmdline",
+            "comm",
+            "host_id",
+            "hostname",
+            "oom_score",
+            "oom_score_adj",
+            "pid",
+            "rss_kb",
+            "time",
+            "uid"
+        ]
+    );
+    assert_eq!(rows[0]["pid"], 77);
+    assert_eq!(rows[0]["oom_score_adj"], 1000);
+    assert_eq!(rows[0]["time"], "2026-11-25T22:10:03.000Z");
+    let query = fake.top_oom_queries.lock().unwrap()[1].clone();
+    assert_eq!(query.hosts, ["web-1"]);
+    assert_eq!(query.limit, 10);
+
+    let out = execute(cli(addr, &["top-oom", "-o", "csv"])).await.unwrap();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "host_id,hostname,cluster,time,pid,comm,cmdline,uid,oom_score,oom_score_adj,rss_kb"
+    );
+    assert_eq!(
+        lines[1],
+        "a1,web-1,prod,2026-11-25T22:10:03.000Z,77,hog,/usr/bin/hog --serve,1000,1900,1000,1945600"
+    );
+    assert_eq!(lines.len(), 4);
+}
+
+#[tokio::test]
+async fn top_oom_unknown_host_is_the_collectors_error() {
+    let (addr, _fake) = start().await;
+    let err = execute(cli(addr, &["top-oom", "--host", "missing"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "TopOom failed (NotFound): no host matches missing"
+    );
+}
+
+#[tokio::test]
+async fn oom_lists_the_last_day_by_default() {
+    let (addr, fake) = start().await;
+    let before = chrono::Utc::now().timestamp_millis();
+    let out = execute(cli(addr, &["oom"])).await.unwrap();
+    assert_eq!(
+        out.stdout,
+        "\
+TIME                   HOST    VICTIM                   MEMCG         ANON_RSS   TRIGGER       ID
+2026-11-25T22:10:03Z   web-1   4242 leaker              /fleet-test     256.0M   4242 leaker   1-19abc2e5d18-0
+2026-11-25T21:10:03Z   web-1   unknown (vmstat count)   -                    -   -             1-19abc2d0000-2
+"
+    );
+    assert_eq!(out.notice, None);
+    let query = fake.oom_queries.lock().unwrap()[0].clone();
+    assert!(query.hosts.is_empty() && query.cluster.is_empty());
+    assert_eq!(query.until_ms, 0);
+    assert_eq!(query.limit, 1000);
+    let day = 86_400_000;
+    assert!(
+        (before - day - 5_000..=before - day + 5_000).contains(&query.since_ms),
+        "{query:?}"
+    );
+}
+
+#[tokio::test]
+async fn oom_json_rows_and_a_cut_listing() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(
+        addr,
+        &[
+            "oom",
+            "--host",
+            "web-1",
+            "--cluster",
+            "prod",
+            "--since",
+            "2026-11-25T00:00:00Z",
+            "--until",
+            "2026-11-26T00:00:00Z",
+            "-o",
+            "json",
+        ],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let kill = rows[0].as_object().unwrap();
+    for key in [
+        "id",
+        "host_id",
+        "hostname",
+        "cluster",
+        "time",
+        "source",
+        "victim_pid",
+        "victim_comm",
+        "victim_uid",
+        "total_vm_kb",
+        "anon_rss_kb",
+        "file_rss_kb",
+        "shmem_rss_kb",
+        "pgtables_kb",
+        "oom_score_adj",
+        "constraint",
+        "global_oom",
+        "oom_memcg",
+        "task_memcg",
+        "trigger_comm",
+        "trigger_pid",
+        "gfp_mask",
+        "order",
+        "tasks_count",
+        // Keys of the real parser beyond the issue's list come through as well.
+        "selected_pid",
+        "selected_comm",
+        "cpuset",
+        "gfp_flags",
+        "trigger_oom_score_adj",
+        "mem_info",
+        "monotonic_s",
+        "kmsg_seq",
+    ] {
+        assert!(kill.contains_key(key), "{key}: {kill:?}");
+    }
+    assert_eq!(kill.len(), 32, "{kill:?}");
+    assert_eq!(kill["mem_info"]["memcg_limit_kb"], 262_144);
+    assert_eq!(kill["id"], "1-19abc2e5d18-0");
+    assert_eq!(kill["time"], "2026-11-25T22:10:03.250Z");
+    assert_eq!(kill["source"], "kmsg");
+    assert_eq!(kill["victim_pid"], 4242);
+    assert_eq!(kill["task_memcg"], "/fleet-test");
+    assert_eq!(kill["tasks_count"], 2);
+    assert_eq!(rows[1]["source"], "vmstat");
+    assert_eq!(out.notice, None);
+    let query = fake.oom_queries.lock().unwrap()[0].clone();
+    assert_eq!(
+        query,
+        OomQuery {
+            hosts: vec!["web-1".into()],
+            cluster: "prod".into(),
+            since_ms: 1_795_564_800_000,
+            until_ms: 1_795_651_200_000,
+            limit: 1000,
+        }
+    );
+
+    let out = execute(cli(addr, &["oom", "--limit", "1", "-o", "csv"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.lines().count(), 2);
+    assert!(out
+        .stdout
+        .starts_with("id,host_id,hostname,cluster,time,source,victim_pid,"));
+    assert_eq!(
+        out.notice.as_deref(),
+        Some(
+            "showing the newest 1 kills only; raise --limit or narrow --since/--until for the rest"
+        )
+    );
+}
+
+#[tokio::test]
+async fn oom_show_table_has_the_evidence() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(addr, &["oom", "show", KILL_ID])).await.unwrap();
+    let text = &out.stdout;
+    assert!(
+        text.starts_with("OOM kill 1-19abc2e5d18-0\nHost:         web-1 (a1), cluster prod\n"),
+        "{text}"
+    );
+    for line in [
+        "Victim:       4242 leaker, uid 1000, oom_score_adj 0\n",
+        "Trigger:      4242 leaker, gfp_mask 0xcc0(GFP_KERNEL), order 0, oom_score_adj 0\n",
+        "Constraint:   CONSTRAINT_MEMCG, memory cgroup OOM, cpuset /\n",
+        "Memcg:        task_memcg /fleet-test, oom_memcg /fleet-test\n",
+        "Mem-Info:     memcg_failcnt 0, memcg_limit_kb 262144, memcg_usage_kb 262144\n",
+        "Source:       kmsg\n",
+        // The task table, largest rss first.
+        "\n pid    uid   tgid   total_vm     rss   oom_score_adj   name\n",
+        "4242   1000   4242      75000   65792               0   leaker\n",
+        "Memory before the kill (sar -r):\n22:09:43    kbmemfree",
+        "Swap space before the kill (sar -S):\n",
+        "Swapping before the kill (sar -W):\n",
+        "Paging before the kill (sar -B): no samples\n",
+        "Top-oom ranking at 2026-11-25T22:09:58.000Z, 5s before the kill:\n",
+        concat!(
+            " PID   COMM      OOM_SCORE   ADJ      RSS   CMDLINE\n",
+            "4242   leaker          800     0   800.0M   /usr/bin/leaker --serve\n",
+            "   1   systemd           0     0       0K   /usr/bin/systemd --serve\n",
+        ),
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    assert!(
+        text.find("4242   1000") < text.find("4241   1000"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.kill_requests.lock().unwrap()[0],
+        OomKillRequest {
+            id: KILL_ID.into(),
+            before_ms: 600_000
+        }
+    );
+}
+
+#[tokio::test]
+async fn oom_show_json() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(
+        addr,
+        &["oom", "show", KILL_ID, "--before", "30m", "-o", "json"],
+    ))
+    .await
+    .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "kill",
+            "memory",
+            "paging",
+            "swap",
+            "swapping",
+            "top_oom",
+            "top_oom_time"
+        ]
+    );
+    assert_eq!(value["kill"]["id"], KILL_ID);
+    assert_eq!(value["kill"]["tasks"][1]["name"], "leaker");
+    assert_eq!(value["kill"]["raw"].as_array().unwrap().len(), 2);
+    assert_eq!(value["kill"]["tasks_count"], 2);
+    assert_eq!(value["memory"][1]["kbmemfree"], 1000);
+    assert_eq!(value["memory"][1]["time"], "2026-11-25T22:10:03.000Z");
+    assert_eq!(value["swap"][0]["%swpused"], 0.0);
+    assert_eq!(value["swapping"][0]["pswpin/s"], 0.0);
+    assert_eq!(value["paging"], serde_json::json!([]));
+    assert_eq!(value["top_oom"][0]["pid"], 4242);
+    assert_eq!(value["top_oom"][0]["host_id"], "a1");
+    assert_eq!(value["top_oom_time"], "2026-11-25T22:09:58.000Z");
+    assert_eq!(fake.kill_requests.lock().unwrap()[0].before_ms, 1_800_000);
 }

@@ -177,8 +177,9 @@ fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
                     instance: "-".into(),
                     values,
                 }],
+                top_oom: Vec::new(),
             }],
-            dropped_samples: 0,
+            ..Batch::default()
         })),
     }
 }

@@ -175,8 +175,9 @@ async fn agent(
                     time_ms: t0 + sent as i64 * 1000,
                     interval_ms: 1000,
                     records: shape.step(),
+                    top_oom: Vec::new(),
                 }],
-                dropped_samples: 0,
+                ..Batch::default()
             };
             tx.send(AgentMessage {
                 msg: Some(agent_message::Msg::Batch(batch)),

@@ -2,20 +2,28 @@
 //!
 //! Values (keys are in [`super::keys`]):
 //!
-//! - host record (`hosts` CF, key `0x01 · host_id`), version 1, big-endian:
-//!   `1:u8 · num:u32 · first_seen_ms:i64 · last_seen_ms:i64 · connected:u8 · dropped_samples:u64
-//!   · epoch:u64 · last_seq:u64 · identity` where `identity` (the rest) is the prost-encoded
-//!   `HostIdentity`.
+//! - host record (`hosts` CF, key `0x01 · host_id`), version 2, big-endian:
+//!   `2:u8 · num:u32 · first_seen_ms:i64 · last_seen_ms:i64 · connected:u8 · dropped_samples:u64
+//!   · epoch:u64 · last_seq:u64 · top_oom_ms:i64 · kmsg_len:u16 · kmsg · identity` where
+//!   `top_oom_ms` is the time of the host's latest top-oom ranking (−1: none), `kmsg` the
+//!   `kmsg_len` bytes of the prost-encoded `KmsgStatus` last reported, and `identity` (the rest)
+//!   the prost-encoded `HostIdentity`. Version 1 records (written before OOM support) are still
+//!   read: the same without `top_oom_ms`, `kmsg_len` and `kmsg`; they are rewritten as version 2
+//!   on the host's next change.
 //! - meta (`hosts` CF): `next_host_num` u32 BE, `chunk_window_s` u64 BE.
-//! - raw sample (`raw` CF): the prost-encoded `fleet.v1.Sample`, exactly as received.
+//! - raw sample (`raw` CF): the prost-encoded `fleet.v1.Sample` as received, less its `top_oom`.
 //! - chunk (`chunks` CF): see [`super::chunk`].
+//! - event (`events` CF, key `0x30 · …`): the prost-encoded `fleet.v1.OomEvent` as received.
+//! - event index (`events` CF, key `0x31 · …`): the 29-byte event key the kill is stored under.
+//! - top-oom ranking (`topoom` CF): a prost message with one field,
+//!   `repeated fleet.v1.OomProcess processes = 1`, highest `oom_score` first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use fleet_proto::v1::{Activity, HostIdentity, Sample};
+use fleet_proto::v1::{Activity, HostIdentity, KmsgStatus, OomEvent, OomProcess, Sample};
 use prost::Message;
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor,
@@ -23,14 +31,27 @@ use rocksdb::{
 };
 
 use super::chunk::{self, Row};
-use super::keys::{self, ChunkKey, RawKey};
+use super::keys::{self, ChunkKey, EventKey, RawKey, TopOomKey};
 use super::{
-    validate_sample, HostRecord, IngestItem, SealStats, StorageError, StoreOptions, StoredRow,
-    WriteOutcome, CF_CHUNKS, CF_HOSTS, CF_RAW, COLUMN_FAMILIES,
+    validate_oom_event, validate_sample, HostRecord, IngestItem, SealStats, StorageError,
+    StoreOptions, StoredOomKill, StoredRow, WriteOutcome, CF_CHUNKS, CF_EVENTS, CF_HOSTS, CF_RAW,
+    CF_TOPOOM, COLUMN_FAMILIES,
 };
 
-const HOST_RECORD_VERSION: u8 = 1;
-const HOST_RECORD_FIXED_LEN: usize = 1 + 4 + 8 + 8 + 1 + 8 + 8 + 8;
+const HOST_RECORD_VERSION: u8 = 2;
+/// The fixed part of a version 1 record (everything before the identity).
+const HOST_RECORD_V1_FIXED_LEN: usize = 1 + 4 + 8 + 8 + 1 + 8 + 8 + 8;
+/// The fixed part of a version 2 record (everything before the `kmsg` bytes).
+const HOST_RECORD_V2_FIXED_LEN: usize = HOST_RECORD_V1_FIXED_LEN + 8 + 2;
+/// `top_oom_ms` of a host without a ranking.
+const NO_TOP_OOM: i64 = -1;
+
+/// The value of a `topoom` key.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TopOomRanking {
+    #[prost(message, repeated, tag = "1")]
+    processes: Vec<OomProcess>,
+}
 
 /// The collector's store. `Send + Sync`: share it in an `Arc`.
 pub struct Store {
@@ -43,8 +64,9 @@ pub struct Store {
     /// interleaving could both accept the same seq. Held across the synced write, so the cache
     /// never runs ahead of the disk.
     write_lock: Mutex<()>,
-    /// The host registry, cached (every record is small and read on every batch). Changed only
-    /// under `write_lock`, after the change is durable; readers hold it briefly.
+    /// The host registry, cached (every record is small and read on every batch), with each
+    /// host's latest top-oom ranking. Changed only under `write_lock`, after the change is
+    /// durable (retention also drops expired rankings from it); readers hold it briefly.
     registry: RwLock<Registry>,
     /// Serialises `seal` and `enforce_retention`: both rewrite chunks, and a seal racing a
     /// retention run could write back a chunk of a window just dropped.
@@ -60,6 +82,23 @@ struct Registry {
     by_num: BTreeMap<u32, HostRecord>,
     by_id: HashMap<String, u32>,
     next_num: u32,
+    /// The latest ranking of each host that has one, for `top_oom_latest` without a disk read
+    /// (about 1 to 2 KiB per host for a top 10). Its time is persisted in the host record; the
+    /// ranking itself is read back from `topoom` at open, one get per host.
+    top_oom: HashMap<u32, LatestTopOom>,
+}
+
+#[derive(Clone)]
+struct LatestTopOom {
+    time_ms: i64,
+    processes: Vec<OomProcess>,
+}
+
+impl Registry {
+    /// The persisted `top_oom_ms` of a host.
+    fn top_oom_ms(&self, num: u32) -> Option<i64> {
+        self.top_oom.get(&num).map(|l| l.time_ms)
+    }
 }
 
 impl Store {
@@ -157,7 +196,7 @@ impl Store {
                 break;
             }
             let host_id = keys::decode_host_key(key)?;
-            let mut rec = decode_host_record(value)?;
+            let (mut rec, top_oom_ms) = decode_host_record(value)?;
             if rec.identity.host_id != host_id {
                 return Err(StorageError::Corrupt {
                     what: "host record",
@@ -169,7 +208,12 @@ impl Store {
             }
             if rec.connected {
                 rec.connected = false;
-                batch.put_cf(hosts, key, encode_host_record(&rec));
+                batch.put_cf(hosts, key, encode_host_record(&rec, top_oom_ms));
+            }
+            if let Some(t) = top_oom_ms {
+                if let Some(latest) = self.load_top_oom(rec.num, t) {
+                    reg.top_oom.insert(rec.num, latest);
+                }
             }
             reg.by_id.insert(rec.identity.host_id.clone(), rec.num);
             reg.by_num.insert(rec.num, rec);
@@ -202,6 +246,30 @@ impl Store {
         Ok(reg)
     }
 
+    /// Reads back the ranking a host record names as the host's latest. `None` when retention
+    /// dropped it, and also (with a warning) when it does not decode: a damaged ranking must not
+    /// keep the collector from starting, and `top_oom_before` still reports it as an error.
+    fn load_top_oom(&self, host_num: u32, time_ms: i64) -> Option<LatestTopOom> {
+        let t = u64::try_from(time_ms).ok()?;
+        let key = keys::topoom_key(&TopOomKey {
+            window_start_s: keys::window_start_s(t, self.window_s),
+            host_num,
+            time_ms: t,
+        });
+        let loaded = self
+            .cf(CF_TOPOOM)
+            .and_then(|cf| Ok(self.db.get_pinned_cf(cf, key)?))
+            .and_then(|v| v.map(|v| decode_ranking(&v)).transpose());
+        match loaded {
+            Ok(Some(processes)) => Some(LatestTopOom { time_ms, processes }),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(host_num, time_ms, %error, "latest top-oom ranking unreadable; ignored");
+                None
+            }
+        }
+    }
+
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StorageError> {
         self.db
             .cf_handle(name)
@@ -231,10 +299,11 @@ impl Store {
         }
         let hosts = self.cf(CF_HOSTS)?;
         let _w = lock(&self.write_lock);
-        let (existing, next_num) = {
+        let (existing, next_num, top_oom_ms) = {
             let reg = self.read_registry();
             let existing = reg.by_id.get(id).and_then(|n| reg.by_num.get(n)).cloned();
-            (existing, reg.next_num)
+            let top_oom_ms = existing.as_ref().and_then(|r| reg.top_oom_ms(r.num));
+            (existing, reg.next_num, top_oom_ms)
         };
         let mut batch = WriteBatch::default();
         let rec = match existing {
@@ -262,10 +331,15 @@ impl Store {
                     dropped_samples: 0,
                     epoch: 0,
                     last_seq: 0,
+                    kmsg: KmsgStatus::default(),
                 }
             }
         };
-        batch.put_cf(hosts, keys::host_key(id), encode_host_record(&rec));
+        batch.put_cf(
+            hosts,
+            keys::host_key(id),
+            encode_host_record(&rec, top_oom_ms),
+        );
         self.db.write_opt(batch, &sync_write())?;
 
         let mut reg = self
@@ -299,10 +373,11 @@ impl Store {
             .ok_or(StorageError::UnknownHost(host_num))?;
         rec.connected = connected;
         rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
+        let top_oom_ms = self.read_registry().top_oom_ms(host_num);
         self.db.put_cf_opt(
             hosts,
             keys::host_key(&rec.identity.host_id),
-            encode_host_record(&rec),
+            encode_host_record(&rec, top_oom_ms),
             &sync_write(),
         )?;
         self.registry
@@ -341,14 +416,20 @@ impl Store {
     /// (group commit). An item whose `seq` is at or below its host's last stored seq in the same
     /// epoch is skipped as [`WriteOutcome::Duplicate`]; an item of another epoch starts that
     /// epoch (a wiped agent spool restarts its numbering). The hosts' epoch, last seq, last-seen
-    /// time and dropped-sample count are updated in the same write, so a crash never keeps data
-    /// without its seq or a seq without its data. Returns one outcome per item, in order; when it
-    /// returns `Ok`, every `Stored` item is durable.
+    /// time, dropped-sample count and kernel log status are updated in the same write, so a crash
+    /// never keeps data without its seq or a seq without its data. Returns one outcome per item,
+    /// in order; when it returns `Ok`, every `Stored` item is durable.
+    ///
+    /// An item stores its samples in `raw` (less their `top_oom`, which goes to `topoom`; a
+    /// sample that carried nothing else is not stored in `raw`), and its OOM events in `events`.
+    /// An event with a `kmsg_seq` that the host already has stored for the same boot (from an
+    /// earlier batch or earlier in this group) is skipped: the agent re-read the kernel log.
     ///
     /// # Errors
     /// Nothing is written when it fails: [`StorageError::UnknownHost`] for an unregistered
-    /// `host_num`, [`StorageError::InvalidSample`] if a sample fails [`validate_sample`] (the
-    /// server should validate each batch on receipt), [`StorageError::Rocks`] if the write fails.
+    /// `host_num`, [`StorageError::InvalidSample`] if a sample fails [`validate_sample`] and
+    /// [`StorageError::InvalidEvent`] if an event fails [`validate_oom_event`] (the server should
+    /// validate each batch on receipt), [`StorageError::Rocks`] if a read or the write fails.
     pub fn write(
         &self,
         items: &[IngestItem],
@@ -366,13 +447,25 @@ impl Store {
                     ))
                 })?;
             }
+            for ev in &item.oom_events {
+                validate_oom_event(ev).map_err(|e| {
+                    StorageError::InvalidEvent(format!(
+                        "host {} seq {}: {e}",
+                        item.host_num, item.seq
+                    ))
+                })?;
+            }
         }
         let raw = self.cf(CF_RAW)?;
         let hosts = self.cf(CF_HOSTS)?;
+        let events = self.cf(CF_EVENTS)?;
+        let topoom = self.cf(CF_TOPOOM)?;
 
         let _w = lock(&self.write_lock);
-        // The records this group changes, starting from the cached ones.
+        // The records this group changes, starting from the cached ones, with the time of each
+        // host's latest ranking.
         let mut changed: HashMap<u32, HostRecord> = HashMap::new();
+        let mut top_oom_ms: HashMap<u32, i64> = HashMap::new();
         {
             let reg = self.read_registry();
             for item in items {
@@ -382,6 +475,9 @@ impl Store {
                         .get(&item.host_num)
                         .ok_or(StorageError::UnknownHost(item.host_num))?;
                     e.insert(rec.clone());
+                    if let Some(t) = reg.top_oom_ms(item.host_num) {
+                        top_oom_ms.insert(item.host_num, t);
+                    }
                 }
             }
         }
@@ -390,6 +486,11 @@ impl Store {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut buf = Vec::new();
         let mut min_window = u64::MAX;
+        // Rankings newer than the host's latest, to cache once the write is durable.
+        let mut new_latest: HashMap<u32, LatestTopOom> = HashMap::new();
+        // Event index keys this group adds (the database does not show them yet).
+        let mut new_index: HashSet<[u8; keys::EVENT_SEQ_KEY_LEN]> = HashSet::new();
+        let mut repeated_events = 0u64;
         for item in items {
             let rec = changed
                 .get_mut(&item.host_num)
@@ -402,11 +503,50 @@ impl Store {
             rec.last_seq = item.seq;
             rec.dropped_samples = item.dropped_samples;
             rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
+            if let Some(k) = item.kmsg {
+                rec.kmsg = k;
+            }
             for s in &item.samples {
                 // validate_sample checked time_ms >= 0.
                 let time_ms = s.time_ms as u64;
                 let window = keys::window_start_s(time_ms, self.window_s);
                 min_window = min_window.min(window);
+                let sar_only;
+                let sar = if s.top_oom.is_empty() {
+                    s
+                } else {
+                    let mut processes = s.top_oom.clone();
+                    // Stable: equal scores keep the agent's order.
+                    processes.sort_by_key(|p| std::cmp::Reverse(p.oom_score));
+                    let key = keys::topoom_key(&TopOomKey {
+                        window_start_s: window,
+                        host_num: item.host_num,
+                        time_ms,
+                    });
+                    let ranking = TopOomRanking { processes };
+                    batch.put_cf(topoom, key, ranking.encode_to_vec());
+                    // At or after: a later write of the same time replaced the stored ranking.
+                    let latest = top_oom_ms.entry(item.host_num).or_insert(NO_TOP_OOM);
+                    if s.time_ms >= *latest {
+                        *latest = s.time_ms;
+                        new_latest.insert(
+                            item.host_num,
+                            LatestTopOom {
+                                time_ms: s.time_ms,
+                                processes: ranking.processes,
+                            },
+                        );
+                    }
+                    if s.records.is_empty() {
+                        continue;
+                    }
+                    sar_only = Sample {
+                        top_oom: Vec::new(),
+                        records: s.records.clone(),
+                        ..*s
+                    };
+                    &sar_only
+                };
                 let key = keys::raw_key(&RawKey {
                     window_start_s: window,
                     host_num: item.host_num,
@@ -414,19 +554,54 @@ impl Store {
                     seq: item.seq,
                 });
                 buf.clear();
-                s.encode(&mut buf)
+                sar.encode(&mut buf)
                     .map_err(|e| StorageError::InvalidSample(e.to_string()))?;
                 batch.put_cf(raw, key, &buf);
             }
+            for (index, ev) in item.oom_events.iter().enumerate() {
+                // validate_oom_event checked time_ms >= 0 and kmsg_seq < 2^63.
+                let time_ms = ev.time_ms as u64;
+                let window = keys::window_start_s(time_ms, self.window_s);
+                let key = keys::event_key(&EventKey {
+                    window_start_s: window,
+                    host_num: item.host_num,
+                    time_ms,
+                    disc: match ev.kmsg_seq {
+                        Some(seq) => seq,
+                        None => keys::kmsgless_disc(item.epoch, item.seq, index as u64),
+                    },
+                });
+                if let Some(seq) = ev.kmsg_seq {
+                    let index_key =
+                        keys::event_seq_key(item.host_num, keys::boot_id_hash(&ev.boot_id), seq);
+                    if new_index.contains(&index_key)
+                        || self.db.get_pinned_cf(events, index_key)?.is_some()
+                    {
+                        repeated_events += 1;
+                        continue;
+                    }
+                    new_index.insert(index_key);
+                    batch.put_cf(events, index_key, key);
+                }
+                min_window = min_window.min(window);
+                batch.put_cf(events, key, ev.encode_to_vec());
+            }
             outcomes.push(WriteOutcome::Stored);
+        }
+        if repeated_events > 0 {
+            tracing::debug!(
+                events = repeated_events,
+                "OOM events already stored; skipped"
+            );
         }
         // Records of hosts whose items were all duplicates are rewritten unchanged: harmless.
         if outcomes.contains(&WriteOutcome::Stored) {
             for rec in changed.values() {
+                let t = top_oom_ms.get(&rec.num).copied().filter(|&t| t >= 0);
                 batch.put_cf(
                     hosts,
                     keys::host_key(&rec.identity.host_id),
-                    encode_host_record(rec),
+                    encode_host_record(rec, t),
                 );
             }
             self.db.write_opt(batch, &sync_write())?;
@@ -437,6 +612,7 @@ impl Store {
             for (num, rec) in changed {
                 reg.by_num.insert(num, rec);
             }
+            reg.top_oom.extend(new_latest);
         }
         if min_window != u64::MAX {
             let mut floor = lock(&self.retention_floor_s);
@@ -569,6 +745,166 @@ impl Store {
             a.time_ms == b.time_ms && a.instance == b.instance
         });
         Ok(rows)
+    }
+
+    /// The OOM kills of the given hosts (of every host when `hosts` is empty) with
+    /// `from_ms <= time_ms <= to_ms`, newest first (kills of the same millisecond by host number,
+    /// then key), at most `limit`. Reads one consistent snapshot backwards from the newest window
+    /// of the range and stops at the first window boundary after `limit` kills, jumping over the
+    /// hosts not asked for.
+    ///
+    /// # Errors
+    /// A corruption error if a key or event in the range does not decode; [`StorageError::Rocks`]
+    /// on read errors.
+    pub fn oom_kills(
+        &self,
+        hosts: &[u32],
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredOomKill>, StorageError> {
+        let from_ms = from_ms.max(0);
+        if limit == 0 || to_ms < from_ms {
+            return Ok(Vec::new());
+        }
+        let mut hosts = hosts.to_vec();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let (from, to) = (from_ms as u64, to_ms as u64);
+        let w_from = keys::window_start_s(from, self.window_s);
+        let w_to = keys::window_start_s(to, self.window_s);
+
+        let events_cf = self.cf(CF_EVENTS)?;
+        let snapshot = self.db.snapshot();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(keys::event_window_prefix(w_from).to_vec());
+        ro.set_iterate_upper_bound(keys::event_window_prefix(w_to.saturating_add(1)).to_vec());
+        let mut it = snapshot.raw_iterator_cf_opt(events_cf, ro);
+        it.seek_to_last();
+
+        let mut out: Vec<StoredOomKill> = Vec::new();
+        // The kills of the window being read: keys run by host within a window, so a window is
+        // sorted by time before it joins `out` (earlier windows hold only older kills).
+        let mut window: Vec<(EventKey, StoredOomKill)> = Vec::new();
+        let flush = |window: &mut Vec<(EventKey, StoredOomKill)>, out: &mut Vec<StoredOomKill>| {
+            window.sort_by_key(|(k, _)| (std::cmp::Reverse(k.time_ms), k.host_num, k.disc));
+            out.extend(window.drain(..).map(|(_, kill)| kill));
+        };
+        let mut current_w = None;
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            let ek = keys::decode_event_key(key)?;
+            if current_w != Some(ek.window_start_s) {
+                flush(&mut window, &mut out);
+                if out.len() >= limit {
+                    break;
+                }
+                current_w = Some(ek.window_start_s);
+            }
+            if !hosts.is_empty() && hosts.binary_search(&ek.host_num).is_err() {
+                // Jump to the last key of the next selected host below this one in this window,
+                // or, if there is none, to the last key of the windows before.
+                let below = hosts.partition_point(|&h| h < ek.host_num);
+                match below.checked_sub(1).map(|i| hosts[i]) {
+                    // h < ek.host_num, so h + 1 does not overflow.
+                    Some(h) => it.seek_for_prev(keys::event_host_prefix(ek.window_start_s, h + 1)),
+                    None => it.seek_for_prev(keys::event_window_prefix(ek.window_start_s)),
+                }
+                continue;
+            }
+            if ek.time_ms >= from && ek.time_ms <= to {
+                window.push((ek, decode_kill(&ek, value)?));
+            }
+            it.prev();
+        }
+        it.status()?;
+        flush(&mut window, &mut out);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// One OOM kill by its id (see [`keys::kill_id`]): one get. The returned id is the canonical
+    /// (lowercase) spelling.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] if the id is malformed; a corruption error if the stored
+    /// event does not decode; [`StorageError::Rocks`] on read errors.
+    pub fn oom_kill(&self, id: &str) -> Result<Option<StoredOomKill>, StorageError> {
+        let ek = keys::parse_kill_id(id, self.window_s)
+            .map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
+        let events_cf = self.cf(CF_EVENTS)?;
+        match self.db.get_pinned_cf(events_cf, keys::event_key(&ek))? {
+            Some(v) => Ok(Some(decode_kill(&ek, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest top-oom ranking of a host, from memory: its time and the processes, highest
+    /// `oom_score` first. `None` for a host that never sent one (or whose last one expired).
+    pub fn top_oom_latest(&self, host_num: u32) -> Option<(i64, Vec<OomProcess>)> {
+        self.read_registry()
+            .top_oom
+            .get(&host_num)
+            .map(|l| (l.time_ms, l.processes.clone()))
+    }
+
+    /// The last ranking of a host taken at or before `at_ms` (the evidence beside a kill), among
+    /// those retention kept. From memory when the latest ranking qualifies; otherwise a backward
+    /// search of one consistent snapshot that costs one or two seeks per earlier window holding
+    /// rankings.
+    ///
+    /// # Errors
+    /// A corruption error if a key or the ranking found does not decode; [`StorageError::Rocks`]
+    /// on read errors.
+    pub fn top_oom_before(
+        &self,
+        host_num: u32,
+        at_ms: i64,
+    ) -> Result<Option<(i64, Vec<OomProcess>)>, StorageError> {
+        let Ok(at) = u64::try_from(at_ms) else {
+            return Ok(None);
+        };
+        match self.read_registry().top_oom.get(&host_num) {
+            // Every ranking of the host is at or before its latest one.
+            None => return Ok(None),
+            Some(l) if l.time_ms <= at_ms => return Ok(Some((l.time_ms, l.processes.clone()))),
+            Some(_) => {}
+        }
+        let topoom_cf = self.cf(CF_TOPOOM)?;
+        let snapshot = self.db.snapshot();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(vec![keys::PREFIX_TOPOOM]);
+        let mut it = snapshot.raw_iterator_cf_opt(topoom_cf, ro);
+        let (mut w, mut t) = (keys::window_start_s(at, self.window_s), at);
+        loop {
+            // The last key at or before (w, host, t): ours if the host has a ranking in w.
+            it.seek_for_prev(keys::topoom_key(&TopOomKey {
+                window_start_s: w,
+                host_num,
+                time_ms: t,
+            }));
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            let k = keys::decode_topoom_key(key)?;
+            if (k.window_start_s, k.host_num) == (w, host_num) {
+                let time_ms = i64::try_from(k.time_ms).map_err(|_| StorageError::Corrupt {
+                    what: "top-oom key",
+                    detail: format!("time_ms {}", k.time_ms),
+                })?;
+                return Ok(Some((time_ms, decode_ranking(value)?)));
+            }
+            if k.window_start_s == w {
+                // A lower host in w: none of ours there; go to the windows before.
+                it.seek_for_prev(keys::topoom_window_prefix(w));
+                let Some(key) = it.key() else { break };
+                w = keys::decode_topoom_key(key)?.window_start_s;
+            } else {
+                w = k.window_start_s;
+            }
+            t = u64::MAX;
+        }
+        it.status()?;
+        Ok(None)
     }
 
     /// Converts the raw samples of closed windows (window end plus one grace window at or before
@@ -711,13 +1047,17 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes every window that lies entirely before `now_ms - retention`, without scanning:
-    /// one range delete per column family (keys are time-first) followed by a compaction of just
-    /// that key range, which reclaims the space. A window partly inside retention is kept whole.
-    /// Cheap when there is nothing to delete.
+    /// Deletes every window that lies entirely before `now_ms - retention`: one range delete per
+    /// column family (keys are time-first) followed by a compaction of just that key range, which
+    /// reclaims the space. A window partly inside retention is kept whole. Samples, chunks, OOM
+    /// kills and rankings expire alike; the kills' deduplication index, which is not time-first,
+    /// is scanned (one small entry per kill) for the entries of expired kills, deleted in the
+    /// same write. Expired rankings also leave the in-memory latest ones. Cheap when there is
+    /// nothing to delete.
     ///
     /// # Errors
-    /// [`StorageError::Rocks`] if the range delete fails.
+    /// [`StorageError::Rocks`] if the scan or the delete fails; a corruption error if an index
+    /// entry does not decode.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<(), StorageError> {
         let _m = lock(&self.maintenance_lock);
         let Some(cutoff) = u64::try_from(now_ms.div_euclid(1000))
@@ -730,6 +1070,8 @@ impl Store {
         let end = cutoff - cutoff % self.window_s;
         let raw_cf = self.cf(CF_RAW)?;
         let chunks_cf = self.cf(CF_CHUNKS)?;
+        let events_cf = self.cf(CF_EVENTS)?;
+        let topoom_cf = self.cf(CF_TOPOOM)?;
         let ranges = [
             (
                 raw_cf,
@@ -741,24 +1083,72 @@ impl Store {
                 keys::chunk_window_prefix(0),
                 keys::chunk_window_prefix(end),
             ),
+            (
+                events_cf,
+                keys::event_window_prefix(0),
+                keys::event_window_prefix(end),
+            ),
+            (
+                topoom_cf,
+                keys::topoom_window_prefix(0),
+                keys::topoom_window_prefix(end),
+            ),
         ];
+        if end <= *lock(&self.retention_floor_s) {
+            return Ok(());
+        }
+        // Not under `write_lock`: an index entry is only ever added (by `write`) or deleted (here,
+        // serialised by `maintenance_lock`), so the entries found stay valid. One added meanwhile
+        // for an expired kill outlives it until the next run, when the kill's window is again
+        // below the cutoff; until then it only keeps an expired kill from being stored again.
+        let stale_index = self.expired_event_index(end)?;
         {
+            // `write` lowers the floor, never raises it, so `end` is still above it.
             let mut floor = lock(&self.retention_floor_s);
-            if end <= *floor {
-                return Ok(());
-            }
             let mut batch = WriteBatch::default();
             for (cf, from, to) in &ranges {
                 batch.delete_range_cf(*cf, from, to);
             }
+            for k in &stale_index {
+                batch.delete_cf(events_cf, k);
+            }
             self.db.write(batch)?;
             *floor = end;
         }
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .top_oom
+            .retain(|_, l| keys::window_start_s(l.time_ms as u64, self.window_s) >= end);
         for (cf, from, to) in &ranges {
             self.db.compact_range_cf(*cf, Some(from), Some(to));
         }
         tracing::info!(before_s = end, "retention: dropped expired windows");
         Ok(())
+    }
+
+    /// The deduplication index entries (`0x31` keys) whose kill lies in a window before `end`.
+    fn expired_event_index(&self, end: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let events_cf = self.cf(CF_EVENTS)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(vec![keys::PREFIX_EVENT_SEQ + 1]);
+        let mut it = self.db.raw_iterator_cf_opt(events_cf, ro);
+        it.seek(keys::event_seq_prefix());
+        let mut stale = Vec::new();
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            if key.len() != keys::EVENT_SEQ_KEY_LEN {
+                return Err(StorageError::Corrupt {
+                    what: "OOM event index key",
+                    detail: format!("{} bytes", key.len()),
+                });
+            }
+            if keys::decode_event_key(value)?.window_start_s < end {
+                stale.push(key.to_vec());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(stale)
     }
 
     /// Flushes every memtable to disk and syncs the WAL. The store then closes cleanly on drop.
@@ -860,6 +1250,42 @@ fn decode_sample(key: &RawKey, value: &[u8]) -> Result<Sample, StorageError> {
     Ok(sample)
 }
 
+/// Decodes a stored OOM kill and checks it against its key.
+fn decode_kill(key: &EventKey, value: &[u8]) -> Result<StoredOomKill, StorageError> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        what: "OOM event",
+        detail,
+    };
+    let event = OomEvent::decode(value).map_err(|e| corrupt(e.to_string()))?;
+    if u64::try_from(event.time_ms).ok() != Some(key.time_ms) {
+        return Err(corrupt(format!(
+            "time_ms {} under key time {}",
+            event.time_ms, key.time_ms
+        )));
+    }
+    let seq_disc = key.disc & keys::DISC_NO_SEQ == 0;
+    if seq_disc != event.kmsg_seq.is_some() || (seq_disc && event.kmsg_seq != Some(key.disc)) {
+        return Err(corrupt(format!(
+            "kmsg_seq {:?} under key discriminator {:#x}",
+            event.kmsg_seq, key.disc
+        )));
+    }
+    Ok(StoredOomKill {
+        id: keys::kill_id(key),
+        host_num: key.host_num,
+        event,
+    })
+}
+
+fn decode_ranking(value: &[u8]) -> Result<Vec<OomProcess>, StorageError> {
+    TopOomRanking::decode(value)
+        .map(|r| r.processes)
+        .map_err(|e| StorageError::Corrupt {
+            what: "top-oom ranking",
+            detail: e.to_string(),
+        })
+}
+
 fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
     o.set_level_compaction_dynamic_level_bytes(true);
@@ -879,6 +1305,22 @@ fn cf_options(name: &str) -> Options {
             o.set_block_based_table_factory(&t);
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
+        }
+        CF_TOPOOM => {
+            // One ranking per host per scan, kept for the whole retention and read back rarely
+            // (the evidence of a kill). Consecutive rankings of a host are neighbours and repeat
+            // the same command lines, which zstd over big blocks removes.
+            let mut t = BlockBasedOptions::default();
+            t.set_block_size(32 << 10);
+            o.set_block_based_table_factory(&t);
+            o.set_write_buffer_size(16 << 20);
+            o.set_compression_type(DBCompressionType::Zstd);
+            o.set_bottommost_compression_type(DBCompressionType::Zstd);
+        }
+        CF_EVENTS => {
+            // Rare, kept for the whole retention; the raw kernel text in each compresses well.
+            o.set_write_buffer_size(4 << 20);
+            o.set_compression_type(DBCompressionType::Zstd);
         }
         _ => {
             o.set_write_buffer_size(4 << 20);
@@ -900,8 +1342,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn encode_host_record(r: &HostRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HOST_RECORD_FIXED_LEN + r.identity.encoded_len());
+/// Encodes a host record (the current version) with the time of its latest ranking.
+fn encode_host_record(r: &HostRecord, top_oom_ms: Option<i64>) -> Vec<u8> {
+    let kmsg_len = r.kmsg.encoded_len();
+    let mut out =
+        Vec::with_capacity(HOST_RECORD_V2_FIXED_LEN + kmsg_len + r.identity.encoded_len());
     out.push(HOST_RECORD_VERSION);
     out.extend_from_slice(&r.num.to_be_bytes());
     out.extend_from_slice(&r.first_seen_ms.to_be_bytes());
@@ -910,22 +1355,33 @@ fn encode_host_record(r: &HostRecord) -> Vec<u8> {
     out.extend_from_slice(&r.dropped_samples.to_be_bytes());
     out.extend_from_slice(&r.epoch.to_be_bytes());
     out.extend_from_slice(&r.last_seq.to_be_bytes());
+    out.extend_from_slice(&top_oom_ms.unwrap_or(NO_TOP_OOM).to_be_bytes());
+    // Three varints: at most 30 bytes.
+    let kmsg_len = u16::try_from(kmsg_len).expect("a KmsgStatus is a few bytes");
+    out.extend_from_slice(&kmsg_len.to_be_bytes());
+    r.kmsg
+        .encode(&mut out)
+        .expect("a Vec grows to fit any message");
     r.identity
         .encode(&mut out)
         .expect("a Vec grows to fit any message");
     out
 }
 
-fn decode_host_record(v: &[u8]) -> Result<HostRecord, StorageError> {
+/// Decodes a host record of version 1 or 2, with the time of its latest ranking.
+fn decode_host_record(v: &[u8]) -> Result<(HostRecord, Option<i64>), StorageError> {
     let corrupt = |detail: String| StorageError::Corrupt {
         what: "host record",
         detail,
     };
-    if v.len() < HOST_RECORD_FIXED_LEN {
+    let fixed_len = match v.first() {
+        Some(1) => HOST_RECORD_V1_FIXED_LEN,
+        Some(2) => HOST_RECORD_V2_FIXED_LEN,
+        Some(&b) => return Err(corrupt(format!("unknown version {b}"))),
+        None => return Err(corrupt("empty".into())),
+    };
+    if v.len() < fixed_len {
         return Err(corrupt(format!("{} bytes", v.len())));
-    }
-    if v[0] != HOST_RECORD_VERSION {
-        return Err(corrupt(format!("unknown version {}", v[0])));
     }
     let u64_at = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().expect("8 bytes"));
     let connected = match v[21] {
@@ -933,9 +1389,32 @@ fn decode_host_record(v: &[u8]) -> Result<HostRecord, StorageError> {
         1 => true,
         b => return Err(corrupt(format!("connected byte {b}"))),
     };
-    let identity = HostIdentity::decode(&v[HOST_RECORD_FIXED_LEN..])
-        .map_err(|e| corrupt(format!("identity: {e}")))?;
-    Ok(HostRecord {
+    let (top_oom_ms, kmsg, identity_at) = if v[0] == 1 {
+        (None, KmsgStatus::default(), HOST_RECORD_V1_FIXED_LEN)
+    } else {
+        let t = u64_at(HOST_RECORD_V1_FIXED_LEN) as i64;
+        let top_oom_ms = match t {
+            NO_TOP_OOM => None,
+            t if t >= 0 => Some(t),
+            t => return Err(corrupt(format!("top_oom_ms {t}"))),
+        };
+        let len_at = HOST_RECORD_V1_FIXED_LEN + 8;
+        let kmsg_len = usize::from(u16::from_be_bytes(
+            v[len_at..len_at + 2].try_into().expect("2 bytes"),
+        ));
+        let kmsg_end = HOST_RECORD_V2_FIXED_LEN + kmsg_len;
+        let Some(kmsg_bytes) = v.get(HOST_RECORD_V2_FIXED_LEN..kmsg_end) else {
+            return Err(corrupt(format!(
+                "kmsg of {kmsg_len} bytes in a record of {}",
+                v.len()
+            )));
+        };
+        let kmsg = KmsgStatus::decode(kmsg_bytes).map_err(|e| corrupt(format!("kmsg: {e}")))?;
+        (top_oom_ms, kmsg, kmsg_end)
+    };
+    let identity =
+        HostIdentity::decode(&v[identity_at..]).map_err(|e| corrupt(format!("identity: {e}")))?;
+    let rec = HostRecord {
         num: u32::from_be_bytes(v[1..5].try_into().expect("4 bytes")),
         first_seen_ms: u64_at(5) as i64,
         last_seen_ms: u64_at(13) as i64,
@@ -944,7 +1423,9 @@ fn decode_host_record(v: &[u8]) -> Result<HostRecord, StorageError> {
         epoch: u64_at(30),
         last_seq: u64_at(38),
         identity,
-    })
+        kmsg,
+    };
+    Ok((rec, top_oom_ms))
 }
 
 #[cfg(test)]

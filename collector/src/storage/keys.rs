@@ -4,20 +4,57 @@
 //! recognised instead of misread. Ids and timestamps are fixed-width big-endian, so the byte
 //! order of keys is their numeric order and a range of windows is a range of keys.
 //!
-//! | kind  | CF       | layout                                                                        | bytes |
-//! |-------|----------|-------------------------------------------------------------------------------|-------|
-//! | host  | `hosts`  | `0x01` · host_id (UTF-8)                                                      | 2..   |
-//! | meta  | `hosts`  | `0x02` · name (ASCII, e.g. `next_host_num`)                                   | 2..   |
-//! | raw   | `raw`    | `0x10` · window_start_s u64 · host_num u32 · time_ms u64 · seq u64            | 29    |
-//! | chunk | `chunks` | `0x20` · window_start_s u64 · host_num u32 · activity u8 · instance (UTF-8)   | 14..  |
+//! | kind   | CF       | layout                                                                      | bytes |
+//! |--------|----------|-----------------------------------------------------------------------------|-------|
+//! | host   | `hosts`  | `0x01` · host_id (UTF-8)                                                    | 2..   |
+//! | meta   | `hosts`  | `0x02` · name (ASCII, e.g. `next_host_num`)                                 | 2..   |
+//! | raw    | `raw`    | `0x10` · window_start_s u64 · host_num u32 · time_ms u64 · seq u64          | 29    |
+//! | chunk  | `chunks` | `0x20` · window_start_s u64 · host_num u32 · activity u8 · instance (UTF-8) | 14..  |
+//! | event  | `events` | `0x30` · window_start_s u64 · host_num u32 · time_ms u64 · disc u64         | 29    |
+//! | kseq   | `events` | `0x31` · host_num u32 · boot_id_hash u64 · kmsg_seq u64                     | 21    |
+//! | topoom | `topoom` | `0x40` · window_start_s u64 · host_num u32 · time_ms u64                    | 21    |
 //!
-//! `window_start_s` is the start of the chunk window holding the sample, in Unix seconds, aligned
-//! to the window length. It comes first in `raw` and `chunks` keys (time-first layout), so:
+//! `window_start_s` is the start of the chunk window holding the sample (or event, or ranking), in
+//! Unix seconds, aligned to the window length. It comes first in `raw`, `chunks`, `event` and
+//! `topoom` keys (time-first layout), so:
 //!
 //! - retention is one `delete_range` per column family: everything below `prefix · cutoff`;
 //! - sealing reads the closed windows as one key range `[prefix, prefix · first_open_window)`;
 //! - a query of one host and activity seeks `prefix · window · host_num · activity` once per
-//!   window of its time range.
+//!   window of its time range;
+//! - listing OOM kills newest first iterates backwards from `0x30 · last_window` and stops at its
+//!   limit.
+//!
+//! # OOM events
+//!
+//! An `event` key is one OOM kill of one host. `time_ms` is the kill's wall time; `disc` tells
+//! apart kills of the same host in the same millisecond:
+//!
+//! - the event's `kmsg_seq` (the sequence number of the report's first `/dev/kmsg` record) when
+//!   it has one, always below 2⁶³ (the store rejects larger ones, see
+//!   [`super::validate_oom_event`]);
+//! - otherwise (a kill only `/proc/vmstat` counted) [`DISC_NO_SEQ`]` | n` with
+//!   `n = fnv1a64(epoch BE · seq BE · index BE) & (2⁶³ − 1)` over the batch's spool epoch and
+//!   seq and the event's index in the batch ([`kmsgless_disc`]). A replayed batch has the same
+//!   (epoch, seq) and is dropped as a duplicate anyway; any two stored batches differ in
+//!   (epoch, seq), so two kmsg-less events never share a key (up to a 63-bit hash collision).
+//!
+//! A `kseq` key is the deduplication index of the kills that carry a `kmsg_seq`: it maps
+//! (host, boot, seq) to the `event` key stored for it (29 bytes). The same report read twice
+//! (an agent restart re-reads the kernel log) is recognised by it even when its recomputed
+//! `time_ms` differs by a few milliseconds and so would not hit the same `event` key.
+//! `boot_id_hash` is [`boot_id_hash`] (FNV-1a, 64 bits) of the event's `boot_id` string, since
+//! `kmsg_seq` restarts at each boot. These keys are not window-first: retention finds the expired
+//! ones by scanning them (one per kill) and reading the window of the event key they point to.
+//!
+//! The printable id of a kill ([`kill_id`]) is `{host_num:x}-{time_ms:x}-{disc:x}` in lowercase
+//! hex, e.g. `7-18bcfe59839-2a` for host 7, `1700000012345` ms, `kmsg_seq` 42. The window is
+//! recomputed from `time_ms`, so the id names the event key and looking it up is one get.
+//!
+//! # Top-oom rankings
+//!
+//! A `topoom` key holds the top-oom ranking that one host's sample at `time_ms` carried (the
+//! ranking is stored here, not in `raw`, which keeps only sar records).
 //!
 //! Example: the raw key of a sample of host 7 at `1700000012345` ms, window 3600 s, batch seq 42:
 //!
@@ -44,6 +81,17 @@ pub const PREFIX_RAW: u8 = 0x10;
 /// Prefix of a sealed chunk (`chunks` CF).
 pub const PREFIX_CHUNK: u8 = 0x20;
 
+/// Prefix of an OOM kill (`events` CF).
+pub const PREFIX_EVENT: u8 = 0x30;
+/// Prefix of the deduplication index of OOM kills by kernel log sequence number (`events` CF).
+pub const PREFIX_EVENT_SEQ: u8 = 0x31;
+/// Prefix of a top-oom ranking (`topoom` CF).
+pub const PREFIX_TOPOOM: u8 = 0x40;
+
+/// The high bit of an event key's `disc`: set for events without a `kmsg_seq`, clear for the
+/// `kmsg_seq` of the others.
+pub const DISC_NO_SEQ: u64 = 1 << 63;
+
 /// Meta key name: the numeric id the next new host receives (u32 BE value).
 pub const META_NEXT_HOST_NUM: &str = "next_host_num";
 /// Meta key name: the chunk window the store was created with, in seconds (u64 BE value). Keys
@@ -52,6 +100,12 @@ pub const META_CHUNK_WINDOW_S: &str = "chunk_window_s";
 
 /// Length of a raw key.
 pub const RAW_KEY_LEN: usize = 1 + 8 + 4 + 8 + 8;
+/// Length of an event key.
+pub const EVENT_KEY_LEN: usize = 1 + 8 + 4 + 8 + 8;
+/// Length of an event deduplication index key.
+pub const EVENT_SEQ_KEY_LEN: usize = 1 + 4 + 8 + 8;
+/// Length of a top-oom key.
+pub const TOPOOM_KEY_LEN: usize = 1 + 8 + 4 + 8;
 /// Length of the chunk key up to (and including) the activity byte.
 pub const CHUNK_SERIES_PREFIX_LEN: usize = 1 + 8 + 4 + 1;
 /// Longest instance name a key may carry (sar instances are CPU numbers, devices, interfaces).
@@ -81,6 +135,8 @@ pub enum KeyError {
         kind: &'static str,
         what: &'static str,
     },
+    #[error("OOM kill id {0:?} is not HOST-TIME-DISC in hex")]
+    BadKillId(String),
 }
 
 /// A decoded `raw` key: one sample of one host.
@@ -102,6 +158,24 @@ pub struct ChunkKey {
     /// The wire value of `fleet_proto::v1::Activity`.
     pub activity: u8,
     pub instance: String,
+}
+
+/// A decoded `event` key: one OOM kill of one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKey {
+    pub window_start_s: u64,
+    pub host_num: u32,
+    pub time_ms: u64,
+    /// The event's `kmsg_seq`, or [`DISC_NO_SEQ`] `|` [`kmsgless_disc`] (see the module doc).
+    pub disc: u64,
+}
+
+/// A decoded `topoom` key: the ranking one host's sample carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TopOomKey {
+    pub window_start_s: u64,
+    pub host_num: u32,
+    pub time_ms: u64,
 }
 
 /// The start (Unix seconds) of the window of length `window_s` holding `time_ms`.
@@ -235,8 +309,164 @@ pub fn decode_chunk_key(key: &[u8]) -> Result<ChunkKey, KeyError> {
     })
 }
 
-/// Decodes the window start of a `raw` or `chunks` key carrying prefix `prefix`, without
-/// looking at the rest (used to skip empty windows in a query).
+/// `0x30 · window · host · time · disc`.
+pub fn event_key(k: &EventKey) -> [u8; EVENT_KEY_LEN] {
+    let mut out = [0u8; EVENT_KEY_LEN];
+    out[..13].copy_from_slice(&host_window_prefix(
+        PREFIX_EVENT,
+        k.window_start_s,
+        k.host_num,
+    ));
+    out[13..21].copy_from_slice(&k.time_ms.to_be_bytes());
+    out[21..29].copy_from_slice(&k.disc.to_be_bytes());
+    out
+}
+
+/// `0x30 · window`: the first event key of a window (and the exclusive end of the ones before).
+pub fn event_window_prefix(window_start_s: u64) -> [u8; 9] {
+    window_prefix(PREFIX_EVENT, window_start_s)
+}
+
+/// `0x30 · window · host`: the prefix of one host's events in one window.
+pub fn event_host_prefix(window_start_s: u64, host_num: u32) -> [u8; 13] {
+    host_window_prefix(PREFIX_EVENT, window_start_s, host_num)
+}
+
+/// Decodes an `event` key.
+///
+/// # Errors
+/// [`KeyError`] if the prefix or the length is wrong.
+pub fn decode_event_key(key: &[u8]) -> Result<EventKey, KeyError> {
+    check_prefix(key, PREFIX_EVENT, "event")?;
+    if key.len() != EVENT_KEY_LEN {
+        return Err(KeyError::WrongLength {
+            kind: "event",
+            len: key.len(),
+            expected: "29",
+        });
+    }
+    Ok(EventKey {
+        window_start_s: be_u64(&key[1..9]),
+        host_num: be_u32(&key[9..13]),
+        time_ms: be_u64(&key[13..21]),
+        disc: be_u64(&key[21..29]),
+    })
+}
+
+/// `0x31 · host · boot_id_hash · kmsg_seq`: the deduplication index entry of one kernel report.
+pub fn event_seq_key(host_num: u32, boot_hash: u64, kmsg_seq: u64) -> [u8; EVENT_SEQ_KEY_LEN] {
+    let mut out = [0u8; EVENT_SEQ_KEY_LEN];
+    out[0] = PREFIX_EVENT_SEQ;
+    out[1..5].copy_from_slice(&host_num.to_be_bytes());
+    out[5..13].copy_from_slice(&boot_hash.to_be_bytes());
+    out[13..21].copy_from_slice(&kmsg_seq.to_be_bytes());
+    out
+}
+
+/// The smallest deduplication index key (for a prefix scan).
+pub fn event_seq_prefix() -> [u8; 1] {
+    [PREFIX_EVENT_SEQ]
+}
+
+/// The stable 64-bit hash of a boot id in `kseq` keys: FNV-1a over its UTF-8 bytes. Spelled out
+/// here (not `std`'s hasher, whose algorithm may change between releases) because it is on disk.
+pub fn boot_id_hash(boot_id: &str) -> u64 {
+    fnv1a64(boot_id.as_bytes())
+}
+
+/// The `disc` of an event without a `kmsg_seq`: [`DISC_NO_SEQ`] with, below it, 63 bits of
+/// FNV-1a over `epoch BE · seq BE · index BE` (the batch's spool epoch and seq, the event's
+/// index in the batch). Unique per stored event and stable when the batch is replayed.
+pub fn kmsgless_disc(epoch: u64, seq: u64, index: u64) -> u64 {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&epoch.to_be_bytes());
+    bytes[8..16].copy_from_slice(&seq.to_be_bytes());
+    bytes[16..].copy_from_slice(&index.to_be_bytes());
+    DISC_NO_SEQ | (fnv1a64(&bytes) & !DISC_NO_SEQ)
+}
+
+/// The printable id of an OOM kill: `{host_num:x}-{time_ms:x}-{disc:x}` (see the module doc).
+pub fn kill_id(k: &EventKey) -> String {
+    format!("{:x}-{:x}-{:x}", k.host_num, k.time_ms, k.disc)
+}
+
+/// Parses a [`kill_id`] back to the event key, recomputing the window from the time.
+///
+/// Each part is 1 to 8 (host) or 16 (time, disc) hex digits, upper or lower case; the time is at
+/// most `i64::MAX` (event times are non-negative `i64`s). `window_s` must be non-zero.
+///
+/// # Errors
+/// [`KeyError::BadKillId`] for anything else.
+pub fn parse_kill_id(id: &str, window_s: u64) -> Result<EventKey, KeyError> {
+    let bad = || KeyError::BadKillId(id.chars().take(64).collect());
+    let hex = |part: &str, max_digits: usize| -> Option<u64> {
+        if part.is_empty()
+            || part.len() > max_digits
+            || !part.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        u64::from_str_radix(part, 16).ok()
+    };
+    let mut parts = id.split('-');
+    let (Some(h), Some(t), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let host_num = hex(h, 8).ok_or_else(bad)?;
+    let time_ms = hex(t, 16).ok_or_else(bad)?;
+    let disc = hex(d, 16).ok_or_else(bad)?;
+    if time_ms > i64::MAX as u64 {
+        return Err(bad());
+    }
+    Ok(EventKey {
+        window_start_s: window_start_s(time_ms, window_s),
+        host_num: u32::try_from(host_num).map_err(|_| bad())?,
+        time_ms,
+        disc,
+    })
+}
+
+/// `0x40 · window · host · time`.
+pub fn topoom_key(k: &TopOomKey) -> [u8; TOPOOM_KEY_LEN] {
+    let mut out = [0u8; TOPOOM_KEY_LEN];
+    out[..13].copy_from_slice(&host_window_prefix(
+        PREFIX_TOPOOM,
+        k.window_start_s,
+        k.host_num,
+    ));
+    out[13..21].copy_from_slice(&k.time_ms.to_be_bytes());
+    out
+}
+
+/// `0x40 · window`: the first top-oom key of a window (and the exclusive end of the ones before).
+pub fn topoom_window_prefix(window_start_s: u64) -> [u8; 9] {
+    window_prefix(PREFIX_TOPOOM, window_start_s)
+}
+
+/// Decodes a `topoom` key.
+///
+/// # Errors
+/// [`KeyError`] if the prefix or the length is wrong.
+pub fn decode_topoom_key(key: &[u8]) -> Result<TopOomKey, KeyError> {
+    check_prefix(key, PREFIX_TOPOOM, "topoom")?;
+    if key.len() != TOPOOM_KEY_LEN {
+        return Err(KeyError::WrongLength {
+            kind: "topoom",
+            len: key.len(),
+            expected: "21",
+        });
+    }
+    Ok(TopOomKey {
+        window_start_s: be_u64(&key[1..9]),
+        host_num: be_u32(&key[9..13]),
+        time_ms: be_u64(&key[13..21]),
+    })
+}
+
+/// Decodes the window start of a window-first key (`raw`, `chunks`, `event`, `topoom`) carrying
+/// prefix `prefix`, without looking at the rest (used to skip empty windows in a query).
 ///
 /// # Errors
 /// [`KeyError`] if the prefix is wrong or the key is too short.
@@ -295,6 +525,16 @@ fn check_prefix(key: &[u8], expected: u8, kind: &'static str) -> Result<(), KeyE
         }),
         Some(_) => Ok(()),
     }
+}
+
+/// FNV-1a, 64 bits (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 fn be_u64(b: &[u8]) -> u64 {
@@ -471,6 +711,128 @@ mod tests {
         assert!(decode_host_key(&[PREFIX_HOST]).is_err());
         assert!(decode_host_key(&[PREFIX_HOST, 0xff]).is_err());
         assert!(decode_window(&[PREFIX_RAW, 0], PREFIX_RAW).is_err());
+    }
+
+    #[test]
+    fn event_keys_round_trip_and_order() {
+        let k = EventKey {
+            window_start_s: 1_699_999_200,
+            host_num: 7,
+            time_ms: 1_700_000_012_345,
+            disc: 42,
+        };
+        let bytes = event_key(&k);
+        assert_eq!(bytes[0], PREFIX_EVENT);
+        assert_eq!(decode_event_key(&bytes), Ok(k));
+        assert!(bytes.starts_with(&event_host_prefix(1_699_999_200, 7)));
+        assert!(bytes.starts_with(&event_window_prefix(1_699_999_200)));
+        assert_eq!(decode_window(&bytes, PREFIX_EVENT), Ok(1_699_999_200));
+        assert!(matches!(
+            decode_event_key(&bytes[..28]),
+            Err(KeyError::WrongLength { .. })
+        ));
+        assert!(matches!(
+            decode_event_key(&raw_key(&RawKey {
+                window_start_s: 0,
+                host_num: 0,
+                time_ms: 0,
+                seq: 0
+            })),
+            Err(KeyError::WrongPrefix { .. })
+        ));
+        // Kinds stay apart: every event key sorts below the index and the rankings.
+        let last_event = event_key(&EventKey {
+            window_start_s: u64::MAX,
+            host_num: u32::MAX,
+            time_ms: u64::MAX,
+            disc: u64::MAX,
+        });
+        assert!(chunk_window_prefix(u64::MAX).as_slice() < last_event.as_slice());
+        assert!(last_event.as_slice() < event_seq_prefix().as_slice());
+        assert!(event_seq_key(u32::MAX, u64::MAX, u64::MAX).as_slice() < &[PREFIX_TOPOOM][..]);
+
+        let s = event_seq_key(7, boot_id_hash("b"), 42);
+        assert_eq!(s.len(), EVENT_SEQ_KEY_LEN);
+        assert!(s.starts_with(&event_seq_prefix()));
+    }
+
+    #[test]
+    fn topoom_keys_round_trip() {
+        let k = TopOomKey {
+            window_start_s: 3600,
+            host_num: 3,
+            time_ms: 3_600_500,
+        };
+        let bytes = topoom_key(&k);
+        assert_eq!(decode_topoom_key(&bytes), Ok(k));
+        assert!(bytes.starts_with(&topoom_window_prefix(3600)));
+        assert_eq!(decode_window(&bytes, PREFIX_TOPOOM), Ok(3600));
+        assert!(decode_topoom_key(&bytes[..20]).is_err());
+        assert!(decode_topoom_key(
+            &event_key(&EventKey {
+                window_start_s: 0,
+                host_num: 0,
+                time_ms: 0,
+                disc: 0
+            })[..21]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn hashes_are_the_documented_fnv1a() {
+        // Published FNV-1a 64 test vectors: "" and "a".
+        assert_eq!(boot_id_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(boot_id_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let d = kmsgless_disc(1, 2, 0);
+        assert_eq!(d & DISC_NO_SEQ, DISC_NO_SEQ);
+        assert_eq!(d, kmsgless_disc(1, 2, 0));
+        assert_ne!(d, kmsgless_disc(1, 2, 1));
+        assert_ne!(d, kmsgless_disc(1, 3, 0));
+        assert_ne!(d, kmsgless_disc(2, 2, 0));
+    }
+
+    #[test]
+    fn kill_ids_round_trip_and_reject_garbage() {
+        let k = EventKey {
+            window_start_s: 1_699_999_200,
+            host_num: 7,
+            time_ms: 1_700_000_012_345,
+            disc: 42,
+        };
+        assert_eq!(kill_id(&k), "7-18bcfe59839-2a");
+        assert_eq!(parse_kill_id("7-18bcfe59839-2a", 3600), Ok(k));
+        assert_eq!(parse_kill_id("7-18BCFE59839-2A", 3600), Ok(k));
+        let big = EventKey {
+            window_start_s: window_start_s(i64::MAX as u64, 60),
+            host_num: u32::MAX,
+            time_ms: i64::MAX as u64,
+            disc: u64::MAX,
+        };
+        assert_eq!(parse_kill_id(&kill_id(&big), 60), Ok(big));
+        for bad in [
+            "",
+            "7",
+            "7-1",
+            "7-1-2-3",
+            "7--2",
+            "-1-2",
+            "7-1-",
+            "+7-1-2",
+            "7-+1-2",
+            "7-1-g",
+            "7 -1-2",
+            "100000000-1-2",
+            "7-8000000000000000-2",
+            "7-1-10000000000000000",
+            "7-1-2\n",
+            "é-1-2",
+        ] {
+            assert!(
+                matches!(parse_kill_id(bad, 3600), Err(KeyError::BadKillId(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The collector's store: hosts, samples and sealed chunks in one RocksDB database.
+//! The collector's store: hosts, samples, sealed chunks, OOM kills and top-oom rankings in one
+//! RocksDB database.
 //!
 //! # Layout
 //!
@@ -8,11 +9,13 @@
 //!
 //! # Column families
 //!
-//! | CF                 | holds                                                             |
-//! |--------------------|-------------------------------------------------------------------|
-//! | [`CF_HOSTS`]       | the host registry (one record per host) and store metadata        |
-//! | [`CF_RAW`]         | samples not sealed yet, one prost-encoded `Sample` per key         |
-//! | [`CF_CHUNKS`]      | sealed series: one compressed columnar chunk per series per window |
+//! | CF            | holds                                                                  |
+//! |---------------|------------------------------------------------------------------------|
+//! | [`CF_HOSTS`]  | the host registry (one record per host) and store metadata             |
+//! | [`CF_RAW`]    | samples not sealed yet, one prost-encoded `Sample` per key             |
+//! | [`CF_CHUNKS`] | sealed series: one compressed columnar chunk per series per window     |
+//! | [`CF_EVENTS`] | OOM kills, one prost-encoded `OomEvent` per key, and their dedup index |
+//! | [`CF_TOPOOM`] | top-oom rankings, one per host per sample that carried one             |
 //!
 //! # Data path
 //!
@@ -23,6 +26,12 @@
 //! `benches/store.rs`: 0.7 bytes per value on disk, against 3.6 for the LZ4-compressed raw
 //! samples) and deletes them from `raw`. [`Store::query`] reads both.
 //! [`Store::enforce_retention`] drops whole expired windows with one range delete per CF.
+//!
+//! The OOM kills and the top-oom ranking of a batch travel in the same write as its samples
+//! (and a batch may carry kills alone). A kill is stored once even when the agent sends it again
+//! in a new batch (see [`keys`], "OOM events"). The ranking is split off the sample into
+//! `topoom`; the latest one of each host is also kept in memory for [`Store::top_oom_latest`].
+//! [`Store::oom_kills`], [`Store::oom_kill`] and [`Store::top_oom_before`] read the store.
 
 pub mod chunk;
 mod engine;
@@ -30,7 +39,7 @@ pub mod keys;
 
 use std::time::Duration;
 
-use fleet_proto::v1::{HostIdentity, Sample};
+use fleet_proto::v1::{HostIdentity, KmsgStatus, OomEvent, Sample};
 use thiserror::Error;
 
 pub use engine::Store;
@@ -41,8 +50,12 @@ pub const CF_HOSTS: &str = "hosts";
 pub const CF_RAW: &str = "raw";
 /// Sealed, compressed chunks.
 pub const CF_CHUNKS: &str = "chunks";
+/// OOM kills and their deduplication index.
+pub const CF_EVENTS: &str = "events";
+/// Top-oom rankings.
+pub const CF_TOPOOM: &str = "topoom";
 /// Every column family of the store (RocksDB also keeps an unused `default`).
-pub const COLUMN_FAMILIES: [&str; 3] = [CF_HOSTS, CF_RAW, CF_CHUNKS];
+pub const COLUMN_FAMILIES: [&str; 5] = [CF_HOSTS, CF_RAW, CF_CHUNKS, CF_EVENTS, CF_TOPOOM];
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, Error)]
@@ -61,6 +74,8 @@ pub enum StorageError {
     UnknownHost(u32),
     #[error("invalid sample: {0}")]
     InvalidSample(String),
+    #[error("invalid OOM event: {0}")]
+    InvalidEvent(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
@@ -102,16 +117,32 @@ pub struct HostRecord {
     pub epoch: u64,
     /// The highest seq stored in `epoch`.
     pub last_seq: u64,
+    /// The agent's kernel log health, as last reported (zeros until a batch carries it).
+    pub kmsg: KmsgStatus,
 }
 
-/// One agent batch to store.
-#[derive(Clone, Debug)]
+/// One agent batch to store. It may carry samples, OOM events, or both.
+#[derive(Clone, Debug, Default)]
 pub struct IngestItem {
     pub host_num: u32,
     pub epoch: u64,
     pub seq: u64,
     pub dropped_samples: u64,
     pub samples: Vec<Sample>,
+    /// OOM kills, checked by [`validate_oom_event`].
+    pub oom_events: Vec<OomEvent>,
+    /// The agent's kernel log health; `None` keeps the host's last reported one.
+    pub kmsg: Option<KmsgStatus>,
+}
+
+/// One stored OOM kill.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredOomKill {
+    /// The kill's printable id, `{host_num:x}-{time_ms:x}-{disc:x}` (see [`keys::kill_id`]):
+    /// [`Store::oom_kill`] finds it with one get.
+    pub id: String,
+    pub host_num: u32,
+    pub event: OomEvent,
 }
 
 /// What [`Store::write`] did with one item.
@@ -150,6 +181,30 @@ pub struct SealStats {
     pub values: u64,
     /// Encoded chunk bytes written, before RocksDB block compression.
     pub chunk_bytes: u64,
+}
+
+/// Checks an OOM event before it is stored: a non-negative time, and a `kmsg_seq`, when
+/// present, below 2⁶³ (the high bit of an event key's discriminator marks the events without
+/// one; the kernel's sequence numbers never get near it). The gRPC server should call it on
+/// receipt, like [`validate_sample`].
+///
+/// # Errors
+/// [`StorageError::InvalidEvent`] naming the problem.
+pub fn validate_oom_event(event: &OomEvent) -> Result<(), StorageError> {
+    if event.time_ms < 0 {
+        return Err(StorageError::InvalidEvent(format!(
+            "time_ms {} is before 1970",
+            event.time_ms
+        )));
+    }
+    if let Some(seq) = event.kmsg_seq {
+        if seq & keys::DISC_NO_SEQ != 0 {
+            return Err(StorageError::InvalidEvent(format!(
+                "kmsg_seq {seq} is 2^63 or more"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a sample before it is stored: a non-negative time, known activities, values matching

@@ -51,6 +51,7 @@ fn sample(time_ms: i64) -> Sample {
                 values: (0..11).map(|i| f64::from(i) * 1000.0 + x).collect(),
             },
         ],
+        top_oom: Vec::new(),
     }
 }
 
@@ -61,6 +62,7 @@ fn item(host_num: u32, epoch: u64, seq: u64, times: &[i64]) -> IngestItem {
         seq,
         dropped_samples: seq / 2,
         samples: times.iter().map(|&t| sample(t)).collect(),
+        ..Default::default()
     }
 }
 
@@ -394,6 +396,7 @@ fn late_data_merges_into_the_existing_chunk() {
         seq: 1,
         dropped_samples: 0,
         samples: vec![sample(T0 + 20_000), replaced],
+        ..Default::default()
     };
     store.write(&[late], T0 + 3 * HOUR_MS).unwrap();
     let before = cpu_rows(&store, h, 0, i64::MAX);
@@ -421,6 +424,7 @@ fn values_are_quantized_the_same_before_and_after_sealing() {
         seq: 1,
         dropped_samples: 0,
         samples: vec![s],
+        ..Default::default()
     };
     store.write(&[it], T0).unwrap();
     let bits =
@@ -588,12 +592,20 @@ fn host_records_round_trip_and_reject_garbage() {
         dropped_samples: 3,
         epoch: u64::MAX,
         last_seq: 12,
+        kmsg: KmsgStatus {
+            records_read: 1000,
+            records_lost: 3,
+            unlogged_kills: 1,
+        },
     };
-    let bytes = encode_host_record(&rec);
-    assert_eq!(decode_host_record(&bytes).unwrap(), rec);
+    let bytes = encode_host_record(&rec, Some(T0));
+    assert_eq!(decode_host_record(&bytes).unwrap(), (rec.clone(), Some(T0)));
+    let none = encode_host_record(&rec, None);
+    assert_eq!(decode_host_record(&none).unwrap(), (rec.clone(), None));
     assert!(decode_host_record(&bytes[..10]).is_err());
+    assert!(decode_host_record(&[]).is_err());
     let mut v = bytes.clone();
-    v[0] = 2;
+    v[0] = 3;
     assert!(decode_host_record(&v).is_err());
     let mut v = bytes.clone();
     v[21] = 7;
@@ -654,4 +666,706 @@ fn normalize_keeps_the_last_row_per_time_and_pads() {
     assert_eq!(rows[0].values, vec![5.0, 6.0]);
     assert_eq!(rows[1].values[0], 4.0);
     assert!(rows[1].values[1].is_nan());
+}
+
+// ---- OOM kills and top-oom rankings ----
+
+const BOOT: &str = "5f1c3b2a-0000-4000-8000-000000000001";
+
+/// A kill parsed from the kernel log (`seq: Some`) or only counted by /proc/vmstat (`None`).
+fn kill(time_ms: i64, seq: Option<u64>, pid: i64) -> OomEvent {
+    OomEvent {
+        time_ms,
+        kmsg_seq: seq,
+        boot_id: BOOT.into(),
+        victim_pid: Some(pid),
+        victim_comm: Some(format!("proc{pid}")),
+        source: if seq.is_some() { "kmsg" } else { "vmstat" }.into(),
+        detail_json: format!("{{\"victim_pid\":{pid}}}"),
+        ..Default::default()
+    }
+}
+
+fn kills_item(host_num: u32, epoch: u64, seq: u64, events: Vec<OomEvent>) -> IngestItem {
+    IngestItem {
+        host_num,
+        epoch,
+        seq,
+        oom_events: events,
+        ..Default::default()
+    }
+}
+
+fn process(pid: i64, oom_score: i64) -> OomProcess {
+    OomProcess {
+        pid,
+        comm: format!("proc{pid}"),
+        cmdline: format!("/usr/bin/proc{pid} --serve"),
+        uid: 1000,
+        oom_score,
+        oom_score_adj: 0,
+        rss_kb: 1024 * pid as u64,
+    }
+}
+
+/// A sample carrying a ranking of `(pid, oom_score)`, in the given (possibly unsorted) order.
+fn ranked(time_ms: i64, procs: &[(i64, i64)]) -> Sample {
+    Sample {
+        top_oom: procs.iter().map(|&(p, s)| process(p, s)).collect(),
+        ..sample(time_ms)
+    }
+}
+
+fn all_kills(store: &Store) -> Vec<StoredOomKill> {
+    store.oom_kills(&[], 0, i64::MAX, usize::MAX).unwrap()
+}
+
+fn pids(kills: &[StoredOomKill]) -> Vec<i64> {
+    kills.iter().map(|k| k.event.victim_pid.unwrap()).collect()
+}
+
+fn count_keys(store: &Store, cf: &'static str, prefix: u8) -> usize {
+    let mut it = store.db.raw_iterator_cf(store.cf(cf).unwrap());
+    it.seek([prefix]);
+    let mut n = 0;
+    while it.key().is_some_and(|k| k[0] == prefix) {
+        n += 1;
+        it.next();
+    }
+    n
+}
+
+fn raw_samples(store: &Store) -> Vec<Sample> {
+    let mut it = store.db.raw_iterator_cf(store.cf(CF_RAW).unwrap());
+    it.seek_to_first();
+    let mut out = Vec::new();
+    while let Some(v) = it.value() {
+        out.push(Sample::decode(v).unwrap());
+        it.next();
+    }
+    out
+}
+
+#[test]
+fn kills_are_stored_with_their_batch_and_once_per_kernel_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let mut first = item(h, 1, 1, &[T0 + 10_000]);
+    first.oom_events = vec![
+        kill(T0 + 5_000, Some(100), 11),
+        kill(T0 + 6_000, Some(120), 12),
+    ];
+    assert_eq!(
+        store.write(&[first.clone()], T0).unwrap(),
+        vec![WriteOutcome::Stored]
+    );
+    // The same batch again (a lost ack): a duplicate seq, nothing new.
+    assert_eq!(
+        store.write(&[first], T0).unwrap(),
+        vec![WriteOutcome::Duplicate]
+    );
+    assert_eq!(pids(&all_kills(&store)), vec![12, 11]);
+
+    // The agent restarted and re-read the kernel log: the same reports in new batches, once
+    // with the same time and once with a time recomputed a few ms off.
+    let mut shifted = kill(T0 + 6_003, Some(120), 12);
+    shifted.victim_comm = Some("re-read".into());
+    let out = store
+        .write(
+            &[
+                kills_item(h, 1, 2, vec![kill(T0 + 5_000, Some(100), 11)]),
+                kills_item(h, 1, 3, vec![shifted]),
+            ],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Stored; 2]);
+    let kills = all_kills(&store);
+    assert_eq!(pids(&kills), vec![12, 11]);
+    assert_eq!(kills[0].event.time_ms, T0 + 6_000, "the first copy is kept");
+    assert_eq!(kills[0].event.victim_comm.as_deref(), Some("proc12"));
+    assert_eq!(store.last_seq(h, 1), 3);
+
+    // Within one group, and within one batch, a report is stored once too.
+    let out = store
+        .write(
+            &[
+                kills_item(
+                    h,
+                    1,
+                    4,
+                    vec![
+                        kill(T0 + 7_000, Some(130), 13),
+                        kill(T0 + 7_001, Some(130), 13),
+                    ],
+                ),
+                kills_item(h, 1, 5, vec![kill(T0 + 7_002, Some(130), 13)]),
+            ],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Stored; 2]);
+    assert_eq!(pids(&all_kills(&store)), vec![13, 12, 11]);
+
+    // The same seq in another boot is another kill (sequence numbers restart at boot).
+    let mut rebooted = kill(T0 + 8_000, Some(100), 14);
+    rebooted.boot_id = "another-boot".into();
+    store
+        .write(&[kills_item(h, 1, 6, vec![rebooted])], T0)
+        .unwrap();
+    assert_eq!(pids(&all_kills(&store)), vec![14, 13, 12, 11]);
+    assert_eq!(count_keys(&store, CF_EVENTS, keys::PREFIX_EVENT_SEQ), 4);
+    assert_eq!(
+        raw_count(&store),
+        1,
+        "the samples are stored beside the kills"
+    );
+}
+
+#[test]
+fn a_batch_of_kills_alone_is_stored_and_updates_the_kmsg_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    assert_eq!(store.host_by_num(h).unwrap().kmsg, KmsgStatus::default());
+    let status = KmsgStatus {
+        records_read: 5000,
+        records_lost: 2,
+        unlogged_kills: 1,
+    };
+    let mut it = kills_item(h, 3, 7, vec![kill(T0, Some(1), 1), kill(T0, None, 2)]);
+    it.kmsg = Some(status);
+    assert_eq!(
+        store.write(&[it], T0 + 1).unwrap(),
+        vec![WriteOutcome::Stored]
+    );
+    let rec = store.host_by_num(h).unwrap();
+    assert_eq!((rec.epoch, rec.last_seq, rec.last_seen_ms), (3, 7, T0 + 1));
+    assert_eq!(rec.kmsg, status);
+    assert_eq!(raw_count(&store), 0);
+    assert_eq!(all_kills(&store).len(), 2);
+
+    // A batch without a status keeps the last one.
+    store.write(&[item(h, 3, 8, &[T0])], T0).unwrap();
+    assert_eq!(store.host_by_num(h).unwrap().kmsg, status);
+
+    // Events are checked like samples: the whole group fails and nothing is written.
+    let bad_seq = kills_item(h, 3, 9, vec![kill(T0, Some(1 << 63), 3)]);
+    assert!(matches!(
+        store.write(&[item(h, 3, 9, &[T0 + 1000]), bad_seq], T0),
+        Err(StorageError::InvalidEvent(_))
+    ));
+    let bad_time = kills_item(h, 3, 9, vec![kill(-1, Some(3), 3)]);
+    assert!(matches!(
+        store.write(&[bad_time], T0),
+        Err(StorageError::InvalidEvent(_))
+    ));
+    assert_eq!(store.last_seq(h, 3), 8);
+    assert_eq!(all_kills(&store).len(), 2);
+}
+
+#[test]
+fn kills_without_a_kernel_seq_are_kept_apart_and_replay_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    // Two kills only /proc/vmstat counted, in the same millisecond.
+    let batch = kills_item(h, 1, 1, vec![kill(T0, None, 1), kill(T0, None, 2)]);
+    store.write(std::slice::from_ref(&batch), T0).unwrap();
+    store.write(&[batch], T0).unwrap();
+    let kills = all_kills(&store);
+    assert_eq!(kills.len(), 2);
+    for k in &kills {
+        let disc = u64::from_str_radix(k.id.rsplit('-').next().unwrap(), 16).unwrap();
+        assert_eq!(disc & keys::DISC_NO_SEQ, keys::DISC_NO_SEQ, "{}", k.id);
+        assert_eq!(store.oom_kill(&k.id).unwrap().as_ref(), Some(k));
+    }
+    assert_ne!(kills[0].id, kills[1].id);
+    assert_eq!(count_keys(&store, CF_EVENTS, keys::PREFIX_EVENT_SEQ), 0);
+}
+
+/// A host's first batch (epoch 1, seq 1), carrying kills only.
+fn kills_items(host: u32, events: &[OomEvent]) -> IngestItem {
+    kills_item(host, 1, 1, events.to_vec())
+}
+
+#[test]
+fn kills_list_newest_first_across_hosts_and_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let b = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+    let c = store.upsert_host(&identity("c"), 0, true).unwrap().num;
+    // pid = 100 * host + n; times spread over four windows, hosts interleaved in time.
+    let at = |h: u32, n: i64, t: i64| kill(t, Some(n as u64), 100 * i64::from(h) + n);
+    store
+        .write(
+            &[
+                kills_items(a, &[at(a, 1, T0 + 1_000), at(a, 2, T0 + HOUR_MS + 500)]),
+                kills_items(
+                    b,
+                    &[
+                        at(b, 1, T0 + 2_000),
+                        at(b, 2, T0 + HOUR_MS + 100),
+                        at(b, 3, T0 + 3 * HOUR_MS),
+                    ],
+                ),
+                kills_items(c, &[at(c, 1, T0 + 1_500), at(c, 2, T0 + HOUR_MS + 500)]),
+            ],
+            T0,
+        )
+        .unwrap();
+    let all = all_kills(&store);
+    // Equal times (a 2 and c 2) order by host number.
+    assert_eq!(pids(&all), vec![203, 102, 302, 202, 201, 301, 101]);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].event.time_ms >= w[1].event.time_ms));
+
+    // Limits, also cutting inside a window.
+    for n in 0..=all.len() + 1 {
+        let got = store.oom_kills(&[], 0, i64::MAX, n).unwrap();
+        assert_eq!(got, all[..n.min(all.len())], "limit {n}");
+    }
+    // Inclusive time bounds.
+    let got = store
+        .oom_kills(&[], T0 + 1_500, T0 + HOUR_MS + 100, 100)
+        .unwrap();
+    assert_eq!(pids(&got), vec![202, 201, 301]);
+    assert!(store.oom_kills(&[], T0 + 2, T0 + 1, 10).unwrap().is_empty());
+    assert!(store
+        .oom_kills(&[], T0 + 2_001, T0 + 3_000, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        pids(&store.oom_kills(&[], i64::MIN, T0 + 1_000, 10).unwrap()),
+        vec![101]
+    );
+    // Host selections, skipping the others (in any order, with repeats, unknown hosts).
+    let ac = store.oom_kills(&[c, a, c, 99], 0, i64::MAX, 100).unwrap();
+    assert_eq!(pids(&ac), vec![102, 302, 301, 101]);
+    assert_eq!(
+        pids(&store.oom_kills(&[b], 0, i64::MAX, 2).unwrap()),
+        vec![203, 202]
+    );
+    assert!(store.oom_kills(&[99], 0, i64::MAX, 10).unwrap().is_empty());
+    assert_eq!(
+        pids(
+            &store
+                .oom_kills(&[a], T0 + HOUR_MS, T0 + HOUR_MS, 10)
+                .unwrap()
+        ),
+        Vec::<i64>::new()
+    );
+}
+
+#[test]
+fn a_kill_is_found_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for id in ["a", "b", "c", "d", "e", "f", "g"] {
+        store.upsert_host(&identity(id), 0, true).unwrap();
+    }
+    let h = 7;
+    let t = 1_700_000_012_345;
+    store
+        .write(&[kills_item(h, 1, 1, vec![kill(t, Some(42), 1)])], t)
+        .unwrap();
+    let k = &all_kills(&store)[0];
+    assert_eq!(k.id, "7-18bcfe59839-2a", "the documented example");
+    assert_eq!(k.host_num, h);
+    assert_eq!(k.event, kill(t, Some(42), 1));
+    assert_eq!(store.oom_kill(&k.id).unwrap().as_ref(), Some(k));
+    assert_eq!(
+        store.oom_kill("7-18BCFE59839-2A").unwrap().as_ref(),
+        Some(k)
+    );
+    // Well-formed but unknown: another host, time or discriminator.
+    for unknown in [
+        "6-18bcfe59839-2a",
+        "7-18bcfe5983a-2a",
+        "7-18bcfe59839-2b",
+        "0-0-0",
+    ] {
+        assert_eq!(store.oom_kill(unknown).unwrap(), None, "{unknown}");
+    }
+    for bad in [
+        "",
+        "7-18bcfe59839",
+        "x-1-2",
+        "7-1-2-3",
+        "7_1_2",
+        "7-1-2 ",
+        "7-ffffffffffffffff-1",
+    ] {
+        assert!(
+            matches!(store.oom_kill(bad), Err(StorageError::InvalidArgument(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn top_oom_rankings_leave_raw_and_answer_latest_and_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let other = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+    assert_eq!(store.top_oom_latest(h), None);
+    assert_eq!(store.top_oom_before(h, T0).unwrap(), None);
+
+    // Unsorted on the wire: stored highest score first (ties keep their order).
+    let first = IngestItem {
+        samples: vec![
+            ranked(T0 + 10_000, &[(1, 200), (2, 900), (3, 200)]),
+            sample(T0 + 20_000),
+        ],
+        ..item(h, 1, 1, &[])
+    };
+    store.write(&[first], T0).unwrap();
+    let latest = store.top_oom_latest(h).unwrap();
+    assert_eq!(latest.0, T0 + 10_000);
+    let order: Vec<i64> = latest.1.iter().map(|p| p.pid).collect();
+    assert_eq!(order, vec![2, 1, 3]);
+    assert_eq!(latest.1[0], process(2, 900));
+
+    // raw keeps only the sar records; a sample that carried only a ranking is not in raw.
+    let rank_only = Sample {
+        time_ms: T0 + 2 * HOUR_MS + 5_000,
+        interval_ms: 10_000,
+        records: Vec::new(),
+        top_oom: vec![process(9, 999)],
+    };
+    let second = IngestItem {
+        samples: vec![rank_only],
+        ..item(h, 1, 2, &[])
+    };
+    let other_item = IngestItem {
+        samples: vec![ranked(T0 + 3 * HOUR_MS, &[(5, 5)])],
+        ..item(other, 1, 1, &[])
+    };
+    store.write(&[second, other_item], T0).unwrap();
+    let raws = raw_samples(&store);
+    assert_eq!(raws.len(), 3);
+    assert!(raws
+        .iter()
+        .all(|s| s.top_oom.is_empty() && s.records.len() == 3));
+    assert_eq!(cpu_rows(&store, h, 0, i64::MAX).len(), 4);
+    assert_eq!(
+        store.top_oom_latest(h).map(|l| l.0),
+        Some(T0 + 2 * HOUR_MS + 5_000)
+    );
+
+    // A late, older ranking is stored but does not become the latest.
+    let late = IngestItem {
+        samples: vec![ranked(T0 + HOUR_MS + 1, &[(7, 7)])],
+        ..item(h, 1, 3, &[])
+    };
+    store.write(&[late], T0).unwrap();
+    assert_eq!(
+        store.top_oom_latest(h).map(|l| l.0),
+        Some(T0 + 2 * HOUR_MS + 5_000)
+    );
+
+    // Before a time: searched backwards across windows and past the other host's rankings.
+    let before = |t: i64| {
+        store
+            .top_oom_before(h, t)
+            .unwrap()
+            .map(|(at, p)| (at, p[0].pid))
+    };
+    assert_eq!(before(T0 + 9_999), None);
+    assert_eq!(before(T0 + 10_000), Some((T0 + 10_000, 2)));
+    assert_eq!(before(T0 + HOUR_MS), Some((T0 + 10_000, 2)));
+    assert_eq!(before(T0 + HOUR_MS + 1), Some((T0 + HOUR_MS + 1, 7)));
+    assert_eq!(
+        before(T0 + 2 * HOUR_MS + 4_999),
+        Some((T0 + HOUR_MS + 1, 7))
+    );
+    assert_eq!(
+        before(T0 + 2 * HOUR_MS + 5_000),
+        Some((T0 + 2 * HOUR_MS + 5_000, 9))
+    );
+    assert_eq!(before(i64::MAX), Some((T0 + 2 * HOUR_MS + 5_000, 9)));
+    assert_eq!(before(-1), None);
+    assert_eq!(
+        store.top_oom_before(other, T0 + 3 * HOUR_MS - 1).unwrap(),
+        None
+    );
+    assert_eq!(store.top_oom_before(99, i64::MAX).unwrap(), None);
+    assert_eq!(store.top_oom_latest(99), None);
+
+    // Sealing is unaffected by rankings.
+    let rows = cpu_rows(&store, h, 0, i64::MAX);
+    assert_eq!(rows.len(), 6, "three samples of h with sar records");
+    store.seal(T0 + 10 * HOUR_MS).unwrap();
+    assert_eq!(raw_count(&store), 0);
+    assert_eq!(cpu_rows(&store, h, 0, i64::MAX), rows);
+    assert_eq!(before(T0 + HOUR_MS), Some((T0 + 10_000, 2)));
+}
+
+#[test]
+fn reopening_keeps_kills_rankings_and_the_kmsg_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = KmsgStatus {
+        records_read: 9,
+        records_lost: 0,
+        unlogged_kills: 4,
+    };
+    let (h, kills, latest) = {
+        let store = open(&dir);
+        let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+        let it = IngestItem {
+            samples: vec![
+                ranked(T0 + 1_000, &[(1, 10)]),
+                ranked(T0 + 2_000, &[(2, 20), (3, 30)]),
+            ],
+            oom_events: vec![kill(T0 + 1_500, Some(77), 4), kill(T0 + 1_600, None, 5)],
+            kmsg: Some(status),
+            ..item(h, 1, 1, &[])
+        };
+        store.write(&[it], T0).unwrap();
+        (h, all_kills(&store), store.top_oom_latest(h).unwrap())
+        // Dropped without flush: the synced WAL carries everything.
+    };
+    let store = open(&dir);
+    assert_eq!(all_kills(&store), kills);
+    assert_eq!(store.top_oom_latest(h), Some(latest.clone()));
+    assert_eq!(latest.1[0].pid, 3);
+    assert_eq!(store.host_by_num(h).unwrap().kmsg, status);
+    // The dedup index survives too.
+    store
+        .write(
+            &[kills_item(h, 1, 2, vec![kill(T0 + 1_502, Some(77), 4)])],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(all_kills(&store), kills);
+    // And updates of the host record (connect, upsert) keep the latest ranking's time.
+    store.set_connected(h, true, T0).unwrap();
+    store.upsert_host(&identity("a"), T0, false).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.top_oom_latest(h), Some(latest));
+    assert_eq!(
+        store.top_oom_before(h, T0 + 1_999).unwrap().unwrap().0,
+        T0 + 1_000
+    );
+}
+
+#[test]
+fn retention_drops_old_kills_rankings_and_their_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir); // retention: 24 h
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let quiet = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+    for i in 0..48u64 {
+        let t = T0 + i as i64 * HOUR_MS + 60_000;
+        let it = IngestItem {
+            samples: vec![ranked(t, &[(i as i64, 1)])],
+            oom_events: vec![
+                kill(t, Some(i), i as i64),
+                kill(t + 1, None, 1000 + i as i64),
+            ],
+            ..item(h, 1, i + 1, &[])
+        };
+        store.write(&[it], 0).unwrap();
+    }
+    // The quiet host's only ranking is old: it expires from memory as well.
+    let old = IngestItem {
+        samples: vec![ranked(T0, &[(1, 1)])],
+        ..item(quiet, 1, 1, &[])
+    };
+    store.write(&[old], 0).unwrap();
+    assert_eq!(all_kills(&store).len(), 96);
+    assert_eq!(count_keys(&store, CF_EVENTS, keys::PREFIX_EVENT_SEQ), 48);
+
+    let now = T0 + 48 * HOUR_MS + 30 * 60_000; // cutoff = T0 + 24h30m
+    store.enforce_retention(now).unwrap();
+    let kills = all_kills(&store);
+    assert_eq!(kills.len(), 48);
+    assert_eq!(
+        kills.last().unwrap().event.time_ms,
+        T0 + 24 * HOUR_MS + 60_000
+    );
+    assert_eq!(count_keys(&store, CF_EVENTS, keys::PREFIX_EVENT_SEQ), 24);
+    assert_eq!(count_keys(&store, CF_TOPOOM, keys::PREFIX_TOPOOM), 24);
+    assert_eq!(store.top_oom_before(h, T0 + 24 * HOUR_MS).unwrap(), None);
+    assert_eq!(
+        store
+            .top_oom_before(h, T0 + 25 * HOUR_MS)
+            .unwrap()
+            .unwrap()
+            .0,
+        T0 + 24 * HOUR_MS + 60_000
+    );
+    assert_eq!(store.top_oom_latest(h).unwrap().1[0].pid, 47);
+    assert_eq!(store.top_oom_latest(quiet), None);
+
+    // A late old kill is removed, with its index entry, by the next run.
+    store
+        .write(
+            &[kills_item(h, 1, 100, vec![kill(T0, Some(5000), 5000)])],
+            0,
+        )
+        .unwrap();
+    assert_eq!(all_kills(&store).len(), 49);
+    store.enforce_retention(now).unwrap();
+    assert_eq!(all_kills(&store).len(), 48);
+    assert_eq!(count_keys(&store, CF_EVENTS, keys::PREFIX_EVENT_SEQ), 24);
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(all_kills(&store).len(), 48);
+    assert_eq!(store.top_oom_latest(h).unwrap().1[0].pid, 47);
+    assert_eq!(store.top_oom_latest(quiet), None);
+}
+
+#[test]
+fn corrupt_kills_and_rankings_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let it = IngestItem {
+        samples: vec![ranked(T0 + 1_000, &[(1, 1)]), ranked(T0 + 5_000, &[(2, 2)])],
+        oom_events: vec![kill(T0, Some(1), 1)],
+        ..item(h, 1, 1, &[])
+    };
+    store.write(&[it], T0).unwrap();
+    let id = all_kills(&store)[0].id.clone();
+    let events = store.cf(CF_EVENTS).unwrap();
+    let topoom = store.cf(CF_TOPOOM).unwrap();
+    let window_s = (T0 / 1000) as u64;
+    let ek = keys::event_key(&EventKey {
+        window_start_s: window_s,
+        host_num: h,
+        time_ms: T0 as u64,
+        disc: 1,
+    });
+    let good = store.db.get_cf(events, ek).unwrap().expect("stored");
+
+    let corrupt = |store: &Store| {
+        assert!(matches!(
+            store.oom_kills(&[], 0, i64::MAX, 10),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.oom_kill(&id),
+            Err(StorageError::Corrupt { .. })
+        ));
+    };
+    // Not an OomEvent.
+    store.db.put_cf(events, ek, [0xff, 0xff, 0xff]).unwrap();
+    corrupt(&store);
+    // A valid event under a key whose time or seq disagrees.
+    store
+        .db
+        .put_cf(events, ek, kill(T0 + 1, Some(1), 1).encode_to_vec())
+        .unwrap();
+    corrupt(&store);
+    store
+        .db
+        .put_cf(events, ek, kill(T0, Some(2), 1).encode_to_vec())
+        .unwrap();
+    corrupt(&store);
+    store
+        .db
+        .put_cf(events, ek, kill(T0, None, 1).encode_to_vec())
+        .unwrap();
+    corrupt(&store);
+    store.db.put_cf(events, ek, &good).unwrap();
+    // A key of the wrong length in the listed range.
+    let short = keys::event_host_prefix(window_s, h);
+    store.db.put_cf(events, short, &good).unwrap();
+    assert!(matches!(
+        store.oom_kills(&[], 0, i64::MAX, 10),
+        Err(StorageError::Key(_))
+    ));
+    store.db.delete_cf(events, short).unwrap();
+    assert_eq!(all_kills(&store).len(), 1);
+    // A damaged index entry fails retention cleanly.
+    let idx = keys::event_seq_key(h, keys::boot_id_hash(BOOT), 1);
+    store.db.put_cf(events, idx, b"short").unwrap();
+    assert!(store.enforce_retention(T0 + 100 * HOUR_MS).is_err());
+    store.db.put_cf(events, idx, ek).unwrap();
+
+    // A damaged ranking: the search for an earlier one fails; at open, the latest is dropped
+    // with a warning instead of keeping the collector down.
+    let rank_key = |t: i64| {
+        keys::topoom_key(&TopOomKey {
+            window_start_s: window_s,
+            host_num: h,
+            time_ms: t as u64,
+        })
+    };
+    store
+        .db
+        .put_cf(topoom, rank_key(T0 + 1_000), [0xff])
+        .unwrap();
+    assert!(matches!(
+        store.top_oom_before(h, T0 + 2_000),
+        Err(StorageError::Corrupt { .. })
+    ));
+    store
+        .db
+        .put_cf(topoom, rank_key(T0 + 5_000), [0xff])
+        .unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.top_oom_latest(h), None);
+    assert_eq!(all_kills(&store).len(), 1);
+}
+
+#[test]
+fn version_1_host_records_are_still_read() {
+    let rec = HostRecord {
+        num: 3,
+        identity: identity("old"),
+        first_seen_ms: 10,
+        last_seen_ms: 20,
+        connected: false,
+        dropped_samples: 4,
+        epoch: 5,
+        last_seq: 6,
+        kmsg: KmsgStatus::default(),
+    };
+    // The version 1 layout, as the previous release wrote it.
+    let mut v1 = vec![1u8];
+    v1.extend_from_slice(&3u32.to_be_bytes());
+    v1.extend_from_slice(&10i64.to_be_bytes());
+    v1.extend_from_slice(&20i64.to_be_bytes());
+    v1.push(0);
+    for x in [4u64, 5, 6] {
+        v1.extend_from_slice(&x.to_be_bytes());
+    }
+    v1.extend_from_slice(&rec.identity.encode_to_vec());
+    assert_eq!(decode_host_record(&v1).unwrap(), (rec.clone(), None));
+
+    // A store holding it opens, and the record is rewritten as version 2 on the next change.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let hosts = store.cf(CF_HOSTS).unwrap();
+    store.db.put_cf(hosts, keys::host_key("old"), &v1).unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.host_by_num(3), Some(rec));
+    store
+        .write(&[kills_item(3, 5, 7, vec![kill(T0, Some(1), 1)])], T0)
+        .unwrap();
+    let stored = store
+        .db
+        .get_cf(store.cf(CF_HOSTS).unwrap(), keys::host_key("old"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored[0], HOST_RECORD_VERSION);
+    // Damaged version 2 parts are errors.
+    let mut v = stored.clone();
+    let len_at = HOST_RECORD_V1_FIXED_LEN + 8;
+    v[len_at..len_at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
+    assert!(decode_host_record(&v).is_err());
+    let mut v = stored.clone();
+    v[HOST_RECORD_V1_FIXED_LEN..len_at].copy_from_slice(&(-5i64).to_be_bytes());
+    assert!(decode_host_record(&v).is_err());
+    assert!(decode_host_record(&stored[..HOST_RECORD_V2_FIXED_LEN - 1]).is_err());
 }

@@ -1,0 +1,476 @@
+//! Watching the kernel log for OOM kills: the thin I/O loop around the pure parser in
+//! [`crate::sources::kmsg`].
+//!
+//! - `/dev/kmsg` is read one record per `read()`, non-blocking, woken by epoll (tokio's
+//!   `AsyncFd`). A path that cannot be polled (a regular file in tests) is re-read every
+//!   [`POLL_FILE`].
+//! - `EPIPE` means the ring buffer overwrote records before we read them: the reader continues
+//!   at the oldest record still there and the gap (by sequence number) is counted in
+//!   `KmsgStatus.records_lost`.
+//! - The cursor (`STATE_DIR/kmsg.cursor`: boot id and last sequence number) is written after
+//!   the events of everything read so far are in the spool, which is durable: after an agent
+//!   restart in the same boot, records up to the cursor are skipped (nothing is sent twice);
+//!   after a reboot (another boot id) the ring buffer is read from its start, so the kills of
+//!   the new boot that happened before the agent started are reported too.
+//! - A report is complete when the log goes quiet for [`IDLE_FLUSH`] after it (the kernel prints
+//!   a whole report within milliseconds), so an event leaves within a second of the kill.
+//! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
+//!   kills since the agent started than the log did, for two checks in a row, each missing kill
+//!   is reported as an event with `source = "vmstat"` and what is known (the time).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fleet_proto::v1::{KmsgStatus, OomEvent};
+use tokio::io::unix::AsyncFd;
+use tracing::{debug, warn};
+
+use crate::sources::kmsg::{parse_kmsg_record, OomAssembler};
+
+/// How long the log must stay quiet before a pending report is considered complete.
+pub const IDLE_FLUSH: Duration = Duration::from_millis(250);
+/// Re-read interval for a kmsg path that cannot be polled (a regular file).
+pub const POLL_FILE: Duration = Duration::from_millis(500);
+const RECORD_BUF: usize = 16 * 1024;
+
+/// The device or file being read.
+enum Source {
+    Device(AsyncFd<File>),
+    File(File),
+}
+
+/// Persisted read position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    boot_id: String,
+    seq: u64,
+}
+
+fn parse_cursor(text: &str) -> Option<Cursor> {
+    let mut it = text.split_whitespace();
+    let boot_id = it.next()?.to_string();
+    let seq = it.next()?.parse().ok()?;
+    Some(Cursor { boot_id, seq })
+}
+
+/// Reads the kernel log and turns OOM reports into events.
+pub struct KmsgWatcher {
+    source: Source,
+    path: PathBuf,
+    buf: Vec<u8>,
+    assembler: OomAssembler,
+    boot_id: String,
+    /// Unix ms of the kernel's monotonic zero, for converting record times to wall time.
+    boot_wall_ms: i64,
+    /// Records with seq <= this were handled by a previous run of this boot.
+    skip_upto: Option<u64>,
+    last_seq: Option<u64>,
+    cursor_path: PathBuf,
+    committed: Option<u64>,
+    last_record: Option<Instant>,
+    flushed: bool,
+    status: KmsgStatus,
+    vmstat: Option<File>,
+    /// Kernel monotonic time (µs) when this agent started: kills before it are not in the
+    /// counter delta.
+    start_monotonic_us: u64,
+    oom_kill_baseline: Option<u64>,
+    logged_since_start: u64,
+    suspect_unlogged: u64,
+}
+
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Parses the `oom_kill` line of /proc/vmstat. Pure.
+pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl KmsgWatcher {
+    /// Opens the kernel log at `path`, reads the boot id under `proc_root`, and loads the cursor
+    /// from `state_dir`.
+    ///
+    /// # Errors
+    /// The kernel log cannot be opened (e.g. no CAP_SYSLOG): the message names the path.
+    pub fn open(path: &Path, proc_root: &Path, state_dir: &Path) -> Result<KmsgWatcher, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("cannot open the kernel log {}: {e}", path.display()))?;
+        let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+        let source = if is_file {
+            Source::File(file)
+        } else {
+            // SAFETY: the File owns its descriptor and keeps it open, unchanged, for as long as
+            // the AsyncFd holds it.
+            match unsafe { AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) } {
+                Ok(fd) => Source::Device(fd),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot poll {}: {}",
+                        path.display(),
+                        e.into_parts().1
+                    ))
+                }
+            }
+        };
+        let boot_id = std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".to_string());
+        let cursor_path = state_dir.join("kmsg.cursor");
+        let cursor = std::fs::read_to_string(&cursor_path)
+            .ok()
+            .and_then(|t| parse_cursor(&t));
+        let skip_upto = cursor.filter(|c| c.boot_id == boot_id).map(|c| c.seq);
+        let mono = monotonic_us();
+        Ok(KmsgWatcher {
+            source,
+            path: path.to_path_buf(),
+            buf: vec![0; RECORD_BUF],
+            assembler: OomAssembler::new(),
+            boot_id,
+            boot_wall_ms: now_ms() - (mono / 1000) as i64,
+            skip_upto,
+            last_seq: None,
+            cursor_path,
+            committed: skip_upto,
+            last_record: None,
+            flushed: true,
+            status: KmsgStatus::default(),
+            vmstat: File::open(proc_root.join("vmstat")).ok(),
+            start_monotonic_us: mono,
+            oom_kill_baseline: None,
+            logged_since_start: 0,
+            suspect_unlogged: 0,
+        })
+    }
+
+    /// The kernel log health counters.
+    pub fn status(&self) -> KmsgStatus {
+        self.status
+    }
+
+    /// Waits until records may be readable (device) or the poll period passed (file).
+    pub async fn readable(&mut self) {
+        match &self.source {
+            Source::Device(fd) => match fd.readable().await {
+                Ok(mut guard) => guard.clear_ready(),
+                Err(e) => {
+                    warn!(error = %e, "polling the kernel log failed");
+                    tokio::time::sleep(POLL_FILE).await;
+                }
+            },
+            Source::File(_) => tokio::time::sleep(POLL_FILE).await,
+        }
+    }
+
+    /// When a pending report should be flushed (the log has been quiet for [`IDLE_FLUSH`]).
+    pub fn flush_deadline(&self) -> Option<Instant> {
+        if self.flushed {
+            None
+        } else {
+            self.last_record.map(|t| t + IDLE_FLUSH)
+        }
+    }
+
+    fn read_one(&mut self) -> io::Result<usize> {
+        match &mut self.source {
+            Source::Device(fd) => fd.get_mut().read(&mut self.buf),
+            Source::File(f) => read_file_record(f, &mut self.buf),
+        }
+    }
+
+    /// Reads every record available now and returns the events of reports that completed.
+    pub fn read_available(&mut self) -> Vec<OomEvent> {
+        let mut out = Vec::new();
+        loop {
+            let n = match self.read_one() {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
+                    // Overrun: the next read returns the oldest record still in the buffer; the
+                    // gap is counted from its sequence number.
+                    debug!("kernel log overrun");
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "reading the kernel log failed");
+                    break;
+                }
+            };
+            let Some(line) = parse_kmsg_record(&self.buf[..n]) else {
+                continue;
+            };
+            if let Some(seq) = line.seq {
+                if self.skip_upto.is_some_and(|s| seq <= s) {
+                    continue;
+                }
+                if let Some(last) = self.last_seq {
+                    if seq > last + 1 {
+                        self.status.records_lost += seq - last - 1;
+                        warn!(
+                            lost = seq - last - 1,
+                            "kernel log records overwritten before they were read"
+                        );
+                    }
+                }
+                self.last_seq = Some(seq);
+            }
+            self.status.records_read += 1;
+            self.last_record = Some(Instant::now());
+            self.flushed = false;
+            let done = self.assembler.push(line);
+            for e in done {
+                out.push(self.event_to_proto(&e));
+            }
+        }
+        out
+    }
+
+    /// Completes a pending report once the log has been quiet; returns its events.
+    pub fn flush_idle(&mut self) -> Vec<OomEvent> {
+        self.flushed = true;
+        let done = self.assembler.finish();
+        done.iter().map(|e| self.event_to_proto(e)).collect()
+    }
+
+    /// Persists the read position. Call only after the events returned so far are spooled, and
+    /// after [`KmsgWatcher::flush_idle`] (the parser then holds no partial report).
+    ///
+    /// # Errors
+    /// The cursor file cannot be written.
+    pub fn commit(&mut self) -> io::Result<()> {
+        let Some(seq) = self.last_seq else {
+            return Ok(());
+        };
+        if self.committed == Some(seq) || !self.flushed {
+            return Ok(());
+        }
+        let tmp = self.cursor_path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{} {}\n", self.boot_id, seq))?;
+        std::fs::rename(&tmp, &self.cursor_path)?;
+        self.committed = Some(seq);
+        Ok(())
+    }
+
+    /// Compares the kernel's oom_kill counter with the kills seen in the log; returns an event
+    /// for each kill the log did not show.
+    pub fn check_counter(&mut self) -> Vec<OomEvent> {
+        let Some(f) = self.vmstat.as_mut() else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        if f.seek(SeekFrom::Start(0)).is_err() || f.read_to_string(&mut text).is_err() {
+            return Vec::new();
+        }
+        let Some(count) = vmstat_oom_kill(&text) else {
+            return Vec::new();
+        };
+        let base = *self.oom_kill_baseline.get_or_insert(count);
+        let kills = count.saturating_sub(base);
+        let missing = kills.saturating_sub(self.logged_since_start + self.status.unlogged_kills);
+        // The log may trail the counter by a moment: report only what is missing twice in a row.
+        let confirmed = missing.min(self.suspect_unlogged);
+        self.suspect_unlogged = missing;
+        let mut out = Vec::new();
+        for _ in 0..confirmed {
+            self.status.unlogged_kills += 1;
+            self.suspect_unlogged = self.suspect_unlogged.saturating_sub(1);
+            warn!(
+                oom_kill = count,
+                "an OOM kill counted by /proc/vmstat is missing from the kernel log"
+            );
+            out.push(OomEvent {
+                time_ms: now_ms(),
+                boot_id: self.boot_id.clone(),
+                partial: true,
+                source: "vmstat".into(),
+                detail_json: format!(
+                    "{{\"source\":\"vmstat\",\"oom_kill\":{count},\"note\":\"counted by /proc/vmstat oom_kill but not found in the kernel log (overrun, rate limiting or a log level that hides it)\"}}"
+                ),
+                ..OomEvent::default()
+            });
+        }
+        out
+    }
+
+    fn event_to_proto(&mut self, e: &crate::sources::kmsg::OomEvent) -> OomEvent {
+        let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0) as u64);
+        if mono_us.is_some_and(|m| m >= self.start_monotonic_us) {
+            self.logged_since_start += 1;
+        }
+        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot_wall_ms + (m / 1000) as i64);
+        OomEvent {
+            time_ms,
+            kmsg_seq: e.kmsg_seq,
+            boot_id: self.boot_id.clone(),
+            victim_pid: e.victim_pid,
+            victim_comm: e.victim_comm.clone(),
+            victim_uid: e.victim_uid,
+            total_vm_kb: e.total_vm_kb,
+            anon_rss_kb: e.anon_rss_kb,
+            file_rss_kb: e.file_rss_kb,
+            shmem_rss_kb: e.shmem_rss_kb,
+            pgtables_kb: e.pgtables_kb,
+            oom_score_adj: e.oom_score_adj,
+            score: e.score,
+            constraint: e.constraint.clone(),
+            global_oom: e.global_oom,
+            oom_memcg: e.oom_memcg.clone(),
+            task_memcg: e.task_memcg.clone(),
+            trigger_comm: e.trigger_comm.clone(),
+            trigger_pid: e.trigger_pid,
+            gfp_mask: e.gfp_mask.clone(),
+            order: e.order,
+            partial: e.partial,
+            reaped: e.reaped,
+            panic: e.panic,
+            source: "kmsg".into(),
+            detail_json: serde_json::to_string(e).unwrap_or_default(),
+        }
+    }
+}
+
+/// Reads one newline-terminated record from a regular file holding /dev/kmsg text (tests and
+/// replays); 0 at the end. Continuation lines (starting with a space) belong to the record.
+fn read_file_record(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let start = f.stream_position()?;
+    let n = f.read(buf)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    // The end of the record: a newline not followed by a space (a continuation line). A newline
+    // at the very end of a full buffer may still be followed by one, so it does not count.
+    let end = (0..n)
+        .find(|&i| {
+            buf[i] == b'\n'
+                && if i + 1 < n {
+                    buf[i + 1] != b' '
+                } else {
+                    n < buf.len()
+                }
+        })
+        .map(|i| i + 1);
+    match end {
+        Some(e) => {
+            f.seek(SeekFrom::Start(start + e as u64))?;
+            Ok(e)
+        }
+        None => {
+            // An incomplete record at the end: wait for the writer to finish it.
+            f.seek(SeekFrom::Start(start))?;
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kmsg text file (the real AKS report of the corpus, 6 kills) read through the watcher,
+    /// with a cursor: a second watcher in the same boot reports nothing again; in another boot
+    /// it reads the buffer from the start.
+    #[test]
+    fn file_source_cursor_and_reboot() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/oom/035-DERIVED-kmsg-from-002-aks515-memcg.kmsg");
+        let tmp = tempfile::tempdir().unwrap();
+        let proc_root = tmp.path().join("proc");
+        std::fs::create_dir_all(proc_root.join("sys/kernel/random")).unwrap();
+        let boot = proc_root.join("sys/kernel/random/boot_id");
+        std::fs::write(&boot, "boot-a\n").unwrap();
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+
+        let read_all = |w: &mut KmsgWatcher| {
+            let mut events = w.read_available();
+            events.extend(w.flush_idle());
+            events
+        };
+        let mut w = KmsgWatcher::open(&fixture, &proc_root, &state).unwrap();
+        let events = read_all(&mut w);
+        assert_eq!(events.len(), 6);
+        assert!(events
+            .iter()
+            .all(|e| e.source == "kmsg" && e.kmsg_seq.is_some()));
+        assert!(events
+            .iter()
+            .all(|e| e.victim_pid.is_some() && e.boot_id == "boot-a"));
+        assert!(w.status().records_read > 50, "{:?}", w.status());
+        w.commit().unwrap();
+
+        let mut again = KmsgWatcher::open(&fixture, &proc_root, &state).unwrap();
+        assert!(
+            read_all(&mut again).is_empty(),
+            "nothing twice in the same boot"
+        );
+
+        std::fs::write(&boot, "boot-b\n").unwrap();
+        let mut rebooted = KmsgWatcher::open(&fixture, &proc_root, &state).unwrap();
+        assert_eq!(
+            read_all(&mut rebooted).len(),
+            6,
+            "a new boot reads from the start"
+        );
+    }
+
+    #[test]
+    fn counter_kills_missing_from_the_log_are_reported_after_a_grace_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc_root = tmp.path();
+        let kmsg = proc_root.join("kmsg");
+        std::fs::write(&kmsg, "").unwrap();
+        std::fs::write(proc_root.join("vmstat"), "pgfault 1\noom_kill 5\n").unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, proc_root, proc_root).unwrap();
+        assert!(w.check_counter().is_empty(), "baseline");
+        std::fs::write(proc_root.join("vmstat"), "pgfault 1\noom_kill 7\n").unwrap();
+        assert!(
+            w.check_counter().is_empty(),
+            "the log may still be catching up"
+        );
+        let events = w.check_counter();
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.source == "vmstat" && e.partial));
+        assert_eq!(w.status().unlogged_kills, 2);
+        assert!(w.check_counter().is_empty(), "reported once");
+    }
+
+    #[test]
+    fn cursor_and_vmstat_parsers() {
+        assert_eq!(
+            parse_cursor("abc-123 42\n"),
+            Some(Cursor {
+                boot_id: "abc-123".into(),
+                seq: 42
+            })
+        );
+        assert_eq!(parse_cursor("abc"), None);
+        assert_eq!(parse_cursor("abc x"), None);
+        assert_eq!(vmstat_oom_kill("pgfault 1\noom_kill 7\nfoo 2\n"), Some(7));
+        assert_eq!(vmstat_oom_kill("pgfault 1\n"), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! End-to-end with a real OOM kill, inside a memory cgroup with a small limit (never a
+//! system-wide OOM), and top-oom against real processes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// A memory cgroup this test made: v1 (`memory` hierarchy) or v2 (a cgroup2 mount with the
+/// memory controller). Removed on drop once its processes are gone.
+struct MemCgroup {
+    dir: PathBuf,
+    /// The path the kernel prints as `task_memcg` (relative to the hierarchy root).
+    name: String,
+}
+
+impl MemCgroup {
+    fn new(limit_bytes: u64) -> MemCgroup {
+        let name = format!("fleet-test-{}-{}", std::process::id(), rand());
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        if v1.join("memory.limit_in_bytes").exists() {
+            let dir = v1.join(&name);
+            std::fs::create_dir(&dir).expect("create v1 memory cgroup (run as root)");
+            std::fs::write(dir.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
+            // No swap escape where memsw accounting exists.
+            let _ = std::fs::write(
+                dir.join("memory.memsw.limit_in_bytes"),
+                limit_bytes.to_string(),
+            );
+            return MemCgroup {
+                dir,
+                name: format!("/{name}"),
+            };
+        }
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            let root = Path::new(root);
+            let controllers =
+                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            if controllers.split_whitespace().any(|c| c == "memory") {
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
+                let dir = root.join(&name);
+                std::fs::create_dir(&dir).expect("create v2 cgroup (run as root)");
+                std::fs::write(dir.join("memory.max"), limit_bytes.to_string()).unwrap();
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                return MemCgroup {
+                    dir,
+                    name: format!("/{name}"),
+                };
+            }
+        }
+        panic!("no memory cgroup controller (v1 or v2) on this host");
+    }
+
+    /// Starts `tail /dev/zero` inside the cgroup: it reads a file without newlines and keeps it
+    /// all, so it grows until the cgroup's OOM killer ends it. Bounded by the cgroup limit.
+    fn spawn_hog(&self) -> Child {
+        let procs = self.dir.join("cgroup.procs");
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {} && exec tail /dev/zero",
+                procs.display()
+            ))
+            .spawn()
+            .expect("start the memory hog")
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn rand() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+fn kills_of(url: &str, host: &str, pid: u32) -> Vec<Value> {
+    let v =
+        try_fleetctl_json(url, &["oom", "--host", host, "--since", "1h"]).unwrap_or(Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|k| k["victim_pid"].as_u64() == Some(u64::from(pid)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let state = tmp.path().join("agent");
+    let mut a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    // A few samples first, so `oom show` has memory samples and a ranking from before the kill.
+    wait_for("agent samples", Duration::from_secs(30), || {
+        let v = try_fleetctl_json(&url, &["hosts"])?;
+        (v.as_array()?.first()?["last_seq"].as_u64()? >= 3).then_some(())
+    });
+
+    let cg = MemCgroup::new(64 << 20);
+    let mut hog = cg.spawn_hog();
+    let pid = hog.id();
+    let status = hog.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the hog must be killed by the OOM killer"
+    );
+
+    let kill = wait_for("the kill in fleetctl oom", Duration::from_secs(15), || {
+        let k = kills_of(&url, "oom1", pid);
+        (!k.is_empty()).then_some(k)
+    });
+    assert_eq!(kill.len(), 1, "exactly once: {kill:?}");
+    let k = &kill[0];
+    assert_eq!(k["victim_comm"], "tail", "{k}");
+    assert_eq!(k["host_id"], "oom1");
+    let memcg = k["task_memcg"]
+        .as_str()
+        .or(k["oom_memcg"].as_str())
+        .unwrap_or("");
+    assert!(
+        memcg.contains(&cg.name),
+        "memcg {memcg:?} should name {}: {k}",
+        cg.name
+    );
+    assert_eq!(k["global_oom"], false, "{k}");
+    assert!(k["anon_rss_kb"].as_u64().unwrap_or(0) > 10_000, "{k}");
+
+    // `oom show` has the evidence: the task table and the memory samples before the kill.
+    let id = k["id"].as_str().unwrap().to_string();
+    let detail = fleetctl_json(&url, &["oom", "show", &id]);
+    assert!(
+        detail["kill"]["tasks"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{detail}"
+    );
+    assert!(!detail["memory"].as_array().unwrap().is_empty(), "{detail}");
+    assert!(
+        !detail["top_oom"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
+
+    // After a graceful restart and after a SIGKILL, the agent does not report it again.
+    assert_eq!(a.term(Duration::from_secs(10)), Some(0));
+    let mut a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    std::thread::sleep(Duration::from_secs(4));
+    a.kill9();
+    let _a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    wait_for("agent reconnected", Duration::from_secs(30), || {
+        let v = try_fleetctl_json(&url, &["hosts"])?;
+        (v.as_array()?.first()?["connected"] == true).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        kills_of(&url, "oom1", pid).len(),
+        1,
+        "still exactly once after restarts"
+    );
+}
+
+#[test]
+fn top_oom_puts_the_process_with_the_highest_adj_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(format!("/proc/{}/oom_score_adj", victim.id()), "1000").unwrap();
+    let _a = start_agent(&url, &tmp.path().join("agent"), "top1", "prod", &[]);
+    let rows = wait_for("a top-oom ranking", Duration::from_secs(30), || {
+        let v = try_fleetctl_json(&url, &["top-oom", "--host", "top1"])?;
+        let rows = v.as_array()?.clone();
+        (!rows.is_empty()).then_some(rows)
+    });
+    let first = &rows[0];
+    assert_eq!(
+        first["pid"].as_u64(),
+        Some(u64::from(victim.id())),
+        "{rows:?}"
+    );
+    assert_eq!(first["oom_score_adj"], 1000);
+    assert_eq!(first["comm"], "sleep");
+    for key in [
+        "host_id",
+        "pid",
+        "comm",
+        "cmdline",
+        "uid",
+        "oom_score",
+        "oom_score_adj",
+        "rss_kb",
+    ] {
+        assert!(first.get(key).is_some(), "top-oom row lacks {key}: {first}");
+    }
+    assert!(rows.len() <= 10);
+    // Ranked highest first.
+    let scores: Vec<i64> = rows
+        .iter()
+        .map(|r| r["oom_score"].as_i64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}

@@ -219,3 +219,43 @@ fn top_oom_puts_the_process_with_the_highest_adj_first() {
     let _ = victim.kill();
     let _ = victim.wait();
 }
+
+/// Benchmark (run explicitly): latency from the kernel's kill to the event being queryable at
+/// the collector, over 20 real kills in a memory cgroup.
+///
+/// `cargo test --release -p fleet-tests --test oom -- --ignored --nocapture kill_to_stored_latency`
+#[test]
+#[ignore = "benchmark"]
+fn kill_to_stored_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let _a = start_agent(&url, &tmp.path().join("agent"), "lat1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    wait_for("agent samples", Duration::from_secs(30), || {
+        let v = try_fleetctl_json(&url, &["hosts"])?;
+        (v.as_array()?.first()?["last_seq"].as_u64()? >= 2).then_some(())
+    });
+    let cg = MemCgroup::new(32 << 20);
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let mut hog = cg.spawn_hog();
+        let pid = hog.id();
+        hog.wait().unwrap();
+        let kill = wait_for("the kill", Duration::from_secs(10), || {
+            let v = try_fleetctl_json(&url, &["oom", "--host", "lat1", "--since", "5m", "--limit", "5"])?;
+            v.as_array()?.iter().find(|k| k["victim_pid"].as_u64() == Some(u64::from(pid))).cloned()
+        });
+        let seen = chrono::Utc::now().timestamp_millis();
+        let at = chrono::DateTime::parse_from_rfc3339(kill["time"].as_str().unwrap()).unwrap().timestamp_millis();
+        latencies.push(seen - at);
+    }
+    latencies.sort_unstable();
+    let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "kill -> queryable at the collector over {} kills: p50 {} ms, p99 {} ms, max {} ms (includes fleetctl polling)",
+        latencies.len(),
+        p(0.5),
+        p(0.99),
+        latencies.last().unwrap()
+    );
+}

@@ -18,8 +18,18 @@ ensure_packages() {
   echo "installing: ${missing[*]}" >&2
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  # Packages such as chrony and prometheus-alertmanager start their service on install; the
+  # tests start their own instances on loopback, and a system chronyd could step the clock. A
+  # temporary policy-rc.d (exit 101) tells Debian's maintainer scripts not to start anything.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod +x "$policy"
+    made_policy=1
+  fi
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$made_policy" = 1 ]; then "${sudo[@]}" rm -f "$policy"; fi
 }
 
 # Build needs: bindgen's libclang for the RocksDB bindings, and the RocksDB library itself.

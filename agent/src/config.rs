@@ -64,6 +64,13 @@ pub struct FileConfig {
     pub kmsg_path: Option<PathBuf>,
     /// How many processes top-oom reports; 0 turns it off.
     pub top_oom_limit: Option<usize>,
+    /// NTP servers to measure, "HOST:PORT"; empty: those of chrony, ntpd or timesyncd.
+    #[serde(default)]
+    pub ntp_servers: Vec<String>,
+    /// How often the NTP servers are queried, e.g. "16s".
+    pub ntp_period: Option<String>,
+    /// Where chrony/ntpd/timesyncd configuration is looked for (default "/etc").
+    pub etc_root: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -98,6 +105,7 @@ pub struct Flags {
     pub spool_max_mib: Option<u64>,
     pub kmsg_path: Option<PathBuf>,
     pub top_oom_limit: Option<usize>,
+    pub ntp_servers: Vec<String>,
 }
 
 /// TLS material for the connection to the collector.
@@ -130,6 +138,10 @@ pub struct Settings {
     pub kmsg_path: Option<PathBuf>,
     /// 0: top-oom off.
     pub top_oom_limit: usize,
+    /// Explicit NTP servers (HOST:PORT); empty: discovered under `etc_root`.
+    pub ntp_servers: Vec<String>,
+    pub ntp_period: Duration,
+    pub etc_root: PathBuf,
 }
 
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -145,6 +157,20 @@ pub const MAX_TOP_OOM: usize = 1000;
 /// A message naming what could not be read.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration ({e})"))
+}
+
+/// Checks an NTP server given as `HOST:PORT` (`[v6addr]:PORT` for IPv6).
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_host_port(text: &str) -> Result<(), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{text:?} is not HOST:PORT (port 1-65535)"));
+    }
+    Ok(())
 }
 
 /// Checks a host id: 1-128 characters of `[A-Za-z0-9._-]`.
@@ -273,6 +299,22 @@ impl Settings {
             None => Some(PathBuf::from("/dev/kmsg")),
         };
 
+        let ntp_servers = if flags.ntp_servers.is_empty() {
+            file.ntp_servers
+        } else {
+            flags.ntp_servers
+        };
+        for server in &ntp_servers {
+            check_host_port(server).map_err(|m| invalid("ntp_servers", m))?;
+        }
+        let ntp_period = match &file.ntp_period {
+            Some(t) => parse_duration(t).map_err(|m| invalid("ntp_period", m))?,
+            None => Duration::from_secs(16),
+        };
+        if ntp_period < Duration::from_secs(1) {
+            return Err(invalid("ntp_period", "must be at least 1s"));
+        }
+
         Ok(Settings {
             collector,
             state_dir,
@@ -296,6 +338,9 @@ impl Settings {
             spool_max_bytes: spool_mib * 1024 * 1024,
             kmsg_path,
             top_oom_limit,
+            ntp_servers,
+            ntp_period,
+            etc_root: file.etc_root.unwrap_or_else(|| "/etc".into()),
         })
     }
 }

@@ -90,10 +90,29 @@ pub async fn run(
         spooled = report.frames,
         "fleet-agent starting"
     );
+    let servers = if settings.ntp_servers.is_empty() {
+        sources::ntp::config::discover(&settings.etc_root)
+    } else {
+        settings.ntp_servers.clone()
+    };
+    if servers.is_empty() {
+        warn!("no NTP server configured or found in chrony/ntpd/timesyncd configuration; clock offsets will not be measured");
+    } else {
+        info!(servers = ?servers, "measuring NTP offsets");
+    }
+    let ntp = (!servers.is_empty()).then(|| {
+        sources::ntp::NtpProbe::new(
+            servers,
+            std::time::Duration::from_secs(1),
+            &settings.proc_root,
+        )
+        .with_period(settings.ntp_period)
+    });
     let sources = link::Sources {
         sampler,
         top_oom,
         kmsg,
+        ntp,
     };
     link::run(settings, identity, sources, spool, shutdown).await
 }

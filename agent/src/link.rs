@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fleet_proto::limits::MAX_MESSAGE_BYTES;
 use fleet_proto::v1::{
     agent_message, collector_message, ingest_client::IngestClient, AgentMessage, Batch,
-    CollectorMessage, Hello, HostIdentity, Sample,
+    CollectorMessage, Hello, HostIdentity, Sample, TimeEcho,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -31,9 +31,11 @@ use tracing::{debug, error, info, warn};
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::oomwatch::KmsgWatcher;
+use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
 use crate::sources::topoom::TopOomScanner;
 use crate::spool::Spool;
+use fleet_proto::v1::ClockStatus;
 
 /// What the agent reads each interval and continuously.
 pub struct Sources {
@@ -42,7 +44,11 @@ pub struct Sources {
     pub top_oom: Option<TopOomScanner>,
     /// None when the kernel log is not read (`kmsg_path = ""`) or cannot be opened.
     pub kmsg: Option<KmsgWatcher>,
+    /// None when no NTP server is configured or discovered.
+    pub ntp: Option<NtpProbe>,
 }
+
+type Measuring = tokio::task::JoinHandle<(NtpProbe, ClockStatus)>;
 
 /// Spools OOM events at once, in a batch of their own that the spool never drops.
 fn spool_events(
@@ -190,7 +196,12 @@ pub async fn run(
         mut sampler,
         mut top_oom,
         mut kmsg,
+        mut ntp,
     } = sources;
+    // An NTP measurement runs as its own task (it waits up to its timeout on UDP replies) and
+    // its result rides with the next sample.
+    let mut measuring: Option<Measuring> = None;
+    let mut clock: Option<ClockStatus> = None;
     tokio::pin!(shutdown);
 
     loop {
@@ -211,7 +222,24 @@ pub async fn run(
                     warn!(error = %e, "cannot save the kernel log cursor");
                 }
             }
+            res = async { measuring.as_mut().expect("guarded").await }, if measuring.is_some() => {
+                measuring = None;
+                match res {
+                    Ok((probe, status)) => {
+                        ntp = Some(probe);
+                        clock = Some(status);
+                    }
+                    Err(e) => error!(error = %e, "NTP measurement task failed"),
+                }
+            }
             _ = ticker.tick() => {
+                if ntp.as_ref().is_some_and(|p| p.due(Instant::now())) {
+                    let mut probe = ntp.take().expect("checked");
+                    measuring = Some(tokio::spawn(async move {
+                        let status = probe.measure().await;
+                        (probe, status)
+                    }));
+                }
                 if let Some(k) = kmsg.as_mut() {
                     let events = k.check_counter();
                     spool_events(&mut spool, events).map_err(crate::AgentError::Spool)?;
@@ -229,7 +257,7 @@ pub async fn run(
                             }
                         }
                         let batch = Batch {
-                            samples: vec![Sample { time_ms: now_ms(), interval_ms: out.interval_ms, records: out.records, top_oom: ranking }],
+                            samples: vec![Sample { time_ms: now_ms(), interval_ms: out.interval_ms, records: out.records, top_oom: ranking, clock: clock.take() }],
                             ..Batch::default()
                         };
                         let payload = batch.encode_to_vec();
@@ -284,7 +312,8 @@ pub async fn run(
                 connecting = Some(Box::pin(open_session(ep.clone(), hello.clone())));
             }
             msg = async { session.as_mut().expect("guarded").inbound.message().await }, if session.is_some() => {
-                match handle_inbound(msg, &mut spool) {
+                let s = session.as_ref().expect("guarded");
+                match handle_inbound(msg, &mut spool, s) {
                     Ok(()) => {}
                     Err(e) => {
                         warn!(error = %e, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
@@ -310,7 +339,7 @@ pub async fn run(
         while spool.pending_frames() > 0 {
             match tokio::time::timeout_at(deadline, s.inbound.message()).await {
                 Ok(msg) => {
-                    if handle_inbound(msg, &mut spool).is_err() {
+                    if handle_inbound(msg, &mut spool, &s).is_err() {
                         break;
                     }
                     pump(&s, &mut spool, status).map_err(crate::AgentError::Spool)?;
@@ -328,14 +357,40 @@ pub async fn run(
     Ok(())
 }
 
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 fn handle_inbound(
     msg: Result<Option<CollectorMessage>, tonic::Status>,
     spool: &mut Spool,
+    session: &Session,
 ) -> Result<(), String> {
     match msg {
         Ok(Some(CollectorMessage {
             msg: Some(collector_message::Msg::Ack(ack)),
         })) => spool.ack(ack.seq).map_err(|e| e.to_string()),
+        Ok(Some(CollectorMessage {
+            msg: Some(collector_message::Msg::TimeProbe(probe)),
+        })) => {
+            // Answer at once, ahead of queued batches when there is room: the collector measures
+            // this host's clock against its own from the four timestamps.
+            let t2_us = now_us();
+            let echo = AgentMessage {
+                msg: Some(agent_message::Msg::TimeEcho(TimeEcho {
+                    t1_us: probe.t1_us,
+                    t2_us,
+                    t3_us: now_us(),
+                })),
+            };
+            if session.tx.try_send(echo).is_err() {
+                debug!("stream busy; time probe not answered");
+            }
+            Ok(())
+        }
         Ok(Some(other)) => {
             debug!(?other, "ignoring unexpected message");
             Ok(())

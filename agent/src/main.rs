@@ -62,6 +62,9 @@ struct Cli {
     /// How many processes top-oom reports each interval (default 10; 0 turns it off).
     #[arg(long)]
     top_oom_limit: Option<usize>,
+    /// An NTP server HOST:PORT to measure; repeatable (default: chrony's, ntpd's or timesyncd's).
+    #[arg(long = "ntp-server", value_name = "HOST:PORT")]
+    ntp_servers: Vec<String>,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -133,6 +136,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             cli.kmsg_path
         },
         top_oom_limit: cli.top_oom_limit,
+        ntp_servers: cli.ntp_servers,
     };
     Ok(Settings::resolve(file, flags)?)
 }

@@ -28,7 +28,7 @@ use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
-use crate::sources::kmsg::{parse_kmsg_record, OomAssembler};
+use crate::sources::kmsg::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 
 /// How long the log must stay quiet before a pending report is considered complete.
 pub const IDLE_FLUSH: Duration = Duration::from_millis(250);
@@ -221,10 +221,9 @@ impl KmsgWatcher {
                     break;
                 }
             };
-            let Some(line) = parse_kmsg_record(&self.buf[..n]) else {
-                continue;
-            };
-            if let Some(seq) = line.seq {
+            // The sequence number of every record, also those the parser ignores (user-space
+            // records written to /dev/kmsg), drives the cursor and the gap count.
+            if let Some(seq) = kmsg_record_seq(&self.buf[..n]) {
                 if self.skip_upto.is_some_and(|s| seq <= s) {
                     continue;
                 }
@@ -239,6 +238,9 @@ impl KmsgWatcher {
                 }
                 self.last_seq = Some(seq);
             }
+            let Some(line) = parse_kmsg_record(&self.buf[..n]) else {
+                continue;
+            };
             self.status.records_read += 1;
             self.last_record = Some(Instant::now());
             self.flushed = false;

@@ -331,6 +331,7 @@ impl HostSim {
             interval_ms: (interval_ms + rng.random_range(-2..3i64)) as u32,
             records,
             top_oom: Vec::new(),
+            clock: None,
         }
     }
 }

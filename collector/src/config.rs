@@ -47,6 +47,12 @@ pub struct FileConfig {
     pub retention: Option<String>,
     /// How often closed time windows are sealed into compressed chunks, e.g. "1m".
     pub seal_every: Option<String>,
+    /// Alert rules file (TOML, `[[rule]]` tables); reloaded on SIGHUP.
+    pub rules: Option<PathBuf>,
+    /// Prometheus Alertmanager base URL (http://HOST:PORT) to send alerts to.
+    pub alertmanager: Option<String>,
+    /// A URL that receives every alert change as JSON (POST).
+    pub webhook: Option<String>,
 }
 
 impl FileConfig {
@@ -71,6 +77,9 @@ pub struct Flags {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub retention: Option<String>,
+    pub rules: Option<PathBuf>,
+    pub alertmanager: Option<String>,
+    pub webhook: Option<String>,
 }
 
 /// Validated settings.
@@ -83,6 +92,9 @@ pub struct Settings {
     pub retention: Duration,
     /// How often closed windows are sealed into compressed chunks.
     pub seal_every: Duration,
+    pub rules: Option<PathBuf>,
+    pub alertmanager: Option<String>,
+    pub webhook: Option<String>,
 }
 
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -136,12 +148,24 @@ impl Settings {
             Some(t) => duration("seal_every", &t)?,
             None => Duration::from_secs(60),
         };
+        let alertmanager = flags.alertmanager.or(file.alertmanager);
+        let webhook = flags.webhook.or(file.webhook);
+        for (field, url) in [("alertmanager", &alertmanager), ("webhook", &webhook)] {
+            if let Some(u) = url {
+                if !u.starts_with("http://") {
+                    return Err(invalid(field, format!("{u:?} must be an http:// URL")));
+                }
+            }
+        }
         Ok(Settings {
             listen,
             data_dir,
             tls,
             retention,
             seal_every,
+            rules: flags.rules.or(file.rules),
+            alertmanager,
+            webhook,
         })
     }
 }

@@ -32,6 +32,15 @@ struct Cli {
     /// How long samples are kept (default 30d).
     #[arg(long)]
     retention: Option<String>,
+    /// Alert rules file (TOML); reloaded on SIGHUP. Without it no rule is evaluated.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Prometheus Alertmanager URL (http://HOST:PORT) that receives alerts (v2 API).
+    #[arg(long)]
+    alertmanager: Option<String>,
+    /// URL that receives every alert change as a JSON POST.
+    #[arg(long)]
+    webhook: Option<String>,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -55,6 +64,9 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             tls_cert: cli.tls_cert,
             tls_key: cli.tls_key,
             retention: cli.retention,
+            rules: cli.rules,
+            alertmanager: cli.alertmanager,
+            webhook: cli.webhook,
         },
     )?)
 }
@@ -105,6 +117,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         ServeOptions {
             tls,
             seal_every: settings.seal_every,
+            rules: settings.rules.clone().map(|file| server::RulesOptions {
+                file,
+                alertmanager: settings.alertmanager.clone(),
+                webhook: settings.webhook.clone(),
+            }),
         },
         shutdown_signal(),
     )

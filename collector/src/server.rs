@@ -26,9 +26,10 @@ use fleet_proto::v1::{
     agent_message, collector_message,
     ingest_server::{Ingest, IngestServer},
     query_server::{Query, QueryServer},
-    Activity, AgentMessage, Batch, CollectorMessage, HostIdentity, HostInfo, ListHostsRequest,
-    ListHostsResponse, OomKill, OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery,
-    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow, Welcome,
+    Activity, AgentMessage, AlertList, AlertQuery, Batch, ClockStatus, CollectorMessage,
+    HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery,
+    NtpStatusList, OomKill, OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult,
+    SarRow, TimeProbe, TopOomQuery, TopOomResult, TopOomRow, Welcome,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -37,9 +38,12 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
+use crate::rules::{NotifierOptions, Notifiers, RulesEngine, Target};
 use crate::storage::{
     validate_oom_event, validate_sample, HostRecord, IngestItem, Store, WriteOutcome,
 };
+use fleet_rules::{FleetView, HostView};
+use std::path::{Path, PathBuf};
 
 /// Capacity of the writer queue (batches), shared by all streams.
 pub const WRITE_QUEUE: usize = 4096;
@@ -51,12 +55,23 @@ const STREAM_PENDING: usize = 256;
 pub const MAX_EVENTS_PER_BATCH: usize = 256;
 /// Largest parse-kmsg detail of one OOM event (the task table of a big host fits easily).
 pub const MAX_EVENT_DETAIL_BYTES: usize = 2 * 1024 * 1024;
+/// How often the collector measures each agent's clock over its stream.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long the kill times of a host are kept in memory for `oom_kill_burst`.
+const KILL_MEMORY_MS: i64 = 3_600_000;
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most rows one sar query returns.
 pub const MAX_QUERY_ROWS: usize = 2_000_000;
 /// Query responses may be larger than ingest messages.
 const MAX_QUERY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -126,8 +141,77 @@ impl Sessions {
     }
 }
 
+/// What the collector knows of each host right now, from its stream: the latest sar values, NTP
+/// measurement, clock offset against the collector, and recent OOM kills. Feeds the rules and
+/// `fleetctl ntp`; rebuilt from the streams after a restart.
+#[derive(Default)]
+pub struct Live {
+    hosts: Mutex<HashMap<u32, HostLive>>,
+}
+
+#[derive(Default, Clone)]
+struct HostLive {
+    /// (measured at, status) of the latest NTP measurement.
+    clock: Option<(i64, ClockStatus)>,
+    /// (offset ms, delay ms) of the latest probe over the stream.
+    collector: Option<(f64, f64)>,
+    /// Latest values per (activity, instance).
+    sar: HashMap<(i32, String), Vec<f64>>,
+    oom_kills: std::collections::VecDeque<i64>,
+}
+
+impl Live {
+    fn observe(&self, num: u32, batch: &mut Batch) {
+        let mut hosts = self.hosts.lock().expect("live lock");
+        let h = hosts.entry(num).or_default();
+        if let Some(last) = batch.samples.iter().max_by_key(|s| s.time_ms) {
+            for r in &last.records {
+                h.sar
+                    .insert((r.activity, r.instance.clone()), r.values.clone());
+            }
+        }
+        for s in &mut batch.samples {
+            // The clock status is live state, not a time series: it is not stored with the sample.
+            if let Some(c) = s.clock.take() {
+                if h.clock.as_ref().is_none_or(|(t, _)| *t <= s.time_ms) {
+                    h.clock = Some((s.time_ms, c));
+                }
+            }
+        }
+        let horizon = now_ms() - KILL_MEMORY_MS;
+        for e in &batch.oom_events {
+            if e.time_ms >= horizon {
+                h.oom_kills.push_back(e.time_ms);
+            }
+        }
+        while h.oom_kills.front().is_some_and(|t| *t < horizon) {
+            h.oom_kills.pop_front();
+        }
+        // Bounded even if a host reports kills in a storm.
+        while h.oom_kills.len() > 10_000 {
+            h.oom_kills.pop_front();
+        }
+    }
+
+    fn collector_offset(&self, num: u32, offset_ms: f64, delay_ms: f64) {
+        let mut hosts = self.hosts.lock().expect("live lock");
+        hosts.entry(num).or_default().collector = Some((offset_ms, delay_ms));
+    }
+
+    fn get(&self, num: u32) -> HostLive {
+        self.hosts
+            .lock()
+            .expect("live lock")
+            .get(&num)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
+    rules: Option<Arc<tokio::sync::Mutex<RulesEngine>>>,
+    live: Arc<Live>,
     store: Arc<Store>,
     writer: mpsc::Sender<WriteReq>,
     sessions: Arc<Sessions>,
@@ -328,6 +412,26 @@ async fn run_session(
             }
         }
     });
+    // Clock probes: the NTP on-wire exchange over this stream, every PROBE_EVERY.
+    let probe_sent = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let prober = {
+        let out = out.clone();
+        let sent = probe_sent.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            loop {
+                tick.tick().await;
+                let t1_us = now_us();
+                sent.store(t1_us, std::sync::atomic::Ordering::Relaxed);
+                let probe = CollectorMessage {
+                    msg: Some(collector_message::Msg::TimeProbe(TimeProbe { t1_us })),
+                };
+                if out.send(Ok(probe)).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     let mut stop = shared.stop.clone();
     let mut unknown_logged = false;
     loop {
@@ -353,6 +457,7 @@ async fn run_session(
                         break;
                     }
                 }
+                shared.live.observe(rec.num, &mut batch);
                 let (done, done_rx) = oneshot::channel();
                 let seq = batch.seq;
                 let req = WriteReq {
@@ -374,10 +479,23 @@ async fn run_session(
                     break;
                 }
             }
+            Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::TimeEcho(echo)),
+            })) => {
+                let t4 = now_us();
+                // Only an echo of the probe this session sent last counts (not a stale or made-up one).
+                if probe_sent.load(std::sync::atomic::Ordering::Relaxed) == echo.t1_us
+                    && echo.t1_us != 0
+                {
+                    let offset_ms = ((echo.t2_us - echo.t1_us) + (echo.t3_us - t4)) as f64 / 2000.0;
+                    let delay_ms = ((t4 - echo.t1_us) - (echo.t3_us - echo.t2_us)) as f64 / 1000.0;
+                    shared.live.collector_offset(rec.num, offset_ms, delay_ms);
+                }
+            }
             Ok(Some(_)) => {
                 let _ = out
                     .send(Err(Status::invalid_argument(
-                        "after the hello, a session carries only batches",
+                        "after the hello, a session carries batches and time echoes only",
                     )))
                     .await;
                 break;
@@ -389,6 +507,7 @@ async fn run_session(
             }
         }
     }
+    prober.abort();
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;
@@ -576,6 +695,53 @@ impl Query for QuerySvc {
         Ok(Response::new(OomKills { kills }))
     }
 
+    async fn list_ntp(
+        &self,
+        request: Request<NtpQuery>,
+    ) -> Result<Response<NtpStatusList>, Status> {
+        let q = request.into_inner();
+        let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        hosts.sort_by(|a, b| {
+            (&a.identity.cluster, &a.identity.hostname)
+                .cmp(&(&b.identity.cluster, &b.identity.hostname))
+        });
+        let hosts = hosts
+            .into_iter()
+            .map(|h| {
+                let live = self.0.live.get(h.num);
+                let (time_ms, clock) = live.clock.unzip();
+                NtpHostStatus {
+                    host_id: h.identity.host_id,
+                    hostname: h.identity.hostname,
+                    cluster: h.identity.cluster,
+                    time_ms: time_ms.unwrap_or(0),
+                    clock,
+                    collector_offset_ms: live.collector.map(|c| c.0),
+                    collector_delay_ms: live.collector.map(|c| c.1),
+                }
+            })
+            .collect();
+        Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<AlertQuery>,
+    ) -> Result<Response<AlertList>, Status> {
+        let q = request.into_inner();
+        if !matches!(q.state.as_str(), "" | "pending" | "firing" | "resolved") {
+            return Err(Status::invalid_argument(format!(
+                "state {:?}: use pending, firing or resolved",
+                q.state
+            )));
+        }
+        let alerts = match &self.0.rules {
+            Some(engine) => engine.lock().await.alerts(&q.cluster, &q.state),
+            None => Vec::new(),
+        };
+        Ok(Response::new(AlertList { alerts }))
+    }
+
     async fn get_oom_kill(
         &self,
         request: Request<OomKillRequest>,
@@ -703,6 +869,109 @@ pub struct ServeOptions {
     /// PEM certificate chain and key; None serves plaintext.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
     pub seal_every: Duration,
+    /// Alert rules and where alerts go; None: no rules are evaluated.
+    pub rules: Option<RulesOptions>,
+}
+
+/// The alerting part of the collector.
+#[derive(Debug, Clone)]
+pub struct RulesOptions {
+    /// The rules file, read at start and on SIGHUP.
+    pub file: PathBuf,
+    pub alertmanager: Option<String>,
+    pub webhook: Option<String>,
+}
+
+/// How often the rules are evaluated.
+pub const EVAL_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads and parses a rules file.
+///
+/// # Errors
+/// A message naming the file, and each rule and field at fault.
+pub fn load_rules(path: &Path) -> Result<fleet_rules::RuleSet, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
+    fleet_rules::parse_rules(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
+/// Builds the rules engine: the rules file, the notifiers, and the alert state saved in the store.
+///
+/// # Errors
+/// The rules file is unreadable or invalid, a notifier URL is bad, or the store cannot be read.
+pub fn rules_engine(store: &Arc<Store>, opts: &RulesOptions) -> anyhow::Result<RulesEngine> {
+    let rules = load_rules(&opts.file).map_err(anyhow::Error::msg)?;
+    let mut targets = Vec::new();
+    if let Some(url) = &opts.alertmanager {
+        targets.push(Target::alertmanager(url)?);
+    }
+    if let Some(url) = &opts.webhook {
+        targets.push(Target::webhook(url)?);
+    }
+    let notifiers = Notifiers::start(targets, NotifierOptions::default());
+    info!(rules = rules.rules().len(), file = %opts.file.display(), "alert rules loaded");
+    Ok(RulesEngine::load(store.clone(), rules, notifiers)?)
+}
+
+/// Everything the rules look at, as of now.
+fn fleet_view(store: &Store, live: &Live) -> FleetView {
+    let hosts = store
+        .hosts()
+        .into_iter()
+        .map(|h| {
+            let l = live.get(h.num);
+            HostView {
+                host_id: h.identity.host_id,
+                hostname: h.identity.hostname,
+                cluster: h.identity.cluster,
+                connected: h.connected,
+                last_seen_ms: h.last_seen_ms,
+                ntp: l.clock.map(|(_, c)| c),
+                sar: l
+                    .sar
+                    .into_iter()
+                    .filter_map(|((a, inst), v)| Some((Activity::try_from(a).ok()?, inst, v)))
+                    .collect(),
+                oom_kill_times_ms: l.oom_kills.into_iter().collect(),
+            }
+        })
+        .collect();
+    FleetView {
+        now_ms: now_ms(),
+        hosts,
+    }
+}
+
+/// Evaluates the rules every [`EVAL_EVERY`] and reloads them on SIGHUP (a broken file is refused
+/// and the rules in force stay).
+async fn evaluate_rules(
+    engine: Arc<tokio::sync::Mutex<RulesEngine>>,
+    store: Arc<Store>,
+    live: Arc<Live>,
+    file: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(EVAL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                match load_rules(&file) {
+                    Ok(rules) => {
+                        info!(rules = rules.rules().len(), file = %file.display(), "alert rules reloaded");
+                        engine.lock().await.reload(rules);
+                    }
+                    Err(e) => error!(error = %e, "rules file refused; the rules in force stay"),
+                }
+            }
+            _ = tick.tick() => {
+                let view = fleet_view(&store, &live);
+                engine.lock().await.evaluate(&view);
+            }
+        }
+    }
 }
 
 /// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
@@ -728,7 +997,26 @@ pub async fn run(
     let writer = std::thread::Builder::new()
         .name("fleet-writer".into())
         .spawn(move || writer_thread(writer_store, writer_rx))?;
+    let live: Arc<Live> = Arc::default();
+    let engine = match &opts.rules {
+        Some(r) => Some((
+            Arc::new(tokio::sync::Mutex::new(rules_engine(&store, r)?)),
+            r.file.clone(),
+        )),
+        None => None,
+    };
+    let evaluator = engine.as_ref().map(|(e, file)| {
+        tokio::spawn(evaluate_rules(
+            e.clone(),
+            store.clone(),
+            live.clone(),
+            file.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let shared = Shared {
+        rules: engine.as_ref().map(|(e, _)| e.clone()),
+        live,
         store: store.clone(),
         writer: writer_tx,
         sessions: Arc::default(),
@@ -762,6 +1050,15 @@ pub async fn run(
         })
         .await?;
     let _ = maint.await;
+    if let Some(ev) = evaluator {
+        let _ = ev.await;
+    }
+    if let Some((engine, _)) = engine {
+        // The last transitions reach the notifiers before the collector exits.
+        if let Ok(engine) = Arc::try_unwrap(engine) {
+            engine.into_inner().shutdown(Duration::from_secs(3)).await;
+        }
+    }
     // Every session task has ended (they hold the writer's senders): the writer drains and exits.
     tokio::task::spawn_blocking(move || writer.join())
         .await?

@@ -9,6 +9,9 @@
 //! fleetctl top-oom [--cluster C] [--host H]... [--limit N]
 //! fleetctl oom [--cluster C] [--host H]... [--since T] [--until T] [--limit N]
 //! fleetctl oom show ID [--before DUR]
+//! fleetctl ntp [--cluster C] [--host H]...
+//! fleetctl alerts [--cluster C] [--state pending|firing|resolved]
+//! fleetctl rules check FILE
 //! ```
 //!
 //! The global options are `global = true`, so they may also follow the command
@@ -17,8 +20,8 @@
 //!
 //! Everything clap can check is checked here: exactly one sar activity (an [`ArgGroup`]), `-P ALL`
 //! only with `-u`, at least one of `--host`/`--cluster`, and well-formed `--since`/`--until`;
-//! `--limit` in the collector's range, a positive `--before`, and no listing options beside
-//! `oom show`. Such mistakes exit with status 2 and a usage message before anything is contacted.
+//! `--limit` in the collector's range, a positive `--before`, no listing options beside
+//! `oom show`, and a known `--state`. Such mistakes exit with status 2 and a usage message before anything is contacted.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,7 +82,7 @@ pub struct GlobalArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// The commands. Later ones (ntp, alerts, policy, certs) are added as variants.
+/// The commands. Later ones (policy, certs) are added as variants.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// List the hosts the collector knows
@@ -90,6 +93,13 @@ pub enum Command {
     TopOom(TopOomArgs),
     /// List OOM kills, newest first; `oom show ID` shows one in full with its evidence
     Oom(OomArgs),
+    /// Each host's time sources (NTP offset, delay, stratum) and its offset from the collector's
+    /// clock; the table adds each cluster's offset spread
+    Ntp(NtpArgs),
+    /// Alerts raised by the collector's rules: firing, pending and resolved
+    Alerts(AlertsArgs),
+    /// Work with alert rules files (offline: no collector is contacted)
+    Rules(RulesArgs),
 }
 
 /// The help text on `--since`/`--until` values.
@@ -240,6 +250,71 @@ pub struct OomShowArgs {
     /// How far before the kill the sar samples reach (30s, 10m, 1h)
     #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_before)]
     pub before: Duration,
+}
+
+/// `fleetctl ntp`: the latest clock status of each selected host.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NtpArgs {
+    /// Only hosts of this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+    /// Host id or hostname (repeatable) [default: every host]
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+}
+
+/// `fleetctl alerts`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AlertsArgs {
+    /// Only alerts of this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+    /// Only alerts in this state [default: every state]
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub state: Option<AlertState>,
+}
+
+/// The state of an alert, as the collector's rules move it: pending (the condition holds, not yet
+/// for the rule's `for`), firing, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlertState {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    /// The state as `AlertQuery.state` and `Alert.state` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// `fleetctl rules`.
+#[derive(Debug, Clone, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+}
+
+/// What follows `fleetctl rules`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RulesCommand {
+    /// Check a rules file as the collector's `--rules` would load it, and list its rules; exits 1
+    /// with the rule and field at fault when it does not validate
+    Check(RulesCheckArgs),
+}
+
+/// `fleetctl rules check FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct RulesCheckArgs {
+    /// The rules file (TOML, `[[rule]]` tables)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// A `--before` value: a positive humantime duration that fits the wire's milliseconds.
@@ -674,6 +749,92 @@ mod tests {
         let err = parse(&["oom", "--since", "1h", "show", "x"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{err}");
         let err = parse(&["oom", "show", "x", "--host", "a"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
+    }
+
+    #[test]
+    fn ntp_takes_a_cluster_and_hosts() {
+        let Command::Ntp(args) = parse(&["ntp"]).unwrap().command else {
+            panic!("not ntp");
+        };
+        assert_eq!(args.cluster, None);
+        assert!(args.hosts.is_empty());
+        let cli = parse(&[
+            "ntp",
+            "--cluster",
+            "prod",
+            "--host",
+            "web1",
+            "--host",
+            "a1",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        let Command::Ntp(args) = cli.command else {
+            panic!("not ntp");
+        };
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+        assert_eq!(args.hosts, ["web1", "a1"]);
+        let err = parse(&["ntp", "--since", "1h"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
+    }
+
+    #[test]
+    fn alerts_state_is_one_of_three() {
+        let alerts = |args: &[&str]| {
+            let mut all = vec!["alerts"];
+            all.extend_from_slice(args);
+            match parse(&all)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+                .command
+            {
+                Command::Alerts(args) => args,
+                other => panic!("not alerts: {other:?}"),
+            }
+        };
+        let args = alerts(&[]);
+        assert_eq!((args.cluster, args.state), (None, None));
+        for (text, state) in [
+            ("pending", AlertState::Pending),
+            ("firing", AlertState::Firing),
+            ("resolved", AlertState::Resolved),
+        ] {
+            let args = alerts(&["--state", text, "--cluster", "prod"]);
+            assert_eq!(args.state, Some(state));
+            assert_eq!(state.as_str(), text);
+            assert_eq!(args.cluster.as_deref(), Some("prod"));
+        }
+        let err = parse(&["alerts", "--state", "active"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("[possible values: pending, firing, resolved]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rules_check_takes_one_file() {
+        let cli = parse(&["rules", "check", "deploy/rules.toml", "-o", "json"]).unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        let Command::Rules(RulesArgs {
+            command: RulesCommand::Check(check),
+        }) = cli.command
+        else {
+            panic!("not rules check");
+        };
+        assert_eq!(check.file, PathBuf::from("deploy/rules.toml"));
+        let err = parse(&["rules", "check"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        let err = parse(&["rules"]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+            "{err}"
+        );
+        let err = parse(&["rules", "check", "a.toml", "b.toml"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use fleet_proto::v1::query_client::QueryClient;
 use fleet_proto::v1::{
-    HostInfo, ListHostsRequest, OomKill, OomKillDetail, OomKillRequest, OomQuery, SarQuery, SarRow,
-    TopOomQuery, TopOomRow,
+    Alert, AlertQuery, HostInfo, ListHostsRequest, NtpHostStatus, NtpQuery, OomKill, OomKillDetail,
+    OomKillRequest, OomQuery, SarQuery, SarRow, TopOomQuery, TopOomRow,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -126,6 +126,30 @@ impl Collector {
         match self.client.clone().get_oom_kill(request).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status) => Err(self.status_error("GetOomKill", status)),
+        }
+    }
+
+    /// `Query.ListNtp`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it.
+    pub async fn list_ntp(&self, query: NtpQuery) -> Result<Vec<NtpHostStatus>> {
+        match self.client.clone().list_ntp(query).await {
+            Ok(response) => Ok(response.into_inner().hosts),
+            Err(status) => Err(self.status_error("ListNtp", status)),
+        }
+    }
+
+    /// `Query.ListAlerts`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it.
+    pub async fn list_alerts(&self, query: AlertQuery) -> Result<Vec<Alert>> {
+        match self.client.clone().list_alerts(query).await {
+            Ok(response) => Ok(response.into_inner().alerts),
+            Err(status) => Err(self.status_error("ListAlerts", status)),
         }
     }
 

@@ -149,13 +149,13 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 /// [`ConfigError::Invalid`] for a malformed collector URL, `http://` without `insecure`,
 /// `https://` without a CA, or half a client identity.
 pub fn resolve(flags: &GlobalArgs, file: FileConfig) -> Result<Settings, ConfigError> {
+    let output = output_format(flags, &file);
     let collector = flags
         .collector
         .clone()
         .or(file.collector)
         .unwrap_or_else(|| DEFAULT_COLLECTOR.to_owned());
     let insecure = flags.insecure || file.insecure.unwrap_or(false);
-    let output = flags.output.or(file.output).unwrap_or_default();
     let tls_ca = flags.tls_ca.clone().or(file.tls_ca);
     let tls_cert = flags.tls_cert.clone().or(file.tls_cert);
     let tls_key = flags.tls_key.clone().or(file.tls_key);
@@ -191,6 +191,12 @@ pub fn resolve(flags: &GlobalArgs, file: FileConfig) -> Result<Settings, ConfigE
         output,
         tls,
     })
+}
+
+/// The output format alone, flag over file over default: all that an offline command
+/// (`rules check`) needs from the settings.
+pub fn output_format(flags: &GlobalArgs, file: &FileConfig) -> OutputFormat {
+    flags.output.or(file.output).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

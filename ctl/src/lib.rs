@@ -12,7 +12,9 @@
 //! - [`timearg`]: pure parsing of `--since`/`--until`.
 //!
 //! `main.rs` only parses the command line and calls [`run`]; tests call [`execute`] to get the
-//! output as a string.
+//! output as a string. `rules check` is the one command that works offline: it validates a rules
+//! file with `fleet-rules`, the parser the collector loads `--rules` with, and needs no collector
+//! settings.
 
 pub mod cli;
 mod client;
@@ -21,14 +23,20 @@ pub mod render;
 pub mod timearg;
 
 use std::io::{self, Write};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_proto::schema::{schema, ActivitySchema};
-use fleet_proto::v1::{Activity, OomKillRequest, OomQuery, SarQuery, SarRow, TopOomQuery};
+use fleet_proto::v1::{
+    Activity, AlertQuery, NtpQuery, OomKillRequest, OomQuery, SarQuery, SarRow, TopOomQuery,
+};
 
 pub use cli::Cli;
-use cli::{Command, HostsArgs, OomArgs, OomCommand, OomShowArgs, SarArgs, TopOomArgs};
+use cli::{
+    AlertsArgs, Command, HostsArgs, NtpArgs, OomArgs, OomCommand, OomShowArgs, RulesCheckArgs,
+    RulesCommand, SarArgs, TopOomArgs,
+};
 use client::Collector;
 use config::{FileConfig, Settings};
 use render::OutputFormat;
@@ -46,26 +54,36 @@ pub struct Output {
     pub stdout: String,
     /// A remark for stderr (such as "no samples"), which scripts reading stdout never see.
     pub notice: Option<String>,
+    /// The command ran, and its answer is "no": a rules file that does not validate. [`run`]
+    /// prints stdout and the notice as usual and then exits 1.
+    pub failed: bool,
 }
 
 /// Runs one fleetctl invocation: loads the config, talks to the collector, writes the result to
-/// stdout and any notice to stderr.
+/// stdout and any notice to stderr. The exit code is failure for an [`Output::failed`] answer.
 ///
 /// # Errors
 ///
 /// Bad settings, an unreachable collector, a gRPC status, or a failed write to stdout (see
 /// [`is_broken_pipe`] for the one write failure that is not an error to the user).
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Cli) -> Result<ExitCode> {
     let output = execute(cli).await?;
     if let Some(notice) = &output.notice {
-        eprintln!("fleetctl: {notice}");
+        // One prefix per line: `rules check` reports every problem of a file, one per line.
+        for line in notice.lines() {
+            eprintln!("fleetctl: {line}");
+        }
     }
     let mut stdout = io::stdout().lock();
     stdout
         .write_all(output.stdout.as_bytes())
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
-    Ok(())
+    Ok(if output.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs one fleetctl invocation and returns what it would print.
@@ -78,6 +96,13 @@ pub async fn execute(cli: Cli) -> Result<Output> {
         Some(path) => config::load(path)?,
         None => FileConfig::default(),
     };
+    // Offline: no collector URL or TLS files needed, only the output format.
+    if let Command::Rules(args) = &cli.command {
+        let format = config::output_format(&cli.global, &file);
+        return match &args.command {
+            RulesCommand::Check(check) => Ok(rules_check(check, format)),
+        };
+    }
     let settings = config::resolve(&cli.global, file)?;
     match cli.command {
         Command::Hosts(args) => hosts(&settings, args).await,
@@ -87,6 +112,9 @@ pub async fn execute(cli: Cli) -> Result<Output> {
             Some(OomCommand::Show(show)) => oom_show(&settings, show).await,
             None => oom(&settings, &args, Utc::now()).await,
         },
+        Command::Ntp(args) => ntp(&settings, args).await,
+        Command::Alerts(args) => alerts(&settings, args).await,
+        Command::Rules(_) => unreachable!("handled before the settings are resolved"),
     }
 }
 
@@ -128,11 +156,13 @@ async fn hosts(settings: &Settings, args: HostsArgs) -> Result<Output> {
         return Ok(Output {
             stdout: String::new(),
             notice: Some(notice),
+            failed: false,
         });
     }
     Ok(Output {
         stdout: render::render_hosts(&hosts, settings.output),
         notice: None,
+        failed: false,
     })
 }
 
@@ -204,6 +234,7 @@ async fn sar(settings: &Settings, args: &SarArgs, now: DateTime<Utc>) -> Result<
     Ok(Output {
         stdout: render::render_sar(plan.schema, &rows, &hosts, settings.output),
         notice,
+        failed: false,
     })
 }
 
@@ -244,6 +275,7 @@ async fn top_oom(settings: &Settings, args: &TopOomArgs) -> Result<Output> {
     Ok(Output {
         stdout: render::render_top_oom(&rows, settings.output),
         notice,
+        failed: false,
     })
 }
 
@@ -300,6 +332,7 @@ async fn oom(settings: &Settings, args: &OomArgs, now: DateTime<Utc>) -> Result<
     Ok(Output {
         stdout: render::render_oom_kills(&kills, settings.output),
         notice: plan.notice(kills.len(), settings.output),
+        failed: false,
     })
 }
 
@@ -321,7 +354,95 @@ async fn oom_show(settings: &Settings, args: &OomShowArgs) -> Result<Output> {
     Ok(Output {
         stdout,
         notice: None,
+        failed: false,
     })
+}
+
+async fn ntp(settings: &Settings, args: NtpArgs) -> Result<Output> {
+    let query = NtpQuery {
+        hosts: args.hosts,
+        cluster: args.cluster.unwrap_or_default(),
+    };
+    let collector = Collector::connect(settings).await?;
+    let hosts = collector.list_ntp(query).await?;
+    let notice = (hosts.is_empty() && settings.output == OutputFormat::Table).then(|| {
+        "no clock status stored for the selected hosts (agents send one with their samples)"
+            .to_owned()
+    });
+    Ok(Output {
+        stdout: render::render_ntp(&hosts, settings.output),
+        notice,
+        failed: false,
+    })
+}
+
+async fn alerts(settings: &Settings, args: AlertsArgs) -> Result<Output> {
+    let query = AlertQuery {
+        cluster: args.cluster.unwrap_or_default(),
+        state: args
+            .state
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    };
+    let collector = Collector::connect(settings).await?;
+    let alerts = collector.list_alerts(query.clone()).await?;
+    let notice = (alerts.is_empty() && settings.output == OutputFormat::Table).then(|| {
+        let state = match query.state.as_str() {
+            "" => String::new(),
+            state => format!(" {state}"),
+        };
+        match query.cluster.as_str() {
+            "" => format!("no{state} alerts"),
+            cluster => format!("no{state} alerts in cluster {cluster}"),
+        }
+    });
+    Ok(Output {
+        stdout: render::render_alerts(&alerts, settings.output),
+        notice,
+        failed: false,
+    })
+}
+
+/// `rules check FILE`: the file's rules, or why it does not validate: on stderr, or with
+/// `-o json` as `{"file", "ok": false, "error"}` on stdout. A file that cannot be read fails the
+/// same way.
+fn rules_check(args: &RulesCheckArgs, format: OutputFormat) -> Output {
+    let file = args.file.display().to_string();
+    match (check_rules_file(&args.file, &file), format) {
+        (Ok(rules), format) => Output {
+            stdout: render::render_rules_ok(&file, &rules, format),
+            notice: None,
+            failed: false,
+        },
+        (Err(error), OutputFormat::Json) => Output {
+            stdout: render::render_rules_error_json(&file, &error),
+            notice: None,
+            failed: true,
+        },
+        (Err(error), OutputFormat::Table | OutputFormat::Csv) => Output {
+            stdout: String::new(),
+            notice: Some(error),
+            failed: true,
+        },
+    }
+}
+
+/// The rules of the file at `path` (`file` names it in messages), or every problem with it, one
+/// per line.
+fn check_rules_file(path: &std::path::Path, file: &str) -> Result<Vec<render::RuleLine>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read rules file {file}: {e}"))?;
+    let rules = fleet_rules::parse_rules(&text, file).map_err(|e| e.to_string())?;
+    Ok(rules
+        .rules()
+        .iter()
+        .map(|rule| render::RuleLine {
+            name: rule.name.clone(),
+            kind: rule.kind().as_str().to_owned(),
+            cluster: rule.cluster.clone(),
+            for_: rule.hold_for,
+        })
+        .collect())
 }
 
 fn show_until(until: Option<DateTime<Utc>>) -> String {
@@ -598,5 +719,79 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().starts_with("--since "), "{err:#}");
+    }
+
+    fn rules_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path.display().to_string())
+    }
+
+    const GOOD_RULES: &str = r#"
+[[rule]]
+name = "prod-clock-skew"
+kind = "clock_skew"
+cluster = "prod"
+threshold_ms = 100
+for = "5s"
+
+[[rule]]
+name = "silent"
+kind = "host_silent"
+for = "1m"
+"#;
+
+    #[tokio::test]
+    async fn rules_check_needs_no_collector_settings() {
+        // The default collector is https:// without a CA, which no other command accepts.
+        let (_dir, path) = rules_file(GOOD_RULES);
+        let cli = Cli::try_parse_from(["fleetctl", "rules", "check", &path]).unwrap();
+        let out = execute(cli).await.unwrap();
+        assert!(!out.failed);
+        assert_eq!(out.notice, None);
+        assert_eq!(
+            out.stdout,
+            format!(
+                "{path}: 2 rules OK\n  \
+                 prod-clock-skew   clock_skew    prod           for 5s\n  \
+                 silent            host_silent   all clusters   for 1m\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_check_output_format_comes_from_the_config_file_too() {
+        let (dir, path) = rules_file("[[rule]]\nname = \"x\"\nkind = \"nope\"\n");
+        let config = dir.path().join("fleetctl.toml");
+        std::fs::write(&config, "output = \"json\"\n").unwrap();
+        let config = config.display().to_string();
+        let cli = Cli::try_parse_from(["fleetctl", "--config", &config, "rules", "check", &path])
+            .unwrap();
+        let out = execute(cli).await.unwrap();
+        assert!(out.failed);
+        assert_eq!(out.notice, None);
+        let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(value["ok"], false);
+        assert_eq!(value["file"], path.as_str());
+        let error = value["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("{path}: rule \"x\": kind: ")),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_check_of_a_missing_file_fails_like_a_bad_one() {
+        let cli =
+            Cli::try_parse_from(["fleetctl", "rules", "check", "/nonexistent/rules.toml"]).unwrap();
+        let out = execute(cli).await.unwrap();
+        assert!(out.failed);
+        assert_eq!(out.stdout, "");
+        let notice = out.notice.unwrap();
+        assert!(
+            notice.starts_with("cannot read rules file /nonexistent/rules.toml: "),
+            "{notice}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The `fleetctl` binary: parse the command line, call [`fleetctl::run`], turn the outcome into an
-//! exit status. Usage errors exit 2 (clap); every other error prints one line and exits 1.
+//! exit status. Usage errors exit 2 (clap); every other error prints one line and exits 1, as does
+//! a rules file that `rules check` rejects.
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let cli = fleetctl::Cli::parse();
     match fleetctl::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // The reader went away (`fleetctl hosts -o json | head -1`): not a failure.
         Err(err) if fleetctl::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

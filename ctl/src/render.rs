@@ -48,6 +48,25 @@
 //!   Memory before the kill (sar -r):
 //!   22:09:43    kbmemfree   kbavail kbmemused ...
 //!   ```
+//!
+//! Clocks and alerts:
+//!
+//! - `ntp`: one row per (host, time source), keyed [`NTP_KEYS`]; a host without sources has one
+//!   row with a `null` server. The table ends with each cluster's offset spread, the hosts'
+//!   offsets taken from each one's synced source of lowest stratum:
+//!
+//!   ```text
+//!   CLUSTER   HOST   SERVER         REACH   SYNCED   STRATUM   LEAP   OFFSET_MS ...
+//!   prod      web1   10.0.0.1:123   yes     yes            2      0      -0.200 ...
+//!   ...
+//!
+//!   cluster prod: 3 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms)
+//!   ```
+//! - `alerts`: rows keyed [`ALERT_KEYS`], firing first, then pending, then resolved, newest first
+//!   within each; the table is `STATE RULE CLUSTER HOSTS SINCE SUMMARY`.
+//! - `rules check`: `FILE: N rules OK` and one line per rule, or JSON
+//!   `{"file", "ok", "rules": [{"name", "kind", "cluster", "for"}]}` (`{"file", "ok", "error"}`
+//!   for a file that does not validate).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -55,8 +74,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fleet_proto::schema::{schema, ActivitySchema};
 use fleet_proto::v1::{
-    Activity, HostIdentity, HostInfo, OomEvent, OomKill, OomKillDetail, OomProcess, SarRow,
-    TopOomRow,
+    Activity, Alert, HostIdentity, HostInfo, NtpHostStatus, NtpServerStatus, OomEvent, OomKill,
+    OomKillDetail, OomProcess, SarRow, TopOomRow,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -1227,6 +1246,578 @@ fn printable(s: &str, max: usize) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ntp
+
+/// The keys of an `ntp` row, in order (JSON and CSV).
+pub const NTP_KEYS: [&str; 14] = [
+    "host_id",
+    "hostname",
+    "cluster",
+    "server",
+    "reachable",
+    "synced",
+    "offset_ms",
+    "delay_ms",
+    "stratum",
+    "leap",
+    "error",
+    "kernel_synced",
+    "collector_offset_ms",
+    "time",
+];
+
+/// The most hosts a cluster's spread line names as having no synced source; the rest are counted.
+const SPREAD_NAMES: usize = 5;
+
+/// One (host, time source) as `-o json` shows it. The field order is [`NTP_KEYS`].
+///
+/// A host without sources has one row whose source fields are `null` (and `synced` false). An
+/// unreachable source has `null` offset, delay, stratum and leap: the wire's zeros there are no
+/// measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct NtpView {
+    host_id: String,
+    hostname: String,
+    cluster: String,
+    server: Option<String>,
+    reachable: Option<bool>,
+    /// See [`source_synced`].
+    synced: bool,
+    offset_ms: Option<f64>,
+    delay_ms: Option<f64>,
+    stratum: Option<u32>,
+    leap: Option<u32>,
+    error: Option<String>,
+    /// The kernel's STA_UNSYNC flag is clear. `null` when not known: no kernel status, or the flag
+    /// is set while chronyd runs, which chronyd does on purpose (unless `rtcsync`), so it is no
+    /// sign of trouble.
+    kernel_synced: Option<bool>,
+    /// The host's clock minus the collector's, measured over the agent's stream.
+    collector_offset_ms: Option<f64>,
+    /// When the agent measured.
+    time: Option<String>,
+    /// `time` for the table, which shows whole seconds.
+    #[serde(skip)]
+    time_ms: i64,
+}
+
+impl NtpView {
+    /// The rows of one host: one per source, in the agent's (configured) order, or one without a
+    /// source.
+    fn rows(host: &NtpHostStatus) -> Vec<NtpView> {
+        let clock = host.clock.clone().unwrap_or_default();
+        let kernel_synced = clock
+            .kernel
+            .as_ref()
+            .and_then(|k| match (k.synced, k.chronyd) {
+                (true, _) => Some(true),
+                (false, true) => None,
+                (false, false) => Some(false),
+            });
+        let host_row = NtpView {
+            host_id: host.host_id.clone(),
+            hostname: host.hostname.clone(),
+            cluster: host.cluster.clone(),
+            server: None,
+            reachable: None,
+            synced: false,
+            offset_ms: None,
+            delay_ms: None,
+            stratum: None,
+            leap: None,
+            error: None,
+            kernel_synced,
+            collector_offset_ms: host.collector_offset_ms.filter(|v| v.is_finite()),
+            time: nonzero_rfc3339_ms(host.time_ms),
+            time_ms: host.time_ms,
+        };
+        if clock.servers.is_empty() {
+            return vec![host_row];
+        }
+        clock
+            .servers
+            .iter()
+            .map(|s| {
+                let measured = |v: f64| Some(v).filter(|v| s.reachable && v.is_finite());
+                NtpView {
+                    server: Some(s.server.clone()),
+                    reachable: Some(s.reachable),
+                    synced: source_synced(s),
+                    offset_ms: measured(s.offset_ms),
+                    delay_ms: measured(s.delay_ms),
+                    stratum: s.reachable.then_some(s.stratum),
+                    leap: s.reachable.then_some(s.leap),
+                    error: Some(s.error.clone()).filter(|e| !e.is_empty()),
+                    ..host_row.clone()
+                }
+            })
+            .collect()
+    }
+
+    fn host(&self) -> &str {
+        if self.hostname.is_empty() {
+            &self.host_id
+        } else {
+            &self.hostname
+        }
+    }
+}
+
+/// Whether a source can set a clock: reachable, leap indicator not 3 and stratum 1 to 15 (RFC
+/// 5905's unsynchronised cases), and so flagged by the agent. fleetctl checks the facts itself
+/// too, so a source is never shown synced against them.
+fn source_synced(s: &NtpServerStatus) -> bool {
+    s.synced && s.reachable && s.leap != 3 && (1..=15).contains(&s.stratum)
+}
+
+/// A host's offset as its cluster's spread counts it: from its synced source with the lowest
+/// stratum, ties to the lower delay, then to the first configured.
+fn best_offset(host: &NtpHostStatus) -> Option<f64> {
+    host.clock
+        .as_ref()?
+        .servers
+        .iter()
+        .filter(|s| source_synced(s) && s.offset_ms.is_finite())
+        .min_by(|a, b| {
+            a.stratum
+                .cmp(&b.stratum)
+                .then(a.delay_ms.total_cmp(&b.delay_ms))
+        })
+        .map(|s| s.offset_ms)
+}
+
+/// What a cluster's spread line says.
+#[derive(Debug, Clone, PartialEq)]
+struct ClusterSpread<'a> {
+    cluster: &'a str,
+    hosts: usize,
+    /// Name and offset of each host with a synced source, in host order.
+    offsets: Vec<(&'a str, f64)>,
+    /// The hosts without one.
+    unsynced: Vec<&'a str>,
+}
+
+impl ClusterSpread<'_> {
+    /// `cluster prod: 3 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms)`, with the
+    /// hosts that have no synced source named after it.
+    fn line(&self) -> String {
+        let hosts = match self.hosts {
+            1 => "1 host".to_owned(),
+            n => format!("{n} hosts"),
+        };
+        let mut line = format!("cluster {}: {hosts}, offset spread ", dash(self.cluster));
+        // min_by keeps the first of equals and max_by the last, so the two differ.
+        let by_offset = |a: &&(&str, f64), b: &&(&str, f64)| a.1.total_cmp(&b.1);
+        match (
+            self.offsets.iter().min_by(by_offset),
+            self.offsets.iter().max_by(by_offset),
+        ) {
+            (Some(low), Some(high)) if self.offsets.len() >= 2 => {
+                let _ = write!(
+                    line,
+                    "{:.1} ms ({} {:+.1} ms … {} {:+.1} ms)",
+                    high.1 - low.1,
+                    printable(low.0, usize::MAX),
+                    low.1,
+                    printable(high.0, usize::MAX),
+                    high.1
+                );
+            }
+            _ => line.push_str("n/a (needs two hosts with a synced source)"),
+        }
+        if !self.unsynced.is_empty() {
+            line.push_str("; no synced source: ");
+            let named: Vec<String> = self.unsynced[..self.unsynced.len().min(SPREAD_NAMES)]
+                .iter()
+                .map(|name| printable(name, usize::MAX))
+                .collect();
+            line.push_str(&named.join(", "));
+            if self.unsynced.len() > SPREAD_NAMES {
+                let _ = write!(line, " and {} more", self.unsynced.len() - SPREAD_NAMES);
+            }
+        }
+        line
+    }
+}
+
+/// The spread of each cluster, clusters in `hosts` order (sorted by the caller).
+fn cluster_spreads<'a>(hosts: &[&'a NtpHostStatus]) -> Vec<ClusterSpread<'a>> {
+    let mut spreads: Vec<ClusterSpread<'a>> = Vec::new();
+    for host in hosts {
+        let i = match spreads.iter().position(|c| c.cluster == host.cluster) {
+            Some(i) => i,
+            None => {
+                spreads.push(ClusterSpread {
+                    cluster: &host.cluster,
+                    hosts: 0,
+                    offsets: Vec::new(),
+                    unsynced: Vec::new(),
+                });
+                spreads.len() - 1
+            }
+        };
+        let spread = &mut spreads[i];
+        let name = if host.hostname.is_empty() {
+            &host.host_id
+        } else {
+            &host.hostname
+        };
+        spread.hosts += 1;
+        match best_offset(host) {
+            Some(offset) => spread.offsets.push((name, offset)),
+            None => spread.unsynced.push(name),
+        }
+    }
+    spreads
+}
+
+/// Renders `fleetctl ntp`: hosts sorted by cluster, hostname and host id, each with one row per
+/// source. The table ends with one spread line per cluster ([`ClusterSpread::line`]).
+pub fn render_ntp(hosts: &[NtpHostStatus], format: OutputFormat) -> String {
+    let mut hosts: Vec<&NtpHostStatus> = hosts.iter().collect();
+    hosts.sort_by(|a, b| {
+        (&a.cluster, &a.hostname, &a.host_id).cmp(&(&b.cluster, &b.hostname, &b.host_id))
+    });
+    let views: Vec<NtpView> = hosts.iter().flat_map(|h| NtpView::rows(h)).collect();
+    match format {
+        OutputFormat::Json => json(&views),
+        OutputFormat::Csv => {
+            let mut out = csv_line(NTP_KEYS);
+            for v in &views {
+                let value = serde_json::to_value(v).expect("plain data always serializes");
+                out.push_str(&csv_line(NTP_KEYS.iter().map(|k| csv_value(value.get(k)))));
+            }
+            out
+        }
+        OutputFormat::Table => {
+            if views.is_empty() {
+                return String::new();
+            }
+            let mut rows = vec![[
+                "CLUSTER",
+                "HOST",
+                "SERVER",
+                "REACH",
+                "SYNCED",
+                "STRATUM",
+                "LEAP",
+                "OFFSET_MS",
+                "DELAY_MS",
+                "COLLECTOR_MS",
+                "KERNEL",
+                "TIME",
+                "ERROR",
+            ]
+            .map(String::from)
+            .to_vec()];
+            let yes_no = |b: Option<bool>| match b {
+                Some(true) => "yes".to_owned(),
+                Some(false) => "no".to_owned(),
+                None => "-".to_owned(),
+            };
+            let ms = |v: Option<f64>, signed: bool| match v {
+                Some(v) if signed => format!("{v:+.3}"),
+                Some(v) => format!("{v:.3}"),
+                None => "-".to_owned(),
+            };
+            let number = |n: Option<u32>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+            for v in &views {
+                rows.push(vec![
+                    dash(&v.cluster),
+                    dash(&printable(v.host(), usize::MAX)),
+                    dash(&printable(v.server.as_deref().unwrap_or(""), usize::MAX)),
+                    yes_no(v.reachable),
+                    yes_no(Some(v.synced)),
+                    number(v.stratum),
+                    number(v.leap),
+                    ms(v.offset_ms, true),
+                    ms(v.delay_ms, false),
+                    ms(v.collector_offset_ms, true),
+                    yes_no(v.kernel_synced),
+                    rfc3339(v.time_ms).unwrap_or_else(|| "-".into()),
+                    dash(&printable(v.error.as_deref().unwrap_or(""), usize::MAX)),
+                ]);
+            }
+            let right = [
+                false, false, false, false, false, true, true, true, true, true, false, false,
+                false,
+            ];
+            let mut out = table(&rows, &right);
+            out.push('\n');
+            for spread in cluster_spreads(&hosts) {
+                out.push_str(&spread.line());
+                out.push('\n');
+            }
+            out
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// alerts
+
+/// The keys of an `alerts` row, in order (JSON and CSV).
+pub const ALERT_KEYS: [&str; 10] = [
+    "rule",
+    "kind",
+    "state",
+    "cluster",
+    "hosts",
+    "summary",
+    "since",
+    "active_since",
+    "value",
+    "labels",
+];
+
+/// The widest host list a table prints; the hosts left out are counted.
+pub const HOSTS_WIDTH: usize = 40;
+
+/// One alert as `-o json` shows it. The field order is [`ALERT_KEYS`].
+#[derive(Debug, Serialize)]
+struct AlertView {
+    rule: String,
+    kind: String,
+    state: String,
+    cluster: String,
+    hosts: Vec<String>,
+    summary: String,
+    /// When the alert entered its current state.
+    since: Option<String>,
+    /// When its condition first held.
+    active_since: Option<String>,
+    /// The measured value behind it (spread, offset, count, ...).
+    value: Option<f64>,
+    labels: BTreeMap<String, String>,
+    #[serde(skip)]
+    since_ms: i64,
+}
+
+impl AlertView {
+    fn new(alert: &Alert) -> Self {
+        AlertView {
+            rule: alert.rule.clone(),
+            kind: alert.kind.clone(),
+            state: alert.state.clone(),
+            cluster: alert.cluster.clone(),
+            hosts: alert.hosts.clone(),
+            summary: alert.summary.clone(),
+            since: nonzero_rfc3339_ms(alert.since_ms),
+            active_since: nonzero_rfc3339_ms(alert.active_since_ms),
+            value: Some(alert.value).filter(|v| v.is_finite()),
+            labels: alert
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            since_ms: alert.since_ms,
+        }
+    }
+
+    /// Firing first, then pending, then resolved (then any state a newer collector adds).
+    fn state_rank(&self) -> u8 {
+        match self.state.as_str() {
+            "firing" => 0,
+            "pending" => 1,
+            "resolved" => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// `web-1, web-2, web-3 +12 more`: as many names as fit in `width` characters, and how many
+/// did not.
+fn host_list(hosts: &[String], width: usize) -> String {
+    let mut out = String::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let host = printable(host, width);
+        let rest = hosts.len() - i;
+        let sep = if i == 0 { "" } else { ", " };
+        // Room for this name, and for the count of the others unless it is the last.
+        let more = if rest > 1 {
+            format!(" +{} more", rest - 1).len()
+        } else {
+            0
+        };
+        if i > 0 && out.chars().count() + sep.len() + host.chars().count() + more > width {
+            let _ = write!(out, " +{rest} more");
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(&host);
+    }
+    out
+}
+
+/// Renders `fleetctl alerts`: firing first, then pending, then resolved; newest first within a
+/// state.
+pub fn render_alerts(alerts: &[Alert], format: OutputFormat) -> String {
+    let mut views: Vec<AlertView> = alerts.iter().map(AlertView::new).collect();
+    views.sort_by(|a, b| {
+        (
+            a.state_rank(),
+            std::cmp::Reverse(a.since_ms),
+            &a.rule,
+            &a.cluster,
+        )
+            .cmp(&(
+                b.state_rank(),
+                std::cmp::Reverse(b.since_ms),
+                &b.rule,
+                &b.cluster,
+            ))
+    });
+    match format {
+        OutputFormat::Json => json(&views),
+        OutputFormat::Csv => {
+            let mut out = csv_line(ALERT_KEYS);
+            for v in &views {
+                let labels: Vec<String> =
+                    v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect();
+                out.push_str(&csv_line([
+                    v.rule.as_str(),
+                    &v.kind,
+                    &v.state,
+                    &v.cluster,
+                    &v.hosts.join(","),
+                    &v.summary,
+                    v.since.as_deref().unwrap_or(""),
+                    v.active_since.as_deref().unwrap_or(""),
+                    &v.value.map(|x| x.to_string()).unwrap_or_default(),
+                    &labels.join(","),
+                ]));
+            }
+            out
+        }
+        OutputFormat::Table => {
+            if views.is_empty() {
+                return String::new();
+            }
+            let mut rows = vec![["STATE", "RULE", "CLUSTER", "HOSTS", "SINCE", "SUMMARY"]
+                .map(String::from)
+                .to_vec()];
+            for v in &views {
+                rows.push(vec![
+                    dash(&v.state),
+                    dash(&printable(&v.rule, usize::MAX)),
+                    dash(&v.cluster),
+                    dash(&host_list(&v.hosts, HOSTS_WIDTH)),
+                    rfc3339(v.since_ms).unwrap_or_else(|| "-".into()),
+                    dash(&printable(&v.summary, usize::MAX)),
+                ]);
+            }
+            table(&rows, &[false; 6])
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rules check
+
+/// One rule as `rules check` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleLine {
+    pub name: String,
+    pub kind: String,
+    /// `None`: the rule applies to every cluster.
+    pub cluster: Option<String>,
+    /// How long the condition must hold before the alert fires.
+    pub for_: std::time::Duration,
+}
+
+/// `rules check -o json`, a file that validates. The field order is the key order.
+#[derive(Serialize)]
+struct RulesOkView<'a> {
+    file: &'a str,
+    ok: bool,
+    rules: Vec<RuleView<'a>>,
+}
+
+#[derive(Serialize)]
+struct RuleView<'a> {
+    name: &'a str,
+    kind: &'a str,
+    cluster: Option<&'a str>,
+    #[serde(rename = "for")]
+    for_: String,
+}
+
+/// `rules check -o json`, a file that does not.
+#[derive(Serialize)]
+struct RulesErrorView<'a> {
+    file: &'a str,
+    ok: bool,
+    error: &'a str,
+}
+
+/// Renders `fleetctl rules check` of a file that validates: `FILE: N rules OK` and one line per
+/// rule (table), `{"file", "ok": true, "rules": [{"name", "kind", "cluster", "for"}]}` (JSON, a
+/// `null` cluster for every cluster), or the rules' keys as a CSV header and one line per rule.
+pub fn render_rules_ok(file: &str, rules: &[RuleLine], format: OutputFormat) -> String {
+    let for_text = |r: &RuleLine| humantime::format_duration(r.for_).to_string();
+    match format {
+        OutputFormat::Json => json(&RulesOkView {
+            file,
+            ok: true,
+            rules: rules
+                .iter()
+                .map(|r| RuleView {
+                    name: &r.name,
+                    kind: &r.kind,
+                    cluster: r.cluster.as_deref(),
+                    for_: for_text(r),
+                })
+                .collect(),
+        }),
+        OutputFormat::Csv => {
+            let mut out = csv_line(["name", "kind", "cluster", "for"]);
+            for r in rules {
+                out.push_str(&csv_line([
+                    r.name.as_str(),
+                    &r.kind,
+                    r.cluster.as_deref().unwrap_or(""),
+                    &for_text(r),
+                ]));
+            }
+            out
+        }
+        OutputFormat::Table => {
+            let count = match rules.len() {
+                1 => "1 rule".to_owned(),
+                n => format!("{n} rules"),
+            };
+            let mut out = format!("{file}: {count} OK\n");
+            let rows: Vec<Vec<String>> = rules
+                .iter()
+                .map(|r| {
+                    vec![
+                        format!("  {}", printable(&r.name, usize::MAX)),
+                        r.kind.clone(),
+                        r.cluster.as_deref().map_or_else(
+                            || "all clusters".to_owned(),
+                            |c| printable(c, usize::MAX),
+                        ),
+                        format!("for {}", for_text(r)),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(&rows, &[false; 4]));
+            out
+        }
+    }
+}
+
+/// Renders `fleetctl rules check -o json` of a file that does not validate (or cannot be read):
+/// `{"file", "ok": false, "error"}`. The other formats say `error` on stderr alone.
+pub fn render_rules_error_json(file: &str, error: &str) -> String {
+    json(&RulesErrorView {
+        file,
+        ok: false,
+        error,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // shared helpers
 
 /// RFC 3339 UTC with whole seconds (`2026-11-25T22:10:03Z`); `None` for 0 (never) or an
@@ -1296,7 +1887,7 @@ where
 #[cfg(test)]
 mod tests {
     use fleet_proto::schema::schema;
-    use fleet_proto::v1::Activity;
+    use fleet_proto::v1::{Activity, ClockStatus, KernelClock};
 
     use super::*;
 
@@ -2454,5 +3045,461 @@ pid   rss_anon   rss_file   extra   name
         assert_eq!(printable("abcd", 4), "abcd");
         assert_eq!(printable("ééééé", 3), "éé…");
         assert_eq!(printable("", 3), "");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // ntp, alerts, rules check
+
+    fn source(server: &str, stratum: u32, offset_ms: f64, delay_ms: f64) -> NtpServerStatus {
+        NtpServerStatus {
+            server: server.into(),
+            reachable: true,
+            offset_ms,
+            delay_ms,
+            stratum,
+            leap: 0,
+            reference_id: "GPS".into(),
+            root_delay_ms: 0.1,
+            root_dispersion_ms: 0.2,
+            precision: -20,
+            poll: 6,
+            synced: true,
+            error: String::new(),
+        }
+    }
+
+    fn ntp_host(
+        id: &str,
+        name: &str,
+        cluster: &str,
+        servers: Vec<NtpServerStatus>,
+    ) -> NtpHostStatus {
+        NtpHostStatus {
+            host_id: id.into(),
+            hostname: name.into(),
+            cluster: cluster.into(),
+            time_ms: T0,
+            clock: Some(ClockStatus {
+                servers,
+                kernel: Some(KernelClock {
+                    synced: true,
+                    est_error_ms: 0.5,
+                    max_error_ms: 16.0,
+                    freq_ppm: -3.2,
+                    chronyd: false,
+                }),
+            }),
+            collector_offset_ms: Some(1.25),
+            collector_delay_ms: Some(0.3),
+        }
+    }
+
+    /// Four hosts in prod, web3 250 ms off, db1 with only an unsynchronised source; one host
+    /// without any clock status in dev.
+    fn ntp_hosts() -> Vec<NtpHostStatus> {
+        let unreachable = NtpServerStatus {
+            reachable: false,
+            synced: false,
+            error: "timeout".into(),
+            ..source("10.0.0.4:123", 0, 0.0, 0.0)
+        };
+        let mut web2 = ntp_host(
+            "b2",
+            "web2",
+            "prod",
+            vec![source("10.0.0.1:123", 2, 0.1, 0.5)],
+        );
+        web2.clock.as_mut().unwrap().kernel = Some(KernelClock {
+            synced: false,
+            chronyd: true,
+            ..KernelClock::default()
+        });
+        // The agent's flag says synced, the facts say otherwise: leap 3, stratum 16.
+        let unsynchronised = NtpServerStatus {
+            leap: 3,
+            ..source("10.0.0.1:123", 16, 12.0, 0.5)
+        };
+        let mut db1 = ntp_host("d1", "db1", "prod", vec![unsynchronised]);
+        db1.collector_offset_ms = None;
+        db1.collector_delay_ms = None;
+        db1.clock.as_mut().unwrap().kernel.as_mut().unwrap().synced = false;
+        vec![
+            ntp_host(
+                "c3",
+                "web3",
+                "prod",
+                vec![source("10.9.9.9:123", 1, 250.2, 0.7)],
+            ),
+            ntp_host(
+                "a1",
+                "web1",
+                "prod",
+                vec![
+                    source("10.0.0.3:123", 3, 5.0, 0.2),
+                    source("10.0.0.2:123", 2, 1.5, 0.9),
+                    source("10.0.0.1:123", 2, -0.2, 0.4),
+                    unreachable,
+                ],
+            ),
+            web2,
+            db1,
+            NtpHostStatus {
+                host_id: "e5".into(),
+                hostname: "h1".into(),
+                cluster: "dev".into(),
+                ..NtpHostStatus::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn ntp_json_has_one_row_per_host_and_source() {
+        let text = render_ntp(&ntp_hosts(), OutputFormat::Json);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = value.as_array().unwrap();
+        // h1 (dev), db1, web1 x4, web2, web3.
+        assert_eq!(rows.len(), 8, "{text}");
+        for row in rows {
+            let mut got = keys(row);
+            got.sort_unstable();
+            let mut want = NTP_KEYS.to_vec();
+            want.sort_unstable();
+            assert_eq!(got, want);
+        }
+        assert_eq!(keys_in_text_order(&text, &NTP_KEYS), NTP_KEYS);
+
+        let hosts: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["hostname"].as_str().unwrap(),
+                    r["server"].as_str().unwrap_or("null"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("h1", "null"),
+                ("db1", "10.0.0.1:123"),
+                // Sources keep the agent's (configured) order.
+                ("web1", "10.0.0.3:123"),
+                ("web1", "10.0.0.2:123"),
+                ("web1", "10.0.0.1:123"),
+                ("web1", "10.0.0.4:123"),
+                ("web2", "10.0.0.1:123"),
+                ("web3", "10.9.9.9:123"),
+            ]
+        );
+        // A host without a clock status: one row, nothing measured.
+        let none = serde_json::json!({
+            "host_id": "e5", "hostname": "h1", "cluster": "dev", "server": null,
+            "reachable": null, "synced": false, "offset_ms": null, "delay_ms": null,
+            "stratum": null, "leap": null, "error": null, "kernel_synced": null,
+            "collector_offset_ms": null, "time": null
+        });
+        assert_eq!(rows[0], none);
+        let web1 = serde_json::json!({
+            "host_id": "a1", "hostname": "web1", "cluster": "prod", "server": "10.0.0.1:123",
+            "reachable": true, "synced": true, "offset_ms": -0.2, "delay_ms": 0.4,
+            "stratum": 2, "leap": 0, "error": null, "kernel_synced": true,
+            "collector_offset_ms": 1.25, "time": "2026-11-25T22:10:03.000Z"
+        });
+        assert_eq!(rows[4], web1);
+        // Unreachable: no measurement, and why.
+        assert_eq!(rows[5]["reachable"], false);
+        assert_eq!(rows[5]["synced"], false);
+        assert_eq!(rows[5]["offset_ms"], serde_json::Value::Null);
+        assert_eq!(rows[5]["stratum"], serde_json::Value::Null);
+        assert_eq!(rows[5]["error"], "timeout");
+        // Unsynchronised (leap 3, stratum 16) is never synced, whatever the agent's flag.
+        assert_eq!(rows[1]["synced"], false);
+        assert_eq!(rows[1]["leap"], 3);
+        assert_eq!(rows[1]["offset_ms"], 12.0);
+        assert_eq!(rows[1]["kernel_synced"], false);
+        assert_eq!(rows[1]["collector_offset_ms"], serde_json::Value::Null);
+        // chronyd keeps the kernel's flag unsynchronised: unknown, not an alarm.
+        assert_eq!(rows[6]["kernel_synced"], serde_json::Value::Null);
+        assert_eq!(render_ntp(&[], OutputFormat::Json), "[]\n");
+    }
+
+    #[test]
+    fn ntp_table_ends_with_each_clusters_spread() {
+        let got = render_ntp(&ntp_hosts(), OutputFormat::Table);
+        let want = "\
+CLUSTER   HOST   SERVER         REACH   SYNCED   STRATUM   LEAP   OFFSET_MS   DELAY_MS   COLLECTOR_MS   KERNEL   TIME                   ERROR
+dev       h1     -              -       no             -      -           -          -              -   -        -                      -
+prod      db1    10.0.0.1:123   yes     no            16      3     +12.000      0.500              -   no       2026-11-25T22:10:03Z   -
+prod      web1   10.0.0.3:123   yes     yes            3      0      +5.000      0.200         +1.250   yes      2026-11-25T22:10:03Z   -
+prod      web1   10.0.0.2:123   yes     yes            2      0      +1.500      0.900         +1.250   yes      2026-11-25T22:10:03Z   -
+prod      web1   10.0.0.1:123   yes     yes            2      0      -0.200      0.400         +1.250   yes      2026-11-25T22:10:03Z   -
+prod      web1   10.0.0.4:123   no      no             -      -           -          -         +1.250   yes      2026-11-25T22:10:03Z   timeout
+prod      web2   10.0.0.1:123   yes     yes            2      0      +0.100      0.500         +1.250   -        2026-11-25T22:10:03Z   -
+prod      web3   10.9.9.9:123   yes     yes            1      0    +250.200      0.700         +1.250   yes      2026-11-25T22:10:03Z   -
+
+cluster dev: 1 host, offset spread n/a (needs two hosts with a synced source); no synced source: h1
+cluster prod: 4 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms); no synced source: db1
+";
+        assert_eq!(got, want, "\n{got}");
+        assert_eq!(render_ntp(&[], OutputFormat::Table), "");
+    }
+
+    #[test]
+    fn ntp_csv_has_the_json_keys() {
+        let text = render_ntp(&ntp_hosts(), OutputFormat::Csv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], NTP_KEYS.join(","));
+        assert_eq!(lines[1], "e5,h1,dev,,,false,,,,,,,,");
+        assert_eq!(
+            lines[5],
+            "a1,web1,prod,10.0.0.1:123,true,true,-0.2,0.4,2,0,,true,1.25,2026-11-25T22:10:03.000Z"
+        );
+        assert_eq!(
+            lines[6],
+            "a1,web1,prod,10.0.0.4:123,false,false,,,,,timeout,true,1.25,2026-11-25T22:10:03.000Z"
+        );
+        assert_eq!(lines.len(), 9);
+    }
+
+    #[test]
+    fn spread_uses_the_lowest_stratum_then_the_lowest_delay() {
+        let hosts = ntp_hosts();
+        assert_eq!(best_offset(&hosts[1]), Some(-0.2));
+        // Same stratum and delay: the first configured.
+        let tie = ntp_host(
+            "x",
+            "x",
+            "prod",
+            vec![source("a", 2, 7.0, 0.4), source("b", 2, 8.0, 0.4)],
+        );
+        assert_eq!(best_offset(&tie), Some(7.0));
+        assert_eq!(best_offset(&hosts[3]), None);
+        assert_eq!(best_offset(&hosts[4]), None);
+    }
+
+    #[test]
+    fn spread_lines() {
+        let one = |name: &str, offset: f64| {
+            ntp_host(name, name, "prod", vec![source("s", 2, offset, 1.0)])
+        };
+        let line = |hosts: &[NtpHostStatus]| {
+            let refs: Vec<&NtpHostStatus> = hosts.iter().collect();
+            cluster_spreads(&refs)
+                .iter()
+                .map(ClusterSpread::line)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line(&[one("web1", -0.2), one("web2", 0.1), one("web3", 250.2)]),
+            ["cluster prod: 3 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms)"]
+        );
+        // Equal offsets still name two hosts.
+        assert_eq!(
+            line(&[one("a", 1.0), one("b", 1.0)]),
+            ["cluster prod: 2 hosts, offset spread 0.0 ms (a +1.0 ms … b +1.0 ms)"]
+        );
+        assert_eq!(
+            line(&[one("a", 1.0)]),
+            ["cluster prod: 1 host, offset spread n/a (needs two hosts with a synced source)"]
+        );
+        let mut hosts = vec![one("a", 1.0), one("b", 3.0)];
+        for i in 0..7 {
+            hosts.push(ntp_host(
+                &format!("u{i}"),
+                &format!("u{i}"),
+                "prod",
+                Vec::new(),
+            ));
+        }
+        assert_eq!(
+            line(&hosts),
+            [
+                "cluster prod: 9 hosts, offset spread 2.0 ms (a +1.0 ms … b +3.0 ms); \
+              no synced source: u0, u1, u2, u3, u4 and 2 more"
+            ]
+        );
+    }
+
+    fn alert(rule: &str, state: &str, since_ms: i64, hosts: &[&str]) -> Alert {
+        Alert {
+            rule: rule.into(),
+            kind: "clock_skew".into(),
+            state: state.into(),
+            cluster: "prod".into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            summary: format!("{rule}: clock offsets in cluster prod spread 250.4 ms"),
+            since_ms,
+            active_since_ms: since_ms - 10_000,
+            labels: [
+                ("rule".to_owned(), rule.to_owned()),
+                ("cluster".to_owned(), "prod".to_owned()),
+            ]
+            .into(),
+            value: 250.4,
+        }
+    }
+
+    fn alerts() -> Vec<Alert> {
+        vec![
+            alert("old-skew", "resolved", T0 - 3_600_000, &["web1", "web3"]),
+            alert("prod-clock-skew", "firing", T0, &["web1", "web3"]),
+            alert("new-skew", "resolved", T0 - 60_000, &["web3"]),
+            Alert {
+                kind: "host_silent".into(),
+                summary: "db1 has sent nothing for 1m".into(),
+                cluster: String::new(),
+                ..alert("silent", "pending", T0 + 5_000, &["db1"])
+            },
+        ]
+    }
+
+    #[test]
+    fn alerts_json_has_the_contract_keys() {
+        let text = render_alerts(&alerts(), OutputFormat::Json);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = value.as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        let mut got = keys(&rows[0]);
+        got.sort_unstable();
+        let mut want = ALERT_KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(keys_in_text_order(&text, &ALERT_KEYS), ALERT_KEYS);
+        assert_eq!(
+            rows[0],
+            serde_json::json!({
+                "rule": "prod-clock-skew",
+                "kind": "clock_skew",
+                "state": "firing",
+                "cluster": "prod",
+                "hosts": ["web1", "web3"],
+                "summary": "prod-clock-skew: clock offsets in cluster prod spread 250.4 ms",
+                "since": "2026-11-25T22:10:03.000Z",
+                "active_since": "2026-11-25T22:09:53.000Z",
+                "value": 250.4,
+                "labels": {"cluster": "prod", "rule": "prod-clock-skew"}
+            })
+        );
+        // Firing, pending, then resolved newest first.
+        let order: Vec<&str> = rows.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+        assert_eq!(order, ["prod-clock-skew", "silent", "new-skew", "old-skew"]);
+        let mut nan = alerts().remove(1);
+        nan.value = f64::NAN;
+        nan.active_since_ms = 0;
+        let value: serde_json::Value =
+            serde_json::from_str(&render_alerts(&[nan], OutputFormat::Json)).unwrap();
+        assert_eq!(value[0]["value"], serde_json::Value::Null);
+        assert_eq!(value[0]["active_since"], serde_json::Value::Null);
+        assert_eq!(render_alerts(&[], OutputFormat::Json), "[]\n");
+    }
+
+    #[test]
+    fn alerts_table() {
+        let want = "\
+STATE      RULE              CLUSTER   HOSTS        SINCE                  SUMMARY
+firing     prod-clock-skew   prod      web1, web3   2026-11-25T22:10:03Z   prod-clock-skew: clock offsets in cluster prod spread 250.4 ms
+pending    silent            -         db1          2026-11-25T22:10:08Z   db1 has sent nothing for 1m
+resolved   new-skew          prod      web3         2026-11-25T22:09:03Z   new-skew: clock offsets in cluster prod spread 250.4 ms
+resolved   old-skew          prod      web1, web3   2026-11-25T21:10:03Z   old-skew: clock offsets in cluster prod spread 250.4 ms
+";
+        let got = render_alerts(&alerts(), OutputFormat::Table);
+        assert_eq!(got, want, "\n{got}");
+        assert_eq!(render_alerts(&[], OutputFormat::Table), "");
+    }
+
+    #[test]
+    fn alerts_csv() {
+        let text = render_alerts(&alerts()[1..2], OutputFormat::Csv);
+        assert_eq!(
+            text,
+            "rule,kind,state,cluster,hosts,summary,since,active_since,value,labels\n\
+             prod-clock-skew,clock_skew,firing,prod,\"web1,web3\",\
+             prod-clock-skew: clock offsets in cluster prod spread 250.4 ms,\
+             2026-11-25T22:10:03.000Z,2026-11-25T22:09:53.000Z,250.4,\
+             \"cluster=prod,rule=prod-clock-skew\"\n"
+        );
+    }
+
+    #[test]
+    fn host_lists_fit_their_column() {
+        let hosts = |n: usize| (1..=n).map(|i| format!("web-{i:02}")).collect::<Vec<_>>();
+        assert_eq!(host_list(&[], 40), "");
+        assert_eq!(host_list(&hosts(1), 40), "web-01");
+        assert_eq!(
+            host_list(&hosts(5), 40),
+            "web-01, web-02, web-03, web-04, web-05"
+        );
+        let cut = host_list(&hosts(30), 40);
+        assert_eq!(cut, "web-01, web-02, web-03, web-04 +26 more");
+        assert!(cut.chars().count() <= 40);
+        // A name longer than the column is cut, not dropped.
+        let long = vec!["x".repeat(60), "y".into()];
+        assert_eq!(host_list(&long, 10), format!("{}… +1 more", "x".repeat(9)));
+    }
+
+    fn rule_lines() -> Vec<RuleLine> {
+        vec![
+            RuleLine {
+                name: "prod-clock-skew".into(),
+                kind: "clock_skew".into(),
+                cluster: Some("prod".into()),
+                for_: std::time::Duration::from_secs(5),
+            },
+            RuleLine {
+                name: "silent".into(),
+                kind: "host_silent".into(),
+                cluster: None,
+                for_: std::time::Duration::from_secs(90),
+            },
+        ]
+    }
+
+    #[test]
+    fn rules_check_output() {
+        let want = "\
+rules.toml: 2 rules OK
+  prod-clock-skew   clock_skew    prod           for 5s
+  silent            host_silent   all clusters   for 1m 30s
+";
+        assert_eq!(
+            render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Table),
+            want
+        );
+        assert_eq!(
+            render_rules_ok("r.toml", &rule_lines()[..1], OutputFormat::Table)
+                .lines()
+                .next(),
+            Some("r.toml: 1 rule OK")
+        );
+        let text = render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Json);
+        assert_eq!(
+            keys_in_text_order(&text, &["file", "ok", "rules"]),
+            ["file", "ok", "rules"]
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "file": "rules.toml",
+                "ok": true,
+                "rules": [
+                    {"name": "prod-clock-skew", "kind": "clock_skew", "cluster": "prod", "for": "5s"},
+                    {"name": "silent", "kind": "host_silent", "cluster": null, "for": "1m 30s"}
+                ]
+            })
+        );
+        assert_eq!(
+            render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Csv),
+            "name,kind,cluster,for\nprod-clock-skew,clock_skew,prod,5s\nsilent,host_silent,,1m 30s\n"
+        );
+        let value: serde_json::Value = serde_json::from_str(&render_rules_error_json(
+            "bad.toml",
+            "rule \"x\": threshold_ms: missing",
+        ))
+        .unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"file": "bad.toml", "ok": false, "error": "rule \"x\": threshold_ms: missing"})
+        );
     }
 }

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
-    Activity, HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, OomEvent, OomKill,
-    OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery, SarResult, SarRow,
-    TopOomQuery, TopOomResult, TopOomRow,
+    Activity, Alert, AlertList, AlertQuery, ClockStatus, HostIdentity, HostInfo, KernelClock,
+    ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpServerStatus, NtpStatusList,
+    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery,
+    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
 };
 use fleetctl::{execute, Cli};
 use tonic::{Request, Response, Status};
@@ -45,6 +46,8 @@ struct Fake {
     top_oom_queries: Mutex<Vec<TopOomQuery>>,
     oom_queries: Mutex<Vec<OomQuery>>,
     kill_requests: Mutex<Vec<OomKillRequest>>,
+    ntp_queries: Mutex<Vec<NtpQuery>>,
+    alert_queries: Mutex<Vec<AlertQuery>>,
 }
 
 fn process(pid: i64, comm: &str, score: i64, adj: i64) -> OomProcess {
@@ -100,6 +103,117 @@ fn host(id: &str, name: &str) -> HostInfo {
         dropped_samples: 3,
         last_seq: 9,
     }
+}
+
+fn ntp_source(server: &str, stratum: u32, offset_ms: f64, delay_ms: f64) -> NtpServerStatus {
+    NtpServerStatus {
+        server: server.into(),
+        reachable: true,
+        offset_ms,
+        delay_ms,
+        stratum,
+        leap: 0,
+        reference_id: "10.0.0.254".into(),
+        root_delay_ms: 1.0,
+        root_dispersion_ms: 2.0,
+        precision: -23,
+        poll: 6,
+        synced: true,
+        error: String::new(),
+    }
+}
+
+/// Cluster prod as the end-to-end test of the issue has it: three hosts, web3 pointed at a
+/// server 250 ms off; web1 with a second, unreachable source. And db-9 in dev, with no status yet.
+fn ntp_hosts() -> Vec<NtpHostStatus> {
+    let host = |id: &str, name: &str, cluster: &str, servers| NtpHostStatus {
+        host_id: id.into(),
+        hostname: name.into(),
+        cluster: cluster.into(),
+        time_ms: T0,
+        clock: Some(ClockStatus {
+            servers,
+            kernel: Some(KernelClock {
+                synced: true,
+                est_error_ms: 0.5,
+                max_error_ms: 8.0,
+                freq_ppm: 1.5,
+                chronyd: false,
+            }),
+        }),
+        collector_offset_ms: Some(0.5),
+        collector_delay_ms: Some(0.2),
+    };
+    let timeout = NtpServerStatus {
+        reachable: false,
+        synced: false,
+        error: "timeout".into(),
+        ..ntp_source("127.0.0.1:1123", 0, 0.0, 0.0)
+    };
+    vec![
+        host(
+            "a1",
+            "web1",
+            "prod",
+            vec![ntp_source("127.0.0.1:123", 2, -0.2, 0.3), timeout],
+        ),
+        host(
+            "b2",
+            "web2",
+            "prod",
+            vec![ntp_source("127.0.0.1:123", 2, 0.1, 0.4)],
+        ),
+        host(
+            "c3",
+            "web3",
+            "prod",
+            vec![ntp_source("127.0.0.1:1250", 1, 250.2, 0.5)],
+        ),
+        NtpHostStatus {
+            host_id: "d4".into(),
+            hostname: "db-9".into(),
+            cluster: "dev".into(),
+            ..NtpHostStatus::default()
+        },
+    ]
+}
+
+fn alerts() -> Vec<Alert> {
+    let alert =
+        |rule: &str, kind: &str, state: &str, since_ms, hosts: &[&str], summary: &str| Alert {
+            rule: rule.into(),
+            kind: kind.into(),
+            state: state.into(),
+            cluster: "prod".into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            summary: summary.into(),
+            since_ms,
+            active_since_ms: since_ms - 10_000,
+            labels: [
+                ("rule".to_owned(), rule.to_owned()),
+                ("severity".to_owned(), "page".to_owned()),
+            ]
+            .into(),
+            value: 250.4,
+        };
+    vec![
+        alert(
+            "prod-silent",
+            "host_silent",
+            "resolved",
+            T0 - 600_000,
+            &["web2"],
+            "web2 sent nothing for 1m",
+        ),
+        alert(
+            "prod-clock-skew",
+            "clock_skew",
+            "firing",
+            T0,
+            &["web1", "web3"],
+            "clock offsets in cluster prod spread 250.4 ms (web1 -0.2 ms, web3 +250.2 ms)",
+        ),
+    ]
 }
 
 struct FakeSvc(Arc<Fake>);
@@ -221,6 +335,40 @@ impl Query for FakeSvc {
             top_oom_time_ms: T0 - 5_000,
             top_oom: vec![process(1, "systemd", 0, 0), process(4242, "leaker", 800, 0)],
         }))
+    }
+
+    async fn list_ntp(
+        &self,
+        request: Request<NtpQuery>,
+    ) -> Result<Response<NtpStatusList>, Status> {
+        let query = request.into_inner();
+        self.0.ntp_queries.lock().unwrap().push(query.clone());
+        let hosts = ntp_hosts()
+            .into_iter()
+            .filter(|h| query.cluster.is_empty() || h.cluster == query.cluster)
+            .filter(|h| {
+                query.hosts.is_empty()
+                    || query
+                        .hosts
+                        .iter()
+                        .any(|q| *q == h.host_id || *q == h.hostname)
+            })
+            .collect();
+        Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<AlertQuery>,
+    ) -> Result<Response<AlertList>, Status> {
+        let query = request.into_inner();
+        self.0.alert_queries.lock().unwrap().push(query.clone());
+        let alerts = alerts()
+            .into_iter()
+            .filter(|a| query.cluster.is_empty() || a.cluster == query.cluster)
+            .filter(|a| query.state.is_empty() || a.state == query.state)
+            .collect();
+        Ok(Response::new(AlertList { alerts }))
     }
 }
 
@@ -705,4 +853,314 @@ async fn oom_show_json() {
     assert_eq!(value["top_oom"][0]["host_id"], "a1");
     assert_eq!(value["top_oom_time"], "2026-11-25T22:09:58.000Z");
     assert_eq!(fake.kill_requests.lock().unwrap()[0].before_ms, 1_800_000);
+}
+
+#[tokio::test]
+async fn ntp_table_shows_each_source_and_the_clusters_spread() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(addr, &["ntp"])).await.unwrap();
+    let want = "\
+CLUSTER   HOST   SERVER           REACH   SYNCED   STRATUM   LEAP   OFFSET_MS   DELAY_MS   COLLECTOR_MS   KERNEL   TIME                   ERROR
+dev       db-9   -                -       no             -      -           -          -              -   -        -                      -
+prod      web1   127.0.0.1:123    yes     yes            2      0      -0.200      0.300         +0.500   yes      2026-11-25T22:10:03Z   -
+prod      web1   127.0.0.1:1123   no      no             -      -           -          -         +0.500   yes      2026-11-25T22:10:03Z   timeout
+prod      web2   127.0.0.1:123    yes     yes            2      0      +0.100      0.400         +0.500   yes      2026-11-25T22:10:03Z   -
+prod      web3   127.0.0.1:1250   yes     yes            1      0    +250.200      0.500         +0.500   yes      2026-11-25T22:10:03Z   -
+
+cluster dev: 1 host, offset spread n/a (needs two hosts with a synced source); no synced source: db-9
+cluster prod: 3 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms)
+";
+    assert_eq!(out.stdout, want, "\n{}", out.stdout);
+    assert_eq!(out.notice, None);
+    assert_eq!(
+        fake.ntp_queries.lock().unwrap()[0],
+        NtpQuery {
+            hosts: Vec::new(),
+            cluster: String::new()
+        }
+    );
+
+    let out = execute(cli(addr, &["ntp", "--cluster", "nowhere"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.notice.as_deref(),
+        Some("no clock status stored for the selected hosts (agents send one with their samples)")
+    );
+}
+
+#[tokio::test]
+async fn ntp_json_rows_per_host_and_source() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(
+        addr,
+        &[
+            "ntp",
+            "--cluster",
+            "prod",
+            "--host",
+            "web1",
+            "--host",
+            "c3",
+            "-o",
+            "json",
+        ],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
+    let mut keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "cluster",
+            "collector_offset_ms",
+            "delay_ms",
+            "error",
+            "host_id",
+            "hostname",
+            "kernel_synced",
+            "leap",
+            "offset_ms",
+            "reachable",
+            "server",
+            "stratum",
+            "synced",
+            "time"
+        ]
+    );
+    assert_eq!(rows[0]["host_id"], "a1");
+    assert_eq!(rows[0]["server"], "127.0.0.1:123");
+    assert_eq!(rows[0]["offset_ms"], -0.2);
+    assert_eq!(rows[0]["synced"], true);
+    assert_eq!(rows[0]["time"], "2026-11-25T22:10:03.000Z");
+    assert_eq!(rows[1]["server"], "127.0.0.1:1123");
+    assert_eq!(rows[1]["synced"], false);
+    assert_eq!(rows[1]["error"], "timeout");
+    assert_eq!(rows[1]["offset_ms"], serde_json::Value::Null);
+    assert_eq!(rows[2]["hostname"], "web3");
+    assert_eq!(rows[2]["offset_ms"], 250.2);
+    assert_eq!(rows[2]["stratum"], 1);
+    assert_eq!(rows[2]["collector_offset_ms"], 0.5);
+    assert_eq!(
+        fake.ntp_queries.lock().unwrap()[0],
+        NtpQuery {
+            hosts: vec!["web1".into(), "c3".into()],
+            cluster: "prod".into()
+        }
+    );
+
+    // A host without a status: one row, server null.
+    let out = execute(cli(addr, &["ntp", "--cluster", "dev", "-o", "json"]))
+        .await
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["server"], serde_json::Value::Null);
+    assert_eq!(rows[0]["synced"], false);
+    assert_eq!(out.notice, None);
+}
+
+#[tokio::test]
+async fn alerts_json_and_table() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(
+        addr,
+        &[
+            "alerts",
+            "--cluster",
+            "prod",
+            "--state",
+            "firing",
+            "-o",
+            "json",
+        ],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{
+            "rule": "prod-clock-skew",
+            "kind": "clock_skew",
+            "state": "firing",
+            "cluster": "prod",
+            "hosts": ["web1", "web3"],
+            "summary": "clock offsets in cluster prod spread 250.4 ms (web1 -0.2 ms, web3 +250.2 ms)",
+            "since": "2026-11-25T22:10:03.000Z",
+            "active_since": "2026-11-25T22:09:53.000Z",
+            "value": 250.4,
+            "labels": {"rule": "prod-clock-skew", "severity": "page"}
+        }])
+    );
+    assert_eq!(
+        fake.alert_queries.lock().unwrap()[0],
+        AlertQuery {
+            cluster: "prod".into(),
+            state: "firing".into()
+        }
+    );
+
+    let out = execute(cli(addr, &["alerts"])).await.unwrap();
+    assert_eq!(
+        out.stdout,
+        "\
+STATE      RULE              CLUSTER   HOSTS        SINCE                  SUMMARY
+firing     prod-clock-skew   prod      web1, web3   2026-11-25T22:10:03Z   clock offsets in cluster prod spread 250.4 ms (web1 -0.2 ms, web3 +250.2 ms)
+resolved   prod-silent       prod      web2         2026-11-25T22:00:03Z   web2 sent nothing for 1m
+"
+    );
+    assert_eq!(out.notice, None);
+    assert_eq!(fake.alert_queries.lock().unwrap()[1], AlertQuery::default());
+
+    let out = execute(cli(
+        addr,
+        &["alerts", "--state", "pending", "--cluster", "prod"],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.notice.as_deref(),
+        Some("no pending alerts in cluster prod")
+    );
+    let out = execute(cli(addr, &["alerts", "--state", "pending", "-o", "json"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "[]\n");
+    assert_eq!(out.notice, None);
+}
+
+#[test]
+fn binary_rejects_an_unknown_alert_state() {
+    let out = fleetctl(&["alerts", "--state", "active"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'active' for '--state <STATE>'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[possible values: pending, firing, resolved]"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+const GOOD_RULES: &str = r#"
+[[rule]]
+name = "prod-clock-skew"
+kind = "clock_skew"
+cluster = "prod"          # optional; every cluster when absent
+threshold_ms = 100
+for = "5s"
+
+[[rule]]
+name = "silent"
+kind = "host_silent"
+for = "1m"
+
+[[rule]]
+name = "memory"
+kind = "sar"
+column = "%memused"
+op = ">"
+value = 95
+for = "5m"
+"#;
+
+const BAD_RULES: &str = r#"
+[[rule]]
+name = "prod-clock-skew"
+kind = "clock_skew"
+threshold_ms = "100"
+for = "5s"
+"#;
+
+// No collector anywhere: `rules check` works offline, and the default https:// collector without
+// a CA does not stop it.
+#[test]
+fn binary_rules_check_a_good_and_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&good, GOOD_RULES).unwrap();
+    std::fs::write(&bad, BAD_RULES).unwrap();
+    let (good, bad) = (good.display().to_string(), bad.display().to_string());
+
+    let out = fleetctl(&["rules", "check", &good]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{good}: 3 rules OK
+  prod-clock-skew   clock_skew    prod           for 5s
+  silent            host_silent   all clusters   for 1m
+  memory            sar           all clusters   for 5m
+"
+        )
+    );
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    let out = fleetctl(&["rules", "check", &good, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "file": good,
+            "ok": true,
+            "rules": [
+                {"name": "prod-clock-skew", "kind": "clock_skew", "cluster": "prod", "for": "5s"},
+                {"name": "silent", "kind": "host_silent", "cluster": null, "for": "1m"},
+                {"name": "memory", "kind": "sar", "cluster": null, "for": "5m"}
+            ]
+        })
+    );
+
+    let out = fleetctl(&["rules", "check", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "fleetctl: {bad}: rule \"prod-clock-skew\": threshold_ms: "
+        )),
+        "{stderr}"
+    );
+
+    let out = fleetctl(&["rules", "check", &bad, "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["file"], bad.as_str());
+    let error = value["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("{bad}: rule \"prod-clock-skew\": threshold_ms: ")),
+        "{error}"
+    );
+
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let out = fleetctl(&["rules", "check", &missing]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("fleetctl: cannot read rules file {missing}: ")),
+        "{stderr}"
+    );
 }

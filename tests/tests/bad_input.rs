@@ -178,6 +178,7 @@ fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
                     values,
                 }],
                 top_oom: Vec::new(),
+                clock: None,
             }],
             ..Batch::default()
         })),

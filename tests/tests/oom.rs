@@ -3,90 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-/// A memory cgroup this test made: v1 (`memory` hierarchy) or v2 (a cgroup2 mount with the
-/// memory controller). Removed on drop once its processes are gone.
-struct MemCgroup {
-    dir: PathBuf,
-    /// The path the kernel prints as `task_memcg` (relative to the hierarchy root).
-    name: String,
-}
-
-impl MemCgroup {
-    fn new(limit_bytes: u64) -> MemCgroup {
-        let name = format!("fleet-test-{}-{}", std::process::id(), rand());
-        let v1 = Path::new("/sys/fs/cgroup/memory");
-        if v1.join("memory.limit_in_bytes").exists() {
-            let dir = v1.join(&name);
-            std::fs::create_dir(&dir).expect("create v1 memory cgroup (run as root)");
-            std::fs::write(dir.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
-            // No swap escape where memsw accounting exists.
-            let _ = std::fs::write(
-                dir.join("memory.memsw.limit_in_bytes"),
-                limit_bytes.to_string(),
-            );
-            return MemCgroup {
-                dir,
-                name: format!("/{name}"),
-            };
-        }
-        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            let root = Path::new(root);
-            let controllers =
-                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-            if controllers.split_whitespace().any(|c| c == "memory") {
-                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
-                let dir = root.join(&name);
-                std::fs::create_dir(&dir).expect("create v2 cgroup (run as root)");
-                std::fs::write(dir.join("memory.max"), limit_bytes.to_string()).unwrap();
-                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                return MemCgroup {
-                    dir,
-                    name: format!("/{name}"),
-                };
-            }
-        }
-        panic!("no memory cgroup controller (v1 or v2) on this host");
-    }
-
-    /// Starts `tail /dev/zero` inside the cgroup: it reads a file without newlines and keeps it
-    /// all, so it grows until the cgroup's OOM killer ends it. Bounded by the cgroup limit.
-    fn spawn_hog(&self) -> Child {
-        let procs = self.dir.join("cgroup.procs");
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > {} && exec tail /dev/zero",
-                procs.display()
-            ))
-            .spawn()
-            .expect("start the memory hog")
-    }
-}
-
-impl Drop for MemCgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn rand() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
 
 fn kills_of(url: &str, host: &str, pid: u32) -> Vec<Value> {
     let v =
@@ -230,7 +151,13 @@ fn kill_to_stored_latency() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
-    let _a = start_agent(&url, &tmp.path().join("agent"), "lat1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    let _a = start_agent(
+        &url,
+        &tmp.path().join("agent"),
+        "lat1",
+        "prod",
+        &["--kmsg-path", "/dev/kmsg"],
+    );
     wait_for("agent samples", Duration::from_secs(30), || {
         let v = try_fleetctl_json(&url, &["hosts"])?;
         (v.as_array()?.first()?["last_seq"].as_u64()? >= 2).then_some(())
@@ -242,11 +169,19 @@ fn kill_to_stored_latency() {
         let pid = hog.id();
         hog.wait().unwrap();
         let kill = wait_for("the kill", Duration::from_secs(10), || {
-            let v = try_fleetctl_json(&url, &["oom", "--host", "lat1", "--since", "5m", "--limit", "5"])?;
-            v.as_array()?.iter().find(|k| k["victim_pid"].as_u64() == Some(u64::from(pid))).cloned()
+            let v = try_fleetctl_json(
+                &url,
+                &["oom", "--host", "lat1", "--since", "5m", "--limit", "5"],
+            )?;
+            v.as_array()?
+                .iter()
+                .find(|k| k["victim_pid"].as_u64() == Some(u64::from(pid)))
+                .cloned()
         });
         let seen = chrono::Utc::now().timestamp_millis();
-        let at = chrono::DateTime::parse_from_rfc3339(kill["time"].as_str().unwrap()).unwrap().timestamp_millis();
+        let at = chrono::DateTime::parse_from_rfc3339(kill["time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
         latencies.push(seen - at);
     }
     latencies.sort_unstable();

@@ -176,6 +176,7 @@ async fn agent(
                     interval_ms: 1000,
                     records: shape.step(),
                     top_oom: Vec::new(),
+                    clock: None,
                 }],
                 ..Batch::default()
             };

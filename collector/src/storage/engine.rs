@@ -10,7 +10,8 @@
 //!   the prost-encoded `HostIdentity`. Version 1 records (written before OOM support) are still
 //!   read: the same without `top_oom_ms`, `kmsg_len` and `kmsg`; they are rewritten as version 2
 //!   on the host's next change.
-//! - meta (`hosts` CF): `next_host_num` u32 BE, `chunk_window_s` u64 BE.
+//! - meta (`hosts` CF): `next_host_num` u32 BE, `chunk_window_s` u64 BE; `blob/NAME`: the
+//!   opaque bytes of [`Store::put_blob`] (the rules engine's alert book, as JSON).
 //! - raw sample (`raw` CF): the prost-encoded `fleet.v1.Sample` as received, less its `top_oom`.
 //! - chunk (`chunks` CF): see [`super::chunk`].
 //! - event (`events` CF, key `0x30 · …`): the prost-encoded `fleet.v1.OomEvent` as received.
@@ -541,9 +542,11 @@ impl Store {
                         continue;
                     }
                     sar_only = Sample {
-                        top_oom: Vec::new(),
+                        time_ms: s.time_ms,
+                        interval_ms: s.interval_ms,
                         records: s.records.clone(),
-                        ..*s
+                        top_oom: Vec::new(),
+                        clock: None,
                     };
                     &sar_only
                 };
@@ -1194,6 +1197,30 @@ impl Store {
     /// The chunk window in use, which is the one the store was created with.
     pub fn chunk_window(&self) -> Duration {
         Duration::from_secs(self.window_s)
+    }
+
+    /// Stores an opaque value under `name` (a synced write), replacing any previous one. For
+    /// small state other parts of the collector keep across restarts (the alert book): it lives
+    /// in the `hosts` CF under `0x02 · "blob/" · name`, apart from the store's own metadata.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] unless `name` is 1 to 128 bytes of printable ASCII;
+    /// [`StorageError::Rocks`] if the write fails.
+    pub fn put_blob(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        let key = keys::blob_key(name).map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
+        self.db
+            .put_cf_opt(self.cf(CF_HOSTS)?, key, value, &sync_write())?;
+        Ok(())
+    }
+
+    /// The value [`Store::put_blob`] last stored under `name`, if any.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] for a name `put_blob` would refuse;
+    /// [`StorageError::Rocks`] if the read fails.
+    pub fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = keys::blob_key(name).map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
+        Ok(self.db.get_cf(self.cf(CF_HOSTS)?, key)?)
     }
 }
 

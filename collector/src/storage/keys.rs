@@ -7,7 +7,7 @@
 //! | kind   | CF       | layout                                                                      | bytes |
 //! |--------|----------|-----------------------------------------------------------------------------|-------|
 //! | host   | `hosts`  | `0x01` · host_id (UTF-8)                                                    | 2..   |
-//! | meta   | `hosts`  | `0x02` · name (ASCII, e.g. `next_host_num`)                                 | 2..   |
+//! | meta   | `hosts`  | `0x02` · name (ASCII, e.g. `next_host_num`; blobs: `blob/` · blob name)     | 2..   |
 //! | raw    | `raw`    | `0x10` · window_start_s u64 · host_num u32 · time_ms u64 · seq u64          | 29    |
 //! | chunk  | `chunks` | `0x20` · window_start_s u64 · host_num u32 · activity u8 · instance (UTF-8) | 14..  |
 //! | event  | `events` | `0x30` · window_start_s u64 · host_num u32 · time_ms u64 · disc u64         | 29    |
@@ -98,6 +98,12 @@ pub const META_NEXT_HOST_NUM: &str = "next_host_num";
 /// embed aligned window starts, so the window of an existing store never changes.
 pub const META_CHUNK_WINDOW_S: &str = "chunk_window_s";
 
+/// Meta key names of opaque blobs (`Store::put_blob`) start with this, so they never collide with
+/// the store's own meta values.
+pub const META_BLOB_PREFIX: &str = "blob/";
+/// Longest blob name.
+pub const MAX_BLOB_NAME_BYTES: usize = 128;
+
 /// Length of a raw key.
 pub const RAW_KEY_LEN: usize = 1 + 8 + 4 + 8 + 8;
 /// Length of an event key.
@@ -137,6 +143,8 @@ pub enum KeyError {
     },
     #[error("OOM kill id {0:?} is not HOST-TIME-DISC in hex")]
     BadKillId(String),
+    #[error("blob name {0:?} is not 1 to 128 bytes of printable ASCII")]
+    BadBlobName(String),
 }
 
 /// A decoded `raw` key: one sample of one host.
@@ -205,6 +213,21 @@ pub fn meta_key(name: &str) -> Vec<u8> {
     k.push(PREFIX_META);
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+/// `0x02 · "blob/" · name`: the meta key of a blob.
+///
+/// # Errors
+/// [`KeyError::BadBlobName`] unless `name` is 1 to [`MAX_BLOB_NAME_BYTES`] bytes of printable
+/// ASCII.
+pub fn blob_key(name: &str) -> Result<Vec<u8>, KeyError> {
+    if name.is_empty()
+        || name.len() > MAX_BLOB_NAME_BYTES
+        || !name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(KeyError::BadBlobName(name.to_owned()));
+    }
+    Ok(meta_key(&format!("{META_BLOB_PREFIX}{name}")))
 }
 
 /// `0x10 · window · host · time · seq`.
@@ -611,6 +634,13 @@ mod tests {
         assert_eq!(decode_host_key(&k), Ok("abc"));
         assert!(k.starts_with(&host_prefix()));
         assert_eq!(meta_key("x"), vec![PREFIX_META, b'x']);
+        assert_eq!(blob_key("a/b").unwrap(), meta_key("blob/a/b"));
+        for bad in ["", "a b", "é", &"x".repeat(MAX_BLOB_NAME_BYTES + 1)] {
+            assert!(
+                matches!(blob_key(bad), Err(KeyError::BadBlobName(_))),
+                "{bad:?}"
+            );
+        }
         assert!(decode_host_key(&meta_key("x")).is_err());
     }
 

@@ -245,3 +245,74 @@ pub fn try_fleetctl_json(url: &str, args: &[&str]) -> Option<Value> {
     }
     serde_json::from_slice(&out.stdout).ok()
 }
+
+/// A memory cgroup this test made: v1 (`memory` hierarchy) or v2 (a cgroup2 mount with the
+/// memory controller). Removed on drop once its processes are gone.
+pub struct MemCgroup {
+    pub dir: PathBuf,
+    /// The path the kernel prints as `task_memcg` (relative to the hierarchy root).
+    pub name: String,
+}
+
+impl MemCgroup {
+    pub fn new(limit_bytes: u64) -> MemCgroup {
+        let name = format!("fleet-test-{}-{}", std::process::id(), rand_suffix());
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        if v1.join("memory.limit_in_bytes").exists() {
+            let dir = v1.join(&name);
+            std::fs::create_dir(&dir).expect("create v1 memory cgroup (run as root)");
+            std::fs::write(dir.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
+            // No swap escape where memsw accounting exists.
+            let _ = std::fs::write(
+                dir.join("memory.memsw.limit_in_bytes"),
+                limit_bytes.to_string(),
+            );
+            return MemCgroup {
+                dir,
+                name: format!("/{name}"),
+            };
+        }
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            let root = Path::new(root);
+            let controllers =
+                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            if controllers.split_whitespace().any(|c| c == "memory") {
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
+                let dir = root.join(&name);
+                std::fs::create_dir(&dir).expect("create v2 cgroup (run as root)");
+                std::fs::write(dir.join("memory.max"), limit_bytes.to_string()).unwrap();
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                return MemCgroup {
+                    dir,
+                    name: format!("/{name}"),
+                };
+            }
+        }
+        panic!("no memory cgroup controller (v1 or v2) on this host");
+    }
+
+    /// Starts `tail /dev/zero` inside the cgroup: it reads a file without newlines and keeps it
+    /// all, so it grows until the cgroup's OOM killer ends it. Bounded by the cgroup limit.
+    pub fn spawn_hog(&self) -> Child {
+        let procs = self.dir.join("cgroup.procs");
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {} && exec tail /dev/zero",
+                procs.display()
+            ))
+            .spawn()
+            .expect("start the memory hog")
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

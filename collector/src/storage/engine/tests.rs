@@ -52,6 +52,7 @@ fn sample(time_ms: i64) -> Sample {
             },
         ],
         top_oom: Vec::new(),
+        clock: None,
     }
 }
 
@@ -1036,6 +1037,7 @@ fn top_oom_rankings_leave_raw_and_answer_latest_and_before() {
         interval_ms: 10_000,
         records: Vec::new(),
         top_oom: vec![process(9, 999)],
+        clock: None,
     };
     let second = IngestItem {
         samples: vec![rank_only],
@@ -1368,4 +1370,36 @@ fn version_1_host_records_are_still_read() {
     v[HOST_RECORD_V1_FIXED_LEN..len_at].copy_from_slice(&(-5i64).to_be_bytes());
     assert!(decode_host_record(&v).is_err());
     assert!(decode_host_record(&stored[..HOST_RECORD_V2_FIXED_LEN - 1]).is_err());
+}
+
+#[test]
+fn blobs_round_trip_survive_reopen_and_stay_apart_from_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.get_blob("rules/alerts").unwrap(), None);
+    store.put_blob("rules/alerts", b"{\"version\":1}").unwrap();
+    store.put_blob("other", b"").unwrap();
+    store.put_blob("rules/alerts", b"{\"version\":2}").unwrap();
+    // A blob named like a meta value does not touch it.
+    store
+        .put_blob(keys::META_NEXT_HOST_NUM, b"not a number")
+        .unwrap();
+    assert!(matches!(
+        store.put_blob("bad name", b"x"),
+        Err(StorageError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.get_blob(""),
+        Err(StorageError::InvalidArgument(_))
+    ));
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(
+        store.get_blob("rules/alerts").unwrap().as_deref(),
+        Some(&b"{\"version\":2}"[..])
+    );
+    assert_eq!(store.get_blob("other").unwrap(), Some(Vec::new()));
+    let rec = store.upsert_host(&identity("h"), T0, true).unwrap();
+    assert_eq!(rec.num, 1, "next_host_num is intact");
 }

@@ -403,3 +403,75 @@ fn oom_alert_latency() {
         latencies[latencies.len() - 1]
     );
 }
+
+#[test]
+fn a_broken_rules_file_on_sighup_is_refused_and_the_rules_in_force_stay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"silent\"\nkind = \"host_silent\"\nfor = \"2s\"\n",
+    )
+    .unwrap();
+    let c = Collector::start(
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &["--rules", rules.to_str().unwrap()],
+    );
+    let url = c.url();
+    let mut a = start_agent(&url, &tmp.path().join("a"), "h1", "prod", &[]);
+    wait_for("agent samples", Duration::from_secs(30), || {
+        let v = try_fleetctl_json(&url, &["hosts"])?;
+        (v.as_array()?.first()?["last_seq"].as_u64()? >= 1).then_some(())
+    });
+    // The offline check names the rule and the field; the collector says the same on SIGHUP.
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"silent\"\nkind = \"host_silent\"\nfor = \"2s\"\n\n[[rule]]\nname = \"skew\"\nkind = \"clock_skew\"\nthreshold_ms = -5\n",
+    )
+    .unwrap();
+    let out = fleetctl(&url, &["rules", "check", rules.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skew") && err.contains("threshold_ms"),
+        "{err}"
+    );
+    // SAFETY: kill(2) on the collector this test started, by its pid.
+    unsafe { libc::kill(c.proc.child.id() as i32, libc::SIGHUP) };
+    wait_for(
+        "the refusal in the collector's log",
+        Duration::from_secs(10),
+        || {
+            let log = c.proc.log_text();
+            (log.contains("rules file refused")
+                && log.contains("skew")
+                && log.contains("threshold_ms"))
+            .then_some(())
+        },
+    );
+    // The rule in force still works: stopping the agent fires host_silent.
+    assert_eq!(a.term(Duration::from_secs(10)), Some(0));
+    wait_for(
+        "host_silent still evaluated",
+        Duration::from_secs(30),
+        || {
+            fleet_alerts(&url, "firing")
+                .into_iter()
+                .find(|a| a["rule"] == "silent")
+        },
+    );
+    // A valid file is taken on the next SIGHUP.
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"silent2\"\nkind = \"host_silent\"\nfor = \"2s\"\n",
+    )
+    .unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(c.proc.child.id() as i32, libc::SIGHUP) };
+    wait_for("the new rule fires", Duration::from_secs(30), || {
+        fleet_alerts(&url, "firing")
+            .into_iter()
+            .find(|a| a["rule"] == "silent2")
+    });
+}

@@ -1,0 +1,317 @@
+use std::collections::{BTreeMap, HashMap};
+
+use super::*;
+
+fn proc(pid: u32, ppid: u32, comm: &str) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        ppid,
+        comm: comm.into(),
+        exe: Some(format!("/usr/bin/{comm}")),
+        cmdline: format!("/usr/bin/{comm}"),
+        ..ProcessInfo::default()
+    }
+}
+
+fn policy(text: &str) -> Policy {
+    parse_policy(text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str, origin: &str) -> String {
+    parse_policy(text, origin).unwrap_err().to_string()
+}
+
+#[test]
+fn example_in_deploy_parses() {
+    let p = parse_policy(
+        include_str!("../../deploy/policies/protect-sshd.yaml"),
+        "protect-sshd.yaml",
+    )
+    .unwrap();
+    assert_eq!(p.name, "protect-sshd");
+    assert_eq!(p.target.cluster.as_deref(), Some("prod"));
+    assert_eq!(p.matcher.exe.as_deref(), Some("/usr/sbin/sshd"));
+    assert!(!p.matcher.children);
+    assert_eq!(p.oom_score_adj, -1000);
+    let labels = BTreeMap::new();
+    assert!(p.target.matches("id1", "web1", "prod", &labels));
+    assert!(!p.target.matches("id1", "web1", "staging", &labels));
+}
+
+#[test]
+fn yaml_and_toml_give_the_same_policy() {
+    let yaml = "name: web\ntarget:\n  cluster: prod\n  labels: {role: web}\n  hosts: [\"web*\"]\nmatch:\n  comm: nginx\n  user: www-data\n  children: true\noom_score_adj: -500\n";
+    let toml = "# comment\nname = \"web\"\noom_score_adj = -500\n[target]\ncluster = \"prod\"\nlabels = { role = \"web\" }\nhosts = [\"web*\"]\n[match]\ncomm = \"nginx\"\nuser = \"www-data\"\nchildren = true\n";
+    assert_eq!(Format::detect(yaml, "-"), Format::Yaml);
+    assert_eq!(Format::detect(toml, "-"), Format::Toml);
+    assert_eq!(Format::detect(toml, "x.yml"), Format::Yaml);
+    let a = parse_policy(yaml, "stdin").unwrap();
+    let b = parse_policy(toml, "stdin").unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        b.matcher.user,
+        Some(User::Name {
+            name: "www-data".into(),
+            uid: None
+        })
+    );
+    let c = parse_policy_as(toml, "x", Format::Toml).unwrap();
+    assert_eq!(a, c);
+}
+
+#[test]
+fn policy_round_trips_through_json() {
+    let p = policy("name: a\ntarget: {}\nmatch: {cmdline: 'sleep \\d+', user: 0}\noom_adj: 15\n");
+    assert_eq!(p.oom_score_adj, 1000);
+    let json = serde_json::to_string(&p).unwrap();
+    let back: Policy = serde_json::from_str(&json).unwrap();
+    assert_eq!(p, back);
+    assert_eq!(back.oom_score_adj, 1000);
+    assert!(back.matcher.cmdline.unwrap().is_match("sleep 60"));
+    assert_eq!(back.matcher.user, Some(User::Uid(0)));
+}
+
+#[test]
+fn oom_adj_converts_as_the_kernel_does() {
+    assert_eq!(oom_adj_to_score_adj(-17), -1000);
+    assert_eq!(oom_adj_to_score_adj(-16), -941);
+    assert_eq!(oom_adj_to_score_adj(-1), -58);
+    assert_eq!(oom_adj_to_score_adj(0), 0);
+    assert_eq!(oom_adj_to_score_adj(1), 58);
+    assert_eq!(oom_adj_to_score_adj(14), 823);
+    assert_eq!(oom_adj_to_score_adj(15), 1000);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let base = "name: a\ntarget: {}\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\noom_score_adj: 1\nfoo: 1\n",
+            "unknown field `foo`",
+        ),
+        (
+            "name: a\ntarget: {cluster: p, rack: 1}\nmatch: {exe: /x}\noom_score_adj: 1\n",
+            "unknown field `rack`",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x, pid: 1}\noom_score_adj: 1\n",
+            "unknown field `pid`",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\noom_score_adj: -1001\n",
+            "`oom_score_adj`: -1001 is out of range",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\noom_adj: -18\n",
+            "`oom_adj`: -18 is out of range",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\noom_adj: 16\n",
+            "`oom_adj`: 16 is out of range",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\noom_adj: 1\noom_score_adj: 1\n",
+            "not both",
+        ),
+        ("name: a\ntarget: {}\nmatch: {exe: /x}\n", "`oom_score_adj`: missing"),
+        (
+            "name: a\ntarget: {}\nmatch: {children: true}\noom_score_adj: 1\n",
+            "`match`: give at least one",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {cmdline: 'sshd ('}\noom_score_adj: 1\n",
+            "`match.cmdline`: not a valid regular expression",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: sshd}\noom_score_adj: 1\n",
+            "`match.exe`",
+        ),
+        (
+            "name: a\ntarget: {}\nmatch: {unit: /system.slice/ssh.service}\noom_score_adj: 1\n",
+            "`match.unit`",
+        ),
+        (
+            "name: a b\ntarget: {}\nmatch: {exe: /x}\noom_score_adj: 1\n",
+            "`name`",
+        ),
+        ("name: a\nmatch: {exe: /x}\noom_score_adj: 1\n", "missing field `target`"),
+    ];
+    for (text, want) in cases {
+        let got = error(text, "p.yaml");
+        assert!(got.starts_with("p.yaml: "), "{got}");
+        assert!(got.contains(want), "{text:?}: {got:?} lacks {want:?}");
+    }
+    let got = error(
+        "name = \"a\"\noom_score_adj = 1\nbogus = 2\n[target]\n[match]\nexe = \"/x\"\n",
+        "p.toml",
+    );
+    assert!(got.contains("TOML") && got.contains("bogus"), "{got}");
+    let got = error(&format!("{base}match: {{exe: /x}}\noom_score_adj: x\n"), "p");
+    assert!(got.contains("oom_score_adj"), "{got}");
+}
+
+#[test]
+fn globs() {
+    assert!(glob_match("web*", "web1"));
+    assert!(glob_match("web*", "web"));
+    assert!(!glob_match("web*", "db1"));
+    assert!(glob_match("web?", "web1"));
+    assert!(!glob_match("web?", "web12"));
+    assert!(glob_match("*.example.com", "a.b.example.com"));
+    assert!(glob_match("*a*b*c", "xxaxxbxxbxc"));
+    assert!(!glob_match("*a*b*c", "xxaxxbxxbx"));
+    assert!(glob_match("*", ""));
+    assert!(glob_match("", ""));
+    assert!(!glob_match("", "a"));
+}
+
+#[test]
+fn targets() {
+    let p = policy("name: a\ntarget: {cluster: prod, labels: {role: web, dc: x}, hosts: ['web*', 'id-7']}\nmatch: {exe: /x}\noom_score_adj: 1\n");
+    let mut labels: HashMap<String, String> = HashMap::new();
+    labels.insert("role".into(), "web".into());
+    labels.insert("dc".into(), "x".into());
+    labels.insert("extra".into(), "y".into());
+    assert!(p.target.matches("id-1", "web1", "prod", &labels));
+    assert!(p.target.matches("id-7", "db1", "prod", &labels), "host id");
+    assert!(!p.target.matches("id-1", "db1", "prod", &labels));
+    assert!(!p.target.matches("id-1", "web1", "staging", &labels));
+    labels.insert("role".into(), "db".into());
+    assert!(!p.target.matches("id-1", "web1", "prod", &labels));
+    let everywhere = policy("name: a\ntarget: {}\nmatch: {exe: /x}\noom_score_adj: 1\n");
+    assert!(everywhere
+        .target
+        .matches("i", "h", "c", &BTreeMap::<String, String>::new()));
+}
+
+#[test]
+fn process_criteria() {
+    let mut sshd = proc(812, 1, "sshd");
+    sshd.exe = Some("/usr/sbin/sshd (deleted)".into());
+    sshd.cmdline = "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into();
+    sshd.cgroup = "12:memory:/system.slice/ssh.service\n0::/system.slice/ssh.service\n".into();
+    let all = [sshd.clone()];
+    let m = |criteria: &str| {
+        policy(&format!(
+            "name: a\ntarget: {{}}\nmatch: {{{criteria}}}\noom_score_adj: 1\n"
+        ))
+        .matches(&sshd, &all)
+    };
+    assert!(m("exe: /usr/sbin/sshd"), "upgraded binary still matches");
+    assert!(!m("exe: /usr/sbin/ssh"));
+    assert!(m("comm: sshd"));
+    assert!(!m("comm: ssh"));
+    assert!(m("cmdline: 'sshd: .*\\[listener\\]'"));
+    assert!(!m("cmdline: '^/usr/sbin/sshd'"));
+    assert!(m("user: 0"));
+    assert!(m("user: '0'"));
+    assert!(!m("user: 33"));
+    assert!(!m("user: root"), "unresolved name matches nothing");
+    assert!(m("cgroup: /system.slice"));
+    assert!(m("cgroup: /system.slice/"));
+    assert!(m("cgroup: /system.slice/ssh.service"));
+    assert!(!m("cgroup: /system.slic"));
+    assert!(m("cgroup: '/system.slice/*.service'"));
+    assert!(!m("cgroup: '/user.slice/*'"));
+    assert!(m("unit: ssh.service"));
+    assert!(m("unit: ssh"));
+    assert!(!m("unit: sshd"));
+    assert!(!m("unit: system.slice"), "a slice is not a unit");
+    assert!(m("exe: /usr/sbin/sshd, comm: sshd, unit: ssh"));
+    assert!(!m("exe: /usr/sbin/sshd, comm: nginx"), "all criteria must hold");
+
+    let mut long = proc(9, 1, "kube-controller");
+    long.comm = "kube-controller".into(); // truncated by the kernel
+    let p = policy("name: a\ntarget: {}\nmatch: {comm: kube-controller-manager}\noom_score_adj: 1\n");
+    assert!(p.matches(&long, &[]));
+
+    let mut p = policy("name: a\ntarget: {}\nmatch: {user: sshd}\noom_score_adj: 1\n");
+    let passwd = "root:x:0:0:root:/root:/bin/bash\nsshd:x:105:65534::/run/sshd:/usr/sbin/nologin\n";
+    assert_eq!(uid_of(passwd, "sshd"), Some(105));
+    assert_eq!(uid_of(passwd, "nobody"), None);
+    p.resolve_users(|n| uid_of(passwd, n));
+    let mut q = proc(5, 1, "sshd");
+    q.uid = 105;
+    assert!(p.matches(&q, &[]));
+}
+
+#[test]
+fn children_follow_the_process_tree() {
+    // 1 init → 100 supervisor → 200 worker → 300 grandchild; 400 elsewhere; 500 orphan.
+    let all = vec![
+        proc(1, 0, "init"),
+        proc(100, 1, "supervisor"),
+        proc(200, 100, "worker"),
+        proc(300, 200, "helper"),
+        proc(400, 1, "other"),
+        proc(500, 999, "orphan"),
+    ];
+    let with = policy("name: a\ntarget: {}\nmatch: {comm: supervisor, children: true}\noom_score_adj: 1\n");
+    let without = policy("name: a\ntarget: {}\nmatch: {comm: supervisor}\noom_score_adj: 1\n");
+    let pids = |p: &Policy| -> Vec<u32> { p.select(&all).iter().map(|&i| all[i].pid).collect() };
+    assert_eq!(pids(&with), vec![100, 200, 300]);
+    assert_eq!(pids(&without), vec![100]);
+    for p in &all {
+        assert_eq!(with.matches(p, &all), pids(&with).contains(&p.pid));
+    }
+    // A cycle in an inconsistent snapshot ends.
+    let cyclic = vec![proc(7, 8, "a"), proc(8, 7, "b")];
+    assert!(with.select(&cyclic).is_empty());
+    assert!(!with.matches(&cyclic[0], &cyclic));
+}
+
+#[test]
+fn safety_refuses_too_many_and_the_largest() {
+    let mut all: Vec<ProcessInfo> = (1..=12).map(|i| proc(1000 + i, 1, "worker")).collect();
+    let mut java = proc(4242, 1, "java");
+    java.rss_kb = 12_900_000; // 12.3 GiB
+    all.push(java);
+    for p in all.iter_mut().take(12) {
+        p.rss_kb = 10_000;
+    }
+    let workers = policy("name: w\ntarget: {}\nmatch: {comm: worker}\noom_score_adj: -1000\n");
+    let refusals = check_safety_on(&workers, "web1", &all);
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].kind, RefusalKind::TooManyDisabled);
+    assert_eq!(
+        refusals[0].reason,
+        "would disable the OOM killer for 12 processes on web1 (limit 5)"
+    );
+    let java_policy = policy("name: j\ntarget: {}\nmatch: {comm: java}\noom_adj: -17\n");
+    let refusals = check_safety(&java_policy, &all);
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].kind, RefusalKind::LargestMemoryUser);
+    assert_eq!(
+        refusals[0].to_string(),
+        "would protect the largest memory user on this host (java, pid 4242, 12.3 GiB): an OOM could then only end in a kernel panic or a hung host"
+    );
+    // Exactly the limit, and values other than -1000, pass.
+    let five: Vec<ProcessInfo> = all.iter().skip(7).cloned().collect();
+    assert!(check_safety(&workers, &five).is_empty());
+    let lower = policy("name: w\ntarget: {}\nmatch: {comm: worker}\noom_score_adj: -999\n");
+    assert!(check_safety(&lower, &all).is_empty());
+    let java_lower = policy("name: j\ntarget: {}\nmatch: {comm: java}\noom_score_adj: -500\n");
+    assert!(check_safety(&java_lower, &all).is_empty());
+    assert_eq!(format_kib(900), "900 KiB");
+    assert_eq!(format_kib(512 * 1024), "512.0 MiB");
+}
+
+#[test]
+fn plan_lists_only_changes() {
+    let mut all = vec![proc(30, 1, "sshd"), proc(10, 1, "sshd"), proc(20, 1, "cron")];
+    all[1].oom_score_adj = -1000; // already protected
+    all[0].oom_score_adj = 200;
+    let p = policy("name: s\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -1000\n");
+    assert_eq!(
+        plan(&p, &all),
+        vec![Change {
+            pid: 30,
+            comm: "sshd".into(),
+            from: 200,
+            to: -1000
+        }]
+    );
+    all[0].oom_score_adj = -1000;
+    assert!(plan(&p, &all).is_empty());
+}

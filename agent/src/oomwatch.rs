@@ -440,6 +440,22 @@ mod tests {
         );
     }
 
+    /// A jump in sequence numbers (what the reader sees after an `EPIPE` overrun) is counted as
+    /// lost records; user-space records the parser ignores still move the sequence on.
+    #[test]
+    fn sequence_gaps_are_counted_as_lost_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        std::fs::write(
+            &kmsg,
+            "6,1,100,-;first\n12,2,200,-;systemd[1]: a user-space record\n6,5,300,-;after an overrun\n",
+        )
+        .unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
+        assert!(w.read_available().is_empty());
+        assert_eq!(w.status().records_lost, 2, "{:?}", w.status());
+    }
+
     #[test]
     fn counter_kills_missing_from_the_log_are_reported_after_a_grace_check() {
         let tmp = tempfile::tempdir().unwrap();

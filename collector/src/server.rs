@@ -147,6 +147,9 @@ impl Sessions {
 #[derive(Default)]
 pub struct Live {
     hosts: Mutex<HashMap<u32, HostLive>>,
+    /// Woken when an OOM kill arrives, so `oom_kill_burst` is evaluated at once rather than at
+    /// the next tick.
+    kill_arrived: tokio::sync::Notify,
 }
 
 #[derive(Default, Clone)]
@@ -190,6 +193,10 @@ impl Live {
         // Bounded even if a host reports kills in a storm.
         while h.oom_kills.len() > 10_000 {
             h.oom_kills.pop_front();
+        }
+        drop(hosts);
+        if !batch.oom_events.is_empty() {
+            self.kill_arrived.notify_one();
         }
     }
 
@@ -967,6 +974,10 @@ async fn evaluate_rules(
                 }
             }
             _ = tick.tick() => {
+                let view = fleet_view(&store, &live);
+                engine.lock().await.evaluate(&view);
+            }
+            () = live.kill_arrived.notified() => {
                 let view = fleet_view(&store, &live);
                 engine.lock().await.evaluate(&view);
             }

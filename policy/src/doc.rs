@@ -267,36 +267,35 @@ impl Policy {
                 format!("{name:?}: use at most 128 letters, digits, '-', '_' or '.'"),
             ));
         }
-        let oom_score_adj = match (doc.oom_score_adj, doc.oom_adj) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "oom_adj",
-                    "give either oom_score_adj or the legacy oom_adj, not both".into(),
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
+        let oom_score_adj =
+            match (doc.oom_score_adj, doc.oom_adj) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "oom_adj",
+                        "give either oom_score_adj or the legacy oom_adj, not both".into(),
+                    ))
+                }
+                (None, None) => return Err(invalid(
                     "oom_score_adj",
                     "missing: the value to set (-1000..=1000), or the legacy oom_adj (-17..=15)"
                         .into(),
-                ))
-            }
-            (Some(v), None) => {
-                if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&v) {
-                    return Err(invalid(
-                        "oom_score_adj",
-                        format!("{v} is out of range -1000..=1000"),
-                    ));
+                )),
+                (Some(v), None) => {
+                    if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&v) {
+                        return Err(invalid(
+                            "oom_score_adj",
+                            format!("{v} is out of range -1000..=1000"),
+                        ));
+                    }
+                    v
                 }
-                v
-            }
-            (None, Some(v)) => {
-                if v != OOM_DISABLE && !(OOM_ADJUST_MIN..=OOM_ADJUST_MAX).contains(&v) {
-                    return Err(invalid("oom_adj", format!("{v} is out of range -17..=15")));
+                (None, Some(v)) => {
+                    if v != OOM_DISABLE && !(OOM_ADJUST_MIN..=OOM_ADJUST_MAX).contains(&v) {
+                        return Err(invalid("oom_adj", format!("{v} is out of range -17..=15")));
+                    }
+                    oom_adj_to_score_adj(v)
                 }
-                oom_adj_to_score_adj(v)
-            }
-        };
+            };
 
         let t = &doc.target;
         if let Some(c) = &t.cluster {
@@ -339,7 +338,10 @@ impl Policy {
         let comm = nonempty("match.comm", &m.comm)?;
         let cmdline = match nonempty("match.cmdline", &m.cmdline)? {
             Some(re) => Some(Regex::new(&re).map_err(|e| {
-                invalid("match.cmdline", format!("not a valid regular expression: {e}"))
+                invalid(
+                    "match.cmdline",
+                    format!("not a valid regular expression: {e}"),
+                )
             })?),
             None => None,
         };

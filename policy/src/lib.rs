@@ -36,7 +36,7 @@ pub mod matching;
 pub mod safety;
 
 pub use doc::{
-    oom_adj_to_score_adj, parse_policy, parse_policy_as, Format, Matcher, MatchDoc, Policy,
+    oom_adj_to_score_adj, parse_policy, parse_policy_as, Format, MatchDoc, Matcher, Policy,
     PolicyDoc, PolicyError, Target, TargetDoc, User, UserRef,
 };
 pub use matching::{glob_match, uid_of, Labels, ProcessInfo};

@@ -114,7 +114,10 @@ fn errors_name_the_field() {
             "name: a\ntarget: {}\nmatch: {exe: /x}\noom_adj: 1\noom_score_adj: 1\n",
             "not both",
         ),
-        ("name: a\ntarget: {}\nmatch: {exe: /x}\n", "`oom_score_adj`: missing"),
+        (
+            "name: a\ntarget: {}\nmatch: {exe: /x}\n",
+            "`oom_score_adj`: missing",
+        ),
         (
             "name: a\ntarget: {}\nmatch: {children: true}\noom_score_adj: 1\n",
             "`match`: give at least one",
@@ -135,7 +138,10 @@ fn errors_name_the_field() {
             "name: a b\ntarget: {}\nmatch: {exe: /x}\noom_score_adj: 1\n",
             "`name`",
         ),
-        ("name: a\nmatch: {exe: /x}\noom_score_adj: 1\n", "missing field `target`"),
+        (
+            "name: a\nmatch: {exe: /x}\noom_score_adj: 1\n",
+            "missing field `target`",
+        ),
     ];
     for (text, want) in cases {
         let got = error(text, "p.yaml");
@@ -147,7 +153,10 @@ fn errors_name_the_field() {
         "p.toml",
     );
     assert!(got.contains("TOML") && got.contains("bogus"), "{got}");
-    let got = error(&format!("{base}match: {{exe: /x}}\noom_score_adj: x\n"), "p");
+    let got = error(
+        &format!("{base}match: {{exe: /x}}\noom_score_adj: x\n"),
+        "p",
+    );
     assert!(got.contains("oom_score_adj"), "{got}");
 }
 
@@ -219,11 +228,15 @@ fn process_criteria() {
     assert!(!m("unit: sshd"));
     assert!(!m("unit: system.slice"), "a slice is not a unit");
     assert!(m("exe: /usr/sbin/sshd, comm: sshd, unit: ssh"));
-    assert!(!m("exe: /usr/sbin/sshd, comm: nginx"), "all criteria must hold");
+    assert!(
+        !m("exe: /usr/sbin/sshd, comm: nginx"),
+        "all criteria must hold"
+    );
 
     let mut long = proc(9, 1, "kube-controller");
     long.comm = "kube-controller".into(); // truncated by the kernel
-    let p = policy("name: a\ntarget: {}\nmatch: {comm: kube-controller-manager}\noom_score_adj: 1\n");
+    let p =
+        policy("name: a\ntarget: {}\nmatch: {comm: kube-controller-manager}\noom_score_adj: 1\n");
     assert!(p.matches(&long, &[]));
 
     let mut p = policy("name: a\ntarget: {}\nmatch: {user: sshd}\noom_score_adj: 1\n");
@@ -247,7 +260,9 @@ fn children_follow_the_process_tree() {
         proc(400, 1, "other"),
         proc(500, 999, "orphan"),
     ];
-    let with = policy("name: a\ntarget: {}\nmatch: {comm: supervisor, children: true}\noom_score_adj: 1\n");
+    let with = policy(
+        "name: a\ntarget: {}\nmatch: {comm: supervisor, children: true}\noom_score_adj: 1\n",
+    );
     let without = policy("name: a\ntarget: {}\nmatch: {comm: supervisor}\noom_score_adj: 1\n");
     let pids = |p: &Policy| -> Vec<u32> { p.select(&all).iter().map(|&i| all[i].pid).collect() };
     assert_eq!(pids(&with), vec![100, 200, 300]);
@@ -299,7 +314,11 @@ fn safety_refuses_too_many_and_the_largest() {
 
 #[test]
 fn plan_lists_only_changes() {
-    let mut all = vec![proc(30, 1, "sshd"), proc(10, 1, "sshd"), proc(20, 1, "cron")];
+    let mut all = vec![
+        proc(30, 1, "sshd"),
+        proc(10, 1, "sshd"),
+        proc(20, 1, "cron"),
+    ];
     all[1].oom_score_adj = -1000; // already protected
     all[0].oom_score_adj = 200;
     let p = policy("name: s\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -1000\n");

@@ -1,0 +1,282 @@
+//! Reading [`ProcessInfo`] from a proc root, and noticing new processes cheaply.
+//!
+//! For each pid the scanner reads:
+//! - `stat`: comm, ppid and starttime (field 22, clock ticks since boot), which with the pid
+//!   identifies a process even after its pid is reused:
+//!   `4242 (java) S 1 4242 4242 0 -1 4194560 … 0 20 0 54 0 1234567 …`
+//! - the `exe` link, `cmdline` (NUL-separated), `status` (`Uid:	0	0	0	0`), `cgroup`,
+//!   `oom_score_adj` and `statm` (resident pages, second field).
+//!
+//! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
+//! once more, those first seen on the previous tick, since a process seen between fork and exec
+//! still carries its parent's name); it forgets the pids that vanished. Its steady-state cost is
+//! one readdir. A pid that exits and is reused between two ticks is not noticed: with pid_max
+//! at 4194304 by default that takes millions of forks within a second.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use fleet_policy::ProcessInfo;
+
+/// The pid of kthreadd; it and its children are kernel threads, which no policy applies to.
+const KTHREADD: u32 = 2;
+
+/// A process as read, with its start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub info: ProcessInfo,
+    /// Field 22 of /proc/PID/stat.
+    pub starttime: u64,
+}
+
+/// What one [`ProcScanner::tick`] found.
+#[derive(Debug, Default)]
+pub struct Tick {
+    /// Processes not seen before (or first seen on the previous tick), read now.
+    pub examined: Vec<Proc>,
+    /// Pids that are no longer listed.
+    pub vanished: Vec<u32>,
+}
+
+/// Reads processes from `proc_root`, remembering which pids it has seen.
+pub struct ProcScanner {
+    proc_root: PathBuf,
+    page_kb: u64,
+    /// Every pid listed on the last tick, with its starttime once read.
+    known: HashMap<u32, u64>,
+    /// Pids first examined on the last tick: examined once more.
+    young: Vec<u32>,
+    /// Reused by every read.
+    buf: Vec<u8>,
+    listed: HashSet<u32>,
+}
+
+impl ProcScanner {
+    /// A scanner of `proc_root` (`/proc` on a host, a fixture tree in tests).
+    pub fn new(proc_root: &Path) -> ProcScanner {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        ProcScanner {
+            proc_root: proc_root.to_path_buf(),
+            page_kb: if page > 0 { page as u64 / 1024 } else { 4 },
+            known: HashMap::new(),
+            young: Vec::new(),
+            buf: Vec::with_capacity(4096),
+            listed: HashSet::new(),
+        }
+    }
+
+    /// The proc root.
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// The pids listed in the proc root, kernel threads included.
+    ///
+    /// # Errors
+    /// The proc root cannot be listed.
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir(&self.proc_root)? {
+            let entry = entry?;
+            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
+                pids.push(pid);
+            }
+        }
+        Ok(pids)
+    }
+
+    /// Every process now (kernel threads left out), read afresh. Marks them seen, so the next
+    /// [`ProcScanner::tick`] examines only processes started after this.
+    ///
+    /// # Errors
+    /// The proc root cannot be listed.
+    pub fn scan_all(&mut self) -> io::Result<Vec<Proc>> {
+        let pids = self.pids()?;
+        let mut out = Vec::with_capacity(pids.len());
+        self.known.clear();
+        for pid in pids {
+            self.known.insert(pid, 0);
+            if let Some(p) = self.read(pid) {
+                self.known.insert(pid, p.starttime);
+                out.push(p);
+            }
+        }
+        self.young.clear();
+        Ok(out)
+    }
+
+    /// Lists the proc root; reads only new pids (and last tick's new ones once more).
+    ///
+    /// # Errors
+    /// The proc root cannot be listed.
+    pub fn tick(&mut self) -> io::Result<Tick> {
+        let mut listed = std::mem::take(&mut self.listed);
+        listed.clear();
+        for entry in std::fs::read_dir(&self.proc_root)? {
+            let entry = entry?;
+            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                listed.insert(pid);
+            }
+        }
+        let mut tick = Tick::default();
+        self.known.retain(|pid, _| {
+            let keep = listed.contains(pid);
+            if !keep {
+                tick.vanished.push(*pid);
+            }
+            keep
+        });
+        let mut fresh = Vec::new();
+        for &pid in &listed {
+            if !self.known.contains_key(&pid) {
+                fresh.push(pid);
+            }
+        }
+        fresh.sort_unstable();
+        let again: Vec<u32> = std::mem::take(&mut self.young)
+            .into_iter()
+            .filter(|pid| listed.contains(pid) && !fresh.contains(pid))
+            .collect();
+        for &pid in again.iter().chain(&fresh) {
+            self.known.insert(pid, 0);
+            if let Some(p) = self.read(pid) {
+                self.known.insert(pid, p.starttime);
+                tick.examined.push(p);
+            }
+        }
+        self.young = fresh;
+        self.listed = listed;
+        Ok(tick)
+    }
+
+    /// The starttime of `pid` now, or `None` when it is gone.
+    pub fn starttime(&mut self, pid: u32) -> Option<u64> {
+        let dir = self.proc_root.join(pid.to_string());
+        read_into(&dir.join("stat"), &mut self.buf).ok()?;
+        parse_stat(&self.buf).map(|s| s.starttime)
+    }
+
+    /// Reads one process; `None` when it is gone (or is a kernel thread).
+    pub fn read(&mut self, pid: u32) -> Option<Proc> {
+        if pid == KTHREADD {
+            return None;
+        }
+        let dir = self.proc_root.join(pid.to_string());
+        read_into(&dir.join("stat"), &mut self.buf).ok()?;
+        let stat = parse_stat(&self.buf)?;
+        if stat.ppid == KTHREADD {
+            return None;
+        }
+        let mut info = ProcessInfo {
+            pid,
+            ppid: stat.ppid,
+            comm: stat.comm,
+            ..ProcessInfo::default()
+        };
+        // Unreadable for other users' processes without CAP_SYS_PTRACE; matched as absent.
+        info.exe = std::fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        if read_into(&dir.join("cmdline"), &mut self.buf).is_ok() {
+            let bytes = self.buf.strip_suffix(b"\0").unwrap_or(&self.buf);
+            info.cmdline = String::from_utf8_lossy(bytes).replace('\0', " ");
+        }
+        if read_into(&dir.join("status"), &mut self.buf).is_ok() {
+            info.uid = parse_status_uid(&self.buf).unwrap_or(0);
+        }
+        if read_into(&dir.join("cgroup"), &mut self.buf).is_ok() {
+            info.cgroup = String::from_utf8_lossy(&self.buf).into_owned();
+        }
+        // The process may exit between the reads: what it had at its last file counts.
+        read_into(&dir.join("oom_score_adj"), &mut self.buf).ok()?;
+        info.oom_score_adj = std::str::from_utf8(&self.buf).ok()?.trim().parse().ok()?;
+        if read_into(&dir.join("statm"), &mut self.buf).is_ok() {
+            info.rss_kb = parse_statm_resident(&self.buf).unwrap_or(0) * self.page_kb;
+        }
+        Some(Proc {
+            info,
+            starttime: stat.starttime,
+        })
+    }
+}
+
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    File::open(path)?.read_to_end(buf)?;
+    Ok(())
+}
+
+/// The fields of /proc/PID/stat the scanner uses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    pub ppid: u32,
+    pub starttime: u64,
+}
+
+/// Parses /proc/PID/stat. The comm is between the first `(` and the last `)`, since it may
+/// itself contain parentheses and spaces.
+pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
+    let open = bytes.iter().position(|&b| b == b'(')?;
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
+    let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
+    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
+    let mut fields = rest.split_ascii_whitespace();
+    let ppid = fields.nth(1)?.parse().ok()?;
+    let starttime = fields.nth(17)?.parse().ok()?;
+    Some(Stat {
+        comm,
+        ppid,
+        starttime,
+    })
+}
+
+/// The real uid from /proc/PID/status (`Uid:	real	effective	saved	fs`).
+pub fn parse_status_uid(bytes: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
+    line["Uid:".len()..].split_ascii_whitespace().next()?.parse().ok()
+}
+
+/// Resident pages: the second field of /proc/PID/statm.
+pub fn parse_statm_resident(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_parentheses_in_comm() {
+        let line = b"4242 (we ird) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 54 0 1234567 1000 300 18446744073709551615\n";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                comm: "we ird) (x)".into(),
+                ppid: 1,
+                starttime: 1_234_567
+            })
+        );
+        assert_eq!(parse_stat(b"12 (x) S"), None);
+    }
+
+    #[test]
+    fn status_and_statm() {
+        let status = b"Name:\tsshd\nUmask:\t0022\nState:\tS (sleeping)\nPPid:\t1\nUid:\t105\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(parse_status_uid(status), Some(105));
+        assert_eq!(parse_statm_resident(b"3000 812 500 100 0 400 0\n"), Some(812));
+    }
+}

@@ -16,6 +16,7 @@ pub mod config;
 pub mod identity;
 pub mod link;
 pub mod oomwatch;
+pub mod policy;
 pub mod sources;
 pub mod spool;
 

@@ -303,7 +303,7 @@ impl Policy {
                 return Err(invalid("target.cluster", "must not be empty".into()));
             }
         }
-        for (k, _) in &t.labels {
+        for k in t.labels.keys() {
             if k.trim().is_empty() {
                 return Err(invalid("target.labels", "a label name is empty".into()));
             }

@@ -150,12 +150,8 @@ impl Matcher {
         }
         match &self.user {
             None => {}
-            Some(User::Uid(u)) | Some(User::Name { uid: Some(u), .. }) => {
-                if p.uid != *u {
-                    return false;
-                }
-            }
-            Some(User::Name { uid: None, .. }) => return false,
+            Some(User::Uid(u)) | Some(User::Name { uid: Some(u), .. }) if p.uid == *u => {}
+            Some(_) => return false,
         }
         if let Some(pattern) = &self.cgroup {
             if !p.cgroup_paths().any(|path| cgroup_matches(pattern, path)) {

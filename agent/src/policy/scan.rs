@@ -4,7 +4,7 @@
 //! - `stat`: comm, ppid and starttime (field 22, clock ticks since boot), which with the pid
 //!   identifies a process even after its pid is reused:
 //!   `4242 (java) S 1 4242 4242 0 -1 4194560 … 0 20 0 54 0 1234567 …`
-//! - the `exe` link, `cmdline` (NUL-separated), `status` (`Uid:	0	0	0	0`), `cgroup`,
+//! - the `exe` link, `cmdline` (NUL-separated), `status` (`Uid:` real, effective, saved, fs), `cgroup`,
 //!   `oom_score_adj` and `statm` (resident pages, second field).
 //!
 //! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
@@ -117,7 +117,11 @@ impl ProcScanner {
         listed.clear();
         for entry in std::fs::read_dir(&self.proc_root)? {
             let entry = entry?;
-            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
                 listed.insert(pid);
             }
         }
@@ -238,11 +242,15 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     })
 }
 
-/// The real uid from /proc/PID/status (`Uid:	real	effective	saved	fs`).
+/// The real uid from /proc/PID/status (`Uid:` then real, effective, saved and fs uids).
 pub fn parse_status_uid(bytes: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(bytes).ok()?;
     let line = text.lines().find(|l| l.starts_with("Uid:"))?;
-    line["Uid:".len()..].split_ascii_whitespace().next()?.parse().ok()
+    line["Uid:".len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Resident pages: the second field of /proc/PID/statm.
@@ -277,6 +285,9 @@ mod tests {
     fn status_and_statm() {
         let status = b"Name:\tsshd\nUmask:\t0022\nState:\tS (sleeping)\nPPid:\t1\nUid:\t105\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
         assert_eq!(parse_status_uid(status), Some(105));
-        assert_eq!(parse_statm_resident(b"3000 812 500 100 0 400 0\n"), Some(812));
+        assert_eq!(
+            parse_statm_resident(b"3000 812 500 100 0 400 0\n"),
+            Some(812)
+        );
     }
 }

@@ -1,0 +1,569 @@
+//! OOM policy enforcement: sets `/proc/PID/oom_score_adj` of the processes a policy matches,
+//! keeps doing so for processes that start later, and restores the original values when a
+//! policy is removed. The policy format, matching and safety checks are `fleet_policy`'s.
+//!
+//! Layout:
+//! - [`scan`]: [`ProcScanner`] reads processes from a proc root; its `tick` examines only new
+//!   pids, so a tick costs one readdir when nothing started.
+//! - [`state`]: the state file (policies, versions, which processes each matched, their
+//!   original values), replaced atomically, so enforcement and restores survive a restart.
+//! - [`Enforcer`]: `apply`, `remove`, `tick`, `status`.
+//!
+//! When several policies match a process, the one applied last wins (list order; re-applying a
+//! policy keeps its place). The original value is the one the process had before the first
+//! policy touched it, and it is written to the state file *before* the new value is written to
+//! the process, so a crash in between cannot make the policy's value look original.
+//!
+//! A process is identified by its pid and its starttime (field 22 of /proc/PID/stat), checked
+//! again right before each write, so a reused pid never receives another process's value.
+//!
+//! Lowering a value below the current one needs CAP_SYS_RESOURCE; without it writes fail with
+//! "permission denied" and are reported in [`PolicyStatus::failed`].
+
+pub mod scan;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use fleet_policy::{uid_of, Policy, ProcessInfo};
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+pub use scan::{Proc, ProcScanner, Tick};
+
+/// Failure reason: the kernel refused the write (no CAP_SYS_RESOURCE to lower the value).
+pub const PERMISSION_DENIED: &str = "permission denied";
+/// Failure reason: the process exited (or its pid now names another process).
+pub const PROCESS_GONE: &str = "process gone";
+/// Failures kept per policy for its status; the oldest go first.
+pub const MAX_FAILURES: usize = 64;
+
+/// A process: its pid and starttime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcKey {
+    pub pid: u32,
+    pub starttime: u64,
+}
+
+/// What a policy does on this host now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub name: String,
+    pub version: u64,
+    /// Live processes the policy applies to.
+    pub matched: usize,
+    /// Of those, the ones holding the value (set by the agent, or already so).
+    pub set: usize,
+    /// Writes that failed, with the reason ([`PERMISSION_DENIED`], [`PROCESS_GONE`], or the
+    /// error in words); at most [`MAX_FAILURES`].
+    pub failed: Vec<(u32, String)>,
+}
+
+/// What removing a policy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Processes given back their original value.
+    pub restored: usize,
+    /// Processes now holding the value of another policy that also matches them.
+    pub handed_over: usize,
+    pub failed: Vec<(u32, String)>,
+}
+
+/// Why the enforcer could not do its work.
+#[derive(Debug, Error)]
+pub enum EnforceError {
+    #[error("policy state in {dir}: {source}")]
+    State { dir: PathBuf, source: io::Error },
+    #[error("cannot list processes in {root}: {source}")]
+    Proc { root: PathBuf, source: io::Error },
+}
+
+struct Entry {
+    policy: Policy,
+    version: u64,
+    /// pid → starttime of the live processes the policy applies to.
+    matched: BTreeMap<u32, u64>,
+    failed: Vec<(u32, String)>,
+}
+
+impl Entry {
+    fn holds(&self, key: ProcKey) -> bool {
+        self.matched.get(&key.pid) == Some(&key.starttime)
+    }
+
+    fn fail(&mut self, pid: u32, reason: String) {
+        self.failed.retain(|(p, _)| *p != pid);
+        if self.failed.len() >= MAX_FAILURES {
+            self.failed.remove(0);
+        }
+        self.failed.push((pid, reason));
+    }
+
+    fn status(&self) -> PolicyStatus {
+        let failing = self
+            .failed
+            .iter()
+            .filter(|(pid, _)| self.matched.contains_key(pid))
+            .count();
+        PolicyStatus {
+            name: self.policy.name.clone(),
+            version: self.version,
+            matched: self.matched.len(),
+            set: self.matched.len() - failing,
+            failed: self.failed.clone(),
+        }
+    }
+}
+
+/// Enforces policies on the processes of one proc root.
+pub struct Enforcer {
+    scanner: ProcScanner,
+    etc_root: PathBuf,
+    state_dir: PathBuf,
+    policies: Vec<Entry>,
+    /// The value each process had before a policy changed it.
+    originals: BTreeMap<ProcKey, i32>,
+}
+
+/// A write to make: the process, the value, and which policy asked (none for a restore).
+struct Pending {
+    key: ProcKey,
+    value: i32,
+    policy: Option<usize>,
+}
+
+impl Enforcer {
+    /// Opens the enforcer, loading the policies and original values stored in `state_dir`.
+    /// Stored processes that have exited are forgotten. Nothing is written to processes until
+    /// the first [`Enforcer::tick`], which examines every process.
+    ///
+    /// `etc_root` holds `passwd`, for policies that match a user by name.
+    ///
+    /// # Errors
+    /// [`EnforceError::State`] when the state file exists but cannot be read or understood.
+    pub fn open(
+        proc_root: &Path,
+        etc_root: &Path,
+        state_dir: &Path,
+    ) -> Result<Enforcer, EnforceError> {
+        let mut e = Enforcer {
+            scanner: ProcScanner::new(proc_root),
+            etc_root: etc_root.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            policies: Vec::new(),
+            originals: BTreeMap::new(),
+        };
+        let stored = state::load(state_dir).map_err(|source| EnforceError::State {
+            dir: state_dir.to_path_buf(),
+            source,
+        })?;
+        if let Some(stored) = stored {
+            let mut alive = HashMap::new();
+            let mut is_alive = |scanner: &mut ProcScanner, pid: u32, st: u64| {
+                *alive.entry(pid).or_insert_with(|| scanner.starttime(pid)) == Some(st)
+            };
+            for o in stored.originals {
+                if is_alive(&mut e.scanner, o.pid, o.starttime) {
+                    e.originals.insert(
+                        ProcKey {
+                            pid: o.pid,
+                            starttime: o.starttime,
+                        },
+                        o.oom_score_adj,
+                    );
+                }
+            }
+            for p in stored.policies {
+                let mut policy = p.policy;
+                e.resolve_users(&mut policy);
+                let matched = p
+                    .matched
+                    .into_iter()
+                    .filter(|&(pid, st)| is_alive(&mut e.scanner, pid, st))
+                    .collect();
+                e.policies.push(Entry {
+                    policy,
+                    version: p.version,
+                    matched,
+                    failed: Vec::new(),
+                });
+            }
+            info!(
+                policies = e.policies.len(),
+                originals = e.originals.len(),
+                "OOM policies loaded"
+            );
+        }
+        Ok(e)
+    }
+
+    /// The policies enforced, in the order they were first applied, with their versions.
+    pub fn policies(&self) -> impl Iterator<Item = (&Policy, u64)> {
+        self.policies.iter().map(|e| (&e.policy, e.version))
+    }
+
+    /// The status of every policy.
+    pub fn status(&self) -> Vec<PolicyStatus> {
+        self.policies.iter().map(Entry::status).collect()
+    }
+
+    /// The original value recorded for a process, if a policy changed it.
+    pub fn original(&self, key: ProcKey) -> Option<i32> {
+        self.originals.get(&key).copied()
+    }
+
+    /// The process scanner (for a dry run's snapshot from the same proc root).
+    pub fn scanner(&mut self) -> &mut ProcScanner {
+        &mut self.scanner
+    }
+
+    /// Applies a policy now to every matching process, replacing the policy of the same name
+    /// (processes it matched that the new version does not get their original value back).
+    /// Safety checks are the caller's ([`fleet_policy::check_safety`]): what reaches the agent
+    /// has been accepted.
+    ///
+    /// # Errors
+    /// [`EnforceError`] when /proc cannot be listed or the state cannot be stored; writes to
+    /// processes that fail are reported in the returned status instead.
+    pub fn apply(
+        &mut self,
+        mut policy: Policy,
+        version: u64,
+    ) -> Result<PolicyStatus, EnforceError> {
+        self.resolve_users(&mut policy);
+        let all = self.scanner.scan_all().map_err(|e| self.proc_error(e))?;
+        let (idx, old) = match self
+            .policies
+            .iter()
+            .position(|e| e.policy.name == policy.name)
+        {
+            Some(i) => {
+                let entry = &mut self.policies[i];
+                entry.policy = policy;
+                entry.version = version;
+                entry.failed.clear();
+                (i, std::mem::take(&mut entry.matched))
+            }
+            None => {
+                self.policies.push(Entry {
+                    policy,
+                    version,
+                    matched: BTreeMap::new(),
+                    failed: Vec::new(),
+                });
+                (self.policies.len() - 1, BTreeMap::new())
+            }
+        };
+        let infos: Vec<ProcessInfo> = all.iter().map(|p| p.info.clone()).collect();
+        let selected = self.policies[idx].policy.select(&infos);
+        let mut writes = Vec::new();
+        for &i in &selected {
+            let p = &all[i];
+            let key = ProcKey {
+                pid: p.info.pid,
+                starttime: p.starttime,
+            };
+            self.policies[idx].matched.insert(key.pid, key.starttime);
+            let (winner, value) = self.winner(key).expect("matched just now");
+            if p.info.oom_score_adj != value {
+                self.originals.entry(key).or_insert(p.info.oom_score_adj);
+                writes.push(Pending {
+                    key,
+                    value,
+                    policy: Some(winner),
+                });
+            }
+        }
+        for (pid, starttime) in old {
+            let key = ProcKey { pid, starttime };
+            if !self.policies[idx].holds(key) {
+                writes.push(self.release(key));
+            }
+        }
+        self.store()?;
+        let (restored, _) = self.write_all(writes);
+        self.forget_restored(&restored);
+        self.store()?;
+        let status = self.policies[idx].status();
+        info!(policy = %status.name, version, matched = status.matched, set = status.set,
+            failed = status.failed.len(), "OOM policy applied");
+        Ok(status)
+    }
+
+    /// Removes a policy: each process it matched gets back its original value (or the value of
+    /// another policy that also matches it). `None` when there is no such policy.
+    ///
+    /// # Errors
+    /// [`EnforceError::State`] when the state cannot be stored.
+    pub fn remove(&mut self, name: &str) -> Result<Option<RemoveReport>, EnforceError> {
+        let Some(idx) = self.policies.iter().position(|e| e.policy.name == name) else {
+            return Ok(None);
+        };
+        let entry = self.policies.remove(idx);
+        let writes: Vec<Pending> = entry
+            .matched
+            .iter()
+            .map(|(&pid, &starttime)| self.release(ProcKey { pid, starttime }))
+            .collect();
+        let handed_over = writes.iter().filter(|w| w.policy.is_some()).count();
+        let (restored, failed) = self.write_all(writes);
+        self.forget_restored(&restored);
+        self.store()?;
+        let report = RemoveReport {
+            restored: restored.len(),
+            handed_over: handed_over - failed.iter().filter(|f| f.2).count(),
+            failed: failed.into_iter().map(|(pid, why, _)| (pid, why)).collect(),
+        };
+        info!(policy = %name, restored = report.restored, handed_over = report.handed_over,
+            failed = report.failed.len(), "OOM policy removed");
+        Ok(Some(report))
+    }
+
+    /// Applies the policies to processes started since the last tick (all processes on the
+    /// first tick after [`Enforcer::open`]) and forgets processes that exited. Returns the
+    /// number of values written.
+    ///
+    /// # Errors
+    /// [`EnforceError`] when /proc cannot be listed or the state cannot be stored.
+    pub fn tick(&mut self) -> Result<usize, EnforceError> {
+        let tick = self.scanner.tick().map_err(|e| self.proc_error(e))?;
+        let mut dirty = false;
+        if !tick.vanished.is_empty() {
+            let before = self.originals.len();
+            self.originals
+                .retain(|k, _| !tick.vanished.contains(&k.pid));
+            dirty |= self.originals.len() != before;
+            for entry in &mut self.policies {
+                for pid in &tick.vanished {
+                    dirty |= entry.matched.remove(pid).is_some();
+                }
+                entry
+                    .failed
+                    .retain(|(pid, why)| why == PROCESS_GONE || !tick.vanished.contains(pid));
+            }
+        }
+        if self.policies.is_empty() || tick.examined.is_empty() {
+            if dirty {
+                self.store()?;
+            }
+            return Ok(0);
+        }
+        let batch: HashMap<u32, &ProcessInfo> = tick
+            .examined
+            .iter()
+            .map(|p| (p.info.pid, &p.info))
+            .collect();
+        let mut writes = Vec::new();
+        for p in &tick.examined {
+            let key = ProcKey {
+                pid: p.info.pid,
+                starttime: p.starttime,
+            };
+            let mut was_any = false;
+            for entry in &mut self.policies {
+                let was = entry.holds(key);
+                let now = applies(entry, &p.info, &batch);
+                was_any |= was;
+                if now && !was {
+                    entry.matched.insert(key.pid, key.starttime);
+                    dirty = true;
+                } else if was && !now {
+                    entry.matched.remove(&key.pid);
+                    dirty = true;
+                }
+            }
+            match self.winner(key) {
+                Some((_, value)) if p.info.oom_score_adj == value => {}
+                Some((winner, value)) => {
+                    if let std::collections::btree_map::Entry::Vacant(v) = self.originals.entry(key)
+                    {
+                        v.insert(p.info.oom_score_adj);
+                        dirty = true;
+                    }
+                    writes.push(Pending {
+                        key,
+                        value,
+                        policy: Some(winner),
+                    });
+                }
+                // It matched before (seen between fork and exec) and no longer does.
+                None if was_any => writes.push(self.release(key)),
+                None => {}
+            }
+        }
+        if dirty {
+            self.store()?;
+        }
+        let n = writes.len();
+        let (restored, _) = self.write_all(writes);
+        if !restored.is_empty() {
+            self.forget_restored(&restored);
+            self.store()?;
+        }
+        if n > 0 {
+            debug!(writes = n, "OOM policies applied to new processes");
+        }
+        Ok(n)
+    }
+
+    /// The last policy holding `key`, and its value.
+    fn winner(&self, key: ProcKey) -> Option<(usize, i32)> {
+        self.policies
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, e)| e.holds(key))
+            .map(|(i, e)| (i, e.policy.oom_score_adj))
+    }
+
+    /// The write for a process a policy let go of: the value of another policy that still
+    /// holds it, or else its original value.
+    fn release(&self, key: ProcKey) -> Pending {
+        match self.winner(key) {
+            Some((i, value)) => Pending {
+                key,
+                value,
+                policy: Some(i),
+            },
+            None => Pending {
+                key,
+                value: self.originals.get(&key).copied().unwrap_or(0),
+                policy: None,
+            },
+        }
+    }
+
+    /// Makes the writes; returns the processes restored to their original value (or gone, so
+    /// their original is moot), and the failures as (pid, reason, was a hand-over).
+    #[allow(clippy::type_complexity)]
+    fn write_all(&mut self, writes: Vec<Pending>) -> (Vec<ProcKey>, Vec<(u32, String, bool)>) {
+        let mut restored = Vec::new();
+        let mut failed = Vec::new();
+        for w in writes {
+            let restore = w.policy.is_none();
+            if restore && !self.originals.contains_key(&w.key) {
+                continue; // never changed by a policy: nothing to give back
+            }
+            match self.write(w.key, w.value) {
+                Ok(()) => {
+                    if restore {
+                        restored.push(w.key);
+                    }
+                }
+                Err(why) => {
+                    if restore && why == PROCESS_GONE {
+                        restored.push(w.key);
+                    }
+                    if let Some(i) = w.policy {
+                        self.policies[i].fail(w.key.pid, why.clone());
+                    }
+                    warn!(pid = w.key.pid, value = w.value, reason = %why,
+                        "cannot set oom_score_adj");
+                    failed.push((w.key.pid, why, !restore));
+                }
+            }
+        }
+        (restored, failed)
+    }
+
+    fn forget_restored(&mut self, keys: &[ProcKey]) {
+        for k in keys {
+            self.originals.remove(k);
+        }
+    }
+
+    /// Writes /proc/PID/oom_score_adj after checking the pid still names the same process.
+    fn write(&mut self, key: ProcKey, value: i32) -> Result<(), String> {
+        if self.scanner.starttime(key.pid) != Some(key.starttime) {
+            return Err(PROCESS_GONE.into());
+        }
+        let path = self
+            .scanner
+            .proc_root()
+            .join(key.pid.to_string())
+            .join("oom_score_adj");
+        let result = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()));
+        result.map_err(|e| match (e.kind(), e.raw_os_error()) {
+            (io::ErrorKind::PermissionDenied, _) => PERMISSION_DENIED.to_string(),
+            (io::ErrorKind::NotFound, _) => PROCESS_GONE.to_string(),
+            (_, Some(libc::ESRCH)) => PROCESS_GONE.to_string(),
+            _ => e.to_string(),
+        })
+    }
+
+    fn resolve_users(&self, policy: &mut Policy) {
+        if matches!(policy.matcher.user, Some(fleet_policy::User::Name { .. })) {
+            let passwd = std::fs::read_to_string(self.etc_root.join("passwd")).unwrap_or_default();
+            policy.resolve_users(|name| uid_of(&passwd, name));
+        }
+    }
+
+    fn store(&self) -> Result<(), EnforceError> {
+        let policies = self
+            .policies
+            .iter()
+            .map(|e| state::StoredPolicy {
+                policy: e.policy.clone(),
+                version: e.version,
+                matched: e.matched.iter().map(|(&p, &s)| (p, s)).collect(),
+            })
+            .collect();
+        let originals = self
+            .originals
+            .iter()
+            .map(|(k, &v)| state::StoredOriginal {
+                pid: k.pid,
+                starttime: k.starttime,
+                oom_score_adj: v,
+            })
+            .collect();
+        state::store(&self.state_dir, &state::StateFile::new(policies, originals)).map_err(
+            |source| EnforceError::State {
+                dir: self.state_dir.clone(),
+                source,
+            },
+        )
+    }
+
+    fn proc_error(&self, source: io::Error) -> EnforceError {
+        EnforceError::Proc {
+            root: self.scanner.proc_root().to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Whether `entry` applies to a newly examined process: it matches itself, or with
+/// `children: true` an ancestor does, the ancestors being looked up among the processes
+/// examined in the same tick and, above them, among the processes the policy already holds.
+fn applies(entry: &Entry, p: &ProcessInfo, batch: &HashMap<u32, &ProcessInfo>) -> bool {
+    let m = &entry.policy.matcher;
+    if m.matches_process(p) {
+        return true;
+    }
+    if !m.children {
+        return false;
+    }
+    let mut ppid = p.ppid;
+    for _ in 0..4096 {
+        if ppid == 0 || ppid == p.pid {
+            return false;
+        }
+        match batch.get(&ppid) {
+            Some(q) => {
+                if m.matches_process(q) {
+                    return true;
+                }
+                ppid = q.ppid;
+            }
+            None => return entry.matched.contains_key(&ppid),
+        }
+    }
+    false
+}

@@ -1,0 +1,297 @@
+//! The OOM policy enforcer against this machine's real /proc, on `sleep` children of the test
+//! (each with a distinctive argv[0] the policy's cmdline regex matches), and against a fixture
+//! proc tree for pid reuse and failures.
+//!
+//! Setting a value below the process's floor (`oom_score_adj_min`, 0 unless a privileged
+//! process lowered it) needs CAP_SYS_RESOURCE, which containers often drop. So these tests move
+//! values above 0, which any owner may do, and `lowering_needs_cap_sys_resource` checks both
+//! outcomes: the value set with the capability, "permission denied" reported without it.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+
+use fleet_agent::policy::{Enforcer, ProcKey, PERMISSION_DENIED, PROCESS_GONE};
+use fleet_policy::parse_policy;
+
+/// Kills and reaps the child by its pid when the test ends, passed or failed.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Reaped {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+fn sleeper(marker: &str) -> Reaped {
+    // spawn returns once exec succeeded, so /proc shows the new argv right away.
+    Reaped(
+        Command::new("sleep")
+            .arg0(marker)
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep"),
+    )
+}
+
+fn adj(pid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .expect("read oom_score_adj")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn set_adj(pid: u32, value: i32) {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), format!("{value}\n"))
+        .expect("write oom_score_adj of our own child");
+}
+
+fn policy(marker: &str, value: i32) -> fleet_policy::Policy {
+    parse_policy(
+        &format!("name: {marker}\ntarget: {{}}\nmatch:\n  cmdline: '^{marker} '\noom_score_adj: {value}\n"),
+        "test.yaml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn apply_new_processes_remove_and_restart() {
+    let marker = format!("fleet-policy-test-{}-a", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let own = adj(std::process::id());
+
+    let first = sleeper(&marker);
+    set_adj(first.pid(), 123); // a distinctive original value
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    enforcer.tick().unwrap(); // nothing to do yet: no policy
+    let status = enforcer.apply(policy(&marker, 500), 1).unwrap();
+    assert_eq!(adj(first.pid()), 500);
+    assert_eq!((status.matched, status.set), (1, 1), "{status:?}");
+    assert!(status.failed.is_empty());
+
+    // A process started afterwards gets the value within one tick.
+    let second = sleeper(&marker);
+    assert_eq!(adj(second.pid()), own, "inherited from the test");
+    assert_eq!(enforcer.tick().unwrap(), 1);
+    assert_eq!(adj(second.pid()), 500);
+    let status = &enforcer.status()[0];
+    assert_eq!((status.version, status.matched, status.set), (1, 2, 2));
+    assert_eq!(enforcer.tick().unwrap(), 0, "steady state writes nothing");
+
+    // A restarted enforcer (same state dir) keeps enforcing ...
+    drop(enforcer);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    assert_eq!(enforcer.policies().count(), 1);
+    let third = sleeper(&marker);
+    enforcer.tick().unwrap();
+    assert_eq!(adj(third.pid()), 500);
+    assert_eq!(enforcer.status()[0].matched, 3);
+
+    // ... and still restores what the processes had before the policy.
+    let report = enforcer.remove(&marker).unwrap().expect("policy known");
+    assert_eq!(report.restored, 3, "{report:?}");
+    assert!(report.failed.is_empty());
+    assert_eq!(adj(first.pid()), 123);
+    assert_eq!(adj(second.pid()), own);
+    assert_eq!(adj(third.pid()), own);
+    assert!(enforcer.status().is_empty());
+    assert!(enforcer.remove(&marker).unwrap().is_none());
+
+    // Removal is durable: a new instance enforces nothing.
+    drop(enforcer);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    assert_eq!(enforcer.policies().count(), 0);
+    let fourth = sleeper(&marker);
+    enforcer.tick().unwrap();
+    assert_eq!(adj(fourth.pid()), own);
+}
+
+#[test]
+fn new_version_releases_what_it_no_longer_matches() {
+    let marker = format!("fleet-policy-test-{}-b", std::process::id());
+    let other = format!("fleet-policy-test-{}-c", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let a = sleeper(&marker);
+    let b = sleeper(&other);
+    set_adj(a.pid(), 7);
+    set_adj(b.pid(), 8);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    let both = |v: i32| {
+        parse_policy(
+            &format!("name: p\ntarget: {{}}\nmatch:\n  cmdline: '^({marker}|{other}) '\noom_score_adj: {v}\n"),
+            "p.yaml",
+        )
+        .unwrap()
+    };
+    enforcer.apply(both(300), 1).unwrap();
+    assert_eq!((adj(a.pid()), adj(b.pid())), (300, 300));
+    // Version 2 matches only `a`, with another value: `b` gets its original back.
+    let mut v2 = policy(&marker, 200);
+    v2.name = "p".into();
+    let status = enforcer.apply(v2, 2).unwrap();
+    assert_eq!((status.version, status.matched), (2, 1));
+    assert_eq!((adj(a.pid()), adj(b.pid())), (200, 8));
+    enforcer.remove("p").unwrap().unwrap();
+    assert_eq!((adj(a.pid()), adj(b.pid())), (7, 8));
+}
+
+#[test]
+fn overlapping_policies_hand_over() {
+    let marker = format!("fleet-policy-test-{}-d", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let a = sleeper(&marker);
+    set_adj(a.pid(), 11);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    let mut first = policy(&marker, 100);
+    first.name = "first".into();
+    let mut second = policy(&marker, 200);
+    second.name = "second".into();
+    enforcer.apply(first, 1).unwrap();
+    enforcer.apply(second, 1).unwrap();
+    assert_eq!(adj(a.pid()), 200, "the policy applied last wins");
+    let report = enforcer.remove("second").unwrap().unwrap();
+    assert_eq!((report.restored, report.handed_over), (0, 1));
+    assert_eq!(adj(a.pid()), 100);
+    enforcer.remove("first").unwrap().unwrap();
+    assert_eq!(adj(a.pid()), 11, "the value from before any policy");
+    assert_eq!(
+        enforcer.original(ProcKey {
+            pid: a.pid(),
+            starttime: 0
+        }),
+        None
+    );
+}
+
+/// A fixture proc tree: one process whose oom_score_adj is a plain file.
+fn fixture_proc(root: &Path, pid: u32, starttime: u64, comm: &str, adj: i32) {
+    let dir = root.join(pid.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stat"),
+        format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 {starttime} 1000 10 18446744073709551615\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("cmdline"), format!("/usr/sbin/{comm}\0-D\0")).unwrap();
+    std::fs::write(dir.join("status"), "Name:\tx\nUid:\t0\t0\t0\t0\n").unwrap();
+    std::fs::write(dir.join("cgroup"), "0::/system.slice/ssh.service\n").unwrap();
+    std::fs::write(dir.join("statm"), "100 50 0 0 0 0 0\n").unwrap();
+    std::fs::write(dir.join("oom_score_adj"), format!("{adj}\n")).unwrap();
+}
+
+fn fixture_adj(root: &Path, pid: u32) -> String {
+    std::fs::read_to_string(root.join(pid.to_string()).join("oom_score_adj"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_reused_pid_is_not_restored() {
+    let proc_root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let root = proc_root.path();
+    fixture_proc(root, 812, 1000, "sshd", 0);
+    fixture_proc(root, 900, 1001, "cron", 5);
+    let unit = parse_policy(
+        "name: ssh\ntarget: {}\nmatch: {unit: ssh, comm: sshd}\noom_adj: -17\n",
+        "p.yaml",
+    )
+    .unwrap();
+    let mut enforcer = Enforcer::open(root, Path::new("/etc"), state.path()).unwrap();
+    let status = enforcer.apply(unit, 4).unwrap();
+    assert_eq!((status.matched, status.set), (1, 1));
+    assert_eq!(fixture_adj(root, 812), "-1000");
+    assert_eq!(fixture_adj(root, 900), "5");
+    drop(enforcer);
+
+    // sshd exits and its pid is reused by another process while the agent is down.
+    fixture_proc(root, 812, 2000, "sshd", -1000);
+    let mut enforcer = Enforcer::open(root, Path::new("/etc"), state.path()).unwrap();
+    let report = enforcer.remove("ssh").unwrap().unwrap();
+    assert_eq!(report.restored, 0, "the stored process is gone");
+    assert_eq!(
+        fixture_adj(root, 812),
+        "-1000",
+        "another process's value untouched"
+    );
+}
+
+#[test]
+fn failures_are_reported_with_reasons() {
+    let proc_root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let root = proc_root.path();
+    fixture_proc(root, 812, 1000, "sshd", 0);
+    fixture_proc(root, 813, 1001, "sshd", 0);
+    // A read-only sysctl refuses writes even from root: the kernel's answer to a write without
+    // CAP_SYS_RESOURCE, EACCES.
+    let adj_path = root.join("812/oom_score_adj");
+    std::fs::remove_file(&adj_path).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/ngroups_max", &adj_path).unwrap();
+    let policy = parse_policy(
+        "name: ssh\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -1\n",
+        "p",
+    )
+    .unwrap();
+    let mut enforcer = Enforcer::open(root, Path::new("/etc"), state.path()).unwrap();
+    let status = enforcer.apply(policy, 1).unwrap();
+    assert_eq!((status.matched, status.set), (2, 1), "{status:?}");
+    assert_eq!(status.failed, vec![(812, PERMISSION_DENIED.to_string())]);
+    assert_eq!(fixture_adj(root, 813), "-1");
+
+    // 813 exits while the agent is running; removing the policy reports it gone.
+    std::fs::remove_dir_all(root.join("813")).unwrap();
+    let report = enforcer.remove("ssh").unwrap().unwrap();
+    assert_eq!(
+        report.failed,
+        vec![
+            (812, PERMISSION_DENIED.to_string()),
+            (813, PROCESS_GONE.to_string())
+        ],
+        "{report:?}"
+    );
+}
+
+/// Whether this process has CAP_SYS_RESOURCE (bit 24 of CapEff).
+fn has_cap_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap() & (1 << 24) != 0
+}
+
+#[test]
+fn lowering_needs_cap_sys_resource() {
+    let marker = format!("fleet-policy-test-{}-e", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let a = sleeper(&marker);
+    let before = adj(a.pid());
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    assert_eq!(status.matched, 1);
+    if has_cap_sys_resource() {
+        assert_eq!((status.set, adj(a.pid())), (1, -1000), "{status:?}");
+        enforcer.remove(&marker).unwrap().unwrap();
+        assert_eq!(adj(a.pid()), before);
+    } else {
+        eprintln!("no CAP_SYS_RESOURCE here: checking that the refusal is reported");
+        assert_eq!(status.set, 0);
+        assert_eq!(
+            status.failed,
+            vec![(a.pid(), PERMISSION_DENIED.to_string())]
+        );
+        assert_eq!(adj(a.pid()), before, "unchanged");
+    }
+}

@@ -31,14 +31,23 @@ impl Reaped {
 }
 
 fn sleeper(marker: &str) -> Reaped {
-    // spawn returns once exec succeeded, so /proc shows the new argv right away.
-    Reaped(
+    let child = Reaped(
         Command::new("sleep")
             .arg0(marker)
             .arg("60")
             .spawn()
             .expect("spawn sleep"),
-    )
+    );
+    // spawn returns when the child is inside execve, before the kernel has set up the new argv
+    // (its /proc cmdline reads empty for a moment): wait until the marker shows.
+    let path = format!("/proc/{}/cmdline", child.pid());
+    for _ in 0..500 {
+        if std::fs::read(&path).is_ok_and(|c| c.starts_with(marker.as_bytes())) {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("{marker}: argv never appeared in {path}");
 }
 
 fn adj(pid: u32) -> i32 {

@@ -97,14 +97,19 @@ impl ProcScanner {
         let pids = self.pids()?;
         let mut out = Vec::with_capacity(pids.len());
         self.known.clear();
+        self.young.clear();
         for pid in pids {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
                 self.known.insert(pid, p.starttime);
+                if p.info.cmdline.is_empty() {
+                    // Caught inside execve: the kernel fills in the new argv only after
+                    // waking a vfork parent, so look again next tick.
+                    self.young.push(pid);
+                }
                 out.push(p);
             }
         }
-        self.young.clear();
         Ok(out)
     }
 
@@ -144,14 +149,20 @@ impl ProcScanner {
             .into_iter()
             .filter(|pid| listed.contains(pid) && !fresh.contains(pid))
             .collect();
+        let mut young = fresh.clone();
         for &pid in again.iter().chain(&fresh) {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
                 self.known.insert(pid, p.starttime);
+                // A process still inside execve (empty argv, see scan_all) is read again until
+                // its command line is there.
+                if p.info.cmdline.is_empty() && !young.contains(&pid) {
+                    young.push(pid);
+                }
                 tick.examined.push(p);
             }
         }
-        self.young = fresh;
+        self.young = young;
         self.listed = listed;
         Ok(tick)
     }

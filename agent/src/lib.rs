@@ -36,6 +36,14 @@ pub enum AgentError {
     Source(#[from] sources::procfs::SourceError),
 }
 
+/// The wall clock in Unix milliseconds (0 before 1970, which no sane host reports).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Spool segments roll at this size.
 pub const SPOOL_SEGMENT_BYTES: u64 = 1024 * 1024;
 

@@ -30,6 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::now_ms;
 use crate::oomwatch::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
@@ -144,13 +145,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The state of the link, for logging once per change.

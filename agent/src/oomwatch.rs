@@ -22,12 +22,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
+use crate::now_ms;
 use crate::sources::kmsg::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 
 /// How long the log must stay quiet before a pending report is considered complete.
@@ -90,13 +91,6 @@ fn monotonic_us() -> u64 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Parses the `oom_kill` line of /proc/vmstat. Pure.

@@ -225,13 +225,22 @@ struct Shared {
     stop: watch::Receiver<bool>,
 }
 
+/// The one place storage errors become gRPC statuses: a request the store refuses as malformed
+/// is the caller's mistake; anything else is ours.
+fn storage_status(e: crate::storage::StorageError) -> Status {
+    match e {
+        crate::storage::StorageError::InvalidArgument(m) => Status::invalid_argument(m),
+        e => Status::internal(format!("storage: {e}")),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::storage::StorageError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
-        .map_err(|e| Status::internal(format!("storage: {e}")))
+        .map_err(storage_status)
 }
 
 /// Checks an agent's identity.
@@ -761,13 +770,7 @@ impl Query for QuerySvc {
         };
         let store = self.0.store.clone();
         let id = q.id.clone();
-        let found = tokio::task::spawn_blocking(move || store.oom_kill(&id))
-            .await
-            .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
-            .map_err(|e| match e {
-                crate::storage::StorageError::InvalidArgument(m) => Status::invalid_argument(m),
-                e => Status::internal(format!("storage: {e}")),
-            })?;
+        let found = blocking(move || store.oom_kill(&id)).await?;
         let Some(k) = found else {
             return Err(Status::not_found(format!("no OOM kill with id {:?}", q.id)));
         };

@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub insecure: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The fleet's CA: clients (agents, fleetctl) must present a certificate it signed.
+    pub tls_ca: Option<PathBuf>,
     /// How long samples are kept, e.g. "30d".
     pub retention: Option<String>,
     /// How often closed time windows are sealed into compressed chunks, e.g. "1m".
@@ -76,6 +78,7 @@ pub struct Flags {
     pub insecure: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
     pub retention: Option<String>,
     pub rules: Option<PathBuf>,
     pub alertmanager: Option<String>,
@@ -89,6 +92,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// None: plaintext (only with `insecure`).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The CA client certificates must chain to (mutual TLS); None: clients are not asked for
+    /// a certificate.
+    pub tls_ca: Option<PathBuf>,
     pub retention: Duration,
     /// How often closed windows are sealed into compressed chunks.
     pub seal_every: Duration,
@@ -137,6 +143,13 @@ impl Settings {
                 )),
                 _ => return Err(invalid("tls_key", "--tls-cert and --tls-key go together")),
             };
+        let tls_ca = flags.tls_ca.or(file.tls_ca);
+        if tls_ca.is_some() && tls.is_none() {
+            return Err(invalid(
+                "tls_ca",
+                "client certificates need TLS: give --tls-cert and --tls-key too",
+            ));
+        }
         let retention = match flags.retention.or(file.retention) {
             Some(t) => duration("retention", &t)?,
             None => DEFAULT_RETENTION,
@@ -161,6 +174,7 @@ impl Settings {
             listen,
             data_dir,
             tls,
+            tls_ca,
             retention,
             seal_every,
             rules: flags.rules.or(file.rules),
@@ -237,5 +251,32 @@ mod tests {
         .unwrap();
         assert_eq!(s.retention, Duration::from_secs(7 * 86400));
         assert_eq!(s.tls, None);
+    }
+
+    #[test]
+    fn client_ca_needs_tls() {
+        let f = FileConfig::parse("tls_ca = \"/etc/fleet/ca.pem\"", "c.toml").unwrap();
+        let e = Settings::resolve(f.clone(), flags()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_ca",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let s = Settings::resolve(
+            f,
+            Flags {
+                insecure: false,
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                ..flags()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.tls_ca, Some(PathBuf::from("/etc/fleet/ca.pem")));
     }
 }

@@ -29,6 +29,9 @@ struct Cli {
     /// Server key (PEM).
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// The fleet's CA (PEM): clients must present a certificate it signed (mutual TLS).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
     /// How long samples are kept (default 30d).
     #[arg(long)]
     retention: Option<String>,
@@ -63,6 +66,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             insecure: cli.insecure,
             tls_cert: cli.tls_cert,
             tls_key: cli.tls_key,
+            tls_ca: cli.tls_ca,
             retention: cli.retention,
             rules: cli.rules,
             alertmanager: cli.alertmanager,
@@ -96,6 +100,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             None
         }
     };
+    let client_ca = match &settings.tls_ca {
+        Some(ca) => {
+            Some(std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?)
+        }
+        None => None,
+    };
     let store = Arc::new(
         Store::open(
             &settings.data_dir,
@@ -116,6 +126,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         store,
         ServeOptions {
             tls,
+            client_ca,
             seal_every: settings.seal_every,
             rules: settings.rules.clone().map(|file| server::RulesOptions {
                 file,

@@ -878,6 +878,8 @@ async fn maintenance(store: Arc<Store>, every: Duration, mut stop: watch::Receiv
 pub struct ServeOptions {
     /// PEM certificate chain and key; None serves plaintext.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// PEM CA that client certificates must chain to (mutual TLS); None: none asked for.
+    pub client_ca: Option<Vec<u8>>,
     pub seal_every: Duration,
     /// Alert rules and where alerts go; None: no rules are evaluated.
     pub rules: Option<RulesOptions>,
@@ -1042,8 +1044,11 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)));
     if let Some((cert, key)) = &opts.tls {
-        builder =
-            builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &opts.client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(tls)?;
     }
     let ingest = IngestServer::new(IngestSvc(shared.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

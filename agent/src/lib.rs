@@ -23,7 +23,7 @@ pub mod spool;
 use std::future::Future;
 
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Why the agent could not run.
 #[derive(Debug, Error)]
@@ -42,6 +42,38 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Opens the OOM policy enforcer. A state file that cannot be understood is moved aside (named
+/// in the log) rather than stopping the agent: the collector sends the policies again, and the
+/// values the processes hold now become their originals.
+fn open_policies(settings: &config::Settings) -> Option<policy::PolicyRunner> {
+    let open =
+        || policy::PolicyRunner::open(&settings.proc_root, &settings.etc_root, &settings.state_dir);
+    match open() {
+        Ok(r) => Some(r),
+        Err(policy::EnforceError::State { dir, source }) => {
+            let path = dir.join(policy::state::STATE_FILE);
+            let aside = dir.join(format!(
+                "{}.unreadable-{}",
+                policy::state::STATE_FILE,
+                now_ms()
+            ));
+            error!(error = %source, moved_to = %aside.display(),
+                "OOM policy state unreadable; moved aside, policies come again from the collector");
+            if let Err(e) = std::fs::rename(&path, &aside) {
+                error!(error = %e, "cannot move the policy state aside; OOM policies are not enforced");
+                return None;
+            }
+            open()
+                .map_err(|e| error!(error = %e, "OOM policies are not enforced"))
+                .ok()
+        }
+        Err(e) => {
+            error!(error = %e, "OOM policies are not enforced");
+            None
+        }
+    }
 }
 
 /// Spool segments roll at this size.
@@ -117,11 +149,13 @@ pub async fn run(
         )
         .with_period(settings.ntp_period)
     });
+    let policies = open_policies(&settings);
     let sources = link::Sources {
         sampler,
         top_oom,
         kmsg,
         ntp,
+        policies,
     };
     link::run(settings, identity, sources, spool, shutdown).await
 }

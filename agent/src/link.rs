@@ -11,6 +11,11 @@
 //!
 //! The window of unacknowledged batches in flight is bounded ([`MAX_IN_FLIGHT`]); everything
 //! else waits on disk, so memory does not grow while the collector is away.
+//!
+//! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
+//! [`PolicyRunner`] at once; while policies exist, a 1 s tick applies them to new processes
+//! (collector reachable or not); policy reports and process lists go out as live messages (not
+//! spooled: each one replaces the previous), on connect and when they change.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fleet_proto::limits::MAX_MESSAGE_BYTES;
 use fleet_proto::v1::{
     agent_message, collector_message, ingest_client::IngestClient, AgentMessage, Batch,
-    CollectorMessage, Hello, HostIdentity, Sample, TimeEcho,
+    CollectorMessage, Hello, HostIdentity, PolicySpec, Sample, TimeEcho,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -32,6 +37,7 @@ use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::now_ms;
 use crate::oomwatch::KmsgWatcher;
+use crate::policy::PolicyRunner;
 use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
 use crate::sources::topoom::TopOomScanner;
@@ -47,6 +53,35 @@ pub struct Sources {
     pub kmsg: Option<KmsgWatcher>,
     /// None when no NTP server is configured or discovered.
     pub ntp: Option<NtpProbe>,
+    /// None when the policy state cannot be opened (logged at start).
+    pub policies: Option<PolicyRunner>,
+}
+
+/// How often policies are applied to new processes.
+pub const POLICY_TICK: Duration = Duration::from_secs(1);
+
+/// Sends the policy report and the process list when due. Live messages: when the stream is
+/// full they are tried again at the next tick.
+fn send_policy_state(session: &Session, runner: &mut PolicyRunner, new_session: bool) {
+    if new_session {
+        runner.report_due();
+    }
+    if let Some(report) = runner.take_report() {
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::PolicyReport(report)),
+        };
+        if session.tx.try_send(msg).is_err() {
+            runner.report_due();
+        }
+    }
+    if let Some(list) = runner.process_list(new_session) {
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::ProcessList(list)),
+        };
+        if session.tx.try_send(msg).is_err() {
+            runner.list_unsent();
+        }
+    }
 }
 
 type Measuring = tokio::task::JoinHandle<(NtpProbe, ClockStatus)>;
@@ -191,7 +226,10 @@ pub async fn run(
         mut top_oom,
         mut kmsg,
         mut ntp,
+        mut policies,
     } = sources;
+    let mut policy_tick = tokio::time::interval(POLICY_TICK);
+    policy_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // An NTP measurement runs as its own task (it waits up to its timeout on UDP replies) and
     // its result rides with the next sample.
     let mut measuring: Option<Measuring> = None;
@@ -226,7 +264,17 @@ pub async fn run(
                     Err(e) => error!(error = %e, "NTP measurement task failed"),
                 }
             }
+            _ = policy_tick.tick(), if policies.as_ref().is_some_and(PolicyRunner::has_policies) => {
+                let runner = policies.as_mut().expect("guarded");
+                runner.tick();
+                if let Some(s) = &session {
+                    send_policy_state(s, runner, false);
+                }
+            }
             _ = ticker.tick() => {
+                if let (Some(s), Some(runner)) = (&session, policies.as_mut()) {
+                    send_policy_state(s, runner, false);
+                }
                 if ntp.as_ref().is_some_and(|p| p.due(Instant::now())) {
                     let mut probe = ntp.take().expect("checked");
                     measuring = Some(tokio::spawn(async move {
@@ -286,6 +334,9 @@ pub async fn run(
                         }
                         link = LinkState::Up;
                         backoff.reset();
+                        if let Some(runner) = policies.as_mut() {
+                            send_policy_state(&s, runner, true);
+                        }
                         session = Some(s);
                     }
                     Err(e) => {
@@ -308,7 +359,14 @@ pub async fn run(
             msg = async { session.as_mut().expect("guarded").inbound.message().await }, if session.is_some() => {
                 let s = session.as_ref().expect("guarded");
                 match handle_inbound(msg, &mut spool, s) {
-                    Ok(()) => {}
+                    Ok(None) => {}
+                    Ok(Some(specs)) => match policies.as_mut() {
+                        Some(runner) => {
+                            runner.sync(&specs);
+                            send_policy_state(s, runner, false);
+                        }
+                        None => warn!(policies = specs.len(), "OOM policies received but not enforced (policy state unavailable)"),
+                    },
                     Err(e) => {
                         warn!(error = %e, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
                         link = LinkState::Down;
@@ -358,15 +416,19 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// Handles one message from the collector; a policy set is returned for the caller to enforce.
 fn handle_inbound(
     msg: Result<Option<CollectorMessage>, tonic::Status>,
     spool: &mut Spool,
     session: &Session,
-) -> Result<(), String> {
+) -> Result<Option<Vec<PolicySpec>>, String> {
     match msg {
         Ok(Some(CollectorMessage {
             msg: Some(collector_message::Msg::Ack(ack)),
-        })) => spool.ack(ack.seq).map_err(|e| e.to_string()),
+        })) => spool.ack(ack.seq).map(|()| None).map_err(|e| e.to_string()),
+        Ok(Some(CollectorMessage {
+            msg: Some(collector_message::Msg::PolicySync(sync)),
+        })) => Ok(Some(sync.policies)),
         Ok(Some(CollectorMessage {
             msg: Some(collector_message::Msg::TimeProbe(probe)),
         })) => {
@@ -383,11 +445,11 @@ fn handle_inbound(
             if session.tx.try_send(echo).is_err() {
                 debug!("stream busy; time probe not answered");
             }
-            Ok(())
+            Ok(None)
         }
         Ok(Some(other)) => {
             debug!(?other, "ignoring unexpected message");
-            Ok(())
+            Ok(None)
         }
         Ok(None) => Err("collector closed the stream".into()),
         Err(s) => Err(format!("{}: {}", s.code(), s.message())),

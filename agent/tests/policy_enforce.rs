@@ -304,3 +304,48 @@ fn lowering_needs_cap_sys_resource() {
         assert_eq!(adj(a.pid()), before, "unchanged");
     }
 }
+
+/// The periodic full rescan sets again a value someone reset, and matches a process by what it
+/// became (a new argv after exec in the same pid), not only by what it was when first seen.
+#[test]
+fn full_rescan_reapplies_and_follows_exec() {
+    let marker = format!("fleet-policy-test-{}-rescan", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    enforcer
+        .scanner()
+        .set_full_rescan(std::time::Duration::from_millis(300));
+    let first = sleeper(&marker);
+    enforcer.apply(policy(&marker, 321), 1).unwrap();
+    assert_eq!(adj(first.pid()), 321);
+
+    // Someone resets it: the next full rescan sets it again.
+    set_adj(first.pid(), 0);
+    enforcer.tick().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    enforcer.tick().unwrap();
+    assert_eq!(adj(first.pid()), 321, "value set again by the full rescan");
+
+    // A shell that execs into a matching command: first seen (and read twice) as `bash`, it
+    // matches only after the exec, which the full rescan notices.
+    let shell = Reaped(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("sleep 1; exec -a {marker} sleep 60"))
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    enforcer.tick().unwrap();
+    enforcer.tick().unwrap();
+    assert_eq!(adj(shell.pid()), 0, "the shell does not match");
+    let path = format!("/proc/{}/cmdline", shell.pid());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read(&path).is_ok_and(|c| c.starts_with(marker.as_bytes())) {
+        assert!(std::time::Instant::now() < deadline, "exec never happened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    enforcer.tick().unwrap();
+    assert_eq!(adj(shell.pid()), 321, "matched after its exec");
+}

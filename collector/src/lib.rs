@@ -12,6 +12,7 @@
 //! [`server::run`]; tests call the same function.
 
 pub mod config;
+pub mod policy;
 pub mod rules;
 pub mod server;
 pub mod storage;

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use regex::Regex;
+
 use crate::doc::{Matcher, Policy, Target, User};
 
 /// What the matcher and the safety checks know about a process; the agent fills it from
@@ -92,6 +94,25 @@ fn is_glob(pattern: &str) -> bool {
 }
 
 impl Target {
+    /// The target in words, e.g. `cluster=prod role=web hosts=web*,db1`; `every host` when empty.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = &self.cluster {
+            parts.push(format!("cluster={c}"));
+        }
+        for (k, v) in &self.labels {
+            parts.push(format!("{k}={v}"));
+        }
+        if !self.hosts.is_empty() {
+            parts.push(format!("hosts={}", self.hosts.join(",")));
+        }
+        if parts.is_empty() {
+            "every host".to_string()
+        } else {
+            parts.join(" ")
+        }
+    }
+
     /// Whether a host is targeted: every key given must hold. `hosts` patterns match the
     /// hostname or the host id.
     pub fn matches(
@@ -125,6 +146,30 @@ impl Target {
 const COMM_MAX: usize = 15;
 
 impl Matcher {
+    /// The match in words, e.g. `exe=/usr/sbin/sshd user=root +children`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let mut put = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        };
+        put("exe", self.exe.as_deref());
+        put("comm", self.comm.as_deref());
+        put("cmdline", self.cmdline.as_ref().map(Regex::as_str));
+        let user = self.user.as_ref().map(|u| match u {
+            User::Uid(uid) => uid.to_string(),
+            User::Name { name, .. } => name.clone(),
+        });
+        put("user", user.as_deref());
+        put("cgroup", self.cgroup.as_deref());
+        put("unit", self.unit.as_deref());
+        if self.children {
+            parts.push("+children".to_string());
+        }
+        parts.join(" ")
+    }
+
     /// Whether the process itself meets every criterion (descendants aside).
     pub fn matches_process(&self, p: &ProcessInfo) -> bool {
         if let Some(exe) = &self.exe {

@@ -36,6 +36,27 @@ fn example_in_deploy_parses() {
     let labels = BTreeMap::new();
     assert!(p.target.matches("id1", "web1", "prod", &labels));
     assert!(!p.target.matches("id1", "web1", "staging", &labels));
+    // The listener as OpenSSH 9.2 (Debian 12) titles it, and before it does; not the sessions,
+    // which run the same executable.
+    let sshd = |pid: u32, cmdline: &str| ProcessInfo {
+        pid,
+        ppid: 1,
+        comm: "sshd".into(),
+        exe: Some("/usr/sbin/sshd".into()),
+        cmdline: cmdline.into(),
+        ..ProcessInfo::default()
+    };
+    let all = [
+        sshd(
+            812,
+            "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+        ),
+        sshd(813, "/usr/sbin/sshd -D"),
+        sshd(900, "sshd: alice [priv]"),
+        sshd(901, "sshd: alice@pts/0"),
+    ];
+    let matched: Vec<u32> = p.select(&all).into_iter().map(|i| all[i].pid).collect();
+    assert_eq!(matched, vec![812, 813]);
 }
 
 #[test]
@@ -333,4 +354,25 @@ fn plan_lists_only_changes() {
     );
     all[0].oom_score_adj = -1000;
     assert!(plan(&p, &all).is_empty());
+}
+
+#[test]
+fn target_and_match_in_words() {
+    let p = parse_policy(
+        "name: x\ntarget: {cluster: prod, labels: {role: web}, hosts: [\"web*\", db1]}\nmatch: {exe: /usr/sbin/sshd, user: root, children: true}\noom_score_adj: -500\n",
+        "x.yaml",
+    )
+    .unwrap();
+    assert_eq!(p.target.describe(), "cluster=prod role=web hosts=web*,db1");
+    assert_eq!(
+        p.matcher.describe(),
+        "exe=/usr/sbin/sshd user=root +children"
+    );
+    let q = parse_policy(
+        "name: y\ntarget: {}\nmatch: {cmdline: 'java .*-jar'}\noom_score_adj: 500\n",
+        "y.yaml",
+    )
+    .unwrap();
+    assert_eq!(q.target.describe(), "every host");
+    assert_eq!(q.matcher.describe(), "cmdline=java .*-jar");
 }

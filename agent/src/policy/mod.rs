@@ -20,6 +20,7 @@
 //! Lowering a value below the current one needs CAP_SYS_RESOURCE; without it writes fail with
 //! "permission denied" and are reported in [`PolicyStatus::failed`].
 
+pub mod runner;
 pub mod scan;
 pub mod state;
 
@@ -32,6 +33,7 @@ use fleet_policy::{uid_of, Policy, ProcessInfo};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+pub use runner::PolicyRunner;
 pub use scan::{Proc, ProcScanner, Tick};
 
 /// Failure reason: the kernel refused the write (no CAP_SYS_RESOURCE to lower the value).
@@ -208,6 +210,20 @@ impl Enforcer {
     /// The status of every policy.
     pub fn status(&self) -> Vec<PolicyStatus> {
         self.policies.iter().map(Entry::status).collect()
+    }
+
+    /// The live processes a policy applies to (empty for an unknown policy).
+    pub fn matched(&self, name: &str) -> Vec<ProcKey> {
+        self.policies
+            .iter()
+            .find(|e| e.policy.name == name)
+            .map(|e| {
+                e.matched
+                    .iter()
+                    .map(|(&pid, &starttime)| ProcKey { pid, starttime })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The original value recorded for a process, if a policy changed it.

@@ -10,7 +10,9 @@
 //! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
 //! once more, those first seen on the previous tick, since a process seen between fork and exec
 //! still carries its parent's name); it forgets the pids that vanished. Its steady-state cost is
-//! one readdir. A pid that exits and is reused between two ticks is not noticed: with pid_max
+//! one readdir. Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process
+//! that exec'd another program or retitled itself (sshd's `[listener]`) is matched by what it is
+//! now, and a value someone reset is set again. A pid that exits and is reused between two ticks is not noticed: with pid_max
 //! at 4194304 by default that takes millions of forks within a second.
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +24,9 @@ use fleet_policy::ProcessInfo;
 
 /// The pid of kthreadd; it and its children are kernel threads, which no policy applies to.
 const KTHREADD: u32 = 2;
+
+/// How often a tick examines every process, not only new ones.
+pub const FULL_RESCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A process as read, with its start time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,9 @@ pub struct ProcScanner {
     /// Reused by every read.
     buf: Vec<u8>,
     listed: HashSet<u32>,
+    /// When every process was last examined.
+    last_full: Option<std::time::Instant>,
+    full_every: std::time::Duration,
 }
 
 impl ProcScanner {
@@ -65,7 +73,14 @@ impl ProcScanner {
             young: Vec::new(),
             buf: Vec::with_capacity(4096),
             listed: HashSet::new(),
+            last_full: None,
+            full_every: FULL_RESCAN_EVERY,
         }
+    }
+
+    /// Changes how often a tick examines every process (default [`FULL_RESCAN_EVERY`]).
+    pub fn set_full_rescan(&mut self, every: std::time::Duration) {
+        self.full_every = every;
     }
 
     /// The proc root.
@@ -98,6 +113,7 @@ impl ProcScanner {
         let mut out = Vec::with_capacity(pids.len());
         self.known.clear();
         self.young.clear();
+        self.last_full = Some(std::time::Instant::now());
         for pid in pids {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
@@ -138,26 +154,41 @@ impl ProcScanner {
             }
             keep
         });
-        let mut fresh = Vec::new();
-        for &pid in &listed {
-            if !self.known.contains_key(&pid) {
-                fresh.push(pid);
-            }
+        let full = self
+            .last_full
+            .is_none_or(|t| t.elapsed() >= self.full_every);
+        if full {
+            self.last_full = Some(std::time::Instant::now());
         }
-        fresh.sort_unstable();
+        let mut new_pids: Vec<u32> = listed
+            .iter()
+            .copied()
+            .filter(|pid| !self.known.contains_key(pid))
+            .collect();
+        new_pids.sort_unstable();
+        let fresh: Vec<u32> = if full {
+            let mut all: Vec<u32> = listed.iter().copied().collect();
+            all.sort_unstable();
+            all
+        } else {
+            new_pids.clone()
+        };
         let again: Vec<u32> = std::mem::take(&mut self.young)
             .into_iter()
-            .filter(|pid| listed.contains(pid) && !fresh.contains(pid))
+            .filter(|pid| listed.contains(pid) && fresh.binary_search(pid).is_err())
             .collect();
-        let mut young = fresh.clone();
+        // New pids are examined once more on the next tick (fork then exec).
+        let mut young = new_pids;
         for &pid in again.iter().chain(&fresh) {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
                 self.known.insert(pid, p.starttime);
                 // A process still inside execve (empty argv, see scan_all) is read again until
                 // its command line is there.
-                if p.info.cmdline.is_empty() && !young.contains(&pid) {
-                    young.push(pid);
+                if p.info.cmdline.is_empty() {
+                    if let Err(at) = young.binary_search(&pid) {
+                        young.insert(at, pid);
+                    }
                 }
                 tick.examined.push(p);
             }

@@ -35,8 +35,8 @@ use super::chunk::{self, Row};
 use super::keys::{self, ChunkKey, EventKey, RawKey, TopOomKey};
 use super::{
     validate_oom_event, validate_sample, HostRecord, IngestItem, SealStats, StorageError,
-    StoreOptions, StoredOomKill, StoredRow, WriteOutcome, CF_CHUNKS, CF_EVENTS, CF_HOSTS, CF_RAW,
-    CF_TOPOOM, COLUMN_FAMILIES,
+    StoreOptions, StoredOomKill, StoredRow, WriteOutcome, CF_CHUNKS, CF_EVENTS, CF_HOSTS,
+    CF_POLICIES, CF_RAW, CF_TOPOOM, COLUMN_FAMILIES,
 };
 
 const HOST_RECORD_VERSION: u8 = 2;
@@ -1223,6 +1223,41 @@ impl Store {
         Ok(self.db.get_cf(self.cf(CF_HOSTS)?, key)?)
     }
 }
+
+impl Store {
+    /// Writes policy records (keys from [`keys::policy_version_key`] and
+    /// [`keys::policy_status_key`]) in one synced batch.
+    ///
+    /// # Errors
+    /// [`StorageError::Rocks`] if the write fails.
+    pub fn policy_write(&self, puts: &[KeyValue]) -> Result<(), StorageError> {
+        let cf = self.cf(CF_POLICIES)?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in puts {
+            batch.put_cf(cf, k, v);
+        }
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    /// Every policy record, in key order (versions of each policy oldest first, then the
+    /// statuses). The set is small (versions times hosts reporting), read once at start.
+    ///
+    /// # Errors
+    /// [`StorageError::Rocks`] if the read fails.
+    pub fn policy_records(&self) -> Result<Vec<KeyValue>, StorageError> {
+        let cf = self.cf(CF_POLICIES)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The raw samples of one host in one window, being sealed.
 struct Group {

@@ -13,6 +13,8 @@
 //! | event  | `events` | `0x30` · window_start_s u64 · host_num u32 · time_ms u64 · disc u64         | 29    |
 //! | kseq   | `events` | `0x31` · host_num u32 · boot_id_hash u64 · kmsg_seq u64                     | 21    |
 //! | topoom | `topoom` | `0x40` · window_start_s u64 · host_num u32 · time_ms u64                    | 21    |
+//! | polver | `policies` | `0x50` · name_len u8 · name (ASCII) · version u64                         | 11..  |
+//! | polsta | `policies` | `0x51` · name_len u8 · name (ASCII) · host_num u32                        | 7..   |
 //!
 //! `window_start_s` is the start of the chunk window holding the sample (or event, or ranking), in
 //! Unix seconds, aligned to the window length. It comes first in `raw`, `chunks`, `event` and
@@ -51,6 +53,15 @@
 //! hex, e.g. `7-18bcfe59839-2a` for host 7, `1700000012345` ms, `kmsg_seq` 42. The window is
 //! recomputed from `time_ms`, so the id names the event key and looking it up is one get.
 //!
+//! # OOM policies
+//!
+//! A `polver` key holds one version of a policy (a prost-encoded `PolicyVersion`: document,
+//! action, actor, time); the versions of a policy are neighbours, oldest first, and the history
+//! is never deleted. A `polsta` key holds the status one host last reported for the policy (a
+//! prost-encoded `HostPolicyStatus`). The length byte before the name keeps `web` and `web2`
+//! apart in prefix scans. Names are what `fleet_policy` accepts: 1 to 128 letters, digits,
+//! `-`, `_`, `.`.
+//!
 //! # Top-oom rankings
 //!
 //! A `topoom` key holds the top-oom ranking that one host's sample at `time_ms` carried (the
@@ -87,6 +98,12 @@ pub const PREFIX_EVENT: u8 = 0x30;
 pub const PREFIX_EVENT_SEQ: u8 = 0x31;
 /// Prefix of a top-oom ranking (`topoom` CF).
 pub const PREFIX_TOPOOM: u8 = 0x40;
+/// Prefix of a policy version (`policies` CF).
+pub const PREFIX_POLICY_VERSION: u8 = 0x50;
+/// Prefix of a host's policy status (`policies` CF).
+pub const PREFIX_POLICY_STATUS: u8 = 0x51;
+/// Longest policy name (as `fleet_policy` enforces).
+pub const MAX_POLICY_NAME_BYTES: usize = 128;
 
 /// The high bit of an event key's `disc`: set for events without a `kmsg_seq`, clear for the
 /// `kmsg_seq` of the others.
@@ -145,6 +162,8 @@ pub enum KeyError {
     BadKillId(String),
     #[error("blob name {0:?} is not 1 to 128 bytes of printable ASCII")]
     BadBlobName(String),
+    #[error("policy name {0:?} is not 1 to 128 bytes of printable ASCII")]
+    BadPolicyName(String),
 }
 
 /// A decoded `raw` key: one sample of one host.
@@ -228,6 +247,93 @@ pub fn blob_key(name: &str) -> Result<Vec<u8>, KeyError> {
         return Err(KeyError::BadBlobName(name.to_owned()));
     }
     Ok(meta_key(&format!("{META_BLOB_PREFIX}{name}")))
+}
+
+fn policy_prefix(prefix: u8, name: &str) -> Result<Vec<u8>, KeyError> {
+    if name.is_empty()
+        || name.len() > MAX_POLICY_NAME_BYTES
+        || !name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(KeyError::BadPolicyName(name.to_owned()));
+    }
+    let mut out = Vec::with_capacity(2 + name.len() + 8);
+    out.push(prefix);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
+    Ok(out)
+}
+
+/// `0x50 · len · name · version`.
+///
+/// # Errors
+/// [`KeyError::BadPolicyName`] for a name that is empty, too long or not printable ASCII.
+pub fn policy_version_key(name: &str, version: u64) -> Result<Vec<u8>, KeyError> {
+    let mut out = policy_prefix(PREFIX_POLICY_VERSION, name)?;
+    out.extend_from_slice(&version.to_be_bytes());
+    Ok(out)
+}
+
+/// `0x51 · len · name · host_num`.
+///
+/// # Errors
+/// [`KeyError::BadPolicyName`] as [`policy_version_key`].
+pub fn policy_status_key(name: &str, host_num: u32) -> Result<Vec<u8>, KeyError> {
+    let mut out = policy_prefix(PREFIX_POLICY_STATUS, name)?;
+    out.extend_from_slice(&host_num.to_be_bytes());
+    Ok(out)
+}
+
+/// A decoded `policies` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyKey {
+    Version { name: String, version: u64 },
+    Status { name: String, host_num: u32 },
+}
+
+/// Decodes a `policies` key.
+///
+/// # Errors
+/// [`KeyError`] for a key of another kind, a wrong length or a name that is not ASCII.
+pub fn decode_policy_key(key: &[u8]) -> Result<PolicyKey, KeyError> {
+    let (&prefix, rest) = key.split_first().ok_or(KeyError::Empty)?;
+    let (kind, tail) = match prefix {
+        PREFIX_POLICY_VERSION => ("policy version", 8),
+        PREFIX_POLICY_STATUS => ("policy status", 4),
+        found => {
+            return Err(KeyError::WrongPrefix {
+                kind: "policy",
+                expected: PREFIX_POLICY_VERSION,
+                found,
+            })
+        }
+    };
+    let len = usize::from(*rest.first().ok_or(KeyError::WrongLength {
+        kind,
+        len: key.len(),
+        expected: "at least 2",
+    })?);
+    if rest.len() != 1 + len + tail {
+        return Err(KeyError::WrongLength {
+            kind,
+            len: key.len(),
+            expected: "1 + 1 + name length + id",
+        });
+    }
+    let name = std::str::from_utf8(&rest[1..1 + len])
+        .map_err(|_| KeyError::NotUtf8 { kind, what: "name" })?
+        .to_owned();
+    let id = &rest[1 + len..];
+    Ok(if prefix == PREFIX_POLICY_VERSION {
+        PolicyKey::Version {
+            name,
+            version: u64::from_be_bytes(id.try_into().expect("length checked")),
+        }
+    } else {
+        PolicyKey::Status {
+            name,
+            host_num: u32::from_be_bytes(id.try_into().expect("length checked")),
+        }
+    })
 }
 
 /// `0x10 · window · host · time · seq`.
@@ -871,5 +977,35 @@ mod tests {
         assert_eq!(window_start_s(3_599_999, 3600), 0);
         assert_eq!(window_start_s(3_600_000, 3600), 3600);
         assert_eq!(window_start_s(1_700_000_012_345, 3600), 1_699_999_200);
+    }
+
+    #[test]
+    fn policy_keys_round_trip_and_keep_names_apart() {
+        let v = policy_version_key("protect-sshd", 3).unwrap();
+        assert_eq!(
+            decode_policy_key(&v).unwrap(),
+            PolicyKey::Version {
+                name: "protect-sshd".into(),
+                version: 3
+            }
+        );
+        let st = policy_status_key("web", 7).unwrap();
+        assert_eq!(
+            decode_policy_key(&st).unwrap(),
+            PolicyKey::Status {
+                name: "web".into(),
+                host_num: 7
+            }
+        );
+        // Versions of a policy sort by number; "web" and "web2" do not interleave.
+        assert!(policy_version_key("a", 2).unwrap() < policy_version_key("a", 10).unwrap());
+        let web = policy_status_key("web", u32::MAX).unwrap();
+        let web2 = policy_status_key("web2", 0).unwrap();
+        assert!(web < web2);
+        assert!(!web2.starts_with(&policy_prefix(PREFIX_POLICY_STATUS, "web").unwrap()));
+        assert!(policy_version_key("", 1).is_err());
+        assert!(policy_version_key(&"x".repeat(129), 1).is_err());
+        assert!(decode_policy_key(&v[..v.len() - 1]).is_err());
+        assert!(decode_policy_key(&[PREFIX_RAW, 1, b'a']).is_err());
     }
 }

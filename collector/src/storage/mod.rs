@@ -16,6 +16,7 @@
 //! | [`CF_CHUNKS`] | sealed series: one compressed columnar chunk per series per window     |
 //! | [`CF_EVENTS`] | OOM kills, one prost-encoded `OomEvent` per key, and their dedup index |
 //! | [`CF_TOPOOM`] | top-oom rankings, one per host per sample that carried one             |
+//! | [`CF_POLICIES`] | OOM policy versions (with who and when) and each host's policy status |
 //!
 //! # Data path
 //!
@@ -54,8 +55,17 @@ pub const CF_CHUNKS: &str = "chunks";
 pub const CF_EVENTS: &str = "events";
 /// Top-oom rankings.
 pub const CF_TOPOOM: &str = "topoom";
+/// OOM policy versions and per-host policy status.
+pub const CF_POLICIES: &str = "policies";
 /// Every column family of the store (RocksDB also keeps an unused `default`).
-pub const COLUMN_FAMILIES: [&str; 5] = [CF_HOSTS, CF_RAW, CF_CHUNKS, CF_EVENTS, CF_TOPOOM];
+pub const COLUMN_FAMILIES: [&str; 6] = [
+    CF_HOSTS,
+    CF_RAW,
+    CF_CHUNKS,
+    CF_EVENTS,
+    CF_TOPOOM,
+    CF_POLICIES,
+];
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, Error)]

@@ -12,8 +12,14 @@
 //!   control then pushes back on the agents, which keep their data in their spools. Memory stays
 //!   bounded by the queue and the per-stream windows.
 //! - An Ack is sent only after the write that contains the batch returned, in stream order.
+//! - OOM policies ([`policies`]): each session pushes its host's policy set after the welcome
+//!   and on every change, and takes the agent's policy reports and process lists.
 //! - Shutdown: the listener stops accepting, sessions stop reading and finish their pending acks,
 //!   the writer drains, RocksDB is flushed and closed.
+
+mod policies;
+
+pub use policies::{check_process_list, ACTOR_METADATA, MAX_PROCESSES};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +31,7 @@ use fleet_proto::schema::schema_of_i32;
 use fleet_proto::v1::{
     agent_message, collector_message,
     ingest_server::{Ingest, IngestServer},
+    policies_server::PoliciesServer,
     query_server::{Query, QueryServer},
     Activity, AgentMessage, AlertList, AlertQuery, Batch, ClockStatus, CollectorMessage,
     HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery,
@@ -218,6 +225,7 @@ impl Live {
 #[derive(Clone)]
 struct Shared {
     rules: Option<Arc<tokio::sync::Mutex<RulesEngine>>>,
+    policies: Arc<crate::policy::PolicyBook>,
     live: Arc<Live>,
     store: Arc<Store>,
     writer: mpsc::Sender<WriteReq>,
@@ -448,6 +456,7 @@ async fn run_session(
             }
         })
     };
+    let pusher = policies::spawn_pusher(shared.policies.clone(), rec.clone(), out.clone());
     let mut stop = shared.stop.clone();
     let mut unknown_logged = false;
     loop {
@@ -508,10 +517,29 @@ async fn run_session(
                     shared.live.collector_offset(rec.num, offset_ms, delay_ms);
                 }
             }
+            Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::PolicyReport(report)),
+            })) => {
+                if let Err(e) =
+                    policies::store_report(shared.policies.clone(), rec.clone(), report).await
+                {
+                    warn!(host_id = %host, error = %e.message(), "policy report not stored");
+                }
+            }
+            Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::ProcessList(list)),
+            })) => {
+                if let Err(status) = check_process_list(&list) {
+                    warn!(host_id = %host, error = %status.message(), "malformed process list; closing the stream");
+                    let _ = out.send(Err(status)).await;
+                    break;
+                }
+                shared.policies.set_processes(rec.num, &list);
+            }
             Ok(Some(_)) => {
                 let _ = out
                     .send(Err(Status::invalid_argument(
-                        "after the hello, a session carries batches and time echoes only",
+                        "after the hello, a session carries batches, time echoes, policy reports and process lists only",
                     )))
                     .await;
                 break;
@@ -524,6 +552,7 @@ async fn run_session(
         }
     }
     prober.abort();
+    pusher.abort();
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;
@@ -1030,8 +1059,13 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    let book = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || crate::policy::PolicyBook::open(store)).await??
+    };
     let shared = Shared {
         rules: engine.as_ref().map(|(e, _)| e.clone()),
+        policies: Arc::new(book),
         live,
         store: store.clone(),
         writer: writer_tx,
@@ -1056,12 +1090,16 @@ pub async fn run(
     let query = QueryServer::new(QuerySvc(shared.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
+    let policies = PoliciesServer::new(policies::PoliciesSvc(shared.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
     drop(shared);
     let addr = listener.local_addr()?;
     info!(%addr, tls = opts.tls.is_some(), "fleet-collector serving");
     builder
         .add_service(ingest)
         .add_service(query)
+        .add_service(policies)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             info!("shutting down: no new connections; finishing writes");

@@ -12,6 +12,9 @@
 //! fleetctl ntp [--cluster C] [--host H]...
 //! fleetctl alerts [--cluster C] [--state pending|firing|resolved]
 //! fleetctl rules check FILE
+//! fleetctl policy apply -f FILE [--cluster C] [--dry-run] [--force]
+//! fleetctl policy list [--cluster C]
+//! fleetctl policy status|history|rollback|delete NAME
 //! ```
 //!
 //! The global options are `global = true`, so they may also follow the command
@@ -100,6 +103,9 @@ pub enum Command {
     Alerts(AlertsArgs),
     /// Work with alert rules files (offline: no collector is contacted)
     Rules(RulesArgs),
+    /// OOM policies: set oom_score_adj of matching processes on the targeted hosts; every change
+    /// is a new version, recorded with who made it
+    Policy(PolicyArgs),
 }
 
 /// The help text on `--since`/`--until` values.
@@ -315,6 +321,66 @@ pub struct RulesCheckArgs {
     /// The rules file (TOML, `[[rule]]` tables)
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `fleetctl policy`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+/// What follows `fleetctl policy`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file here, then store it as the policy's next version and push it to the
+    /// hosts it targets; with --dry-run only show what would change. Exits 1 when the safety
+    /// checks refuse it
+    Apply(PolicyApplyArgs),
+    /// The current version of every policy
+    List(PolicyListArgs),
+    /// Where a policy stands on each host: enforced, pending, outdated, removed; with the
+    /// failures and the processes it holds
+    Status(PolicyNameArgs),
+    /// Every version of a policy, oldest first, with who made it
+    History(PolicyNameArgs),
+    /// Store the version before the current one again, as a new version
+    Rollback(PolicyNameArgs),
+    /// Stop enforcing a policy: the agents give its processes back their original values
+    Delete(PolicyNameArgs),
+}
+
+/// `fleetctl policy apply -f FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyApplyArgs {
+    /// The policy document: YAML, or TOML for a .toml file
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub file: PathBuf,
+    /// Apply to this cluster, in place of the document's target.cluster
+    #[arg(long, value_name = "C", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub cluster: Option<String>,
+    /// Show what would change on each host, and any refusal; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply even when the safety checks refuse the policy
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `fleetctl policy list`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyListArgs {
+    /// Only policies that target this cluster
+    #[arg(long, value_name = "C")]
+    pub cluster: Option<String>,
+}
+
+/// `fleetctl policy status|history|rollback|delete NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyNameArgs {
+    /// The policy's name, as in its document and `fleetctl policy list`
+    #[arg(value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: String,
 }
 
 /// A `--before` value: a positive humantime duration that fits the wire's milliseconds.
@@ -835,6 +901,95 @@ mod tests {
             "{err}"
         );
         let err = parse(&["rules", "check", "a.toml", "b.toml"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
+    }
+
+    fn policy(args: &[&str]) -> PolicyCommand {
+        let mut all = vec!["policy"];
+        all.extend_from_slice(args);
+        match parse(&all)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::Policy(PolicyArgs { command }) => command,
+            other => panic!("not policy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_apply_takes_a_file_and_flags() {
+        let PolicyCommand::Apply(args) = policy(&["apply", "-f", "p.yaml"]) else {
+            panic!("not apply");
+        };
+        assert_eq!(args.file, PathBuf::from("p.yaml"));
+        assert_eq!(args.cluster, None);
+        assert!(!args.dry_run && !args.force);
+        let PolicyCommand::Apply(args) = policy(&[
+            "apply",
+            "--dry-run",
+            "--file",
+            "p.toml",
+            "--cluster",
+            "prod",
+            "--force",
+        ]) else {
+            panic!("not apply");
+        };
+        assert_eq!(args.file, PathBuf::from("p.toml"));
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+        assert!(args.dry_run && args.force);
+        let cli = parse(&["policy", "apply", "-f", "p.yaml", "-o", "json"]).unwrap();
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+
+        let err = parse(&["policy", "apply"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{err}");
+        // The file is named with -f, as kubectl apply does, not positionally.
+        let err = parse(&["policy", "apply", "p.yaml"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
+        let err = parse(&["policy", "apply", "-f", "p.yaml", "--cluster", ""]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue, "{err}");
+        let err = parse(&["policy"]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn policy_list_and_the_commands_that_name_one() {
+        let PolicyCommand::List(args) = policy(&["list"]) else {
+            panic!("not list");
+        };
+        assert_eq!(args.cluster, None);
+        let PolicyCommand::List(args) = policy(&["list", "--cluster", "prod"]) else {
+            panic!("not list");
+        };
+        assert_eq!(args.cluster.as_deref(), Some("prod"));
+
+        for command in ["status", "history", "rollback", "delete"] {
+            let name = match policy(&[command, "protect-sshd"]) {
+                PolicyCommand::Status(a)
+                | PolicyCommand::History(a)
+                | PolicyCommand::Rollback(a)
+                | PolicyCommand::Delete(a) => a.name,
+                other => panic!("{command}: {other:?}"),
+            };
+            assert_eq!(name, "protect-sshd", "{command}");
+            let err = parse(&["policy", command]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::MissingRequiredArgument,
+                "{command}: {err}"
+            );
+            let err = parse(&["policy", command, ""]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{command}: {err}");
+            let err = parse(&["policy", command, "a", "b"]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{command}: {err}");
+        }
+        assert!(matches!(policy(&["status", "p"]), PolicyCommand::Status(_)));
+        assert!(matches!(policy(&["delete", "p"]), PolicyCommand::Delete(_)));
+        let err = parse(&["policy", "delete", "p", "--force"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
     }
 }

@@ -1,9 +1,12 @@
-//! The connection to the collector's `Query` service, and the one place where transport errors and
-//! gRPC statuses become fleetctl's messages.
+//! The connection to the collector's `Query` and `Policies` services (`client/policy.rs`), and
+//! the one place where transport errors and gRPC statuses become fleetctl's messages.
+
+mod policy;
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use fleet_proto::v1::policies_client::PoliciesClient;
 use fleet_proto::v1::query_client::QueryClient;
 use fleet_proto::v1::{
     Alert, AlertQuery, HostInfo, ListHostsRequest, NtpHostStatus, NtpQuery, OomKill, OomKillDetail,
@@ -24,10 +27,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// time range and host count, not with an agent's batch size.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
-/// A connected `Query` client.
+/// A connection to the collector: its `Query` and `Policies` clients.
 #[derive(Debug, Clone)]
 pub struct Collector {
     client: QueryClient<Channel>,
+    /// The `Policies` service, on the same connection.
+    policies: PoliciesClient<Channel>,
     url: String,
 }
 
@@ -61,8 +66,14 @@ impl Collector {
                 CONNECT_TIMEOUT.as_secs()
             ),
         };
-        let client = QueryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
-        Ok(Collector { client, url })
+        let client =
+            QueryClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let policies = PoliciesClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        Ok(Collector {
+            client,
+            policies,
+            url,
+        })
     }
 
     /// `Query.ListHosts`; `cluster` empty for every cluster.

@@ -10,6 +10,8 @@
 //! - `client`: the connection (TLS via rustls) and the one place gRPC statuses become messages.
 //! - [`render`]: pure functions from answers to text, one per command and format.
 //! - [`timearg`]: pure parsing of `--since`/`--until`.
+//! - `policy`: `fleetctl policy ...`, against the collector's `Policies` service; `apply` checks
+//!   the document with `fleet-policy` before sending it.
 //!
 //! `main.rs` only parses the command line and calls [`run`]; tests call [`execute`] to get the
 //! output as a string. `rules check` is the one command that works offline: it validates a rules
@@ -19,6 +21,7 @@
 pub mod cli;
 mod client;
 pub mod config;
+mod policy;
 pub mod render;
 pub mod timearg;
 
@@ -114,6 +117,7 @@ pub async fn execute(cli: Cli) -> Result<Output> {
         },
         Command::Ntp(args) => ntp(&settings, args).await,
         Command::Alerts(args) => alerts(&settings, args).await,
+        Command::Policy(args) => policy::execute(&settings, args).await,
         Command::Rules(_) => unreachable!("handled before the settings are resolved"),
     }
 }

@@ -67,6 +67,8 @@
 //! - `rules check`: `FILE: N rules OK` and one line per rule, or JSON
 //!   `{"file", "ok", "rules": [{"name", "kind", "cluster", "for"}]}` (`{"file", "ok", "error"}`
 //!   for a file that does not validate).
+//! - `policy ...`: the change plans, policy versions and per-host status; `render/policy.rs`
+//!   describes them, and its functions are re-exported here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -80,6 +82,13 @@ use fleet_proto::v1::{
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+
+mod policy;
+pub use policy::{
+    change_headline, refused_line, render_policy_change, render_policy_history, render_policy_list,
+    render_policy_status, ChangeOutcome, CHANGE_KEYS, DESCRIPTION_WIDTH, PLAN_KEYS, POLICY_KEYS,
+    STATUS_KEYS,
+};
 
 /// The `-o` / `output` choice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]

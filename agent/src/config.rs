@@ -343,6 +343,29 @@ impl Settings {
             etc_root: file.etc_root.unwrap_or_else(|| "/etc".into()),
         })
     }
+
+    /// Checks that every file these settings name can be opened for reading by this process
+    /// (`--check-config`, which a unit runs as the service's user before starting it): the TLS
+    /// files, and the machine id when no `host_id` is set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field and the file.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        let mut files = Vec::new();
+        if let Some(tls) = &self.tls {
+            files.push(("tls_ca", &tls.ca));
+            files.extend(tls.cert.as_ref().map(|f| ("tls_cert", f)));
+            files.extend(tls.key.as_ref().map(|f| ("tls_key", f)));
+        }
+        if self.host_id.is_none() {
+            files.push(("machine_id_path", &self.machine_id_path));
+        }
+        for (field, path) in files {
+            std::fs::File::open(path)
+                .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

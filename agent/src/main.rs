@@ -68,6 +68,10 @@ struct Cli {
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Only check the config file and flags and that the files they name can be read: print
+    /// "config OK" (exit 0) or the error naming the field (exit 2), and start nothing.
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let check_only = cli.check_config;
     let settings = match settings(cli) {
         Ok(s) => s,
         Err(e) => {
@@ -189,6 +194,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check_only {
+        return match settings.check_files() {
+            Ok(()) => {
+                println!("config OK");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fleet-agent: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     // One thread: the agent's work is a few file reads per interval; no worker pool needed.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -182,6 +182,25 @@ impl Settings {
             webhook,
         })
     }
+
+    /// Checks that every file these settings name can be opened for reading by this process
+    /// (`--check-config`, which a unit runs as the service's user before starting it).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field and the file.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        let mut files = Vec::new();
+        if let Some((cert, key)) = &self.tls {
+            files.extend([("tls_cert", cert), ("tls_key", key)]);
+        }
+        files.extend(self.tls_ca.as_ref().map(|f| ("tls_ca", f)));
+        files.extend(self.rules.as_ref().map(|f| ("rules", f)));
+        for (field, path) in files {
+            std::fs::File::open(path)
+                .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

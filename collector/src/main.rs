@@ -47,6 +47,10 @@ struct Cli {
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Only check the config file and flags, that the files they name can be read and that the
+    /// rules file is valid: print "config OK" (exit 0) or the error naming the field (exit 2).
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -139,6 +143,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .await
 }
 
+/// `--check-config`, after the settings resolved: the files they name, and the rules.
+fn check_config(settings: &Settings) -> ExitCode {
+    let rules = settings.rules.as_deref().map(server::load_rules);
+    match (settings.check_files(), rules) {
+        (Err(e), _) => eprintln!("fleet-collector: {e}"),
+        (Ok(()), Some(Err(e))) => eprintln!("fleet-collector: rules: {e}"),
+        (Ok(()), _) => {
+            println!("config OK");
+            return ExitCode::SUCCESS;
+        }
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -148,13 +166,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let settings = match settings(Cli::parse()) {
+    let cli = Cli::parse();
+    let check_only = cli.check_config;
+    let settings = match settings(cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fleet-collector: {e:#}");
             return ExitCode::from(2);
         }
     };
+    if check_only {
+        return check_config(&settings);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

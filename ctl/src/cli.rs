@@ -12,6 +12,8 @@
 //! fleetctl ntp [--cluster C] [--host H]...
 //! fleetctl alerts [--cluster C] [--state pending|firing|resolved]
 //! fleetctl rules check FILE
+//! fleetctl certs init --dir DIR [--san NAME]... [--days N] [--ca-days N]
+//! fleetctl certs issue --role agent|viewer|operator --name NAME --dir DIR [--days N|--not-after T]
 //! fleetctl policy apply -f FILE [--cluster C] [--dry-run] [--force]
 //! fleetctl policy list [--cluster C]
 //! fleetctl policy status|history|rollback|delete NAME
@@ -103,6 +105,9 @@ pub enum Command {
     Alerts(AlertsArgs),
     /// Work with alert rules files (offline: no collector is contacted)
     Rules(RulesArgs),
+    /// Make the fleet's CA and certificates for the collector, agents, viewers and operators
+    /// (offline: no collector is contacted)
+    Certs(CertsArgs),
     /// OOM policies: set oom_score_adj of matching processes on the targeted hosts; every change
     /// is a new version, recorded with who made it
     Policy(PolicyArgs),
@@ -321,6 +326,75 @@ pub struct RulesCheckArgs {
     /// The rules file (TOML, `[[rule]]` tables)
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `fleetctl certs`: see [`crate::certs`] for the files and the identity convention.
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+/// What follows `fleetctl certs`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertsCommand {
+    /// Make the fleet's CA (DIR/ca.pem, DIR/ca-key.pem) and the collector's certificate
+    /// (DIR/collector.pem, DIR/collector-key.pem); refuses to overwrite an existing CA
+    Init(CertsInitArgs),
+    /// Sign a client certificate with DIR's CA: DIR/NAME.pem and DIR/NAME-key.pem (subject CN
+    /// NAME, OU the role)
+    Issue(CertsIssueArgs),
+}
+
+/// `fleetctl certs init`.
+#[derive(Debug, Clone, Args)]
+pub struct CertsInitArgs {
+    /// Directory for the files (made with mode 0700 if missing)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Another name of the collector, besides localhost, 127.0.0.1 and ::1: an IP address or a
+    /// DNS name (repeatable)
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Days the collector's certificate is valid
+    #[arg(long, value_name = "N", default_value_t = crate::certs::DEFAULT_LEAF_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Days the CA is valid
+    #[arg(long, value_name = "N", default_value_t = crate::certs::DEFAULT_CA_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub ca_days: u32,
+}
+
+/// `fleetctl certs issue`.
+#[derive(Debug, Clone, Args)]
+pub struct CertsIssueArgs {
+    /// What the certificate may do: agent (stream one host's data), viewer (query), operator
+    /// (query, change policies and rules)
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub role: crate::certs::Role,
+    /// The subject CN and file name; for an agent, its host id ([A-Za-z0-9._-], 1-128)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Directory holding the CA (ca.pem, ca-key.pem); the new files are written there
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Days the certificate is valid (at most until the CA expires)
+    #[arg(long, value_name = "N", default_value_t = crate::certs::DEFAULT_LEAF_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Exact end of validity instead of --days (RFC 3339); a past time makes an already expired
+    /// certificate, for testing that it is refused
+    #[arg(long, value_name = "TIME", conflicts_with = "days",
+          value_parser = parse_rfc3339)]
+    pub not_after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A `--not-after` value: an RFC 3339 time.
+fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time (2026-11-25T22:10:03Z): {e}"))
 }
 
 /// `fleetctl policy`.

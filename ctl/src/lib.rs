@@ -14,10 +14,11 @@
 //!   the document with `fleet-policy` before sending it.
 //!
 //! `main.rs` only parses the command line and calls [`run`]; tests call [`execute`] to get the
-//! output as a string. `rules check` is the one command that works offline: it validates a rules
-//! file with `fleet-rules`, the parser the collector loads `--rules` with, and needs no collector
-//! settings.
+//! output as a string. `rules check` and `certs` work offline and need no collector settings:
+//! `rules check` validates a rules file with `fleet-rules`, the parser the collector loads
+//! `--rules` with; [`certs`] makes the fleet's CA and certificates.
 
+pub mod certs;
 pub mod cli;
 mod client;
 pub mod config;
@@ -106,6 +107,9 @@ pub async fn execute(cli: Cli) -> Result<Output> {
             RulesCommand::Check(check) => Ok(rules_check(check, format)),
         };
     }
+    if let Command::Certs(args) = &cli.command {
+        return certs_command(&args.command, config::output_format(&cli.global, &file));
+    }
     let settings = config::resolve(&cli.global, file)?;
     match cli.command {
         Command::Hosts(args) => hosts(&settings, args).await,
@@ -118,7 +122,9 @@ pub async fn execute(cli: Cli) -> Result<Output> {
         Command::Ntp(args) => ntp(&settings, args).await,
         Command::Alerts(args) => alerts(&settings, args).await,
         Command::Policy(args) => policy::execute(&settings, args).await,
-        Command::Rules(_) => unreachable!("handled before the settings are resolved"),
+        Command::Rules(_) | Command::Certs(_) => {
+            unreachable!("handled before the settings are resolved")
+        }
     }
 }
 
@@ -402,6 +408,44 @@ async fn alerts(settings: &Settings, args: AlertsArgs) -> Result<Output> {
     });
     Ok(Output {
         stdout: render::render_alerts(&alerts, settings.output),
+        notice,
+        failed: false,
+    })
+}
+
+/// `certs init` / `certs issue`: one line per file written (JSON: an array of
+/// [`certs::Written`]), or an error naming what is wrong (nothing is written then).
+fn certs_command(command: &cli::CertsCommand, format: OutputFormat) -> Result<Output> {
+    let now = Utc::now();
+    let mut notice = None;
+    let written = match command {
+        cli::CertsCommand::Init(args) => certs::init(
+            &args.dir,
+            &args.sans,
+            certs::Validity::days(now, args.ca_days)?,
+            certs::Validity::days(now, args.days)?,
+        )?,
+        cli::CertsCommand::Issue(args) => {
+            let validity = match args.not_after {
+                Some(end) => certs::Validity::until(now, end),
+                None => certs::Validity::days(now, args.days)?,
+            };
+            if validity.expired_at(now) {
+                notice = Some(format!(
+                    "warning: this certificate expired at {} (--not-after): every collector \
+                     refuses it",
+                    show_time(validity.not_after)
+                ));
+            }
+            certs::issue(&args.dir, args.role, &args.name, validity)?
+        }
+    };
+    let stdout = match format {
+        OutputFormat::Json => certs::render_json(&written),
+        OutputFormat::Table | OutputFormat::Csv => certs::render_table(&written),
+    };
+    Ok(Output {
+        stdout,
         notice,
         failed: false,
     })

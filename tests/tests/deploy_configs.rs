@@ -1,5 +1,7 @@
-//! The example configs shipped in deploy/ must parse and validate.
+//! The example configs shipped in deploy/ must parse and validate, and the systemd units must be
+//! what the Ansible roles install with their default paths.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 fn read(rel: &str) -> String {
@@ -28,4 +30,181 @@ fn collector_example_config_is_valid() {
     let s = fleet_collector::config::Settings::resolve(file, Default::default()).unwrap();
     assert_eq!(s.retention, std::time::Duration::from_secs(30 * 86400));
     assert!(s.tls.is_some());
+}
+
+/// The variables of a role's defaults (fleet_common's first, as its dependency), scalars only,
+/// with their `{{ var }}` references resolved as Jinja would.
+fn role_defaults(role: &str) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for r in ["fleet_common", role] {
+        let text = read(&format!("deploy/ansible/roles/{r}/defaults/main.yml"));
+        let map: BTreeMap<String, serde_norway::Value> = serde_norway::from_str(&text)
+            .unwrap_or_else(|e| panic!("roles/{r}/defaults/main.yml: {e}"));
+        for (k, v) in map {
+            let v = match v {
+                serde_norway::Value::String(s) => s,
+                serde_norway::Value::Number(n) => n.to_string(),
+                serde_norway::Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            vars.insert(k, v);
+        }
+    }
+    // Resolve `{{ name }}` inside values until nothing changes (defaults are not cyclic).
+    for _ in 0..10 {
+        let snapshot = vars.clone();
+        for v in vars.values_mut() {
+            *v = substitute(v, &snapshot, false);
+        }
+    }
+    vars
+}
+
+/// Replaces each `{{ name }}` by its value. With `strict`, a reference that is not a plain
+/// variable of `vars` (a filter, an expression) or any `{%` block fails the test: the unit
+/// templates must stay plain text with variables, so that their defaults are deploy/systemd/.
+fn substitute(text: &str, vars: &BTreeMap<String, String>, strict: bool) -> String {
+    assert!(
+        !strict || !text.contains("{%"),
+        "control block in a unit template"
+    );
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let end = start + rest[start..].find("}}").expect("unclosed {{");
+        let name = rest[start + 2..end].trim();
+        out.push_str(&rest[..start]);
+        match vars.get(name) {
+            Some(value) => out.push_str(value),
+            None if strict => panic!("{{{{ {name} }}}} is not a plain default variable"),
+            None => out.push_str(&rest[start..end + 2]),
+        }
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn systemd_units_are_the_role_templates_with_default_paths() {
+    for (unit, role) in [
+        ("fleet-agent", "fleet_agent"),
+        ("fleet-collector", "fleet_collector"),
+    ] {
+        let template = read(&format!(
+            "deploy/ansible/roles/{role}/templates/{unit}.service.j2"
+        ));
+        let rendered = substitute(&template, &role_defaults(role), true);
+        assert_eq!(
+            rendered,
+            read(&format!("deploy/systemd/{unit}.service")),
+            "deploy/systemd/{unit}.service differs from the role's template with its defaults"
+        );
+    }
+}
+
+/// The values of `key` in a unit's `[Service]` section.
+fn service_values(unit: &str, key: &str) -> Vec<String> {
+    let mut in_service = false;
+    let mut values = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if let Some((k, v)) = line.split_once('=').filter(|_| in_service) {
+            if k == key {
+                values.push(v.to_owned());
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn systemd_units_check_the_config_first_and_are_hardened() {
+    let agent = read("deploy/systemd/fleet-agent.service");
+    let collector = read("deploy/systemd/fleet-collector.service");
+    let one = |unit: &str, key: &str| -> String {
+        let v = service_values(unit, key);
+        assert_eq!(v.len(), 1, "{key}: {v:?}");
+        v[0].clone()
+    };
+    for (unit, name, config) in [
+        (&agent, "fleet-agent", "agent.toml"),
+        (&collector, "fleet-collector", "collector.toml"),
+    ] {
+        assert_eq!(
+            one(unit, "ExecStartPre"),
+            format!("/usr/local/bin/{name} --config /etc/fleet/{config} --check-config")
+        );
+        assert_eq!(
+            one(unit, "ExecStart"),
+            format!("/usr/local/bin/{name} --config /etc/fleet/{config}")
+        );
+        assert_eq!(one(unit, "User"), name);
+        assert_eq!(one(unit, "StateDirectory"), name);
+        assert_eq!(one(unit, "ConfigurationDirectory"), "fleet");
+        for (key, value) in [
+            ("Restart", "on-failure"),
+            ("RestartPreventExitStatus", "2"),
+            ("NoNewPrivileges", "yes"),
+            ("ProtectSystem", "strict"),
+            ("ProtectHome", "yes"),
+            ("PrivateTmp", "yes"),
+        ] {
+            assert_eq!(one(unit, key), value, "{name}: {key}");
+        }
+    }
+    let caps = "CAP_SYSLOG CAP_SYS_RESOURCE CAP_DAC_OVERRIDE CAP_SYS_PTRACE";
+    assert_eq!(one(&agent, "CapabilityBoundingSet"), caps);
+    assert_eq!(one(&agent, "AmbientCapabilities"), caps);
+    // The agent reads /dev/kmsg and calls adjtimex: nothing may take those away.
+    for key in [
+        "ProtectKernelLogs",
+        "ProtectClock",
+        "PrivateDevices",
+        "ProtectProc",
+    ] {
+        assert!(
+            service_values(&agent, key).is_empty(),
+            "{key} in the agent's unit"
+        );
+    }
+    assert_eq!(one(&collector, "CapabilityBoundingSet"), "");
+    assert_eq!(one(&collector, "AmbientCapabilities"), "");
+}
+
+/// systemd's own parser accepts the units (where `systemd-analyze` is installed), with the
+/// binaries of this build in place of /usr/local/bin.
+#[test]
+fn systemd_analyze_verifies_the_units() {
+    let Some(analyze) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("systemd-analyze"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("SKIPPED systemd_analyze_verifies_the_units: no systemd-analyze");
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let bin_dir = exe.parent().and_then(Path::parent).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for unit in ["fleet-agent.service", "fleet-collector.service"] {
+        let text = read(&format!("deploy/systemd/{unit}"))
+            .replace("/usr/local/bin", &bin_dir.display().to_string());
+        let path = tmp.path().join(unit);
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .args(&files)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }

@@ -1,0 +1,464 @@
+//! The Ansible playbook (deploy/ansible/site.yml), run for real against this machine: localhost
+//! in the groups `prod` and `collector`, every path under a temporary directory (`fleet_root`),
+//! the binaries of this build. A `--check` run on the fresh target succeeds and writes nothing, a
+//! real run installs everything, and a second run (and a `--check` after it) changes nothing.
+//! Then the daemons are started as their installed units start them: the units' `ExecStartPre`
+//! (the config check) and `ExecStart` command lines are run as written, and data flows over
+//! mutual TLS with the certificates the run issued, which `fleetctl hosts` shows with a viewer
+//! certificate issued from the same CA.
+//!
+//! What systemd would add and this test does not: the unit's user (the role is told to use the
+//! test's own user instead of creating `fleet-agent`/`fleet-collector`), the capability sets and
+//! the sandboxing. The command lines hold no `%` specifier or `$` variable, so systemd would run
+//! them exactly as they are run here.
+//!
+//! Skipped, with a message, only where `ansible-playbook` is missing (scripts/test installs
+//! Debian's `ansible`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().expect("run id");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The counters of `host`'s line in the PLAY RECAP, summed over the plays' recap (there is one).
+fn recap(stdout: &str, host: &str) -> BTreeMap<String, u64> {
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no PLAY RECAP line for {host}:\n{stdout}"));
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect()
+}
+
+/// The values of `key` in a unit file's `[Service]` section, in order.
+fn unit_values(unit: &str, key: &str) -> Vec<String> {
+    let mut section = "";
+    let mut values = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]" {
+            if let Some((k, v)) = line.split_once('=') {
+                if k == key {
+                    values.push(v.to_owned());
+                }
+            }
+        }
+    }
+    values
+}
+
+/// An Exec line as systemd would run it: these have no prefix (`-`, `+`, `!`, `@`, `:`), no
+/// `%` specifier, no `$` variable and no quoting, so splitting on whitespace is systemd's split.
+fn argv(line: &str) -> Vec<String> {
+    assert!(
+        !line.contains(['%', '$', '"', '\'', '\\']) && !line.starts_with(['-', '+', '!', '@', ':']),
+        "the test runs Exec lines verbatim; this one needs systemd's processing: {line}"
+    );
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+fn run_unit_pre(unit: &str) {
+    let pre = unit_values(unit, "ExecStartPre");
+    assert_eq!(pre.len(), 1, "{unit}");
+    let argv = argv(&pre[0]);
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        pre[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "config OK\n");
+}
+
+/// Starts the unit's ExecStart, stderr to `log`.
+fn start_unit(unit: &str, log: &Path, stdout: Stdio) -> Proc {
+    let start = unit_values(unit, "ExecStart");
+    assert_eq!(start.len(), 1, "{unit}");
+    let argv = argv(&start[0]);
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("RUST_LOG", "info")
+        .stdout(stdout)
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", start[0]));
+    Proc {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn playbook_deploys_agent_and_collector_idempotently() {
+    let Some(ansible_playbook) = on_path("ansible-playbook") else {
+        eprintln!(
+            "SKIPPED playbook_deploys_agent_and_collector_idempotently: ansible-playbook is not \
+             installed (scripts/test installs Debian's `ansible`)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let pki = tmp.path().join("pki");
+    let port = free_port();
+    let host_id = "ansible-host-1";
+
+    std::fs::write(
+        tmp.path().join("inventory.ini"),
+        format!(
+            "[collector]\n\
+             localhost ansible_connection=local \
+             ansible_python_interpreter=\"{{{{ ansible_playbook_python }}}}\"\n\n\
+             [prod]\n\
+             localhost fleet_host_id={host_id}\n\n\
+             [prod:vars]\n\
+             fleet_cluster=prod\n\n\
+             [agents:children]\n\
+             prod\n"
+        ),
+    )
+    .unwrap();
+    // A snapshot of this build's binaries: the controller-side `fleet_binaries_dir`, unchanged
+    // between the runs even if the build directory is rebuilt meanwhile.
+    let bin_dir = tmp.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    for name in ["fleet-agent", "fleet-collector", "fleetctl"] {
+        std::fs::copy(bin(name), bin_dir.join(name)).unwrap();
+    }
+    let vars = serde_json::json!({
+        "fleet_root": root,
+        "fleet_binaries_dir": bin_dir,
+        "fleet_pki_dir": pki,
+        "fleet_collector_host": "localhost",
+        "fleet_collector_port": port,
+        "fleet_collector_listen": format!("127.0.0.1:{port}"),
+        "fleet_interval": "1s",
+        // The kernel log is shared by every test on this host (see common::start_agent), and
+        // NTP queries stay on loopback (nothing answers on the discard port).
+        "fleet_kmsg_path": "",
+        "fleet_ntp_servers": ["127.0.0.1:9"],
+        "fleet_labels": {"role": "test", "deployed-by": "ansible"},
+        // No system users and no systemd: the test's own user owns the keys and state.
+        "fleet_create_users": false,
+        "fleet_manage_service": false,
+        "fleet_agent_user": id("-un"),
+        "fleet_agent_group": id("-gn"),
+        "fleet_collector_user": id("-un"),
+        "fleet_collector_group": id("-gn"),
+        "ansible_become": false,
+    });
+    std::fs::write(tmp.path().join("vars.json"), vars.to_string()).unwrap();
+    // An empty config: neither /etc/ansible/ansible.cfg nor ~/.ansible.cfg applies.
+    std::fs::write(tmp.path().join("ansible.cfg"), "").unwrap();
+    let ansible_tmp = tmp.path().join("ansible-tmp");
+    let site = repo("deploy/ansible/site.yml");
+
+    let playbook = |extra: &[&str]| -> Output {
+        let started = Instant::now();
+        let out = Command::new(&ansible_playbook)
+            .current_dir(tmp.path())
+            .args(["-i", "inventory.ini", "-e", "@vars.json"])
+            .arg(&site)
+            .args(extra)
+            .env("ANSIBLE_CONFIG", tmp.path().join("ansible.cfg"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_FORCE_COLOR", "0")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .env("ANSIBLE_LOCAL_TEMP", &ansible_tmp)
+            .env("ANSIBLE_REMOTE_TEMP", &ansible_tmp)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ansible-playbook");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ansible-playbook {extra:?} failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "ansible-playbook {extra:?}: {:.1} s, {:?}",
+            started.elapsed().as_secs_f64(),
+            recap(&stdout, "localhost")
+        );
+        out
+    };
+
+    // --check on the fresh target: succeeds, changes nothing anywhere.
+    let out = playbook(&["--check"]);
+    let counts = recap(&String::from_utf8_lossy(&out.stdout), "localhost");
+    assert_eq!(counts["failed"], 0);
+    assert!(counts["changed"] > 0, "{counts:?}");
+    assert!(
+        !root.exists() && !pki.exists(),
+        "--check wrote files: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = playbook(&[]);
+    assert!(recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"] > 0);
+    // A second run, and a --check after it, change nothing.
+    for extra in [&[][..], &["--check"][..]] {
+        let out = playbook(extra);
+        let counts = recap(&String::from_utf8_lossy(&out.stdout), "localhost");
+        assert_eq!(
+            (counts["changed"], counts["failed"]),
+            (0, 0),
+            "ansible-playbook {extra:?} changed something:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    // What the run installed.
+    let tls = root.join("etc/fleet/tls");
+    for key in ["agent-key.pem", "collector-key.pem"] {
+        assert_eq!(mode(&tls.join(key)), 0o600, "{key}");
+    }
+    for cert in ["agent.pem", "collector.pem", "ca.pem"] {
+        assert_eq!(mode(&tls.join(cert)), 0o644, "{cert}");
+    }
+    assert_eq!(mode(&pki.join("ca-key.pem")), 0o600);
+    assert_eq!(
+        std::fs::read(pki.join(format!("{host_id}.pem"))).unwrap(),
+        std::fs::read(tls.join("agent.pem")).unwrap(),
+        "the agent's certificate is the one issued for its host id"
+    );
+    assert_eq!(mode(&root.join("usr/local/bin/fleet-agent")), 0o755);
+    // The rendered configs, through the daemons' own parsers.
+    let config = |name: &str| std::fs::read_to_string(root.join("etc/fleet").join(name)).unwrap();
+    let agent = fleet_agent::config::Settings::resolve(
+        fleet_agent::config::FileConfig::parse(&config("agent.toml"), "agent.toml").unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(agent.host_id.as_deref(), Some(host_id));
+    assert_eq!(agent.cluster, "prod");
+    assert_eq!(agent.labels["deployed-by"], "ansible");
+    assert_eq!(agent.collector, format!("https://localhost:{port}"));
+    assert_eq!(agent.interval, Duration::from_secs(1));
+    assert_eq!(agent.kmsg_path, None);
+    let agent_tls = agent.tls.expect("agent TLS");
+    assert_eq!(agent_tls.cert, Some(tls.join("agent.pem")));
+    assert_eq!(agent_tls.key, Some(tls.join("agent-key.pem")));
+    let collector = fleet_collector::config::Settings::resolve(
+        fleet_collector::config::FileConfig::parse(&config("collector.toml"), "collector.toml")
+            .unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(collector.listen.to_string(), format!("127.0.0.1:{port}"));
+    assert_eq!(collector.tls_ca, Some(tls.join("ca.pem")));
+    assert_eq!(collector.data_dir, root.join("var/lib/fleet-collector"));
+    let units = root.join("etc/systemd/system");
+    let collector_unit = std::fs::read_to_string(units.join("fleet-collector.service")).unwrap();
+    let agent_unit = std::fs::read_to_string(units.join("fleet-agent.service")).unwrap();
+
+    // Start them as the units would, collector first.
+    run_unit_pre(&collector_unit);
+    let mut collector = start_unit(
+        &collector_unit,
+        &tmp.path().join("collector.log"),
+        Stdio::piped(),
+    );
+    let mut line = String::new();
+    BufReader::new(collector.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("listening on 127.0.0.1:{port}"),
+        "{}",
+        collector.log_text()
+    );
+    run_unit_pre(&agent_unit);
+    let mut agent = start_unit(&agent_unit, &tmp.path().join("agent.log"), Stdio::null());
+
+    // A viewer's certificate from the same CA, as an operator would issue one.
+    let out = Command::new(bin_dir.join("fleetctl"))
+        .args([
+            "certs",
+            "issue",
+            "--role",
+            "viewer",
+            "--name",
+            "test-viewer",
+        ])
+        .arg("--dir")
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("https://localhost:{port}");
+    let hosts = |client_cert: bool| {
+        let mut cmd = Command::new(bin_dir.join("fleetctl"));
+        cmd.args(["--collector", &url, "-o", "json"])
+            .arg("--tls-ca")
+            .arg(pki.join("ca.pem"));
+        if client_cert {
+            cmd.arg("--tls-cert")
+                .arg(pki.join("test-viewer.pem"))
+                .arg("--tls-key")
+                .arg(pki.join("test-viewer-key.pem"));
+        }
+        cmd.arg("hosts").output().unwrap()
+    };
+    let host = wait_for(
+        "the agent's data at the collector",
+        Duration::from_secs(30),
+        || {
+            assert!(agent.running(), "agent exited: {}", agent.log_text());
+            assert!(
+                collector.running(),
+                "collector exited: {}",
+                collector.log_text()
+            );
+            let out = hosts(true);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let host = v
+                .as_array()?
+                .iter()
+                .find(|h| h["host_id"] == host_id)?
+                .clone();
+            (host["last_seq"].as_u64()? >= 2).then_some(host)
+        },
+    );
+    assert_eq!(host["connected"], true, "{host}");
+    assert_eq!(host["cluster"], "prod", "{host}");
+    assert_eq!(host["labels"]["role"], "test", "{host}");
+    assert_eq!(host["labels"]["deployed-by"], "ansible", "{host}");
+
+    // Mutual TLS is on: without a client certificate fleetctl is refused.
+    let out = hosts(false);
+    assert!(
+        !out.status.success(),
+        "a client without a certificate was served: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    assert_eq!(
+        agent.term(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        agent.log_text()
+    );
+    assert_eq!(
+        collector.term(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        collector.log_text()
+    );
+}
+
+#[test]
+fn example_inventory_and_playbook_parse() {
+    let (Some(inventory), Some(playbook)) =
+        (on_path("ansible-inventory"), on_path("ansible-playbook"))
+    else {
+        eprintln!(
+            "SKIPPED example_inventory_and_playbook_parse: ansible is not installed (scripts/test \
+             installs Debian's `ansible`)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("ansible.cfg"), "").unwrap();
+    let example = repo("deploy/ansible/inventory.example.ini");
+    let out = Command::new(inventory)
+        .current_dir(tmp.path())
+        .env("ANSIBLE_CONFIG", tmp.path().join("ansible.cfg"))
+        .arg("-i")
+        .arg(&example)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = |group: &str| -> Vec<String> {
+        inv[group]["hosts"]
+            .as_array()
+            .map(|a| a.iter().map(|h| h.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(hosts("collector"), ["fleet-collector.example.net"]);
+    assert_eq!(hosts("prod").len(), 3);
+    assert_eq!(hosts("staging"), ["staging-1.example.net"]);
+    let children: Vec<&str> = inv["agents"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["prod", "staging"]);
+    let vars = &inv["_meta"]["hostvars"];
+    assert_eq!(vars["web-1.example.net"]["fleet_cluster"], "prod");
+    assert_eq!(vars["staging-1.example.net"]["fleet_cluster"], "staging");
+    assert_eq!(vars["db-1.example.net"]["fleet_host_id"], "db-1");
+
+    let out = Command::new(playbook)
+        .current_dir(tmp.path())
+        .env("ANSIBLE_CONFIG", tmp.path().join("ansible.cfg"))
+        .arg("-i")
+        .arg(&example)
+        .arg("--syntax-check")
+        .arg(repo("deploy/ansible/site.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

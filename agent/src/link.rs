@@ -158,16 +158,31 @@ async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<(Session, u64
     let response = client
         .session(ReceiverStream::new(rx))
         .await
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+        .map_err(|s| status_text(&s))?;
     let mut inbound = response.into_inner();
     let first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message())
         .await
         .map_err(|_| "no welcome from the collector".to_string())?
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+        .map_err(|s| status_text(&s))?;
     match first.and_then(|m| m.msg) {
         Some(collector_message::Msg::Welcome(w)) => Ok((Session { tx, inbound }, w.last_seq)),
         other => Err(format!("expected a welcome, got {other:?}")),
     }
+}
+
+/// A status in words with its cause (a refused TLS handshake reads "transport error" alone).
+fn status_text(s: &tonic::Status) -> String {
+    let mut text = format!("{}: {}", s.code(), s.message());
+    let mut cur = std::error::Error::source(s);
+    while let Some(c) = cur {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cur = c.source();
+    }
+    text
 }
 
 /// The full cause chain of an error, on one line (tonic's transport errors hide the cause).
@@ -201,7 +216,16 @@ pub async fn run(
     mut spool: Spool,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::AgentError> {
-    let ep = endpoint(&settings).map_err(crate::AgentError::Setup)?;
+    // Checked now so a wrong URL or certificate file stops the agent at start; later connection
+    // attempts read the files again, so rotated certificates are used without a restart.
+    endpoint(&settings).map_err(crate::AgentError::Setup)?;
+    let connect = |hello: AgentMessage| -> Connecting {
+        match endpoint(&settings) {
+            Ok(ep) => Box::pin(open_session(ep, hello)),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    };
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let hello = AgentMessage {
         msg: Some(agent_message::Msg::Hello(Hello {
             identity: Some(identity),
@@ -215,10 +239,10 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut session: Option<Session> = None;
-    let mut connecting: Option<Connecting> =
-        Some(Box::pin(open_session(ep.clone(), hello.clone())));
+    let mut connecting: Option<Connecting> = Some(connect(hello.clone()));
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut link = LinkState::Starting;
+    let mut last_connect_error: Option<String> = None;
     let mut down_since = Instant::now();
     let mut last_sample_error: Option<String> = None;
     let Sources {
@@ -240,6 +264,17 @@ pub async fn run(
         let flush_at = kmsg.as_ref().and_then(KmsgWatcher::flush_deadline);
         tokio::select! {
             () = &mut shutdown => break,
+            _ = async { hup.as_mut().expect("guarded").recv().await }, if hup.is_some() => {
+                // Rotated certificates: a new connection reads the files again. What was in
+                // flight is sent again from the spool; the collector drops what it already has.
+                info!("SIGHUP: reconnecting with the TLS files read again");
+                if session.take().is_some() || connecting.take().is_some() {
+                    link = LinkState::Down;
+                    down_since = Instant::now();
+                }
+                backoff.reset();
+                retry_at = Some(tokio::time::Instant::now());
+            }
             () = async { kmsg.as_mut().expect("guarded").readable().await }, if kmsg.is_some() => {
                 let k = kmsg.as_mut().expect("guarded");
                 let events = k.read_available();
@@ -333,6 +368,7 @@ pub async fn run(
                             info!(collector = %settings.collector, backlog = spool.pending_frames(), "connected to collector");
                         }
                         link = LinkState::Up;
+                        last_connect_error = None;
                         backoff.reset();
                         if let Some(runner) = policies.as_mut() {
                             send_policy_state(&s, runner, true);
@@ -345,16 +381,22 @@ pub async fn run(
                                 "collector unreachable; samples are spooled on disk until it is back");
                             link = LinkState::Down;
                             down_since = Instant::now();
+                        } else if last_connect_error.as_deref() != Some(e.as_str()) {
+                            // A new reason (the collector came back but refuses this agent's
+                            // certificate, say) is worth a line; the same one again is not.
+                            warn!(collector = %settings.collector, error = %e,
+                                "collector unreachable (new reason)");
                         } else {
                             debug!(error = %e, "reconnect failed");
                         }
+                        last_connect_error = Some(e);
                         retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                     }
                 }
             }
             () = async { tokio::time::sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() && session.is_none() => {
                 retry_at = None;
-                connecting = Some(Box::pin(open_session(ep.clone(), hello.clone())));
+                connecting = Some(connect(hello.clone()));
             }
             msg = async { session.as_mut().expect("guarded").inbound.message().await }, if session.is_some() => {
                 let s = session.as_ref().expect("guarded");

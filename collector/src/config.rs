@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub tls_ca: Option<PathBuf>,
     /// How long samples are kept, e.g. "30d".
     pub retention: Option<String>,
+    /// Most agents connected at once (default 50000); more are refused until some leave.
+    pub max_agents: Option<usize>,
     /// How often closed time windows are sealed into compressed chunks, e.g. "1m".
     pub seal_every: Option<String>,
     /// Alert rules file (TOML, `[[rule]]` tables); reloaded on SIGHUP.
@@ -98,6 +100,7 @@ pub struct Settings {
     pub retention: Duration,
     /// How often closed windows are sealed into compressed chunks.
     pub seal_every: Duration,
+    pub max_agents: usize,
     pub rules: Option<PathBuf>,
     pub alertmanager: Option<String>,
     pub webhook: Option<String>,
@@ -144,11 +147,23 @@ impl Settings {
                 _ => return Err(invalid("tls_key", "--tls-cert and --tls-key go together")),
             };
         let tls_ca = flags.tls_ca.or(file.tls_ca);
-        if tls_ca.is_some() && tls.is_none() {
-            return Err(invalid(
-                "tls_ca",
-                "client certificates need TLS: give --tls-cert and --tls-key too",
-            ));
+        match (&tls, &tls_ca) {
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_ca",
+                    "client certificates need TLS: give --tls-cert and --tls-key too",
+                ))
+            }
+            // Mutual TLS by default: who may send, read or change is the client certificate's
+            // role. Plaintext (--insecure) is the only way without it.
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_ca",
+                    "required with TLS: the fleet CA that client certificates must chain to \
+                     (mutual TLS); `fleetctl certs init` makes one",
+                ))
+            }
+            _ => {}
         }
         let retention = match flags.retention.or(file.retention) {
             Some(t) => duration("retention", &t)?,
@@ -170,7 +185,12 @@ impl Settings {
                 }
             }
         }
+        let max_agents = file.max_agents.unwrap_or(crate::server::DEFAULT_MAX_AGENTS);
+        if max_agents == 0 {
+            return Err(invalid("max_agents", "must be at least 1"));
+        }
         Ok(Settings {
+            max_agents,
             listen,
             data_dir,
             tls,
@@ -297,5 +317,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.tls_ca, Some(PathBuf::from("/etc/fleet/ca.pem")));
+        // TLS without the fleet CA is refused: mutual TLS or plaintext, nothing between.
+        let e = Settings::resolve(
+            FileConfig::default(),
+            Flags {
+                insecure: false,
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                ..flags()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_ca",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

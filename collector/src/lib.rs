@@ -11,8 +11,10 @@
 //! The binary (`src/main.rs`) parses flags, opens the store, binds the listener and calls
 //! [`server::run`]; tests call the same function.
 
+pub mod auth;
 pub mod config;
 pub mod policy;
 pub mod rules;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -95,20 +95,15 @@ async fn shutdown_signal() {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let tls = match &settings.tls {
-        Some((cert, key)) => Some((
-            std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
-        )),
+        Some((cert, key)) => Some(fleet_collector::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: settings.tls_ca.clone(),
+        }),
         None => {
             tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
             None
         }
-    };
-    let client_ca = match &settings.tls_ca {
-        Some(ca) => {
-            Some(std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?)
-        }
-        None => None,
     };
     let store = Arc::new(
         Store::open(
@@ -130,7 +125,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         store,
         ServeOptions {
             tls,
-            client_ca,
+            max_agents: settings.max_agents,
             seal_every: settings.seal_every,
             rules: settings.rules.clone().map(|file| server::RulesOptions {
                 file,

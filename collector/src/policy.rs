@@ -345,6 +345,7 @@ impl PolicyBook {
                 dry_run: true,
                 hosts: plans,
                 refusals,
+                unchanged: false,
             });
         }
         if !refusals.is_empty() && !req.force {
@@ -354,6 +355,7 @@ impl PolicyBook {
                 dry_run: false,
                 hosts: plans,
                 refusals,
+                unchanged: false,
             });
         }
         let last = inner.versions.get(&policy.name).and_then(|v| v.last());
@@ -367,6 +369,7 @@ impl PolicyBook {
                     dry_run: false,
                     hosts: plans,
                     refusals,
+                    unchanged: true,
                 });
             }
         }
@@ -390,6 +393,7 @@ impl PolicyBook {
             dry_run: false,
             hosts: plans,
             refusals,
+            unchanged: false,
         })
     }
 
@@ -448,6 +452,7 @@ impl PolicyBook {
             dry_run: false,
             hosts: plans,
             refusals,
+            unchanged: false,
         })
     }
 

@@ -157,6 +157,7 @@ impl Policies for FakeSvc {
                 dry_run: true,
                 hosts: plans(),
                 refusals: if risky { refusals() } else { Vec::new() },
+                unchanged: false,
             }
         } else if risky && !req.force {
             PolicyChange {
@@ -164,6 +165,7 @@ impl Policies for FakeSvc {
                 dry_run: false,
                 hosts: Vec::new(),
                 refusals: refusals(),
+                unchanged: false,
             }
         } else {
             let mut stored = version(4, "apply", &actor_of(&request));
@@ -173,6 +175,7 @@ impl Policies for FakeSvc {
                 dry_run: false,
                 hosts: plans(),
                 refusals: if risky { refusals() } else { Vec::new() },
+                unchanged: false,
             }
         };
         Ok(Response::new(change))

@@ -279,3 +279,93 @@ async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing()
     .await
     .unwrap();
 }
+
+/// Floods and silence: a host that opens more streams than allowed gets `ResourceExhausted` on
+/// the extra ones; a stream that never says hello gets `DeadlineExceeded`; a TCP client that
+/// never speaks and a burst of batches from one host change nothing for the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_and_silent_clients_get_their_status_and_others_keep_flowing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let _good = start_agent(&url, &tmp.path().join("good"), "good1", "prod", &[]);
+    let u = url.clone();
+    let before = tokio::task::spawn_blocking(move || {
+        wait_for("good agent data", Duration::from_secs(30), || {
+            last_seq(&u, "good1").filter(|s| *s >= 2)
+        })
+    })
+    .await
+    .unwrap();
+
+    // Silent TCP clients: connected, never a byte.
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(tokio::net::TcpStream::connect(&c.addr).await.unwrap());
+    }
+
+    // One host id, many streams: two are allowed (an agent and its reconnect), the third not.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tx.send(hello("flood1")).await.unwrap();
+        let mut client = IngestClient::connect(url.clone()).await.unwrap();
+        let mut inbound = client
+            .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(inbound.message().await.unwrap().is_some(), "welcome");
+        open.push((tx, inbound));
+    }
+    let st = session_error(&url, vec![hello("flood1")]).await;
+    assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+    assert!(
+        st.message().contains("flood1") && st.message().contains("open streams"),
+        "{st:?}"
+    );
+
+    // A burst of 2000 batches on one of them: acknowledged in order, stored once each.
+    let (tx, inbound) = &mut open[0];
+    for seq in 1..=2000 {
+        tx.send(batch(seq, vec![1.0, 2.0])).await.unwrap();
+    }
+    let mut acked = 0;
+    while acked < 2000 {
+        match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await {
+            Ok(Ok(Some(m))) => {
+                if let Some(fleet_proto::v1::collector_message::Msg::Ack(a)) = m.msg {
+                    acked = a.seq;
+                }
+            }
+            other => panic!("flood not acknowledged: {other:?} after {acked}"),
+        }
+    }
+
+    // A stream that never says hello.
+    let (_tx, rx) = tokio::sync::mpsc::channel::<AgentMessage>(1);
+    let mut client = IngestClient::connect(url.clone()).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let st = match client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Err(st) => st,
+        Ok(r) => r.into_inner().message().await.unwrap_err(),
+    };
+    assert_eq!(st.code(), tonic::Code::DeadlineExceeded, "{st:?}");
+    assert!(st.message().contains("hello"), "{st:?}");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+
+    // The others' data kept flowing all along, and the flood's is stored exactly once.
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("good agent still flowing", Duration::from_secs(20), || {
+            last_seq(&u, "good1").filter(|s| *s >= before + 3)
+        });
+        assert_eq!(last_seq(&u, "flood1"), Some(2000));
+    })
+    .await
+    .unwrap();
+    drop(silent);
+}

@@ -1,98 +1,309 @@
-//! The transport is TLS (rustls) unless --insecure: agent and fleetctl reach a collector that
-//! serves a certificate from a CA generated here, and a client trusting another CA is refused.
+//! Mutual TLS and roles, end to end: a collector with certificates made by `fleetctl certs`, real
+//! agents and fleetctl presenting theirs. Refused: an agent without a certificate, with one from
+//! another CA, with an expired one, or claiming another host's id; a viewer applying a policy;
+//! an agent certificate querying. Accepted: the agent for its own host, a viewer querying, an
+//! operator applying a policy (recorded with the certificate's name). Nothing a refused client
+//! sent is stored. Certificates rotate on SIGHUP without a restart.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
-struct Pki {
-    ca: String,
-    cert: String,
-    key: String,
+fn certs(args: &[&str]) {
+    let out = std::process::Command::new(bin("fleetctl"))
+        .arg("certs")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fleetctl certs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
-fn make_ca(dir: &Path, name: &str) -> (CertificateParams, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-    (params, key)
+fn issue(dir: &Path, role: &str, name: &str, extra: &[&str]) {
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["issue", "--role", role, "--name", name, "--dir", d];
+    args.extend_from_slice(extra);
+    certs(&args);
 }
 
-fn make_pki(dir: &Path) -> Pki {
-    let (ca, ca_key) = make_ca(dir, "ca");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let p = |n: &str| dir.join(n).display().to_string();
-    std::fs::write(dir.join("collector.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("collector-key.pem"), key.serialize_pem()).unwrap();
-    Pki {
-        ca: p("ca.pem"),
-        cert: p("collector.pem"),
-        key: p("collector-key.pem"),
+fn p(dir: &Path, file: &str) -> String {
+    dir.join(file).display().to_string()
+}
+
+/// fleetctl over mutual TLS with `name`'s certificate from `dir` (or none).
+fn ctl(url: &str, ca: &str, identity: Option<(&Path, &str)>, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(bin("fleetctl"));
+    cmd.args(["--collector", url, "--tls-ca", ca]);
+    if let Some((dir, name)) = identity {
+        cmd.args(["--tls-cert", &p(dir, &format!("{name}.pem"))])
+            .args(["--tls-key", &p(dir, &format!("{name}-key.pem"))]);
     }
+    cmd.args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn host_ids(url: &str, ca: &str, dir: &Path) -> Vec<String> {
+    let out = ctl(url, ca, Some((dir, "viewer")), &["-o", "json", "hosts"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An agent with the certificate of `cert_name` (None: no certificate) claiming `host_id`.
+fn agent(url: &str, state: &Path, host_id: &str, ca: &str, cert: Option<(&Path, &str)>) -> Proc {
+    let mut args = vec!["--no-kmsg".to_string(), "--tls-ca".into(), ca.into()];
+    if let Some((dir, name)) = cert {
+        args.extend([
+            "--tls-cert".into(),
+            p(dir, &format!("{name}.pem")),
+            "--tls-key".into(),
+            p(dir, &format!("{name}-key.pem")),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_agent(url, state, host_id, "prod", &args)
 }
 
 #[test]
-fn agent_and_fleetctl_over_tls() {
+fn mutual_tls_roles_refusals_and_rotation() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = make_pki(tmp.path());
-    make_ca(tmp.path(), "other-ca");
+    let pki = tmp.path().join("pki");
+    let other = tmp.path().join("other");
+    certs(&["init", "--dir", pki.to_str().unwrap()]);
+    certs(&["init", "--dir", other.to_str().unwrap()]);
+    issue(&pki, "agent", "web1", &[]);
+    issue(&pki, "agent", "web3", &[]);
+    issue(
+        &pki,
+        "agent",
+        "old1",
+        &["--not-after", "2026-01-01T00:00:00Z"],
+    );
+    issue(&pki, "viewer", "viewer", &[]);
+    issue(&pki, "operator", "alice", &[]);
+    issue(&other, "agent", "rogue1", &[]);
+    issue(&other, "viewer", "viewer", &[]);
+    // Keys are private to their owner.
+    use std::os::unix::fs::PermissionsExt;
+    for key in [
+        "ca-key.pem",
+        "collector-key.pem",
+        "web1-key.pem",
+        "alice-key.pem",
+    ] {
+        let mode = std::fs::metadata(pki.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+
+    // The collector reads its files from paths the test can rotate later.
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    for f in ["collector.pem", "collector-key.pem", "ca.pem"] {
+        std::fs::copy(pki.join(f), live.join(f)).unwrap();
+    }
+    let mut c = Collector::spawn(
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            &p(&live, "collector.pem"),
+            "--tls-key",
+            &p(&live, "collector-key.pem"),
+            "--tls-ca",
+            &p(&live, "ca.pem"),
+        ],
+    );
+    let port = c.addr.rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}");
+    let ca = p(&pki, "ca.pem");
+    let a = |name: &str| tmp.path().join(format!("agent-{name}"));
+
+    // The agent of web1 streams for web1.
+    let _good = agent(&url, &a("web1"), "web1", &ca, Some((&pki, "web1")));
+    wait_for(
+        "web1's data over mutual TLS",
+        Duration::from_secs(30),
+        || {
+            let out = ctl(&url, &ca, Some((&pki, "viewer")), &["-o", "json", "hosts"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let h = v.as_array()?.iter().find(|h| h["host_id"] == "web1")?;
+            (h["last_seq"].as_u64()? >= 2).then_some(())
+        },
+    );
+
+    // Refused agents: no certificate, another CA, expired, another host's id, a viewer's.
+    let mut refused = vec![
+        ("nocert1", agent(&url, &a("nocert"), "nocert1", &ca, None)),
+        (
+            "rogue1",
+            agent(&url, &a("rogue"), "rogue1", &ca, Some((&other, "rogue1"))),
+        ),
+        (
+            "old1",
+            agent(&url, &a("old"), "old1", &ca, Some((&pki, "old1"))),
+        ),
+        (
+            "web4",
+            agent(&url, &a("web3"), "web4", &ca, Some((&pki, "web3"))),
+        ),
+        (
+            "viewer",
+            agent(&url, &a("viewer"), "viewer", &ca, Some((&pki, "viewer"))),
+        ),
+    ];
+    // Each says why in its log; the collector logs and counts the refusals.
+    // (The TLS alerts rustls sends: certificate_required, unknown_ca, certificate_expired.)
+    let reasons = [
+        ("nocert1", "certificaterequired"),
+        ("rogue1", "unknownca"),
+        ("old1", "certificateexpired"),
+        ("web4", "cannot stream as host \"web4\""),
+        ("viewer", "may not stream"),
+    ];
+    for (name, want) in reasons {
+        let (_, proc) = refused.iter().find(|(n, _)| *n == name).unwrap();
+        wait_for(&format!("{name} refused"), Duration::from_secs(20), || {
+            let log = proc.log_text().to_lowercase();
+            (log.contains("collector unreachable") && log.contains(want)).then_some(())
+        });
+    }
+    let log = c.proc.log_text();
+    assert!(log.contains("TLS handshake refused"), "{log}");
+    assert!(log.contains("host id is not its certificate's"), "{log}");
+    assert!(log.contains("may not stream"), "{log}");
+    for (_, p) in &mut refused {
+        assert!(p.running(), "a refused agent keeps running and spooling");
+    }
+    // Nothing of theirs is stored.
+    std::thread::sleep(Duration::from_secs(2));
+    let hosts = host_ids(&url, &ca, &pki);
+    assert_eq!(hosts, ["web1"], "only the accepted agent's host is stored");
+
+    // fleetctl: no certificate, another CA's viewer, an agent certificate: refused.
+    let out = ctl(&url, &ca, None, &["hosts"]);
+    assert!(!out.status.success());
+    let out = ctl(&url, &ca, Some((&other, "viewer")), &["hosts"]);
+    assert!(!out.status.success());
+    let out = ctl(&url, &ca, Some((&pki, "web1")), &["hosts"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("may not query"), "{}", stderr(&out));
+
+    // A viewer cannot apply a policy; an operator can, and the history names the operator.
+    let policy = tmp.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "name: mtls-test\ntarget: {cluster: prod}\nmatch: {cmdline: '^fleet-mtls-test-nothing$'}\noom_score_adj: 10\n",
+    )
+    .unwrap();
+    let pol = policy.to_str().unwrap();
+    let out = ctl(
+        &url,
+        &ca,
+        Some((&pki, "viewer")),
+        &["policy", "apply", "-f", pol],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("may not change policies"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ctl(
+        &url,
+        &ca,
+        Some((&pki, "viewer")),
+        &["policy", "history", "mtls-test"],
+    );
+    assert!(!out.status.success(), "the viewer's policy was not stored");
+    let out = ctl(
+        &url,
+        &ca,
+        Some((&pki, "alice")),
+        &["policy", "apply", "-f", pol],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl(
+        &url,
+        &ca,
+        Some((&pki, "viewer")),
+        &["policy", "history", "mtls-test"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("alice (operator)"), "{text}");
+
+    // Rotation: the collector's files are replaced by another CA's and it gets SIGHUP. New
+    // connections need the new CA; nothing restarted.
+    for f in ["collector.pem", "collector-key.pem", "ca.pem"] {
+        std::fs::copy(other.join(f), live.join(f)).unwrap();
+    }
+    let pid = c.proc.child.id() as i32;
+    // SAFETY: kill(2) on the collector this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let other_ca = p(&other, "ca.pem");
+    wait_for(
+        "the rotated certificates in force",
+        Duration::from_secs(10),
+        || {
+            ctl(&url, &other_ca, Some((&other, "viewer")), &["hosts"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    let out = ctl(&url, &ca, Some((&pki, "viewer")), &["hosts"]);
+    assert!(
+        !out.status.success(),
+        "the old CA's clients are refused after the rotation"
+    );
+    assert!(c.proc.running());
+    assert!(c.proc.log_text().contains("TLS certificates reloaded"));
+}
+
+/// Plaintext needs --insecure on both ends; a plaintext client against the TLS port fails.
+#[test]
+fn plaintext_against_tls_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki: PathBuf = tmp.path().join("pki");
+    certs(&["init", "--dir", pki.to_str().unwrap()]);
     let c = Collector::spawn(
         &tmp.path().join("data"),
         "127.0.0.1:0",
-        &["--tls-cert", &pki.cert, "--tls-key", &pki.key],
+        &[
+            "--tls-cert",
+            &p(&pki, "collector.pem"),
+            "--tls-key",
+            &p(&pki, "collector-key.pem"),
+            "--tls-ca",
+            &p(&pki, "ca.pem"),
+        ],
     );
-    let port = c.addr.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}");
-    let _a = spawn_agent(
-        &url,
-        &tmp.path().join("agent"),
-        "tls1",
-        "prod",
-        &["--tls-ca", &pki.ca],
-    );
-
-    let ctl = |ca: &str, args: &[&str]| {
-        let mut cmd = std::process::Command::new(bin("fleetctl"));
-        cmd.args(["--collector", &url, "--tls-ca", ca, "-o", "json"])
-            .args(args);
-        cmd.output().unwrap()
-    };
-    wait_for("agent data over TLS", Duration::from_secs(30), || {
-        let out = ctl(&pki.ca, &["hosts"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        (v.as_array()?.first()?["last_seq"].as_u64()? >= 2).then_some(())
-    });
-    // A client that trusts another CA does not get in.
-    let other = tmp.path().join("other-ca.pem").display().to_string();
-    let out = ctl(&other, &["hosts"]);
+    let out = fleetctl(&format!("http://{}", c.addr), &["hosts"]);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("certificate") || err.contains("UnknownIssuer"),
-        "{err}"
-    );
-    // Plaintext against the TLS port fails too.
-    let out = std::process::Command::new(bin("fleetctl"))
-        .args([
-            "--collector",
-            &format!("http://127.0.0.1:{port}"),
-            "--insecure",
-            "hosts",
-        ])
+    // And a collector with TLS but no fleet CA does not start.
+    let out = std::process::Command::new(bin("fleet-collector"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data2"))
+        .args(["--tls-cert", &p(&pki, "collector.pem")])
+        .args(["--tls-key", &p(&pki, "collector-key.pem")])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tls_ca"), "{}", stderr(&out));
 }

@@ -41,10 +41,11 @@ use fleet_proto::v1::{
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, error, info, warn};
 
+use crate::auth::{Auth, Need, Refusals};
 use crate::rules::{NotifierOptions, Notifiers, RulesEngine, Target};
 use crate::storage::{
     validate_oom_event, validate_sample, HostRecord, IngestItem, Store, WriteOutcome,
@@ -66,6 +67,13 @@ pub const MAX_EVENT_DETAIL_BYTES: usize = 2 * 1024 * 1024;
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How long the kill times of a host are kept in memory for `oom_kill_burst`.
 const KILL_MEMORY_MS: i64 = 3_600_000;
+/// Streams one host id may have open at once: its agent and, briefly, the stream of a
+/// reconnect while the old one is being torn down.
+pub const MAX_STREAMS_PER_HOST: usize = 2;
+/// Default most connected agents.
+pub const DEFAULT_MAX_AGENTS: usize = 50_000;
+/// How long a unary request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most rows one sar query returns.
@@ -119,28 +127,43 @@ fn writer_thread(store: Arc<Store>, mut rx: mpsc::Receiver<WriteReq>) {
     }
 }
 
-/// Counts open streams per host, so `connected` stays true while any stream of the host is open.
+/// Counts open streams per host, so `connected` stays true while any stream of the host is open,
+/// and caps them: [`MAX_STREAMS_PER_HOST`] per host id, and a number of connected hosts.
 #[derive(Default)]
 struct Sessions {
-    open: Mutex<HashMap<u32, usize>>,
+    open: Mutex<HashMap<String, usize>>,
 }
 
 impl Sessions {
-    fn opened(&self, num: u32) {
-        *self
-            .open
-            .lock()
-            .expect("sessions lock")
-            .entry(num)
-            .or_default() += 1;
-    }
-    /// Returns true when this was the host's last open stream.
-    fn closed(&self, num: u32) -> bool {
+    /// Counts a new stream of `host_id`, unless a cap is reached.
+    fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
         let mut open = self.open.lock().expect("sessions lock");
-        let n = open.entry(num).or_default();
+        let n = open.get(host_id).copied().unwrap_or(0);
+        if n >= MAX_STREAMS_PER_HOST {
+            return Err(Status::resource_exhausted(format!(
+                "host {host_id:?} already has {n} open streams (at most {MAX_STREAMS_PER_HOST}): \
+                 is another agent running with the same host id?"
+            )));
+        }
+        if n == 0 && open.len() >= max_hosts {
+            return Err(Status::resource_exhausted(format!(
+                "the collector already serves {} connected agents (max_agents)",
+                open.len()
+            )));
+        }
+        *open.entry(host_id.to_string()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Returns true when this was the host's last open stream.
+    fn closed(&self, host_id: &str) -> bool {
+        let mut open = self.open.lock().expect("sessions lock");
+        let Some(n) = open.get_mut(host_id) else {
+            return true;
+        };
         *n = n.saturating_sub(1);
         if *n == 0 {
-            open.remove(&num);
+            open.remove(host_id);
             true
         } else {
             false
@@ -226,6 +249,8 @@ impl Live {
 struct Shared {
     rules: Option<Arc<tokio::sync::Mutex<RulesEngine>>>,
     policies: Arc<crate::policy::PolicyBook>,
+    auth: Arc<Auth>,
+    max_agents: usize,
     live: Arc<Live>,
     store: Arc<Store>,
     writer: mpsc::Sender<WriteReq>,
@@ -372,6 +397,7 @@ impl Ingest for IngestSvc {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let peer = request.remote_addr();
+        let role = self.0.auth.check(&request, Need::Stream, "Session")?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -390,11 +416,22 @@ impl Ingest for IngestSvc {
             .identity
             .ok_or_else(|| Status::invalid_argument("hello.identity is missing"))?;
         check_identity(&identity)?;
+        self.0.auth.check_host(role.as_ref(), &identity.host_id)?;
         let shared = self.0.clone();
+        let host_id = identity.host_id.clone();
+        if let Err(status) = shared.sessions.try_open(&host_id, shared.max_agents) {
+            warn!(%host_id, ?peer, reason = %status.message(), "agent stream refused");
+            return Err(status);
+        }
         let store = shared.store.clone();
         let rec: HostRecord =
-            blocking(move || store.upsert_host(&identity, now_ms(), true)).await?;
-        shared.sessions.opened(rec.num);
+            match blocking(move || store.upsert_host(&identity, now_ms(), true)).await {
+                Ok(rec) => rec,
+                Err(e) => {
+                    shared.sessions.closed(&host_id);
+                    return Err(e);
+                }
+            };
         let last_seq = shared.store.last_seq(rec.num, hello.spool_epoch);
         info!(host_id = %rec.identity.host_id, hostname = %rec.identity.hostname,
             cluster = %rec.identity.cluster, ?peer, last_seq, "agent connected");
@@ -404,7 +441,10 @@ impl Ingest for IngestSvc {
                 msg: Some(collector_message::Msg::Welcome(Welcome { last_seq })),
             }))
             .await
-            .map_err(|_| Status::cancelled("stream closed"))?;
+            .map_err(|_| {
+                shared.sessions.closed(&host_id);
+                Status::cancelled("stream closed")
+            })?;
         tokio::spawn(run_session(shared, rec, hello.spool_epoch, inbound, out_tx));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
@@ -556,7 +596,7 @@ async fn run_session(
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;
-    if shared.sessions.closed(rec.num) {
+    if shared.sessions.closed(&host) {
         let store = shared.store.clone();
         let num = rec.num;
         if let Err(e) = blocking(move || store.set_connected(num, false, now_ms())).await {
@@ -585,6 +625,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
+        self.0.auth.check(&request, Need::View, "ListHosts")?;
         let cluster = request.into_inner().cluster;
         let mut hosts: Vec<HostRecord> = self
             .0
@@ -611,6 +652,7 @@ impl Query for QuerySvc {
     }
 
     async fn query_sar(&self, request: Request<SarQuery>) -> Result<Response<SarResult>, Status> {
+        self.0.auth.check(&request, Need::View, "QuerySar")?;
         let q = request.into_inner();
         let activity = Activity::try_from(q.activity)
             .ok()
@@ -669,6 +711,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<TopOomQuery>,
     ) -> Result<Response<TopOomResult>, Status> {
+        self.0.auth.check(&request, Need::View, "TopOom")?;
         let q = request.into_inner();
         let limit = if q.limit == 0 {
             10
@@ -702,6 +745,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<OomQuery>,
     ) -> Result<Response<OomKills>, Status> {
+        self.0.auth.check(&request, Need::View, "ListOomKills")?;
         let q = request.into_inner();
         let until = if q.until_ms == 0 {
             now_ms()
@@ -744,6 +788,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<NtpQuery>,
     ) -> Result<Response<NtpStatusList>, Status> {
+        self.0.auth.check(&request, Need::View, "ListNtp")?;
         let q = request.into_inner();
         let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
         hosts.sort_by(|a, b| {
@@ -773,6 +818,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<AlertQuery>,
     ) -> Result<Response<AlertList>, Status> {
+        self.0.auth.check(&request, Need::View, "ListAlerts")?;
         let q = request.into_inner();
         if !matches!(q.state.as_str(), "" | "pending" | "firing" | "resolved") {
             return Err(Status::invalid_argument(format!(
@@ -791,6 +837,7 @@ impl Query for QuerySvc {
         &self,
         request: Request<OomKillRequest>,
     ) -> Result<Response<OomKillDetail>, Status> {
+        self.0.auth.check(&request, Need::View, "GetOomKill")?;
         let q = request.into_inner();
         let before = if q.before_ms <= 0 {
             10 * 60_000
@@ -877,6 +924,23 @@ fn select_hosts(store: &Store, names: &[String], cluster: &str) -> Result<Vec<Ho
     Ok(hosts)
 }
 
+/// Reads the certificate, key and CA again on SIGHUP (rotation without a restart). A file that
+/// does not load is refused with a message and the certificates in force stay.
+async fn reload_tls(acceptor: Arc<crate::tls::Acceptor>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = hup.recv() => match acceptor.reload() {
+                Ok(()) => info!("TLS certificates reloaded"),
+                Err(e) => error!(error = %e, "TLS certificates not reloaded; the ones in force stay"),
+            },
+        }
+    }
+}
+
 /// Periodic sealing of closed windows and retention.
 async fn maintenance(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
@@ -905,10 +969,10 @@ async fn maintenance(store: Arc<Store>, every: Duration, mut stop: watch::Receiv
 /// What `run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// PEM certificate chain and key; None serves plaintext.
-    pub tls: Option<(Vec<u8>, Vec<u8>)>,
-    /// PEM CA that client certificates must chain to (mutual TLS); None: none asked for.
-    pub client_ca: Option<Vec<u8>>,
+    /// Certificate, key and fleet CA (read at start and on SIGHUP); None serves plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Most agents connected at once; more are refused (`ResourceExhausted`).
+    pub max_agents: usize,
     pub seal_every: Duration,
     /// Alert rules and where alerts go; None: no rules are evaluated.
     pub rules: Option<RulesOptions>,
@@ -1066,24 +1130,34 @@ pub async fn run(
     let shared = Shared {
         rules: engine.as_ref().map(|(e, _)| e.clone()),
         policies: Arc::new(book),
+        max_agents: opts.max_agents,
+        auth: Arc::new(match &opts.tls {
+            Some(files) if files.ca.is_some() => Auth::Roles(Refusals::default()),
+            _ => Auth::Open,
+        }),
         live,
         store: store.clone(),
         writer: writer_tx,
         sessions: Arc::default(),
         stop: stop_rx.clone(),
     };
-    let maint = tokio::spawn(maintenance(store.clone(), opts.seal_every, stop_rx));
+    let maint = tokio::spawn(maintenance(store.clone(), opts.seal_every, stop_rx.clone()));
 
+    let acceptor = match &opts.tls {
+        Some(files) => Some(Arc::new(
+            crate::tls::Acceptor::new(files.clone()).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        None => None,
+    };
+    let reloader = acceptor
+        .clone()
+        .map(|acc| tokio::spawn(reload_tls(acc, stop_rx.clone())));
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let Some((cert, key)) = &opts.tls {
-        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-        if let Some(ca) = &opts.client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
-        }
-        builder = builder.tls_config(tls)?;
-    }
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Unary queries end within this; the agents' streams are not cut (it bounds the time to
+        // the response headers).
+        .timeout(REQUEST_TIMEOUT);
     let ingest = IngestServer::new(IngestSvc(shared.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -1095,17 +1169,32 @@ pub async fn run(
         .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
     drop(shared);
     let addr = listener.local_addr()?;
-    info!(%addr, tls = opts.tls.is_some(), "fleet-collector serving");
-    builder
+    info!(%addr, tls = acceptor.is_some(),
+        mutual_tls = acceptor.as_ref().is_some_and(|a| a.mutual()), "fleet-collector serving");
+    let router = builder
         .add_service(ingest)
         .add_service(query)
-        .add_service(policies)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
-            info!("shutting down: no new connections; finishing writes");
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+        .add_service(policies);
+    let on_shutdown = async move {
+        shutdown.await;
+        info!("shutting down: no new connections; finishing writes");
+        let _ = stop_tx.send(true);
+    };
+    match acceptor {
+        Some(acc) => {
+            router
+                .serve_with_incoming_shutdown(crate::tls::incoming(listener, acc), on_shutdown)
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
+                .await?
+        }
+    }
+    if let Some(r) = reloader {
+        r.abort();
+    }
     let _ = maint.await;
     if let Some(ev) = evaluator {
         let _ = ev.await;
@@ -1124,4 +1213,26 @@ pub async fn run(
     tokio::task::spawn_blocking(move || s.flush()).await??;
     info!("storage flushed; collector stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod sessions_tests {
+    use super::*;
+
+    #[test]
+    fn streams_per_host_and_connected_hosts_are_capped() {
+        let s = Sessions::default();
+        s.try_open("web1", 2).unwrap();
+        s.try_open("web1", 2).unwrap();
+        let e = s.try_open("web1", 2).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("web1"), "{}", e.message());
+        s.try_open("web2", 2).unwrap();
+        let e = s.try_open("web3", 2).unwrap_err();
+        assert!(e.message().contains("max_agents"), "{}", e.message());
+        assert!(!s.closed("web1"));
+        assert!(s.closed("web1"));
+        s.try_open("web3", 2).unwrap();
+        assert!(s.closed("unknown"), "closing an unknown host is harmless");
+    }
 }

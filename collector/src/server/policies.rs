@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, now_ms, storage_status, Shared};
+use crate::auth::{Auth, Need};
 use crate::policy::{PolicyBook, PolicyBookError};
 use crate::storage::HostRecord;
 
@@ -30,11 +31,10 @@ fn book_status(e: PolicyBookError) -> Status {
     }
 }
 
-/// Who makes a change: the name fleetctl sends, marked as unauthenticated (no client
-/// certificate names the caller).
-fn actor<T>(req: &Request<T>) -> String {
-    let claimed = req
-        .metadata()
+/// The name the client claims (fleetctl's `USER@HOSTNAME`), cleaned; the actor of a change
+/// when no client certificate names the caller.
+fn claimed<T>(req: &Request<T>) -> Option<String> {
+    req.metadata()
         .get(ACTOR_METADATA)
         .and_then(|v| v.to_str().ok())
         .map(|s| {
@@ -44,8 +44,6 @@ fn actor<T>(req: &Request<T>) -> String {
                 .collect::<String>()
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string());
-    format!("{claimed} (unauthenticated)")
 }
 
 fn name_of(req: &PolicyName) -> Result<String, Status> {
@@ -60,6 +58,12 @@ pub(super) struct PoliciesSvc(pub(super) Shared);
 impl PoliciesSvc {
     fn book(&self) -> Arc<PolicyBook> {
         self.0.policies.clone()
+    }
+
+    /// Checks that the caller may change policies, and says who it is for the history.
+    fn operator<T>(&self, req: &Request<T>, rpc: &str) -> Result<String, Status> {
+        let role = self.0.auth.check(req, Need::Operate, rpc)?;
+        Ok(Auth::actor(role.as_ref(), claimed(req).as_deref()))
     }
 
     /// Runs a book operation off the async threads (changes are synced RocksDB writes) with the
@@ -83,7 +87,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<ApplyPolicyRequest>,
     ) -> Result<Response<PolicyChange>, Status> {
-        let actor = actor(&request);
+        let actor = self.operator(&request, "ApplyPolicy")?;
         let req = request.into_inner();
         self.with_hosts(move |book, hosts| book.apply(&req, &actor, hosts, now_ms()))
             .await
@@ -94,6 +98,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<ListPoliciesRequest>,
     ) -> Result<Response<PolicyList>, Status> {
+        self.0.auth.check(&request, Need::View, "ListPolicies")?;
         let cluster = request.into_inner().cluster;
         Ok(Response::new(PolicyList {
             policies: self.book().list(&cluster),
@@ -104,6 +109,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<PolicyName>,
     ) -> Result<Response<PolicyStatusReport>, Status> {
+        self.0.auth.check(&request, Need::View, "GetPolicyStatus")?;
         let name = name_of(request.get_ref())?;
         self.with_hosts(move |book, hosts| book.status(&name, hosts))
             .await
@@ -114,6 +120,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<PolicyName>,
     ) -> Result<Response<PolicyHistoryList>, Status> {
+        self.0.auth.check(&request, Need::View, "PolicyHistory")?;
         let name = name_of(request.get_ref())?;
         let versions = self.book().history(&name).map_err(book_status)?;
         Ok(Response::new(PolicyHistoryList { versions }))
@@ -123,7 +130,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<PolicyName>,
     ) -> Result<Response<PolicyChange>, Status> {
-        let actor = actor(&request);
+        let actor = self.operator(&request, "RollbackPolicy")?;
         let name = name_of(request.get_ref())?;
         self.with_hosts(move |book, hosts| book.rollback(&name, &actor, hosts, now_ms()))
             .await
@@ -134,7 +141,7 @@ impl Policies for PoliciesSvc {
         &self,
         request: Request<PolicyName>,
     ) -> Result<Response<PolicyChange>, Status> {
-        let actor = actor(&request);
+        let actor = self.operator(&request, "DeletePolicy")?;
         let name = name_of(request.get_ref())?;
         self.with_hosts(move |book, _| book.delete(&name, &actor, now_ms()))
             .await

@@ -254,6 +254,8 @@ pub enum ChangeOutcome {
     DryRun,
     /// The safety checks refused it: nothing was stored.
     Refused,
+    /// The same document is already in force: nothing was stored.
+    Unchanged,
 }
 
 impl ChangeOutcome {
@@ -262,6 +264,8 @@ impl ChangeOutcome {
     pub fn of(change: &PolicyChange) -> Option<Self> {
         if change.dry_run {
             Some(ChangeOutcome::DryRun)
+        } else if change.unchanged && change.policy.is_some() {
+            Some(ChangeOutcome::Unchanged)
         } else if change.policy.is_some() {
             Some(ChangeOutcome::Stored)
         } else if !change.refusals.is_empty() {
@@ -276,6 +280,7 @@ impl ChangeOutcome {
             ChangeOutcome::Stored => "stored",
             ChangeOutcome::DryRun => "dry_run",
             ChangeOutcome::Refused => "refused",
+            ChangeOutcome::Unchanged => "unchanged",
         }
     }
 }
@@ -288,6 +293,15 @@ pub fn change_headline(change: &PolicyChange) -> Option<String> {
     match ChangeOutcome::of(change)? {
         ChangeOutcome::DryRun => Some("dry run: nothing changed".to_owned()),
         ChangeOutcome::Refused => None,
+        ChangeOutcome::Unchanged => {
+            let p = change.policy.as_ref()?;
+            Some(format!(
+                "policy {} version {} is already in force (applied by {}); nothing changed",
+                p.name,
+                p.version,
+                dash(&p.actor)
+            ))
+        }
         ChangeOutcome::Stored => {
             let p = change.policy.as_ref()?;
             let forced = if p.forced { " (forced)" } else { "" };
@@ -989,6 +1003,7 @@ mod tests {
                 db,
             ],
             refusals: vec![refusal()],
+            unchanged: false,
         };
         assert_eq!(ChangeOutcome::of(&change), Some(ChangeOutcome::DryRun));
         assert_eq!(
@@ -1033,6 +1048,7 @@ mod tests {
             dry_run: false,
             hosts: vec![plan("web-1", "a1", T0, &[(812, "sshd", 0, -1000)])],
             refusals: Vec::new(),
+            unchanged: false,
         };
         let value: serde_json::Value =
             serde_json::from_str(&render_policy_change(&change, OutputFormat::Json, true)).unwrap();
@@ -1089,6 +1105,15 @@ mod tests {
         assert_eq!(
             change_headline(&stored(version("p", 6, "delete"))).as_deref(),
             Some("policy p deleted (version 6); agents restore the original values")
+        );
+        let mut same = stored(version("p", 3, "apply"));
+        same.unchanged = true;
+        assert_eq!(ChangeOutcome::of(&same), Some(ChangeOutcome::Unchanged));
+        assert_eq!(
+            change_headline(&same).as_deref(),
+            Some(
+                "policy p version 3 is already in force (applied by alice@ops-1); nothing changed"
+            )
         );
         let refused = PolicyChange {
             refusals: vec![refusal()],

@@ -1,0 +1,527 @@
+//! OOM policies end to end: `fleetctl policy ...` against a real collector and agent, acting on
+//! real processes of this machine (a real sshd from Debian's openssh-server, started by the test
+//! on a loopback port, and `sleep` children with distinctive names).
+//!
+//! Each test's policy matches only its own processes (the sshd's config path, a marker in argv),
+//! so tests running side by side, or an sshd of the machine, are never touched.
+//!
+//! Lowering a value below 0 needs CAP_SYS_RESOURCE. Where the test runs with it, the sshd test
+//! sets the -1000 of `deploy/policies/protect-sshd.yaml`; where it does not (containers often
+//! drop it), it sets 100 instead and checks that -1000 is reported as "permission denied".
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fleetctl, start_agent, wait_for, Collector};
+use fleet_proto::v1::policies_client::PoliciesClient;
+use fleet_proto::v1::{ApplyPolicyRequest, PolicyChange, PolicyName, PolicyStatusReport};
+
+/// Kills and reaps a child of the test by its pid when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Reaped {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << CAP_SYS_RESOURCE) != 0
+}
+
+fn adj(pid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Runs `cmd` with `oom_score_adj` set to `value` before exec (raising it needs no privilege).
+fn with_adj(cmd: &mut Command, value: i32) -> &mut Command {
+    let text = value.to_string().into_bytes();
+    // SAFETY: between fork and exec only async-signal-safe calls (open, write, close) on memory
+    // prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, text.as_ptr().cast(), text.len());
+            libc::close(fd);
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An sshd listener on a loopback port with its own host key and config in `dir`.
+fn start_sshd(dir: &Path, tag: &str, initial_adj: i32) -> Reaped {
+    // sshd checks its privilege separation directory at start (the package's unit makes it).
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let key = dir.join("host_key");
+    if !key.exists() {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client)");
+        assert!(st.success());
+    }
+    let port = free_port();
+    let cfg = dir.join(format!("sshd_config_{tag}"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd_{tag}.pid\nUsePAM no\n",
+            key.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Reaped(
+        with_adj(
+            Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stderr(Stdio::null()),
+            initial_adj,
+        )
+        .spawn()
+        .expect("start /usr/sbin/sshd (openssh-server)"),
+    );
+    // Listening means it has read its config and titled itself "[listener]".
+    wait_for("sshd listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    child
+}
+
+/// A `sleep` whose argv[0] is `name`, with `oom_score_adj` = `initial`.
+fn sleeper(name: &str, initial: i32) -> Reaped {
+    let child = Reaped(
+        with_adj(Command::new("sleep").arg0(name).arg("300"), initial)
+            .spawn()
+            .unwrap(),
+    );
+    let path = format!("/proc/{}/cmdline", child.pid());
+    wait_for("sleeper argv", Duration::from_secs(5), || {
+        std::fs::read(&path)
+            .ok()
+            .filter(|c| c.starts_with(name.as_bytes()))
+    });
+    child
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(url: &str) -> PoliciesClient<tonic::transport::Channel> {
+    PoliciesClient::connect(url.to_string()).await.unwrap()
+}
+
+fn status(url: &str, name: &str) -> PolicyStatusReport {
+    rt().block_on(async {
+        client(url)
+            .await
+            .get_policy_status(PolicyName { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner()
+    })
+}
+
+fn dry_run(url: &str, document: &str) -> PolicyChange {
+    rt().block_on(async {
+        client(url)
+            .await
+            .apply_policy(ApplyPolicyRequest {
+                document: document.into(),
+                origin: "test.yaml".into(),
+                dry_run: true,
+                ..ApplyPolicyRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    })
+}
+
+/// Waits until the collector has the agent's process list (sent when it connects).
+fn wait_process_list(url: &str, document: &str) -> PolicyChange {
+    wait_for("the agent's process list", Duration::from_secs(15), || {
+        let c = dry_run(url, document);
+        c.hosts.iter().any(|h| h.processes_time_ms > 0).then_some(c)
+    })
+}
+
+fn write_policy(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn wait_adj(pids: &[u32], value: i32, within: Duration, what: &str) -> Duration {
+    let t0 = Instant::now();
+    wait_for(what, within, || {
+        pids.iter().all(|&p| adj(p) == value).then_some(())
+    });
+    t0.elapsed()
+}
+
+/// The protect-sshd example, narrowed to this test's sshd (its config path) and with `value`.
+fn sshd_policy(dir: &Path, value: i32) -> String {
+    let example = include_str!("../../deploy/policies/protect-sshd.yaml");
+    let cmdline = format!("  cmdline: '{}/sshd_config_'", dir.display());
+    let text: Vec<String> = example
+        .lines()
+        .map(|l| {
+            if l.starts_with("  cmdline:") {
+                cmdline.clone()
+            } else if l.starts_with("oom_score_adj:") {
+                format!("oom_score_adj: {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(text.contains(&cmdline), "the example has a cmdline line");
+    text.join("\n") + "\n"
+}
+
+#[test]
+fn protect_sshd_apply_new_listener_status_rollback_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cap = has_cap_sys_resource();
+    let want = if cap { -1000 } else { 100 };
+    const BEFORE: i32 = 600;
+    eprintln!("CAP_SYS_RESOURCE: {cap}; the policy sets {want}");
+
+    let first = start_sshd(dir, "a", BEFORE);
+    let collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let _agent = start_agent(&url, &dir.join("agent"), "sshd-host", "prod", &[]);
+
+    let v1 = sshd_policy(dir, want);
+    let file = write_policy(dir, "protect-sshd.yaml", &v1);
+    let file = file.to_str().unwrap();
+
+    // Dry run: the plan names the listener and its values; nothing changes.
+    let plan = wait_process_list(&url, &v1);
+    let changes = &plan.hosts[0].changes;
+    assert_eq!(changes.len(), 1, "{plan:?}");
+    assert_eq!(
+        (changes[0].pid, changes[0].from, changes[0].to),
+        (first.pid(), BEFORE, want)
+    );
+    let out = ok(
+        &fleetctl(&url, &["policy", "apply", "-f", file, "--dry-run"]),
+        "policy apply --dry-run",
+    );
+    assert!(out.contains(&first.pid().to_string()), "{out}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(adj(first.pid()), BEFORE, "a dry run changes nothing");
+    assert!(
+        status_missing(&url, "protect-sshd"),
+        "a dry run stores nothing"
+    );
+
+    // Apply: the listener gets the value within seconds.
+    let t0 = Instant::now();
+    ok(
+        &fleetctl(&url, &["policy", "apply", "-f", file, "--cluster", "prod"]),
+        "policy apply",
+    );
+    wait_adj(
+        &[first.pid()],
+        want,
+        Duration::from_secs(5),
+        "listener protected",
+    );
+    eprintln!(
+        "fleetctl policy apply started → /proc/{}/oom_score_adj = {want} after {:?}",
+        first.pid(),
+        t0.elapsed()
+    );
+
+    // An sshd started afterwards gets it too, within the 1 s tick.
+    let second = start_sshd(dir, "b", BEFORE);
+    let took = wait_adj(
+        &[second.pid()],
+        want,
+        Duration::from_secs(3),
+        "new listener protected",
+    );
+    eprintln!("new sshd protected {took:?} after it listened");
+
+    // Status: enforced on the host, both listeners matched and set.
+    let st = wait_for("status enforced", Duration::from_secs(5), || {
+        let st = status(&url, "protect-sshd");
+        let h = st.hosts.first()?;
+        let s = h.status.as_ref()?;
+        (h.state == "enforced" && s.matched == 2 && s.set == 2).then_some(st)
+    });
+    let procs = &st.hosts[0].status.as_ref().unwrap().processes;
+    let mut pids: Vec<(u32, i32, i32)> = procs
+        .iter()
+        .map(|p| (p.pid, p.oom_score_adj, p.original))
+        .collect();
+    pids.sort_unstable();
+    let mut expect = vec![(first.pid(), want, BEFORE), (second.pid(), want, BEFORE)];
+    expect.sort_unstable();
+    assert_eq!(pids, expect);
+    let out = ok(
+        &fleetctl(&url, &["policy", "status", "protect-sshd"]),
+        "policy status",
+    );
+    assert!(
+        out.contains("enforced") && out.contains("sshd-host"),
+        "{out}"
+    );
+
+    // Version 2 with another value, then rollback to version 1.
+    let file2 = write_policy(dir, "protect-sshd-2.yaml", &sshd_policy(dir, 200));
+    ok(
+        &fleetctl(&url, &["policy", "apply", "-f", file2.to_str().unwrap()]),
+        "policy apply v2",
+    );
+    wait_adj(
+        &[first.pid(), second.pid()],
+        200,
+        Duration::from_secs(5),
+        "version 2",
+    );
+    ok(
+        &fleetctl(&url, &["policy", "rollback", "protect-sshd"]),
+        "policy rollback",
+    );
+    wait_adj(
+        &[first.pid(), second.pid()],
+        want,
+        Duration::from_secs(5),
+        "rolled back",
+    );
+    let st = status(&url, "protect-sshd");
+    let p = st.policy.unwrap();
+    assert_eq!(
+        (p.version, p.action.as_str(), p.restores),
+        (3, "rollback", 1)
+    );
+
+    if !cap {
+        // -1000 without CAP_SYS_RESOURCE: reported, with the reason, per process.
+        let file3 = write_policy(dir, "protect-sshd-3.yaml", &sshd_policy(dir, -1000));
+        ok(
+            &fleetctl(&url, &["policy", "apply", "-f", file3.to_str().unwrap()]),
+            "policy apply -1000",
+        );
+        let st = wait_for("permission denied reported", Duration::from_secs(5), || {
+            let st = status(&url, "protect-sshd");
+            let s = st.hosts.first()?.status.clone()?;
+            (s.version == 4 && s.failed.len() == 2).then_some(s)
+        });
+        assert!(
+            st.failed.iter().all(|f| f.reason == "permission denied"),
+            "{st:?}"
+        );
+        assert_eq!(st.set, 0);
+        let out = ok(
+            &fleetctl(&url, &["policy", "status", "protect-sshd"]),
+            "status",
+        );
+        assert!(out.contains("permission denied"), "{out}");
+    }
+
+    // Delete: each listener gets back the value it had before the policy.
+    ok(
+        &fleetctl(&url, &["policy", "delete", "protect-sshd"]),
+        "policy delete",
+    );
+    wait_adj(
+        &[first.pid(), second.pid()],
+        BEFORE,
+        Duration::from_secs(5),
+        "originals restored",
+    );
+    let st = wait_for("removal reported", Duration::from_secs(5), || {
+        let st = status(&url, "protect-sshd");
+        (st.hosts.first()?.state == "removed").then_some(st)
+    });
+    assert_eq!(st.hosts[0].removal.as_ref().unwrap().restored, 2);
+    let out = ok(
+        &fleetctl(&url, &["policy", "history", "protect-sshd"]),
+        "history",
+    );
+    assert!(out.contains("delete") && out.contains("rollback"), "{out}");
+}
+
+fn status_missing(url: &str, name: &str) -> bool {
+    rt().block_on(async {
+        client(url)
+            .await
+            .get_policy_status(PolicyName { name: name.into() })
+            .await
+            .is_err_and(|s| s.code() == tonic::Code::NotFound)
+    })
+}
+
+/// An agent that is down during `apply` enforces the policy when it comes back; with the
+/// collector gone, the agent keeps enforcing (new processes too), also across its own restart.
+#[test]
+fn offline_agent_catches_up_and_enforcement_outlives_the_collector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let marker = format!("fleet-e2e-offline-{}", std::process::id());
+    let policy = format!(
+        "name: offline\ntarget: {{cluster: prod}}\nmatch: {{cmdline: '^{marker} '}}\noom_score_adj: 345\n"
+    );
+    let file = write_policy(dir, "offline.yaml", &policy);
+    let file = file.to_str().unwrap();
+    let a = sleeper(&marker, 0);
+
+    let db = dir.join("db");
+    let mut collector = Collector::start(&db, "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let state = dir.join("agent");
+    let mut agent = start_agent(&url, &state, "offline-host", "prod", &[]);
+    wait_process_list(&url, &policy);
+    agent.term(Duration::from_secs(10));
+
+    ok(&fleetctl(&url, &["policy", "apply", "-f", file]), "apply");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(adj(a.pid()), 0, "nobody enforces while the agent is down");
+    let st = status(&url, "offline");
+    assert_eq!(st.hosts[0].state, "pending", "{st:?}");
+    assert!(!st.hosts[0].connected);
+
+    let mut agent = start_agent(&url, &state, "offline-host", "prod", &[]);
+    let took = wait_adj(
+        &[a.pid()],
+        345,
+        Duration::from_secs(10),
+        "enforced on reconnect",
+    );
+    eprintln!("offline agent enforced the policy {took:?} after it started");
+    wait_for("enforced", Duration::from_secs(5), || {
+        (status(&url, "offline").hosts[0].state == "enforced").then_some(())
+    });
+
+    // Collector gone: a new process still gets the value, from the agent's own state.
+    collector.proc.kill9();
+    let b = sleeper(&marker, 0);
+    wait_adj(
+        &[b.pid()],
+        345,
+        Duration::from_secs(3),
+        "enforced without collector",
+    );
+    // And after the agent restarts with the collector still down.
+    agent.term(Duration::from_secs(10));
+    let _agent = start_agent(&url, &state, "offline-host", "prod", &[]);
+    let c = sleeper(&marker, 0);
+    wait_adj(
+        &[c.pid()],
+        345,
+        Duration::from_secs(5),
+        "enforced after restart, collector down",
+    );
+
+    // The collector comes back on its data: the policy is there, and the status catches up.
+    let collector = Collector::start(&db, &collector.addr.clone(), &[]);
+    let url = collector.url();
+    // The agent's reconnect backoff has grown during the outage (at most 30 s).
+    let st = wait_for("status after restart", Duration::from_secs(45), || {
+        let st = status(&url, "offline");
+        let s = st.hosts.first()?.status.clone()?;
+        (st.hosts[0].state == "enforced" && s.matched == 3).then_some(st)
+    });
+    assert_eq!(st.policy.unwrap().version, 1);
+}
+
+/// The safety checks: -1000 on more than five processes is refused without --force, and a
+/// refused policy, like a dry run, changes nothing.
+#[test]
+fn refused_policy_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let marker = format!("fleet-e2e-refused-{}", std::process::id());
+    let sleepers: Vec<Reaped> = (0..6).map(|_| sleeper(&marker, 50)).collect();
+    let policy = format!(
+        "name: too-many\ntarget: {{}}\nmatch: {{cmdline: '^{marker} '}}\noom_score_adj: -1000\n"
+    );
+    let file = write_policy(dir, "too-many.yaml", &policy);
+    let file = file.to_str().unwrap();
+    let collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let _agent = start_agent(&url, &dir.join("agent"), "refusing-host", "prod", &[]);
+    let plan = wait_process_list(&url, &policy);
+    assert_eq!(plan.hosts[0].changes.len(), 6);
+    assert_eq!(plan.refusals.len(), 1, "{plan:?}");
+    assert_eq!(plan.refusals[0].kind, "too_many_disabled");
+
+    let out = fleetctl(&url, &["policy", "apply", "-f", file]);
+    assert!(!out.status.success(), "a refused policy exits non-zero");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("6 processes") && text.contains("--force"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for s in &sleepers {
+        assert_eq!(adj(s.pid()), 50, "a refused policy changes nothing");
+    }
+    assert!(
+        status_missing(&url, "too-many"),
+        "a refused policy is not stored"
+    );
+    let list = ok(&fleetctl(&url, &["policy", "list"]), "policy list");
+    assert!(!list.contains("too-many"), "{list}");
+}

@@ -13,7 +13,7 @@
 //! else waits on disk, so memory does not grow while the collector is away.
 //!
 //! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
-//! [`PolicyRunner`] at once; while policies exist, a 1 s tick applies them to new processes
+//! [`PolicyRunner`] at once; while policies exist, a tick every [`POLICY_TICK`] applies them to new processes
 //! (collector reachable or not); policy reports and process lists go out as live messages (not
 //! spooled: each one replaces the previous), on connect and when they change.
 
@@ -57,8 +57,10 @@ pub struct Sources {
     pub policies: Option<PolicyRunner>,
 }
 
-/// How often policies are applied to new processes.
-pub const POLICY_TICK: Duration = Duration::from_secs(1);
+/// How often policies are applied to new processes. A process caught inside execve (argv not
+/// yet readable) is read again at the next tick, so every new process has its value within two
+/// ticks: a second.
+pub const POLICY_TICK: Duration = Duration::from_millis(500);
 
 /// Sends the policy report and the process list when due. Live messages: when the stream is
 /// full they are tried again at the next tick.
@@ -381,11 +383,11 @@ pub async fn run(
                                 "collector unreachable; samples are spooled on disk until it is back");
                             link = LinkState::Down;
                             down_since = Instant::now();
-                        } else if last_connect_error.as_deref() != Some(e.as_str()) {
+                        } else if last_connect_error.as_ref().is_some_and(|last| *last != e) {
                             // A new reason (the collector came back but refuses this agent's
                             // certificate, say) is worth a line; the same one again is not.
                             warn!(collector = %settings.collector, error = %e,
-                                "collector unreachable (new reason)");
+                                "still no connection to the collector; the reason changed");
                         } else {
                             debug!(error = %e, "reconnect failed");
                         }

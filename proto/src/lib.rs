@@ -13,6 +13,13 @@ pub mod v1 {
     tonic::include_proto!("fleet.v1");
 }
 
+/// gRPC metadata keys both ends use.
+pub mod metadata {
+    /// The name fleetctl's user gives for a policy change (`USER@HOSTNAME`). The collector
+    /// records it, marked unauthenticated, only when no client certificate names the caller.
+    pub const ACTOR: &str = "fleet-actor";
+}
+
 /// Limits shared by both ends of the stream.
 pub mod limits {
     /// Largest encoded message either side accepts (gRPC decode limit).

@@ -288,7 +288,7 @@ fn protect_sshd_apply_new_listener_status_rollback_delete() {
         t0.elapsed()
     );
 
-    // An sshd started afterwards gets it too, within the 1 s tick.
+    // An sshd started afterwards gets it too, within a second.
     let second = start_sshd(dir, "b", BEFORE);
     let took = wait_adj(
         &[second.pid()],
@@ -524,4 +524,54 @@ fn refused_policy_changes_nothing() {
     );
     let list = ok(&fleetctl(&url, &["policy", "list"]), "policy list");
     assert!(!list.contains("too-many"), "{list}");
+}
+
+/// Benchmark (ignored; `cargo test --release -p fleet-tests --test policy -- --ignored
+/// --nocapture policy_latency`): from the start of `fleetctl policy apply` to the new value in
+/// /proc, and from a matching process's start to its value, over 20 rounds each.
+#[test]
+#[ignore]
+fn policy_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let marker = format!("fleet-e2e-latency-{}", std::process::id());
+    let a = sleeper(&marker, 0);
+    let collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let _agent = start_agent(&url, &dir.join("agent"), "latency-host", "prod", &[]);
+    let doc = |v: i32| {
+        format!(
+            "name: latency\ntarget: {{}}\nmatch: {{cmdline: '^{marker} '}}\noom_score_adj: {v}\n"
+        )
+    };
+    wait_process_list(&url, &doc(1));
+    let pct = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let mut apply = Vec::new();
+    for round in 0..20 {
+        let value = 100 + round;
+        let file = write_policy(dir, "latency.yaml", &doc(value));
+        let t0 = Instant::now();
+        ok(
+            &fleetctl(&url, &["policy", "apply", "-f", file.to_str().unwrap()]),
+            "apply",
+        );
+        wait_adj(&[a.pid()], value, Duration::from_secs(10), "applied");
+        apply.push(t0.elapsed());
+    }
+    let mut fresh = Vec::new();
+    for round in 0..20u64 {
+        // Spawns at different phases of the agent's tick, not right after one.
+        std::thread::sleep(Duration::from_millis(round * 37 % 500));
+        let t0 = Instant::now();
+        let p = sleeper(&marker, 0);
+        wait_adj(&[p.pid()], 119, Duration::from_secs(10), "new process");
+        fresh.push(t0.elapsed());
+    }
+    let (a50, a99) = pct(apply);
+    let (f50, f99) = pct(fresh);
+    eprintln!("fleetctl policy apply → value in /proc: p50 {a50:?}, p99 {a99:?} (20 rounds)");
+    eprintln!("new process → value in /proc: p50 {f50:?}, p99 {f99:?} (20 processes)");
 }

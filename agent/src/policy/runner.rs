@@ -2,7 +2,7 @@
 //!
 //! - [`PolicyRunner::sync`] takes the collector's complete policy set (`PolicySync`): policies
 //!   absent from it are removed (originals restored), new versions are applied at once;
-//! - [`PolicyRunner::tick`] (every second while there are policies) applies them to processes
+//! - [`PolicyRunner::tick`] (every `POLICY_TICK`, 500 ms, while there are policies) applies them to processes
 //!   started since the last tick;
 //! - [`PolicyRunner::take_report`] is the `PolicyReport` to send when something changed (and on
 //!   every connect);
@@ -126,7 +126,7 @@ impl PolicyRunner {
         })
     }
 
-    /// Whether any policy is enforced (the 1 s tick runs only then).
+    /// Whether any policy is enforced (the enforcement tick runs only then).
     pub fn has_policies(&self) -> bool {
         self.enforcer.policies().next().is_some()
     }

@@ -17,7 +17,7 @@ use crate::policy::{PolicyBook, PolicyBookError};
 use crate::storage::HostRecord;
 
 /// The request metadata fleetctl puts its user's name in (`USER@HOSTNAME`).
-pub const ACTOR_METADATA: &str = "fleet-actor";
+pub const ACTOR_METADATA: &str = fleet_proto::metadata::ACTOR;
 /// Most processes a process list may carry (a 4 MiB message holds about this many).
 pub const MAX_PROCESSES: usize = 65_536;
 

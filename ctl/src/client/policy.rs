@@ -16,7 +16,7 @@ use super::Collector;
 
 /// The gRPC metadata key of the actor a mutating `Policies` call names. The collector reads the
 /// same key; keep the two equal.
-pub const ACTOR_METADATA_KEY: &str = "fleet-actor";
+pub const ACTOR_METADATA_KEY: &str = fleet_proto::metadata::ACTOR;
 
 impl Collector {
     /// `Policies.ApplyPolicy`, as `actor`.

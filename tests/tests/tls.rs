@@ -135,8 +135,19 @@ fn mutual_tls_roles_refusals_and_rotation() {
     let ca = p(&pki, "ca.pem");
     let a = |name: &str| tmp.path().join(format!("agent-{name}"));
 
-    // The agent of web1 streams for web1.
-    let _good = agent(&url, &a("web1"), "web1", &ca, Some((&pki, "web1")));
+    // The agent of web1 streams for web1 (from files it will get rotated later).
+    let agent_live = tmp.path().join("agent-live");
+    std::fs::create_dir(&agent_live).unwrap();
+    for f in ["ca.pem", "web1.pem", "web1-key.pem"] {
+        std::fs::copy(pki.join(f), agent_live.join(f)).unwrap();
+    }
+    let good = agent(
+        &url,
+        &a("web1"),
+        "web1",
+        &p(&agent_live, "ca.pem"),
+        Some((&agent_live, "web1")),
+    );
     wait_for(
         "web1's data over mutual TLS",
         Duration::from_secs(30),
@@ -274,6 +285,42 @@ fn mutual_tls_roles_refusals_and_rotation() {
     );
     assert!(c.proc.running());
     assert!(c.proc.log_text().contains("TLS certificates reloaded"));
+
+    // The agent's files are rotated too (a certificate for web1 from the new CA) and it gets
+    // SIGHUP: it reconnects with them, and its data flows again through the new chain.
+    issue(&other, "agent", "web1", &[]);
+    for f in ["ca.pem", "web1.pem", "web1-key.pem"] {
+        std::fs::copy(other.join(f), agent_live.join(f)).unwrap();
+    }
+    let seq_of = |v: &serde_json::Value| {
+        v.as_array()?.iter().find(|h| h["host_id"] == "web1")?["last_seq"].as_u64()
+    };
+    let hosts = |ca: &str| -> Option<serde_json::Value> {
+        let out = ctl(&url, ca, Some((&other, "viewer")), &["-o", "json", "hosts"]);
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let before = seq_of(&hosts(&other_ca).unwrap()).unwrap();
+    // SAFETY: kill(2) on the agent this test started.
+    assert_eq!(
+        unsafe { libc::kill(good.child.id() as i32, libc::SIGHUP) },
+        0
+    );
+    wait_for(
+        "web1 reconnected with its new certificate",
+        Duration::from_secs(20),
+        || {
+            let log = good.log_text();
+            let after_hup = &log[log.find("SIGHUP")?..];
+            (after_hup.contains("collector reachable again")
+                || after_hup.contains("connected to collector"))
+            .then_some(())
+        },
+    );
+    wait_for(
+        "web1's data after the rotation",
+        Duration::from_secs(20),
+        || (seq_of(&hosts(&other_ca)?)? >= before + 3).then_some(()),
+    );
 }
 
 /// Plaintext needs --insecure on both ends; a plaintext client against the TLS port fails.

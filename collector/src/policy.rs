@@ -500,8 +500,8 @@ impl PolicyBook {
         })
     }
 
-    /// The current version of every policy in force (or every one, deleted included, when
-    /// `all`), optionally only those whose target names `cluster`.
+    /// The current version of every policy in force, optionally only those that target
+    /// `cluster` (or every cluster).
     pub fn list(&self, cluster: &str) -> Vec<PolicyVersion> {
         let inner = self.lock();
         inner

@@ -575,3 +575,102 @@ fn policy_latency() {
     eprintln!("fleetctl policy apply → value in /proc: p50 {a50:?}, p99 {a99:?} (20 rounds)");
     eprintln!("new process → value in /proc: p50 {f50:?}, p99 {f99:?} (20 processes)");
 }
+
+/// Runs `command` in the memory cgroup with `oom_score_adj` 1000 (set by its shell before exec).
+fn spawn_in_cgroup(cg: &common::MemCgroup, command: &str, stdout: Stdio) -> Reaped {
+    let script = format!(
+        "echo $$ > {} && echo 1000 > /proc/$$/oom_score_adj && exec {command}",
+        cg.dir.join("cgroup.procs").display()
+    );
+    Reaped(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4
+}
+
+/// The kernel honours a policy pushed by fleetctl: in a 96 MiB memory cgroup, a 64 MiB `dd`
+/// protected by a policy matching its comm and cgroup survives a real OOM kill, and the smaller
+/// unprotected `tail /dev/zero` is killed; `fleetctl oom` then shows that kill. (Both start at
+/// oom_score_adj 1000, so without the policy the kernel would pick the larger `dd`:
+/// agent/tests/policy_oom_kill.rs runs that control.)
+#[test]
+fn the_kernel_kills_the_unprotected_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cg = common::MemCgroup::new(96 << 20);
+    let protect = if has_cap_sys_resource() { -1000 } else { 0 };
+    let collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let _agent = start_agent(
+        &url,
+        &dir.join("agent"),
+        "oom-policy-host",
+        "prod",
+        &["--kmsg-path", "/dev/kmsg"],
+    );
+
+    // dd reads 64 MiB of zeros into one buffer, then blocks writing to a pipe nobody reads.
+    let mut dd = spawn_in_cgroup(&cg, "dd if=/dev/zero bs=64M count=1", Stdio::piped());
+    let dd_pid = dd.pid();
+    wait_for("dd holding 64 MiB", Duration::from_secs(20), || {
+        (rss_kb(dd_pid) >= 60 * 1024).then_some(())
+    });
+    let policy = format!(
+        "name: protect-dd\ntarget: {{cluster: prod}}\nmatch: {{comm: dd, cgroup: '{}'}}\noom_score_adj: {protect}\n",
+        cg.name
+    );
+    let file = write_policy(dir, "protect-dd.yaml", &policy);
+    let plan = wait_process_list(&url, &policy);
+    assert_eq!(
+        plan.hosts[0].changes.len(),
+        1,
+        "only the cgroup's dd: {plan:?}"
+    );
+    let mut args = vec!["policy", "apply", "-f", file.to_str().unwrap()];
+    if protect == -1000 {
+        // dd is the largest memory user of a small test host: the safety check would refuse.
+        args.push("--force");
+    }
+    ok(&fleetctl(&url, &args), "policy apply");
+    wait_adj(&[dd_pid], protect, Duration::from_secs(5), "dd protected");
+
+    let mut tail = spawn_in_cgroup(&cg, "tail /dev/zero", Stdio::null());
+    let status = wait_for("the OOM kill", Duration::from_secs(30), || {
+        tail.0.try_wait().unwrap()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "tail was OOM-killed");
+    assert!(
+        dd.0.try_wait().unwrap().is_none(),
+        "the protected dd survives"
+    );
+    assert_eq!(adj(dd_pid), protect);
+
+    // The kill reaches fleetctl with its memory cgroup.
+    let kills = wait_for("the kill in fleetctl oom", Duration::from_secs(15), || {
+        let out = fleetctl(&url, &["-o", "json", "oom", "--since", "5m"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let mine: Vec<serde_json::Value> = v
+            .as_array()?
+            .iter()
+            .filter(|k| k["task_memcg"] == cg.name.as_str())
+            .cloned()
+            .collect();
+        (!mine.is_empty()).then_some(mine)
+    });
+    assert_eq!(kills[0]["victim_comm"], "tail", "{kills:?}");
+    drop(tail);
+    drop(dd);
+}

@@ -349,3 +349,56 @@ fn full_rescan_reapplies_and_follows_exec() {
     enforcer.tick().unwrap();
     assert_eq!(adj(shell.pid()), 321, "matched after its exec");
 }
+
+/// The runner makes the enforced set the collector's: absent policies are removed, a new
+/// version is applied, and so is a changed document under the same version (a collector rebuilt
+/// from scratch numbers from 1 again). Its report says what it holds and what it removed.
+#[test]
+fn runner_syncs_to_the_collectors_set() {
+    use fleet_agent::policy::PolicyRunner;
+    use fleet_proto::v1::PolicySpec;
+    let marker = format!("fleet-policy-test-{}-runner", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let p = sleeper(&marker);
+    let spec = |version: u64, value: i32| PolicySpec {
+        name: "runner".into(),
+        version,
+        document: format!(
+            "name: runner\ntarget: {{}}\nmatch:\n  cmdline: '^{marker} '\noom_score_adj: {value}\n"
+        ),
+    };
+    let mut runner =
+        PolicyRunner::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    runner.sync(&[spec(1, 111)]);
+    assert_eq!(adj(p.pid()), 111);
+    let report = runner.take_report().expect("a report after a change");
+    assert_eq!(report.policies.len(), 1);
+    assert_eq!(
+        (report.policies[0].version, report.policies[0].matched),
+        (1, 1)
+    );
+    assert_eq!(report.policies[0].processes[0].original, 0);
+    assert!(runner.take_report().is_none(), "nothing changed since");
+
+    runner.sync(&[spec(1, 222)]);
+    assert_eq!(adj(p.pid()), 222, "same version, other document: applied");
+    runner.sync(&[spec(2, 333)]);
+    assert_eq!(adj(p.pid()), 333);
+
+    // After a restart the first sync applies again (idempotent), then the set empties.
+    drop(runner);
+    let mut runner =
+        PolicyRunner::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    runner.sync(&[spec(2, 333)]);
+    assert_eq!(adj(p.pid()), 333);
+    runner.sync(&[]);
+    assert_eq!(adj(p.pid()), 0, "removed: the original value is back");
+    let report = runner.take_report().unwrap();
+    assert!(report.policies.is_empty());
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(
+        (report.removed[0].version, report.removed[0].restored),
+        (2, 1)
+    );
+    assert!(!runner.has_policies());
+}

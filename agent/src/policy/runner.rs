@@ -51,6 +51,10 @@ pub struct PolicyRunner {
     unparsable: BTreeMap<String, (u64, String)>,
     /// The statuses last reported (None: a report is due).
     reported: Option<Vec<PolicyStatus>>,
+    /// The version and document this runner applied, per policy. Empty after a restart, so the
+    /// first sync applies everything again (idempotent: originals are kept), and a document
+    /// that changed under the same version (a collector rebuilt from scratch) is not missed.
+    applied: HashMap<String, (u64, String)>,
     list_sent: Option<(Instant, u64)>,
 }
 
@@ -122,6 +126,7 @@ impl PolicyRunner {
             removed: Vec::new(),
             unparsable: BTreeMap::new(),
             reported: None,
+            applied: HashMap::new(),
             list_sent: None,
         })
     }
@@ -148,6 +153,7 @@ impl PolicyRunner {
             if specs.iter().any(|s| &s.name == name) {
                 continue;
             }
+            self.applied.remove(name);
             match self.enforcer.remove(name) {
                 Ok(Some(r)) => self.removed.push(removal(name, *version, &r)),
                 Ok(None) => {}
@@ -158,7 +164,11 @@ impl PolicyRunner {
             .retain(|name, _| specs.iter().any(|s| &s.name == name));
         for spec in specs {
             let current = enforced.iter().find(|(n, _)| n == &spec.name).map(|e| e.1);
-            if current == Some(spec.version)
+            let same = self
+                .applied
+                .get(&spec.name)
+                .is_some_and(|(v, doc)| *v == spec.version && *doc == spec.document);
+            if (current == Some(spec.version) && same)
                 || self
                     .unparsable
                     .get(&spec.name)
@@ -183,8 +193,12 @@ impl PolicyRunner {
                 }
             };
             self.unparsable.remove(&spec.name);
-            if let Err(e) = self.enforcer.apply(policy, spec.version) {
-                error!(policy = %spec.name, error = %e, "cannot apply OOM policy");
+            match self.enforcer.apply(policy, spec.version) {
+                Ok(_) => {
+                    self.applied
+                        .insert(spec.name.clone(), (spec.version, spec.document.clone()));
+                }
+                Err(e) => error!(policy = %spec.name, error = %e, "cannot apply OOM policy"),
             }
         }
         self.reported = None;

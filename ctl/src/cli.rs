@@ -87,7 +87,7 @@ pub struct GlobalArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-/// The commands. Later ones (policy, certs) are added as variants.
+/// The commands. A new one is a variant here and an arm in `crate::execute`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// List the hosts the collector knows
@@ -103,6 +103,8 @@ pub enum Command {
     Ntp(NtpArgs),
     /// Alerts raised by the collector's rules: firing, pending and resolved
     Alerts(AlertsArgs),
+    /// The collector itself: connected agents, transport, refused connections and calls
+    Status,
     /// Work with alert rules files (offline: no collector is contacted)
     Rules(RulesArgs),
     /// Make the fleet's CA and certificates for the collector, agents, viewers and operators

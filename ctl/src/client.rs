@@ -152,6 +152,23 @@ impl Collector {
         }
     }
 
+    /// `Query.GetCollectorStatus`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`Collector::status_error`] words it.
+    pub async fn collector_status(&self) -> Result<fleet_proto::v1::CollectorStatus> {
+        match self
+            .client
+            .clone()
+            .get_collector_status(fleet_proto::v1::CollectorStatusRequest {})
+            .await
+        {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(self.status_error("GetCollectorStatus", status)),
+        }
+    }
+
     /// `Query.ListAlerts`.
     ///
     /// # Errors

@@ -121,6 +121,7 @@ pub async fn execute(cli: Cli) -> Result<Output> {
         },
         Command::Ntp(args) => ntp(&settings, args).await,
         Command::Alerts(args) => alerts(&settings, args).await,
+        Command::Status => collector_status(&settings).await,
         Command::Policy(args) => policy::execute(&settings, args).await,
         Command::Rules(_) | Command::Certs(_) => {
             unreachable!("handled before the settings are resolved")
@@ -151,6 +152,20 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<io::Error>()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+async fn collector_status(settings: &Settings) -> Result<Output> {
+    let collector = Collector::connect(settings).await?;
+    let status = collector.collector_status().await?;
+    Ok(Output {
+        stdout: render::render_collector_status(
+            &status,
+            settings.output,
+            Utc::now().timestamp_millis(),
+        ),
+        notice: None,
+        failed: false,
     })
 }
 

@@ -84,11 +84,13 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 mod policy;
+mod status;
 pub use policy::{
     change_headline, refused_line, render_policy_change, render_policy_history, render_policy_list,
     render_policy_status, ChangeOutcome, CHANGE_KEYS, DESCRIPTION_WIDTH, PLAN_KEYS, POLICY_KEYS,
     STATUS_KEYS,
 };
+pub use status::{render_collector_status, STATUS_CSV_KEYS};
 
 /// The `-o` / `output` choice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]

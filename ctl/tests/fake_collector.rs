@@ -357,6 +357,26 @@ impl Query for FakeSvc {
         Ok(Response::new(NtpStatusList { hosts }))
     }
 
+    async fn get_collector_status(
+        &self,
+        _request: Request<fleet_proto::v1::CollectorStatusRequest>,
+    ) -> Result<Response<fleet_proto::v1::CollectorStatus>, Status> {
+        Ok(Response::new(fleet_proto::v1::CollectorStatus {
+            version: "0.1.0".into(),
+            started_ms: T0,
+            connected_agents: 2,
+            max_agents: 50_000,
+            known_hosts: 3,
+            tls: false,
+            mutual_tls: false,
+            tls_handshakes_refused: 0,
+            unauthenticated: 0,
+            permission_denied: 0,
+            streams_refused: 1,
+            policies: 1,
+        }))
+    }
+
     async fn list_alerts(
         &self,
         request: Request<AlertQuery>,
@@ -1162,5 +1182,27 @@ fn binary_rules_check_a_good_and_a_bad_file() {
     assert!(
         stderr.starts_with(&format!("fleetctl: cannot read rules file {missing}: ")),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn collector_status_json_and_table() {
+    let (addr, _fake) = start().await;
+    let out = execute(cli(addr, &["status", "-o", "json"])).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["connected_agents"], 2);
+    assert_eq!(v["refused"]["agent_streams"], 1);
+    assert_eq!(v["tls"], false);
+    let out = execute(cli(addr, &["status"])).await.unwrap();
+    assert!(
+        out.stdout
+            .contains("transport                plaintext (--insecure)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("2 of at most 50000 (3 hosts known)"),
+        "{}",
+        out.stdout
     );
 }

@@ -320,6 +320,11 @@ async fn floods_and_silent_clients_get_their_status_and_others_keep_flowing() {
     }
     let st = session_error(&url, vec![hello("flood1")]).await;
     assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+    let u = url.clone();
+    let status = tokio::task::spawn_blocking(move || fleetctl_json(&u, &["status"]))
+        .await
+        .unwrap();
+    assert_eq!(status["refused"]["agent_streams"], 1, "{status}");
     assert!(
         st.message().contains("flood1") && st.message().contains("open streams"),
         "{st:?}"

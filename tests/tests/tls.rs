@@ -259,6 +259,21 @@ fn mutual_tls_roles_refusals_and_rotation() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("alice (operator)"), "{text}");
 
+    // The refusals are counted, and `fleetctl status` shows them.
+    let out = ctl(&url, &ca, Some((&pki, "viewer")), &["-o", "json", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["mutual_tls"], true);
+    assert!(
+        st["refused"]["tls_handshakes"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
+    assert!(
+        st["refused"]["permission_denied"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
+    assert!(st["connected_agents"].as_u64().unwrap() >= 1, "{st}");
+
     // Rotation: the collector's files are replaced by another CA's and it gets SIGHUP. New
     // connections need the new CA; nothing restarted.
     for f in ["collector.pem", "collector-key.pem", "ca.pem"] {

@@ -34,9 +34,10 @@ use fleet_proto::v1::{
     policies_server::PoliciesServer,
     query_server::{Query, QueryServer},
     Activity, AgentMessage, AlertList, AlertQuery, Batch, ClockStatus, CollectorMessage,
-    HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery,
-    NtpStatusList, OomKill, OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult,
-    SarRow, TimeProbe, TopOomQuery, TopOomResult, TopOomRow, Welcome,
+    CollectorStatus, CollectorStatusRequest, HostIdentity, HostInfo, ListHostsRequest,
+    ListHostsResponse, NtpHostStatus, NtpQuery, NtpStatusList, OomKill, OomKillDetail,
+    OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, TimeProbe, TopOomQuery,
+    TopOomResult, TopOomRow, Welcome,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -132,13 +133,24 @@ fn writer_thread(store: Arc<Store>, mut rx: mpsc::Receiver<WriteReq>) {
 #[derive(Default)]
 struct Sessions {
     open: Mutex<HashMap<String, usize>>,
+    /// Streams refused by the caps, since start.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
+    fn connected(&self) -> usize {
+        self.open.lock().expect("sessions lock").len()
+    }
+
     /// Counts a new stream of `host_id`, unless a cap is reached.
     fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
         let mut open = self.open.lock().expect("sessions lock");
         let n = open.get(host_id).copied().unwrap_or(0);
+        let over = n >= MAX_STREAMS_PER_HOST || (n == 0 && open.len() >= max_hosts);
+        if over {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if n >= MAX_STREAMS_PER_HOST {
             return Err(Status::resource_exhausted(format!(
                 "host {host_id:?} already has {n} open streams (at most {MAX_STREAMS_PER_HOST}): \
@@ -251,6 +263,9 @@ struct Shared {
     policies: Arc<crate::policy::PolicyBook>,
     auth: Arc<Auth>,
     max_agents: usize,
+    /// None: plaintext.
+    tls: Option<Arc<crate::tls::Acceptor>>,
+    started_ms: i64,
     live: Arc<Live>,
     store: Arc<Store>,
     writer: mpsc::Sender<WriteReq>,
@@ -833,6 +848,38 @@ impl Query for QuerySvc {
         Ok(Response::new(AlertList { alerts }))
     }
 
+    async fn get_collector_status(
+        &self,
+        request: Request<CollectorStatusRequest>,
+    ) -> Result<Response<CollectorStatus>, Status> {
+        self.0
+            .auth
+            .check(&request, Need::View, "GetCollectorStatus")?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let sh = &self.0;
+        let (unauthenticated, permission_denied) = match sh.auth.as_ref() {
+            Auth::Roles(r) => (
+                r.unauthenticated.load(Relaxed),
+                r.permission_denied.load(Relaxed),
+            ),
+            Auth::Open => (0, 0),
+        };
+        Ok(Response::new(CollectorStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: sh.started_ms,
+            connected_agents: sh.sessions.connected() as u32,
+            max_agents: sh.max_agents.min(u32::MAX as usize) as u32,
+            known_hosts: sh.store.hosts().len() as u32,
+            tls: sh.tls.is_some(),
+            mutual_tls: sh.tls.as_ref().is_some_and(|t| t.mutual()),
+            tls_handshakes_refused: sh.tls.as_ref().map_or(0, |t| t.refused.load(Relaxed)),
+            unauthenticated,
+            permission_denied,
+            streams_refused: sh.sessions.refused.load(Relaxed),
+            policies: sh.policies.list("").len() as u32,
+        }))
+    }
+
     async fn get_oom_kill(
         &self,
         request: Request<OomKillRequest>,
@@ -1127,7 +1174,15 @@ pub async fn run(
         let store = store.clone();
         tokio::task::spawn_blocking(move || crate::policy::PolicyBook::open(store)).await??
     };
+    let acceptor = match &opts.tls {
+        Some(files) => Some(Arc::new(
+            crate::tls::Acceptor::new(files.clone()).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        None => None,
+    };
     let shared = Shared {
+        tls: acceptor.clone(),
+        started_ms: now_ms(),
         rules: engine.as_ref().map(|(e, _)| e.clone()),
         policies: Arc::new(book),
         max_agents: opts.max_agents,
@@ -1143,12 +1198,6 @@ pub async fn run(
     };
     let maint = tokio::spawn(maintenance(store.clone(), opts.seal_every, stop_rx.clone()));
 
-    let acceptor = match &opts.tls {
-        Some(files) => Some(Arc::new(
-            crate::tls::Acceptor::new(files.clone()).map_err(|e| anyhow::anyhow!(e))?,
-        )),
-        None => None,
-    };
     let reloader = acceptor
         .clone()
         .map(|acc| tokio::spawn(reload_tls(acc, stop_rx.clone())));

@@ -1,0 +1,196 @@
+//! `fleetctl status`: the collector itself.
+//!
+//! ```text
+//! version                  0.1.0
+//! started                  2026-11-26T02:40:00Z (3h12m ago)
+//! connected agents         212 of at most 50000 (230 hosts known)
+//! transport                mutual TLS
+//! refused TLS handshakes   4
+//! refused unauthenticated  0
+//! refused permission       2
+//! refused agent streams    1
+//! policies in force        3
+//! ```
+//!
+//! JSON keys: `version`, `started`, `connected_agents`, `max_agents`, `known_hosts`, `tls`,
+//! `mutual_tls`, `refused` (`tls_handshakes`, `unauthenticated`, `permission_denied`,
+//! `agent_streams`), `policies`. CSV: one header line and one row with the same keys flattened.
+
+use fleet_proto::v1::CollectorStatus;
+use serde::Serialize;
+
+use super::{csv_line, json, rfc3339, OutputFormat};
+
+#[derive(Serialize)]
+struct Refused {
+    tls_handshakes: u64,
+    unauthenticated: u64,
+    permission_denied: u64,
+    agent_streams: u64,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    version: String,
+    started: Option<String>,
+    connected_agents: u32,
+    max_agents: u32,
+    known_hosts: u32,
+    tls: bool,
+    mutual_tls: bool,
+    refused: Refused,
+    policies: u32,
+}
+
+/// The CSV header of `fleetctl status`.
+pub const STATUS_CSV_KEYS: [&str; 12] = [
+    "version",
+    "started",
+    "connected_agents",
+    "max_agents",
+    "known_hosts",
+    "tls",
+    "mutual_tls",
+    "refused_tls_handshakes",
+    "refused_unauthenticated",
+    "refused_permission_denied",
+    "refused_agent_streams",
+    "policies",
+];
+
+/// Renders the collector's status; `now_ms` for the table's "ago".
+pub fn render_collector_status(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String {
+    let v = StatusView {
+        version: s.version.clone(),
+        started: rfc3339(s.started_ms),
+        connected_agents: s.connected_agents,
+        max_agents: s.max_agents,
+        known_hosts: s.known_hosts,
+        tls: s.tls,
+        mutual_tls: s.mutual_tls,
+        refused: Refused {
+            tls_handshakes: s.tls_handshakes_refused,
+            unauthenticated: s.unauthenticated,
+            permission_denied: s.permission_denied,
+            agent_streams: s.streams_refused,
+        },
+        policies: s.policies,
+    };
+    match format {
+        OutputFormat::Json => json(&v),
+        OutputFormat::Csv => {
+            let mut out = csv_line(STATUS_CSV_KEYS);
+            out.push_str(&csv_line([
+                v.version.clone(),
+                v.started.clone().unwrap_or_default(),
+                v.connected_agents.to_string(),
+                v.max_agents.to_string(),
+                v.known_hosts.to_string(),
+                v.tls.to_string(),
+                v.mutual_tls.to_string(),
+                v.refused.tls_handshakes.to_string(),
+                v.refused.unauthenticated.to_string(),
+                v.refused.permission_denied.to_string(),
+                v.refused.agent_streams.to_string(),
+                v.policies.to_string(),
+            ]));
+            out
+        }
+        OutputFormat::Table => {
+            let ago = |ms: i64| {
+                let secs = ((now_ms - ms).max(0) / 1000) as u64;
+                humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+            };
+            let transport = match (v.tls, v.mutual_tls) {
+                (true, true) => "mutual TLS",
+                (true, false) => "TLS (no client certificates)",
+                _ => "plaintext (--insecure)",
+            };
+            let rows = [
+                ("version", v.version.clone()),
+                (
+                    "started",
+                    match &v.started {
+                        Some(t) => format!("{t} ({} ago)", ago(s.started_ms)),
+                        None => "-".into(),
+                    },
+                ),
+                (
+                    "connected agents",
+                    format!(
+                        "{} of at most {} ({} hosts known)",
+                        v.connected_agents, v.max_agents, v.known_hosts
+                    ),
+                ),
+                ("transport", transport.to_string()),
+                (
+                    "refused TLS handshakes",
+                    v.refused.tls_handshakes.to_string(),
+                ),
+                (
+                    "refused unauthenticated",
+                    v.refused.unauthenticated.to_string(),
+                ),
+                (
+                    "refused permission",
+                    v.refused.permission_denied.to_string(),
+                ),
+                ("refused agent streams", v.refused.agent_streams.to_string()),
+                ("policies in force", v.policies.to_string()),
+            ];
+            let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            rows.iter()
+                .map(|(k, val)| format!("{k:<width$}  {val}\n"))
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> CollectorStatus {
+        CollectorStatus {
+            version: "0.1.0".into(),
+            started_ms: 1_795_644_603_000,
+            connected_agents: 212,
+            max_agents: 50_000,
+            known_hosts: 230,
+            tls: true,
+            mutual_tls: true,
+            tls_handshakes_refused: 4,
+            unauthenticated: 0,
+            permission_denied: 2,
+            streams_refused: 1,
+            policies: 3,
+        }
+    }
+
+    #[test]
+    fn table_json_and_csv() {
+        let t = render_collector_status(&status(), OutputFormat::Table, 1_795_644_603_000 + 90_000);
+        assert!(
+            t.contains("started                  2026-11-25T22:10:03Z (1m 30s ago)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("connected agents         212 of at most 50000 (230 hosts known)"),
+            "{t}"
+        );
+        assert!(t.contains("transport                mutual TLS"), "{t}");
+        assert!(t.contains("refused permission       2"), "{t}");
+        let j: serde_json::Value =
+            serde_json::from_str(&render_collector_status(&status(), OutputFormat::Json, 0))
+                .unwrap();
+        assert_eq!(j["refused"]["tls_handshakes"], 4);
+        assert_eq!(j["refused"]["agent_streams"], 1);
+        assert_eq!(j["mutual_tls"], true);
+        assert_eq!(j["started"], "2026-11-25T22:10:03Z");
+        let c = render_collector_status(&status(), OutputFormat::Csv, 0);
+        let lines: Vec<&str> = c.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("version,started,connected_agents"));
+        assert!(lines[1].ends_with(",4,0,2,1,3"), "{c}");
+    }
+}

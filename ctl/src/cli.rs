@@ -11,6 +11,7 @@
 //! fleetctl oom show ID [--before DUR]
 //! fleetctl ntp [--cluster C] [--host H]...
 //! fleetctl alerts [--cluster C] [--state pending|firing|resolved]
+//! fleetctl status
 //! fleetctl rules check FILE
 //! fleetctl certs init --dir DIR [--san NAME]... [--days N] [--ca-days N]
 //! fleetctl certs issue --role agent|viewer|operator --name NAME --dir DIR [--days N|--not-after T]
@@ -42,7 +43,7 @@ use crate::timearg::TimeArg;
 #[command(
     name = "fleetctl",
     version,
-    about = "Query a Fleet collector",
+    about = "Query a Fleet collector and change its OOM policies",
     propagate_version = true
 )]
 pub struct Cli {

@@ -1483,7 +1483,7 @@ fn cluster_spreads<'a>(hosts: &[&'a NtpHostStatus]) -> Vec<ClusterSpread<'a>> {
 }
 
 /// Renders `fleetctl ntp`: hosts sorted by cluster, hostname and host id, each with one row per
-/// source. The table ends with one spread line per cluster ([`ClusterSpread::line`]).
+/// source. The table ends with one spread line per cluster (`ClusterSpread::line`).
 pub fn render_ntp(hosts: &[NtpHostStatus], format: OutputFormat) -> String {
     let mut hosts: Vec<&NtpHostStatus> = hosts.iter().collect();
     hosts.sort_by(|a, b| {

@@ -12,7 +12,7 @@
 //!   control then pushes back on the agents, which keep their data in their spools. Memory stays
 //!   bounded by the queue and the per-stream windows.
 //! - An Ack is sent only after the write that contains the batch returned, in stream order.
-//! - OOM policies ([`policies`]): each session pushes its host's policy set after the welcome
+//! - OOM policies (`server/policies.rs`): each session pushes its host's policy set after the welcome
 //!   and on every change, and takes the agent's policy reports and process lists.
 //! - Shutdown: the listener stops accepting, sessions stop reading and finish their pending acks,
 //!   the writer drains, RocksDB is flushed and closed.

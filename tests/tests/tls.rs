@@ -134,6 +134,10 @@ fn mutual_tls_roles_refusals_and_rotation() {
     let url = format!("https://localhost:{port}");
     let ca = p(&pki, "ca.pem");
     let a = |name: &str| tmp.path().join(format!("agent-{name}"));
+    // A client that connects and never speaks: the collector drops it when the TLS handshake
+    // has not completed in 10 s (checked at the end).
+    let mut silent = std::net::TcpStream::connect(&c.addr).unwrap();
+    let silent_since = std::time::Instant::now();
 
     // The agent of web1 streams for web1 (from files it will get rotated later).
     let agent_live = tmp.path().join("agent-live");
@@ -335,6 +339,23 @@ fn mutual_tls_roles_refusals_and_rotation() {
         "web1's data after the rotation",
         Duration::from_secs(20),
         || (seq_of(&hosts(&other_ca)?)? >= before + 3).then_some(()),
+    );
+
+    // The silent client was dropped by the collector after the handshake timeout.
+    use std::io::Read;
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the silent connection is still open: {other:?}"),
+    }
+    let waited = silent_since.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "closed after {waited:?}"
     );
 }
 

@@ -57,6 +57,9 @@ pub struct FileConfig {
     pub alertmanager: Option<String>,
     /// A URL that receives every alert change as JSON (POST).
     pub webhook: Option<String>,
+    /// CA (PEM) that an https Alertmanager's or webhook's certificate must chain to; default:
+    /// the system's bundle.
+    pub notify_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -85,6 +88,7 @@ pub struct Flags {
     pub rules: Option<PathBuf>,
     pub alertmanager: Option<String>,
     pub webhook: Option<String>,
+    pub notify_ca: Option<PathBuf>,
 }
 
 /// Validated settings.
@@ -104,6 +108,8 @@ pub struct Settings {
     pub rules: Option<PathBuf>,
     pub alertmanager: Option<String>,
     pub webhook: Option<String>,
+    /// CA for https notifier URLs; None: the system's bundle.
+    pub notify_ca: Option<PathBuf>,
 }
 
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -180,8 +186,11 @@ impl Settings {
         let webhook = flags.webhook.or(file.webhook);
         for (field, url) in [("alertmanager", &alertmanager), ("webhook", &webhook)] {
             if let Some(u) = url {
-                if !u.starts_with("http://") {
-                    return Err(invalid(field, format!("{u:?} must be an http:// URL")));
+                if !u.starts_with("http://") && !u.starts_with("https://") {
+                    return Err(invalid(
+                        field,
+                        format!("{u:?} must be an http:// or https:// URL"),
+                    ));
                 }
             }
         }
@@ -200,6 +209,7 @@ impl Settings {
             rules: flags.rules.or(file.rules),
             alertmanager,
             webhook,
+            notify_ca: flags.notify_ca.or(file.notify_ca),
         })
     }
 
@@ -215,6 +225,7 @@ impl Settings {
         }
         files.extend(self.tls_ca.as_ref().map(|f| ("tls_ca", f)));
         files.extend(self.rules.as_ref().map(|f| ("rules", f)));
+        files.extend(self.notify_ca.as_ref().map(|f| ("notify_ca", f)));
         for (field, path) in files {
             std::fs::File::open(path)
                 .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;

@@ -44,6 +44,10 @@ struct Cli {
     /// URL that receives every alert change as a JSON POST.
     #[arg(long)]
     webhook: Option<String>,
+    /// CA (PEM) that an https Alertmanager's or webhook's certificate must chain to (default:
+    /// the system's bundle, /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long)]
+    notify_ca: Option<PathBuf>,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -75,6 +79,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             rules: cli.rules,
             alertmanager: cli.alertmanager,
             webhook: cli.webhook,
+            notify_ca: cli.notify_ca,
         },
     )?)
 }
@@ -131,6 +136,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 file,
                 alertmanager: settings.alertmanager.clone(),
                 webhook: settings.webhook.clone(),
+                notify_ca: settings.notify_ca.clone(),
             }),
         },
         shutdown_signal(),

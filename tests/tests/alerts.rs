@@ -52,6 +52,11 @@ fn fake_ntp(dir: &Path, name: &str, offset_ms: i64) -> (Proc, String, std::path:
 
 /// A real Alertmanager on a loopback port, clustering off, state in `dir`.
 fn alertmanager(dir: &Path) -> (Proc, u16) {
+    alertmanager_with(dir, None)
+}
+
+/// As [`alertmanager`]; with `tls` (certificate, key, the CA to check it with) it serves https.
+fn alertmanager_with(dir: &Path, tls: Option<(&Path, &Path, &Path)>) -> (Proc, u16) {
     let port = free_port();
     let cfg = dir.join("alertmanager.yml");
     std::fs::write(
@@ -65,7 +70,22 @@ fn alertmanager(dir: &Path) -> (Proc, u16) {
         am.exists(),
         "install the prometheus-alertmanager package (scripts/test does)"
     );
-    let child = Command::new(am)
+    let mut cmd = Command::new(am);
+    if let Some((cert, key, _)) = tls {
+        let web = dir.join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        cmd.arg(format!("--web.config.file={}", web.display()));
+    }
+    let client = tls.map(|(_, _, ca)| tls_client(ca));
+    let child = cmd
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!("--storage.path={}", dir.join("am-data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -76,22 +96,61 @@ fn alertmanager(dir: &Path) -> (Proc, u16) {
         .expect("start alertmanager");
     let p = Proc { child, log };
     wait_for("alertmanager ready", Duration::from_secs(30), || {
-        http_get(port, "/-/ready").filter(|b| b.contains("OK"))
+        get(client.as_ref(), port, "/-/ready").filter(|b| b.contains("OK"))
     });
     (p, port)
 }
 
+/// A TLS client (rustls) trusting `ca` only.
+fn tls_client(ca: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
 /// A plain HTTP/1.1 GET on loopback; the body, or None.
 fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    get(None, port, path)
+}
+
+/// A GET on loopback, over TLS (server name `localhost`) when `tls` is given.
+fn get(
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    port: u16,
+    path: &str,
+) -> Option<String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
+    match tls {
+        None => {
+            let mut s = s;
+            s.write_all(request.as_bytes()).ok()?;
+            s.read_to_string(&mut text).ok()?;
+        }
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let conn = rustls::ClientConnection::new(config.clone(), name).ok()?;
+            let mut s = rustls::StreamOwned::new(conn, s);
+            s.write_all(request.as_bytes()).ok()?;
+            // A server that closes without close_notify ends the read with an error after the
+            // body: keep what arrived.
+            let mut bytes = Vec::new();
+            let _ = s.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
     let (head, body) = text.split_once("\r\n\r\n")?;
     if !head.starts_with("HTTP/1.1 200") {
         return None;
@@ -474,4 +533,96 @@ fn a_broken_rules_file_on_sighup_is_refused_and_the_rules_in_force_stay() {
             .into_iter()
             .find(|a| a["rule"] == "silent2")
     });
+}
+
+/// Alertmanager behind https: the collector posts over TLS, checking Alertmanager's certificate
+/// against the CA given with `--notify-ca`; a collector given another CA refuses the connection
+/// and says why.
+#[test]
+fn alertmanager_over_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = dir.join("pki");
+    let other = dir.join("other");
+    for d in [&pki, &other] {
+        let out = Command::new(bin("fleetctl"))
+            .args(["certs", "init", "--dir"])
+            .arg(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    // Alertmanager serves the certificate `fleetctl certs init` makes for localhost.
+    let am_dir = dir.join("am");
+    std::fs::create_dir(&am_dir).unwrap();
+    let (_am, port) = alertmanager_with(
+        &am_dir,
+        Some((
+            &pki.join("collector.pem"),
+            &pki.join("collector-key.pem"),
+            &pki.join("ca.pem"),
+        )),
+    );
+    let client = tls_client(&pki.join("ca.pem"));
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"https-test-memused\"\nkind = \"sar\"\ncolumn = \"%memused\"\nop = \">\"\nvalue = 0\n",
+    )
+    .unwrap();
+    let am_url = format!("https://localhost:{port}");
+    let start = |name: &str, ca: &Path| {
+        Collector::start(
+            &dir.join(name),
+            "127.0.0.1:0",
+            &[
+                "--rules",
+                rules.to_str().unwrap(),
+                "--alertmanager",
+                &am_url,
+                "--notify-ca",
+                ca.to_str().unwrap(),
+            ],
+        )
+    };
+    let good = start("good", &pki.join("ca.pem"));
+    let wrong = start("wrong", &other.join("ca.pem"));
+    let _a = start_agent(
+        &good.url(),
+        &dir.join("agent-good"),
+        "https-host",
+        "prod",
+        &[],
+    );
+    let _b = start_agent(
+        &wrong.url(),
+        &dir.join("agent-wrong"),
+        "https-host-2",
+        "prod",
+        &[],
+    );
+    wait_for(
+        "the alert in Alertmanager over https",
+        Duration::from_secs(30),
+        || {
+            let body = get(Some(&client), port, "/api/v2/alerts?active=true")?;
+            let alerts: Value = serde_json::from_str(&body).ok()?;
+            let hosts: Vec<&str> = alerts
+                .as_array()?
+                .iter()
+                .filter(|a| a["labels"]["alertname"] == "https-test-memused")
+                .filter_map(|a| a["labels"]["hosts"].as_str())
+                .collect();
+            hosts.contains(&"https-host").then_some(())
+        },
+    );
+    wait_for("the wrong CA refused", Duration::from_secs(30), || {
+        let log = wrong.proc.log_text();
+        (log.contains("UnknownIssuer") || log.contains("invalid peer certificate")).then_some(())
+    });
+    let body = get(Some(&client), port, "/api/v2/alerts?active=true").unwrap();
+    assert!(
+        !body.contains("https-host-2"),
+        "nothing from the collector with the wrong CA"
+    );
 }

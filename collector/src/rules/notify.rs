@@ -11,8 +11,11 @@
 //! - **A JSON webhook**: `POST url` with `{"alerts":[...]}`, one object per transition to firing
 //!   or resolved, in the form of `fleet.v1.Alert` (see [`webhook_json`]) plus `previous_state`.
 //!
-//! Both HTTP notifiers speak plain `http://` (HTTP/1.1, hyper's client): run Alertmanager or the
-//! webhook receiver on the collector's host or a trusted network, or behind a local TLS proxy.
+//! Both HTTP notifiers speak HTTP/1.1 (hyper) over `http://` or `https://`. For https the
+//! server's certificate must chain to [`NotifierOptions::tls`]'s roots: the CA file given with
+//! `--notify-ca`, or the system's bundle (`/etc/ssl/certs/ca-certificates.crt`, Debian's
+//! ca-certificates); see [`client_tls`]. An https connection is opened per post (posts are
+//! rare: transitions, and one resend a minute).
 //!
 //! # Never stalling evaluation
 //!
@@ -67,6 +70,41 @@ pub struct NotifierOptions {
     pub backoff_cap: Duration,
     /// Deadline of one post, connection included. Default 10 s.
     pub timeout: Duration,
+    /// The roots https targets are checked against; None: https targets are refused at start
+    /// (see [`client_tls`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The system's CA bundle on Debian and its derivatives.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS client config for https notifiers: the certificates of `ca` (PEM), or of the
+/// system's bundle ([`SYSTEM_CA_BUNDLE`]) when `ca` is None.
+///
+/// # Errors
+/// A message naming the file that cannot be read or holds no certificate.
+pub fn client_tls(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let path = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_BUNDLE));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("notify_ca {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "notify_ca {}: no usable CA certificate",
+            path.display()
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl Default for NotifierOptions {
@@ -77,6 +115,7 @@ impl Default for NotifierOptions {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -109,7 +148,8 @@ impl Target {
     /// one); alerts are posted to `{url}/api/v2/alerts`.
     ///
     /// # Errors
-    /// [`BadUrl`] unless `url` is an `http://` URL with a host and without a query.
+    /// [`BadUrl`] unless `url` is an `http://` or `https://` URL with a host and without a
+    /// query.
     pub fn alertmanager(url: &str) -> Result<Target, BadUrl> {
         let base = parse_http_url("alertmanager", url)?;
         if base.query().is_some() {
@@ -121,7 +161,7 @@ impl Target {
         }
         let path = format!("{}/api/v2/alerts", base.path().trim_end_matches('/'));
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(base.scheme_str().unwrap_or("http"))
             .authority(base.authority().map_or("", |a| a.as_str()))
             .path_and_query(path)
             .build()
@@ -139,12 +179,17 @@ impl Target {
     /// A webhook receiving `POST url` with `{"alerts":[...]}`.
     ///
     /// # Errors
-    /// [`BadUrl`] unless `url` is an `http://` URL with a host.
+    /// [`BadUrl`] unless `url` is an `http://` or `https://` URL with a host.
     pub fn webhook(url: &str) -> Result<Target, BadUrl> {
         Ok(Target {
             kind: Kind::Webhook,
             uri: parse_http_url("webhook", url)?,
         })
+    }
+
+    /// Whether posts go over TLS.
+    pub fn is_https(&self) -> bool {
+        self.uri.scheme_str() == Some("https")
     }
 
     /// `alertmanager http://...` or `webhook http://...`, for logs and stats.
@@ -166,13 +211,8 @@ fn parse_http_url(what: &'static str, url: &str) -> Result<Uri, BadUrl> {
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad(
-                "https is not supported; use http:// (a local TLS proxy can forward it)",
-            ))
-        }
-        _ => return Err(bad("must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(bad("must start with http:// or https://")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
@@ -513,7 +553,14 @@ async fn run(ctx: WorkerCtx) {
         let result = if count == 0 {
             Ok(())
         } else {
-            post(&client, &ctx.target.uri, body, ctx.opts.timeout).await
+            post(
+                &client,
+                ctx.opts.tls.as_ref(),
+                &ctx.target.uri,
+                body,
+                ctx.opts.timeout,
+            )
+            .await
         };
         match result {
             Ok(()) => {
@@ -704,10 +751,19 @@ enum PostError {
 
 async fn post(
     client: &Client<HttpConnector, Full<Bytes>>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     uri: &Uri,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), PostError> {
+    if uri.scheme_str() == Some("https") {
+        let tls = tls.ok_or_else(|| PostError::Rejected("https without TLS roots".into()))?;
+        let exchange = https_exchange(tls.clone(), uri, body);
+        let (status, text) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| PostError::Retry(format!("no answer within {timeout:?}")))??;
+        return judge(status, text);
+    }
     let req = Request::post(uri.clone())
         .header(CONTENT_TYPE, "application/json")
         .header(
@@ -732,6 +788,65 @@ async fn post(
     let (status, text) = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| PostError::Retry(format!("no answer within {timeout:?}")))??;
+    judge(status, text)
+}
+
+/// One https POST on a connection of its own: TCP, TLS (rustls, the server name checked against
+/// its certificate), HTTP/1.1.
+async fn https_exchange(
+    tls: Arc<rustls::ClientConfig>,
+    uri: &Uri,
+    body: Vec<u8>,
+) -> Result<(StatusCode, String), PostError> {
+    let retry = |what: &str, e: &dyn std::error::Error| {
+        PostError::Retry(format!("{what}: {}", error_chain(e)))
+    };
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port_u16().unwrap_or(443);
+    // IPv6 literals come bracketed in URIs.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
+        .map_err(|e| PostError::Rejected(format!("server name {bare:?}: {e}")))?;
+    let tcp = tokio::net::TcpStream::connect((bare, port))
+        .await
+        .map_err(|e| retry("connect", &e))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| retry("TLS", &e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| retry("HTTP", &e))?;
+    let conn = tokio::spawn(conn);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = Request::post(path)
+        .header(
+            hyper::header::HOST,
+            uri.authority().map_or(host, |a| a.as_str()),
+        )
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            USER_AGENT,
+            concat!("fleet-collector/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| PostError::Rejected(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| retry("HTTP", &e))?;
+    let status = resp.status();
+    let text = match Limited::new(resp.into_body(), 1024).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    conn.abort();
+    Ok((status, text))
+}
+
+/// Success, a retry (5xx, 408, 429) or a refusal (another 4xx).
+fn judge(status: StatusCode, text: String) -> Result<(), PostError> {
     if status.is_success() {
         return Ok(());
     }

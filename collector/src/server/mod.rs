@@ -1032,6 +1032,8 @@ pub struct RulesOptions {
     pub file: PathBuf,
     pub alertmanager: Option<String>,
     pub webhook: Option<String>,
+    /// CA (PEM) for https notifier URLs; None: the system's bundle.
+    pub notify_ca: Option<PathBuf>,
 }
 
 /// How often the rules are evaluated.
@@ -1060,7 +1062,14 @@ pub fn rules_engine(store: &Arc<Store>, opts: &RulesOptions) -> anyhow::Result<R
     if let Some(url) = &opts.webhook {
         targets.push(Target::webhook(url)?);
     }
-    let notifiers = Notifiers::start(targets, NotifierOptions::default());
+    let mut notify = NotifierOptions::default();
+    if targets.iter().any(Target::is_https) {
+        notify.tls = Some(
+            crate::rules::notify::client_tls(opts.notify_ca.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    let notifiers = Notifiers::start(targets, notify);
     info!(rules = rules.rules().len(), file = %opts.file.display(), "alert rules loaded");
     Ok(RulesEngine::load(store.clone(), rules, notifiers)?)
 }

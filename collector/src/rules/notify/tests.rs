@@ -111,6 +111,7 @@ fn fast() -> NotifierOptions {
         backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
+        tls: None,
     }
 }
 
@@ -161,18 +162,23 @@ fn urls_are_checked() {
         Target::webhook("http://h:8080/hook?x=1").unwrap().uri,
         "http://h:8080/hook?x=1"
     );
-    for bad in [
-        "https://am:9093",
-        "am:9093",
-        "ftp://am",
-        "http://",
-        "not a url",
-    ] {
+    let t = Target::alertmanager("https://am.example:9093").unwrap();
+    assert_eq!(t.uri, "https://am.example:9093/api/v2/alerts");
+    assert!(t.is_https());
+    assert!(Target::webhook("https://x/hook").unwrap().is_https());
+    for bad in ["am:9093", "ftp://am", "http://", "not a url"] {
         assert!(Target::alertmanager(bad).is_err(), "{bad}");
     }
     assert!(Target::alertmanager("http://am:9093/?a=b").is_err());
-    let e = Target::webhook("https://x").unwrap_err().to_string();
-    assert!(e.contains("https is not supported"), "{e}");
+    let e = Target::webhook("ftp://x").unwrap_err().to_string();
+    assert!(e.contains("http:// or https://"), "{e}");
+    // The roots for https come from a PEM file; one without a certificate is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let e = client_tls(Some(&empty)).unwrap_err();
+    assert!(e.contains("empty.pem"), "{e}");
+    assert!(client_tls(Some(&dir.path().join("missing.pem"))).is_err());
 }
 
 #[tokio::test]

@@ -41,3 +41,53 @@ fn read_trimmed(path: &Path) -> Result<String, String> {
         .map(|s| s.trim().to_string())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
+
+/// Checks the agent's client certificate (when it has one) against its identity, so a mismatch
+/// the collector would refuse is reported at start and by `--check-config`: the certificate must
+/// be an agent certificate (subject OU `agent`) whose name (CN) is this host id, and must not
+/// have expired. `now_s` is Unix seconds.
+///
+/// # Errors
+/// A message naming the file and what is wrong, with the fix.
+pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Result<(), String> {
+    let Some(path) = settings.tls.as_ref().and_then(|t| t.cert.as_ref()) else {
+        return Ok(());
+    };
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
+        .map_err(|e| format!("tls_cert {}: not a PEM certificate ({e})", path.display()))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("tls_cert {}: {e}", path.display()))?;
+    let subject = cert.subject();
+    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
+    };
+    let cn = first(&mut subject.iter_common_name());
+    let ou = first(&mut subject.iter_organizational_unit());
+    let fix = format!("issue one with `fleetctl certs issue --role agent --name {host_id}`");
+    if let Some(role) = ou.as_deref().filter(|r| *r != "agent") {
+        return Err(format!(
+            "tls_cert {}: a {role} certificate; the collector lets only agent certificates stream ({fix})",
+            path.display()
+        ));
+    }
+    if cn.as_deref() != Some(host_id) {
+        return Err(format!(
+            "tls_cert {} is for host {:?} but this agent's host_id is {host_id:?}: the collector \
+             would refuse it; set host_id = {:?} or {fix}",
+            path.display(),
+            cn.as_deref().unwrap_or(""),
+            cn.as_deref().unwrap_or("")
+        ));
+    }
+    let not_after = cert.validity().not_after.timestamp();
+    if not_after < now_s {
+        return Err(format!(
+            "tls_cert {} expired at {} ({fix})",
+            path.display(),
+            cert.validity().not_after
+        ));
+    }
+    Ok(())
+}

@@ -89,6 +89,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let identity = identity::identity(&settings).map_err(AgentError::Setup)?;
+    // `--check-config` (the units' ExecStartPre) refuses this; the daemon says it and goes on
+    // spooling, so new certificate files and a SIGHUP fix it without a restart.
+    if let Err(e) = identity::check_certificate(&settings, &identity.host_id, now_ms() / 1000) {
+        error!(error = %e, "the collector will refuse this agent's certificate");
+    }
     let (spool, report) = spool::Spool::open(
         &settings.state_dir.join("spool"),
         settings.spool_max_bytes,

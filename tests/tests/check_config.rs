@@ -103,6 +103,66 @@ fn agent_check_config() {
         "{stderr}"
     );
 
+    // A certificate the collector would refuse: another host's, a viewer's, an expired one.
+    let dir = tmp.path().to_str().unwrap();
+    for (name, role, extra) in [
+        ("h2", "agent", None),
+        ("ops", "viewer", None),
+        ("h1-old", "agent", Some("2026-01-01T00:00:00Z")),
+    ] {
+        let mut args = vec![
+            "certs", "issue", "--role", role, "--name", name, "--dir", dir,
+        ];
+        if let Some(t) = extra {
+            args.extend(["--not-after", t]);
+        }
+        assert!(run("fleetctl", &args).status.success());
+    }
+    let with_cert = |name: &str| {
+        run(
+            "fleet-agent",
+            &[
+                "--config",
+                c,
+                "--tls-cert",
+                &t(&format!("{name}.pem")),
+                "--tls-key",
+                &t(&format!("{name}-key.pem")),
+                "--check-config",
+            ],
+        )
+    };
+    let (code, _, stderr) = said(&with_cert("h2"));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("is for host \"h2\" but this agent's host_id is \"h1\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = said(&with_cert("ops"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("a viewer certificate"), "{stderr}");
+    let (code, _, stderr) = said(&with_cert("h1-old"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("is for host \"h1-old\""), "{stderr}");
+    let out = run(
+        "fleet-agent",
+        &[
+            "--config",
+            c,
+            "--host-id",
+            "h1-old",
+            "--tls-cert",
+            &t("h1-old.pem"),
+            "--tls-key",
+            &t("h1-old-key.pem"),
+            "--check-config",
+        ],
+    );
+    let (code, _, stderr) = said(&out);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("expired"), "{stderr}");
+    assert!(!tmp.path().join("state").exists(), "nothing started");
+
     // An unknown key in the file.
     std::fs::write(&config, "colector = \"x\"\n").unwrap();
     let (code, _, stderr) = said(&run("fleet-agent", &["--config", c, "--check-config"]));

@@ -199,6 +199,15 @@ fn mutual_tls_roles_refusals_and_rotation() {
             (log.contains("collector unreachable") && log.contains(want)).then_some(())
         });
     }
+    // The agents with a wrong certificate said so themselves at start.
+    for name in ["web4", "viewer", "old1"] {
+        let (_, proc) = refused.iter().find(|(n, _)| *n == name).unwrap();
+        let log = proc.log_text();
+        assert!(
+            log.contains("the collector will refuse this agent's certificate"),
+            "{name}: {log}"
+        );
+    }
     let log = c.proc.log_text();
     assert!(log.contains("TLS handshake refused"), "{log}");
     assert!(log.contains("host id is not its certificate's"), "{log}");

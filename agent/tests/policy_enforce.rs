@@ -216,7 +216,9 @@ fn a_reused_pid_is_not_restored() {
     )
     .unwrap();
     let mut enforcer = Enforcer::open(root, Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(unit, 4).unwrap();
+    // Forced: in this two-process fixture sshd ties for the largest memory user, which the
+    // safety check would refuse (safety_net_for_minus_1000 tests that).
+    let status = enforcer.apply_with(unit, 4, true).unwrap();
     assert_eq!((status.matched, status.set), (1, 1));
     assert_eq!(fixture_adj(root, 812), "-1000");
     assert_eq!(fixture_adj(root, 900), "5");
@@ -366,6 +368,7 @@ fn runner_syncs_to_the_collectors_set() {
         document: format!(
             "name: runner\ntarget: {{}}\nmatch:\n  cmdline: '^{marker} '\noom_score_adj: {value}\n"
         ),
+        forced: false,
     };
     let mut runner =
         PolicyRunner::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
@@ -401,4 +404,70 @@ fn runner_syncs_to_the_collectors_set() {
         (2, 1)
     );
     assert!(!runner.has_policies());
+}
+
+/// The agent's own safety net for -1000 without --force: a policy matching more than five
+/// processes at apply time takes none (each reported with the reason), forced it takes them all;
+/// a policy that was fine at apply time stops taking new processes at five. Works with or
+/// without CAP_SYS_RESOURCE: a -1000 write the kernel refuses still counts as taken.
+#[test]
+fn safety_net_for_minus_1000() {
+    let marker = format!("fleet-policy-test-{}-net", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let six: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    assert_eq!(status.matched, 0, "refused: takes no process");
+    assert_eq!(status.failed.len(), 6);
+    assert!(
+        status
+            .failed
+            .iter()
+            .all(|(_, why)| why.contains("6 processes") && why.contains("--force")),
+        "{status:?}"
+    );
+    for p in &six {
+        assert_eq!(adj(p.pid()), 0, "nothing written");
+    }
+    // The refusal outlives a restart and new processes: they are not taken either.
+    drop(enforcer);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    let seventh = sleeper(&marker);
+    enforcer.tick().unwrap();
+    assert_eq!(adj(seventh.pid()), 0);
+    assert_eq!(enforcer.status()[0].matched, 0);
+
+    // Forced, every match is taken (set, or "permission denied" without the capability).
+    let status = enforcer
+        .apply_with(policy(&marker, -1000), 2, true)
+        .unwrap();
+    assert_eq!(status.matched, 7);
+    assert!(
+        status
+            .failed
+            .iter()
+            .all(|(_, why)| why == PERMISSION_DENIED),
+        "{status:?}"
+    );
+    enforcer.remove(&marker).unwrap();
+    drop(six);
+    drop(seventh);
+
+    // Fine at apply time (one process), then capped at five as more start.
+    let first = sleeper(&marker);
+    let status = enforcer.apply(policy(&marker, -1000), 3).unwrap();
+    assert_eq!(status.matched, 1);
+    let more: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
+    enforcer.tick().unwrap();
+    enforcer.tick().unwrap();
+    let status = &enforcer.status()[0];
+    assert_eq!(status.matched, 5, "{status:?}");
+    let capped: Vec<&(u32, String)> = status
+        .failed
+        .iter()
+        .filter(|(_, why)| why.contains("already disables the OOM killer for 5 processes"))
+        .collect();
+    assert_eq!(capped.len(), 2, "{status:?}");
+    drop(first);
+    drop(more);
 }

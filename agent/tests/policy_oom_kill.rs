@@ -162,7 +162,9 @@ fn the_oom_killer_spares_the_protected_process() {
     .unwrap();
     let state = tempfile::tempdir().unwrap();
     let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(policy, 1).unwrap();
+    // Forced, as an operator would: the protected dd may be this small host's largest memory
+    // user, which the safety check refuses without --force.
+    let status = enforcer.apply_with(policy, 1, true).unwrap();
     assert_eq!((status.matched, status.set), (1, 1), "{status:?}");
     let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", dd.0.id())).unwrap();
     assert_eq!(adj.trim(), protect.to_string());

@@ -215,6 +215,7 @@ impl PolicyBook {
                     name: name.clone(),
                     version: current.version,
                     document: current.document.clone(),
+                    forced: current.forced,
                 }
             })
             .collect();
@@ -380,7 +381,7 @@ impl PolicyBook {
             document: req.document.clone(),
             actor: actor.to_string(),
             time_ms: now_ms,
-            forced: !refusals.is_empty(),
+            forced: req.force,
             restores: 0,
             oom_score_adj: policy.oom_score_adj,
             target: policy.target.describe(),
@@ -440,7 +441,6 @@ impl PolicyBook {
             action: ACTION_ROLLBACK.into(),
             actor: actor.to_string(),
             time_ms: now_ms,
-            forced: false,
             restores: target,
             ..restored
         };

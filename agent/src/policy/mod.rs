@@ -19,6 +19,15 @@
 //!
 //! Lowering a value below the current one needs CAP_SYS_RESOURCE; without it writes fail with
 //! "permission denied" and are reported in [`PolicyStatus::failed`].
+//!
+//! # Safety net
+//!
+//! The collector refuses a -1000 policy that breaks `fleet_policy`'s safety rules unless forced,
+//! but it checks against the process lists it has, and cannot see processes that start later.
+//! So the enforcer checks again on the host, for policies that set -1000 and were not applied
+//! with `--force`: at apply time the whole rule set ([`fleet_policy::check_safety`]), and a
+//! policy that breaks it takes no process at all (each match is reported with the reason); later,
+//! a new process is not taken once the policy holds [`MAX_DISABLED_PER_HOST`] processes.
 
 pub mod runner;
 pub mod scan;
@@ -29,7 +38,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use fleet_policy::{uid_of, Policy, ProcessInfo};
+use fleet_policy::{check_safety, uid_of, Policy, ProcessInfo, MAX_DISABLED_PER_HOST};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -86,12 +95,21 @@ pub enum EnforceError {
 struct Entry {
     policy: Policy,
     version: u64,
+    /// Applied with `--force`: the safety net is off.
+    forced: bool,
+    /// Why the safety net refused this version at apply time: it takes no process.
+    blocked: Option<String>,
     /// pid → starttime of the live processes the policy applies to.
     matched: BTreeMap<u32, u64>,
     failed: Vec<(u32, String)>,
 }
 
 impl Entry {
+    /// Whether the safety net applies: -1000 and not forced.
+    fn guarded(&self) -> bool {
+        !self.forced && self.policy.oom_score_adj == fleet_policy::doc::OOM_SCORE_ADJ_MIN
+    }
+
     fn holds(&self, key: ProcKey) -> bool {
         self.matched.get(&key.pid) == Some(&key.starttime)
     }
@@ -189,6 +207,8 @@ impl Enforcer {
                 e.policies.push(Entry {
                     policy,
                     version: p.version,
+                    forced: p.forced,
+                    blocked: p.blocked,
                     matched,
                     failed: Vec::new(),
                 });
@@ -244,10 +264,19 @@ impl Enforcer {
     /// # Errors
     /// [`EnforceError`] when /proc cannot be listed or the state cannot be stored; writes to
     /// processes that fail are reported in the returned status instead.
-    pub fn apply(
+    pub fn apply(&mut self, policy: Policy, version: u64) -> Result<PolicyStatus, EnforceError> {
+        self.apply_with(policy, version, false)
+    }
+
+    /// [`Enforcer::apply`]; `forced` (the operator's `--force`) turns the safety net off.
+    ///
+    /// # Errors
+    /// As [`Enforcer::apply`].
+    pub fn apply_with(
         &mut self,
         mut policy: Policy,
         version: u64,
+        forced: bool,
     ) -> Result<PolicyStatus, EnforceError> {
         self.resolve_users(&mut policy);
         let all = self.scanner.scan_all().map_err(|e| self.proc_error(e))?;
@@ -260,6 +289,8 @@ impl Enforcer {
                 let entry = &mut self.policies[i];
                 entry.policy = policy;
                 entry.version = version;
+                entry.forced = forced;
+                entry.blocked = None;
                 entry.failed.clear();
                 (i, std::mem::take(&mut entry.matched))
             }
@@ -267,6 +298,8 @@ impl Enforcer {
                 self.policies.push(Entry {
                     policy,
                     version,
+                    forced,
+                    blocked: None,
                     matched: BTreeMap::new(),
                     failed: Vec::new(),
                 });
@@ -274,7 +307,25 @@ impl Enforcer {
             }
         };
         let infos: Vec<ProcessInfo> = all.iter().map(|p| p.info.clone()).collect();
-        let selected = self.policies[idx].policy.select(&infos);
+        let mut selected = self.policies[idx].policy.select(&infos);
+        if self.policies[idx].guarded() {
+            let refusals = check_safety(&self.policies[idx].policy, &infos);
+            if !refusals.is_empty() {
+                let reasons: Vec<String> = refusals.iter().map(|r| r.reason.clone()).collect();
+                let why = format!(
+                    "not set: {} (the agent's safety check; apply with --force to override)",
+                    reasons.join("; ")
+                );
+                warn!(policy = %self.policies[idx].policy.name, version, reason = %why,
+                    "OOM policy refused on this host");
+                let entry = &mut self.policies[idx];
+                for &i in &selected {
+                    entry.fail(all[i].info.pid, why.clone());
+                }
+                entry.blocked = Some(why);
+                selected.clear();
+            }
+        }
         let mut writes = Vec::new();
         for &i in &selected {
             let p = &all[i];
@@ -381,7 +432,24 @@ impl Enforcer {
             let mut was_any = false;
             for entry in &mut self.policies {
                 let was = entry.holds(key);
-                let now = applies(entry, &p.info, &batch);
+                let mut now = applies(entry, &p.info, &batch);
+                if now && !was {
+                    if let Some(why) = &entry.blocked {
+                        let why = why.clone();
+                        entry.fail(key.pid, why);
+                        now = false;
+                    } else if entry.guarded() && entry.matched.len() >= MAX_DISABLED_PER_HOST {
+                        entry.fail(
+                            key.pid,
+                            format!(
+                                "not set: the policy already disables the OOM killer for \
+                                 {MAX_DISABLED_PER_HOST} processes on this host (the agent's \
+                                 safety check; apply with --force to override)"
+                            ),
+                        );
+                        now = false;
+                    }
+                }
                 was_any |= was;
                 if now && !was {
                     entry.matched.insert(key.pid, key.starttime);
@@ -527,6 +595,8 @@ impl Enforcer {
             .map(|e| state::StoredPolicy {
                 policy: e.policy.clone(),
                 version: e.version,
+                forced: e.forced,
+                blocked: e.blocked.clone(),
                 matched: e.matched.iter().map(|(&p, &s)| (p, s)).collect(),
             })
             .collect();

@@ -193,7 +193,7 @@ impl PolicyRunner {
                 }
             };
             self.unparsable.remove(&spec.name);
-            match self.enforcer.apply(policy, spec.version) {
+            match self.enforcer.apply_with(policy, spec.version, spec.forced) {
                 Ok(_) => {
                     self.applied
                         .insert(spec.name.clone(), (spec.version, spec.document.clone()));

@@ -36,6 +36,12 @@ pub struct StateFile {
 pub struct StoredPolicy {
     pub policy: Policy,
     pub version: u64,
+    /// Applied with `--force` (absent in files of older agents: not forced).
+    #[serde(default)]
+    pub forced: bool,
+    /// Why the agent's safety check refused this version, if it did.
+    #[serde(default)]
+    pub blocked: Option<String>,
     pub matched: Vec<(u32, u64)>,
 }
 

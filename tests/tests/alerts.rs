@@ -12,14 +12,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A fake NTP server (tests/src/bin/fleet-fake-ntp.rs) whose offset a control file sets.
 fn fake_ntp(dir: &Path, name: &str, offset_ms: i64) -> (Proc, String, std::path::PathBuf) {
     let control = dir.join(format!("{name}.ctl"));

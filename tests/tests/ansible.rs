@@ -43,14 +43,6 @@ fn id(flag: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The counters of `host`'s line in the PLAY RECAP, summed over the plays' recap (there is one).
 fn recap(stdout: &str, host: &str) -> BTreeMap<String, u64> {
     let line = stdout

@@ -85,15 +85,10 @@ fn bad_config_is_refused_with_the_field_named() {
 }
 
 /// A free loopback port: bind to 0, read the port, release it.
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 #[test]
 fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr = free_port();
+    let addr = format!("127.0.0.1:{}", free_port());
     let url = format!("http://{addr}");
     let state = tmp.path().join("agent");
     // No collector yet: the agent keeps sampling into its spool and says so once.
@@ -185,6 +180,23 @@ fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
     }
 }
 
+/// Waits until the agent `good1` has stored a few batches (`since` None) or three more than
+/// `since`, and returns its last seq: the other agents' data flows.
+async fn good_agent_flowing(url: &str, since: Option<u64>) -> u64 {
+    let u = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (what, at_least) = match since {
+            None => ("good agent data", 2),
+            Some(s) => ("good agent still flowing", s + 3),
+        };
+        wait_for(what, Duration::from_secs(30), || {
+            last_seq(&u, "good1").filter(|s| *s >= at_least)
+        })
+    })
+    .await
+    .unwrap()
+}
+
 /// Opens a session, sends `msgs`, and returns the first error status the collector answers with.
 async fn session_error(url: &str, msgs: Vec<AgentMessage>) -> tonic::Status {
     let mut client = IngestClient::connect(url.to_string())
@@ -211,14 +223,7 @@ async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing()
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
     let _good = start_agent(&url, &tmp.path().join("good"), "good1", "prod", &[]);
-    let u = url.clone();
-    let before = tokio::task::spawn_blocking(move || {
-        wait_for("good agent data", Duration::from_secs(30), || {
-            last_seq(&u, "good1").filter(|s| *s >= 2)
-        })
-    })
-    .await
-    .unwrap();
+    let before = good_agent_flowing(&url, None).await;
 
     // Wrong number of values for the activity.
     let st = session_error(&url, vec![hello("bad1"), batch(1, vec![1.0])]).await;
@@ -260,11 +265,9 @@ async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing()
 
     // The collector is healthy and the good agent's data keeps flowing; nothing of the refused
     // clients was stored.
+    good_agent_flowing(&url, Some(before)).await;
     let u = url.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("good agent still flowing", Duration::from_secs(20), || {
-            last_seq(&u, "good1").filter(|s| *s >= before + 3)
-        });
         let hosts = fleetctl_json(&u, &["hosts"]);
         let bad: Vec<&Value> = hosts
             .as_array()
@@ -289,14 +292,7 @@ async fn floods_and_silent_clients_get_their_status_and_others_keep_flowing() {
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
     let _good = start_agent(&url, &tmp.path().join("good"), "good1", "prod", &[]);
-    let u = url.clone();
-    let before = tokio::task::spawn_blocking(move || {
-        wait_for("good agent data", Duration::from_secs(30), || {
-            last_seq(&u, "good1").filter(|s| *s >= 2)
-        })
-    })
-    .await
-    .unwrap();
+    let before = good_agent_flowing(&url, None).await;
 
     // Silent TCP clients: connected, never a byte.
     let mut silent = Vec::new();
@@ -363,14 +359,11 @@ async fn floods_and_silent_clients_get_their_status_and_others_keep_flowing() {
     assert!(t0.elapsed() < Duration::from_secs(15));
 
     // The others' data kept flowing all along, and the flood's is stored exactly once.
+    good_agent_flowing(&url, Some(before)).await;
     let u = url.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_for("good agent still flowing", Duration::from_secs(20), || {
-            last_seq(&u, "good1").filter(|s| *s >= before + 3)
-        });
-        assert_eq!(last_seq(&u, "flood1"), Some(2000));
-    })
-    .await
-    .unwrap();
+    let flood = tokio::task::spawn_blocking(move || last_seq(&u, "flood1"))
+        .await
+        .unwrap();
+    assert_eq!(flood, Some(2000));
     drop(silent);
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fleetctl, start_agent, wait_for, Collector};
+use common::{fleetctl, free_port, start_agent, wait_for, Collector};
 use fleet_proto::v1::policies_client::PoliciesClient;
 use fleet_proto::v1::{ApplyPolicyRequest, PolicyChange, PolicyName, PolicyStatusReport};
 
@@ -74,14 +74,6 @@ fn with_adj(cmd: &mut Command, value: i32) -> &mut Command {
             Ok(())
         })
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An sshd listener on a loopback port with its own host key and config in `dir`.

@@ -98,6 +98,15 @@ impl Drop for Proc {
     }
 }
 
+/// A loopback port free now (for servers that cannot take port 0 and say which they got).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A collector started with `--insecure` on loopback.
 pub struct Collector {
     pub proc: Proc,

@@ -764,26 +764,13 @@ async fn post(
             .map_err(|_| PostError::Retry(format!("no answer within {timeout:?}")))??;
         return judge(status, text);
     }
-    let req = Request::post(uri.clone())
-        .header(CONTENT_TYPE, "application/json")
-        .header(
-            USER_AGENT,
-            concat!("fleet-collector/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| PostError::Rejected(e.to_string()))?;
+    let req = json_post(Request::post(uri.clone()), body)?;
     let exchange = async {
         let resp = client
             .request(req)
             .await
             .map_err(|e| PostError::Retry(error_chain(&e)))?;
-        let status = resp.status();
-        // The body only for the message; a long or broken one is cut.
-        let text = match Limited::new(resp.into_body(), 1024).collect().await {
-            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
-            Err(_) => String::new(),
-        };
-        Ok((status, text))
+        Ok(answer(resp).await)
     };
     let (status, text) = tokio::time::timeout(timeout, exchange)
         .await
@@ -820,29 +807,45 @@ async fn https_exchange(
             .map_err(|e| retry("HTTP", &e))?;
     let conn = tokio::spawn(conn);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let req = Request::post(path)
-        .header(
+    let req = json_post(
+        Request::post(path).header(
             hyper::header::HOST,
             uri.authority().map_or(host, |a| a.as_str()),
-        )
+        ),
+        body,
+    )?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| retry("HTTP", &e))?;
+    let answer = answer(resp).await;
+    conn.abort();
+    Ok(answer)
+}
+
+/// The POST of a JSON body, with our user agent.
+fn json_post(
+    builder: hyper::http::request::Builder,
+    body: Vec<u8>,
+) -> Result<Request<Full<Bytes>>, PostError> {
+    builder
         .header(CONTENT_TYPE, "application/json")
         .header(
             USER_AGENT,
             concat!("fleet-collector/", env!("CARGO_PKG_VERSION")),
         )
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| PostError::Rejected(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| retry("HTTP", &e))?;
+        .map_err(|e| PostError::Rejected(e.to_string()))
+}
+
+/// The status and, for the message, the start of the body (a long or broken one is cut).
+async fn answer(resp: hyper::Response<hyper::body::Incoming>) -> (StatusCode, String) {
     let status = resp.status();
     let text = match Limited::new(resp.into_body(), 1024).collect().await {
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
         Err(_) => String::new(),
     };
-    conn.abort();
-    Ok((status, text))
+    (status, text)
 }
 
 /// Success, a retry (5xx, 408, 429) or a refusal (another 4xx).

@@ -44,6 +44,17 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `--check-config`, after the settings resolved: the files they name can be read, and the
+/// client certificate is an agent certificate for this host id that has not expired.
+///
+/// # Errors
+/// A message naming the field or file at fault, and the fix.
+pub fn check_config(settings: &config::Settings) -> Result<(), String> {
+    settings.check_files().map_err(|e| e.to_string())?;
+    let id = identity::identity(settings)?;
+    identity::check_certificate(settings, &id.host_id, now_ms() / 1000)
+}
+
 /// Opens the OOM policy enforcer. A state file that cannot be understood is moved aside (named
 /// in the log) rather than stopping the agent: the collector sends the policies again, and the
 /// values the processes hold now become their originals.

@@ -160,17 +160,6 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; flushing");
 }
 
-/// `--check-config`, after the settings resolved: the files they name can be read, and the
-/// client certificate is an agent certificate for this host id that has not expired.
-fn check_config(settings: &Settings) -> Result<(), String> {
-    settings.check_files().map_err(|e| e.to_string())?;
-    let id = fleet_agent::identity::identity(settings)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    fleet_agent::identity::check_certificate(settings, &id.host_id, now)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
@@ -206,7 +195,7 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        return match check_config(&settings) {
+        return match fleet_agent::check_config(&settings) {
             Ok(()) => {
                 println!("config OK");
                 ExitCode::SUCCESS

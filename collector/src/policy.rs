@@ -342,21 +342,18 @@ impl PolicyBook {
         let (plans, refusals) = Self::plan_hosts(&inner, &policy, hosts);
         if req.dry_run {
             return Ok(PolicyChange {
-                policy: None,
                 dry_run: true,
                 hosts: plans,
                 refusals,
-                unchanged: false,
+                ..PolicyChange::default()
             });
         }
         if !refusals.is_empty() && !req.force {
             info!(policy = %policy.name, actor, refusals = refusals.len(), "OOM policy refused by the safety checks");
             return Ok(PolicyChange {
-                policy: None,
-                dry_run: false,
                 hosts: plans,
                 refusals,
-                unchanged: false,
+                ..PolicyChange::default()
             });
         }
         let last = inner.versions.get(&policy.name).and_then(|v| v.last());
@@ -367,10 +364,10 @@ impl PolicyBook {
             {
                 return Ok(PolicyChange {
                     policy: Some(cur.clone()),
-                    dry_run: false,
                     hosts: plans,
                     refusals,
                     unchanged: true,
+                    ..PolicyChange::default()
                 });
             }
         }
@@ -391,10 +388,9 @@ impl PolicyBook {
         self.store_version(&mut inner, rec.clone())?;
         Ok(PolicyChange {
             policy: Some(rec),
-            dry_run: false,
             hosts: plans,
             refusals,
-            unchanged: false,
+            ..PolicyChange::default()
         })
     }
 
@@ -449,10 +445,9 @@ impl PolicyBook {
         self.store_version(&mut inner, rec.clone())?;
         Ok(PolicyChange {
             policy: Some(rec),
-            dry_run: false,
             hosts: plans,
             refusals,
-            unchanged: false,
+            ..PolicyChange::default()
         })
     }
 
@@ -518,6 +513,11 @@ impl PolicyBook {
             })
             .cloned()
             .collect()
+    }
+
+    /// How many policies are in force.
+    pub fn in_force_count(&self) -> usize {
+        self.lock().in_force.len()
     }
 
     /// Every version of a policy, oldest first.

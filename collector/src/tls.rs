@@ -8,7 +8,7 @@
 //! handshake completed within [`HANDSHAKE_TIMEOUT`]; a failed handshake (no certificate, another
 //! CA, expired) is logged and counted, and never reaches a service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,20 +38,29 @@ pub struct TlsFiles {
     pub ca: Option<PathBuf>,
 }
 
+/// The certificates of a PEM file; `field` names the setting in errors. At least one.
+///
+/// # Errors
+/// A message naming the setting and the file that cannot be read or holds no certificate.
+pub fn read_certs(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("{field} {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{field} {}: no certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// Reads the files into a server config (HTTP/2 only, as gRPC needs).
 ///
 /// # Errors
 /// A message naming the file that cannot be read or understood.
 pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("tls_cert {}: {e}", files.cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_cert {}: no certificate in the file",
-            files.cert.display()
-        ));
-    }
+    let certs = read_certs("tls_cert", &files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("tls_key {}: {e}", files.key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -61,19 +70,10 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, String> {
     let builder = match &files.ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
-            for c in cas {
+            for c in read_certs("tls_ca", ca)? {
                 roots
                     .add(c)
                     .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "tls_ca {}: no certificate in the file",
-                    ca.display()
-                ));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()

@@ -84,12 +84,8 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// # Errors
 /// A message naming the file that cannot be read or holds no certificate.
 pub fn client_tls(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
     let path = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_BUNDLE));
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("notify_ca {}: {e}", path.display()))?;
+    let certs = crate::tls::read_certs("notify_ca", path)?;
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {

@@ -146,25 +146,23 @@ impl Sessions {
     fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
         let mut open = self.open.lock().expect("sessions lock");
         let n = open.get(host_id).copied().unwrap_or(0);
-        let over = n >= MAX_STREAMS_PER_HOST || (n == 0 && open.len() >= max_hosts);
-        if over {
-            self.refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        if n >= MAX_STREAMS_PER_HOST {
-            return Err(Status::resource_exhausted(format!(
+        let refusal = if n >= MAX_STREAMS_PER_HOST {
+            format!(
                 "host {host_id:?} already has {n} open streams (at most {MAX_STREAMS_PER_HOST}): \
                  is another agent running with the same host id?"
-            )));
-        }
-        if n == 0 && open.len() >= max_hosts {
-            return Err(Status::resource_exhausted(format!(
+            )
+        } else if n == 0 && open.len() >= max_hosts {
+            format!(
                 "the collector already serves {} connected agents (max_agents)",
                 open.len()
-            )));
-        }
-        *open.entry(host_id.to_string()).or_default() += 1;
-        Ok(())
+            )
+        } else {
+            *open.entry(host_id.to_string()).or_default() += 1;
+            return Ok(());
+        };
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(Status::resource_exhausted(refusal))
     }
 
     /// Returns true when this was the host's last open stream.
@@ -876,7 +874,7 @@ impl Query for QuerySvc {
             unauthenticated,
             permission_denied,
             streams_refused: sh.sessions.refused.load(Relaxed),
-            policies: sh.policies.list("").len() as u32,
+            policies: sh.policies.in_force_count() as u32,
         }))
     }
 

@@ -178,18 +178,7 @@ pub fn check_host_port(text: &str) -> Result<(), String> {
 /// # Errors
 /// A message saying what is wrong.
 pub fn check_host_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 128 {
-        return Err(format!("{id:?} must be 1 to 128 characters"));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "{id:?} contains {c:?}; use letters, digits, '.', '_' or '-'"
-        ));
-    }
-    Ok(())
+    fleet_proto::identity::check_host_id(id).map_err(|e| format!("{id:?} {e}"))
 }
 
 impl Settings {

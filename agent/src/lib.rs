@@ -6,12 +6,11 @@
 //! - [`oomwatch`]: reads /dev/kmsg (cursor, overruns, the vmstat cross-check) into OOM events.
 //! - [`spool`]: the durable, bounded on-disk queue of samples not yet acknowledged.
 //! - [`link`]: the main loop: sample, spool, ship over one gRPC stream, free on ack.
-//! - [`config`], [`identity`], [`backoff`]: settings, who this host is, reconnect delays.
+//! - [`config`], [`identity`]: settings, who this host is.
 //!
 //! The binary (`src/main.rs`) only parses flags, loads the config file, sets up logging and
 //! signals, and calls [`run`].
 
-pub mod backoff;
 pub mod config;
 pub mod identity;
 pub mod link;
@@ -36,13 +35,7 @@ pub enum AgentError {
     Source(#[from] sources::procfs::SourceError),
 }
 
-/// The wall clock in Unix milliseconds (0 before 1970, which no sane host reports).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use fleet_proto::clock::now_ms;
 
 /// `--check-config`, after the settings resolved: the files they name can be read, and the
 /// client certificate is an agent certificate for this host id that has not expired.

@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fleet_proto::limits::MAX_MESSAGE_BYTES;
 use fleet_proto::v1::{
@@ -33,7 +33,6 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::Streaming;
 use tracing::{debug, error, info, warn};
 
-use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::now_ms;
 use crate::oomwatch::KmsgWatcher;
@@ -42,6 +41,9 @@ use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
 use crate::sources::topoom::TopOomScanner;
 use crate::spool::Spool;
+use fleet_proto::backoff::Backoff;
+use fleet_proto::clock::now_us;
+use fleet_proto::errors;
 use fleet_proto::v1::ClockStatus;
 
 /// What the agent reads each interval and continuously.
@@ -149,7 +151,7 @@ pub fn endpoint(settings: &Settings) -> Result<Endpoint, String> {
 }
 
 async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<(Session, u64), String> {
-    let channel = ep.connect().await.map_err(|e| error_chain(&e))?;
+    let channel = ep.connect().await.map_err(|e| errors::chain(&e))?;
     let mut client = IngestClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -160,43 +162,16 @@ async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<(Session, u64
     let response = client
         .session(ReceiverStream::new(rx))
         .await
-        .map_err(|s| status_text(&s))?;
+        .map_err(|s| errors::status(&s))?;
     let mut inbound = response.into_inner();
     let first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message())
         .await
         .map_err(|_| "no welcome from the collector".to_string())?
-        .map_err(|s| status_text(&s))?;
+        .map_err(|s| errors::status(&s))?;
     match first.and_then(|m| m.msg) {
         Some(collector_message::Msg::Welcome(w)) => Ok((Session { tx, inbound }, w.last_seq)),
         other => Err(format!("expected a welcome, got {other:?}")),
     }
-}
-
-/// A status in words with its cause (a refused TLS handshake reads "transport error" alone).
-fn status_text(s: &tonic::Status) -> String {
-    let mut text = format!("{}: {}", s.code(), s.message());
-    let mut cur = std::error::Error::source(s);
-    while let Some(c) = cur {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cur = c.source();
-    }
-    text
-}
-
-/// The full cause chain of an error, on one line (tonic's transport errors hide the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The state of the link, for logging once per change.
@@ -451,13 +426,6 @@ pub async fn run(
         "agent stopped; unacknowledged samples stay in the spool"
     );
     Ok(())
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Handles one message from the collector; a policy set is returned for the caller to enforce.

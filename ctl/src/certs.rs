@@ -220,16 +220,8 @@ pub struct Written {
 /// [`CertsError::InvalidName`] saying what is wrong.
 pub fn check_name(name: &str) -> Result<(), CertsError> {
     let invalid = |why: String| Err(CertsError::InvalidName(name.to_owned(), why));
-    if name.is_empty() || name.len() > 128 {
-        return invalid("must be 1 to 128 characters".to_owned());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return invalid(format!(
-            "contains {c:?}; use letters, digits, '.', '_' or '-' (for an agent: its host id)"
-        ));
+    if let Err(e) = fleet_proto::identity::check_host_id(name) {
+        return invalid(format!("{e} (for an agent: its host id)"));
     }
     if ["ca", "ca-key", COLLECTOR_NAME, "collector-key"].contains(&name) {
         return invalid(

@@ -21,11 +21,8 @@ use crate::config::{Settings, TlsFiles};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one query may take; a collector that hangs must not hang the operator's shell.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// The largest answer fleetctl decodes: the collector's encoding limit for `Query` answers
-/// (`MAX_QUERY_RESPONSE_BYTES` in collector/src/server.rs; keep the two equal). Far above the
-/// 4 MiB ingest limit (`fleet_proto::limits::MAX_MESSAGE_BYTES`) because an answer grows with its
-/// time range and host count, not with an agent's batch size.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// The largest answer fleetctl decodes: the collector's encoding limit for its answers.
+const MAX_RESPONSE_BYTES: usize = fleet_proto::limits::MAX_QUERY_RESPONSE_BYTES;
 
 /// A connection to the collector: its `Query` and `Policies` clients.
 #[derive(Debug, Clone)]

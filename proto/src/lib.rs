@@ -1,10 +1,20 @@
-//! `fleet-proto` owns Fleet's wire contract.
+//! `fleet-proto` owns Fleet's wire contract and the few rules both ends of it share.
 //!
-//! - `fleet/v1/fleet.proto`: the messages and the two gRPC services (`Ingest` for agents, `Query`
-//!   for fleetctl), compiled at build time by protox (no system `protoc`).
+//! - `fleet/v1/fleet.proto`: the messages and the three gRPC services (`Ingest` for agents,
+//!   `Query` and `Policies` for fleetctl), compiled at build time by protox (no system `protoc`);
+//!   the generated code is [`v1`].
 //! - [`schema`]: the sysstat column names of each activity, in wire order.
-//! - [`limits`]: the message size limits both ends enforce.
+//! - [`limits`]: the size and count limits both ends enforce.
+//! - [`identity`]: the host id rule (agent ids, `Hello`s, agent certificate names).
+//! - [`metadata`]: the gRPC metadata keys.
+//! - [`clock`]: the wall clock in the wire's units (Unix ms and µs).
+//! - [`backoff`]: jittered exponential retry delays (agent reconnects, collector notifiers).
+//! - [`errors`]: an error or a gRPC status in words, with its causes.
 
+pub mod backoff;
+pub mod clock;
+pub mod errors;
+pub mod identity;
 pub mod schema;
 
 /// Generated types and service stubs of package `fleet.v1`.
@@ -28,4 +38,13 @@ pub mod limits {
     pub const MAX_SAMPLES_PER_BATCH: usize = 64;
     /// Most records in one sample (CPUs + disks + interfaces + the fixed activities).
     pub const MAX_RECORDS_PER_SAMPLE: usize = 16_384;
+    /// Most OOM events in one batch.
+    pub const MAX_EVENTS_PER_BATCH: usize = 256;
+    /// Largest parse-kmsg detail (`detail_json`) of one OOM event.
+    pub const MAX_EVENT_DETAIL_BYTES: usize = 2 * 1024 * 1024;
+    /// Most processes in one `ProcessList`.
+    pub const MAX_PROCESSES: usize = 65_536;
+    /// Largest `Query` or `Policies` answer: an answer grows with its time range and host count,
+    /// not with an agent's batch size, so it may be far larger than [`MAX_MESSAGE_BYTES`].
+    pub const MAX_QUERY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 }

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fleet_proto::backoff::Backoff;
 use fleet_rules::{Alert, AlertKey, AlertState, Transition};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -765,7 +766,7 @@ async fn post(
         let resp = client
             .request(req)
             .await
-            .map_err(|e| PostError::Retry(error_chain(&e)))?;
+            .map_err(|e| PostError::Retry(fleet_proto::errors::chain(&e)))?;
         Ok(answer(resp).await)
     };
     let (status, text) = tokio::time::timeout(timeout, exchange)
@@ -782,7 +783,7 @@ async fn https_exchange(
     body: Vec<u8>,
 ) -> Result<(StatusCode, String), PostError> {
     let retry = |what: &str, e: &dyn std::error::Error| {
-        PostError::Retry(format!("{what}: {}", error_chain(e)))
+        PostError::Retry(format!("{what}: {}", fleet_proto::errors::chain(e)))
     };
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(443);
@@ -857,50 +858,6 @@ fn judge(status: StatusCode, text: String) -> Result<(), PostError> {
         Err(PostError::Retry(why))
     } else {
         Err(PostError::Rejected(why))
-    }
-}
-
-/// An error with its causes: hyper's top-level messages ("client error (Connect)") say little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// Retry delays: attempt n waits a random time in [base·2ⁿ / 2, base·2ⁿ], capped (the "full
-/// jitter" of linkerd2-proxy's exp-backoff, as the agent does).
-struct Backoff {
-    base: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff {
-            base,
-            max,
-            attempt: 0,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let half = exp / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
     }
 }
 

@@ -24,9 +24,13 @@ pub use policies::{check_process_list, ACTOR_METADATA, MAX_PROCESSES};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use fleet_proto::limits::{MAX_MESSAGE_BYTES, MAX_SAMPLES_PER_BATCH};
+use fleet_proto::clock::{now_ms, now_us};
+use fleet_proto::limits::{
+    MAX_EVENTS_PER_BATCH, MAX_EVENT_DETAIL_BYTES, MAX_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES,
+    MAX_SAMPLES_PER_BATCH,
+};
 use fleet_proto::schema::schema_of_i32;
 use fleet_proto::v1::{
     agent_message, collector_message,
@@ -60,10 +64,6 @@ pub const WRITE_QUEUE: usize = 4096;
 const GROUP_MAX_BATCHES: usize = 2048;
 /// Batches one stream may have queued for writing before it stops reading.
 const STREAM_PENDING: usize = 256;
-/// Most OOM events in one batch.
-pub const MAX_EVENTS_PER_BATCH: usize = 256;
-/// Largest parse-kmsg detail of one OOM event (the task table of a big host fits easily).
-pub const MAX_EVENT_DETAIL_BYTES: usize = 2 * 1024 * 1024;
 /// How often the collector measures each agent's clock over its stream.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How long the kill times of a host are kept in memory for `oom_kill_burst`.
@@ -79,22 +79,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most rows one sar query returns.
 pub const MAX_QUERY_ROWS: usize = 2_000_000;
-/// Query responses may be larger than ingest messages.
-const MAX_QUERY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 struct WriteReq {
     item: IngestItem,
@@ -296,19 +280,8 @@ async fn blocking<T: Send + 'static>(
 pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
     let bad =
         |field: &str, why: &str| Status::invalid_argument(format!("hello.identity.{field}: {why}"));
-    if id.host_id.is_empty() || id.host_id.len() > 128 {
-        return Err(bad("host_id", "must be 1 to 128 characters"));
-    }
-    if !id
-        .host_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(bad(
-            "host_id",
-            "may hold only letters, digits, '.', '_' and '-'",
-        ));
-    }
+    fleet_proto::identity::check_host_id(&id.host_id)
+        .map_err(|e| bad("host_id", &e.to_string()))?;
     if id.cluster.is_empty() || id.cluster.len() > 128 {
         return Err(bad("cluster", "must be 1 to 128 characters"));
     }

@@ -18,8 +18,7 @@ use crate::storage::HostRecord;
 
 /// The request metadata fleetctl puts its user's name in (`USER@HOSTNAME`).
 pub const ACTOR_METADATA: &str = fleet_proto::metadata::ACTOR;
-/// Most processes a process list may carry (a 4 MiB message holds about this many).
-pub const MAX_PROCESSES: usize = 65_536;
+pub use fleet_proto::limits::MAX_PROCESSES;
 
 /// The one place policy errors become gRPC statuses.
 fn book_status(e: PolicyBookError) -> Status {

@@ -1,8 +1,9 @@
-//! Jittered exponential backoff with a cap (the "full jitter" of linkerd2-proxy's exp-backoff).
+//! Jittered exponential backoff with a cap (the "full jitter" of linkerd2-proxy's exp-backoff):
+//! the agent's reconnects and the collector's notifier retries.
 
 use std::time::Duration;
 
-/// Reconnect delays: attempt n waits a random time in [base*2^n / 2, base*2^n], capped.
+/// Retry delays: attempt n waits a random time in [base·2ⁿ / 2, base·2ⁿ], capped at `max`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     base: Duration,
@@ -30,6 +31,7 @@ impl Backoff {
         half + half.mul_f64(rand::random::<f64>())
     }
 
+    /// Starts again from `base` (after a success).
     pub fn reset(&mut self) {
         self.attempt = 0;
     }

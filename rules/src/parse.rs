@@ -21,16 +21,25 @@
 //!
 //! A rule is named by its `name` when it has a valid one, else by its position (`#1` is the
 //! first `[[rule]]` of the file).
+//!
+//! Here: the rule types and [`parse_rules`], which reads each kind's fields; `parse/fields.rs`
+//! reads the fields every kind shares (durations, numbers, labels, summary), `parse/sar.rs` the
+//! `sar` kind's condition. A new rule kind is a [`RuleKind`] variant and its fields here, and its
+//! evaluation in `eval.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use fleet_proto::schema::{schema_by_name, ACTIVITIES};
 use fleet_proto::v1::Activity;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Value;
+
+mod fields;
+mod sar;
+
+use fields::{check_name, describe, duration, integer, labels, positive, summary, Ctx};
 
 /// Longest rule name accepted.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -503,22 +512,6 @@ fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
     }
 }
 
-/// The problems of one rule, and how to name it.
-struct Ctx {
-    who: RuleRef,
-    problems: Vec<Problem>,
-}
-
-impl Ctx {
-    fn err(&mut self, field: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            rule: Some(self.who.clone()),
-            field: Some(field.to_owned()),
-            message: message.into(),
-        });
-    }
-}
-
 fn parse_rule(t: &toml::Table, ctx: &mut Ctx) -> Option<Rule> {
     // The name first, so the other messages can use it.
     let name = match t.get("name") {
@@ -681,7 +674,7 @@ fn parse_rule(t: &toml::Table, ctx: &mut Ctx) -> Option<Rule> {
                 window: window?,
             }
         }
-        RuleKind::Sar => Condition::Sar(sar(t, ctx)?),
+        RuleKind::Sar => Condition::Sar(sar::condition(t, ctx)?),
     };
 
     Some(Rule {
@@ -693,354 +686,4 @@ fn parse_rule(t: &toml::Table, ctx: &mut Ctx) -> Option<Rule> {
         summary,
         condition,
     })
-}
-
-fn check_name(s: &str) -> Result<(), String> {
-    if s.trim().is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.len() > MAX_NAME_BYTES {
-        return Err(format!("{} bytes long; at most {MAX_NAME_BYTES}", s.len()));
-    }
-    if s.trim() != s {
-        return Err(format!("{s:?} starts or ends with white space"));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(format!("{s:?} holds a control character"));
-    }
-    Ok(())
-}
-
-/// `field`, a duration like `"30s"`, `"5m"`, `"1h 30m"`; `default` when absent (`None`: required).
-fn duration(
-    t: &toml::Table,
-    field: &str,
-    ctx: &mut Ctx,
-    default: Option<Duration>,
-) -> Option<Duration> {
-    match t.get(field) {
-        None => {
-            if default.is_none() {
-                ctx.err(field, "missing; a duration like \"30s\", \"5m\" or \"1h\"");
-            }
-            default
-        }
-        Some(Value::String(s)) => match humantime::parse_duration(s.trim()) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                ctx.err(
-                    field,
-                    format!("{s:?} is not a duration like \"30s\", \"5m\" or \"1h\" ({e})"),
-                );
-                None
-            }
-        },
-        Some(v) => {
-            ctx.err(
-                field,
-                format!(
-                    "must be a duration string like \"30s\", \"5m\" or \"1h\", not {}",
-                    describe(v)
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// A required number (integer or float).
-fn number(t: &toml::Table, field: &str, what: &str, ctx: &mut Ctx) -> Option<f64> {
-    match t.get(field) {
-        None => {
-            ctx.err(field, format!("missing; must be {what}"));
-            None
-        }
-        Some(Value::Integer(i)) => Some(*i as f64),
-        Some(Value::Float(f)) if f.is_finite() => Some(*f),
-        Some(v) => {
-            ctx.err(field, format!("must be {what}, not {}", describe(v)));
-            None
-        }
-    }
-}
-
-fn positive(t: &toml::Table, field: &str, ctx: &mut Ctx) -> Option<f64> {
-    const WHAT: &str = "a positive number";
-    let v = number(t, field, WHAT, ctx)?;
-    if v > 0.0 {
-        Some(v)
-    } else {
-        ctx.err(field, format!("must be {WHAT}, not {v}"));
-        None
-    }
-}
-
-fn integer(t: &toml::Table, field: &str, min: u32, max: u32, ctx: &mut Ctx) -> Option<u32> {
-    let what = if max == u32::MAX {
-        format!("an integer of at least {min}")
-    } else {
-        format!("an integer from {min} to {max}")
-    };
-    match t.get(field) {
-        None => {
-            ctx.err(field, format!("missing; must be {what}"));
-            None
-        }
-        Some(Value::Integer(i)) => match u32::try_from(*i) {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            _ => {
-                ctx.err(field, format!("must be {what}, not {i}"));
-                None
-            }
-        },
-        Some(v) => {
-            ctx.err(field, format!("must be {what}, not {}", describe(v)));
-            None
-        }
-    }
-}
-
-fn labels(t: &toml::Table, ctx: &mut Ctx) -> Option<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    let table = match t.get("labels") {
-        None => return Some(out),
-        Some(Value::Table(table)) => table,
-        Some(v) => {
-            ctx.err(
-                "labels",
-                format!(
-                    "must be a table of strings ([rule.labels]), not {}",
-                    describe(v)
-                ),
-            );
-            return None;
-        }
-    };
-    let mut ok = true;
-    for (k, v) in table {
-        let field = format!("labels.{k}");
-        if !is_label_name(k) {
-            ctx.err(
-                &field,
-                "a label name is a letter or '_' followed by letters, digits and '_', and does not start with \"__\"",
-            );
-            ok = false;
-        } else if RESERVED_LABELS.contains(&k.as_str()) {
-            ctx.err(
-                &field,
-                format!(
-                    "reserved: every alert sets {} itself",
-                    RESERVED_LABELS.join(", ")
-                ),
-            );
-            ok = false;
-        }
-        match v {
-            Value::String(s) => {
-                out.insert(k.clone(), s.clone());
-            }
-            other => {
-                ctx.err(&field, format!("must be a string, not {}", describe(other)));
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
-}
-
-/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`, with `__` reserved for internal use.
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with("__")
-}
-
-fn summary(t: &toml::Table, ctx: &mut Ctx) -> Option<String> {
-    match t.get("summary") {
-        None => None,
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            ctx.err(
-                "summary",
-                "must not be empty; leave it out for the built-in summary",
-            );
-            None
-        }
-        Some(Value::String(s)) => match crate::eval::check_template(s) {
-            Ok(()) => Some(s.clone()),
-            Err(m) => {
-                ctx.err("summary", m);
-                None
-            }
-        },
-        Some(v) => {
-            ctx.err("summary", format!("must be a string, not {}", describe(v)));
-            None
-        }
-    }
-}
-
-fn sar(t: &toml::Table, ctx: &mut Ctx) -> Option<SarCondition> {
-    let op = match t.get("op") {
-        None => {
-            ctx.err("op", format!("missing; one of: {}", ops_list()));
-            None
-        }
-        Some(Value::String(s)) => match CmpOp::from_name(s.trim()) {
-            Some(op) => Some(op),
-            None => {
-                ctx.err(
-                    "op",
-                    format!("unknown operator {s:?}; one of: {}", ops_list()),
-                );
-                None
-            }
-        },
-        Some(v) => {
-            ctx.err(
-                "op",
-                format!(
-                    "must be a string, one of: {}; not {}",
-                    ops_list(),
-                    describe(v)
-                ),
-            );
-            None
-        }
-    };
-    let value = number(t, "value", "a number", ctx);
-
-    let activity = match t.get("activity") {
-        None => None,
-        Some(Value::String(s)) => match schema_by_name(s) {
-            Some(schema) => Some(schema),
-            None => {
-                let names: Vec<&str> = ACTIVITIES.iter().map(|a| a.name).collect();
-                ctx.err(
-                    "activity",
-                    format!("unknown activity {s:?}; one of: {}", names.join(", ")),
-                );
-                return None;
-            }
-        },
-        Some(v) => {
-            ctx.err("activity", format!("must be a string, not {}", describe(v)));
-            return None;
-        }
-    };
-    let column = match t.get("column") {
-        None => {
-            ctx.err(
-                "column",
-                "missing; a sysstat column name such as \"%memused\" or \"pswpout/s\"",
-            );
-            return None;
-        }
-        Some(Value::String(s)) => s.as_str(),
-        Some(v) => {
-            ctx.err("column", format!("must be a string, not {}", describe(v)));
-            return None;
-        }
-    };
-    let schema = match activity {
-        Some(schema) => {
-            if !schema.columns.contains(&column) {
-                ctx.err(
-                    "column",
-                    format!(
-                        "{column:?} is not a column of activity {} (its columns: {})",
-                        schema.name,
-                        schema.columns.join(", ")
-                    ),
-                );
-                return None;
-            }
-            schema
-        }
-        None => {
-            let owners: Vec<_> = ACTIVITIES
-                .iter()
-                .filter(|a| a.columns.contains(&column))
-                .collect();
-            match owners.as_slice() {
-                [one] => *one,
-                [] => {
-                    let hint = nearest_column(column)
-                        .map(|c| format!(" (did you mean {c:?}?)"))
-                        .unwrap_or_default();
-                    ctx.err("column", format!("unknown sar column {column:?}{hint}"));
-                    return None;
-                }
-                many => {
-                    let names: Vec<&str> = many.iter().map(|a| a.name).collect();
-                    let choices: Vec<String> =
-                        names.iter().map(|n| format!("activity = {n:?}")).collect();
-                    ctx.err(
-                        "column",
-                        format!(
-                            "{column:?} is a column of several activities ({}); add {}",
-                            names.join(" and "),
-                            choices.join(" or ")
-                        ),
-                    );
-                    return None;
-                }
-            }
-        }
-    };
-    let column_index = schema.columns.iter().position(|c| *c == column)?;
-    Some(SarCondition {
-        activity: schema.activity,
-        column: column.to_owned(),
-        column_index,
-        op: op?,
-        value: value?,
-    })
-}
-
-fn ops_list() -> String {
-    CmpOp::ALL
-        .iter()
-        .map(|o| o.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The known column closest to a misspelt one (edit distance at most 2, or the same letters in
-/// another case).
-fn nearest_column(column: &str) -> Option<&'static str> {
-    ACTIVITIES
-        .iter()
-        .flat_map(|a| a.columns.iter().copied())
-        .map(|c| (edit_distance(&c.to_lowercase(), &column.to_lowercase()), c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// How a TOML value reads in a message: `the string "100"`, `an integer (5)`, `a table`.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Integer(i) => format!("the integer {i}"),
-        Value::Float(f) => format!("the number {f}"),
-        Value::Boolean(b) => format!("the boolean {b}"),
-        Value::Datetime(d) => format!("the date {d}"),
-        Value::Array(_) => "an array".into(),
-        Value::Table(_) => "a table".into(),
-    }
 }

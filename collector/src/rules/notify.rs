@@ -14,8 +14,8 @@
 //! Both HTTP notifiers speak HTTP/1.1 (hyper) over `http://` or `https://`. For https the
 //! server's certificate must chain to [`NotifierOptions::tls`]'s roots: the CA file given with
 //! `--notify-ca`, or the system's bundle (`/etc/ssl/certs/ca-certificates.crt`, Debian's
-//! ca-certificates); see [`client_tls`]. An https connection is opened per post (posts are
-//! rare: transitions, and one resend a minute).
+//! ca-certificates); see [`client_tls`]. One hyper client (hyper-rustls's connector) serves both
+//! schemes and keeps its connections alive between posts.
 //!
 //! # Never stalling evaluation
 //!
@@ -46,6 +46,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -471,8 +472,7 @@ struct WorkerCtx {
 /// One notifier's task: waits for events (or the resend time), posts them, retries with
 /// backoff, and merges what arrives meanwhile into the next attempt.
 async fn run(ctx: WorkerCtx) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client = http_client(ctx.opts.tls.as_ref());
     let am = ctx.target.kind == Kind::Alertmanager;
     let mut backoff = Backoff::new(ctx.opts.backoff_base, ctx.opts.backoff_cap);
     let mut pending: Vec<Event> = Vec::new();
@@ -552,7 +552,7 @@ async fn run(ctx: WorkerCtx) {
         } else {
             post(
                 &client,
-                ctx.opts.tls.as_ref(),
+                ctx.opts.tls.is_some(),
                 &ctx.target.uri,
                 body,
                 ctx.opts.timeout,
@@ -747,19 +747,14 @@ enum PostError {
 }
 
 async fn post(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    client: &HttpClient,
+    https_ready: bool,
     uri: &Uri,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), PostError> {
-    if uri.scheme_str() == Some("https") {
-        let tls = tls.ok_or_else(|| PostError::Rejected("https without TLS roots".into()))?;
-        let exchange = https_exchange(tls.clone(), uri, body);
-        let (status, text) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| PostError::Retry(format!("no answer within {timeout:?}")))??;
-        return judge(status, text);
+    if uri.scheme_str() == Some("https") && !https_ready {
+        return Err(PostError::Rejected("https without TLS roots".into()));
     }
     let req = json_post(Request::post(uri.clone()), body)?;
     let exchange = async {
@@ -775,49 +770,29 @@ async fn post(
     judge(status, text)
 }
 
-/// One https POST on a connection of its own: TCP, TLS (rustls, the server name checked against
-/// its certificate), HTTP/1.1.
-async fn https_exchange(
-    tls: Arc<rustls::ClientConfig>,
-    uri: &Uri,
-    body: Vec<u8>,
-) -> Result<(StatusCode, String), PostError> {
-    let retry = |what: &str, e: &dyn std::error::Error| {
-        PostError::Retry(format!("{what}: {}", fleet_proto::errors::chain(e)))
+/// The notifiers' HTTP/1.1 client, for `http://` and `https://` alike.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One client for both schemes: https connections check the server's certificate (and its name)
+/// against `tls`'s roots; without `tls` the roots are empty and [`post`] refuses https URLs
+/// before trying.
+fn http_client(tls: Option<&Arc<rustls::ClientConfig>>) -> HttpClient {
+    let config = match tls {
+        Some(c) => rustls::ClientConfig::clone(c),
+        None => rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
     };
-    let host = uri.host().unwrap_or_default();
-    let port = uri.port_u16().unwrap_or(443);
-    // IPv6 literals come bracketed in URIs.
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
-        .map_err(|e| PostError::Rejected(format!("server name {bare:?}: {e}")))?;
-    let tcp = tokio::net::TcpStream::connect((bare, port))
-        .await
-        .map_err(|e| retry("connect", &e))?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| retry("TLS", &e))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| retry("HTTP", &e))?;
-    let conn = tokio::spawn(conn);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let req = json_post(
-        Request::post(path).header(
-            hyper::header::HOST,
-            uri.authority().map_or(host, |a| a.as_str()),
-        ),
-        body,
-    )?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| retry("HTTP", &e))?;
-    let answer = answer(resp).await;
-    conn.abort();
-    Ok(answer)
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// The POST of a JSON body, with our user agent.

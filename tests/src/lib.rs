@@ -1,19 +1,20 @@
 //! The harness of Fleet's end-to-end tests (`tests/tests/*.rs`): it starts the real
-//! `fleet-collector`, `fleet-agent` and `fleetctl` binaries and the test peers on loopback, waits on
-//! conditions with deadlines, says what the machine lacks for a test, and ends only the processes
-//! it started, by pid. The test files hold their tests and the fixtures specific to them; every
-//! general piece is here, once.
+//! `fleet-collector`, `fleet-agent` and `fleetctl` binaries and the test peers on loopback, waits
+//! on conditions with deadlines, says what the machine lacks for a test, and ends only the
+//! processes it started, by pid. The test files hold their tests and the fixtures specific to
+//! them; every general piece is here, once.
 //!
 //! - [`paths`]: the workspace binaries ([`bin`], built by `cargo build --workspace --bins` next to
-//!   the test executables) and files of the repository.
+//!   the test executables), files of the repository, a file's permission bits.
 //! - [`procs`]: a started daemon with its log ([`Proc`]: signals, SIGTERM with a deadline), a child
 //!   reaped on drop ([`Reaped`]), one-shot runs of a binary ([`run`]), `oom_score_adj` and RSS of a
 //!   pid.
 //! - [`wait`]: [`wait_for`] a condition with a deadline, polling; never a fixed sleep.
 //! - [`net`]: a free loopback port, an HTTP(S) GET on loopback and its TLS client.
-//! - [`collector`], [`agent`], [`fleetctl`]: start a collector (`--insecure` or with given TLS
-//!   flags) and read its address, start an agent at a 1 s interval, run fleetctl (its JSON output
-//!   parsed, a host's last sequence number).
+//! - [`collector`], [`agent`], [`fleetctl`](mod@fleetctl): start a collector (`--insecure` or
+//!   with given TLS flags) and read its address, start an agent at a 1 s interval, run fleetctl
+//!   (plaintext or over mutual TLS, its JSON output parsed, a host's last sequence number,
+//!   [`wait_for_samples`]).
 //! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]).
 //! - [`cgroup`]: a memory cgroup with a small limit, v1 or v2 ([`MemCgroup`]), and processes in it.
 //! - [`caps`]: what a test needs from the machine (root, a readable `/dev/kmsg`, a memory cgroup

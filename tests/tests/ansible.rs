@@ -15,28 +15,14 @@
 //! Skipped, with a message, only where `ansible-playbook` is missing (scripts/test installs
 //! Debian's `ansible`).
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
+use fleet_tests::paths::{file_mode as mode, workspace_path as repo};
+use fleet_tests::systemd::service_values as unit_values;
+use fleet_tests::{bin, caps, free_port, skip_unless, wait_for, Proc};
 
 fn id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("run id");
@@ -54,24 +40,6 @@ fn recap(stdout: &str, host: &str) -> BTreeMap<String, u64> {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
         .collect()
-}
-
-/// The values of `key` in a unit file's `[Service]` section, in order.
-fn unit_values(unit: &str, key: &str) -> Vec<String> {
-    let mut section = "";
-    let mut values = Vec::new();
-    for line in unit.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line;
-        } else if section == "[Service]" {
-            if let Some((k, v)) = line.split_once('=') {
-                if k == key {
-                    values.push(v.to_owned());
-                }
-            }
-        }
-    }
-    values
 }
 
 /// An Exec line as systemd would run it: these have no prefix (`-`, `+`, `!`, `@`, `:`), no
@@ -103,36 +71,21 @@ fn start_unit(unit: &str, log: &Path, stdout: Stdio) -> Proc {
     let start = unit_values(unit, "ExecStart");
     assert_eq!(start.len(), 1, "{unit}");
     let argv = argv(&start[0]);
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("RUST_LOG", "info")
-        .stdout(stdout)
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", start[0]));
-    Proc {
-        child,
-        log: log.to_path_buf(),
-    }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    Proc::start(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("RUST_LOG", "info")
+            .stdout(stdout),
+        log,
+    )
 }
 
 #[test]
 fn playbook_deploys_agent_and_collector_idempotently() {
-    let Some(ansible_playbook) = on_path("ansible-playbook") else {
-        eprintln!(
-            "SKIPPED playbook_deploys_agent_and_collector_idempotently: ansible-playbook is not \
-             installed (scripts/test installs Debian's `ansible`)"
-        );
-        return;
-    };
+    let ansible_playbook = skip_unless!(
+        "playbook_deploys_agent_and_collector_idempotently",
+        caps::ansible_playbook()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let pki = tmp.path().join("pki");
@@ -169,7 +122,7 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         "fleet_collector_port": port,
         "fleet_collector_listen": format!("127.0.0.1:{port}"),
         "fleet_interval": "1s",
-        // The kernel log is shared by every test on this host (see common::start_agent), and
+        // The kernel log is shared by every test on this host (see fleet_tests::start_agent), and
         // NTP queries stay on loopback (nothing answers on the discard port).
         "fleet_kmsg_path": "",
         "fleet_ntp_servers": ["127.0.0.1:9"],
@@ -296,12 +249,9 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         &tmp.path().join("collector.log"),
         Stdio::piped(),
     );
-    let mut line = String::new();
-    BufReader::new(collector.child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = collector.first_stdout_line();
     assert_eq!(
-        line.trim(),
+        line,
         format!("listening on 127.0.0.1:{port}"),
         "{}",
         collector.log_text()
@@ -391,15 +341,9 @@ fn playbook_deploys_agent_and_collector_idempotently() {
 
 #[test]
 fn example_inventory_and_playbook_parse() {
-    let (Some(inventory), Some(playbook)) =
-        (on_path("ansible-inventory"), on_path("ansible-playbook"))
-    else {
-        eprintln!(
-            "SKIPPED example_inventory_and_playbook_parse: ansible is not installed (scripts/test \
-             installs Debian's `ansible`)"
-        );
-        return;
-    };
+    let test = "example_inventory_and_playbook_parse";
+    let inventory = skip_unless!(test, caps::ansible_inventory());
+    let playbook = skip_unless!(test, caps::ansible_playbook());
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("ansible.cfg"), "").unwrap();
     let example = repo("deploy/ansible/inventory.example.ini");

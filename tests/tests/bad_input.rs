@@ -1,21 +1,13 @@
 //! Bad input gets a clear error, no crash, and nothing already accepted is lost.
 
-mod common;
-
-use std::process::Command;
 use std::time::Duration;
 
-use common::*;
 use fleet_proto::v1::{
     agent_message, ingest_client::IngestClient, AgentMessage, Batch, Hello, HostIdentity, Record,
     Sample,
 };
+use fleet_tests::*;
 use serde_json::Value;
-
-fn last_seq(url: &str, host: &str) -> Option<u64> {
-    let v = try_fleetctl_json(url, &["hosts"])?;
-    v.as_array()?.iter().find(|h| h["host_id"] == host)?["last_seq"].as_u64()
-}
 
 #[test]
 fn bad_config_is_refused_with_the_field_named() {
@@ -26,12 +18,10 @@ fn bad_config_is_refused_with_the_field_named() {
         "collector = \"http://127.0.0.1:1\"\nstate_dir = \"/tmp/x\"\nintreval = \"1s\"\n",
     )
     .unwrap();
-    let out = Command::new(bin("fleet-agent"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--insecure")
-        .output()
-        .unwrap();
+    let out = run(
+        "fleet-agent",
+        &["--config", cfg.to_str().unwrap(), "--insecure"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -44,12 +34,10 @@ fn bad_config_is_refused_with_the_field_named() {
         "collector = \"http://127.0.0.1:1\"\nstate_dir = \"/tmp/x\"\ninterval = \"fast\"\n",
     )
     .unwrap();
-    let out = Command::new(bin("fleet-agent"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--insecure")
-        .output()
-        .unwrap();
+    let out = run(
+        "fleet-agent",
+        &["--config", cfg.to_str().unwrap(), "--insecure"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("interval") && err.contains("fast"), "{err}");
@@ -60,22 +48,20 @@ fn bad_config_is_refused_with_the_field_named() {
         "listen = \"127.0.0.1:0\"\ndata_dir = \"/tmp/y\"\nretention = 30\n",
     )
     .unwrap();
-    let out = Command::new(bin("fleet-collector"))
-        .arg("--config")
-        .arg(&ccfg)
-        .arg("--insecure")
-        .output()
-        .unwrap();
+    let out = run(
+        "fleet-collector",
+        &["--config", ccfg.to_str().unwrap(), "--insecure"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("retention"), "{err}");
 
     // Plaintext without --insecure is refused, naming the way out.
-    let out = Command::new(bin("fleet-collector"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path().join("d"))
-        .output()
-        .unwrap();
+    let d = tmp.path().join("d");
+    let out = run(
+        "fleet-collector",
+        &["--listen", "127.0.0.1:0", "--data-dir", d.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -84,7 +70,8 @@ fn bad_config_is_refused_with_the_field_named() {
     );
 }
 
-/// A free loopback port: bind to 0, read the port, release it.
+/// An agent without a collector keeps sampling into its spool and logs the outage once; a damaged
+/// frame in its spool is skipped on replay, and only that one.
 #[test]
 fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
     let tmp = tempfile::tempdir().unwrap();
@@ -93,6 +80,8 @@ fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
     let state = tmp.path().join("agent");
     // No collector yet: the agent keeps sampling into its spool and says so once.
     let mut a = start_agent(&url, &state, "u1", "prod", &[]);
+    // A fixed sleep on purpose: the outage lasts 6 s (several samples into the spool, several
+    // connection attempts), and the check is that it is logged once over that time.
     std::thread::sleep(Duration::from_secs(6));
     assert!(
         a.running(),
@@ -118,9 +107,7 @@ fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
 
     let c = Collector::start(&tmp.path().join("data"), &addr, &[]);
     let mut a = start_agent(&url, &state, "u1", "prod", &[]);
-    let seq = wait_for("replayed spool", Duration::from_secs(30), || {
-        last_seq(&url, "u1").filter(|s| *s >= 8)
-    });
+    let seq = wait_for_samples(&url, "u1", 8);
     assert!(a.running());
     let log = a.log_text();
     assert!(
@@ -184,17 +171,9 @@ fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
 /// `since`, and returns its last seq: the other agents' data flows.
 async fn good_agent_flowing(url: &str, since: Option<u64>) -> u64 {
     let u = url.to_string();
-    tokio::task::spawn_blocking(move || {
-        let (what, at_least) = match since {
-            None => ("good agent data", 2),
-            Some(s) => ("good agent still flowing", s + 3),
-        };
-        wait_for(what, Duration::from_secs(30), || {
-            last_seq(&u, "good1").filter(|s| *s >= at_least)
-        })
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || wait_for_samples(&u, "good1", since.map_or(2, |s| s + 3)))
+        .await
+        .unwrap()
 }
 
 /// Opens a session, sends `msgs`, and returns the first error status the collector answers with.

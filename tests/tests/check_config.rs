@@ -2,19 +2,10 @@
 //! binaries print "config OK" and exit 0 for a good config, or name the field at fault and exit
 //! 2, and start nothing either way.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::bin;
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(bin(program))
-        .args(args)
-        .output()
-        .expect("run the binary")
-}
+use fleet_tests::{run, Pki};
 
 /// Exit status, stdout, stderr.
 fn said(out: &Output) -> (Option<i32>, String, String) {
@@ -25,33 +16,18 @@ fn said(out: &Output) -> (Option<i32>, String, String) {
     )
 }
 
-fn pki(dir: &Path) {
-    let out = run(
-        "fleetctl",
-        &["certs", "init", "--dir", dir.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{:?}", said(&out));
-    let out = run(
-        "fleetctl",
-        &[
-            "certs",
-            "issue",
-            "--role",
-            "agent",
-            "--name",
-            "h1",
-            "--dir",
-            dir.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{:?}", said(&out));
+/// A CA with the collector's certificate and the agent certificate of `h1`.
+fn pki(dir: &Path) -> Pki {
+    let pki = Pki::init(dir);
+    pki.issue("agent", "h1", &[]);
+    pki
 }
 
 #[test]
 fn agent_check_config() {
     let tmp = tempfile::tempdir().unwrap();
     let t = |name: &str| tmp.path().join(name).display().to_string();
-    pki(tmp.path());
+    let pki = pki(tmp.path());
     let config = tmp.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -104,20 +80,9 @@ fn agent_check_config() {
     );
 
     // A certificate the collector would refuse: another host's, a viewer's, an expired one.
-    let dir = tmp.path().to_str().unwrap();
-    for (name, role, extra) in [
-        ("h2", "agent", None),
-        ("ops", "viewer", None),
-        ("h1-old", "agent", Some("2026-01-01T00:00:00Z")),
-    ] {
-        let mut args = vec![
-            "certs", "issue", "--role", role, "--name", name, "--dir", dir,
-        ];
-        if let Some(t) = extra {
-            args.extend(["--not-after", t]);
-        }
-        assert!(run("fleetctl", &args).status.success());
-    }
+    pki.issue("agent", "h2", &[])
+        .issue("viewer", "ops", &[])
+        .issue("agent", "h1-old", &["--not-after", "2026-01-01T00:00:00Z"]);
     let with_cert = |name: &str| {
         run(
             "fleet-agent",

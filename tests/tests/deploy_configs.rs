@@ -2,12 +2,10 @@
 //! what the Ansible roles install with their default paths.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-fn read(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use fleet_tests::paths::{bin_dir, read_workspace_file as read};
+use fleet_tests::systemd::service_values;
+use fleet_tests::{caps, skip_unless};
 
 #[test]
 fn agent_example_config_is_valid() {
@@ -103,22 +101,6 @@ fn systemd_units_are_the_role_templates_with_default_paths() {
     }
 }
 
-/// The values of `key` in a unit's `[Service]` section.
-fn service_values(unit: &str, key: &str) -> Vec<String> {
-    let mut in_service = false;
-    let mut values = Vec::new();
-    for line in unit.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_service = line == "[Service]";
-        } else if let Some((k, v)) = line.split_once('=').filter(|_| in_service) {
-            if k == key {
-                values.push(v.to_owned());
-            }
-        }
-    }
-    values
-}
-
 #[test]
 fn systemd_units_check_the_config_first_and_are_hardened() {
     let agent = read("deploy/systemd/fleet-agent.service");
@@ -177,16 +159,11 @@ fn systemd_units_check_the_config_first_and_are_hardened() {
 /// binaries of this build in place of /usr/local/bin.
 #[test]
 fn systemd_analyze_verifies_the_units() {
-    let Some(analyze) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("systemd-analyze"))
-            .find(|p| p.is_file())
-    }) else {
-        eprintln!("SKIPPED systemd_analyze_verifies_the_units: no systemd-analyze");
-        return;
-    };
-    let exe = std::env::current_exe().unwrap();
-    let bin_dir = exe.parent().and_then(Path::parent).unwrap();
+    let analyze = skip_unless!(
+        "systemd_analyze_verifies_the_units",
+        caps::systemd_analyze()
+    );
+    let bin_dir = bin_dir();
     let tmp = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for unit in ["fleet-agent.service", "fleet-collector.service"] {

@@ -1,12 +1,11 @@
 //! End-to-end with a real OOM kill, inside a memory cgroup with a small limit (never a
 //! system-wide OOM), and top-oom against real processes.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use fleet_tests::procs::with_oom_score_adj;
+use fleet_tests::*;
 use serde_json::Value;
 
 fn kills_of(url: &str, host: &str, pid: u32) -> Vec<Value> {
@@ -24,16 +23,14 @@ fn kills_of(url: &str, host: &str, pid: u32) -> Vec<Value> {
 
 #[test]
 fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
+    caps::require(caps::kmsg());
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
     let state = tmp.path().join("agent");
     let mut a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
     // A few samples first, so `oom show` has memory samples and a ranking from before the kill.
-    wait_for("agent samples", Duration::from_secs(30), || {
-        let v = try_fleetctl_json(&url, &["hosts"])?;
-        (v.as_array()?.first()?["last_seq"].as_u64()? >= 3).then_some(())
-    });
+    wait_for_samples(&url, "oom1", 3);
 
     let cg = MemCgroup::new(64 << 20);
     let mut hog = cg.spawn_hog();
@@ -82,6 +79,8 @@ fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
     // After a graceful restart and after a SIGKILL, the agent does not report it again.
     assert_eq!(a.term(Duration::from_secs(10)), Some(0));
     let mut a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
+    // A fixed sleep on purpose: the restarted agent runs 4 s, time to report the old kill again
+    // if it would.
     std::thread::sleep(Duration::from_secs(4));
     a.kill9();
     let _a = start_agent(&url, &state, "oom1", "prod", &["--kmsg-path", "/dev/kmsg"]);
@@ -89,6 +88,7 @@ fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
         let v = try_fleetctl_json(&url, &["hosts"])?;
         (v.as_array()?.first()?["connected"] == true).then_some(())
     });
+    // A fixed sleep on purpose: the check is that nothing arrives within 4 s of the reconnect.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
         kills_of(&url, "oom1", pid).len(),
@@ -102,8 +102,11 @@ fn top_oom_puts_the_process_with_the_highest_adj_first() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
-    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
-    std::fs::write(format!("/proc/{}/oom_score_adj", victim.id()), "1000").unwrap();
+    let victim = Reaped(
+        with_oom_score_adj(Command::new("sleep").arg("60"), 1000)
+            .spawn()
+            .unwrap(),
+    );
     let _a = start_agent(&url, &tmp.path().join("agent"), "top1", "prod", &[]);
     let rows = wait_for("a top-oom ranking", Duration::from_secs(30), || {
         let v = try_fleetctl_json(&url, &["top-oom", "--host", "top1"])?;
@@ -113,7 +116,7 @@ fn top_oom_puts_the_process_with_the_highest_adj_first() {
     let first = &rows[0];
     assert_eq!(
         first["pid"].as_u64(),
-        Some(u64::from(victim.id())),
+        Some(u64::from(victim.pid())),
         "{rows:?}"
     );
     assert_eq!(first["oom_score_adj"], 1000);
@@ -137,8 +140,6 @@ fn top_oom_puts_the_process_with_the_highest_adj_first() {
         .map(|r| r["oom_score"].as_i64().unwrap())
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-    let _ = victim.kill();
-    let _ = victim.wait();
 }
 
 /// Benchmark (run explicitly): latency from the kernel's kill to the event being queryable at
@@ -148,6 +149,7 @@ fn top_oom_puts_the_process_with_the_highest_adj_first() {
 #[test]
 #[ignore = "benchmark"]
 fn kill_to_stored_latency() {
+    caps::require(caps::kmsg());
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
@@ -158,10 +160,7 @@ fn kill_to_stored_latency() {
         "prod",
         &["--kmsg-path", "/dev/kmsg"],
     );
-    wait_for("agent samples", Duration::from_secs(30), || {
-        let v = try_fleetctl_json(&url, &["hosts"])?;
-        (v.as_array()?.first()?["last_seq"].as_u64()? >= 2).then_some(())
-    });
+    wait_for_samples(&url, "lat1", 2);
     let cg = MemCgroup::new(32 << 20);
     let mut latencies = Vec::new();
     for _ in 0..20 {

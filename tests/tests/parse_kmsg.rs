@@ -1,16 +1,15 @@
 //! `fleet-agent parse-kmsg` over the real reports of ../shared/corpus/oom: one JSON object per
 //! kill, with the fields the corpus expects.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::bin;
+use fleet_tests::paths::workspace_path;
+use fleet_tests::{bin, run};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures/oom")
+    workspace_path("agent/tests/fixtures/oom")
 }
 
 #[test]
@@ -27,11 +26,8 @@ fn every_corpus_report_gives_its_expected_kills() {
         let Some(file) = expected["file"].as_str() else {
             continue;
         };
-        let out = Command::new(bin("fleet-agent"))
-            .arg("parse-kmsg")
-            .arg(corpus().join(file))
-            .output()
-            .unwrap();
+        let report = corpus().join(file);
+        let out = run("fleet-agent", &["parse-kmsg", report.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "{file}: {}",

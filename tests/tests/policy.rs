@@ -9,114 +9,16 @@
 //! sets the -1000 of `deploy/policies/protect-sshd.yaml`; where it does not (containers often
 //! drop it), it sets 100 instead and checks that -1000 is reported as "permission denied".
 
-mod common;
-
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fleetctl, free_port, start_agent, wait_for, Collector};
 use fleet_proto::v1::policies_client::PoliciesClient;
 use fleet_proto::v1::{ApplyPolicyRequest, PolicyChange, PolicyName, PolicyStatusReport};
-
-/// Kills and reaps a child of the test by its pid when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Reaped {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-fn has_cap_sys_resource() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-        .unwrap();
-    eff & (1 << CAP_SYS_RESOURCE) != 0
-}
-
-fn adj(pid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Runs `cmd` with `oom_score_adj` set to `value` before exec (raising it needs no privilege).
-fn with_adj(cmd: &mut Command, value: i32) -> &mut Command {
-    let text = value.to_string().into_bytes();
-    // SAFETY: between fork and exec only async-signal-safe calls (open, write, close) on memory
-    // prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let n = libc::write(fd, text.as_ptr().cast(), text.len());
-            libc::close(fd);
-            if n < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
-}
-
-/// An sshd listener on a loopback port with its own host key and config in `dir`.
-fn start_sshd(dir: &Path, tag: &str, initial_adj: i32) -> Reaped {
-    // sshd checks its privilege separation directory at start (the package's unit makes it).
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let key = dir.join("host_key");
-    if !key.exists() {
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen (openssh-client)");
-        assert!(st.success());
-    }
-    let port = free_port();
-    let cfg = dir.join(format!("sshd_config_{tag}"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd_{tag}.pid\nUsePAM no\n",
-            key.display(),
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Reaped(
-        with_adj(
-            Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&cfg)
-                .stderr(Stdio::null()),
-            initial_adj,
-        )
-        .spawn()
-        .expect("start /usr/sbin/sshd (openssh-server)"),
-    );
-    // Listening means it has read its config and titled itself "[listener]".
-    wait_for("sshd listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    child
-}
+use fleet_tests::procs::{oom_score_adj as adj, rss_kb, with_oom_score_adj as with_adj};
+use fleet_tests::sshd::start_sshd;
+use fleet_tests::{caps, fleetctl, start_agent, wait_for, Collector, MemCgroup, Reaped};
 
 /// A `sleep` whose argv[0] is `name`, with `oom_score_adj` = `initial`.
 fn sleeper(name: &str, initial: i32) -> Reaped {
@@ -228,7 +130,7 @@ fn sshd_policy(dir: &Path, value: i32) -> String {
 fn protect_sshd_apply_new_listener_status_rollback_delete() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let cap = has_cap_sys_resource();
+    let cap = caps::cap_sys_resource().is_ok();
     let want = if cap { -1000 } else { 100 };
     const BEFORE: i32 = 600;
     eprintln!("CAP_SYS_RESOURCE: {cap}; the policy sets {want}");
@@ -255,6 +157,7 @@ fn protect_sshd_apply_new_listener_status_rollback_delete() {
         "policy apply --dry-run",
     );
     assert!(out.contains(&first.pid().to_string()), "{out}");
+    // A fixed sleep on purpose: the check is that nothing changes within 1.5 s.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(adj(first.pid()), BEFORE, "a dry run changes nothing");
     assert!(
@@ -424,6 +327,7 @@ fn offline_agent_catches_up_and_enforcement_outlives_the_collector() {
     agent.term(Duration::from_secs(10));
 
     ok(&fleetctl(&url, &["policy", "apply", "-f", file]), "apply");
+    // A fixed sleep on purpose: the check is that nothing changes within 1.5 s.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(adj(a.pid()), 0, "nobody enforces while the agent is down");
     let st = status(&url, "offline");
@@ -506,6 +410,7 @@ fn refused_policy_changes_nothing() {
         text.contains("6 processes") && text.contains("--force"),
         "{text}"
     );
+    // A fixed sleep on purpose: the check is that nothing changes within 1.5 s.
     std::thread::sleep(Duration::from_millis(1500));
     for s in &sleepers {
         assert_eq!(adj(s.pid()), 50, "a refused policy changes nothing");
@@ -555,7 +460,8 @@ fn policy_latency() {
     }
     let mut fresh = Vec::new();
     for round in 0..20u64 {
-        // Spawns at different phases of the agent's tick, not right after one.
+        // Spawns at different phases of the agent's tick, not right after one: a fixed sleep on
+        // purpose.
         std::thread::sleep(Duration::from_millis(round * 37 % 500));
         let t0 = Instant::now();
         let p = sleeper(&marker, 0);
@@ -569,27 +475,16 @@ fn policy_latency() {
 }
 
 /// Runs `command` in the memory cgroup with `oom_score_adj` 1000 (set by its shell before exec).
-fn spawn_in_cgroup(cg: &common::MemCgroup, command: &str, stdout: Stdio) -> Reaped {
-    let script = format!(
-        "echo $$ > {} && echo 1000 > /proc/$$/oom_score_adj && exec {command}",
-        cg.dir.join("cgroup.procs").display()
-    );
+fn spawn_in_cgroup(cg: &MemCgroup, command: &str, stdout: Stdio) -> Reaped {
     Reaped(
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdout(stdout)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        cg.shell(&format!(
+            "echo 1000 > /proc/$$/oom_score_adj && exec {command}"
+        ))
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     )
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4
 }
 
 /// The kernel honours a policy pushed by fleetctl: in a 96 MiB memory cgroup, a 64 MiB `dd`
@@ -601,8 +496,13 @@ fn rss_kb(pid: u32) -> u64 {
 fn the_kernel_kills_the_unprotected_process() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let cg = common::MemCgroup::new(96 << 20);
-    let protect = if has_cap_sys_resource() { -1000 } else { 0 };
+    caps::require(caps::kmsg());
+    let cg = MemCgroup::new(96 << 20);
+    let protect = if caps::cap_sys_resource().is_ok() {
+        -1000
+    } else {
+        0
+    };
     let collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
     let url = collector.url();
     let _agent = start_agent(

@@ -437,7 +437,9 @@ async fn run_session(
         }
     }
     drop(probe);
+    // Awaited, so no task of this session holds the store once the session ended.
     pusher.abort();
+    let _ = pusher.await;
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;

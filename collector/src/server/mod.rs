@@ -1,9 +1,9 @@
 //! The gRPC services and the write path, and [`run`], which serves them until shutdown.
 //!
-//! - [`ingest`]: the `Ingest` service: one stream per agent (hello, caps, identity and batch
+//! - `ingest`: the `Ingest` service: one stream per agent (hello, caps, identity and batch
 //!   checks, acks after the write, clock probes).
-//! - [`writer`]: the group-commit writer thread behind a bounded queue.
-//! - [`query`]: the `Query` service (fleetctl's reads).
+//! - `writer`: the group-commit writer thread behind a bounded queue.
+//! - `query`: the `Query` service (fleetctl's reads).
 //! - `policies`: the `Policies` service, and what a session does with policies.
 //!
 //! Backpressure: the writer queue is bounded; when the disk is slow it fills, `submit` waits and

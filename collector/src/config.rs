@@ -1,4 +1,7 @@
-//! The collector's configuration: a TOML file, overridden by command-line flags.
+//! The collector's configuration: a TOML file, overridden by command-line flags. Both are one
+//! struct, [`Options`] (a clap `Args` and a serde `Deserialize`), merged flags-over-file in
+//! [`Options::over`] and validated into [`Settings`] by [`Settings::resolve`], with errors that
+//! name the field.
 //!
 //! ```toml
 //! listen = "0.0.0.0:7443"
@@ -9,7 +12,7 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,6 +21,8 @@ use thiserror::Error;
 /// Errors in configuration. Each names the offending field.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read { path: PathBuf, error: String },
     #[error("config file {path}: {message}")]
     File { path: String, message: String },
     #[error("{field}: {message}")]
@@ -34,61 +39,100 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Every key the collector's TOML file may hold. Unknown keys are rejected.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+/// Every setting of the collector, declared once: each field is both a flag (`--data-dir`) and a
+/// key of the TOML file (`data_dir`), except the few marked "config file only". Unknown keys are
+/// refused. [`Options::over`] puts the flags over the file; [`Settings::resolve`] validates.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct Options {
+    /// Address to listen on, e.g. 0.0.0.0:7443 (port 0 picks a free port, printed at start).
+    #[arg(long)]
     pub listen: Option<String>,
+    /// RocksDB data directory.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    pub insecure: Option<bool>,
+    /// Serve plaintext gRPC (local demos and tests only).
+    #[arg(long)]
+    #[serde(default)]
+    pub insecure: bool,
+    /// Server certificate chain (PEM).
+    #[arg(long)]
     pub tls_cert: Option<PathBuf>,
+    /// Server key (PEM).
+    #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// The fleet's CA: clients (agents, fleetctl) must present a certificate it signed.
+    /// The fleet's CA (PEM): clients must present a certificate it signed (mutual TLS).
+    #[arg(long)]
     pub tls_ca: Option<PathBuf>,
-    /// How long samples are kept, e.g. "30d".
+    /// How long samples are kept (default 30d).
+    #[arg(long)]
     pub retention: Option<String>,
-    /// Most agents connected at once (default 50000); more are refused until some leave.
+    /// Most agents connected at once (default 50000); more are refused until some leave. Config
+    /// file only.
+    #[arg(skip)]
     pub max_agents: Option<usize>,
-    /// How often closed time windows are sealed into compressed chunks, e.g. "1m".
+    /// How often closed time windows are sealed into compressed chunks, e.g. "1m". Config file
+    /// only.
+    #[arg(skip)]
     pub seal_every: Option<String>,
-    /// Alert rules file (TOML, `[[rule]]` tables); reloaded on SIGHUP.
+    /// Alert rules file (TOML); reloaded on SIGHUP. Without it no rule is evaluated.
+    #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Prometheus Alertmanager base URL (http://HOST:PORT) to send alerts to.
+    /// Prometheus Alertmanager URL (http://HOST:PORT) that receives alerts (v2 API).
+    #[arg(long)]
     pub alertmanager: Option<String>,
-    /// A URL that receives every alert change as JSON (POST).
+    /// URL that receives every alert change as a JSON POST.
+    #[arg(long)]
     pub webhook: Option<String>,
-    /// CA (PEM) that an https Alertmanager's or webhook's certificate must chain to; default:
-    /// the system's bundle.
+    /// CA (PEM) that an https Alertmanager's or webhook's certificate must chain to (default:
+    /// the system's bundle, /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long)]
     pub notify_ca: Option<PathBuf>,
 }
 
-impl FileConfig {
+impl Options {
     /// Parses the TOML text of a config file. `origin` names the file in errors.
     ///
     /// # Errors
     /// [`ConfigError::File`] naming the file and the bad or unknown key.
-    pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Options, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::File {
             path: origin.to_string(),
             message: e.to_string().trim_end().replace('\n', " "),
         })
     }
-}
 
-/// The flags, as given.
-#[derive(Debug, Default, Clone)]
-pub struct Flags {
-    pub listen: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub insecure: bool,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub tls_ca: Option<PathBuf>,
-    pub retention: Option<String>,
-    pub rules: Option<PathBuf>,
-    pub alertmanager: Option<String>,
-    pub webhook: Option<String>,
-    pub notify_ca: Option<PathBuf>,
+    /// Reads and parses the config file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, else as [`Options::parse`].
+    pub fn load(path: &Path) -> Result<Options, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            error: e.to_string(),
+        })?;
+        Options::parse(&text, &path.display().to_string())
+    }
+
+    /// These options (the flags) over `file`'s: each one given here wins. The one place the two
+    /// sources are merged.
+    pub fn over(self, file: Options) -> Options {
+        Options {
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            insecure: self.insecure || file.insecure,
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            tls_ca: self.tls_ca.or(file.tls_ca),
+            retention: self.retention.or(file.retention),
+            max_agents: self.max_agents.or(file.max_agents),
+            seal_every: self.seal_every.or(file.seal_every),
+            rules: self.rules.or(file.rules),
+            alertmanager: self.alertmanager.or(file.alertmanager),
+            webhook: self.webhook.or(file.webhook),
+            notify_ca: self.notify_ca.or(file.notify_ca),
+        }
+    }
 }
 
 /// Validated settings.
@@ -112,7 +156,12 @@ pub struct Settings {
     pub notify_ca: Option<PathBuf>,
 }
 
+/// How long samples are kept unless `retention` says otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often closed windows are sealed unless `seal_every` says otherwise.
+pub const DEFAULT_SEAL_EVERY: Duration = Duration::from_secs(60);
+/// Most connected agents unless `max_agents` says otherwise.
+pub const DEFAULT_MAX_AGENTS: usize = 50_000;
 
 fn duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text.trim())
@@ -120,14 +169,14 @@ fn duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
 }
 
 impl Settings {
-    /// Merges file and flags (flags win) and validates.
+    /// Merges file and flags (flags win, [`Options::over`]) and validates.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field.
-    pub fn resolve(file: FileConfig, flags: Flags) -> Result<Settings, ConfigError> {
-        let listen_text = flags
+    pub fn resolve(file: Options, flags: Options) -> Result<Settings, ConfigError> {
+        let o = flags.over(file);
+        let listen_text = o
             .listen
-            .or(file.listen)
             .ok_or_else(|| invalid("listen", "required (--listen ADDR:PORT)"))?;
         let listen = listen_text.parse().map_err(|e| {
             invalid(
@@ -135,25 +184,20 @@ impl Settings {
                 format!("{listen_text:?} is not ADDR:PORT ({e}); e.g. 0.0.0.0:7443"),
             )
         })?;
-        let data_dir = flags
+        let data_dir = o
             .data_dir
-            .or(file.data_dir)
             .ok_or_else(|| invalid("data_dir", "required (--data-dir DIR)"))?;
-        let insecure = flags.insecure || file.insecure.unwrap_or(false);
-        let cert = flags.tls_cert.or(file.tls_cert);
-        let key = flags.tls_key.or(file.tls_key);
         let tls =
-            match (cert, key) {
+            match (o.tls_cert, o.tls_key) {
                 (Some(c), Some(k)) => Some((c, k)),
-                (None, None) if insecure => None,
+                (None, None) if o.insecure => None,
                 (None, None) => return Err(invalid(
                     "tls_cert",
                     "TLS is required: give --tls-cert and --tls-key, or --insecure for plaintext",
                 )),
                 _ => return Err(invalid("tls_key", "--tls-cert and --tls-key go together")),
             };
-        let tls_ca = flags.tls_ca.or(file.tls_ca);
-        match (&tls, &tls_ca) {
+        match (&tls, &o.tls_ca) {
             (None, Some(_)) => {
                 return Err(invalid(
                     "tls_ca",
@@ -171,20 +215,18 @@ impl Settings {
             }
             _ => {}
         }
-        let retention = match flags.retention.or(file.retention) {
+        let retention = match o.retention {
             Some(t) => duration("retention", &t)?,
             None => DEFAULT_RETENTION,
         };
         if retention < Duration::from_secs(3600) {
             return Err(invalid("retention", "must be at least 1h"));
         }
-        let seal_every = match file.seal_every {
+        let seal_every = match o.seal_every {
             Some(t) => duration("seal_every", &t)?,
-            None => Duration::from_secs(60),
+            None => DEFAULT_SEAL_EVERY,
         };
-        let alertmanager = flags.alertmanager.or(file.alertmanager);
-        let webhook = flags.webhook.or(file.webhook);
-        for (field, url) in [("alertmanager", &alertmanager), ("webhook", &webhook)] {
+        for (field, url) in [("alertmanager", &o.alertmanager), ("webhook", &o.webhook)] {
             if let Some(u) = url {
                 if !u.starts_with("http://") && !u.starts_with("https://") {
                     return Err(invalid(
@@ -194,7 +236,7 @@ impl Settings {
                 }
             }
         }
-        let max_agents = file.max_agents.unwrap_or(crate::server::DEFAULT_MAX_AGENTS);
+        let max_agents = o.max_agents.unwrap_or(DEFAULT_MAX_AGENTS);
         if max_agents == 0 {
             return Err(invalid("max_agents", "must be at least 1"));
         }
@@ -203,13 +245,13 @@ impl Settings {
             listen,
             data_dir,
             tls,
-            tls_ca,
+            tls_ca: o.tls_ca,
             retention,
             seal_every,
-            rules: flags.rules.or(file.rules),
-            alertmanager,
-            webhook,
-            notify_ca: flags.notify_ca.or(file.notify_ca),
+            rules: o.rules,
+            alertmanager: o.alertmanager,
+            webhook: o.webhook,
+            notify_ca: o.notify_ca,
         })
     }
 
@@ -238,20 +280,20 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn flags() -> Flags {
-        Flags {
+    fn flags() -> Options {
+        Options {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some("/tmp/d".into()),
             insecure: true,
-            ..Flags::default()
+            ..Options::default()
         }
     }
 
     #[test]
     fn unknown_key_and_bad_value_are_named() {
-        let e = FileConfig::parse("retension = \"1d\"", "c.toml").unwrap_err();
+        let e = Options::parse("retension = \"1d\"", "c.toml").unwrap_err();
         assert!(e.to_string().contains("retension"), "{e}");
-        let f = FileConfig::parse("retention = \"forever\"", "c.toml").unwrap();
+        let f = Options::parse("retention = \"forever\"", "c.toml").unwrap();
         let e = Settings::resolve(f, flags()).unwrap_err();
         assert!(
             matches!(
@@ -264,8 +306,8 @@ mod tests {
             "{e}"
         );
         let e = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 listen: Some("localhost".into()),
                 ..flags()
             },
@@ -286,8 +328,8 @@ mod tests {
     #[test]
     fn tls_is_required_without_insecure() {
         let e = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 insecure: false,
                 ..flags()
             },
@@ -295,7 +337,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("--insecure"), "{e}");
         let s = Settings::resolve(
-            FileConfig::parse("retention = \"7d\"", "c.toml").unwrap(),
+            Options::parse("retention = \"7d\"", "c.toml").unwrap(),
             flags(),
         )
         .unwrap();
@@ -305,7 +347,7 @@ mod tests {
 
     #[test]
     fn client_ca_needs_tls() {
-        let f = FileConfig::parse("tls_ca = \"/etc/fleet/ca.pem\"", "c.toml").unwrap();
+        let f = Options::parse("tls_ca = \"/etc/fleet/ca.pem\"", "c.toml").unwrap();
         let e = Settings::resolve(f.clone(), flags()).unwrap_err();
         assert!(
             matches!(
@@ -319,7 +361,7 @@ mod tests {
         );
         let s = Settings::resolve(
             f,
-            Flags {
+            Options {
                 insecure: false,
                 tls_cert: Some("c.pem".into()),
                 tls_key: Some("k.pem".into()),
@@ -330,8 +372,8 @@ mod tests {
         assert_eq!(s.tls_ca, Some(PathBuf::from("/etc/fleet/ca.pem")));
         // TLS without the fleet CA is refused: mutual TLS or plaintext, nothing between.
         let e = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 insecure: false,
                 tls_cert: Some("c.pem".into()),
                 tls_key: Some("k.pem".into()),

@@ -1,15 +1,24 @@
 //! `fleet-collector`: the central service.
 //!
 //! Layout:
-//! - [`server`]: the gRPC services (`Ingest` for agents, `Query` for fleetctl), the group-commit
-//!   writer and the graceful shutdown path.
+//! - [`server`]: the gRPC services and [`server::run`] (listener, shutdown future, drain order):
+//!   `server/ingest.rs` (the agents' streams: session, stream caps, identity and batch checks,
+//!   clock probes), `server/writer.rs` (the group-commit writer thread), `server/query.rs`
+//!   (fleetctl's reads), `server/policies.rs` (the `Policies` service), and the periodic seal
+//!   and retention.
 //! - [`storage`]: the RocksDB store: key encoding, columnar chunks, the host registry.
-//! - [`rules`]: the alert rules engine (state kept across restarts) and its notifiers
-//!   (Alertmanager, JSON webhook, log); rule parsing and evaluation are the pure `fleet-rules`.
-//! - [`config`]: settings from the TOML file and flags.
+//! - [`rules`]: alerting: the live host state the sessions feed ([`rules::Live`]), the
+//!   evaluation loop (every second, rules reloaded on SIGHUP), the rules engine (alert state kept
+//!   across restarts) and its notifiers (Alertmanager, JSON webhook, log); rule parsing and
+//!   evaluation are the pure `fleet-rules`.
+//! - [`policy`]: the OOM policy book (versions, history, each host's status) behind the
+//!   `Policies` service.
+//! - [`auth`]: who may call what: the role in the client certificate.
+//! - [`tls`]: mutual TLS with certificates reloaded on SIGHUP.
+//! - [`config`]: the settings, declared once for flags and the TOML file, and their validation.
 //!
 //! The binary (`src/main.rs`) parses flags, opens the store, binds the listener and calls
-//! [`server::run`]; tests call the same function.
+//! [`server::run`]; tests (`tests/`) call the same function on a `127.0.0.1:0` listener.
 
 pub mod auth;
 pub mod config;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use fleet_collector::config::{FileConfig, Flags, Settings};
+use fleet_collector::config::{ConfigError, Options, Settings};
+use fleet_collector::rules::{load_rules, RulesOptions};
 use fleet_collector::server::{self, ServeOptions};
 use fleet_collector::storage::{Store, StoreOptions};
 
@@ -14,40 +15,8 @@ use fleet_collector::storage::{Store, StoreOptions};
 #[derive(Debug, Parser)]
 #[command(name = "fleet-collector", version)]
 struct Cli {
-    /// Address to listen on, e.g. 0.0.0.0:7443 (port 0 picks a free port, printed at start).
-    #[arg(long)]
-    listen: Option<String>,
-    /// RocksDB data directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Serve plaintext gRPC (local demos and tests only).
-    #[arg(long)]
-    insecure: bool,
-    /// Server certificate chain (PEM).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// Server key (PEM).
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    /// The fleet's CA (PEM): clients must present a certificate it signed (mutual TLS).
-    #[arg(long)]
-    tls_ca: Option<PathBuf>,
-    /// How long samples are kept (default 30d).
-    #[arg(long)]
-    retention: Option<String>,
-    /// Alert rules file (TOML); reloaded on SIGHUP. Without it no rule is evaluated.
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// Prometheus Alertmanager URL (http://HOST:PORT) that receives alerts (v2 API).
-    #[arg(long)]
-    alertmanager: Option<String>,
-    /// URL that receives every alert change as a JSON POST.
-    #[arg(long)]
-    webhook: Option<String>,
-    /// CA (PEM) that an https Alertmanager's or webhook's certificate must chain to (default:
-    /// the system's bundle, /etc/ssl/certs/ca-certificates.crt).
-    #[arg(long)]
-    notify_ca: Option<PathBuf>,
+    #[command(flatten)]
+    options: Options,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -57,31 +26,12 @@ struct Cli {
     check_config: bool,
 }
 
-fn settings(cli: Cli) -> anyhow::Result<Settings> {
+fn settings(cli: Cli) -> Result<Settings, ConfigError> {
     let file = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            FileConfig::parse(&text, &path.display().to_string())?
-        }
-        None => FileConfig::default(),
+        Some(path) => Options::load(path)?,
+        None => Options::default(),
     };
-    Ok(Settings::resolve(
-        file,
-        Flags {
-            listen: cli.listen,
-            data_dir: cli.data_dir,
-            insecure: cli.insecure,
-            tls_cert: cli.tls_cert,
-            tls_key: cli.tls_key,
-            tls_ca: cli.tls_ca,
-            retention: cli.retention,
-            rules: cli.rules,
-            alertmanager: cli.alertmanager,
-            webhook: cli.webhook,
-            notify_ca: cli.notify_ca,
-        },
-    )?)
+    Settings::resolve(file, cli.options)
 }
 
 async fn shutdown_signal() {
@@ -132,7 +82,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             tls,
             max_agents: settings.max_agents,
             seal_every: settings.seal_every,
-            rules: settings.rules.clone().map(|file| server::RulesOptions {
+            rules: settings.rules.clone().map(|file| RulesOptions {
                 file,
                 alertmanager: settings.alertmanager.clone(),
                 webhook: settings.webhook.clone(),
@@ -146,7 +96,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// `--check-config`, after the settings resolved: the files they name, and the rules.
 fn check_config(settings: &Settings) -> ExitCode {
-    let rules = settings.rules.as_deref().map(server::load_rules);
+    let rules = settings.rules.as_deref().map(load_rules);
     match (settings.check_files(), rules) {
         (Err(e), _) => eprintln!("fleet-collector: {e}"),
         (Ok(()), Some(Err(e))) => eprintln!("fleet-collector: rules: {e}"),
@@ -172,7 +122,7 @@ fn main() -> ExitCode {
     let settings = match settings(cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("fleet-collector: {e:#}");
+            eprintln!("fleet-collector: {e}");
             return ExitCode::from(2);
         }
     };

@@ -2,11 +2,12 @@
 //!
 //! [`TlsFiles`] name the certificate, key and CA; [`server_config`] reads them into a rustls
 //! `ServerConfig` that requires a client certificate signed by the CA (or, without a CA, asks for
-//! none). [`Acceptor`] holds the config in force and swaps it on [`Acceptor::reload`] (SIGHUP), so
-//! certificates are rotated without a restart: connections already open keep theirs, new ones
-//! get the new files. [`incoming`] accepts TCP connections and hands tonic the streams whose
-//! handshake completed within [`HANDSHAKE_TIMEOUT`]; a failed handshake (no certificate, another
-//! CA, expired) is logged and counted, and never reaches a service.
+//! none). [`Acceptor`] holds the config in force and swaps it on [`Acceptor::reload`], which
+//! [`reload_on_sighup`] calls on each SIGHUP, so certificates are rotated without a restart:
+//! connections already open keep theirs, new ones get the new files. [`incoming`] accepts TCP
+//! connections and hands tonic the streams whose handshake completed within
+//! [`HANDSHAKE_TIMEOUT`]; a failed handshake (no certificate, another CA, expired) is logged and
+//! counted, and never reaches a service.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +19,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long a client has to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,6 +134,24 @@ impl Acceptor {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         )
+    }
+}
+
+/// Reads the certificate, key and CA again on each SIGHUP (rotation without a restart), until
+/// `stop` changes. A file that does not load is refused with a message and the certificates in
+/// force stay.
+pub async fn reload_on_sighup(acceptor: Arc<Acceptor>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = hup.recv() => match acceptor.reload() {
+                Ok(()) => info!("TLS certificates reloaded"),
+                Err(e) => error!(error = %e, "TLS certificates not reloaded; the ones in force stay"),
+            },
+        }
     }
 }
 

@@ -230,7 +230,7 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     assert_eq!(agent_tls.cert, Some(tls.join("agent.pem")));
     assert_eq!(agent_tls.key, Some(tls.join("agent-key.pem")));
     let collector = fleet_collector::config::Settings::resolve(
-        fleet_collector::config::FileConfig::parse(&config("collector.toml"), "collector.toml")
+        fleet_collector::config::Options::parse(&config("collector.toml"), "collector.toml")
             .unwrap(),
         Default::default(),
     )

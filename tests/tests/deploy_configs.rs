@@ -20,7 +20,7 @@ fn agent_example_config_is_valid() {
 
 #[test]
 fn collector_example_config_is_valid() {
-    let file = fleet_collector::config::FileConfig::parse(
+    let file = fleet_collector::config::Options::parse(
         &read("deploy/config/collector.toml"),
         "collector.toml",
     )

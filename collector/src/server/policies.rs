@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
     collector_message, policies_server::Policies, ApplyPolicyRequest, CollectorMessage,
     ListPoliciesRequest, PolicyChange, PolicyHistoryList, PolicyList, PolicyName,
@@ -11,7 +12,7 @@ use fleet_proto::v1::{
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, now_ms, storage_status, Shared};
+use super::{blocking, storage_status, Shared};
 use crate::auth::{Auth, Need};
 use crate::policy::{PolicyBook, PolicyBookError};
 use crate::storage::HostRecord;

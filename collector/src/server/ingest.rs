@@ -1,0 +1,476 @@
+//! The `Ingest` service: one bidirectional stream per agent.
+//!
+//! ```text
+//! agent stream ─► session task ─► check_batch ─► Writer::submit (bounded) ─► writer thread
+//!                      ▲                                                   │ one WriteBatch, fsync
+//!                      └──── Ack{seq} ◄── acker task ◄── Written ◄─────────┘ (group commit)
+//! ```
+//!
+//! - A stream opens with a hello: [`check_identity`], the caller's certificate must be the
+//!   host's, and [`Sessions`] caps the streams per host id ([`MAX_STREAMS_PER_HOST`]) and the
+//!   connected hosts (`max_agents`). The welcome says the last seq stored for the agent's spool
+//!   epoch, from which it resends.
+//! - Each batch is checked ([`check_batch`]), fed to the live host state, and queued for the
+//!   writer; its Ack goes out only after the write that contains it returned, in stream order.
+//!   A malformed batch ends the stream with `InvalidArgument` naming the field.
+//! - Clock probes: every [`PROBE_EVERY`] the session sends a `TimeProbe` and turns the agent's
+//!   echo into the host's clock offset against the collector (the NTP on-wire exchange).
+//! - OOM policies (`policies.rs`): the host's policy set is pushed after the welcome and on every
+//!   change; the agent's policy reports and process lists are taken.
+//! - On shutdown a session stops reading and finishes the acks of what it accepted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleet_proto::clock::{now_ms, now_us};
+use fleet_proto::limits::{MAX_EVENTS_PER_BATCH, MAX_EVENT_DETAIL_BYTES, MAX_SAMPLES_PER_BATCH};
+use fleet_proto::schema::schema_of_i32;
+use fleet_proto::v1::{
+    agent_message, collector_message, ingest_server::Ingest, AgentMessage, Batch, CollectorMessage,
+    HostIdentity, TimeEcho, TimeProbe, Welcome,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, warn};
+
+use super::policies::{self, check_process_list};
+use super::writer::Written;
+use super::{blocking, Shared};
+use crate::auth::Need;
+use crate::storage::{validate_oom_event, validate_sample, HostRecord, IngestItem};
+
+/// Batches one stream may have queued for writing before it stops reading.
+const STREAM_PENDING: usize = 256;
+/// How often the collector measures each agent's clock over its stream.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Streams one host id may have open at once: its agent and, briefly, the stream of a
+/// reconnect while the old one is being torn down.
+pub const MAX_STREAMS_PER_HOST: usize = 2;
+/// How long a new stream may take to say Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a session sends its agent.
+type Outbound = mpsc::Sender<Result<CollectorMessage, Status>>;
+
+/// Counts open streams per host, so `connected` stays true while any stream of the host is open,
+/// and caps them: [`MAX_STREAMS_PER_HOST`] per host id, and a number of connected hosts.
+#[derive(Default)]
+pub(super) struct Sessions {
+    open: Mutex<HashMap<String, usize>>,
+    /// Streams refused by the caps, since start.
+    pub(super) refused: AtomicU64,
+}
+
+impl Sessions {
+    /// Hosts with at least one open stream.
+    pub(super) fn connected(&self) -> usize {
+        self.open.lock().expect("sessions lock").len()
+    }
+
+    /// Counts a new stream of `host_id`, unless a cap is reached.
+    fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
+        let mut open = self.open.lock().expect("sessions lock");
+        let n = open.get(host_id).copied().unwrap_or(0);
+        let refusal = if n >= MAX_STREAMS_PER_HOST {
+            format!(
+                "host {host_id:?} already has {n} open streams (at most {MAX_STREAMS_PER_HOST}): \
+                 is another agent running with the same host id?"
+            )
+        } else if n == 0 && open.len() >= max_hosts {
+            format!(
+                "the collector already serves {} connected agents (max_agents)",
+                open.len()
+            )
+        } else {
+            *open.entry(host_id.to_string()).or_default() += 1;
+            return Ok(());
+        };
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Err(Status::resource_exhausted(refusal))
+    }
+
+    /// Returns true when this was the host's last open stream.
+    fn closed(&self, host_id: &str) -> bool {
+        let mut open = self.open.lock().expect("sessions lock");
+        let Some(n) = open.get_mut(host_id) else {
+            return true;
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            open.remove(host_id);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Checks an agent's identity.
+///
+/// # Errors
+/// `InvalidArgument` naming the field.
+pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
+    let bad =
+        |field: &str, why: &str| Status::invalid_argument(format!("hello.identity.{field}: {why}"));
+    fleet_proto::identity::check_host_id(&id.host_id)
+        .map_err(|e| bad("host_id", &e.to_string()))?;
+    if id.cluster.is_empty() || id.cluster.len() > 128 {
+        return Err(bad("cluster", "must be 1 to 128 characters"));
+    }
+    if id.hostname.len() > 255 || id.kernel.len() > 255 || id.agent_version.len() > 64 {
+        return Err(bad(
+            "hostname",
+            "hostname, kernel or agent_version too long",
+        ));
+    }
+    if id.labels.len() > 64
+        || id
+            .labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 1024)
+    {
+        return Err(bad(
+            "labels",
+            "at most 64 labels, keys 1-128 and values up to 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a batch and drops records of activities this collector does not know (a newer agent
+/// during a rolling upgrade); returns how many were dropped.
+///
+/// # Errors
+/// `InvalidArgument` naming the batch, sample, record and what is wrong.
+pub fn check_batch(b: &mut Batch) -> Result<usize, Status> {
+    let bad = |why: String| Status::invalid_argument(format!("batch seq {}: {why}", b.seq));
+    if b.seq == 0 {
+        return Err(bad("seq must be at least 1".into()));
+    }
+    if b.samples.len() > MAX_SAMPLES_PER_BATCH {
+        return Err(bad(format!(
+            "{} samples; a batch holds at most {MAX_SAMPLES_PER_BATCH}",
+            b.samples.len()
+        )));
+    }
+    if b.samples.is_empty() && b.oom_events.is_empty() {
+        return Err(bad("a batch carries samples, OOM events or both".into()));
+    }
+    if b.oom_events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(bad(format!(
+            "{} OOM events; a batch holds at most {MAX_EVENTS_PER_BATCH}",
+            b.oom_events.len()
+        )));
+    }
+    for (ei, e) in b.oom_events.iter().enumerate() {
+        if e.detail_json.len() > MAX_EVENT_DETAIL_BYTES {
+            return Err(bad(format!(
+                "OOM event {ei}: detail of {} bytes, at most {MAX_EVENT_DETAIL_BYTES}",
+                e.detail_json.len()
+            )));
+        }
+        if e.time_ms <= 0 {
+            return Err(bad(format!("OOM event {ei}: time_ms must be positive")));
+        }
+        validate_oom_event(e).map_err(|err| bad(format!("OOM event {ei}: {err}")))?;
+    }
+    let mut unknown = 0;
+    for (si, s) in b.samples.iter_mut().enumerate() {
+        if s.time_ms <= 0 {
+            return Err(bad(format!("sample {si}: time_ms must be positive")));
+        }
+        let before = s.records.len();
+        s.records.retain(|r| schema_of_i32(r.activity).is_some());
+        unknown += before - s.records.len();
+        // The storage rules (schema lengths, instance names, record counts), checked here so a
+        // bad batch is refused alone instead of failing a whole group commit.
+        validate_sample(s).map_err(|e| bad(format!("sample {si}: {e}")))?;
+        for (ri, r) in s.records.iter().enumerate() {
+            let schema = schema_of_i32(r.activity).expect("retained");
+            if r.instance.is_empty() {
+                return Err(bad(format!(
+                    "sample {si} record {ri} ({}): empty instance name",
+                    schema.name
+                )));
+            }
+            if let Some(ci) = r.values.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "sample {si} record {ri} ({}): {} is not a finite number",
+                    schema.name, schema.columns[ci]
+                )));
+            }
+        }
+    }
+    Ok(unknown)
+}
+
+/// The `Ingest` service.
+pub(super) struct IngestSvc(pub(super) Shared);
+
+#[tonic::async_trait]
+impl Ingest for IngestSvc {
+    type SessionStream = ReceiverStream<Result<CollectorMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = request.remote_addr();
+        let role = self.0.auth.check(&request, Need::Stream, "Session")?;
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("no hello within 10s of opening the stream")
+            })??;
+        let hello = match first.and_then(|m| m.msg) {
+            Some(agent_message::Msg::Hello(h)) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be a hello",
+                ))
+            }
+        };
+        let identity = hello
+            .identity
+            .ok_or_else(|| Status::invalid_argument("hello.identity is missing"))?;
+        check_identity(&identity)?;
+        self.0.auth.check_host(role.as_ref(), &identity.host_id)?;
+        let shared = self.0.clone();
+        let host_id = identity.host_id.clone();
+        if let Err(status) = shared.sessions.try_open(&host_id, shared.max_agents) {
+            warn!(%host_id, ?peer, reason = %status.message(), "agent stream refused");
+            return Err(status);
+        }
+        let store = shared.store.clone();
+        let rec: HostRecord =
+            match blocking(move || store.upsert_host(&identity, now_ms(), true)).await {
+                Ok(rec) => rec,
+                Err(e) => {
+                    shared.sessions.closed(&host_id);
+                    return Err(e);
+                }
+            };
+        let last_seq = shared.store.last_seq(rec.num, hello.spool_epoch);
+        info!(host_id = %rec.identity.host_id, hostname = %rec.identity.hostname,
+            cluster = %rec.identity.cluster, ?peer, last_seq, "agent connected");
+        let (out_tx, out_rx) = mpsc::channel(STREAM_PENDING);
+        out_tx
+            .send(Ok(CollectorMessage {
+                msg: Some(collector_message::Msg::Welcome(Welcome { last_seq })),
+            }))
+            .await
+            .map_err(|_| {
+                shared.sessions.closed(&host_id);
+                Status::cancelled("stream closed")
+            })?;
+        tokio::spawn(run_session(shared, rec, hello.spool_epoch, inbound, out_tx));
+        Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+/// Sends the Ack of each queued batch once its write returned, in stream order; ends the stream
+/// with `Unavailable` if a write failed or the writer stopped.
+fn spawn_acker(
+    out: Outbound,
+    mut pending: mpsc::Receiver<(u64, Written)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((seq, written)) = pending.recv().await {
+            let msg = match written.await {
+                Ok(Ok(_)) => Ok(CollectorMessage {
+                    msg: Some(collector_message::Msg::Ack(fleet_proto::v1::Ack { seq })),
+                }),
+                Ok(Err(e)) => Err(Status::unavailable(format!("storage write failed: {e}"))),
+                Err(_) => Err(Status::unavailable("collector shutting down")),
+            };
+            let failed = msg.is_err();
+            if out.send(msg).await.is_err() || failed {
+                break;
+            }
+        }
+    })
+}
+
+/// The clock probes of one stream: the NTP on-wire exchange, every [`PROBE_EVERY`].
+struct ClockProbe {
+    /// When the last probe was sent (collector µs); only its echo counts.
+    sent_us: Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ClockProbe {
+    fn start(out: Outbound) -> ClockProbe {
+        let sent_us = Arc::new(AtomicI64::new(0));
+        let sent = sent_us.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            loop {
+                tick.tick().await;
+                let t1_us = now_us();
+                sent.store(t1_us, Ordering::Relaxed);
+                let probe = CollectorMessage {
+                    msg: Some(collector_message::Msg::TimeProbe(TimeProbe { t1_us })),
+                };
+                if out.send(Ok(probe)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        ClockProbe { sent_us, task }
+    }
+
+    /// The agent's clock (offset ms, round-trip delay ms) from its echo, received at `t4_us`; None
+    /// for an echo of anything but the probe this session sent last (stale or made up).
+    fn measure(&self, echo: &TimeEcho, t4_us: i64) -> Option<(f64, f64)> {
+        if echo.t1_us == 0 || self.sent_us.load(Ordering::Relaxed) != echo.t1_us {
+            return None;
+        }
+        let offset_ms = ((echo.t2_us - echo.t1_us) + (echo.t3_us - t4_us)) as f64 / 2000.0;
+        let delay_ms = ((t4_us - echo.t1_us) - (echo.t3_us - echo.t2_us)) as f64 / 1000.0;
+        Some((offset_ms, delay_ms))
+    }
+}
+
+impl Drop for ClockProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One agent's stream after the welcome, until it ends, the agent misbehaves or the collector
+/// stops; then the acks of everything accepted go out and the host is marked disconnected when
+/// this was its last stream.
+async fn run_session(
+    shared: Shared,
+    rec: HostRecord,
+    epoch: u64,
+    mut inbound: Streaming<AgentMessage>,
+    out: Outbound,
+) {
+    let host = rec.identity.host_id.clone();
+    let (ack_tx, ack_rx) = mpsc::channel(STREAM_PENDING);
+    let acker = spawn_acker(out.clone(), ack_rx);
+    let probe = ClockProbe::start(out.clone());
+    let pusher = policies::spawn_pusher(shared.policies.clone(), rec.clone(), out.clone());
+    let mut stop = shared.stop.clone();
+    let mut unknown_logged = false;
+    loop {
+        let msg = tokio::select! {
+            _ = stop.changed() => break,
+            m = inbound.message() => m,
+        };
+        let msg = match msg {
+            Ok(Some(m)) => m.msg,
+            Ok(None) => break,
+            Err(status) => {
+                debug!(host_id = %host, error = %status, "agent stream ended");
+                break;
+            }
+        };
+        match msg {
+            Some(agent_message::Msg::Batch(mut batch)) => {
+                match check_batch(&mut batch) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        if !unknown_logged {
+                            warn!(host_id = %host, records = n, "records of unknown activities dropped (agent newer than collector?)");
+                            unknown_logged = true;
+                        }
+                    }
+                    Err(status) => {
+                        warn!(host_id = %host, error = %status.message(), "malformed batch; closing the stream");
+                        let _ = out.send(Err(status)).await;
+                        break;
+                    }
+                }
+                shared.live.observe(rec.num, &mut batch);
+                let seq = batch.seq;
+                let item = IngestItem {
+                    host_num: rec.num,
+                    epoch,
+                    seq,
+                    dropped_samples: batch.dropped_samples,
+                    samples: batch.samples,
+                    oom_events: batch.oom_events,
+                    kmsg: batch.kmsg,
+                };
+                // Backpressure: both sends wait when the writer or this stream's ack queue is full.
+                let Some(written) = shared.writer.submit(item).await else {
+                    break;
+                };
+                if ack_tx.send((seq, written)).await.is_err() {
+                    break;
+                }
+            }
+            Some(agent_message::Msg::TimeEcho(echo)) => {
+                if let Some((offset_ms, delay_ms)) = probe.measure(&echo, now_us()) {
+                    shared.live.collector_offset(rec.num, offset_ms, delay_ms);
+                }
+            }
+            Some(agent_message::Msg::PolicyReport(report)) => {
+                if let Err(e) =
+                    policies::store_report(shared.policies.clone(), rec.clone(), report).await
+                {
+                    warn!(host_id = %host, error = %e.message(), "policy report not stored");
+                }
+            }
+            Some(agent_message::Msg::ProcessList(list)) => {
+                if let Err(status) = check_process_list(&list) {
+                    warn!(host_id = %host, error = %status.message(), "malformed process list; closing the stream");
+                    let _ = out.send(Err(status)).await;
+                    break;
+                }
+                shared.policies.set_processes(rec.num, &list);
+            }
+            Some(agent_message::Msg::Hello(_)) | None => {
+                let _ = out
+                    .send(Err(Status::invalid_argument(
+                        "after the hello, a session carries batches, time echoes, policy reports and process lists only",
+                    )))
+                    .await;
+                break;
+            }
+        }
+    }
+    drop(probe);
+    // Awaited, so no task of this session holds the store once the session ended.
+    pusher.abort();
+    let _ = pusher.await;
+    // Everything accepted is written and acknowledged before the stream closes.
+    drop(ack_tx);
+    let _ = acker.await;
+    if shared.sessions.closed(&host) {
+        let store = shared.store.clone();
+        let num = rec.num;
+        if let Err(e) = blocking(move || store.set_connected(num, false, now_ms())).await {
+            warn!(host_id = %host, error = %e.message(), "could not record disconnect");
+        }
+    }
+    info!(host_id = %host, "agent disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_per_host_and_connected_hosts_are_capped() {
+        let s = Sessions::default();
+        s.try_open("web1", 2).unwrap();
+        s.try_open("web1", 2).unwrap();
+        let e = s.try_open("web1", 2).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("web1"), "{}", e.message());
+        s.try_open("web2", 2).unwrap();
+        let e = s.try_open("web3", 2).unwrap_err();
+        assert!(e.message().contains("max_agents"), "{}", e.message());
+        assert!(!s.closed("web1"));
+        assert!(s.closed("web1"));
+        s.try_open("web3", 2).unwrap();
+        assert!(s.closed("unknown"), "closing an unknown host is harmless");
+    }
+}

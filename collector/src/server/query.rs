@@ -1,0 +1,373 @@
+//! The `Query` service (fleetctl's reads): hosts, sar rows, the top-oom ranking, OOM kills and
+//! one kill with its evidence, NTP and clock state, alerts, and the collector's own status.
+//!
+//! Each RPC checks the caller's role, selects hosts from the registry ([`select_hosts`]: by id or
+//! hostname and/or cluster), and reads the store off the async threads ([`blocking`]). Answers
+//! are bounded: [`MAX_QUERY_ROWS`] sar rows, and the limits of each request.
+
+use std::collections::HashMap;
+
+use fleet_proto::clock::now_ms;
+use fleet_proto::v1::{
+    query_server::Query, Activity, AlertList, AlertQuery, CollectorStatus, CollectorStatusRequest,
+    HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpStatusList, OomKill,
+    OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, TopOomQuery,
+    TopOomResult, TopOomRow,
+};
+use tonic::{Request, Response, Status};
+
+use super::{blocking, Shared};
+use crate::auth::{Auth, Need};
+use crate::storage::{HostRecord, StorageError, Store, StoredOomKill, StoredRow};
+
+/// Most rows one sar query returns.
+pub const MAX_QUERY_ROWS: usize = 2_000_000;
+
+/// The `Query` service.
+pub(super) struct QuerySvc(pub(super) Shared);
+
+fn host_info(r: HostRecord) -> HostInfo {
+    HostInfo {
+        identity: Some(r.identity),
+        connected: r.connected,
+        first_seen_ms: r.first_seen_ms,
+        last_seen_ms: r.last_seen_ms,
+        dropped_samples: r.dropped_samples,
+        last_seq: r.last_seq,
+    }
+}
+
+#[tonic::async_trait]
+impl Query for QuerySvc {
+    async fn list_hosts(
+        &self,
+        request: Request<ListHostsRequest>,
+    ) -> Result<Response<ListHostsResponse>, Status> {
+        self.0.auth.check(&request, Need::View, "ListHosts")?;
+        let cluster = request.into_inner().cluster;
+        let mut hosts: Vec<HostRecord> = self
+            .0
+            .store
+            .hosts()
+            .into_iter()
+            .filter(|h| cluster.is_empty() || h.identity.cluster == cluster)
+            .collect();
+        hosts.sort_by(|a, b| {
+            (
+                &a.identity.cluster,
+                &a.identity.hostname,
+                &a.identity.host_id,
+            )
+                .cmp(&(
+                    &b.identity.cluster,
+                    &b.identity.hostname,
+                    &b.identity.host_id,
+                ))
+        });
+        Ok(Response::new(ListHostsResponse {
+            hosts: hosts.into_iter().map(host_info).collect(),
+        }))
+    }
+
+    async fn query_sar(&self, request: Request<SarQuery>) -> Result<Response<SarResult>, Status> {
+        self.0.auth.check(&request, Need::View, "QuerySar")?;
+        let q = request.into_inner();
+        let activity = Activity::try_from(q.activity)
+            .ok()
+            .filter(|a| *a != Activity::Unspecified)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown activity {}", q.activity)))?;
+        if q.hosts.is_empty() && q.cluster.is_empty() {
+            return Err(Status::invalid_argument("select hosts or a cluster"));
+        }
+        let until = time_range(q.since_ms, q.until_ms)?;
+        let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        if hosts.is_empty() {
+            return Err(Status::not_found(format!(
+                "no host in cluster {:?}",
+                q.cluster
+            )));
+        }
+        hosts.sort_by(|a, b| a.identity.hostname.cmp(&b.identity.hostname));
+        let store = self.0.store.clone();
+        let since = q.since_ms;
+        let rows = blocking(move || {
+            let mut rows = Vec::new();
+            for h in hosts {
+                rows.extend(
+                    store
+                        .query(h.num, activity, since, until)?
+                        .into_iter()
+                        .map(|r| sar_row(&h, r)),
+                );
+                if rows.len() > MAX_QUERY_ROWS {
+                    break;
+                }
+            }
+            Ok(rows)
+        })
+        .await?;
+        if rows.len() > MAX_QUERY_ROWS {
+            return Err(Status::resource_exhausted(format!(
+                "more than {MAX_QUERY_ROWS} rows; narrow --since/--until or the host selection"
+            )));
+        }
+        Ok(Response::new(SarResult { rows }))
+    }
+
+    async fn top_oom(
+        &self,
+        request: Request<TopOomQuery>,
+    ) -> Result<Response<TopOomResult>, Status> {
+        self.0.auth.check(&request, Need::View, "TopOom")?;
+        let q = request.into_inner();
+        let limit = if q.limit == 0 {
+            10
+        } else {
+            q.limit.min(10_000)
+        } as usize;
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        let mut rows = Vec::new();
+        for h in hosts {
+            if let Some((time_ms, procs)) = self.0.store.top_oom_latest(h.num) {
+                rows.extend(procs.into_iter().map(|p| TopOomRow {
+                    host_id: h.identity.host_id.clone(),
+                    hostname: h.identity.hostname.clone(),
+                    cluster: h.identity.cluster.clone(),
+                    time_ms,
+                    process: Some(p),
+                }));
+            }
+        }
+        let score = |r: &TopOomRow| r.process.as_ref().map_or(i64::MIN, |p| p.oom_score);
+        rows.sort_by(|a, b| {
+            score(b)
+                .cmp(&score(a))
+                .then_with(|| a.host_id.cmp(&b.host_id))
+        });
+        rows.truncate(limit);
+        Ok(Response::new(TopOomResult { rows }))
+    }
+
+    async fn list_oom_kills(
+        &self,
+        request: Request<OomQuery>,
+    ) -> Result<Response<OomKills>, Status> {
+        self.0.auth.check(&request, Need::View, "ListOomKills")?;
+        let q = request.into_inner();
+        let until = time_range(q.since_ms, q.until_ms)?;
+        let limit = if q.limit == 0 {
+            1000
+        } else {
+            q.limit.min(100_000)
+        } as usize;
+        let all = q.hosts.is_empty() && q.cluster.is_empty();
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        let by_num: HashMap<u32, HostRecord> = hosts.into_iter().map(|h| (h.num, h)).collect();
+        if by_num.is_empty() {
+            return Ok(Response::new(OomKills { kills: Vec::new() }));
+        }
+        let nums: Vec<u32> = if all {
+            Vec::new()
+        } else {
+            by_num.keys().copied().collect()
+        };
+        let store = self.0.store.clone();
+        let since = q.since_ms;
+        let found = blocking(move || store.oom_kills(&nums, since, until, limit)).await?;
+        let kills = found
+            .into_iter()
+            .filter_map(|k| {
+                let h = by_num.get(&k.host_num)?;
+                Some(oom_kill(k, h))
+            })
+            .collect();
+        Ok(Response::new(OomKills { kills }))
+    }
+
+    async fn list_ntp(
+        &self,
+        request: Request<NtpQuery>,
+    ) -> Result<Response<NtpStatusList>, Status> {
+        self.0.auth.check(&request, Need::View, "ListNtp")?;
+        let q = request.into_inner();
+        let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        hosts.sort_by(|a, b| {
+            (&a.identity.cluster, &a.identity.hostname)
+                .cmp(&(&b.identity.cluster, &b.identity.hostname))
+        });
+        let hosts = hosts
+            .into_iter()
+            .map(|h| {
+                let live = self.0.live.get(h.num);
+                let (time_ms, clock) = live.clock.unzip();
+                NtpHostStatus {
+                    host_id: h.identity.host_id,
+                    hostname: h.identity.hostname,
+                    cluster: h.identity.cluster,
+                    time_ms: time_ms.unwrap_or(0),
+                    clock,
+                    collector_offset_ms: live.collector.map(|c| c.0),
+                    collector_delay_ms: live.collector.map(|c| c.1),
+                }
+            })
+            .collect();
+        Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<AlertQuery>,
+    ) -> Result<Response<AlertList>, Status> {
+        self.0.auth.check(&request, Need::View, "ListAlerts")?;
+        let q = request.into_inner();
+        if !matches!(q.state.as_str(), "" | "pending" | "firing" | "resolved") {
+            return Err(Status::invalid_argument(format!(
+                "state {:?}: use pending, firing or resolved",
+                q.state
+            )));
+        }
+        let alerts = match &self.0.rules {
+            Some(engine) => engine.lock().await.alerts(&q.cluster, &q.state),
+            None => Vec::new(),
+        };
+        Ok(Response::new(AlertList { alerts }))
+    }
+
+    async fn get_collector_status(
+        &self,
+        request: Request<CollectorStatusRequest>,
+    ) -> Result<Response<CollectorStatus>, Status> {
+        self.0
+            .auth
+            .check(&request, Need::View, "GetCollectorStatus")?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let sh = &self.0;
+        let (unauthenticated, permission_denied) = match sh.auth.as_ref() {
+            Auth::Roles(r) => (
+                r.unauthenticated.load(Relaxed),
+                r.permission_denied.load(Relaxed),
+            ),
+            Auth::Open => (0, 0),
+        };
+        Ok(Response::new(CollectorStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: sh.started_ms,
+            connected_agents: sh.sessions.connected() as u32,
+            max_agents: sh.max_agents.min(u32::MAX as usize) as u32,
+            known_hosts: sh.store.hosts().len() as u32,
+            tls: sh.tls.is_some(),
+            mutual_tls: sh.tls.as_ref().is_some_and(|t| t.mutual()),
+            tls_handshakes_refused: sh.tls.as_ref().map_or(0, |t| t.refused.load(Relaxed)),
+            unauthenticated,
+            permission_denied,
+            streams_refused: sh.sessions.refused.load(Relaxed),
+            policies: sh.policies.in_force_count() as u32,
+        }))
+    }
+
+    async fn get_oom_kill(
+        &self,
+        request: Request<OomKillRequest>,
+    ) -> Result<Response<OomKillDetail>, Status> {
+        self.0.auth.check(&request, Need::View, "GetOomKill")?;
+        let q = request.into_inner();
+        let before = if q.before_ms <= 0 {
+            10 * 60_000
+        } else {
+            q.before_ms
+        };
+        let store = self.0.store.clone();
+        let id = q.id.clone();
+        let found = blocking(move || store.oom_kill(&id)).await?;
+        let Some(k) = found else {
+            return Err(Status::not_found(format!("no OOM kill with id {:?}", q.id)));
+        };
+        let host = self.0.store.host_by_num(k.host_num).ok_or_else(|| {
+            Status::internal(format!("kill {} names unknown host {}", q.id, k.host_num))
+        })?;
+        let t = k.event.time_ms;
+        let (num, from) = (k.host_num, t.saturating_sub(before));
+        let store = self.0.store.clone();
+        let h = host.clone();
+        let detail = blocking(move || {
+            let rows = |a: Activity| -> Result<Vec<SarRow>, StorageError> {
+                Ok(store
+                    .query(num, a, from, t)?
+                    .into_iter()
+                    .map(|r| sar_row(&h, r))
+                    .collect())
+            };
+            let (top_time, top) = store.top_oom_before(num, t)?.unwrap_or_default();
+            Ok(OomKillDetail {
+                kill: None,
+                memory: rows(Activity::Memory)?,
+                swap: rows(Activity::Swap)?,
+                swapping: rows(Activity::Swapping)?,
+                paging: rows(Activity::Paging)?,
+                top_oom_time_ms: top_time,
+                top_oom: top,
+            })
+        })
+        .await?;
+        Ok(Response::new(OomKillDetail {
+            kill: Some(oom_kill(k, &host)),
+            ..detail
+        }))
+    }
+}
+
+/// The end of a `since..until` request (0: now).
+///
+/// # Errors
+/// `InvalidArgument` when since is after until.
+fn time_range(since_ms: i64, until_ms: i64) -> Result<i64, Status> {
+    let until = if until_ms == 0 { now_ms() } else { until_ms };
+    if since_ms > until {
+        return Err(Status::invalid_argument("since is after until"));
+    }
+    Ok(until)
+}
+
+fn sar_row(h: &HostRecord, r: StoredRow) -> SarRow {
+    SarRow {
+        host_id: h.identity.host_id.clone(),
+        hostname: h.identity.hostname.clone(),
+        time_ms: r.time_ms,
+        interval_ms: r.interval_ms,
+        instance: r.instance,
+        values: r.values,
+    }
+}
+
+fn oom_kill(k: StoredOomKill, h: &HostRecord) -> OomKill {
+    OomKill {
+        id: k.id,
+        host_id: h.identity.host_id.clone(),
+        hostname: h.identity.hostname.clone(),
+        cluster: h.identity.cluster.clone(),
+        event: Some(k.event),
+    }
+}
+
+/// The hosts a query selects by id or hostname and/or cluster (every host when both are
+/// empty); `NotFound` when names are given and match nothing.
+fn select_hosts(store: &Store, names: &[String], cluster: &str) -> Result<Vec<HostRecord>, Status> {
+    let hosts: Vec<HostRecord> = store
+        .hosts()
+        .into_iter()
+        .filter(|h| {
+            (names.is_empty()
+                || names
+                    .iter()
+                    .any(|s| *s == h.identity.host_id || *s == h.identity.hostname))
+                && (cluster.is_empty() || h.identity.cluster == cluster)
+        })
+        .collect();
+    if hosts.is_empty() && !names.is_empty() {
+        return Err(Status::not_found(format!(
+            "no host matches {}",
+            names.join(", ")
+        )));
+    }
+    Ok(hosts)
+}

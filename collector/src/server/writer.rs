@@ -1,0 +1,86 @@
+//! The group-commit writer: one OS thread that drains a bounded queue of ingest batches into one
+//! synced RocksDB write at a time, so hundreds of agents share each fsync.
+//!
+//! A session [`Writer::submit`]s a batch and gets a [`Written`] receiver that resolves once the
+//! write holding the batch returned; only then does the session acknowledge the batch. When the
+//! disk is slow the queue fills and `submit` waits, which stops the sessions from reading their
+//! streams (backpressure down to the agents' spools). The thread ends when every [`Writer`] is
+//! dropped and the queue is drained.
+
+use std::sync::Arc;
+
+use fleet_proto::clock::now_ms;
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use crate::storage::{IngestItem, Store, WriteOutcome};
+
+/// Capacity of the writer queue (batches), shared by all streams.
+pub const WRITE_QUEUE: usize = 4096;
+/// Most batches one group commit takes.
+const GROUP_MAX_BATCHES: usize = 2048;
+
+/// How one batch's write ended: its outcome, or the storage error in words.
+pub type Written = oneshot::Receiver<Result<WriteOutcome, String>>;
+
+/// One batch waiting for the writer, and where to say how its write ended.
+struct WriteReq {
+    item: IngestItem,
+    done: oneshot::Sender<Result<WriteOutcome, String>>,
+}
+
+/// The sending side of the writer queue; every session holds a clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<WriteReq>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `store`. It runs until every [`Writer`] clone is dropped,
+    /// then drains the queue and ends: join the handle to wait for the last write.
+    ///
+    /// # Errors
+    /// The thread cannot be spawned.
+    pub fn start(store: Arc<Store>) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+        let (queue, rx) = mpsc::channel(WRITE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("fleet-writer".into())
+            .spawn(move || writer_thread(&store, rx))?;
+        Ok((Writer { queue }, thread))
+    }
+
+    /// Queues a batch for the next group commit, waiting while the queue is full (backpressure).
+    /// None when the writer has stopped.
+    pub async fn submit(&self, item: IngestItem) -> Option<Written> {
+        let (done, written) = oneshot::channel();
+        self.queue.send(WriteReq { item, done }).await.ok()?;
+        Some(written)
+    }
+}
+
+/// The group-commit writer thread: drains the queue into one RocksDB write at a time.
+fn writer_thread(store: &Store, mut rx: mpsc::Receiver<WriteReq>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut reqs = vec![first];
+        while reqs.len() < GROUP_MAX_BATCHES {
+            match rx.try_recv() {
+                Ok(r) => reqs.push(r),
+                Err(_) => break,
+            }
+        }
+        let (items, dones): (Vec<_>, Vec<_>) = reqs.into_iter().map(|r| (r.item, r.done)).unzip();
+        match store.write(&items, now_ms()) {
+            Ok(outcomes) => {
+                for (done, outcome) in dones.into_iter().zip(outcomes) {
+                    let _ = done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                error!(error = %e, batches = items.len(), "write failed; agents will resend");
+                for done in dones {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

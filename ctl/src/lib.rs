@@ -22,6 +22,8 @@ pub mod certs;
 pub mod cli;
 mod client;
 pub mod config;
+#[cfg(test)]
+mod golden;
 mod policy;
 pub mod render;
 pub mod timearg;

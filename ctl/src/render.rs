@@ -1993,6 +1993,7 @@ mod tests {
         assert_eq!(array[1]["kernel"], "6.1.0-18-amd64");
         assert_eq!(array[1]["agent_version"], "0.1.0");
         assert!(text.ends_with("]\n"));
+        crate::golden::check("hosts.json", &text);
         assert_eq!(render_hosts(&[], OutputFormat::Json), "[]\n");
     }
 
@@ -2010,6 +2011,10 @@ b2        db-1       prod      no          2026-11-25T22:10:03Z   6.1.0-18-amd64
 a1        web-1      prod      yes         2026-11-25T22:10:03Z   6.1.0-18-amd64   az=b,role=web
 ";
         assert_eq!(render_hosts(&hosts, OutputFormat::Table), want);
+        crate::golden::check(
+            "hosts-table.txt",
+            &render_hosts(&hosts, OutputFormat::Table),
+        );
     }
 
     #[test]
@@ -2025,6 +2030,7 @@ host_id,hostname,cluster,labels,kernel,agent_version,connected,first_seen,last_s
 a1,web-1,prod,\"note=say \"\"hi\"\",role=web\",6.1.0-18-amd64,0.1.0,true,2026-11-25T21:10:03Z,2026-11-25T22:10:03Z,0,7
 ";
         assert_eq!(render_hosts(&hosts, OutputFormat::Csv), want);
+        crate::golden::check("hosts.csv", &render_hosts(&hosts, OutputFormat::Csv));
     }
 
     fn cpu_rows() -> Vec<SarRow> {
@@ -2079,6 +2085,10 @@ Average:            0      4.51      0.00      2.00      0.10      0.00     93.3
             render_sar(cpu, &cpu_rows(), &hosts, OutputFormat::Table),
             want
         );
+        crate::golden::check(
+            "sar-cpu-table.txt",
+            &render_sar(cpu, &cpu_rows(), &hosts, OutputFormat::Table),
+        );
     }
 
     #[test]
@@ -2125,6 +2135,7 @@ Average:            0      4.51      0.00      2.00      0.10      0.00     93.3
             ),
         ];
         let text = render_sar(mem, &rows, &[], OutputFormat::Table);
+        crate::golden::check("sar-memory-wide-table.txt", &text);
         let lines: Vec<&str> = text.lines().collect();
         // Without ListHosts data the header falls back to the row's hostname.
         assert_eq!(lines[0], "Linux - (web-1)  a1  cluster -  2026-11-25 UTC");
@@ -2190,6 +2201,10 @@ Linux 6.1.0-18-amd64 (db-1)  b2  cluster -  2026-11-26..2026-11-27 UTC
 Average:            2       400      1.50      1.40      1.30         1
 ";
         assert_eq!(render_sar(load, &rows, &hosts, OutputFormat::Table), want);
+        crate::golden::check(
+            "sar-load-two-hosts-table.txt",
+            &render_sar(load, &rows, &hosts, OutputFormat::Table),
+        );
         assert_eq!(render_sar(load, &[], &hosts, OutputFormat::Table), "");
     }
 
@@ -2198,6 +2213,7 @@ Average:            2       400      1.50      1.40      1.30         1
         let swapping = schema(Activity::Swapping).unwrap();
         let rows = [row("a1", "web-1", T0, "-", &[f64::NAN])];
         let text = render_sar(swapping, &rows, &[], OutputFormat::Table);
+        crate::golden::check("sar-missing-values-table.txt", &text);
         assert!(text.contains("22:10:03            -         -\n"), "{text}");
         assert!(text.contains("Average:            -         -\n"), "{text}");
     }
@@ -2213,6 +2229,7 @@ Average:            2       400      1.50      1.40      1.30         1
             &[12.0, 100.5, 200.25, 0.0, 25.0, 0.01, 1.5, f64::INFINITY],
         )];
         let text = render_sar(disk, &rows, &[], OutputFormat::Json);
+        crate::golden::check("sar-disk.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = value[0].as_object().unwrap();
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -2240,6 +2257,7 @@ Average:            2       400      1.50      1.40      1.30         1
         ];
         let rows = [row("a1", "web-1", T0, "-", &values)];
         let text = render_sar(mem, &rows, &[], OutputFormat::Json);
+        crate::golden::check("sar-memory.json", &text);
         assert!(text.contains("\"kbmemfree\": 1000,"), "{text}");
         assert!(text.contains("\"%memused\": 42.5,"), "{text}");
         assert!(text.contains("\"%commit\": 7.0,"), "{text}");
@@ -2267,6 +2285,10 @@ host_id,hostname,time,IFACE,rxpck/s,txpck/s,rxkB/s,txkB/s,rxcmp/s,txcmp/s,rxmcst
 a1,web-1,2026-11-25T22:10:03.000Z,eth0,1.5,2,0.25,0,0,0,0,0.1
 ";
         assert_eq!(render_sar(net, &rows, &[], OutputFormat::Csv), want);
+        crate::golden::check(
+            "sar-net-dev.csv",
+            &render_sar(net, &rows, &[], OutputFormat::Csv),
+        );
         assert_eq!(
             render_sar(net, &[], &[], OutputFormat::Csv),
             want.lines().next().unwrap().to_owned() + "\n"
@@ -2384,6 +2406,7 @@ a1,web-1,2026-11-25T22:10:03.000Z,eth0,1.5,2,0.25,0,0,0,0,0.1
     #[test]
     fn top_oom_json_has_exactly_the_contract_keys() {
         let text = render_top_oom(&top_rows(), OutputFormat::Json);
+        crate::golden::check("top-oom.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = value.as_array().unwrap();
         assert_eq!(rows.len(), 3);
@@ -2425,6 +2448,10 @@ db-1     42   postgres         300      0   2.0G   postgres -D /var/lib/pg
 web-1     9   sleep              2   -998   512K   -
 ";
         assert_eq!(render_top_oom(&top_rows(), OutputFormat::Table), want);
+        crate::golden::check(
+            "top-oom-table.txt",
+            &render_top_oom(&top_rows(), OutputFormat::Table),
+        );
         let cmdline = want.lines().nth(1).unwrap().split("   ").last().unwrap();
         assert_eq!(cmdline.chars().count(), CMDLINE_WIDTH);
     }
@@ -2438,6 +2465,10 @@ b2,db-1,prod,2026-11-25T22:10:03.000Z,42,postgres,postgres -D /var/lib/pg,1000,3
 a1,web-1,prod,2026-11-25T22:10:03.000Z,9,sleep,,1000,2,-998,512
 ";
         assert_eq!(render_top_oom(&top_rows(), OutputFormat::Csv), want);
+        crate::golden::check(
+            "top-oom.csv",
+            &render_top_oom(&top_rows(), OutputFormat::Csv),
+        );
     }
 
     /// What `fleet-agent parse-kmsg` prints for the 6.11 global OOM of the corpus
@@ -2523,6 +2554,7 @@ a1,web-1,prod,2026-11-25T22:10:03.000Z,9,sleep,,1000,2,-998,512
     #[test]
     fn oom_json_rows_merge_the_parse_kmsg_object() {
         let text = render_oom_kills(&kills(), OutputFormat::Json);
+        crate::golden::check("oom.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = value.as_array().unwrap();
         assert_eq!(rows.len(), 3);
@@ -2645,6 +2677,10 @@ TIME                   HOST    VICTIM                   MEMCG                   
 2026-11-25T21:10:03Z   web-1   unknown (vmstat count)   -                                    -   -                  1-19abc2d0000-2
 ";
         assert_eq!(render_oom_kills(&kills(), OutputFormat::Table), want);
+        crate::golden::check(
+            "oom-table.txt",
+            &render_oom_kills(&kills(), OutputFormat::Table),
+        );
         assert_eq!(
             render_oom_kills(&[], OutputFormat::Table),
             "TIME   HOST   VICTIM   MEMCG   ANON_RSS   TRIGGER   ID\n"
@@ -2670,6 +2706,7 @@ TIME                   HOST    VICTIM                   MEMCG                   
     #[test]
     fn oom_csv_has_a_stable_header() {
         let text = render_oom_kills(&kills(), OutputFormat::Csv);
+        crate::golden::check("oom.csv", &text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         // Every known key but tasks and raw, then the keys only some rows have, sorted.
@@ -2816,6 +2853,7 @@ TIME                   HOST    VICTIM                   MEMCG                   
     #[test]
     fn oom_show_json_is_the_kill_in_full_and_its_evidence() {
         let text = render_oom_detail_json(&detail_611());
+        crate::golden::check("oom-show.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let want = [
             "kill",
@@ -2933,6 +2971,7 @@ PID   COMM           OOM_SCORE     ADJ    RSS   CMDLINE
 ";
         let got = render_oom_detail_table(&detail_611());
         assert_eq!(got, want, "\n{got}");
+        crate::golden::check("oom-show-table.txt", &got);
     }
 
     #[test]
@@ -2967,6 +3006,7 @@ Top-oom ranking before the kill: none stored
 ";
         let got = render_oom_detail_table(&detail);
         assert_eq!(got, want, "\n{got}");
+        crate::golden::check("oom-show-vmstat-table.txt", &got);
     }
 
     #[test]
@@ -2986,6 +3026,7 @@ Top-oom ranking before the kill: none stored
             kill: Some(kill),
             ..OomKillDetail::default()
         });
+        crate::golden::check("oom-show-flagged-table.txt", &text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[3],
@@ -3024,6 +3065,7 @@ Top-oom ranking before the kill: none stored
  900     -          -        -         -          -               -   cut
 ";
         assert_eq!(task_table(&tasks), want);
+        crate::golden::check("oom-show-tasks-3.10-table.txt", &task_table(&tasks));
         // Without an rss column (only its parts), the parts' sum orders the rows.
         let tasks: Vec<serde_json::Value> = serde_json::from_str(
             r#"[{"pid":1,"rss_anon":10,"rss_file":5,"name":"a"},{"pid":2,"rss_anon":12,"rss_file":0,"extra":"x","name":"b"}]"#,
@@ -3035,6 +3077,7 @@ pid   rss_anon   rss_file   extra   name
   2         12          0       x   b
 ";
         assert_eq!(task_table(&tasks), want);
+        crate::golden::check("oom-show-tasks-split-rss-table.txt", &task_table(&tasks));
     }
 
     #[test]
@@ -3166,6 +3209,7 @@ pid   rss_anon   rss_file   extra   name
     #[test]
     fn ntp_json_has_one_row_per_host_and_source() {
         let text = render_ntp(&ntp_hosts(), OutputFormat::Json);
+        crate::golden::check("ntp.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = value.as_array().unwrap();
         // h1 (dev), db1, web1 x4, web2, web3.
@@ -3252,12 +3296,14 @@ cluster dev: 1 host, offset spread n/a (needs two hosts with a synced source); n
 cluster prod: 4 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms); no synced source: db1
 ";
         assert_eq!(got, want, "\n{got}");
+        crate::golden::check("ntp-table.txt", &got);
         assert_eq!(render_ntp(&[], OutputFormat::Table), "");
     }
 
     #[test]
     fn ntp_csv_has_the_json_keys() {
         let text = render_ntp(&ntp_hosts(), OutputFormat::Csv);
+        crate::golden::check("ntp.csv", &text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], NTP_KEYS.join(","));
         assert_eq!(lines[1], "e5,h1,dev,,,false,,,,,,,,");
@@ -3367,6 +3413,7 @@ cluster prod: 4 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms);
     #[test]
     fn alerts_json_has_the_contract_keys() {
         let text = render_alerts(&alerts(), OutputFormat::Json);
+        crate::golden::check("alerts.json", &text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = value.as_array().unwrap();
         assert_eq!(rows.len(), 4);
@@ -3415,12 +3462,15 @@ resolved   old-skew          prod      web1, web3   2026-11-25T21:10:03Z   old-s
 ";
         let got = render_alerts(&alerts(), OutputFormat::Table);
         assert_eq!(got, want, "\n{got}");
+        crate::golden::check("alerts-table.txt", &got);
         assert_eq!(render_alerts(&[], OutputFormat::Table), "");
     }
 
     #[test]
     fn alerts_csv() {
         let text = render_alerts(&alerts()[1..2], OutputFormat::Csv);
+        crate::golden::check("alerts-firing.csv", &text);
+        crate::golden::check("alerts.csv", &render_alerts(&alerts(), OutputFormat::Csv));
         assert_eq!(
             text,
             "rule,kind,state,cluster,hosts,summary,since,active_since,value,labels\n\
@@ -3476,6 +3526,10 @@ rules.toml: 2 rules OK
             render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Table),
             want
         );
+        crate::golden::check(
+            "rules-check-table.txt",
+            &render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Table),
+        );
         assert_eq!(
             render_rules_ok("r.toml", &rule_lines()[..1], OutputFormat::Table)
                 .lines()
@@ -3483,6 +3537,7 @@ rules.toml: 2 rules OK
             Some("r.toml: 1 rule OK")
         );
         let text = render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Json);
+        crate::golden::check("rules-check.json", &text);
         assert_eq!(
             keys_in_text_order(&text, &["file", "ok", "rules"]),
             ["file", "ok", "rules"]
@@ -3499,15 +3554,17 @@ rules.toml: 2 rules OK
                 ]
             })
         );
+        crate::golden::check(
+            "rules-check.csv",
+            &render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Csv),
+        );
         assert_eq!(
             render_rules_ok("rules.toml", &rule_lines(), OutputFormat::Csv),
             "name,kind,cluster,for\nprod-clock-skew,clock_skew,prod,5s\nsilent,host_silent,,1m 30s\n"
         );
-        let value: serde_json::Value = serde_json::from_str(&render_rules_error_json(
-            "bad.toml",
-            "rule \"x\": threshold_ms: missing",
-        ))
-        .unwrap();
+        let error = render_rules_error_json("bad.toml", "rule \"x\": threshold_ms: missing");
+        crate::golden::check("rules-check-error.json", &error);
+        let value: serde_json::Value = serde_json::from_str(&error).unwrap();
         assert_eq!(
             value,
             serde_json::json!({"file": "bad.toml", "ok": false, "error": "rule \"x\": threshold_ms: missing"})

@@ -1022,7 +1022,16 @@ mod tests {
              HOST    KIND                  REASON\n\
              web-1   largest_memory_user   sshd (pid 812) uses the most memory on web-1\n"
         );
+        crate::golden::check(
+            "policy-apply-dry-run-table.txt",
+            &render_policy_change(&change, OutputFormat::Table, true),
+        );
         let csv = render_policy_change(&change, OutputFormat::Csv, true);
+        crate::golden::check("policy-apply-dry-run.csv", &csv);
+        crate::golden::check(
+            "policy-apply-dry-run.json",
+            &render_policy_change(&change, OutputFormat::Json, true),
+        );
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], PLAN_KEYS.join(","));
         assert_eq!(lines[1], "no_process_list,d1,db-1,prod,false,,,,,,,");
@@ -1050,8 +1059,13 @@ mod tests {
             refusals: Vec::new(),
             unchanged: false,
         };
-        let value: serde_json::Value =
-            serde_json::from_str(&render_policy_change(&change, OutputFormat::Json, true)).unwrap();
+        let text = render_policy_change(&change, OutputFormat::Json, true);
+        crate::golden::check("policy-apply.json", &text);
+        crate::golden::check(
+            "policy-apply-table.txt",
+            &render_policy_change(&change, OutputFormat::Table, true),
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut keys: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -1121,6 +1135,10 @@ mod tests {
         };
         assert_eq!(ChangeOutcome::of(&refused), Some(ChangeOutcome::Refused));
         assert_eq!(change_headline(&refused), None);
+        crate::golden::check(
+            "policy-apply-refused-table.txt",
+            &render_policy_change(&refused, OutputFormat::Table, true),
+        );
         assert_eq!(
             render_policy_change(&refused, OutputFormat::Table, true),
             "refused by the safety checks:\n\
@@ -1143,8 +1161,17 @@ mod tests {
              old                  4               -   cluster=prod   exe=/usr/sbin/sshd   alice@ops-1   2026-11-24T22:10:03Z\n\
              protect-sshd         3           -1000   cluster=prod   exe=/usr/sbin/sshd   alice@ops-1   2026-11-25T22:10:03Z\n"
         );
+        crate::golden::check(
+            "policy-list-table.txt",
+            &render_policy_list(&list, OutputFormat::Table),
+        );
+        crate::golden::check(
+            "policy-list.json",
+            &render_policy_list(&list, OutputFormat::Json),
+        );
         assert_eq!(render_policy_list(&[], OutputFormat::Table), "");
         let csv = render_policy_list(&list, OutputFormat::Csv);
+        crate::golden::check("policy-list.csv", &csv);
         assert_eq!(
             csv.lines().collect::<Vec<_>>(),
             [
@@ -1164,6 +1191,14 @@ mod tests {
              \x20     1   apply      -1000   alice@ops-1   2026-11-25T22:10:03Z   no              -\n\
              \x20     2   apply      -1000   alice@ops-1   2026-11-25T22:10:03Z   no              -\n\
              \x20     3   rollback   -1000   alice@ops-1   2026-11-25T22:10:03Z   yes             1\n"
+        );
+        crate::golden::check(
+            "policy-history-table.txt",
+            &render_policy_history(&history, OutputFormat::Table),
+        );
+        crate::golden::check(
+            "policy-history.csv",
+            &render_policy_history(&history, OutputFormat::Csv),
         );
     }
 
@@ -1243,7 +1278,12 @@ mod tests {
              HOST   VERSION   RESTORED   HANDED_OVER   FAILED\n\
              db-1         2          1             1        0\n"
         );
+        crate::golden::check(
+            "policy-status-table.txt",
+            &render_policy_status("protect-sshd", &report, OutputFormat::Table, T0),
+        );
         let csv = render_policy_status("protect-sshd", &report, OutputFormat::Csv, T0);
+        crate::golden::check("policy-status.csv", &csv);
         assert_eq!(
             csv.lines().collect::<Vec<_>>(),
             [
@@ -1253,13 +1293,9 @@ mod tests {
                 "id-web-3,web-3,prod,true,pending,,,,,,,",
             ]
         );
-        let value: serde_json::Value = serde_json::from_str(&render_policy_status(
-            "protect-sshd",
-            &report,
-            OutputFormat::Json,
-            T0,
-        ))
-        .unwrap();
+        let text = render_policy_status("protect-sshd", &report, OutputFormat::Json, T0);
+        crate::golden::check("policy-status.json", &text);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["policy"]["name"], "protect-sshd");
         assert_eq!(
             value["hosts"][1]["status"]["failed"][0]["reason"],
@@ -1277,6 +1313,10 @@ mod tests {
         assert_eq!(
             render_policy_status("p", &report, OutputFormat::Table, T0),
             "policy p: no version stored\n\nno host is targeted or has reported the policy\n"
+        );
+        crate::golden::check(
+            "policy-status-no-version-table.txt",
+            &render_policy_status("p", &report, OutputFormat::Table, T0),
         );
     }
 }

@@ -170,6 +170,7 @@ mod tests {
     #[test]
     fn table_json_and_csv() {
         let t = render_collector_status(&status(), OutputFormat::Table, 1_795_644_603_000 + 90_000);
+        crate::golden::check("status-table.txt", &t);
         assert!(
             t.contains("started                  2026-11-25T22:10:03Z (1m 30s ago)"),
             "{t}"
@@ -180,14 +181,15 @@ mod tests {
         );
         assert!(t.contains("transport                mutual TLS"), "{t}");
         assert!(t.contains("refused permission       2"), "{t}");
-        let j: serde_json::Value =
-            serde_json::from_str(&render_collector_status(&status(), OutputFormat::Json, 0))
-                .unwrap();
+        let text = render_collector_status(&status(), OutputFormat::Json, 0);
+        crate::golden::check("status.json", &text);
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(j["refused"]["tls_handshakes"], 4);
         assert_eq!(j["refused"]["agent_streams"], 1);
         assert_eq!(j["mutual_tls"], true);
         assert_eq!(j["started"], "2026-11-25T22:10:03Z");
         let c = render_collector_status(&status(), OutputFormat::Csv, 0);
+        crate::golden::check("status.csv", &c);
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("version,started,connected_agents"));

@@ -1,4 +1,5 @@
-//! `fleetctl certs`: the fleet's certificates, made offline (no collector is contacted).
+//! The fleet's CA and certificates, as `fleetctl certs` makes them offline (no collector is
+//! contacted); [`crate::cmd::certs`] is the command, its arguments and what it prints.
 //!
 //! ```text
 //! fleetctl certs init  --dir DIR [--san NAME]... [--days N] [--ca-days N]
@@ -52,13 +53,15 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use clap::ValueEnum;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use serde::Serialize;
+
+use crate::output::show_time;
 
 /// The CA certificate's file name in DIR.
 pub const CA_CERT: &str = "ca.pem";
@@ -269,10 +272,6 @@ fn parse_san(san: &str) -> Result<SanType, CertsError> {
 fn to_time(t: DateTime<Utc>) -> Result<time::OffsetDateTime, CertsError> {
     time::OffsetDateTime::from_unix_timestamp(t.timestamp())
         .map_err(|e| CertsError::InvalidValidity(format!("{t}: {e}")))
-}
-
-fn show_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn subject(cn: &str, ou: &str) -> DistinguishedName {
@@ -565,54 +564,16 @@ pub fn issue(
     ])
 }
 
-/// The text `fleetctl certs` prints: one line per file.
-pub fn render_table(files: &[Written]) -> String {
-    let width = files
-        .iter()
-        .map(|f| f.path.display().to_string().len())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for f in files {
-        let what = match (f.kind, f.role.as_str()) {
-            (FileKind::Certificate, "ca") => format!("CA certificate CN={}, until", f.name),
-            (FileKind::Key, "ca") => "CA key (mode 0600): keep it on this machine only".to_owned(),
-            (FileKind::Certificate, role) => format!("{role} certificate CN={}, until", f.name),
-            (FileKind::Key, _) => "its key (mode 0600)".to_owned(),
-        };
-        let mut line = format!("created {:width$}  {what}", f.path.display());
-        if let Some(t) = &f.not_after {
-            line.push(' ');
-            line.push_str(t);
-        }
-        if !f.sans.is_empty() {
-            line.push_str(", for ");
-            line.push_str(&f.sans.join(", "));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// The JSON `fleetctl certs -o json` prints: an array of [`Written`].
-pub fn render_json(files: &[Written]) -> String {
-    let mut out = serde_json::to_string_pretty(files).unwrap_or_else(|_| "[]".to_owned());
-    out.push('\n');
-    out
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use x509_parser::prelude::{GeneralName, X509Certificate, X509Name};
 
     use super::*;
 
-    fn now() -> DateTime<Utc> {
-        "2026-11-25T22:10:03Z".parse().unwrap()
-    }
+    use crate::cmd::testing::now;
 
-    fn init_dir() -> (tempfile::TempDir, PathBuf) {
+    /// A CA and the collector's certificate, made at `now()` in a fresh directory.
+    pub(crate) fn init_dir() -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pki");
         init(
@@ -866,26 +827,5 @@ mod tests {
         let err = issue(&dir, Role::Viewer, "v", v).unwrap_err();
         assert!(err.to_string().contains("is not the key of"), "{err}");
         assert!(!dir.join("v.pem").exists() && !dir.join("v-key.pem").exists());
-    }
-
-    #[test]
-    fn table_lines_name_each_file() {
-        let (_tmp, dir) = init_dir();
-        let written = issue(&dir, Role::Agent, "h1", Validity::days(now(), 1).unwrap()).unwrap();
-        let text = render_table(&written);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(
-            lines[0].ends_with("agent certificate CN=h1, until 2026-11-26T22:10:03Z"),
-            "{text}"
-        );
-        assert!(
-            lines[1].ends_with("h1-key.pem  its key (mode 0600)"),
-            "{text}"
-        );
-        let json: serde_json::Value = serde_json::from_str(&render_json(&written)).unwrap();
-        assert_eq!(json[0]["kind"], "certificate");
-        assert_eq!(json[0]["role"], "agent");
-        assert_eq!(json[1]["kind"], "key");
     }
 }

@@ -1,19 +1,24 @@
-//! The connection to the collector's `Query` and `Policies` services (`client/policy.rs`), and
-//! the one place where transport errors and gRPC statuses become fleetctl's messages.
+//! The connection to the collector (TLS via rustls, timeouts, the answer size limit) and the one
+//! place where transport errors and gRPC statuses become fleetctl's messages ([`CallError`]).
+//!
+//! Commands call the generated clients themselves, through [`Collector::query`] and
+//! [`Collector::policies`], so a new RPC needs no wrapper here:
+//!
+//! ```text
+//! let hosts = collector
+//!     .query("ListHosts", async |c| c.list_hosts(request).await)
+//!     .await?
+//!     .hosts;
+//! ```
 
-mod policy;
-
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use fleet_proto::v1::policies_client::PoliciesClient;
 use fleet_proto::v1::query_client::QueryClient;
-use fleet_proto::v1::{
-    Alert, AlertQuery, HostInfo, ListHostsRequest, NtpHostStatus, NtpQuery, OomKill, OomKillDetail,
-    OomKillRequest, OomQuery, SarQuery, SarRow, TopOomQuery, TopOomRow,
-};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Status};
+use tonic::{Code, Response, Status};
 
 use crate::config::{Settings, TlsFiles};
 
@@ -24,11 +29,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer fleetctl decodes: the collector's encoding limit for its answers.
 const MAX_RESPONSE_BYTES: usize = fleet_proto::limits::MAX_QUERY_RESPONSE_BYTES;
 
-/// A connection to the collector: its `Query` and `Policies` clients.
+/// A connection to the collector: its `Query` and `Policies` clients, on one channel.
 #[derive(Debug, Clone)]
 pub struct Collector {
-    client: QueryClient<Channel>,
-    /// The `Policies` service, on the same connection.
+    query: QueryClient<Channel>,
     policies: PoliciesClient<Channel>,
     url: String,
 }
@@ -63,143 +67,104 @@ impl Collector {
                 CONNECT_TIMEOUT.as_secs()
             ),
         };
-        let client =
-            QueryClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let query = QueryClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
         let policies = PoliciesClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         Ok(Collector {
-            client,
+            query,
             policies,
             url,
         })
     }
 
-    /// `Query.ListHosts`; `cluster` empty for every cluster.
+    /// Makes one call of the `Query` service: `call` gets the client, `rpc` names the call in
+    /// errors. Returns the answer's message.
     ///
     /// # Errors
     ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn list_hosts(&self, cluster: &str) -> Result<Vec<HostInfo>> {
-        let request = ListHostsRequest {
-            cluster: cluster.to_owned(),
+    /// The collector's status, as [`CallError`] words it.
+    pub async fn query<T>(
+        &self,
+        rpc: &'static str,
+        call: impl AsyncFnOnce(&mut QueryClient<Channel>) -> Result<Response<T>, Status>,
+    ) -> Result<T, CallError> {
+        let mut client = self.query.clone();
+        let answer = call(&mut client).await;
+        self.answer(rpc, answer)
+    }
+
+    /// Makes one call of the `Policies` service, as [`Collector::query`] does for `Query`.
+    ///
+    /// # Errors
+    ///
+    /// The collector's status, as [`CallError`] words it.
+    pub async fn policies<T>(
+        &self,
+        rpc: &'static str,
+        call: impl AsyncFnOnce(&mut PoliciesClient<Channel>) -> Result<Response<T>, Status>,
+    ) -> Result<T, CallError> {
+        let mut client = self.policies.clone();
+        let answer = call(&mut client).await;
+        self.answer(rpc, answer)
+    }
+
+    fn answer<T>(
+        &self,
+        rpc: &'static str,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<T, CallError> {
+        answer
+            .map(Response::into_inner)
+            .map_err(|status| CallError {
+                rpc,
+                url: self.url.clone(),
+                status,
+            })
+    }
+}
+
+/// A failed call as the operator reads it: an unreachable collector names its URL, a call that
+/// timed out says so, any other status gives the call, its code and the collector's message.
+#[derive(Debug)]
+pub struct CallError {
+    rpc: &'static str,
+    url: String,
+    status: Status,
+}
+
+impl CallError {
+    /// This error, except that `NotFound` reads `message()`: for a call that names the thing it
+    /// asks for (`no policy named NAME`), which the command can say better than the status.
+    pub fn not_found_as(self, message: impl FnOnce() -> String) -> anyhow::Error {
+        if self.status.code() == Code::NotFound {
+            anyhow!(message())
+        } else {
+            self.into()
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (rpc, url, status) = (self.rpc, &self.url, &self.status);
+        let message = match status.message() {
+            "" => status.code().description(),
+            message => message,
         };
-        match self.client.clone().list_hosts(request).await {
-            Ok(response) => Ok(response.into_inner().hosts),
-            Err(status) => Err(self.status_error("ListHosts", status)),
+        match status.code() {
+            Code::Unavailable => write!(f, "cannot reach collector at {url}: {message}"),
+            // tonic's own deadline (REQUEST_TIMEOUT) reports itself this way.
+            Code::Cancelled if message == "Timeout expired" => write!(
+                f,
+                "{rpc}: collector at {url} did not answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+            code => write!(f, "{rpc} failed ({code:?}): {message}"),
         }
-    }
-
-    /// `Query.QuerySar`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn query_sar(&self, query: SarQuery) -> Result<Vec<SarRow>> {
-        match self.client.clone().query_sar(query).await {
-            Ok(response) => Ok(response.into_inner().rows),
-            Err(status) => Err(self.status_error("QuerySar", status)),
-        }
-    }
-
-    /// `Query.TopOom`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn top_oom(&self, query: TopOomQuery) -> Result<Vec<TopOomRow>> {
-        match self.client.clone().top_oom(query).await {
-            Ok(response) => Ok(response.into_inner().rows),
-            Err(status) => Err(self.status_error("TopOom", status)),
-        }
-    }
-
-    /// `Query.ListOomKills`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn list_oom_kills(&self, query: OomQuery) -> Result<Vec<OomKill>> {
-        match self.client.clone().list_oom_kills(query).await {
-            Ok(response) => Ok(response.into_inner().kills),
-            Err(status) => Err(self.status_error("ListOomKills", status)),
-        }
-    }
-
-    /// `Query.GetOomKill`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it (`NotFound` for an
-    /// unknown id).
-    pub async fn get_oom_kill(&self, request: OomKillRequest) -> Result<OomKillDetail> {
-        match self.client.clone().get_oom_kill(request).await {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => Err(self.status_error("GetOomKill", status)),
-        }
-    }
-
-    /// `Query.ListNtp`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn list_ntp(&self, query: NtpQuery) -> Result<Vec<NtpHostStatus>> {
-        match self.client.clone().list_ntp(query).await {
-            Ok(response) => Ok(response.into_inner().hosts),
-            Err(status) => Err(self.status_error("ListNtp", status)),
-        }
-    }
-
-    /// `Query.GetCollectorStatus`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn collector_status(&self) -> Result<fleet_proto::v1::CollectorStatus> {
-        match self
-            .client
-            .clone()
-            .get_collector_status(fleet_proto::v1::CollectorStatusRequest {})
-            .await
-        {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => Err(self.status_error("GetCollectorStatus", status)),
-        }
-    }
-
-    /// `Query.ListAlerts`.
-    ///
-    /// # Errors
-    ///
-    /// The collector's status, as [`Collector::status_error`] words it.
-    pub async fn list_alerts(&self, query: AlertQuery) -> Result<Vec<Alert>> {
-        match self.client.clone().list_alerts(query).await {
-            Ok(response) => Ok(response.into_inner().alerts),
-            Err(status) => Err(self.status_error("ListAlerts", status)),
-        }
-    }
-
-    /// A failed call as the operator reads it: an unreachable collector names its URL, any other
-    /// status gives its code and the collector's message.
-    fn status_error(&self, rpc: &str, status: Status) -> anyhow::Error {
-        status_message(&self.url, rpc, &status)
     }
 }
 
-fn status_message(url: &str, rpc: &str, status: &Status) -> anyhow::Error {
-    let message = match status.message() {
-        "" => status.code().description(),
-        message => message,
-    };
-    match status.code() {
-        Code::Unavailable => anyhow!("cannot reach collector at {url}: {message}"),
-        // tonic's own deadline (REQUEST_TIMEOUT) reports itself this way.
-        Code::Cancelled if message == "Timeout expired" => anyhow!(
-            "{rpc}: collector at {url} did not answer within {}s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
-        code => anyhow!("{rpc} failed ({code:?}): {message}"),
-    }
-}
+/// No `source`: the message already says what the status says, once.
+impl std::error::Error for CallError {}
 
 const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----";
 
@@ -227,23 +192,50 @@ fn tls_config(tls: &TlsFiles) -> Result<ClientTlsConfig> {
 mod tests {
     use super::*;
 
+    fn call_error(rpc: &'static str, status: Status) -> CallError {
+        CallError {
+            rpc,
+            url: "https://collector:7443".into(),
+            status,
+        }
+    }
+
     #[test]
     fn statuses_read_well() {
-        let url = "https://collector:7443";
-        let err = status_message(url, "QuerySar", &Status::not_found("no host matches web-9"));
+        let err = call_error("QuerySar", Status::not_found("no host matches web-9"));
         assert_eq!(
             err.to_string(),
             "QuerySar failed (NotFound): no host matches web-9"
         );
-        let err = status_message(url, "ListHosts", &Status::unavailable("connection reset"));
+        let err = call_error("ListHosts", Status::unavailable("connection reset"));
         assert_eq!(
             err.to_string(),
             "cannot reach collector at https://collector:7443: connection reset"
         );
-        let err = status_message(url, "ListHosts", &Status::new(Code::Internal, ""));
+        let err = call_error("ListHosts", Status::new(Code::Internal, ""));
         assert_eq!(
             err.to_string(),
             "ListHosts failed (Internal): Internal error"
+        );
+        let err = call_error("ListHosts", Status::cancelled("Timeout expired"));
+        assert_eq!(
+            err.to_string(),
+            "ListHosts: collector at https://collector:7443 did not answer within 60s"
+        );
+    }
+
+    #[test]
+    fn not_found_can_say_what_is_missing() {
+        let named = || "no policy named p".to_owned();
+        let err = call_error(
+            "GetPolicyStatus",
+            Status::not_found("policy \"p\" not found"),
+        );
+        assert_eq!(err.not_found_as(named).to_string(), "no policy named p");
+        let err = call_error("GetPolicyStatus", Status::permission_denied("viewer"));
+        assert_eq!(
+            err.not_found_as(named).to_string(),
+            "GetPolicyStatus failed (PermissionDenied): viewer"
         );
     }
 
@@ -257,7 +249,7 @@ mod tests {
             .port();
         let settings = Settings {
             collector: format!("http://127.0.0.1:{port}"),
-            output: crate::render::OutputFormat::Table,
+            output: crate::output::OutputFormat::Table,
             tls: None,
         };
         let err = Collector::connect(&settings).await.unwrap_err();
@@ -277,7 +269,7 @@ mod tests {
         std::fs::write(&ca, "not a certificate\n").unwrap();
         let settings = Settings {
             collector: "https://127.0.0.1:1".into(),
-            output: crate::render::OutputFormat::Table,
+            output: crate::output::OutputFormat::Table,
             tls: Some(TlsFiles {
                 ca: ca.clone(),
                 identity: None,
@@ -294,7 +286,7 @@ mod tests {
     async fn unreadable_tls_file_names_the_setting() {
         let settings = Settings {
             collector: "https://127.0.0.1:1".into(),
-            output: crate::render::OutputFormat::Table,
+            output: crate::output::OutputFormat::Table,
             tls: Some(TlsFiles {
                 ca: "/nonexistent/fleet-ca.pem".into(),
                 identity: None,

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tonic::transport::Uri;
 
 use crate::cli::GlobalArgs;
-use crate::render::OutputFormat;
+use crate::output::OutputFormat;
 
 /// The collector fleetctl talks to when nothing else says.
 pub const DEFAULT_COLLECTOR: &str = "https://localhost:7443";

@@ -3,12 +3,19 @@
 //! Either a duration back from now, in humantime's syntax (`30s`, `10m`, `2h`, `1d`, `1h30m`;
 //! note `M` is months), the word `now`, or an RFC 3339 time with any offset
 //! (`2026-11-25T22:10:03Z`, `2026-11-25T23:10:03+01:00`). Parsing ([`TimeArg::from_str`]) knows
-//! nothing of the clock; [`TimeArg::resolve`] takes `now` from the caller, so both are pure.
+//! nothing of the clock; [`TimeArg::resolve`] and [`range`] take `now` from the caller, so all
+//! are pure.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::output::{show_time, show_until};
+
+/// The help text on `--since`/`--until` values (the `after_help` of the commands that take them).
+pub const HELP: &str = "TIME is a duration back from now (30s, 10m, 2h, 1d, 1h30m), `now`, or an \
+                        RFC 3339 time (2026-11-25T22:10:03Z). Times are shown in UTC.";
 
 /// A parsed `--since`/`--until` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,32 @@ impl TimeArg {
 /// [`TimeArgError`] if `s` is neither a duration nor an RFC 3339 time.
 pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, TimeArgError> {
     s.parse::<TimeArg>().map(|t| t.resolve(now))
+}
+
+/// A `--since` that is not before the end of the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--since {} is not before --until {}", show_time(*since), show_until(*until))]
+pub struct EmptyRange {
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+}
+
+/// `--since` and `--until` resolved against `now`; `until` stays `None` for "now".
+///
+/// # Errors
+///
+/// [`EmptyRange`] when `since` is not before the end of the range.
+pub fn range(
+    since: TimeArg,
+    until: Option<TimeArg>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), EmptyRange> {
+    let since = since.resolve(now);
+    let until = until.map(|t| t.resolve(now));
+    if since >= until.unwrap_or(now) {
+        return Err(EmptyRange { since, until });
+    }
+    Ok((since, until))
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! path from `execute`/the binary through tonic to rendering. The real collector's own tests live
 //! in the workspace's tests/ crate.
 
+mod common;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
+use common::cli;
 use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
     Activity, Alert, AlertList, AlertQuery, ClockStatus, HostIdentity, HostInfo, KernelClock,
@@ -15,7 +17,7 @@ use fleet_proto::v1::{
     OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery,
     SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
 };
-use fleetctl::{execute, Cli};
+use fleetctl::execute;
 use tonic::{Request, Response, Status};
 
 /// 2026-11-25T22:10:03Z
@@ -216,6 +218,13 @@ fn alerts() -> Vec<Alert> {
     ]
 }
 
+/// Notes a request in `seen` and returns its message.
+fn record<T: Clone>(seen: &Mutex<Vec<T>>, request: Request<T>) -> T {
+    let message = request.into_inner();
+    seen.lock().unwrap().push(message.clone());
+    message
+}
+
 struct FakeSvc(Arc<Fake>);
 
 #[tonic::async_trait]
@@ -224,19 +233,14 @@ impl Query for FakeSvc {
         &self,
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
-        self.0
-            .list_requests
-            .lock()
-            .unwrap()
-            .push(request.into_inner());
+        record(&self.0.list_requests, request);
         Ok(Response::new(ListHostsResponse {
             hosts: vec![host("a1", "web-1")],
         }))
     }
 
     async fn query_sar(&self, request: Request<SarQuery>) -> Result<Response<SarResult>, Status> {
-        let query = request.into_inner();
-        self.0.queries.lock().unwrap().push(query.clone());
+        let query = record(&self.0.queries, request);
         if query.hosts.iter().any(|h| h == "missing") {
             return Err(Status::not_found("no host matches missing"));
         }
@@ -260,8 +264,7 @@ impl Query for FakeSvc {
         &self,
         request: Request<TopOomQuery>,
     ) -> Result<Response<TopOomResult>, Status> {
-        let query = request.into_inner();
-        self.0.top_oom_queries.lock().unwrap().push(query.clone());
+        let query = record(&self.0.top_oom_queries, request);
         if query.hosts.iter().any(|h| h == "missing") {
             return Err(Status::not_found("no host matches missing"));
         }
@@ -285,8 +288,7 @@ impl Query for FakeSvc {
         &self,
         request: Request<OomQuery>,
     ) -> Result<Response<OomKills>, Status> {
-        let query = request.into_inner();
-        self.0.oom_queries.lock().unwrap().push(query.clone());
+        let query = record(&self.0.oom_queries, request);
         let mut kills = kills();
         kills.truncate(query.limit as usize);
         Ok(Response::new(OomKills { kills }))
@@ -296,8 +298,7 @@ impl Query for FakeSvc {
         &self,
         request: Request<OomKillRequest>,
     ) -> Result<Response<OomKillDetail>, Status> {
-        let request = request.into_inner();
-        self.0.kill_requests.lock().unwrap().push(request.clone());
+        let request = record(&self.0.kill_requests, request);
         if request.id != KILL_ID {
             // The real collector's words (collector/src/server.rs `get_oom_kill`).
             return Err(Status::not_found(format!(
@@ -341,8 +342,7 @@ impl Query for FakeSvc {
         &self,
         request: Request<NtpQuery>,
     ) -> Result<Response<NtpStatusList>, Status> {
-        let query = request.into_inner();
-        self.0.ntp_queries.lock().unwrap().push(query.clone());
+        let query = record(&self.0.ntp_queries, request);
         let hosts = ntp_hosts()
             .into_iter()
             .filter(|h| query.cluster.is_empty() || h.cluster == query.cluster)
@@ -381,8 +381,7 @@ impl Query for FakeSvc {
         &self,
         request: Request<AlertQuery>,
     ) -> Result<Response<AlertList>, Status> {
-        let query = request.into_inner();
-        self.0.alert_queries.lock().unwrap().push(query.clone());
+        let query = record(&self.0.alert_queries, request);
         let alerts = alerts()
             .into_iter()
             .filter(|a| query.cluster.is_empty() || a.cluster == query.cluster)
@@ -393,24 +392,10 @@ impl Query for FakeSvc {
 }
 
 async fn start() -> (SocketAddr, Arc<Fake>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let fake = Arc::new(Fake::default());
     let service = QueryServer::new(FakeSvc(fake.clone()));
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
+    let addr = common::serve(tonic::transport::Server::builder().add_service(service)).await;
     (addr, fake)
-}
-
-fn cli(addr: SocketAddr, args: &[&str]) -> Cli {
-    let url = format!("http://{addr}");
-    let all = ["fleetctl", "--insecure", "--collector", url.as_str()];
-    Cli::try_parse_from(all.iter().chain(args)).unwrap()
 }
 
 #[tokio::test]

@@ -2,19 +2,21 @@
 //! (plaintext): the requests fleetctl sends (with the `fleet-actor` metadata of a change) and how
 //! it prints canned answers. The real collector's side lives in collector/ and tests/.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
+use common::cli;
 use fleet_proto::v1::policies_server::{Policies, PoliciesServer};
 use fleet_proto::v1::{
     ApplyPolicyRequest, HostPlan, HostPolicyStatus, ListPoliciesRequest, PlannedChange,
     PolicyChange, PolicyFailure, PolicyHistoryList, PolicyHostStatus, PolicyList, PolicyName,
     PolicyProcess, PolicyRefusal, PolicyRemoval, PolicyStatusReport, PolicyVersion,
 };
-use fleetctl::{execute, Cli};
+use fleetctl::execute;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -304,24 +306,10 @@ impl Policies for FakeSvc {
 }
 
 async fn start() -> (SocketAddr, Arc<Fake>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let fake = Arc::new(Fake::default());
     let service = PoliciesServer::new(FakeSvc(fake.clone()));
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
+    let addr = common::serve(tonic::transport::Server::builder().add_service(service)).await;
     (addr, fake)
-}
-
-fn cli(addr: SocketAddr, args: &[&str]) -> Cli {
-    let url = format!("http://{addr}");
-    let all = ["fleetctl", "--insecure", "--collector", url.as_str()];
-    Cli::try_parse_from(all.iter().chain(args)).unwrap()
 }
 
 fn policy_file(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -1,4 +1,4 @@
-//! `fleetctl status`: the collector itself.
+//! `fleetctl status`: the collector itself (`Query.GetCollectorStatus`).
 //!
 //! ```text
 //! version                  0.1.0
@@ -16,10 +16,35 @@
 //! `mutual_tls`, `refused` (`tls_handshakes`, `unauthenticated`, `permission_denied`,
 //! `agent_streams`), `policies`. CSV: one header line and one row with the same keys flattened.
 
-use fleet_proto::v1::CollectorStatus;
+use anyhow::Result;
+use chrono::Utc;
+use clap::Args;
+use fleet_proto::v1::{CollectorStatus, CollectorStatusRequest};
 use serde::Serialize;
 
-use super::{csv_line, json, rfc3339, OutputFormat};
+use super::{Context, Run};
+use crate::output::{csv_line, json, rfc3339, OutputFormat};
+use crate::Output;
+
+/// `fleetctl status`: no arguments of its own.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {}
+
+impl Run for StatusArgs {
+    async fn run(self, ctx: &Context) -> Result<Output> {
+        let collector = ctx.connect().await?;
+        let status = collector
+            .query("GetCollectorStatus", async |c| {
+                c.get_collector_status(CollectorStatusRequest {}).await
+            })
+            .await?;
+        Ok(Output::print(render(
+            &status,
+            ctx.format,
+            Utc::now().timestamp_millis(),
+        )))
+    }
+}
 
 #[derive(Serialize)]
 struct Refused {
@@ -59,7 +84,7 @@ pub const STATUS_CSV_KEYS: [&str; 12] = [
 ];
 
 /// Renders the collector's status; `now_ms` for the table's "ago".
-pub fn render_collector_status(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String {
+pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String {
     let v = StatusView {
         version: s.version.clone(),
         started: rfc3339(s.started_ms),
@@ -149,11 +174,13 @@ pub fn render_collector_status(s: &CollectorStatus, format: OutputFormat, now_ms
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::testing::T0;
+    use crate::golden;
 
     fn status() -> CollectorStatus {
         CollectorStatus {
             version: "0.1.0".into(),
-            started_ms: 1_795_644_603_000,
+            started_ms: T0,
             connected_agents: 212,
             max_agents: 50_000,
             known_hosts: 230,
@@ -169,7 +196,8 @@ mod tests {
 
     #[test]
     fn table_json_and_csv() {
-        let t = render_collector_status(&status(), OutputFormat::Table, 1_795_644_603_000 + 90_000);
+        let t = render(&status(), OutputFormat::Table, T0 + 90_000);
+        golden::check("status-table.txt", &t);
         assert!(
             t.contains("started                  2026-11-25T22:10:03Z (1m 30s ago)"),
             "{t}"
@@ -180,14 +208,15 @@ mod tests {
         );
         assert!(t.contains("transport                mutual TLS"), "{t}");
         assert!(t.contains("refused permission       2"), "{t}");
-        let j: serde_json::Value =
-            serde_json::from_str(&render_collector_status(&status(), OutputFormat::Json, 0))
-                .unwrap();
+        let text = render(&status(), OutputFormat::Json, 0);
+        golden::check("status.json", &text);
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(j["refused"]["tls_handshakes"], 4);
         assert_eq!(j["refused"]["agent_streams"], 1);
         assert_eq!(j["mutual_tls"], true);
         assert_eq!(j["started"], "2026-11-25T22:10:03Z");
-        let c = render_collector_status(&status(), OutputFormat::Csv, 0);
+        let c = render(&status(), OutputFormat::Csv, 0);
+        golden::check("status.csv", &c);
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("version,started,connected_agents"));

@@ -3,19 +3,24 @@
 //! and decoded here, and every decoder checks what it reads and returns
 //! [`StorageError::Corrupt`] (naming the record) instead of panicking.
 //!
-//! | value          | CF         | key      | format                                              |
-//! |----------------|------------|----------|-----------------------------------------------------|
-//! | host record    | `hosts`    | `0x01`   | version 2, below                                    |
-//! | next host num  | `hosts`    | `0x02` · `next_host_num`  | u32 BE                             |
-//! | chunk window   | `hosts`    | `0x02` · `chunk_window_s` | u64 BE, never zero                 |
-//! | blob           | `hosts`    | `0x02` · `blob/` · name   | opaque bytes (`Store::put_blob`)   |
-//! | raw sample     | `raw`      | `0x10`   | prost `fleet.v1.Sample` as received, less its `top_oom` |
-//! | chunk          | `chunks`   | `0x20`   | see [`super::chunk`]                                |
-//! | OOM event      | `events`   | `0x30`   | prost `fleet.v1.OomEvent` as received               |
-//! | event index    | `events`   | `0x31`   | the 29-byte `0x30` key the kill is stored under     |
-//! | top-oom        | `topoom`   | `0x40`   | prost message `repeated fleet.v1.OomProcess processes = 1`, highest `oom_score` first |
-//! | policy version | `policies` | `0x50`   | prost `fleet.v1.PolicyVersion`                      |
-//! | policy status  | `policies` | `0x51`   | prost `fleet.v1.HostPolicyStatus`                   |
+//! | value          | CF         | key                       | format                                |
+//! |----------------|------------|---------------------------|---------------------------------------|
+//! | host record    | `hosts`    | `0x01` · host_id          | version 2, below                      |
+//! | next host num  | `hosts`    | `0x02` · `next_host_num`  | u32 BE                                |
+//! | chunk window   | `hosts`    | `0x02` · `chunk_window_s` | u64 BE, never zero                    |
+//! | blob           | `hosts`    | `0x02` · `blob/` · name   | opaque bytes (`Store::put_blob`)      |
+//! | raw sample     | `raw`      | `0x10` · …                | prost `fleet.v1.Sample`, see below    |
+//! | chunk          | `chunks`   | `0x20` · …                | see [`super::chunk`]                  |
+//! | OOM event      | `events`   | `0x30` · …                | prost `fleet.v1.OomEvent` as received |
+//! | event index    | `events`   | `0x31` · …                | the 29-byte `0x30` key of the kill    |
+//! | top-oom        | `topoom`   | `0x40` · …                | prost ranking, see below              |
+//! | policy version | `policies` | `0x50` · …                | prost `fleet.v1.PolicyVersion`        |
+//! | policy status  | `policies` | `0x51` · …                | prost `fleet.v1.HostPolicyStatus`     |
+//!
+//! A raw sample is stored as received when it carries no top-oom ranking; one that does is
+//! stored as its `time_ms`, `interval_ms` and `records` alone (the ranking goes to `topoom`),
+//! and not at all when it has no records. A top-oom ranking is a prost message with one field,
+//! `repeated fleet.v1.OomProcess processes = 1`, highest `oom_score` first.
 //!
 //! # Host record
 //!

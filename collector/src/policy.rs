@@ -29,7 +29,8 @@
 //! # Storage
 //!
 //! Versions and host statuses live in the `policies` column family (key layout in
-//! [`crate::storage::keys`]), one synced write per change or report; everything is loaded into
+//! [`crate::storage::keys`], values in [`crate::storage::values`]), one synced write per change
+//! or report; everything is loaded into
 //! memory at start. Process lists are kept in memory only: agents send them on connect.
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,12 +41,12 @@ use fleet_proto::v1::{
     ApplyPolicyRequest, HostPlan, HostPolicyStatus, PlannedChange, PolicyChange, PolicyRefusal,
     PolicyReport, PolicySpec, PolicyStatusReport, PolicyVersion, ProcessList,
 };
-use prost::Message;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::storage::keys::{self, PolicyKey};
+use crate::storage::values;
 use crate::storage::{HostRecord, StorageError, Store};
 
 /// Why a policy request was refused.
@@ -150,20 +151,11 @@ impl PolicyBook {
             let key = keys::decode_policy_key(&k)?;
             match key {
                 PolicyKey::Version { name, .. } => {
-                    let rec =
-                        PolicyVersion::decode(v.as_slice()).map_err(|e| StorageError::Corrupt {
-                            what: "policy version",
-                            detail: format!("{name}: {e}"),
-                        })?;
+                    let rec = values::decode_policy_version(&name, &v)?;
                     inner.versions.entry(name).or_default().push(rec);
                 }
                 PolicyKey::Status { name, host_num } => {
-                    let rec = HostPolicyStatus::decode(v.as_slice()).map_err(|e| {
-                        StorageError::Corrupt {
-                            what: "policy status",
-                            detail: format!("{name}, host {host_num}: {e}"),
-                        }
-                    })?;
+                    let rec = values::decode_policy_status(&name, host_num, &v)?;
                     inner.statuses.insert((name, host_num), rec);
                 }
             }
@@ -303,7 +295,8 @@ impl PolicyBook {
     fn store_version(&self, inner: &mut Inner, rec: PolicyVersion) -> Result<(), StorageError> {
         let key = keys::policy_version_key(&rec.name, rec.version)
             .map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
-        self.store.policy_write(&[(key, rec.encode_to_vec())])?;
+        self.store
+            .policy_write(&[(key, values::encode_policy_version(&rec))])?;
         let name = rec.name.clone();
         if rec.action == ACTION_DELETE {
             inner.in_force.remove(&name);
@@ -577,7 +570,7 @@ impl PolicyBook {
                 continue;
             }
             match keys::policy_status_key(&k.0, host.num) {
-                Ok(key) => puts.push((key, rec.encode_to_vec())),
+                Ok(key) => puts.push((key, values::encode_policy_status(&rec))),
                 Err(e) => {
                     warn!(host_id = %host.identity.host_id, error = %e, "policy report ignored");
                     continue;

@@ -3,15 +3,29 @@
 //!
 //! # Layout
 //!
-//! - [`keys`]: the key encoding (pure), with the on-disk key format in its module doc.
-//! - [`chunk`]: the columnar chunk codec (pure), with the value format and the precision rules.
-//! - `engine`: [`Store`], the RocksDB-backed implementation of the API below.
+//! Formats (pure, no I/O), each with its on-disk format in its module doc:
+//! - [`keys`]: the key encoding.
+//! - [`values`]: the value encoding of every record but chunks, with checked decoders.
+//! - [`chunk`]: the columnar chunk codec, with the value format and the precision rules.
+//!
+//! [`Store`], the RocksDB-backed implementation of the API below, one file per record family,
+//! each an `impl Store` block:
+//! - `engine`: the [`Store`] itself (its locks and cache), open, column family tuning, flush and
+//!   compaction.
+//! - `hosts`: the host registry: numbers, identities, connected, each spool's epoch and last
+//!   seq.
+//! - `samples`: the write path of agent batches ([`Store::write`]) and queries over raw samples
+//!   and chunks.
+//! - `oom`: OOM kills with their dedup index, and top-oom rankings.
+//! - `blobs`: named opaque values (the alert book).
+//! - `policies`: OOM policy versions and host statuses, as key/value records.
+//! - [`maintenance`]: sealing closed windows, retention, and the loop that runs them.
 //!
 //! # Column families
 //!
 //! | CF            | holds                                                                  |
 //! |---------------|------------------------------------------------------------------------|
-//! | [`CF_HOSTS`]  | the host registry (one record per host) and store metadata             |
+//! | [`CF_HOSTS`]  | the host registry (one record per host), store metadata and blobs      |
 //! | [`CF_RAW`]    | samples not sealed yet, one prost-encoded `Sample` per key             |
 //! | [`CF_CHUNKS`] | sealed series: one compressed columnar chunk per series per window     |
 //! | [`CF_EVENTS`] | OOM kills, one prost-encoded `OomEvent` per key, and their dedup index |
@@ -27,6 +41,7 @@
 //! `benches/store.rs`: 0.7 bytes per value on disk, against 3.6 for the LZ4-compressed raw
 //! samples) and deletes them from `raw`. [`Store::query`] reads both.
 //! [`Store::enforce_retention`] drops whole expired windows with one range delete per CF.
+//! [`maintenance::run`] seals every `seal_every` and enforces retention at most once an hour.
 //!
 //! The OOM kills and the top-oom ranking of a batch travel in the same write as its samples
 //! (and a batch may carry kills alone). A kill is stored once even when the agent sends it again
@@ -34,9 +49,18 @@
 //! `topoom`; the latest one of each host is also kept in memory for [`Store::top_oom_latest`].
 //! [`Store::oom_kills`], [`Store::oom_kill`] and [`Store::top_oom_before`] read the store.
 
+mod blobs;
 pub mod chunk;
 mod engine;
+#[cfg(test)]
+mod fixtures;
+mod hosts;
 pub mod keys;
+pub mod maintenance;
+mod oom;
+mod policies;
+mod samples;
+pub mod values;
 
 use std::time::Duration;
 
@@ -44,6 +68,7 @@ use fleet_proto::v1::{HostIdentity, KmsgStatus, OomEvent, Sample};
 use thiserror::Error;
 
 pub use engine::Store;
+pub use policies::KeyValue;
 
 /// The host registry and store metadata.
 pub const CF_HOSTS: &str = "hosts";

@@ -1,0 +1,309 @@
+//! Store maintenance: sealing the raw samples of closed windows into chunks
+//! ([`Store::seal`]), dropping expired windows ([`Store::enforce_retention`]), and the periodic
+//! loop that runs both ([`run`]).
+//!
+//! Both rewrite data the write path wrote, under `maintenance_lock` only: sealing reads a
+//! snapshot of closed windows, which `write` only adds to with new keys; retention deletes
+//! whole windows with range deletes, and `retention_floor_s` keeps it from doing any work while
+//! nothing has expired.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_proto::clock::now_ms;
+use rocksdb::{ReadOptions, WriteBatch};
+use tokio::sync::watch;
+
+use super::chunk::{self, Row};
+use super::engine::lock;
+use super::keys::{self, ChunkKey};
+use super::samples::dedup_keep_last;
+use super::values;
+use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_RAW, CF_TOPOOM};
+
+/// How often [`run`] enforces retention at most.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Seals closed windows every `every` (the first time at once) and enforces retention at most
+/// once an hour, each on a blocking thread, until `stop` changes (or its sender is dropped).
+/// A failure is logged and retried at the next tick: raw data stays readable.
+pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = None::<tokio::time::Instant>;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let s = store.clone();
+        match blocking(move || s.seal(now_ms())).await {
+            Ok(stats) => tracing::debug!(?stats, "sealed closed windows"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing failed; raw data stays readable");
+            }
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(tokio::time::Instant::now());
+            let s = store.clone();
+            if let Err(e) = blocking(move || s.enforce_retention(now_ms())).await {
+                tracing::warn!(error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+/// Runs a store call on a blocking thread; its error in words, spelled as the server's logs
+/// spelled it when this loop lived there.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("storage: {e}")),
+        Err(e) => Err(format!("storage task failed: {e}")),
+    }
+}
+
+/// The raw samples of one host in one window, being sealed.
+struct Group {
+    window_s: u64,
+    host_num: u32,
+    raw_keys: Vec<Vec<u8>>,
+    series: BTreeMap<(u8, String), Vec<Row>>,
+}
+
+impl Store {
+    /// Converts the raw samples of closed windows (window end plus one grace window at or before
+    /// `now_ms`) into chunks, one per series per window, merging with an existing chunk when late
+    /// data arrives for a window sealed before. Works one (window, host) at a time, each in one
+    /// atomic write that adds the chunks and deletes the samples, so memory stays bounded by one
+    /// host's window and a crash leaves every sample either raw or sealed, never both or neither.
+    ///
+    /// # Errors
+    /// A corruption error if a raw key, sample or existing chunk does not decode (the groups
+    /// sealed before it stay sealed); [`StorageError::Rocks`] on read or write errors.
+    pub fn seal(&self, now_ms: i64) -> Result<SealStats, StorageError> {
+        let _m = lock(&self.maintenance_lock);
+        let mut stats = SealStats::default();
+        let now_s = now_ms.div_euclid(1000);
+        let Some(cutoff) = u64::try_from(now_s)
+            .ok()
+            .and_then(|s| s.checked_sub(2 * self.window_s))
+        else {
+            return Ok(stats);
+        };
+        // Window w is closed when w + 2 * window <= now, i.e. w <= cutoff.
+        let last_closed = cutoff - cutoff % self.window_s;
+        let raw_cf = self.cf(CF_RAW)?;
+
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(vec![keys::PREFIX_RAW]);
+        ro.set_iterate_upper_bound(keys::raw_window_prefix(last_closed + 1).to_vec());
+        // The iterator reads a snapshot taken now; samples written meanwhile wait for the next
+        // run (they have other keys: a batch seq is never stored twice).
+        let mut it = self.db.raw_iterator_cf_opt(raw_cf, ro);
+        it.seek_to_first();
+        let mut group: Option<Group> = None;
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            let rk = keys::decode_raw_key(key)?;
+            let sample = values::decode_raw_sample(&rk, value)?;
+            if group
+                .as_ref()
+                .is_some_and(|g| (g.window_s, g.host_num) != (rk.window_start_s, rk.host_num))
+            {
+                if let Some(done) = group.take() {
+                    self.seal_group(done, &mut stats)?;
+                }
+            }
+            let g = group.get_or_insert_with(|| Group {
+                window_s: rk.window_start_s,
+                host_num: rk.host_num,
+                raw_keys: Vec::new(),
+                series: BTreeMap::new(),
+            });
+            g.raw_keys.push(key.to_vec());
+            for rec in sample.records {
+                let Ok(act) = u8::try_from(rec.activity) else {
+                    return Err(StorageError::Corrupt {
+                        what: "raw sample",
+                        detail: format!("activity {}", rec.activity),
+                    });
+                };
+                g.series.entry((act, rec.instance)).or_default().push(Row {
+                    time_ms: sample.time_ms,
+                    interval_ms: sample.interval_ms,
+                    values: rec.values,
+                });
+            }
+            it.next();
+        }
+        it.status()?;
+        if let Some(done) = group.take() {
+            self.seal_group(done, &mut stats)?;
+        }
+        if stats.groups > 0 {
+            tracing::debug!(
+                groups = stats.groups,
+                samples = stats.samples,
+                chunks = stats.chunks,
+                merged = stats.merged_chunks,
+                values = stats.values,
+                bytes = stats.chunk_bytes,
+                "sealed"
+            );
+        }
+        Ok(stats)
+    }
+
+    fn seal_group(&self, g: Group, stats: &mut SealStats) -> Result<(), StorageError> {
+        let chunks_cf = self.cf(CF_CHUNKS)?;
+        let raw_cf = self.cf(CF_RAW)?;
+
+        // Existing chunks of this host and window (late data): one prefix scan; only the series
+        // that receive new rows are decoded.
+        let mut existing: HashMap<(u8, String), Vec<Row>> = HashMap::new();
+        let prefix = keys::chunk_host_prefix(g.window_s, g.host_num);
+        let mut it = self.db.raw_iterator_cf(chunks_cf);
+        it.seek(prefix);
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let ck = keys::decode_chunk_key(key)?;
+            let id = (ck.activity, ck.instance);
+            if g.series.contains_key(&id) {
+                existing.insert(id, chunk::decode(value)?);
+            }
+            it.next();
+        }
+        it.status()?;
+        drop(it);
+
+        let mut batch = WriteBatch::default();
+        for ((activity, instance), new_rows) in g.series {
+            let rows = match existing.remove(&(activity, instance.clone())) {
+                Some(mut old) => {
+                    stats.merged_chunks += 1;
+                    old.extend(new_rows);
+                    old
+                }
+                None => new_rows,
+            };
+            let rows = normalize_rows(rows);
+            let bytes = chunk::encode(&rows)?;
+            stats.chunks += 1;
+            stats.rows += rows.len() as u64;
+            stats.values += rows.iter().map(|r| r.values.len() as u64).sum::<u64>();
+            stats.chunk_bytes += bytes.len() as u64;
+            let key = keys::chunk_key(&ChunkKey {
+                window_start_s: g.window_s,
+                host_num: g.host_num,
+                activity,
+                instance,
+            });
+            batch.put_cf(chunks_cf, key, bytes);
+        }
+        for k in &g.raw_keys {
+            batch.delete_cf(raw_cf, k);
+        }
+        // Not synced: losing it in a crash leaves the samples raw, to be sealed again.
+        self.db.write(batch)?;
+        stats.groups += 1;
+        stats.samples += g.raw_keys.len() as u64;
+        Ok(())
+    }
+
+    /// Deletes every window that lies entirely before `now_ms - retention`: one range delete per
+    /// column family (keys are time-first) followed by a compaction of just that key range, which
+    /// reclaims the space. A window partly inside retention is kept whole. Samples, chunks, OOM
+    /// kills and rankings expire alike; the kills' deduplication index, which is not time-first,
+    /// is scanned (one small entry per kill) for the entries of expired kills, deleted in the
+    /// same write. Expired rankings also leave the in-memory latest ones. Cheap when there is
+    /// nothing to delete.
+    ///
+    /// # Errors
+    /// [`StorageError::Rocks`] if the scan or the delete fails; a corruption error if an index
+    /// entry does not decode.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<(), StorageError> {
+        let _m = lock(&self.maintenance_lock);
+        let Some(cutoff) = u64::try_from(now_ms.div_euclid(1000))
+            .ok()
+            .and_then(|s| s.checked_sub(self.retention_s))
+        else {
+            return Ok(());
+        };
+        // Windows starting before `end` end at or before the cutoff.
+        let end = cutoff - cutoff % self.window_s;
+        let raw_cf = self.cf(CF_RAW)?;
+        let chunks_cf = self.cf(CF_CHUNKS)?;
+        let events_cf = self.cf(CF_EVENTS)?;
+        let topoom_cf = self.cf(CF_TOPOOM)?;
+        let ranges = [
+            (
+                raw_cf,
+                keys::raw_window_prefix(0),
+                keys::raw_window_prefix(end),
+            ),
+            (
+                chunks_cf,
+                keys::chunk_window_prefix(0),
+                keys::chunk_window_prefix(end),
+            ),
+            (
+                events_cf,
+                keys::event_window_prefix(0),
+                keys::event_window_prefix(end),
+            ),
+            (
+                topoom_cf,
+                keys::topoom_window_prefix(0),
+                keys::topoom_window_prefix(end),
+            ),
+        ];
+        if end <= *lock(&self.retention_floor_s) {
+            return Ok(());
+        }
+        // Not under `write_lock`: an index entry is only ever added (by `write`) or deleted (here,
+        // serialised by `maintenance_lock`), so the entries found stay valid. One added meanwhile
+        // for an expired kill outlives it until the next run, when the kill's window is again
+        // below the cutoff; until then it only keeps an expired kill from being stored again.
+        let stale_index = self.expired_event_index(end)?;
+        {
+            // `write` lowers the floor, never raises it, so `end` is still above it.
+            let mut floor = lock(&self.retention_floor_s);
+            let mut batch = WriteBatch::default();
+            for (cf, from, to) in &ranges {
+                batch.delete_range_cf(*cf, from, to);
+            }
+            for k in &stale_index {
+                batch.delete_cf(events_cf, k);
+            }
+            self.db.write(batch)?;
+            *floor = end;
+        }
+        self.forget_expired_rankings(end);
+        for (cf, from, to) in &ranges {
+            self.db.compact_range_cf(*cf, Some(from), Some(to));
+        }
+        tracing::info!(before_s = end, "retention: dropped expired windows");
+        Ok(())
+    }
+}
+
+/// Sorts rows by time keeping the last of equal timestamps (rows arrive oldest write first) and
+/// pads short rows with NaN to the widest row: a row narrower than its series can only come from
+/// a schema that gained columns, and NaN says "not measured".
+fn normalize_rows(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_key(|r| r.time_ms);
+    dedup_keep_last(&mut rows, |a, b| a.time_ms == b.time_ms);
+    let width = rows.iter().map(|r| r.values.len()).max().unwrap_or(0);
+    for r in &mut rows {
+        r.values.resize(width, f64::NAN);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests;

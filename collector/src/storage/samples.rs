@@ -1,0 +1,306 @@
+//! Samples: the write path of agent batches ([`Store::write`], one group commit for many hosts)
+//! and the queries over unsealed samples (`raw` CF) and sealed chunks (`chunks` CF) alike.
+//!
+//! The write path is the store's one entry for agent data: a batch's samples go to `raw`, and
+//! in the same synced `WriteBatch` its OOM kills and top-oom rankings ([`super::oom`]) and each
+//! host's dedup state ([`super::hosts`]). Sealing raw samples into chunks is in
+//! [`super::maintenance`].
+
+use fleet_proto::v1::{Activity, Sample};
+use rocksdb::{ReadOptions, WriteBatch};
+
+use super::engine::{lock, sync_write};
+use super::keys::{self, RawKey};
+use super::oom::OomWrite;
+use super::{chunk, values};
+use super::{
+    validate_oom_event, validate_sample, IngestItem, StorageError, Store, StoredRow, WriteOutcome,
+    CF_CHUNKS, CF_HOSTS, CF_RAW,
+};
+
+impl Store {
+    /// Stores a group of batches (possibly from many hosts) in one atomic, synced RocksDB write
+    /// (group commit). An item whose `seq` is at or below its host's last stored seq in the same
+    /// epoch is skipped as [`WriteOutcome::Duplicate`]; an item of another epoch starts that
+    /// epoch (a wiped agent spool restarts its numbering). The hosts' epoch, last seq, last-seen
+    /// time, dropped-sample count and kernel log status are updated in the same write, so a crash
+    /// never keeps data without its seq or a seq without its data. Returns one outcome per item,
+    /// in order; when it returns `Ok`, every `Stored` item is durable.
+    ///
+    /// An item stores its samples in `raw` (less their `top_oom`, which goes to `topoom`; a
+    /// sample that carried nothing else is not stored in `raw`), and its OOM events in `events`.
+    /// An event with a `kmsg_seq` that the host already has stored for the same boot (from an
+    /// earlier batch or earlier in this group) is skipped: the agent re-read the kernel log.
+    ///
+    /// # Errors
+    /// Nothing is written when it fails: [`StorageError::UnknownHost`] for an unregistered
+    /// `host_num`, [`StorageError::InvalidSample`] if a sample fails [`validate_sample`] and
+    /// [`StorageError::InvalidEvent`] if an event fails [`validate_oom_event`] (the server should
+    /// validate each batch on receipt), [`StorageError::Rocks`] if a read or the write fails.
+    pub fn write(
+        &self,
+        items: &[IngestItem],
+        now_ms: i64,
+    ) -> Result<Vec<WriteOutcome>, StorageError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        for item in items {
+            for s in &item.samples {
+                validate_sample(s).map_err(|e| {
+                    StorageError::InvalidSample(format!(
+                        "host {} seq {}: {e}",
+                        item.host_num, item.seq
+                    ))
+                })?;
+            }
+            for ev in &item.oom_events {
+                validate_oom_event(ev).map_err(|e| {
+                    StorageError::InvalidEvent(format!(
+                        "host {} seq {}: {e}",
+                        item.host_num, item.seq
+                    ))
+                })?;
+            }
+        }
+        let raw = self.cf(CF_RAW)?;
+        let hosts = self.cf(CF_HOSTS)?;
+
+        let _w = lock(&self.write_lock);
+        // The records this group changes, starting from the cached ones, with the time of each
+        // host's latest ranking.
+        let (mut changed, mut oom) = {
+            let reg = self.read_registry();
+            let changed = reg.records_of(items.iter().map(|i| i.host_num))?;
+            let oom = OomWrite::new(self, &reg, changed.keys().copied())?;
+            (changed, oom)
+        };
+
+        let mut batch = WriteBatch::default();
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut buf = Vec::new();
+        let mut min_window = u64::MAX;
+        for item in items {
+            let rec = changed
+                .get_mut(&item.host_num)
+                .expect("every host was looked up above");
+            if rec.epoch == item.epoch && item.seq <= rec.last_seq {
+                outcomes.push(WriteOutcome::Duplicate);
+                continue;
+            }
+            rec.epoch = item.epoch;
+            rec.last_seq = item.seq;
+            rec.dropped_samples = item.dropped_samples;
+            rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
+            if let Some(k) = item.kmsg {
+                rec.kmsg = k;
+            }
+            for s in &item.samples {
+                // validate_sample checked time_ms >= 0.
+                let time_ms = s.time_ms as u64;
+                let window = keys::window_start_s(time_ms, self.window_s);
+                min_window = min_window.min(window);
+                let sar_only;
+                let sar = if s.top_oom.is_empty() {
+                    s
+                } else {
+                    oom.put_ranking(&mut batch, item.host_num, window, s);
+                    if s.records.is_empty() {
+                        continue;
+                    }
+                    sar_only = Sample {
+                        time_ms: s.time_ms,
+                        interval_ms: s.interval_ms,
+                        records: s.records.clone(),
+                        top_oom: Vec::new(),
+                        clock: None,
+                    };
+                    &sar_only
+                };
+                let key = keys::raw_key(&RawKey {
+                    window_start_s: window,
+                    host_num: item.host_num,
+                    time_ms,
+                    seq: item.seq,
+                });
+                values::encode_raw_sample(sar, &mut buf)?;
+                batch.put_cf(raw, key, &buf);
+            }
+            for (index, ev) in item.oom_events.iter().enumerate() {
+                if let Some(window) = oom.put_kill(&mut batch, item, index, ev)? {
+                    min_window = min_window.min(window);
+                }
+            }
+            outcomes.push(WriteOutcome::Stored);
+        }
+        oom.log_repeated();
+        // Records of hosts whose items were all duplicates are rewritten unchanged: harmless.
+        if outcomes.contains(&WriteOutcome::Stored) {
+            for rec in changed.values() {
+                batch.put_cf(
+                    hosts,
+                    keys::host_key(&rec.identity.host_id),
+                    values::encode_host_record(rec, oom.latest_ms(rec.num)),
+                );
+            }
+            self.db.write_opt(batch, &sync_write())?;
+            let mut reg = self.write_registry();
+            for (num, rec) in changed {
+                reg.by_num.insert(num, rec);
+            }
+            oom.commit(&mut reg);
+        }
+        if min_window != u64::MAX {
+            let mut floor = lock(&self.retention_floor_s);
+            *floor = (*floor).min(min_window);
+        }
+        Ok(outcomes)
+    }
+
+    /// Rows of one activity of one host with `from_ms <= time_ms <= to_ms`, ordered by time then
+    /// instance, from sealed chunks and unsealed samples alike (one consistent snapshot). Values
+    /// are rounded to two decimals whether sealed or not (see [`chunk::quantize`]). When a
+    /// (time, instance) was stored twice, the later write wins.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] for `Activity::Unspecified`; a corruption error if a
+    /// key, sample or chunk in the range does not decode; [`StorageError::Rocks`] on read errors.
+    pub fn query(
+        &self,
+        host_num: u32,
+        activity: Activity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredRow>, StorageError> {
+        let act_i32 = activity as i32;
+        let act = match fleet_proto::schema::schema_of_i32(act_i32) {
+            Some(_) => u8::try_from(act_i32).map_err(|_| {
+                StorageError::InvalidArgument(format!("activity {act_i32} out of range"))
+            })?,
+            None => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "cannot query activity {activity:?}"
+                )))
+            }
+        };
+        let from_ms = from_ms.max(0);
+        if to_ms < from_ms {
+            return Ok(Vec::new());
+        }
+        let (from, to) = (from_ms as u64, to_ms as u64);
+        let w_from = keys::window_start_s(from, self.window_s);
+        let w_to = keys::window_start_s(to, self.window_s);
+        let in_range = |t: i64| t >= from_ms && t <= to_ms;
+
+        let chunks_cf = self.cf(CF_CHUNKS)?;
+        let raw_cf = self.cf(CF_RAW)?;
+        let snapshot = self.db.snapshot();
+        let mut rows: Vec<StoredRow> = Vec::new();
+
+        // Sealed chunks: one seek per window, jumping over windows with no chunks at all.
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::chunk_window_prefix(w_to.saturating_add(1)).to_vec());
+        let mut it = snapshot.raw_iterator_cf_opt(chunks_cf, ro);
+        let mut w = w_from;
+        while w <= w_to {
+            let prefix = keys::chunk_series_prefix(w, host_num, act);
+            it.seek(prefix);
+            let Some(key) = it.key() else { break };
+            let found_w = keys::decode_window(key, keys::PREFIX_CHUNK)?;
+            if found_w > w {
+                w = found_w;
+                continue;
+            }
+            while let (Some(key), Some(value)) = (it.key(), it.value()) {
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let ck = keys::decode_chunk_key(key)?;
+                for r in chunk::decode(value)? {
+                    if in_range(r.time_ms) {
+                        rows.push(StoredRow {
+                            time_ms: r.time_ms,
+                            interval_ms: r.interval_ms,
+                            instance: ck.instance.clone(),
+                            values: r.values,
+                        });
+                    }
+                }
+                it.next();
+            }
+            w = w.saturating_add(self.window_s);
+        }
+        it.status()?;
+        drop(it);
+
+        // Unsealed samples, after the chunks so that they win a tie (as sealing decides).
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::raw_window_prefix(w_to.saturating_add(1)).to_vec());
+        let mut it = snapshot.raw_iterator_cf_opt(raw_cf, ro);
+        let mut w = w_from;
+        while w <= w_to {
+            let prefix = keys::raw_host_prefix(w, host_num);
+            it.seek(prefix);
+            let Some(key) = it.key() else { break };
+            let found_w = keys::decode_window(key, keys::PREFIX_RAW)?;
+            if found_w > w {
+                w = found_w;
+                continue;
+            }
+            while let (Some(key), Some(value)) = (it.key(), it.value()) {
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let rk = keys::decode_raw_key(key)?;
+                if rk.time_ms >= from && rk.time_ms <= to {
+                    let sample = values::decode_raw_sample(&rk, value)?;
+                    for rec in sample.records {
+                        if rec.activity == act_i32 {
+                            rows.push(StoredRow {
+                                time_ms: sample.time_ms,
+                                interval_ms: sample.interval_ms,
+                                instance: rec.instance,
+                                values: rec.values.into_iter().map(chunk::quantize).collect(),
+                            });
+                        }
+                    }
+                }
+                it.next();
+            }
+            w = w.saturating_add(self.window_s);
+        }
+        it.status()?;
+
+        // Stable: of equal (time, instance) rows the last pushed is the latest write.
+        rows.sort_by(|a, b| {
+            a.time_ms
+                .cmp(&b.time_ms)
+                .then_with(|| a.instance.cmp(&b.instance))
+        });
+        dedup_keep_last(&mut rows, |a, b| {
+            a.time_ms == b.time_ms && a.instance == b.instance
+        });
+        Ok(rows)
+    }
+}
+
+/// Like `Vec::dedup_by`, but of each run of equal neighbours keeps the last one.
+pub(super) fn dedup_keep_last<T>(v: &mut Vec<T>, same: impl Fn(&T, &T) -> bool) {
+    if v.len() < 2 {
+        return;
+    }
+    let mut keep = vec![true; v.len()];
+    for i in 0..v.len() - 1 {
+        if same(&v[i], &v[i + 1]) {
+            keep[i] = false;
+        }
+    }
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! Write path and query tests against a real RocksDB in a temporary directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_proto::v1::Activity;
+use prost::Message;
+
+use crate::storage::fixtures::{
+    cpu_rows, identity, item, open, opts, raw_count, sample, HOUR_MS, T0,
+};
+use crate::storage::keys::{self, ChunkKey, RawKey};
+use crate::storage::{
+    chunk, IngestItem, StorageError, Store, StoredRow, WriteOutcome, CF_CHUNKS, CF_HOSTS, CF_RAW,
+};
+
+#[test]
+fn write_then_query_orders_by_time_then_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), T0, true).unwrap().num;
+    let other = store.upsert_host(&identity("b"), T0, true).unwrap().num;
+    // Out of order across batches, and a second host that must not leak into the query.
+    let out = store
+        .write(
+            &[
+                item(h, 7, 1, &[T0 + 20_000, T0 + 30_000]),
+                item(other, 1, 1, &[T0 + 20_000]),
+                item(h, 7, 2, &[T0 + 10_000]),
+            ],
+            T0 + 31_000,
+        )
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Stored; 3]);
+
+    let rows = cpu_rows(&store, h, T0, T0 + HOUR_MS);
+    let order: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r.time_ms - T0, r.instance.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (10_000, "0"),
+            (10_000, "all"),
+            (20_000, "0"),
+            (20_000, "all"),
+            (30_000, "0"),
+            (30_000, "all"),
+        ]
+    );
+    let s = sample(T0 + 10_000);
+    assert_eq!(rows[1].values, s.records[0].values);
+    assert_eq!(rows[1].interval_ms, 10_000);
+
+    // Bounds are inclusive; other activities are separate.
+    assert_eq!(cpu_rows(&store, h, T0 + 20_000, T0 + 20_000).len(), 2);
+    assert_eq!(cpu_rows(&store, h, T0 + 20_001, T0 + 29_999).len(), 0);
+    assert_eq!(cpu_rows(&store, h, T0 + 30_000, T0).len(), 0);
+    let mem = store.query(h, Activity::Memory, 0, i64::MAX).unwrap();
+    assert_eq!(mem.len(), 3);
+    assert_eq!(mem[0].instance, "-");
+    assert!(store
+        .query(h, Activity::Disk, 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.query(h, Activity::Unspecified, 0, 1),
+        Err(StorageError::InvalidArgument(_))
+    ));
+
+    let rec = store.host_by_num(h).unwrap();
+    assert_eq!((rec.epoch, rec.last_seq, rec.dropped_samples), (7, 2, 1));
+    assert_eq!(rec.last_seen_ms, T0 + 31_000);
+}
+#[test]
+fn duplicate_seqs_are_skipped_and_new_epochs_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    assert_eq!(store.last_seq(h, 5), 0);
+    let out = store
+        .write(
+            &[
+                item(h, 5, 1, &[T0 + 10_000]),
+                item(h, 5, 2, &[T0 + 20_000]),
+                // Within one group: a replay of seq 2 is a duplicate of the item before it.
+                item(h, 5, 2, &[T0 + 99_000]),
+            ],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            WriteOutcome::Stored,
+            WriteOutcome::Stored,
+            WriteOutcome::Duplicate
+        ]
+    );
+    assert_eq!(store.last_seq(h, 5), 2);
+    assert_eq!(store.last_seq(h, 6), 0);
+
+    let out = store
+        .write(
+            &[item(h, 5, 1, &[T0 + 40_000]), item(h, 5, 3, &[T0 + 30_000])],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Duplicate, WriteOutcome::Stored]);
+    let times: Vec<i64> = cpu_rows(&store, h, 0, i64::MAX)
+        .iter()
+        .filter(|r| r.instance == "all")
+        .map(|r| r.time_ms - T0)
+        .collect();
+    assert_eq!(times, vec![10_000, 20_000, 30_000]);
+
+    // A wiped spool: new epoch, numbering restarts.
+    let out = store.write(&[item(h, 6, 1, &[T0 + 50_000])], T0).unwrap();
+    assert_eq!(out, vec![WriteOutcome::Stored]);
+    assert_eq!(store.last_seq(h, 6), 1);
+    assert_eq!(store.last_seq(h, 5), 0);
+    assert_eq!(cpu_rows(&store, h, 0, i64::MAX).len(), 8);
+
+    // All-duplicate groups write nothing and change nothing.
+    let before = store.host_by_num(h).unwrap();
+    let out = store
+        .write(&[item(h, 6, 1, &[T0])], T0 + 1_000_000)
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Duplicate]);
+    assert_eq!(store.host_by_num(h).unwrap(), before);
+    assert!(store.write(&[], T0).unwrap().is_empty());
+}
+#[test]
+fn bad_items_fail_the_whole_group_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let err = store
+        .write(&[item(h, 1, 1, &[T0]), item(42, 1, 1, &[T0])], T0)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::UnknownHost(42)), "{err}");
+
+    let mut bad = item(h, 1, 2, &[T0 + 1000]);
+    bad.samples[0].records[0].values.pop();
+    let err = store.write(&[item(h, 1, 1, &[T0]), bad], T0).unwrap_err();
+    assert!(matches!(err, StorageError::InvalidSample(_)), "{err}");
+
+    let mut unknown = item(h, 1, 1, &[T0]);
+    unknown.samples[0].records[0].activity = 99;
+    assert!(store.write(&[unknown], T0).is_err());
+    assert!(store.write(&[item(h, 1, 1, &[-5])], T0).is_err());
+
+    assert_eq!(store.last_seq(h, 1), 0);
+    assert_eq!(raw_count(&store), 0);
+}
+#[test]
+fn concurrent_writers_store_each_seq_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir));
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut stored = Vec::new();
+                for seq in 1..=50u64 {
+                    let t = T0 + seq as i64 * 10_000;
+                    let out = store.write(&[item(h, 1, seq, &[t])], T0).unwrap();
+                    if out[0] == WriteOutcome::Stored {
+                        stored.push(seq);
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    // Each seq is accepted at most once; racing threads may skip ahead of each other.
+    let mut dedup = all.clone();
+    dedup.dedup();
+    assert_eq!(all, dedup);
+    assert_eq!(store.last_seq(h, 1), 50);
+    assert_eq!(raw_count(&store), all.len());
+}
+#[test]
+fn values_are_quantized_the_same_before_and_after_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let mut s = sample(T0);
+    s.records[0].values = vec![1.234_9, f64::NAN, f64::INFINITY, -0.0, 1e300, 33.333];
+    let it = IngestItem {
+        host_num: h,
+        epoch: 1,
+        seq: 1,
+        dropped_samples: 0,
+        samples: vec![s],
+        ..Default::default()
+    };
+    store.write(&[it], T0).unwrap();
+    let bits =
+        |rows: Vec<StoredRow>| -> Vec<u64> { rows[1].values.iter().map(|v| v.to_bits()).collect() };
+    let before = bits(cpu_rows(&store, h, 0, i64::MAX));
+    store.seal(T0 + 3 * HOUR_MS).unwrap();
+    let after = bits(cpu_rows(&store, h, 0, i64::MAX));
+    assert_eq!(before, after);
+    let vals: Vec<f64> = after.iter().map(|b| f64::from_bits(*b)).collect();
+    assert_eq!(vals[0], 1.23);
+    assert!(vals[1].is_nan());
+    assert_eq!(vals[2], f64::INFINITY);
+    assert_eq!(vals[4], 1e300);
+    assert_eq!(vals[5], 33.33);
+}
+#[test]
+fn queries_skip_empty_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    // Three samples years apart: a query over the whole range must not visit every window.
+    let far = [3_600_000, T0, T0 + 200 * 24 * HOUR_MS];
+    for (i, t) in far.iter().enumerate() {
+        store.write(&[item(h, 1, i as u64 + 1, &[*t])], 0).unwrap();
+    }
+    store.seal(far[1] + 3 * HOUR_MS).unwrap();
+    let started = std::time::Instant::now();
+    let rows = cpu_rows(&store, h, 0, i64::MAX);
+    assert_eq!(rows.len(), 6);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+#[test]
+fn corrupt_keys_and_values_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    store.write(&[item(h, 1, 1, &[T0])], T0).unwrap();
+    let raw = store.cf(CF_RAW).unwrap();
+    let chunks = store.cf(CF_CHUNKS).unwrap();
+
+    // A raw value that is not a Sample.
+    let key = keys::raw_key(&RawKey {
+        window_start_s: (T0 / 1000) as u64,
+        host_num: h,
+        time_ms: T0 as u64 + 5,
+        seq: 2,
+    });
+    store.db.put_cf(raw, key, [0xff, 0xff, 0xff]).unwrap();
+    assert!(matches!(
+        store.query(h, Activity::Cpu, 0, i64::MAX),
+        Err(StorageError::Corrupt { .. })
+    ));
+    assert!(store.seal(T0 + 3 * HOUR_MS).is_err());
+    // A valid Sample under a key whose time disagrees.
+    store
+        .db
+        .put_cf(raw, key, sample(T0).encode_to_vec())
+        .unwrap();
+    assert!(matches!(
+        store.query(h, Activity::Cpu, 0, i64::MAX),
+        Err(StorageError::Corrupt { .. })
+    ));
+    store.db.delete_cf(raw, key).unwrap();
+
+    // A raw key of the wrong length.
+    let mut short = keys::raw_host_prefix((T0 / 1000) as u64, h).to_vec();
+    short.push(1);
+    store.db.put_cf(raw, &short, b"x").unwrap();
+    assert!(matches!(
+        store.query(h, Activity::Cpu, 0, i64::MAX),
+        Err(StorageError::Key(_))
+    ));
+    assert!(matches!(
+        store.seal(T0 + 3 * HOUR_MS),
+        Err(StorageError::Key(_))
+    ));
+    store.db.delete_cf(raw, &short).unwrap();
+
+    // Seal, then damage the chunk.
+    store.seal(T0 + 3 * HOUR_MS).unwrap();
+    let ck = keys::chunk_key(&ChunkKey {
+        window_start_s: (T0 / 1000) as u64,
+        host_num: h,
+        activity: Activity::Cpu as u8,
+        instance: "all".into(),
+    });
+    let good = store.db.get_cf(chunks, &ck).unwrap().expect("chunk exists");
+    store
+        .db
+        .put_cf(chunks, &ck, &good[..good.len() / 2])
+        .unwrap();
+    assert!(matches!(
+        store.query(h, Activity::Cpu, 0, i64::MAX),
+        Err(StorageError::Chunk(_))
+    ));
+    let mut v2 = good.clone();
+    v2[0] = 99;
+    store.db.put_cf(chunks, &ck, &v2).unwrap();
+    assert!(matches!(
+        store.query(h, Activity::Cpu, 0, i64::MAX),
+        Err(StorageError::Chunk(chunk::ChunkError::UnknownVersion(99)))
+    ));
+    // Late data for that series now cannot merge: an error, and the raw sample stays.
+    store.write(&[item(h, 1, 2, &[T0 + 10_000])], T0).unwrap();
+    assert!(store.seal(T0 + 3 * HOUR_MS).is_err());
+    assert_eq!(raw_count(&store), 1);
+    store.db.put_cf(chunks, &ck, &good).unwrap();
+    assert_eq!(store.seal(T0 + 3 * HOUR_MS).unwrap().merged_chunks, 3);
+
+    // A damaged host record makes open fail cleanly.
+    let hosts = store.cf(CF_HOSTS).unwrap();
+    store
+        .db
+        .put_cf(hosts, keys::host_key("a"), [1, 2, 3])
+        .unwrap();
+    drop(store);
+    assert!(matches!(
+        Store::open(dir.path(), opts()),
+        Err(StorageError::Corrupt { .. })
+    ));
+}

@@ -4,9 +4,9 @@
 //! - [`server`]: the gRPC services and [`server::run`] (listener, shutdown future, drain order):
 //!   `server/ingest.rs` (the agents' streams: session, stream caps, identity and batch checks,
 //!   clock probes), `server/writer.rs` (the group-commit writer thread), `server/query.rs`
-//!   (fleetctl's reads), `server/policies.rs` (the `Policies` service), and the periodic seal
-//!   and retention.
-//! - [`storage`]: the RocksDB store: key encoding, columnar chunks, the host registry.
+//!   (fleetctl's reads), `server/policies.rs` (the `Policies` service).
+//! - [`storage`]: the RocksDB store: key and value codecs, columnar chunks, one file per record
+//!   family (hosts, samples, OOM, blobs, policies), sealing and retention.
 //! - [`rules`]: alerting: the live host state the sessions feed ([`rules::Live`]), the
 //!   evaluation loop (every second, rules reloaded on SIGHUP), the rules engine (alert state kept
 //!   across restarts) and its notifiers (Alertmanager, JSON webhook, log); rule parsing and

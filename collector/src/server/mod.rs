@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use crate::auth::{Auth, Refusals};
 use crate::rules::evaluate::{evaluate_rules, rules_engine};
@@ -86,31 +86,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
         .map_err(storage_status)
-}
-
-/// Periodic sealing of closed windows and retention.
-async fn maintenance(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_retention = None::<tokio::time::Instant>;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let s = store.clone();
-        match blocking(move || s.seal(now_ms())).await {
-            Ok(stats) => debug!(?stats, "sealed closed windows"),
-            Err(e) => warn!(error = %e.message(), "sealing failed; raw data stays readable"),
-        }
-        if last_retention.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
-            last_retention = Some(tokio::time::Instant::now());
-            let s = store.clone();
-            if let Err(e) = blocking(move || s.enforce_retention(now_ms())).await {
-                warn!(error = %e.message(), "retention failed");
-            }
-        }
-    }
 }
 
 /// What `run` needs besides the listener.
@@ -187,7 +162,11 @@ pub async fn run(
         sessions: Arc::default(),
         stop: stop_rx.clone(),
     };
-    let maint = tokio::spawn(maintenance(store.clone(), opts.seal_every, stop_rx.clone()));
+    let maint = tokio::spawn(crate::storage::maintenance::run(
+        store.clone(),
+        opts.seal_every,
+        stop_rx.clone(),
+    ));
 
     let reloader = acceptor
         .clone()

@@ -14,7 +14,6 @@
 pub mod config;
 pub mod identity;
 pub mod link;
-pub mod oomwatch;
 pub mod policy;
 pub mod sources;
 pub mod spool;
@@ -121,7 +120,7 @@ pub async fn run(
         .then(|| sources::topoom::TopOomScanner::new(&settings.proc_root, settings.top_oom_limit));
     let kmsg = match &settings.kmsg_path {
         Some(path) => {
-            match oomwatch::KmsgWatcher::open(path, &settings.proc_root, &settings.state_dir) {
+            match sources::kmsg::KmsgWatcher::open(path, &settings.proc_root, &settings.state_dir) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     // Samples still flow; the operator sees why OOM kills are not reported.

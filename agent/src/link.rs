@@ -35,8 +35,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Settings;
 use crate::now_ms;
-use crate::oomwatch::KmsgWatcher;
 use crate::policy::PolicyRunner;
+use crate::sources::kmsg::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
 use crate::sources::topoom::TopOomScanner;

@@ -9,19 +9,31 @@
 //! role = "web"
 //! ```
 //!
-//! [`FileConfig::parse`] is pure (text in, typed config or an error naming the field out);
-//! [`Settings::resolve`] merges file and flags and validates the result.
+//! Every setting is declared once, in [`Options`]: its flag (clap) and its config key (serde)
+//! come from the same field. A few exist on one side only: `machine_id_path`, `ntp_period` and
+//! `etc_root` are config keys without a flag, `--no-kmsg` is the flag for `kmsg_path = ""`.
+//! [`Options::parse`] reads a file's text (pure: text in, typed options or an error naming the
+//! field out); [`Options::over`] lays the flags over the file, the one place where they merge;
+//! [`Settings::validate`] checks the result into the [`Settings`] the agent runs with, each
+//! error naming its field. [`load`] is the three in a row, as `main` runs them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
-/// Errors in configuration. Each names the offending field.
-#[derive(Debug, Error, PartialEq, Eq)]
+/// Errors in configuration. Each names the offending file or field.
+#[derive(Debug, Error)]
 pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     File { path: String, message: String },
     #[error("{field}: {message}")]
@@ -38,74 +50,177 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Every key the agent's TOML file may hold. Unknown keys are rejected.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+/// Every setting, as the flags and the config file give it (all optional: either side may
+/// supply it). Unknown config keys are rejected. The doc comments are the flags' `--help`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct Options {
+    /// Collector URL: https://HOST:PORT (or http:// with --insecure).
+    #[arg(long)]
     pub collector: Option<String>,
+    /// Directory for the spool and other state that must survive restarts.
+    #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Host id (default: /etc/machine-id).
+    #[arg(long)]
     pub host_id: Option<String>,
+    /// Hostname to report (default: the kernel's).
+    #[arg(long)]
     pub hostname: Option<String>,
+    /// Cluster this host belongs to (default: "default").
+    #[arg(long)]
     pub cluster: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// A duration such as "10s" or "1m".
+    /// A label KEY=VALUE; repeatable.
+    // In the file, a `[labels]` table.
+    #[arg(long = "label", value_name = "K=V")]
+    #[serde(default, deserialize_with = "label_table")]
+    pub labels: Vec<Label>,
+    /// Sampling interval, 1s to 1h (default 10s).
+    // A duration such as "10s" or "1m".
+    #[arg(long)]
     pub interval: Option<String>,
+    /// Root of the proc filesystem (for tests and containers).
+    #[arg(long)]
     pub proc_root: Option<PathBuf>,
+    /// Root of the sys filesystem.
+    #[arg(long)]
     pub sys_root: Option<PathBuf>,
+    // Config file only: where the host id is read from (default /etc/machine-id).
+    #[arg(skip)]
     pub machine_id_path: Option<PathBuf>,
-    pub insecure: Option<bool>,
+    /// Allow a plaintext http:// collector (local demos and tests only).
+    // On if the flag or the file turns it on.
+    #[arg(long)]
+    #[serde(default)]
+    pub insecure: bool,
+    /// CA certificate (PEM) that signed the collector's certificate.
+    #[arg(long)]
     pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long)]
     pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// Upper bound of the on-disk spool, in MiB.
+    /// Upper bound of the on-disk spool in MiB (default 64); oldest samples go first when full.
+    #[arg(long)]
     pub spool_max_mib: Option<u64>,
-    /// The kernel log to watch for OOM kills; "" turns it off.
+    /// Kernel log to watch for OOM kills (default /dev/kmsg).
+    // "" in the file turns it off.
+    #[arg(long, conflicts_with = "no_kmsg")]
     pub kmsg_path: Option<PathBuf>,
-    /// How many processes top-oom reports; 0 turns it off.
+    /// Do not read the kernel log (no OOM events); `kmsg_path = ""` in the config file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_kmsg: bool,
+    /// How many processes top-oom reports each interval (default 10; 0 turns it off).
+    #[arg(long)]
     pub top_oom_limit: Option<usize>,
-    /// NTP servers to measure, "HOST:PORT"; empty: those of chrony, ntpd or timesyncd.
+    /// An NTP server HOST:PORT to measure; repeatable (default: chrony's, ntpd's or timesyncd's).
+    // In the file, `ntp_servers = [...]`; flags, when given, replace the file's list.
+    #[arg(long = "ntp-server", value_name = "HOST:PORT")]
     #[serde(default)]
     pub ntp_servers: Vec<String>,
-    /// How often the NTP servers are queried, e.g. "16s".
+    // Config file only: how often the NTP servers are queried, e.g. "16s".
+    #[arg(skip)]
     pub ntp_period: Option<String>,
-    /// Where chrony/ntpd/timesyncd configuration is looked for (default "/etc").
+    // Config file only: where chrony/ntpd/timesyncd configuration is looked for (default "/etc").
+    #[arg(skip)]
     pub etc_root: Option<PathBuf>,
 }
 
-impl FileConfig {
+/// The config file's view of [`Options`] (the same type: the file and the flags share it).
+pub type FileConfig = Options;
+
+/// One label: an entry of the file's `[labels]` table, or a `--label K=V` flag as typed (split
+/// when the settings are validated, so a malformed one is reported by field like any value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    Pair(String, String),
+    Flag(String),
+}
+
+impl FromStr for Label {
+    type Err = Infallible;
+
+    fn from_str(text: &str) -> Result<Label, Infallible> {
+        Ok(Label::Flag(text.to_string()))
+    }
+}
+
+fn label_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {
+    let table = BTreeMap::<String, String>::deserialize(d)?;
+    Ok(table.into_iter().map(|(k, v)| Label::Pair(k, v)).collect())
+}
+
+impl Options {
     /// Parses the TOML text of a config file. `origin` names the file in errors.
     ///
     /// # Errors
     /// [`ConfigError::File`] naming the file, the line and the bad or unknown key.
-    pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Options, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::File {
             path: origin.to_string(),
             message: e.to_string().trim_end().replace('\n', " "),
         })
     }
+
+    /// These options (the flags) laid over `file`: each setting given here wins; `insecure` is
+    /// on if either turns it on; labels merge, a flag's winning over the file's for the same
+    /// key; `--no-kmsg` becomes `kmsg_path = ""`.
+    pub fn over(self, file: Options) -> Options {
+        let mut labels = file.labels;
+        labels.extend(self.labels);
+        Options {
+            collector: self.collector.or(file.collector),
+            state_dir: self.state_dir.or(file.state_dir),
+            host_id: self.host_id.or(file.host_id),
+            hostname: self.hostname.or(file.hostname),
+            cluster: self.cluster.or(file.cluster),
+            labels,
+            interval: self.interval.or(file.interval),
+            proc_root: self.proc_root.or(file.proc_root),
+            sys_root: self.sys_root.or(file.sys_root),
+            machine_id_path: self.machine_id_path.or(file.machine_id_path),
+            insecure: self.insecure || file.insecure,
+            tls_ca: self.tls_ca.or(file.tls_ca),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            spool_max_mib: self.spool_max_mib.or(file.spool_max_mib),
+            kmsg_path: if self.no_kmsg {
+                Some(PathBuf::new())
+            } else {
+                self.kmsg_path.or(file.kmsg_path)
+            },
+            no_kmsg: false,
+            top_oom_limit: self.top_oom_limit.or(file.top_oom_limit),
+            ntp_servers: if self.ntp_servers.is_empty() {
+                file.ntp_servers
+            } else {
+                self.ntp_servers
+            },
+            ntp_period: self.ntp_period.or(file.ntp_period),
+            etc_root: self.etc_root.or(file.etc_root),
+        }
+    }
 }
 
-/// The flags, as given (all optional so that the file can supply them).
-#[derive(Debug, Default, Clone)]
-pub struct Flags {
-    pub collector: Option<String>,
-    pub state_dir: Option<PathBuf>,
-    pub host_id: Option<String>,
-    pub hostname: Option<String>,
-    pub cluster: Option<String>,
-    pub labels: Vec<String>,
-    pub interval: Option<String>,
-    pub proc_root: Option<PathBuf>,
-    pub sys_root: Option<PathBuf>,
-    pub insecure: bool,
-    pub tls_ca: Option<PathBuf>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub spool_max_mib: Option<u64>,
-    pub kmsg_path: Option<PathBuf>,
-    pub top_oom_limit: Option<usize>,
-    pub ntp_servers: Vec<String>,
+/// Reads the config file (if any), lays `flags` over it and validates the result.
+///
+/// # Errors
+/// [`ConfigError`] naming the file or the field at fault.
+pub fn load(flags: Options, config: Option<&Path>) -> Result<Settings, ConfigError> {
+    let file = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Options::parse(&text, &path.display().to_string())?
+        }
+        None => Options::default(),
+    };
+    Settings::validate(flags.over(file))
 }
 
 /// TLS material for the connection to the collector.
@@ -182,23 +297,27 @@ pub fn check_host_id(id: &str) -> Result<(), String> {
 }
 
 impl Settings {
-    /// Merges the file (if any) and the flags (which win) and validates everything.
+    /// Merges the file and the flags (which win, see [`Options::over`]) and validates the result.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field.
-    pub fn resolve(file: FileConfig, flags: Flags) -> Result<Settings, ConfigError> {
-        let collector = flags.collector.or(file.collector).ok_or_else(|| {
+    pub fn resolve(file: Options, flags: Options) -> Result<Settings, ConfigError> {
+        Settings::validate(flags.over(file))
+    }
+
+    /// Validates merged options, filling in the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field.
+    pub fn validate(o: Options) -> Result<Settings, ConfigError> {
+        let collector = o.collector.ok_or_else(|| {
             invalid(
                 "collector",
                 "required (--collector URL or `collector` in the config file)",
             )
         })?;
-        let insecure = flags.insecure || file.insecure.unwrap_or(false);
-        let tls_ca = flags.tls_ca.or(file.tls_ca);
-        let tls_cert = flags.tls_cert.or(file.tls_cert);
-        let tls_key = flags.tls_key.or(file.tls_key);
         let tls = if let Some(rest) = collector.strip_prefix("http://") {
-            if !insecure {
+            if !o.insecure {
                 return Err(invalid(
                     "collector",
                     format!("plaintext http://{rest} needs --insecure; use https:// with --tls-ca otherwise"),
@@ -206,19 +325,19 @@ impl Settings {
             }
             None
         } else if collector.starts_with("https://") {
-            let ca = tls_ca.ok_or_else(|| {
+            let ca = o.tls_ca.ok_or_else(|| {
                 invalid(
                     "tls_ca",
                     "an https:// collector needs --tls-ca FILE (the fleet's CA certificate)",
                 )
             })?;
-            if tls_cert.is_some() != tls_key.is_some() {
+            if o.tls_cert.is_some() != o.tls_key.is_some() {
                 return Err(invalid("tls_key", "--tls-cert and --tls-key go together"));
             }
             Some(TlsFiles {
                 ca,
-                cert: tls_cert,
-                key: tls_key,
+                cert: o.tls_cert,
+                key: o.tls_key,
             })
         } else {
             return Err(invalid(
@@ -227,34 +346,35 @@ impl Settings {
             ));
         };
 
-        let state_dir = flags
+        let state_dir = o
             .state_dir
-            .or(file.state_dir)
             .ok_or_else(|| invalid("state_dir", "required (--state-dir DIR)"))?;
 
-        let host_id = flags.host_id.or(file.host_id);
-        if let Some(id) = &host_id {
+        if let Some(id) = &o.host_id {
             check_host_id(id).map_err(|m| invalid("host_id", m))?;
         }
-        let cluster = flags
-            .cluster
-            .or(file.cluster)
-            .unwrap_or_else(|| "default".to_string());
+        let cluster = o.cluster.unwrap_or_else(|| "default".to_string());
         if cluster.is_empty() || cluster.len() > 128 {
             return Err(invalid("cluster", "must be 1 to 128 characters"));
         }
-        let mut labels = file.labels;
-        for kv in &flags.labels {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| invalid("label", format!("{kv:?} is not KEY=VALUE")))?;
-            if k.is_empty() {
-                return Err(invalid("label", format!("{kv:?} has an empty key")));
-            }
-            labels.insert(k.to_string(), v.to_string());
+        let mut labels = BTreeMap::new();
+        for label in o.labels {
+            let (k, v) = match label {
+                Label::Pair(k, v) => (k, v),
+                Label::Flag(kv) => {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| invalid("label", format!("{kv:?} is not KEY=VALUE")))?;
+                    if k.is_empty() {
+                        return Err(invalid("label", format!("{kv:?} has an empty key")));
+                    }
+                    (k.to_string(), v.to_string())
+                }
+            };
+            labels.insert(k, v);
         }
 
-        let interval = match flags.interval.or(file.interval) {
+        let interval = match o.interval {
             Some(text) => parse_duration(&text).map_err(|m| invalid("interval", m))?,
             None => DEFAULT_INTERVAL,
         };
@@ -264,39 +384,28 @@ impl Settings {
                 format!("{} is outside 1s..1h", humantime::format_duration(interval)),
             ));
         }
-        let spool_mib = flags
-            .spool_max_mib
-            .or(file.spool_max_mib)
-            .unwrap_or(DEFAULT_SPOOL_MIB);
+        let spool_mib = o.spool_max_mib.unwrap_or(DEFAULT_SPOOL_MIB);
         if spool_mib == 0 {
             return Err(invalid("spool_max_mib", "must be at least 1"));
         }
 
-        let top_oom_limit = flags
-            .top_oom_limit
-            .or(file.top_oom_limit)
-            .unwrap_or(DEFAULT_TOP_OOM);
+        let top_oom_limit = o.top_oom_limit.unwrap_or(DEFAULT_TOP_OOM);
         if top_oom_limit > MAX_TOP_OOM {
             return Err(invalid(
                 "top_oom_limit",
                 format!("{top_oom_limit} is more than {MAX_TOP_OOM}"),
             ));
         }
-        let kmsg_path = match flags.kmsg_path.or(file.kmsg_path) {
+        let kmsg_path = match o.kmsg_path {
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) => Some(p),
             None => Some(PathBuf::from("/dev/kmsg")),
         };
 
-        let ntp_servers = if flags.ntp_servers.is_empty() {
-            file.ntp_servers
-        } else {
-            flags.ntp_servers
-        };
-        for server in &ntp_servers {
+        for server in &o.ntp_servers {
             check_host_port(server).map_err(|m| invalid("ntp_servers", m))?;
         }
-        let ntp_period = match &file.ntp_period {
+        let ntp_period = match &o.ntp_period {
             Some(t) => parse_duration(t).map_err(|m| invalid("ntp_period", m))?,
             None => Duration::from_secs(16),
         };
@@ -307,29 +416,23 @@ impl Settings {
         Ok(Settings {
             collector,
             state_dir,
-            host_id,
-            hostname: flags.hostname.or(file.hostname),
+            host_id: o.host_id,
+            hostname: o.hostname,
             cluster,
             labels,
             interval,
-            proc_root: flags
-                .proc_root
-                .or(file.proc_root)
-                .unwrap_or_else(|| "/proc".into()),
-            sys_root: flags
-                .sys_root
-                .or(file.sys_root)
-                .unwrap_or_else(|| "/sys".into()),
-            machine_id_path: file
+            proc_root: o.proc_root.unwrap_or_else(|| "/proc".into()),
+            sys_root: o.sys_root.unwrap_or_else(|| "/sys".into()),
+            machine_id_path: o
                 .machine_id_path
                 .unwrap_or_else(|| "/etc/machine-id".into()),
             tls,
             spool_max_bytes: spool_mib * 1024 * 1024,
             kmsg_path,
             top_oom_limit,
-            ntp_servers,
+            ntp_servers: o.ntp_servers,
             ntp_period,
-            etc_root: file.etc_root.unwrap_or_else(|| "/etc".into()),
+            etc_root: o.etc_root.unwrap_or_else(|| "/etc".into()),
         })
     }
 
@@ -361,18 +464,18 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn flags() -> Flags {
-        Flags {
+    fn flags() -> Options {
+        Options {
             collector: Some("http://127.0.0.1:1".into()),
             state_dir: Some("/tmp/x".into()),
             insecure: true,
-            ..Flags::default()
+            ..Options::default()
         }
     }
 
     #[test]
     fn unknown_key_is_named() {
-        let err = FileConfig::parse("colector = \"x\"\n", "agent.toml").unwrap_err();
+        let err = Options::parse("colector = \"x\"\n", "agent.toml").unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("agent.toml") && msg.contains("colector"),
@@ -382,9 +485,9 @@ mod tests {
 
     #[test]
     fn bad_value_is_named() {
-        let err = FileConfig::parse("interval = 10\n", "a.toml").unwrap_err();
+        let err = Options::parse("interval = 10\n", "a.toml").unwrap_err();
         assert!(err.to_string().contains("interval"), "{err}");
-        let file = FileConfig::parse("interval = \"ten seconds\"\n", "a.toml").unwrap();
+        let file = Options::parse("interval = \"ten seconds\"\n", "a.toml").unwrap();
         let err = Settings::resolve(file, flags()).unwrap_err();
         assert!(
             matches!(
@@ -397,8 +500,8 @@ mod tests {
             "{err}"
         );
         let err = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 interval: Some("500ms".into()),
                 ..flags()
             },
@@ -409,16 +512,16 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_and_labels_merge() {
-        let file = FileConfig::parse(
+        let file = Options::parse(
             "cluster = \"staging\"\ninterval = \"5s\"\n[labels]\nrole = \"db\"\nzone = \"a\"\n",
             "a.toml",
         )
         .unwrap();
         let s = Settings::resolve(
             file,
-            Flags {
+            Options {
                 cluster: Some("prod".into()),
-                labels: vec!["role=web".into()],
+                labels: vec![Label::Flag("role=web".into())],
                 ..flags()
             },
         )
@@ -433,8 +536,8 @@ mod tests {
     #[test]
     fn plaintext_needs_insecure_and_https_needs_a_ca() {
         let err = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 insecure: false,
                 ..flags()
             },
@@ -442,8 +545,8 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("--insecure"), "{err}");
         let err = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 collector: Some("https://c:7443".into()),
                 ..flags()
             },
@@ -461,8 +564,8 @@ mod tests {
     #[test]
     fn host_id_and_labels_are_checked() {
         let err = Settings::resolve(
-            FileConfig::default(),
-            Flags {
+            Options::default(),
+            Options {
                 host_id: Some("a b".into()),
                 ..flags()
             },
@@ -476,13 +579,51 @@ mod tests {
             }
         ));
         let err = Settings::resolve(
-            FileConfig::default(),
-            Flags {
-                labels: vec!["novalue".into()],
+            Options::default(),
+            Options {
+                labels: vec![Label::Flag("novalue".into())],
                 ..flags()
             },
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "label", .. }));
+    }
+
+    #[test]
+    fn flags_over_file_in_one_place() {
+        let file = Options::parse(
+            "insecure = true\nkmsg_path = \"/k\"\nntp_servers = [\"a:123\"]\n\
+             [labels]\n\"a=b\" = \"c\"\n",
+            "a.toml",
+        )
+        .unwrap();
+        let s = Settings::resolve(
+            file.clone(),
+            Options {
+                insecure: false,
+                ..flags()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.tls, None, "insecure from the file");
+        assert_eq!(s.kmsg_path, Some("/k".into()));
+        assert_eq!(s.ntp_servers, ["a:123"]);
+        assert_eq!(s.labels["a=b"], "c", "a file key may hold '='");
+        let s = Settings::resolve(
+            file,
+            Options {
+                no_kmsg: true,
+                ntp_servers: vec!["b:123".into()],
+                labels: vec![Label::Flag("a=b=d".into())],
+                ..flags()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.kmsg_path, None, "--no-kmsg");
+        assert_eq!(s.ntp_servers, ["b:123"], "flags replace the file's list");
+        assert_eq!(
+            (s.labels["a"].as_str(), s.labels["a=b"].as_str()),
+            ("b=d", "c")
+        );
     }
 }

@@ -5,66 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use fleet_agent::config::{FileConfig, Flags, Settings};
+use fleet_agent::config::{self, Options};
 
 /// Fleet's per-host agent: samples sar activities and streams them to the collector.
 #[derive(Debug, Parser)]
 #[command(name = "fleet-agent", version)]
 struct Cli {
-    /// Collector URL: https://HOST:PORT (or http:// with --insecure).
-    #[arg(long)]
-    collector: Option<String>,
-    /// Directory for the spool and other state that must survive restarts.
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
-    /// Host id (default: /etc/machine-id).
-    #[arg(long)]
-    host_id: Option<String>,
-    /// Hostname to report (default: the kernel's).
-    #[arg(long)]
-    hostname: Option<String>,
-    /// Cluster this host belongs to (default: "default").
-    #[arg(long)]
-    cluster: Option<String>,
-    /// A label KEY=VALUE; repeatable.
-    #[arg(long = "label", value_name = "K=V")]
-    labels: Vec<String>,
-    /// Sampling interval, 1s to 1h (default 10s).
-    #[arg(long)]
-    interval: Option<String>,
-    /// Root of the proc filesystem (for tests and containers).
-    #[arg(long)]
-    proc_root: Option<PathBuf>,
-    /// Root of the sys filesystem.
-    #[arg(long)]
-    sys_root: Option<PathBuf>,
-    /// Allow a plaintext http:// collector (local demos and tests only).
-    #[arg(long)]
-    insecure: bool,
-    /// CA certificate (PEM) that signed the collector's certificate.
-    #[arg(long)]
-    tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// Client key (PEM).
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    /// Upper bound of the on-disk spool in MiB (default 64); oldest samples go first when full.
-    #[arg(long)]
-    spool_max_mib: Option<u64>,
-    /// Kernel log to watch for OOM kills (default /dev/kmsg).
-    #[arg(long, conflicts_with = "no_kmsg")]
-    kmsg_path: Option<PathBuf>,
-    /// Do not read the kernel log (no OOM events); `kmsg_path = ""` in the config file.
-    #[arg(long)]
-    no_kmsg: bool,
-    /// How many processes top-oom reports each interval (default 10; 0 turns it off).
-    #[arg(long)]
-    top_oom_limit: Option<usize>,
-    /// An NTP server HOST:PORT to measure; repeatable (default: chrony's, ntpd's or timesyncd's).
-    #[arg(long = "ntp-server", value_name = "HOST:PORT")]
-    ntp_servers: Vec<String>,
+    #[command(flatten)]
+    options: Options,
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -110,41 +58,6 @@ fn parse_kmsg(
     }
 }
 
-fn settings(cli: Cli) -> anyhow::Result<Settings> {
-    let file = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            FileConfig::parse(&text, &path.display().to_string())?
-        }
-        None => FileConfig::default(),
-    };
-    let flags = Flags {
-        collector: cli.collector,
-        state_dir: cli.state_dir,
-        host_id: cli.host_id,
-        hostname: cli.hostname,
-        cluster: cli.cluster,
-        labels: cli.labels,
-        interval: cli.interval,
-        proc_root: cli.proc_root,
-        sys_root: cli.sys_root,
-        insecure: cli.insecure,
-        tls_ca: cli.tls_ca,
-        tls_cert: cli.tls_cert,
-        tls_key: cli.tls_key,
-        spool_max_mib: cli.spool_max_mib,
-        kmsg_path: if cli.no_kmsg {
-            Some(PathBuf::new())
-        } else {
-            cli.kmsg_path
-        },
-        top_oom_limit: cli.top_oom_limit,
-        ntp_servers: cli.ntp_servers,
-    };
-    Ok(Settings::resolve(file, flags)?)
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -186,15 +99,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let check_only = cli.check_config;
-    let settings = match settings(cli) {
+    let settings = match config::load(cli.options, cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("fleet-agent: {e:#}");
+            eprintln!("fleet-agent: {e}");
             return ExitCode::from(2);
         }
     };
-    if check_only {
+    if cli.check_config {
         return match fleet_agent::check_config(&settings) {
             Ok(()) => {
                 println!("config OK");

@@ -2,7 +2,10 @@
 //!
 //! - [`procfs`]: sar's activities (CPU, memory, paging, disks, network, load, pressure), computed
 //!   from `/proc` and `/sys` the way sysstat 12.x computes them.
+//! - [`kmsg`]: OOM-killer reports parsed from the kernel log, and the watcher of /dev/kmsg.
+//! - [`topoom`]: the processes the OOM killer would pick next (highest oom_score first).
 //! - [`ntp`]: the host's NTP servers (offset, delay, stratum...) and the kernel clock.
+
 pub mod kmsg;
 pub mod ntp;
 pub mod procfs;

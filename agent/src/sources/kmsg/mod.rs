@@ -1,5 +1,5 @@
-//! OOM-killer reports from the kernel log, as structured events. Pure: text in, events out;
-//! reading `/dev/kmsg` is [`crate::oomwatch`]'s job.
+//! OOM-killer reports from the kernel log, as structured events. The parser is pure (text in,
+//! events out); reading `/dev/kmsg` is [`watch`]'s job, a thin I/O loop around it.
 //!
 //! Layout:
 //! - [`line`](mod@line): the three input forms (`/dev/kmsg` records, `dmesg` text, syslog/journal text)
@@ -9,6 +9,9 @@
 //!   versions whose forms it reads;
 //! - [`assemble`]: [`OomAssembler`], which turns a stream of lines into one [`OomEvent`] per
 //!   kill, with bounded memory;
+//! - [`watch`]: [`KmsgWatcher`], which reads `/dev/kmsg` (non-blocking, woken by epoll), keeps
+//!   the cursor across restarts, counts overruns and cross-checks the `oom_kill` counter of
+//!   /proc/vmstat;
 //! - here: [`parse_text`] and [`parse_kmsg_cli`] (what `fleet-agent parse-kmsg` runs).
 //!
 //! A report as `dmesg` shows it on 6.11 (`Call Trace`, `Mem-Info` and zone lines elided):
@@ -45,6 +48,7 @@
 pub mod assemble;
 pub mod line;
 pub mod report;
+pub mod watch;
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, Write};
@@ -54,6 +58,7 @@ pub use line::{
     kmsg_record_seq, parse_kmsg_record, split_line, InputFormat, LogLine, ParseFormatError,
 };
 pub use report::{MemInfo, TaskRow};
+pub use watch::KmsgWatcher;
 
 /// Lines longer than this are cut here by [`parse_kmsg_cli`] (the kernel's own records are at
 /// most about 1 KiB, 4 KiB once escaped); the rest of such a line is skipped.

@@ -1,6 +1,7 @@
 //! A fake NTP server for tests: it answers client requests with its own clock shifted by a
 //! chosen offset, or as unsynchronised, with a kiss-o'-death, or with a spoofed reply. The
-//! `fleet-fake-ntp` binary (crate `fleet-tests`) and the agent's own tests both run it.
+//! `fleet-fake-ntp` binary (crate `fleet-tests`) and the agent's own tests both run it; it is
+//! compiled only with the `test-util` feature.
 //!
 //! It is a plain thread on a blocking socket: a test starts it with [`FakeServer::start`] on
 //! `127.0.0.1:0` and it stops when dropped.

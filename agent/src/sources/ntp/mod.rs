@@ -8,7 +8,8 @@
 //! - [`kernel`]: `adjtimex` (read-only) and whether chronyd runs, with the caveat about
 //!   chrony and the kernel's "unsynchronised" flag;
 //! - here: [`NtpProbe`], which measures every server at once, on its own period;
-//! - `fake`: a fake NTP server for tests and the `fleet-fake-ntp` binary (hidden from docs).
+//! - `fake`: a fake NTP server for tests and the `fleet-fake-ntp` binary (hidden from docs;
+//!   only with the `test-util` feature, never in the production build).
 //!
 //! # One measurement
 //!
@@ -45,6 +46,7 @@
 //! on the network.
 
 pub mod config;
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod fake;
 pub mod kernel;

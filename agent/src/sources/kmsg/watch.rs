@@ -1,5 +1,5 @@
-//! Watching the kernel log for OOM kills: the thin I/O loop around the pure parser in
-//! [`crate::sources::kmsg`].
+//! Watching the kernel log for OOM kills: the thin I/O loop around the pure parser of
+//! [`super`] (the modules beside this one).
 //!
 //! - `/dev/kmsg` is read one record per `read()`, non-blocking, woken by epoll (tokio's
 //!   `AsyncFd`). A path that cannot be polled (a regular file in tests) is re-read every
@@ -28,8 +28,8 @@ use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
+use super::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 use crate::now_ms;
-use crate::sources::kmsg::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 
 /// How long the log must stay quiet before a pending report is considered complete.
 pub const IDLE_FLUSH: Duration = Duration::from_millis(250);
@@ -313,7 +313,7 @@ impl KmsgWatcher {
         out
     }
 
-    fn event_to_proto(&mut self, e: &crate::sources::kmsg::OomEvent) -> OomEvent {
+    fn event_to_proto(&mut self, e: &super::OomEvent) -> OomEvent {
         let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0) as u64);
         if mono_us.is_some_and(|m| m >= self.start_monotonic_us) {
             self.logged_since_start += 1;

@@ -1,0 +1,541 @@
+//! [`Agent`]: the daemon's main loop, which owns the sources, the spool and the link, and
+//! dispatches each event to one method.
+//!
+//! One task, no locks, no thread per source. The loop's `select!` only dispatches:
+//!
+//! ```text
+//! interval tick ──► on_tick: Sampler::sample (+ top-oom, the clock) ──► Spool::append (fsync)
+//! kmsg readable ──► on_kmsg_readable ─┐
+//! kmsg quiet    ──► on_kmsg_flush ────┴► OOM events ──► Spool::append, then the kmsg cursor
+//! NTP measured  ──► on_ntp_measured: the clock rides with the next sample
+//! policy tick   ──► on_policy_tick: policies applied to new processes
+//! link event    ──► on_link_event: policy state on connect, policy sets from the collector
+//! SIGHUP        ──► on_sighup: reconnect, the TLS files read again
+//! shutdown      ──► flush: send what is spooled, wait for acks, write the spool metadata
+//! ```
+//!
+//! After every event the link pumps the spool ([`Connection::pump`]); the window of
+//! unacknowledged batches in flight is bounded, everything else waits on disk, so memory does
+//! not grow while the collector is away.
+//!
+//! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
+//! [`PolicyRunner`] at once; while policies exist, a tick every [`POLICY_TICK`] applies them to
+//! new processes (collector reachable or not); policy reports and process lists go out as live
+//! messages (not spooled: each one replaces the previous), on connect and when they change.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use fleet_proto::v1::{
+    agent_message, AgentMessage, Batch, ClockStatus, Hello, HostIdentity, OomEvent, PolicySpec,
+    Sample,
+};
+use prost::Message;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Settings;
+use crate::link::{Connection, Connector, LinkEvent, TonicConnector};
+use crate::policy::{self, PolicyRunner};
+use crate::sources::kmsg::KmsgWatcher;
+use crate::sources::ntp::NtpProbe;
+use crate::sources::procfs::Sampler;
+use crate::sources::topoom::TopOomScanner;
+use crate::spool::{Spool, SpoolError};
+use crate::{identity, now_ms, sources, AgentError};
+
+/// How often policies are applied to new processes. A process caught inside execve (argv not
+/// yet readable) is read again at the next tick, so every new process has its value within two
+/// ticks: a second.
+pub const POLICY_TICK: Duration = Duration::from_millis(500);
+
+/// Spool segments roll at this size.
+pub const SPOOL_SEGMENT_BYTES: u64 = 1024 * 1024;
+
+/// What the agent reads each interval and continuously.
+pub struct Sources {
+    pub sampler: Sampler,
+    /// None when top-oom is turned off (`top_oom_limit = 0`).
+    pub top_oom: Option<TopOomScanner>,
+    /// None when the kernel log is not read (`kmsg_path = ""`) or cannot be opened.
+    pub kmsg: Option<KmsgWatcher>,
+    /// None when no NTP server is configured or discovered.
+    pub ntp: Option<NtpProbe>,
+    /// None when the policy state cannot be opened (logged at start).
+    pub policies: Option<PolicyRunner>,
+}
+
+/// An NTP measurement under way (it waits up to its timeout on UDP replies).
+type Measuring = Pin<Box<dyn Future<Output = ClockStatus> + Send>>;
+
+/// The running agent; see the module doc.
+pub struct Agent<C> {
+    interval: Duration,
+    sources: Sources,
+    spool: Spool,
+    link: Connection<C>,
+    measuring: Option<Measuring>,
+    /// The last NTP measurement, sent with the next sample.
+    clock: Option<ClockStatus>,
+    /// The last sampling error, logged once until sampling recovers.
+    last_sample_error: Option<String>,
+}
+
+impl Agent<TonicConnector> {
+    /// Sets the agent up from validated settings: its identity, the spool (what it recovered
+    /// logged), the sources, and the gRPC link to the collector.
+    ///
+    /// # Errors
+    /// [`AgentError`] when the identity, the spool, /proc or the collector URL and TLS files
+    /// cannot be set up.
+    pub fn open(settings: &Settings) -> Result<Agent<TonicConnector>, AgentError> {
+        let identity = identity::identity(settings).map_err(AgentError::Setup)?;
+        // `--check-config` (the units' ExecStartPre) refuses this; the daemon says it and goes
+        // on spooling, so new certificate files and a SIGHUP fix it without a restart.
+        if let Err(e) = identity::check_certificate(settings, &identity.host_id, now_ms() / 1000) {
+            error!(error = %e, "the collector will refuse this agent's certificate");
+        }
+        let (spool, spooled) = open_spool(settings)?;
+        let sampler = Sampler::new(&settings.proc_root, &settings.sys_root)?;
+        let top_oom = (settings.top_oom_limit > 0)
+            .then(|| TopOomScanner::new(&settings.proc_root, settings.top_oom_limit));
+        let kmsg = open_kmsg(settings);
+        info!(
+            host_id = %identity.host_id,
+            hostname = %identity.hostname,
+            cluster = %identity.cluster,
+            interval = %humantime::format_duration(settings.interval),
+            spooled,
+            "fleet-agent starting"
+        );
+        let sources = Sources {
+            sampler,
+            top_oom,
+            kmsg,
+            ntp: ntp_probe(settings),
+            policies: open_policies(settings),
+        };
+        // Checked now so a wrong URL or certificate file stops the agent at start; later
+        // connection attempts read the files again, so rotated certificates are used without
+        // a restart.
+        let connector = TonicConnector::new(settings).map_err(AgentError::Setup)?;
+        Ok(Agent::new(settings, identity, sources, spool, connector))
+    }
+}
+
+impl<C: Connector> Agent<C> {
+    /// An agent over given parts; its link makes its first attempt when [`run`](Self::run)
+    /// starts.
+    pub fn new(
+        settings: &Settings,
+        identity: HostIdentity,
+        sources: Sources,
+        spool: Spool,
+        connector: C,
+    ) -> Agent<C> {
+        let hello = AgentMessage {
+            msg: Some(agent_message::Msg::Hello(Hello {
+                identity: Some(identity),
+                spool_epoch: spool.epoch(),
+            })),
+        };
+        Agent {
+            interval: settings.interval,
+            sources,
+            spool,
+            link: Connection::new(connector, hello, settings.collector.clone()),
+            measuring: None,
+            clock: None,
+            last_sample_error: None,
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then flushes what it can.
+    ///
+    /// # Errors
+    /// Only errors that make running impossible (the spool directory cannot be written).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut policy_tick = tokio::time::interval(POLICY_TICK);
+        policy_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let flush_at = self
+                .sources
+                .kmsg
+                .as_ref()
+                .and_then(KmsgWatcher::flush_deadline);
+            let policies = self.has_policies();
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = hangup(&mut hup) => self.on_sighup(),
+                () = readable(&mut self.sources.kmsg) => self.on_kmsg_readable()?,
+                () = sleep_until(flush_at) => self.on_kmsg_flush()?,
+                status = measured(&mut self.measuring) => self.on_ntp_measured(status),
+                _ = policy_tick.tick(), if policies => self.on_policy_tick(),
+                _ = ticker.tick() => self.on_tick()?,
+                event = self.link.next_event(&mut self.spool) => self.on_link_event(event?),
+            }
+            self.pump()?;
+        }
+        self.flush().await
+    }
+
+    /// Rotated certificates: a new connection reads the files again.
+    fn on_sighup(&mut self) {
+        info!("SIGHUP: reconnecting with the TLS files read again");
+        self.link.reconnect();
+    }
+
+    /// The kernel log has records: their completed OOM reports are spooled.
+    ///
+    /// # Errors
+    /// The spool cannot be written.
+    fn on_kmsg_readable(&mut self) -> Result<(), SpoolError> {
+        let Some(kmsg) = self.sources.kmsg.as_mut() else {
+            return Ok(());
+        };
+        let events = kmsg.read_available();
+        spool_events(&mut self.spool, events)
+    }
+
+    /// The kernel log went quiet: the pending report is complete and spooled, then the cursor
+    /// is saved (only once everything read so far is in the durable spool).
+    ///
+    /// # Errors
+    /// The spool cannot be written.
+    fn on_kmsg_flush(&mut self) -> Result<(), SpoolError> {
+        let Some(kmsg) = self.sources.kmsg.as_mut() else {
+            return Ok(());
+        };
+        let events = kmsg.flush_idle();
+        spool_events(&mut self.spool, events)?;
+        if let Err(e) = kmsg.commit() {
+            warn!(error = %e, "cannot save the kernel log cursor");
+        }
+        Ok(())
+    }
+
+    /// An NTP measurement finished: it rides with the next sample.
+    fn on_ntp_measured(&mut self, status: ClockStatus) {
+        self.measuring = None;
+        self.clock = Some(status);
+    }
+
+    /// Policies are applied to new processes; their state goes out if it changed.
+    fn on_policy_tick(&mut self) {
+        let Some(runner) = self.sources.policies.as_mut() else {
+            return;
+        };
+        runner.tick();
+        if let Some(tx) = self.link.sender() {
+            send_policy_state(tx, runner, false);
+        }
+    }
+
+    /// The interval: policy state, an NTP measurement when due, the kernel's OOM counter, and
+    /// one sample into the spool.
+    ///
+    /// # Errors
+    /// The spool cannot be written.
+    fn on_tick(&mut self) -> Result<(), SpoolError> {
+        if let (Some(tx), Some(runner)) = (self.link.sender(), self.sources.policies.as_mut()) {
+            send_policy_state(tx, runner, false);
+        }
+        if let Some(probe) = self.sources.ntp.as_mut() {
+            if self.measuring.is_none() && probe.due(Instant::now()) {
+                self.measuring = Some(Box::pin(probe.start()));
+            }
+        }
+        if let Some(kmsg) = self.sources.kmsg.as_mut() {
+            let events = kmsg.check_counter();
+            spool_events(&mut self.spool, events)?;
+        }
+        self.sample()
+    }
+
+    /// What the link reports: on a new stream the policy state goes out in full; a policy set
+    /// from the collector is enforced.
+    fn on_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected { .. } => {
+                if let (Some(tx), Some(runner)) =
+                    (self.link.sender(), self.sources.policies.as_mut())
+                {
+                    send_policy_state(tx, runner, true);
+                }
+            }
+            LinkEvent::PolicySync(specs) => self.on_policy_sync(&specs),
+            // The link logged it and reconnects; the spool keeps everything unacknowledged.
+            LinkEvent::Lost(_) => {}
+        }
+    }
+
+    fn on_policy_sync(&mut self, specs: &[PolicySpec]) {
+        match self.sources.policies.as_mut() {
+            Some(runner) => {
+                runner.sync(specs);
+                if let Some(tx) = self.link.sender() {
+                    send_policy_state(tx, runner, false);
+                }
+            }
+            None => warn!(
+                policies = specs.len(),
+                "OOM policies received but not enforced (policy state unavailable)"
+            ),
+        }
+    }
+
+    /// Graceful shutdown: send what is spooled, wait a little for the acknowledgements, and
+    /// write the spool metadata.
+    ///
+    /// # Errors
+    /// The spool cannot be read or its metadata written.
+    async fn flush(mut self) -> Result<(), AgentError> {
+        self.link.flush(&mut self.spool).await?;
+        self.spool.write_meta()?;
+        info!(
+            pending = self.spool.pending_frames(),
+            dropped_samples = self.spool.dropped_samples(),
+            "agent stopped; unacknowledged samples stay in the spool"
+        );
+        Ok(())
+    }
+
+    fn has_policies(&self) -> bool {
+        self.sources
+            .policies
+            .as_ref()
+            .is_some_and(PolicyRunner::has_policies)
+    }
+
+    /// Sends what the window and the stream have room for.
+    fn pump(&mut self) -> Result<(), SpoolError> {
+        let status = self.sources.kmsg.as_ref().map(KmsgWatcher::status);
+        self.link.pump(&mut self.spool, status)
+    }
+
+    /// One sample (with the top-oom ranking when due, and the last clock measurement) into the
+    /// spool; a sampling error is logged once until sampling recovers.
+    fn sample(&mut self) -> Result<(), SpoolError> {
+        let out = match self.sources.sampler.sample() {
+            Ok(out) => out,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.last_sample_error.as_deref() != Some(msg.as_str()) {
+                    error!(error = %msg, "sampling failed");
+                    self.last_sample_error = Some(msg);
+                }
+                return Ok(());
+            }
+        };
+        if self.last_sample_error.take().is_some() {
+            info!("sampling recovered");
+        }
+        let mut ranking = Vec::new();
+        if let Some(scanner) = self
+            .sources
+            .top_oom
+            .as_mut()
+            .filter(|s| s.due(Instant::now()))
+        {
+            match scanner.scan() {
+                Ok(r) => ranking = r,
+                Err(e) => debug!(error = %e, "top-oom scan failed"),
+            }
+        }
+        let batch = Batch {
+            samples: vec![Sample {
+                time_ms: now_ms(),
+                interval_ms: out.interval_ms,
+                records: out.records,
+                top_oom: ranking,
+                clock: self.clock.take(),
+            }],
+            ..Batch::default()
+        };
+        let dropped_before = self.spool.dropped_samples();
+        self.spool.append(&batch.encode_to_vec(), 1, false)?;
+        if self.spool.dropped_samples() > dropped_before {
+            warn!(
+                dropped_samples = self.spool.dropped_samples(),
+                pending = self.spool.pending_frames(),
+                "spool full: oldest samples discarded"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Opens the kernel log, if the settings ask for it. One that cannot be read is logged and
+/// left out: samples still flow.
+fn open_kmsg(settings: &Settings) -> Option<KmsgWatcher> {
+    let path = settings.kmsg_path.as_ref()?;
+    KmsgWatcher::open(path, &settings.proc_root, &settings.state_dir)
+        .map_err(|e| {
+            // The operator sees why OOM kills are not reported.
+            warn!(error = %e, "OOM kills will not be reported (the agent needs CAP_SYSLOG to read the kernel log)");
+        })
+        .ok()
+}
+
+/// The NTP probe of the configured servers, or of those chrony, ntpd or timesyncd use; none
+/// (logged) without any.
+fn ntp_probe(settings: &Settings) -> Option<NtpProbe> {
+    let servers = if settings.ntp_servers.is_empty() {
+        sources::ntp::config::discover(&settings.etc_root)
+    } else {
+        settings.ntp_servers.clone()
+    };
+    if servers.is_empty() {
+        warn!("no NTP server configured or found in chrony/ntpd/timesyncd configuration; clock offsets will not be measured");
+        return None;
+    }
+    info!(servers = ?servers, "measuring NTP offsets");
+    Some(
+        NtpProbe::new(servers, Duration::from_secs(1), &settings.proc_root)
+            .with_period(settings.ntp_period),
+    )
+}
+
+/// Opens the spool under the state directory and logs what it recovered or lost; with the
+/// number of frames it holds.
+///
+/// # Errors
+/// The spool directory cannot be read or written.
+pub fn open_spool(settings: &Settings) -> Result<(Spool, u64), SpoolError> {
+    let (spool, report) = Spool::open(
+        &settings.state_dir.join("spool"),
+        settings.spool_max_bytes,
+        SPOOL_SEGMENT_BYTES.min(settings.spool_max_bytes),
+    )?;
+    for (path, offset, len) in &report.corrupt {
+        warn!(file = %path.display(), offset, bytes = len,
+            "corrupt spool data skipped; the frames around it are kept");
+    }
+    if report.truncated_bytes > 0 {
+        warn!(
+            bytes = report.truncated_bytes,
+            "torn last spool frame truncated (the agent stopped mid-write)"
+        );
+    }
+    if let Some(problem) = &report.meta_problem {
+        warn!(problem = %problem, "spool metadata rebuilt from the segments");
+    }
+    Ok((spool, report.frames))
+}
+
+/// Opens the OOM policy enforcer. A state file that cannot be understood is moved aside (named
+/// in the log) rather than stopping the agent: the collector sends the policies again, and the
+/// values the processes hold now become their originals.
+fn open_policies(settings: &Settings) -> Option<PolicyRunner> {
+    let open = || PolicyRunner::open(&settings.proc_root, &settings.etc_root, &settings.state_dir);
+    match open() {
+        Ok(r) => Some(r),
+        Err(policy::EnforceError::State { dir, source }) => {
+            let path = dir.join(policy::state::STATE_FILE);
+            let aside = dir.join(format!(
+                "{}.unreadable-{}",
+                policy::state::STATE_FILE,
+                now_ms()
+            ));
+            error!(error = %source, moved_to = %aside.display(),
+                "OOM policy state unreadable; moved aside, policies come again from the collector");
+            if let Err(e) = std::fs::rename(&path, &aside) {
+                error!(error = %e, "cannot move the policy state aside; OOM policies are not enforced");
+                return None;
+            }
+            open()
+                .map_err(|e| error!(error = %e, "OOM policies are not enforced"))
+                .ok()
+        }
+        Err(e) => {
+            error!(error = %e, "OOM policies are not enforced");
+            None
+        }
+    }
+}
+
+/// Sends the policy report and the process list when due. Live messages: when the stream is
+/// full they are tried again at the next tick.
+fn send_policy_state(
+    tx: &mpsc::Sender<AgentMessage>,
+    runner: &mut PolicyRunner,
+    new_session: bool,
+) {
+    if new_session {
+        runner.report_due();
+    }
+    if let Some(report) = runner.take_report() {
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::PolicyReport(report)),
+        };
+        if tx.try_send(msg).is_err() {
+            runner.report_due();
+        }
+    }
+    if let Some(list) = runner.process_list(new_session) {
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::ProcessList(list)),
+        };
+        if tx.try_send(msg).is_err() {
+            runner.list_unsent();
+        }
+    }
+}
+
+/// Spools OOM events at once, in a batch of their own that the spool never drops.
+fn spool_events(spool: &mut Spool, events: Vec<OomEvent>) -> Result<(), SpoolError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for e in &events {
+        info!(victim_pid = ?e.victim_pid, victim_comm = ?e.victim_comm, memcg = ?e.task_memcg,
+            source = %e.source, "OOM kill");
+    }
+    let batch = Batch {
+        oom_events: events,
+        ..Batch::default()
+    };
+    spool.append(&batch.encode_to_vec(), 0, true).map(|_| ())
+}
+
+/// SIGHUP, when its handler could be installed.
+async fn hangup(hup: &mut Option<Signal>) {
+    if let Some(h) = hup {
+        if h.recv().await.is_some() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// The kernel log may have records (never, when it is not read).
+async fn readable(kmsg: &mut Option<KmsgWatcher>) {
+    match kmsg {
+        Some(k) => k.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at` (forever without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The NTP measurement under way finishes (never, without one).
+async fn measured(measuring: &mut Option<Measuring>) -> ClockStatus {
+    match measuring {
+        Some(m) => m.await,
+        None => std::future::pending().await,
+    }
+}

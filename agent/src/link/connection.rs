@@ -1,0 +1,384 @@
+//! [`Connection`]: the agent's one stream to the collector, kept open across outages.
+//!
+//! It owns what a link needs and nothing else: the [`Connector`] (attempts read the TLS files
+//! again), the [`Backoff`] between attempts (0.5 s doubling to 30 s, jittered), the link state
+//! behind the log lines, and the window of batches in flight. The agent's loop sees one stream
+//! of [`LinkEvent`]s from [`Connection::next_event`]; acknowledgements go straight into the
+//! spool and time probes are answered inside.
+//!
+//! ```text
+//!           ┌──────── backoff ◄─────── attempt failed (logged once per outage and reason)
+//!           ▼                                   │
+//! Waiting ──► Connecting ── Hello … Welcome ──► Up ── Ack{seq} ──► Spool::ack, pump
+//!   ▲                                           │  ── TimeProbe ──► TimeEcho
+//!   └────────────── stream lost ◄───────────────┘  ── PolicySync ──► LinkEvent::PolicySync
+//! ```
+//!
+//! Outage logging: one warning when an outage starts (`collector unreachable; …` or `stream to
+//! collector lost; …`), one more only when the reason of the failed attempts changes, one info
+//! line when it ends (`collector reachable again; …`); every other failed attempt is at debug.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use fleet_proto::backoff::Backoff;
+use fleet_proto::clock::now_us;
+use fleet_proto::errors;
+use fleet_proto::v1::{
+    agent_message, collector_message, AgentMessage, Batch, CollectorMessage, KmsgStatus,
+    PolicySpec, TimeEcho,
+};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tonic::Status;
+use tracing::{debug, error, info, warn};
+
+use super::connector::{Connector, Session};
+use crate::spool::{Spool, SpoolError};
+
+/// Batches sent but not yet acknowledged, at most.
+pub const MAX_IN_FLIGHT: u64 = 256;
+/// How long a graceful shutdown waits for the collector to acknowledge what is in flight.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// How long a new stream may take to bring the collector's `Welcome`.
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first retry delay; it doubles up to [`BACKOFF_MAX`].
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// The longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What the link tells the agent's loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A stream is up: the collector holds every batch up to `last_seq`, and the spool sends
+    /// again from there.
+    Connected { last_seq: u64 },
+    /// The collector's OOM policies (the whole set, replacing the previous one).
+    PolicySync(Vec<PolicySpec>),
+    /// The stream ended, for this reason; a new attempt follows after the backoff.
+    Lost(String),
+}
+
+/// An attempt under way: the stream, then the collector's welcome and its `last_seq`.
+type Attempt = Pin<Box<dyn Future<Output = Result<(Session, u64), String>> + Send>>;
+
+/// Where the link is.
+enum State {
+    /// No stream; the next attempt starts at this instant.
+    Waiting(Instant),
+    Connecting(Attempt),
+    Up(Session),
+    /// After the shutdown flush: no more attempts.
+    Closed,
+}
+
+/// The state of the link as the log shows it, for logging once per change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Starting,
+    Up,
+    Down,
+}
+
+/// The agent's stream to the collector; see the module doc.
+pub struct Connection<C> {
+    connector: C,
+    /// The first message of every stream.
+    hello: AgentMessage,
+    /// The collector's URL, for the log lines.
+    collector: String,
+    state: State,
+    backoff: Backoff,
+    shown: Shown,
+    /// Why the last attempt failed, so that only a new reason is logged again.
+    last_connect_error: Option<String>,
+    down_since: Instant,
+    /// The kernel log counters stamped on every batch sent, as the agent last gave them.
+    kmsg: Option<KmsgStatus>,
+}
+
+impl<C: Connector> Connection<C> {
+    /// A link that makes its first attempt at once (on the first [`next_event`](Self::next_event)).
+    pub fn new(connector: C, hello: AgentMessage, collector: String) -> Connection<C> {
+        let mut connection = Connection {
+            connector,
+            hello,
+            collector,
+            state: State::Waiting(Instant::now()),
+            backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+            shown: Shown::Starting,
+            last_connect_error: None,
+            down_since: Instant::now(),
+            kmsg: None,
+        };
+        connection.state = State::Connecting(connection.attempt());
+        connection
+    }
+
+    /// Whether a stream is up.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up(_))
+    }
+
+    /// The open stream's sender, for live messages (policy reports, process lists).
+    pub fn sender(&self) -> Option<&mpsc::Sender<AgentMessage>> {
+        match &self.state {
+            State::Up(s) => Some(&s.tx),
+            _ => None,
+        }
+    }
+
+    /// Drops the stream (or the attempt) and connects again at once, with the backoff reset
+    /// (SIGHUP: rotated certificates). What was in flight is sent again from the spool; the
+    /// collector drops what it already has.
+    pub fn reconnect(&mut self) {
+        if !matches!(self.state, State::Waiting(_)) {
+            self.shown = Shown::Down;
+            self.down_since = Instant::now();
+        }
+        self.backoff.reset();
+        self.state = State::Waiting(Instant::now());
+    }
+
+    /// Waits for the next thing the agent must hear of, connecting, backing off and applying
+    /// acknowledgements on the way. Cancel-safe: every wait keeps its state in `self`, so the
+    /// agent can call it in a `select!`.
+    ///
+    /// # Errors
+    /// Only a spool that cannot be written (after a welcome, or pumping after an ack).
+    pub async fn next_event(&mut self, spool: &mut Spool) -> Result<LinkEvent, SpoolError> {
+        loop {
+            match &mut self.state {
+                State::Waiting(at) => {
+                    tokio::time::sleep_until(*at).await;
+                    self.state = State::Connecting(self.attempt());
+                }
+                State::Connecting(attempt) => {
+                    let outcome = attempt.await;
+                    self.state = State::Waiting(Instant::now());
+                    match outcome {
+                        Ok((session, last_seq)) => return self.connected(session, last_seq, spool),
+                        Err(e) => self.attempt_failed(e),
+                    }
+                }
+                State::Up(session) => {
+                    let msg = session.inbound.next().await;
+                    match handle_inbound(msg, spool, &session.tx) {
+                        Ok(Inbound::Nothing) => {}
+                        Ok(Inbound::Acked) => pump(&session.tx, spool, self.kmsg)?,
+                        Ok(Inbound::Policies(specs)) => return Ok(LinkEvent::PolicySync(specs)),
+                        Err(e) => {
+                            warn!(error = %e, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
+                            self.shown = Shown::Down;
+                            self.down_since = Instant::now();
+                            self.state = State::Waiting(Instant::now() + self.backoff.next_delay());
+                            return Ok(LinkEvent::Lost(e));
+                        }
+                    }
+                }
+                State::Closed => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Sends spooled batches while the in-flight window ([`MAX_IN_FLIGHT`]) and the channel
+    /// have room; room in the channel is reserved before a frame is read from the spool. `kmsg`
+    /// is stamped on every batch (and on those sent after later acks). Nothing to do without a
+    /// stream.
+    ///
+    /// # Errors
+    /// The spool cannot be read.
+    pub fn pump(&mut self, spool: &mut Spool, kmsg: Option<KmsgStatus>) -> Result<(), SpoolError> {
+        self.kmsg = kmsg;
+        match &self.state {
+            State::Up(session) => pump(&session.tx, spool, kmsg),
+            _ => Ok(()),
+        }
+    }
+
+    /// Graceful shutdown: sends what is spooled and waits up to [`SHUTDOWN_FLUSH`] for the
+    /// acknowledgements, then closes the stream for good. Nothing to send without a stream.
+    ///
+    /// # Errors
+    /// The spool cannot be read.
+    pub async fn flush(&mut self, spool: &mut Spool) -> Result<(), SpoolError> {
+        let State::Up(mut session) = std::mem::replace(&mut self.state, State::Closed) else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        pump(&session.tx, spool, self.kmsg)?;
+        while spool.pending_frames() > 0 {
+            let Ok(msg) = tokio::time::timeout_at(deadline, session.inbound.next()).await else {
+                break;
+            };
+            if handle_inbound(msg, spool, &session.tx).is_err() {
+                break;
+            }
+            pump(&session.tx, spool, self.kmsg)?;
+        }
+        Ok(())
+    }
+
+    /// Starts an attempt: the connector opens the stream, then the collector's welcome is
+    /// awaited.
+    fn attempt(&mut self) -> Attempt {
+        let open = self.connector.connect(self.hello.clone());
+        Box::pin(async move {
+            let mut session = open.await?;
+            let first = tokio::time::timeout(WELCOME_TIMEOUT, session.inbound.next())
+                .await
+                .map_err(|_| "no welcome from the collector".to_string())?
+                .transpose()
+                .map_err(|s| errors::status(&s))?;
+            match first.and_then(|m| m.msg) {
+                Some(collector_message::Msg::Welcome(w)) => Ok((session, w.last_seq)),
+                other => Err(format!("expected a welcome, got {other:?}")),
+            }
+        })
+    }
+
+    /// A welcome came: the spool resumes after what the collector has, and the end of an
+    /// outage is logged.
+    fn connected(
+        &mut self,
+        session: Session,
+        last_seq: u64,
+        spool: &mut Spool,
+    ) -> Result<LinkEvent, SpoolError> {
+        if spool.resume_after(last_seq)? {
+            warn!(
+                last_seq,
+                "collector has newer sequence numbers than the spool; numbering continues above them"
+            );
+        }
+        if self.shown == Shown::Down {
+            info!(
+                outage_secs = self.down_since.elapsed().as_secs(),
+                backlog = spool.pending_frames(),
+                "collector reachable again; replaying spool"
+            );
+        } else {
+            info!(collector = %self.collector, backlog = spool.pending_frames(), "connected to collector");
+        }
+        self.shown = Shown::Up;
+        self.last_connect_error = None;
+        self.backoff.reset();
+        self.state = State::Up(session);
+        Ok(LinkEvent::Connected { last_seq })
+    }
+
+    /// An attempt failed: the start of an outage is logged, and a new reason for it; the next
+    /// attempt waits for the backoff.
+    fn attempt_failed(&mut self, e: String) {
+        if self.shown != Shown::Down {
+            warn!(collector = %self.collector, error = %e,
+                "collector unreachable; samples are spooled on disk until it is back");
+            self.shown = Shown::Down;
+            self.down_since = Instant::now();
+        } else if self
+            .last_connect_error
+            .as_ref()
+            .is_some_and(|last| *last != e)
+        {
+            // A new reason (the collector came back but refuses this agent's certificate, say)
+            // is worth a line; the same one again is not.
+            warn!(collector = %self.collector, error = %e,
+                "still no connection to the collector; the reason changed");
+        } else {
+            debug!(error = %e, "reconnect failed");
+        }
+        self.last_connect_error = Some(e);
+        self.state = State::Waiting(Instant::now() + self.backoff.next_delay());
+    }
+}
+
+/// What one message from the collector asks of the link.
+enum Inbound {
+    Nothing,
+    /// The spool freed what was acknowledged: there may be room in the window.
+    Acked,
+    Policies(Vec<PolicySpec>),
+}
+
+/// Handles one message from the collector; the error is why the stream is lost.
+fn handle_inbound(
+    msg: Option<Result<CollectorMessage, Status>>,
+    spool: &mut Spool,
+    tx: &mpsc::Sender<AgentMessage>,
+) -> Result<Inbound, String> {
+    use collector_message::Msg;
+    let msg = match msg {
+        Some(Ok(m)) => m,
+        None => return Err("collector closed the stream".into()),
+        Some(Err(s)) => return Err(format!("{}: {}", s.code(), s.message())),
+    };
+    match msg {
+        CollectorMessage {
+            msg: Some(Msg::Ack(ack)),
+        } => spool
+            .ack(ack.seq)
+            .map(|()| Inbound::Acked)
+            .map_err(|e| e.to_string()),
+        CollectorMessage {
+            msg: Some(Msg::PolicySync(sync)),
+        } => Ok(Inbound::Policies(sync.policies)),
+        CollectorMessage {
+            msg: Some(Msg::TimeProbe(probe)),
+        } => {
+            // Answer at once, ahead of queued batches when there is room: the collector measures
+            // this host's clock against its own from the four timestamps.
+            let t2_us = now_us();
+            let echo = AgentMessage {
+                msg: Some(agent_message::Msg::TimeEcho(TimeEcho {
+                    t1_us: probe.t1_us,
+                    t2_us,
+                    t3_us: now_us(),
+                })),
+            };
+            if tx.try_send(echo).is_err() {
+                debug!("stream busy; time probe not answered");
+            }
+            Ok(Inbound::Nothing)
+        }
+        other => {
+            debug!(?other, "ignoring unexpected message");
+            Ok(Inbound::Nothing)
+        }
+    }
+}
+
+/// Sends spooled batches while the in-flight window and the channel have room.
+fn pump(
+    tx: &mpsc::Sender<AgentMessage>,
+    spool: &mut Spool,
+    kmsg: Option<KmsgStatus>,
+) -> Result<(), SpoolError> {
+    loop {
+        if spool.in_flight() >= MAX_IN_FLIGHT {
+            return Ok(());
+        }
+        let Ok(permit) = tx.try_reserve() else {
+            return Ok(());
+        };
+        let Some(frame) = spool.next_unsent()? else {
+            return Ok(());
+        };
+        let mut batch = match Batch::decode(frame.payload.as_slice()) {
+            Ok(b) => b,
+            Err(e) => {
+                // Cannot happen for frames that passed their CRC; never send garbage.
+                error!(seq = frame.seq, error = %e, "undecodable spooled batch skipped");
+                continue;
+            }
+        };
+        batch.seq = frame.seq;
+        batch.dropped_samples = spool.dropped_samples();
+        batch.kmsg = kmsg;
+        permit.send(AgentMessage {
+            msg: Some(agent_message::Msg::Batch(batch)),
+        });
+    }
+}

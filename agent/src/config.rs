@@ -129,9 +129,6 @@ pub struct Options {
     pub etc_root: Option<PathBuf>,
 }
 
-/// The config file's view of [`Options`] (the same type: the file and the flags share it).
-pub type FileConfig = Options;
-
 /// One label: an entry of the file's `[labels]` table, or a `--label K=V` flag as typed (split
 /// when the settings are validated, so a malformed one is reported by field like any value).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -216,7 +216,7 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     // The rendered configs, through the daemons' own parsers.
     let config = |name: &str| std::fs::read_to_string(root.join("etc/fleet").join(name)).unwrap();
     let agent = fleet_agent::config::Settings::resolve(
-        fleet_agent::config::FileConfig::parse(&config("agent.toml"), "agent.toml").unwrap(),
+        fleet_agent::config::Options::parse(&config("agent.toml"), "agent.toml").unwrap(),
         Default::default(),
     )
     .unwrap();

@@ -9,9 +9,8 @@ use fleet_tests::{caps, skip_unless};
 
 #[test]
 fn agent_example_config_is_valid() {
-    let file =
-        fleet_agent::config::FileConfig::parse(&read("deploy/config/agent.toml"), "agent.toml")
-            .unwrap();
+    let file = fleet_agent::config::Options::parse(&read("deploy/config/agent.toml"), "agent.toml")
+        .unwrap();
     let s = fleet_agent::config::Settings::resolve(file, Default::default()).unwrap();
     assert_eq!(s.cluster, "prod");
     assert_eq!(s.labels["role"], "web");

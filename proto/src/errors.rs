@@ -60,6 +60,9 @@ mod tests {
         );
         assert_eq!(super::chain(&repeated), "client error: connection refused");
         let s = tonic::Status::unavailable("collector shutting down");
-        assert_eq!(super::status(&s), "Unavailable: collector shutting down");
+        assert_eq!(
+            super::status(&s),
+            "The service is currently unavailable: collector shutting down"
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! controller), whichever [`caps::memory_cgroup`] finds.
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::caps::{self, MemoryController};
-use crate::procs::unique_suffix;
+use crate::procs::{unique_suffix, with_oom_score_adj, Reaped};
 use crate::wait::poll;
 
 /// A memory cgroup this test made, without swap; removed on drop once its processes are gone.
@@ -62,6 +62,33 @@ impl MemCgroup {
         cmd
     }
 
+    /// Starts `command` inside the cgroup (exec'd by its shell, so it keeps the shell's pid) with
+    /// `oom_score_adj` = `adj`, set before exec; its stdout is `stdout`, its stderr discarded.
+    pub fn spawn(&self, command: &str, adj: i32, stdout: Stdio) -> Reaped {
+        Reaped(
+            with_oom_score_adj(&mut self.shell(&format!("exec {command}")), adj)
+                .stdout(stdout)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {command:?} in {}: {e}", self.name)),
+        )
+    }
+
+    /// How many processes the cgroup's OOM killer has killed (`oom_kill` of v1's
+    /// `memory.oom_control` or v2's `memory.events`), where the kernel counts them.
+    pub fn oom_kills(&self) -> Option<u64> {
+        ["memory.oom_control", "memory.events"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.join(f)).ok())
+            .find_map(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+    }
+
     /// Starts `tail /dev/zero` inside the cgroup: it reads a file without newlines and keeps it
     /// all, so it grows until the cgroup's OOM killer ends it. Bounded by the cgroup limit.
     pub fn spawn_hog(&self) -> Child {
@@ -74,7 +101,7 @@ impl MemCgroup {
 impl Drop for MemCgroup {
     fn drop(&mut self) {
         // The kernel refuses while the cgroup still has (dying) processes.
-        let _ = poll(Duration::from_secs(5), Duration::from_millis(100), || {
+        let _ = poll(Duration::from_secs(5), Duration::from_millis(20), || {
             std::fs::remove_dir(&self.dir).ok()
         });
     }

@@ -7,22 +7,24 @@
 //! - [`paths`]: the workspace binaries ([`bin`], built by `cargo build --workspace --bins` next to
 //!   the test executables), files of the repository, a file's permission bits.
 //! - [`procs`]: a started daemon with its log ([`Proc`]: signals, SIGTERM with a deadline), a child
-//!   reaped on drop ([`Reaped`]), one-shot runs of a binary ([`run`]), `oom_score_adj` and RSS of a
-//!   pid.
+//!   reaped on drop ([`Reaped`]), one-shot runs of a binary ([`run`]), the comm, `oom_score_adj`
+//!   and RSS of a pid.
 //! - [`wait`]: [`wait_for`] a condition with a deadline, polling; never a fixed sleep.
-//! - [`net`]: a free loopback port, an HTTP(S) GET on loopback and its TLS client.
+//! - [`net`]: a free loopback port (TCP or UDP), an HTTP(S) GET on loopback and its TLS client.
 //! - [`collector`], [`agent`], [`fleetctl`](mod@fleetctl): start a collector (`--insecure` or
 //!   with given TLS flags) and read its address, start an agent at a 1 s interval, run fleetctl
 //!   (plaintext or over mutual TLS, its JSON output parsed, a host's last sequence number,
 //!   [`wait_for_samples`]).
 //! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]).
-//! - [`cgroup`]: a memory cgroup with a small limit, v1 or v2 ([`MemCgroup`]), and processes in it.
+//! - [`cgroup`]: a memory cgroup with a small limit, v1 or v2 ([`MemCgroup`]), processes in it
+//!   (at a given `oom_score_adj`) and the count of its OOM kills.
 //! - [`caps`]: what a test needs from the machine (root, a readable `/dev/kmsg`, a memory cgroup
 //!   controller, CAP_SYS_RESOURCE, chronyd, sshd, Alertmanager, Ansible, systemd-analyze): each
 //!   check returns the reason when it is missing; [`caps::require`] fails a test with it and
 //!   [`skip_unless!`] skips one.
 //! - Test peers: [`alertmanager`] (a real Prometheus Alertmanager, http or https), [`sshd`] (a real
-//!   OpenSSH listener), [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
+//!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
+//!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
 //! - [`systemd`]: the values of a unit file's `[Service]` keys.
 //!
 //! Safety on a shared machine: servers listen on 127.0.0.1 only, every wait has a deadline,
@@ -33,6 +35,7 @@ pub mod agent;
 pub mod alertmanager;
 pub mod caps;
 pub mod cgroup;
+pub mod chronyd;
 pub mod collector;
 pub mod fake_ntp;
 pub mod fleetctl;

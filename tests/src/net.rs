@@ -1,5 +1,5 @@
-//! Loopback networking for the tests: a free port, and an HTTP/1.1 GET over plain TCP or TLS for
-//! peers that speak HTTP (Alertmanager).
+//! Loopback networking for the tests: a free TCP or UDP port, and an HTTP/1.1 GET over plain TCP
+//! or TLS for peers that speak HTTP (Alertmanager).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,9 +9,18 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 
-/// A loopback port free now (for servers that cannot take port 0 and say which they got).
+/// A loopback TCP port free now (for servers that cannot take port 0 and say which they got).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback UDP port free now (for an NTP server that is given its port).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -1,6 +1,6 @@
 //! Processes a test starts: a daemon with its log ([`Proc`]), a plain child reaped on drop
-//! ([`Reaped`]), a binary run to completion ([`run`]), and what `/proc` says of a pid. Signals go
-//! only to the pids started here.
+//! ([`Reaped`]), a binary run to completion ([`run`]), and what `/proc` says of a pid (command
+//! name, `oom_score_adj`, resident set). Signals go only to the pids started here.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -180,6 +180,14 @@ pub fn oom_score_adj(pid: u32) -> i32 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// The command name of `pid` (`/proc/PID/comm`), empty once it is gone.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// The resident set of `pid` in KiB (0 once it is gone).

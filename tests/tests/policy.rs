@@ -491,7 +491,7 @@ fn spawn_in_cgroup(cg: &MemCgroup, command: &str, stdout: Stdio) -> Reaped {
 /// protected by a policy matching its comm and cgroup survives a real OOM kill, and the smaller
 /// unprotected `tail /dev/zero` is killed; `fleetctl oom` then shows that kill. (Both start at
 /// oom_score_adj 1000, so without the policy the kernel would pick the larger `dd`:
-/// agent/tests/policy_oom_kill.rs runs that control.)
+/// agent_policy_oom_kill.rs runs that control.)
 #[test]
 fn the_kernel_kills_the_unprotected_process() {
     let tmp = tempfile::tempdir().unwrap();

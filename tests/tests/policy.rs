@@ -474,19 +474,6 @@ fn policy_latency() {
     eprintln!("new process → value in /proc: p50 {f50:?}, p99 {f99:?} (20 processes)");
 }
 
-/// Runs `command` in the memory cgroup with `oom_score_adj` 1000 (set by its shell before exec).
-fn spawn_in_cgroup(cg: &MemCgroup, command: &str, stdout: Stdio) -> Reaped {
-    Reaped(
-        cg.shell(&format!(
-            "echo 1000 > /proc/$$/oom_score_adj && exec {command}"
-        ))
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    )
-}
-
 /// The kernel honours a policy pushed by fleetctl: in a 96 MiB memory cgroup, a 64 MiB `dd`
 /// protected by a policy matching its comm and cgroup survives a real OOM kill, and the smaller
 /// unprotected `tail /dev/zero` is killed; `fleetctl oom` then shows that kill. (Both start at
@@ -514,7 +501,7 @@ fn the_kernel_kills_the_unprotected_process() {
     );
 
     // dd reads 64 MiB of zeros into one buffer, then blocks writing to a pipe nobody reads.
-    let mut dd = spawn_in_cgroup(&cg, "dd if=/dev/zero bs=64M count=1", Stdio::piped());
+    let mut dd = cg.spawn("dd if=/dev/zero bs=64M count=1", 1000, Stdio::piped());
     let dd_pid = dd.pid();
     wait_for("dd holding 64 MiB", Duration::from_secs(20), || {
         (rss_kb(dd_pid) >= 60 * 1024).then_some(())
@@ -538,7 +525,7 @@ fn the_kernel_kills_the_unprotected_process() {
     ok(&fleetctl(&url, &args), "policy apply");
     wait_adj(&[dd_pid], protect, Duration::from_secs(5), "dd protected");
 
-    let mut tail = spawn_in_cgroup(&cg, "tail /dev/zero", Stdio::null());
+    let mut tail = cg.spawn("tail /dev/zero", 1000, Stdio::null());
     let status = wait_for("the OOM kill", Duration::from_secs(30), || {
         tail.0.try_wait().unwrap()
     });

@@ -15,30 +15,30 @@
 //! - [`Sampler`] (`sampler.rs`): keeps every file open, re-reads them with `pread` into one
 //!   reused buffer, keeps the previous reading, and hands out a [`SampleOut`] per call.
 //!
-//! To add an activity (say `sar -n SOCK`):
+//! To add an activity (say `sar -n SOCK`), four files and a registration:
 //! 1. `proto/fleet/v1/fleet.proto`: its value in `enum Activity`;
-//! 2. `proto/src/schema.rs`: its entry in `ACTIVITIES` (sysstat's column names, at its wire
-//!    position);
+//! 2. `proto/src/schema.rs`: its entry in `ACTIVITIES`, in wire order (sysstat's column names);
 //! 3. `agent/src/sources/procfs/activity/<name>.rs`: a unit struct implementing
-//!    [`SarActivity`](activity::SarActivity): `ACTIVITY`, `compute` (citing the sysstat function
-//!    it follows; push records made with [`activity::record`], one per instance). `type Own = ()`
-//!    when it only needs the shared sources of the [`Reading`]. When it needs a file no other
-//!    activity reads, the same file holds that file's pure parser (module doc with a real example
-//!    of the input, a test on it), `type Own` the parser's output, and `FILES` its declaration:
-//!    path relative to `proc_root`, mandatory or optional, parser. The sampler then keeps it open
-//!    and re-reads it with the others. (`psi_cpu.rs` is a short example with a file of its own,
-//!    `swapping.rs` without.)
+//!    [`SarActivity`](activity::SarActivity): `ACTIVITY`; `compute`, citing the sysstat function
+//!    it follows, pushing one [`activity::record`] per instance; `type Own = ()` when the shared
+//!    sources of the [`Reading`] have what it needs. When it needs a file no other activity
+//!    reads, the same file holds that file's pure parser (a real example of the input in the
+//!    module doc, a test on it), `type Own` the parser's output, and `FILES` the file's
+//!    declaration: path under `proc_root`, mandatory or optional, parser. The sampler then keeps
+//!    it open and re-reads it with the others, and `compute` finds it in `Interval::own()` (both
+//!    readings, for rates) or `Interval::own_curr` (a count at the instant). `swapping.rs` is a
+//!    short example without a file of its own, `psi_cpu.rs` one with;
 //!
-//!    Then register it in `activity/mod.rs`: `pub mod <name>;` and its line in the
-//!    `activities!` list, at its wire position (the test `list_is_the_schema_in_wire_order`
-//!    checks the list against the schema);
+//!    registered in `activity/mod.rs` by `pub mod <name>;` and its line in the `activities!`
+//!    list, at its wire position (`list_is_the_schema_in_wire_order` checks the list);
 //! 4. `ctl/src/cmd/sar.rs`: the `fleetctl sar` flag that selects it.
 //!
-//! An activity that needs one more field of a shared file (`sar -w`: `processes` and `ctxt` of
-//! `/proc/stat`) adds that field to the shared parser ([`stat`] here) rather than reading the
-//! file a second time: that is one more file touched. A new file that several activities read
-//! becomes a shared source: its parser here, a field of [`Reading`] and its read in
-//! `Sampler::read_into`.
+//! And in the tests, `agent/tests/sar_compare.rs`: its tolerance (the match there is exhaustive)
+//! and its sar flag, so that it is compared with the real sar. An activity that needs one more
+//! field of a shared file (`sar -w`: `processes` and `ctxt` of `/proc/stat`) adds the field to
+//! the shared parser ([`stat`] there) rather than reading the file a second time: one more file.
+//! A new file that several activities read becomes a shared source: its parser here, a field of
+//! [`Reading`] and its read in `Sampler::read_into`.
 //!
 //! The parsers are Fleet's own rather than `procfs-core`'s: `procfs-core` builds a `HashMap` for
 //! meminfo and a `String` per field or line elsewhere on every parse, has no typed

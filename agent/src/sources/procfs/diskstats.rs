@@ -81,6 +81,46 @@ impl DiskStat {
     }
 }
 
+/// A device with every counter at zero: the reference of a device that is new in the interval.
+pub static ZERO: DiskStat = DiskStat {
+    major: 0,
+    minor: 0,
+    name: String::new(),
+    rd_ios: 0,
+    rd_sect: 0,
+    rd_ticks: 0,
+    wr_ios: 0,
+    wr_sect: 0,
+    wr_ticks: 0,
+    tot_ticks: 0,
+    rq_ticks: 0,
+    dc_ios: 0,
+    dc_sect: 0,
+    dc_ticks: 0,
+    nvalues: 0,
+    kind: DiskKind::Unknown,
+    label: String::new(),
+};
+
+/// sysstat's `check_disk_reg` (sa_common.c): the reference for `c` among the previous devices,
+/// or [`ZERO`] when `c` is new, or when its I/O count and every sector count that was not zero
+/// went backwards (the device was removed and another registered under its numbers).
+pub fn reference<'a>(c: &DiskStat, prev: impl Iterator<Item = &'a DiskStat>) -> &'a DiskStat {
+    let mut prev = prev;
+    let Some(p) = prev.find(|p| p.major == c.major && p.minor == c.minor) else {
+        return &ZERO;
+    };
+    let back = |pv: u64, cv: u64| pv == 0 || cv < pv;
+    if c.nr_ios() < p.nr_ios()
+        && back(p.rd_sect, c.rd_sect)
+        && back(p.wr_sect, c.wr_sect)
+        && back(p.dc_sect, c.dc_sect)
+    {
+        return &ZERO;
+    }
+    p
+}
+
 /// Parses `/proc/diskstats`.
 pub fn parse(buf: &[u8]) -> Vec<DiskStat> {
     let mut v = Vec::new();

@@ -1,15 +1,44 @@
 //! sar's activities, computed from `/proc` and `/sys` as sysstat 12.6 computes them.
 //!
 //! Layout:
-//! - one parser per file, pure functions over `&[u8]` returning typed structs (each module doc
-//!   shows a real example of its input): [`stat`], [`meminfo`], [`vmstat`], [`diskstats`],
-//!   [`net_dev`], [`loadavg`], [`uptime`], [`pressure`]; [`sysfs`] for the block device and link
-//!   facts sar takes from `/sys`; [`parse`] holds the shared byte helpers;
-//! - [`Reading`]: everything read at one instant;
-//! - [`compute`](mod@compute): two readings to records, one pure function per activity, each citing the
-//!   sysstat function it follows;
-//! - [`Sampler`]: keeps the files open, reads them into reused buffers, keeps the previous
-//!   reading, and hands out a [`SampleOut`] per call.
+//! - [`activity`]: one file per sar activity (`activity/cpu.rs`, `memory.rs`, ... `psi_mem.rs`),
+//!   each a [`SarActivity`](activity::SarActivity) whose `compute` turns two readings into
+//!   records and cites the sysstat function it follows, and which declares the files only it
+//!   reads (`psi_*` declare `pressure/*`); `activity/mod.rs` holds the trait and the list of
+//!   activities, `activity/rates.rs` the delta and rate rules;
+//! - shared sources, the files several activities read, as pure parsers over `&[u8]` returning
+//!   typed structs (each module doc shows a real example of its input): [`stat`], [`meminfo`],
+//!   [`vmstat`], [`diskstats`], [`net_dev`], [`loadavg`], [`uptime`]; [`pressure`] is the format
+//!   of the three `pressure/*` files; [`sysfs`] the block device and link facts sar takes from
+//!   `/sys`; [`parse`] the shared byte helpers;
+//! - [`Reading`]: everything read at one instant, shared sources and each activity's own files;
+//! - [`Sampler`] (`sampler.rs`): keeps every file open, re-reads them with `pread` into one
+//!   reused buffer, keeps the previous reading, and hands out a [`SampleOut`] per call.
+//!
+//! To add an activity (say `sar -n SOCK`), four files and a registration:
+//! 1. `proto/fleet/v1/fleet.proto`: its value in `enum Activity`;
+//! 2. `proto/src/schema.rs`: its entry in `ACTIVITIES`, in wire order (sysstat's column names);
+//! 3. `agent/src/sources/procfs/activity/<name>.rs`: a unit struct implementing
+//!    [`SarActivity`](activity::SarActivity): `ACTIVITY`; `compute`, citing the sysstat function
+//!    it follows, pushing one [`activity::record`] per instance; `type Own = ()` when the shared
+//!    sources of the [`Reading`] have what it needs. When it needs a file no other activity
+//!    reads, the same file holds that file's pure parser (a real example of the input in the
+//!    module doc, a test on it), `type Own` the parser's output, and `FILES` the file's
+//!    declaration: path under `proc_root`, mandatory or optional, parser. The sampler then keeps
+//!    it open and re-reads it with the others, and `compute` finds it in `Interval::own()` (both
+//!    readings, for rates) or `Interval::own_curr` (a count at the instant). `swapping.rs` is a
+//!    short example without a file of its own, `psi_cpu.rs` one with;
+//!
+//!    registered in `activity/mod.rs` by `pub mod <name>;` and its line in the `activities!`
+//!    list, at its wire position (`list_is_the_schema_in_wire_order` checks the list);
+//! 4. `ctl/src/cmd/sar.rs`: the `fleetctl sar` flag that selects it.
+//!
+//! And in the tests, `agent/tests/sar_compare.rs`: its tolerance (the match there is exhaustive)
+//! and its sar flag, so that it is compared with the real sar. An activity that needs one more
+//! field of a shared file (`sar -w`: `processes` and `ctxt` of `/proc/stat`) adds the field to
+//! the shared parser ([`stat`] there) rather than reading the file a second time: one more file.
+//! A new file that several activities read becomes a shared source: its parser here, a field of
+//! [`Reading`] and its read in `Sampler::read_into`.
 //!
 //! The parsers are Fleet's own rather than `procfs-core`'s: `procfs-core` builds a `HashMap` for
 //! meminfo and a `String` per field or line elsewhere on every parse, has no typed
@@ -21,7 +50,7 @@
 //! names the one missing); `diskstats`, `net/dev` and `pressure/*` are optional (their activities
 //! are left out while they are missing or unreadable).
 
-pub mod compute;
+pub mod activity;
 pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
@@ -36,7 +65,7 @@ pub mod vmstat;
 
 use std::path::{Path, PathBuf};
 
-pub use compute::{compute, SampleOut};
+pub use activity::{compute, compute_into, SampleOut};
 pub use sampler::Sampler;
 
 /// Why `/proc` could not be sampled.
@@ -74,10 +103,9 @@ pub struct Reading {
     pub disks: Option<Vec<diskstats::DiskStat>>,
     /// `None` without `/proc/net/dev`. Entries carry their link speed and duplex.
     pub net: Option<Vec<net_dev::NetDev>>,
-    /// `None` without a readable `/proc/pressure/cpu`.
-    pub psi_cpu: Option<pressure::Pressure>,
-    pub psi_io: Option<pressure::Pressure>,
-    pub psi_mem: Option<pressure::Pressure>,
+    /// What each activity read from the files only it reads (`own.psi_cpu` is
+    /// `/proc/pressure/cpu`, `None` without it).
+    pub own: activity::Own,
 }
 
 impl Reading {

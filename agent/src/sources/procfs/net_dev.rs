@@ -53,6 +53,30 @@ pub struct NetDev {
     pub duplex: Duplex,
 }
 
+/// An interface with every counter at zero: the reference of an interface that is new in the
+/// interval, or was registered again.
+pub static ZERO: NetDev = NetDev {
+    name: String::new(),
+    rx_bytes: 0,
+    rx_packets: 0,
+    rx_errors: 0,
+    rx_dropped: 0,
+    rx_fifo: 0,
+    rx_frame: 0,
+    rx_compressed: 0,
+    rx_multicast: 0,
+    tx_bytes: 0,
+    tx_packets: 0,
+    tx_errors: 0,
+    tx_dropped: 0,
+    tx_fifo: 0,
+    collisions: 0,
+    tx_carrier: 0,
+    tx_compressed: 0,
+    speed_mbps: 0,
+    duplex: Duplex::Unknown,
+};
+
 /// Parses `/proc/net/dev`.
 pub fn parse(buf: &[u8]) -> Vec<NetDev> {
     let mut v = Vec::new();

@@ -11,8 +11,11 @@
 //! `avgN` are percentages over the last N seconds, `total` the cumulated stall time in
 //! microseconds. Read as sysstat's `read_psi_stub` (rd_stats.c): the averages in hundredths, and
 //! a line counts only if all four figures are there.
+//!
+//! Each file is read by one activity (`activity/psi_cpu.rs`, `psi_io.rs`, `psi_mem.rs`); the
+//! format, and the columns sar makes of a line, are shared here.
 
-use super::parse::{fields, hundredths, lines, strip, u64_field};
+use super::parse::{fields, hundredths, lines, strip, u64_field, ParseError};
 
 /// One `some` or `full` line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,11 +28,38 @@ pub struct PsiLine {
     pub total: u64,
 }
 
+impl PsiLine {
+    /// What sar prints for this line over the interval from `prev` (pr_stats.c,
+    /// `print_psi*_stats`): the three averages in percent, then the stalled time over the
+    /// interval as a percentage, `(total_now - total_before) / (100 * itv)` with totals in
+    /// microseconds and `itv` in hundredths of a second.
+    pub fn sar_columns(&self, prev: &PsiLine, itv: u64) -> [f64; 4] {
+        [
+            self.avg10 as f64 / 100.0,
+            self.avg60 as f64 / 100.0,
+            self.avg300 as f64 / 100.0,
+            (self.total as f64 - prev.total as f64) / (100.0 * itv as f64),
+        ]
+    }
+}
+
 /// One pressure file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pressure {
     pub some: Option<PsiLine>,
     pub full: Option<PsiLine>,
+}
+
+impl Pressure {
+    /// sar's columns for `some` then `full` over the interval from `prev`; `None` unless both
+    /// readings have both lines (sysstat's `read_psiio`/`read_psimem` fail without them).
+    pub fn some_full_columns(&self, prev: &Pressure, itv: u64) -> Option<Vec<f64>> {
+        let (ps, pf, cs, cf) = (prev.some?, prev.full?, self.some?, self.full?);
+        let mut v = Vec::with_capacity(8);
+        v.extend(cs.sar_columns(&ps, itv));
+        v.extend(cf.sar_columns(&pf, itv));
+        Some(v)
+    }
 }
 
 /// The value of a `key=value` field.
@@ -62,6 +92,13 @@ pub fn parse(buf: &[u8]) -> Pressure {
         }
     }
     p
+}
+
+/// [`parse`] in the shape of an activity's own-file parser (`OwnFile::parse`). Never fails: a
+/// garbled line is `None`, and the activity that needs it is left out.
+pub fn parse_into(buf: &[u8], out: &mut Pressure) -> Result<(), ParseError> {
+    *out = parse(buf);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! The sampling loop's state: open files, one reused read buffer, the previous reading.
 //!
+//! The shared sources are read by name, in a fixed order (uptime first); then each activity's
+//! own files ([`SarActivity::FILES`]), in the order of the activity list.
+//!
 //! Cost per [`Sampler::sample`]: two `pread`s per open file (the content, then end of file),
 //! parsing into the reading kept from two samples ago (its vectors and name strings are reused),
 //! and the output records. `/sys` is only read when a device or interface first appears, and
@@ -10,11 +13,11 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::compute::{carry_offline_cpus, compute_into, record_count_hint, SampleOut};
+use super::activity::{self, SampleOut, SarActivity, VisitOwn};
 use super::diskstats::{self, DiskKind};
 use super::net_dev::{self, Duplex};
 use super::parse::ParseError;
-use super::{loadavg, meminfo, pressure, stat, sysfs, uptime, vmstat, Reading, SourceError};
+use super::{loadavg, meminfo, stat, sysfs, uptime, vmstat, Reading, SourceError};
 
 /// One `/proc` file kept open and re-read from offset 0.
 struct ProcFile {
@@ -95,9 +98,9 @@ pub struct Sampler {
     loadavg: ProcFile,
     diskstats: Option<ProcFile>,
     net_dev: Option<ProcFile>,
-    psi_cpu: Option<ProcFile>,
-    psi_io: Option<ProcFile>,
-    psi_mem: Option<ProcFile>,
+    /// The activities' own files, in the order of the activity list; `None` for an optional one
+    /// that could not be opened.
+    own_files: Vec<Option<ProcFile>>,
     /// Read buffer shared by all files (one file is parsed before the next is read).
     buf: Vec<u8>,
     /// The reading the next interval starts from.
@@ -108,6 +111,8 @@ pub struct Sampler {
     links: Vec<LinkInfo>,
     /// Readings taken so far; the generation mark of the `/sys` caches.
     readings: u64,
+    /// How many records the last sample made: the capacity of the next one's vector.
+    records: usize,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -126,7 +131,7 @@ impl Sampler {
     ///
     /// # Errors
     /// [`SourceError`] naming the file when `stat`, `meminfo`, `vmstat`, `loadavg` or `uptime`
-    /// cannot be opened, read, or lacks what sar needs.
+    /// cannot be opened, read, or lacks what sar needs (or a mandatory file of an activity).
     pub fn new(proc_root: &Path, sys_root: &Path) -> Result<Sampler, SourceError> {
         let mut s = Sampler::open(proc_root, sys_root)?;
         let mut first = Reading::default();
@@ -138,6 +143,16 @@ impl Sampler {
     /// Opens the files without reading them.
     pub(super) fn open(proc_root: &Path, sys_root: &Path) -> Result<Sampler, SourceError> {
         let p = |name: &str| proc_root.join(name);
+        let own_files = activity::own_files()
+            .into_iter()
+            .map(|(name, required)| {
+                if required {
+                    ProcFile::open(p(name)).map(Some)
+                } else {
+                    Ok(ProcFile::open_optional(p(name)))
+                }
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Sampler {
             sys_root: sys_root.to_path_buf(),
             uptime: ProcFile::open(p("uptime"))?,
@@ -147,15 +162,14 @@ impl Sampler {
             loadavg: ProcFile::open(p("loadavg"))?,
             diskstats: ProcFile::open_optional(p("diskstats")),
             net_dev: ProcFile::open_optional(p("net/dev")),
-            psi_cpu: ProcFile::open_optional(p("pressure/cpu")),
-            psi_io: ProcFile::open_optional(p("pressure/io")),
-            psi_mem: ProcFile::open_optional(p("pressure/memory")),
+            own_files,
             buf: Vec::new(),
             prev: Reading::default(),
             spare: Reading::default(),
             disks: Vec::new(),
             links: Vec::new(),
             readings: 0,
+            records: 0,
         })
     }
 
@@ -171,14 +185,12 @@ impl Sampler {
             self.spare = curr;
             return Err(e);
         }
-        let mut records = Vec::with_capacity(record_count_hint(&curr));
-        let itv = compute_into(&self.prev, &curr, &mut records);
-        carry_offline_cpus(&self.prev.stat, &mut curr.stat);
+        let mut records = Vec::with_capacity(self.records);
+        let itv = activity::compute_into(&self.prev, &curr, &mut records);
+        self.records = records.len();
+        activity::carry_forward(&self.prev, &mut curr);
         self.spare = std::mem::replace(&mut self.prev, curr);
-        Ok(SampleOut {
-            interval_ms: u32::try_from(itv.saturating_mul(10)).unwrap_or(u32::MAX),
-            records,
-        })
+        Ok(SampleOut::new(itv, records))
     }
 
     /// Reads every file into `r`, reusing its allocations.
@@ -212,14 +224,11 @@ impl Sampler {
             }
             _ => r.net = None,
         }
-        let mut psi = |f: &Option<ProcFile>| match f.as_ref().map(|f| f.read(&mut self.buf)) {
-            Some(Ok(text)) => Some(pressure::parse(text)),
-            _ => None,
+        let mut own = ReadOwn {
+            files: &self.own_files,
+            buf: &mut self.buf,
         };
-        r.psi_cpu = psi(&self.psi_cpu);
-        r.psi_io = psi(&self.psi_io);
-        r.psi_mem = psi(&self.psi_mem);
-        Ok(())
+        activity::visit_own(&mut own, &mut r.own)
     }
 
     /// Fills `kind` and `label` of each disk from the cache, asking `/sys` about new devices,
@@ -284,5 +293,47 @@ impl Sampler {
             n.duplex = l.duplex;
         }
         self.links.retain(|l| l.seen == now);
+    }
+}
+
+/// Reads each activity's own files into its reading, in the order of the activity list.
+struct ReadOwn<'a> {
+    /// The files of the activities not visited yet: each takes as many as it declares.
+    files: &'a [Option<ProcFile>],
+    buf: &'a mut Vec<u8>,
+}
+
+impl VisitOwn for ReadOwn<'_> {
+    fn visit<A: SarActivity>(&mut self, own: &mut Option<A::Own>) -> Result<(), SourceError> {
+        if A::FILES.is_empty() {
+            // Nothing to read; its `own` stays `None`.
+            return Ok(());
+        }
+        let (mine, rest) = self.files.split_at(A::FILES.len());
+        self.files = rest;
+        let slot = own.get_or_insert_with(A::Own::default);
+        let mut complete = true;
+        for (spec, file) in A::FILES.iter().zip(mine) {
+            // A mandatory file is always open: `Sampler::open` fails otherwise.
+            let Some(f) = file else {
+                complete = false;
+                break;
+            };
+            let parsed = f
+                .read(self.buf)
+                .and_then(|text| (spec.parse)(text, slot).map_err(|e| f.parse_error(e)));
+            match parsed {
+                Ok(()) => {}
+                Err(e) if spec.required => return Err(e),
+                Err(_) => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if !complete {
+            *own = None;
+        }
+        Ok(())
     }
 }

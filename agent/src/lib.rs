@@ -9,7 +9,7 @@
 //!   ([`link::Connection`]: backoff, the outage logged once per change, the in-flight window,
 //!   acks into the spool) and yields one stream of [`link::LinkEvent`]s.
 //! - [`sources`]: what the agent measures, one folder per source: `procfs` (sar's activities
-//!   from /proc), `kmsg` (the OOM-report parser, and `kmsg::watch` reading /dev/kmsg: cursor,
+//!   from /proc, one file per activity in `procfs/activity/`), `kmsg` (the OOM-report parser, and `kmsg::watch` reading /dev/kmsg: cursor,
 //!   overruns, the vmstat cross-check), `topoom` (processes ranked by oom_score), `ntp` (NTP
 //!   servers and the kernel clock; its fake server only with the `test-util` feature).
 //! - [`spool`]: the durable, bounded on-disk queue of batches not yet acknowledged.

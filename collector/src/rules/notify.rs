@@ -17,6 +17,9 @@
 //! ca-certificates); see [`client_tls`]. One hyper client (hyper-rustls's connector) serves both
 //! schemes and keeps its connections alive between posts.
 //!
+//! Here: the options, the targets, the bounded queues and each notifier's task;
+//! `notify/payload.rs` builds what is posted, `notify/http.rs` posts it.
+//!
 //! # Never stalling evaluation
 //!
 //! Each HTTP notifier runs in its own task behind a bounded queue ([`NotifierOptions::queue`]
@@ -35,21 +38,14 @@
 //! in Alertmanager, and `hosts` of a cluster-wide alert can change while it fires (a second host
 //! drifts off): the old label set is then resolved in the same post, so no stale alert lingers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fleet_proto::backoff::Backoff;
 use fleet_rules::{Alert, AlertKey, AlertState, Transition};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Uri;
 use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::{watch, Notify};
@@ -75,34 +71,6 @@ pub struct NotifierOptions {
     /// The roots https targets are checked against; None: https targets are refused at start
     /// (see [`client_tls`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// The system's CA bundle on Debian and its derivatives.
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// The TLS client config for https notifiers: the certificates of `ca` (PEM), or of the
-/// system's bundle ([`SYSTEM_CA_BUNDLE`]) when `ca` is None.
-///
-/// # Errors
-/// A message naming the file that cannot be read or holds no certificate.
-pub fn client_tls(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let path = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_BUNDLE));
-    let certs = crate::tls::read_certs("notify_ca", path)?;
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!(
-            "notify_ca {}: no usable CA certificate",
-            path.display()
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 impl Default for NotifierOptions {
@@ -611,230 +579,14 @@ async fn run(ctx: WorkerCtx) {
     }
 }
 
-/// What Alertmanager was last told about an alert that fires.
-#[derive(Clone, Debug, PartialEq)]
-struct Told {
-    labels: BTreeMap<String, String>,
-    starts_at: String,
-}
+mod http;
+mod payload;
 
-/// The postable alerts of one Alertmanager post, and what Alertmanager will know as firing once
-/// it is delivered.
-///
-/// `snapshot` (the firing alerts, at a resend) comes first and the events after it, in order:
-/// the latest word on each alert wins. At a resend, an alert Alertmanager was told fires but
-/// that is in neither (its resolution was dropped from a full queue) is resolved explicitly.
-fn alertmanager_payload(
-    events: &[Event],
-    snapshot: Option<&[Alert]>,
-    told: &HashMap<AlertKey, Told>,
-    now: SystemTime,
-) -> (Vec<Value>, HashMap<AlertKey, Told>) {
-    let mut order: Vec<&Alert> = Vec::new();
-    let mut index: HashMap<&AlertKey, usize> = HashMap::new();
-    let latest = snapshot
-        .into_iter()
-        .flatten()
-        .chain(events.iter().map(|e| &e.alert));
-    for a in latest {
-        match index.get(&a.key) {
-            Some(&i) => order[i] = a,
-            None => {
-                index.insert(&a.key, order.len());
-                order.push(a);
-            }
-        }
-    }
-    let now_s = rfc3339(now);
-    let mut out = Vec::new();
-    let mut new_told = told.clone();
-    let resolve_old = |out: &mut Vec<Value>, old: &Told| {
-        out.push(json!({
-            "labels": old.labels,
-            "startsAt": old.starts_at,
-            "endsAt": now_s,
-        }));
-    };
-    if snapshot.is_some() {
-        let mut stale: Vec<(&AlertKey, &Told)> = told
-            .iter()
-            .filter(|(k, _)| !index.contains_key(k))
-            .collect();
-        stale.sort_by(|a, b| a.0.cmp(b.0));
-        for (key, old) in stale {
-            resolve_old(&mut out, old);
-            new_told.remove(key);
-        }
-    }
-    for a in order {
-        let labels = alertmanager_labels(a);
-        let starts_at = rfc3339(ms_to_time(a.fired_at_ms.unwrap_or(a.active_since_ms)));
-        if let Some(old) = told.get(&a.key).filter(|old| old.labels != labels) {
-            resolve_old(&mut out, old);
-        }
-        let mut v = json!({
-            "labels": labels,
-            "annotations": {
-                "summary": a.summary,
-                "value": format_value(a.value),
-            },
-            "startsAt": starts_at,
-        });
-        match a.state {
-            AlertState::Firing => {
-                new_told.insert(a.key.clone(), Told { labels, starts_at });
-            }
-            AlertState::Resolved => {
-                v["endsAt"] = json!(rfc3339(ms_to_time(a.since_ms)));
-                new_told.remove(&a.key);
-            }
-            // Only firing and resolved alerts are queued.
-            AlertState::Pending | AlertState::Inactive => continue,
-        }
-        out.push(v);
-    }
-    (out, new_told)
-}
+pub use http::{client_tls, SYSTEM_CA_BUNDLE};
+pub use payload::{alertmanager_labels, webhook_json};
 
-/// The Alertmanager labels of an alert: the rule's labels, then the fixed ones.
-pub fn alertmanager_labels(a: &Alert) -> BTreeMap<String, String> {
-    let mut labels = a.labels.clone();
-    labels.insert("alertname".into(), a.key.rule.clone());
-    labels.insert("rule".into(), a.key.rule.clone());
-    labels.insert("kind".into(), a.kind.as_str().into());
-    labels.insert("cluster".into(), a.cluster.clone());
-    labels.insert("hosts".into(), a.hosts.join(","));
-    labels
-}
-
-/// The webhook form of an alert: the fields of `fleet.v1.Alert` plus `previous_state`.
-pub fn webhook_json(a: &Alert, from: AlertState) -> Value {
-    let p = a.to_proto();
-    let labels: BTreeMap<_, _> = p.labels.into_iter().collect();
-    json!({
-        "rule": p.rule,
-        "kind": p.kind,
-        "state": p.state,
-        "previous_state": from.as_str(),
-        "cluster": p.cluster,
-        "hosts": p.hosts,
-        "summary": p.summary,
-        "since_ms": p.since_ms,
-        "active_since_ms": p.active_since_ms,
-        "labels": labels,
-        "value": p.value,
-    })
-}
-
-fn format_value(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-fn ms_to_time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-enum PostError {
-    /// Worth retrying: no connection, timeout, 5xx, 408, 429.
-    Retry(String),
-    /// The target said no (another 4xx).
-    Rejected(String),
-}
-
-async fn post(
-    client: &HttpClient,
-    https_ready: bool,
-    uri: &Uri,
-    body: Vec<u8>,
-    timeout: Duration,
-) -> Result<(), PostError> {
-    if uri.scheme_str() == Some("https") && !https_ready {
-        return Err(PostError::Rejected("https without TLS roots".into()));
-    }
-    let req = json_post(Request::post(uri.clone()), body)?;
-    let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| PostError::Retry(fleet_proto::errors::chain(&e)))?;
-        Ok(answer(resp).await)
-    };
-    let (status, text) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| PostError::Retry(format!("no answer within {timeout:?}")))??;
-    judge(status, text)
-}
-
-/// The notifiers' HTTP/1.1 client, for `http://` and `https://` alike.
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// One client for both schemes: https connections check the server's certificate (and its name)
-/// against `tls`'s roots; without `tls` the roots are empty and [`post`] refuses https URLs
-/// before trying.
-fn http_client(tls: Option<&Arc<rustls::ClientConfig>>) -> HttpClient {
-    let config = match tls {
-        Some(c) => rustls::ClientConfig::clone(c),
-        None => rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth(),
-    };
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-/// The POST of a JSON body, with our user agent.
-fn json_post(
-    builder: hyper::http::request::Builder,
-    body: Vec<u8>,
-) -> Result<Request<Full<Bytes>>, PostError> {
-    builder
-        .header(CONTENT_TYPE, "application/json")
-        .header(
-            USER_AGENT,
-            concat!("fleet-collector/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| PostError::Rejected(e.to_string()))
-}
-
-/// The status and, for the message, the start of the body (a long or broken one is cut).
-async fn answer(resp: hyper::Response<hyper::body::Incoming>) -> (StatusCode, String) {
-    let status = resp.status();
-    let text = match Limited::new(resp.into_body(), 1024).collect().await {
-        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
-        Err(_) => String::new(),
-    };
-    (status, text)
-}
-
-/// Success, a retry (5xx, 408, 429) or a refusal (another 4xx).
-fn judge(status: StatusCode, text: String) -> Result<(), PostError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let why = format!("HTTP {status}: {text}");
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
-        Err(PostError::Retry(why))
-    } else {
-        Err(PostError::Rejected(why))
-    }
-}
+use http::{http_client, post, PostError};
+use payload::{alertmanager_payload, Told};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Notifiers against a tiny HTTP/1.1 server on 127.0.0.1:0 that records each request.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 

@@ -90,8 +90,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let output = execute(cli).await?;
     if let Some(notice) = &output.notice {
         // One prefix per line: `rules check` reports every problem of a file, one per line.
+        // Escaped: a notice may name what agents said (hostnames).
         for line in notice.lines() {
-            eprintln!("fleetctl: {line}");
+            eprintln!("fleetctl: {}", output::escape(line, output::Breaks::Space));
         }
     }
     let mut stdout = io::stdout().lock();
@@ -120,9 +121,15 @@ pub async fn execute(cli: Cli) -> Result<Output> {
 }
 
 /// `err` with its causes, one line, for stderr: [`fleet_proto::errors::chain`], so a cause whose
-/// text its wrapper already quotes (hyper and rustls errors repeat their source) is said once.
+/// text its wrapper already quotes (hyper and rustls errors repeat their source) is said once;
+/// [`output::escape`]d, as the collector's messages may quote what agents said (the line breaks
+/// of a TOML error's excerpt are kept).
 pub fn error_message(err: &anyhow::Error) -> String {
-    fleet_proto::errors::chain(err.as_ref())
+    output::escape(
+        &fleet_proto::errors::chain(err.as_ref()),
+        output::Breaks::Keep,
+    )
+    .into_owned()
 }
 
 /// Whether `err` is a write to a closed pipe (`fleetctl hosts -o json | head -1`), which `main`

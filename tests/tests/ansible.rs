@@ -25,7 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fleet_tests::paths::{file_mode as mode, workspace_path as repo};
-use fleet_tests::systemd::service_values as unit_values;
+use fleet_tests::systemd::{assert_verified, service_values as unit_values};
 use fleet_tests::{bin, caps, free_port, skip_unless, wait_for, Proc};
 
 fn id(flag: &str) -> String {
@@ -401,20 +401,9 @@ fn assert_no_key_material(out: &Output, pki: &Path, host_id: &str) {
 /// `systemd-analyze verify` accepts the unit (where it is installed; its binaries exist under the
 /// test's root).
 fn verify_unit(unit: &Path) {
-    let Ok(analyze) = caps::systemd_analyze() else {
-        return;
-    };
-    let out = Command::new(analyze)
-        .arg("verify")
-        .arg(unit)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    if let Ok(analyze) = caps::systemd_analyze() {
+        assert_verified(&analyze, &[unit]);
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fleet_tests::paths::{bin_dir, read_workspace_file as read};
-use fleet_tests::systemd::service_values;
+use fleet_tests::systemd::{assert_verified, service_values};
 use fleet_tests::{caps, skip_unless};
 
 #[test]
@@ -244,15 +244,6 @@ fn systemd_analyze_verifies_the_units() {
         std::fs::write(&path, text).unwrap();
         files.push(path);
     }
-    let out = std::process::Command::new(analyze)
-        .arg("verify")
-        .args(&files)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    assert_verified(&analyze, &files);
 }

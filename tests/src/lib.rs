@@ -7,8 +7,8 @@
 //! - [`paths`]: the workspace binaries ([`bin`], built by `cargo build --workspace --bins` next to
 //!   the test executables), files of the repository, a file's permission bits.
 //! - [`procs`]: a started daemon with its log ([`Proc`]: signals, SIGTERM with a deadline), a child
-//!   reaped on drop ([`Reaped`]), one-shot runs of a binary ([`run`]), the comm, `oom_score_adj`
-//!   and RSS of a pid.
+//!   reaped on drop ([`Reaped`]; a `sleep` named for a policy to match: `procs::sleeper`),
+//!   one-shot runs of a binary ([`run`]), the comm, `oom_score_adj` and RSS of a pid.
 //! - [`wait`]: [`wait_for`] a condition with a deadline, polling; never a fixed sleep.
 //! - [`net`]: a free loopback port (TCP or UDP), an HTTP(S) GET on loopback and its TLS client.
 //! - [`collector`], [`agent`], [`fleetctl`](mod@fleetctl): start a collector (`--insecure` or

@@ -174,7 +174,7 @@ pub fn with_oom_score_adj(cmd: &mut Command, value: i32) -> &mut Command {
     }
 }
 
-/// A `sleep 300` whose argv[0] is `name` (what policies' `cmdline:` rules see), started at
+/// A `sleep 300` whose `argv[0]` is `name` (what policies' `cmdline:` rules see), started at
 /// `oom_score_adj` = `initial`; returns once its command line reads so.
 pub fn sleeper(name: &str, initial: i32) -> Reaped {
     let child = Reaped(

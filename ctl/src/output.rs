@@ -191,7 +191,7 @@ pub fn host_name<'a>(hostname: &'a str, host_id: &'a str) -> &'a str {
 // JSON and CSV
 
 /// `value` as pretty JSON, with a final newline. serde_json escapes the C0 controls of strings
-/// (`\u001b`); [`TerminalSafe`] escapes the rest of what [`escape`] does, so the text printed
+/// (`\u001b`); `TerminalSafe` escapes the rest of what [`escape`] does, so the text printed
 /// holds no control character while every string still reads back exactly.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> String {
     let mut bytes = Vec::new();

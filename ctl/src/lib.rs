@@ -9,7 +9,9 @@
 //!   how it renders the answer for table, JSON and CSV; [`cmd::Command`] lists them and
 //!   dispatches.
 //! - [`output`]: what every command prints with: the `-o` format, aligned tables, CSV, JSON,
-//!   times, cell conventions.
+//!   times, cell conventions, and [`output::escape`], which every table cell, CSV field, JSON
+//!   string, notice and error goes through, so that no control character an agent sent reaches
+//!   the operator's terminal.
 //! - `client`: the connection (TLS via rustls, timeouts, answer limit) and the one place gRPC
 //!   statuses become fleetctl's messages; commands call the generated clients through
 //!   `Collector::query` and `Collector::policies`.

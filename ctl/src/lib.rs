@@ -9,7 +9,9 @@
 //!   how it renders the answer for table, JSON and CSV; [`cmd::Command`] lists them and
 //!   dispatches.
 //! - [`output`]: what every command prints with: the `-o` format, aligned tables, CSV, JSON,
-//!   times, cell conventions.
+//!   times, cell conventions, and [`output::escape`], which every table cell, CSV field, JSON
+//!   string, notice and error goes through, so that no control character an agent sent reaches
+//!   the operator's terminal.
 //! - `client`: the connection (TLS via rustls, timeouts, answer limit) and the one place gRPC
 //!   statuses become fleetctl's messages; commands call the generated clients through
 //!   `Collector::query` and `Collector::policies`.
@@ -90,8 +92,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let output = execute(cli).await?;
     if let Some(notice) = &output.notice {
         // One prefix per line: `rules check` reports every problem of a file, one per line.
+        // Escaped: a notice may name what agents said (hostnames).
         for line in notice.lines() {
-            eprintln!("fleetctl: {line}");
+            eprintln!("fleetctl: {}", output::escape(line, output::Breaks::Space));
         }
     }
     let mut stdout = io::stdout().lock();
@@ -120,9 +123,15 @@ pub async fn execute(cli: Cli) -> Result<Output> {
 }
 
 /// `err` with its causes, one line, for stderr: [`fleet_proto::errors::chain`], so a cause whose
-/// text its wrapper already quotes (hyper and rustls errors repeat their source) is said once.
+/// text its wrapper already quotes (hyper and rustls errors repeat their source) is said once;
+/// [`output::escape`]d, as the collector's messages may quote what agents said (the line breaks
+/// of a TOML error's excerpt are kept).
 pub fn error_message(err: &anyhow::Error) -> String {
-    fleet_proto::errors::chain(err.as_ref())
+    output::escape(
+        &fleet_proto::errors::chain(err.as_ref()),
+        output::Breaks::Keep,
+    )
+    .into_owned()
 }
 
 /// Whether `err` is a write to a closed pipe (`fleetctl hosts -o json | head -1`), which `main`

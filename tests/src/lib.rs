@@ -7,12 +7,13 @@
 //! - [`paths`]: the workspace binaries ([`bin`], built by `cargo build --workspace --bins` next to
 //!   the test executables), files of the repository, a file's permission bits.
 //! - [`procs`]: a started daemon with its log ([`Proc`]: signals, SIGTERM with a deadline), a child
-//!   reaped on drop ([`Reaped`]), one-shot runs of a binary ([`run`]), the comm, `oom_score_adj`
-//!   and RSS of a pid.
+//!   reaped on drop ([`Reaped`]; a `sleep` named for a policy to match: `procs::sleeper`),
+//!   one-shot runs of a binary ([`run`]), the comm, `oom_score_adj` and RSS of a pid.
 //! - [`wait`]: [`wait_for`] a condition with a deadline, polling; never a fixed sleep.
 //! - [`net`]: a free loopback port (TCP or UDP), an HTTP(S) GET on loopback and its TLS client.
 //! - [`collector`], [`agent`], [`fleetctl`](mod@fleetctl): start a collector (`--insecure` or
-//!   with given TLS flags) and read its address, start an agent at a 1 s interval, run fleetctl
+//!   with given TLS flags) and read its address, start an agent at a 1 s interval (reporting
+//!   another hostname, or run through a wrapper such as `setpriv`: [`AgentAs`]), run fleetctl
 //!   (plaintext or over mutual TLS, its JSON output parsed, a host's last sequence number,
 //!   [`wait_for_samples`]).
 //! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]).
@@ -47,7 +48,7 @@ pub mod sshd;
 pub mod systemd;
 pub mod wait;
 
-pub use agent::{spawn_agent, start_agent};
+pub use agent::{spawn_agent, spawn_agent_as, start_agent, AgentAs};
 pub use cgroup::MemCgroup;
 pub use collector::Collector;
 pub use fleetctl::{fleetctl, fleetctl_json, last_seq, try_fleetctl_json, wait_for_samples};

@@ -1,6 +1,7 @@
 //! Processes a test starts: a daemon with its log ([`Proc`]), a plain child reaped on drop
-//! ([`Reaped`]), a binary run to completion ([`run`]), and what `/proc` says of a pid (command
-//! name, `oom_score_adj`, resident set). Signals go only to the pids started here.
+//! ([`Reaped`]) such as a [`sleeper`], a binary run to completion ([`run`]), and what `/proc`
+//! says of a pid (command name, `oom_score_adj`, resident set). Signals go only to the pids
+//! started here.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -171,6 +172,23 @@ pub fn with_oom_score_adj(cmd: &mut Command, value: i32) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// A `sleep 300` whose `argv[0]` is `name` (what policies' `cmdline:` rules see), started at
+/// `oom_score_adj` = `initial`; returns once its command line reads so.
+pub fn sleeper(name: &str, initial: i32) -> Reaped {
+    let child = Reaped(
+        with_oom_score_adj(Command::new("sleep").arg0(name).arg("300"), initial)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start sleep: {e}")),
+    );
+    let path = format!("/proc/{}/cmdline", child.pid());
+    crate::wait::wait_for("the sleeper's argv", Duration::from_secs(5), || {
+        std::fs::read(&path)
+            .ok()
+            .filter(|c| c.starts_with(name.as_bytes()))
+    });
+    child
 }
 
 /// The `oom_score_adj` of `pid`.

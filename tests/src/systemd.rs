@@ -1,4 +1,8 @@
-//! Reading systemd unit files (deploy/systemd/, and the units the Ansible roles install).
+//! Reading systemd unit files (deploy/systemd/, and the units the Ansible roles install), and
+//! having systemd's own parser check them.
+
+use std::path::Path;
+use std::process::Command;
 
 /// The values of `key` in a unit's `[Service]` section, in order.
 pub fn service_values(unit: &str, key: &str) -> Vec<String> {
@@ -14,6 +18,28 @@ pub fn service_values(unit: &str, key: &str) -> Vec<String> {
         }
     }
     values
+}
+
+/// Runs `systemd-analyze verify` (the program `analyze`, see
+/// [`caps::systemd_analyze`](crate::caps::systemd_analyze)) on `units`.
+///
+/// # Panics
+/// Unless it succeeds and says nothing, with what it said.
+pub fn assert_verified(analyze: &Path, units: &[&Path]) {
+    let out = Command::new(analyze)
+        .arg("verify")
+        .args(units)
+        .output()
+        .expect("run systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify {units:?}: {said}"
+    );
 }
 
 #[cfg(test)]

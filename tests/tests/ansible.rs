@@ -12,6 +12,10 @@
 //! the sandboxing. The command lines hold no `%` specifier or `$` variable, so systemd would run
 //! them exactly as they are run here.
 //!
+//! The run that makes and copies the private keys is `--diff -v`, and none of the keys may show
+//! in its output. A last run with `fleet_agent_enforce_policies: false` takes the policy
+//! capabilities out of the agent's unit, and changes nothing else.
+//!
 //! Skipped, with a message, only where `ansible-playbook` is missing (scripts/test installs
 //! Debian's `ansible`).
 
@@ -21,7 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fleet_tests::paths::{file_mode as mode, workspace_path as repo};
-use fleet_tests::systemd::service_values as unit_values;
+use fleet_tests::systemd::{assert_verified, service_values as unit_values};
 use fleet_tests::{bin, caps, free_port, skip_unless, wait_for, Proc};
 
 fn id(flag: &str) -> String {
@@ -174,7 +178,7 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     };
 
     // --check on the fresh target: succeeds, changes nothing anywhere.
-    let out = playbook(&["--check"]);
+    let out = playbook(&["--check", "--diff"]);
     let counts = recap(&String::from_utf8_lossy(&out.stdout), "localhost");
     assert_eq!(counts["failed"], 0);
     assert!(counts["changed"] > 0, "{counts:?}");
@@ -184,8 +188,10 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let out = playbook(&[]);
+    // The run that makes the keys and copies them, with everything `--diff -v` shows.
+    let out = playbook(&["--diff", "-v"]);
     assert!(recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"] > 0);
+    assert_no_key_material(&out, &pki, host_id);
     // A second run, and a --check after it, change nothing.
     for extra in [&[][..], &["--check"][..]] {
         let out = playbook(extra);
@@ -337,6 +343,67 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         "{}",
         collector.log_text()
     );
+
+    // The agent's capabilities: the kernel log is off here (fleet_kmsg_path ""), so no
+    // CAP_SYSLOG; policies are enforced by default. A host that enforces none gets nothing.
+    let caps = |unit: &str| {
+        let bounding = unit_values(unit, "CapabilityBoundingSet");
+        assert_eq!(bounding, unit_values(unit, "AmbientCapabilities"), "{unit}");
+        bounding
+    };
+    assert_eq!(
+        caps(&agent_unit),
+        ["CAP_SYS_RESOURCE CAP_DAC_OVERRIDE CAP_SYS_PTRACE"]
+    );
+    verify_unit(&units.join("fleet-agent.service"));
+    let no_policies = tmp.path().join("no-policies.json");
+    std::fs::write(&no_policies, r#"{"fleet_agent_enforce_policies": false}"#).unwrap();
+    let no_policies = format!("@{}", no_policies.display());
+    let out = playbook(&["-e", &no_policies]);
+    assert_eq!(
+        recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"],
+        1,
+        "only the agent's unit changes"
+    );
+    let agent_unit = std::fs::read_to_string(units.join("fleet-agent.service")).unwrap();
+    assert_eq!(caps(&agent_unit), [""]);
+    verify_unit(&units.join("fleet-agent.service"));
+}
+
+/// No line of the body of any private key the run made (the CA's, the collector's, the agent's)
+/// is in what `ansible-playbook` printed.
+fn assert_no_key_material(out: &Output, pki: &Path, host_id: &str) {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        "ca-key.pem".to_owned(),
+        "collector-key.pem".to_owned(),
+        format!("{host_id}-key.pem"),
+    ] {
+        let pem = std::fs::read_to_string(pki.join(&key)).unwrap();
+        let body: Vec<&str> = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .collect();
+        assert!(!body.is_empty(), "{key}: no PEM body");
+        for line in body {
+            assert!(
+                !printed.contains(line),
+                "ansible-playbook printed a line of {key}:\n{printed}"
+            );
+        }
+    }
+}
+
+/// `systemd-analyze verify` accepts the unit (where it is installed; its binaries exist under the
+/// test's root).
+fn verify_unit(unit: &Path) {
+    if let Ok(analyze) = caps::systemd_analyze() {
+        assert_verified(&analyze, &[unit]);
+    }
 }
 
 #[test]

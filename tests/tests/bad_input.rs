@@ -262,6 +262,91 @@ async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing()
     .unwrap();
 }
 
+/// Identity text that would drive an operator's terminal (an escape sequence in the hostname or
+/// a label) is refused at the hello, naming the field, from a raw client and from a real agent;
+/// nothing of theirs is stored, and the other agents keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_text_with_control_characters_is_refused_at_the_hello() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let _good = start_agent(&url, &tmp.path().join("good"), "good1", "prod", &[]);
+    let before = good_agent_flowing(&url, None).await;
+
+    let title = "\u{1b}]0;owned\u{7}";
+    let says = |identity: HostIdentity| {
+        vec![AgentMessage {
+            msg: Some(agent_message::Msg::Hello(Hello {
+                identity: Some(identity),
+                spool_epoch: 1,
+            })),
+        }]
+    };
+    let mut id = identity("esc1");
+    id.hostname = format!("web-1{title}");
+    let st = session_error(&url, says(id)).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert_eq!(
+        st.message(),
+        "hello.identity.hostname: contains the control character '\\u{1b}'"
+    );
+    let mut id = identity("esc2");
+    id.labels.insert("role".into(), "web\u{1b}[31m".into());
+    let st = session_error(&url, says(id)).await;
+    assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+    assert!(
+        st.message()
+            .starts_with("hello.identity.labels: label \"role\""),
+        "{st:?}"
+    );
+
+    // A real agent told to report such a hostname: refused, and it says why in its log.
+    let hostname = std::ffi::OsString::from(format!("evil{title}"));
+    let how = AgentAs {
+        hostname: &hostname,
+        wrapper: &[],
+    };
+    let mut evil = spawn_agent_as(
+        how,
+        &url,
+        &tmp.path().join("evil"),
+        "esc3",
+        "prod",
+        &["--insecure", "--no-kmsg"],
+    );
+    tokio::task::spawn_blocking(move || {
+        wait_for(
+            "the agent's refusal in its log",
+            Duration::from_secs(20),
+            || {
+                evil.log_text()
+                    .contains("hello.identity.hostname: contains the control character")
+                    .then_some(())
+            },
+        );
+        assert!(
+            evil.running(),
+            "the agent keeps retrying: {}",
+            evil.log_text()
+        );
+    })
+    .await
+    .unwrap();
+
+    good_agent_flowing(&url, Some(before)).await;
+    let u = url.clone();
+    let hosts = tokio::task::spawn_blocking(move || fleetctl_json(&u, &["hosts"]))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["good1"], "nothing of the refused hellos is stored");
+}
+
 /// Floods and silence: a host that opens more streams than allowed gets `ResourceExhausted` on
 /// the extra ones; a stream that never says hello gets `DeadlineExceeded`; a TCP client that
 /// never speaks and a burst of batches from one host change nothing for the others.

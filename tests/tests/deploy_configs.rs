@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fleet_tests::paths::{bin_dir, read_workspace_file as read};
-use fleet_tests::systemd::service_values;
+use fleet_tests::systemd::{assert_verified, service_values};
 use fleet_tests::{caps, skip_unless};
 
 #[test]
@@ -82,6 +82,28 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>, strict: bool) -> Stri
     out
 }
 
+/// The agent role's `fleet_agent_capabilities` with its defaults (the kernel log on, policies
+/// enforced): the kmsg and the policy capabilities. It is a Jinja expression over them, which
+/// [`role_defaults`] does not evaluate; tests/tests/ansible.rs has Ansible render it with the
+/// kernel log off and with policies off.
+fn default_agent_capabilities(vars: &BTreeMap<String, String>) -> String {
+    let expression = &vars["fleet_agent_capabilities"];
+    for used in [
+        "fleet_kmsg_path",
+        "fleet_agent_kmsg_capabilities",
+        "fleet_agent_enforce_policies",
+        "fleet_agent_policy_capabilities",
+    ] {
+        assert!(expression.contains(used), "{used} in {expression}");
+    }
+    assert_eq!(vars["fleet_agent_enforce_policies"], "true");
+    assert!(!vars["fleet_kmsg_path"].is_empty());
+    format!(
+        "{} {}",
+        vars["fleet_agent_kmsg_capabilities"], vars["fleet_agent_policy_capabilities"]
+    )
+}
+
 #[test]
 fn systemd_units_are_the_role_templates_with_default_paths() {
     for (unit, role) in [
@@ -91,7 +113,12 @@ fn systemd_units_are_the_role_templates_with_default_paths() {
         let template = read(&format!(
             "deploy/ansible/roles/{role}/templates/{unit}.service.j2"
         ));
-        let rendered = substitute(&template, &role_defaults(role), true);
+        let mut vars = role_defaults(role);
+        if role == "fleet_agent" {
+            let caps = default_agent_capabilities(&vars);
+            vars.insert("fleet_agent_capabilities".into(), caps);
+        }
+        let rendered = substitute(&template, &vars, true);
         assert_eq!(
             rendered,
             read(&format!("deploy/systemd/{unit}.service")),
@@ -138,6 +165,15 @@ fn systemd_units_check_the_config_first_and_are_hardened() {
     let caps = "CAP_SYSLOG CAP_SYS_RESOURCE CAP_DAC_OVERRIDE CAP_SYS_PTRACE";
     assert_eq!(one(&agent, "CapabilityBoundingSet"), caps);
     assert_eq!(one(&agent, "AmbientCapabilities"), caps);
+    // Each capability has its reason next to it.
+    for cap in caps.split(' ') {
+        assert!(
+            agent
+                .lines()
+                .any(|l| l.starts_with(&format!("# - {cap}: "))),
+            "no reason given for {cap} in the agent's unit"
+        );
+    }
     // The agent reads /dev/kmsg and calls adjtimex: nothing may take those away.
     for key in [
         "ProtectKernelLogs",
@@ -152,6 +188,42 @@ fn systemd_units_check_the_config_first_and_are_hardened() {
     }
     assert_eq!(one(&collector, "CapabilityBoundingSet"), "");
     assert_eq!(one(&collector, "AmbientCapabilities"), "");
+}
+
+/// Every task that writes or copies a private key (the CA's and the collector's, made by
+/// `fleetctl certs init`; an agent's, by `certs issue`; the copies to the hosts) hides its
+/// output (`no_log`) and its `--diff`. tests/tests/ansible.rs runs the playbook with `--diff -v`
+/// and looks for the keys in what it printed.
+#[test]
+fn ansible_tasks_with_private_keys_hide_them() {
+    let mut checked = Vec::new();
+    for role in ["fleet_common", "fleet_collector", "fleet_agent"] {
+        let file = format!("deploy/ansible/roles/{role}/tasks/main.yml");
+        let tasks: Vec<serde_norway::Value> =
+            serde_norway::from_str(&read(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for task in tasks {
+            let text = serde_norway::to_string(&task).unwrap();
+            let name = task["name"].as_str().unwrap_or("?").to_owned();
+            if text.contains("key.pem") || text.contains("- certs") || text.contains("'certs'") {
+                assert_eq!(
+                    task["no_log"].as_bool(),
+                    Some(true),
+                    "{file}: {name}: no_log"
+                );
+                assert_eq!(task["diff"].as_bool(), Some(false), "{file}: {name}: diff");
+                checked.push(name);
+            }
+        }
+    }
+    assert_eq!(
+        checked,
+        [
+            "Fleet CA and collector certificate (on the controller)",
+            "Collector key",
+            "Agent certificate (on the controller)",
+            "Agent key"
+        ]
+    );
 }
 
 /// systemd's own parser accepts the units (where `systemd-analyze` is installed), with the
@@ -172,15 +244,6 @@ fn systemd_analyze_verifies_the_units() {
         std::fs::write(&path, text).unwrap();
         files.push(path);
     }
-    let out = std::process::Command::new(analyze)
-        .arg("verify")
-        .args(&files)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    assert_verified(&analyze, &files);
 }

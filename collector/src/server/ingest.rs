@@ -108,7 +108,8 @@ impl Sessions {
     }
 }
 
-/// Checks an agent's identity.
+/// Checks an agent's identity: the host id rule, lengths, and no control characters in any
+/// text field (cluster, hostname, kernel, agent_version, label keys and values).
 ///
 /// # Errors
 /// `InvalidArgument` naming the field.
@@ -136,6 +137,29 @@ pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
             "labels",
             "at most 64 labels, keys 1-128 and values up to 1024 characters",
         ));
+    }
+    // Operators read these in their terminals (`fleetctl hosts`): an escape sequence here would
+    // be an agent driving the operator's terminal. fleetctl escapes what it prints anyway; the
+    // collector does not store such text in the first place.
+    let control = |text: &str| text.chars().find(|c| c.is_control());
+    for (field, text) in [
+        ("cluster", &id.cluster),
+        ("hostname", &id.hostname),
+        ("kernel", &id.kernel),
+        ("agent_version", &id.agent_version),
+    ] {
+        if let Some(c) = control(text) {
+            return Err(bad(field, &format!("contains the control character {c:?}")));
+        }
+    }
+    for (k, v) in &id.labels {
+        if let Some(c) = control(k).or_else(|| control(v)) {
+            // `{k:?}` escapes the key's own control characters.
+            return Err(bad(
+                "labels",
+                &format!("label {k:?} contains the control character {c:?}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -472,5 +496,60 @@ mod tests {
         assert!(s.closed("web1"));
         s.try_open("web3", 2).unwrap();
         assert!(s.closed("unknown"), "closing an unknown host is harmless");
+    }
+
+    #[test]
+    fn identity_text_with_control_characters_is_refused_naming_the_field() {
+        let good = HostIdentity {
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            cluster: "prod".into(),
+            kernel: "6.1.0-18-amd64".into(),
+            agent_version: "0.1.0".into(),
+            labels: [("role".to_owned(), "wéb".to_owned())].into(),
+        };
+        check_identity(&good).unwrap();
+        let refused = |id: HostIdentity| {
+            let e = check_identity(&id).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            e.message().to_owned()
+        };
+        let esc = "\u{1b}]0;pwned\u{7}";
+        let mut id = good.clone();
+        id.hostname = format!("web-1{esc}");
+        assert_eq!(
+            refused(id),
+            "hello.identity.hostname: contains the control character '\\u{1b}'"
+        );
+        for field in ["cluster", "kernel", "agent_version"] {
+            let mut id = good.clone();
+            let text = match field {
+                "cluster" => &mut id.cluster,
+                "kernel" => &mut id.kernel,
+                _ => &mut id.agent_version,
+            };
+            text.push('\r');
+            let message = refused(id);
+            assert!(
+                message.starts_with(&format!("hello.identity.{field}: ")),
+                "{message}"
+            );
+        }
+        let mut id = good.clone();
+        id.labels.insert("role".into(), format!("web{esc}"));
+        assert_eq!(
+            refused(id),
+            "hello.identity.labels: label \"role\" contains the control character '\\u{1b}'"
+        );
+        // A C1 control (CSI, U+009B) and DEL count too; the key is quoted escaped.
+        let mut id = good.clone();
+        id.labels.insert("k\u{9b}2J".into(), "v".into());
+        assert_eq!(
+            refused(id),
+            "hello.identity.labels: label \"k\\u{9b}2J\" contains the control character '\\u{9b}'"
+        );
+        let mut id = good;
+        id.hostname = "web\u{7f}".into();
+        assert!(refused(id).starts_with("hello.identity.hostname: "));
     }
 }

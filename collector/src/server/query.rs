@@ -1,11 +1,12 @@
 //! The `Query` service (fleetctl's reads): hosts, sar rows, the top-oom ranking, OOM kills and
 //! one kill with its evidence, NTP and clock state, alerts, and the collector's own status.
 //!
-//! Each RPC checks the caller's role, selects hosts from the registry ([`select_hosts`]: by id or
-//! hostname and/or cluster), and reads the store off the async threads ([`blocking`]). Answers
-//! are bounded: [`MAX_QUERY_ROWS`] sar rows, and the limits of each request.
+//! Each RPC checks the caller's role, selects hosts from the registry ([`select`]: by host id, or
+//! by a hostname only one host reports, and/or cluster), and reads the store off the async
+//! threads ([`blocking`]). Answers are bounded: [`MAX_QUERY_ROWS`] sar rows, and the limits of
+//! each request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
@@ -350,24 +351,159 @@ fn oom_kill(k: StoredOomKill, h: &HostRecord) -> OomKill {
 }
 
 /// The hosts a query selects by id or hostname and/or cluster (every host when both are
-/// empty); `NotFound` when names are given and match nothing.
+/// empty): see [`select`].
+///
+/// # Errors
+/// As [`select`].
 fn select_hosts(store: &Store, names: &[String], cluster: &str) -> Result<Vec<HostRecord>, Status> {
-    let hosts: Vec<HostRecord> = store
-        .hosts()
+    select(store.hosts(), names, cluster)
+}
+
+/// The hosts of `cluster` (every cluster when empty) that `names` select, in the order of
+/// `hosts`; all of them when `names` is empty.
+///
+/// A name selects the host whose id it is. Otherwise it is a hostname, which is only a display
+/// name: the agent reports it, and two hosts may report the same one. A hostname selects its
+/// host only when exactly one host (in the cluster) reports it; one shared by several is refused
+/// with their ids, rather than guessing or answering for all of them.
+///
+/// # Errors
+/// `InvalidArgument` for a hostname shared by several hosts, naming their ids; `NotFound` when
+/// names are given and match nothing.
+fn select(
+    hosts: Vec<HostRecord>,
+    names: &[String],
+    cluster: &str,
+) -> Result<Vec<HostRecord>, Status> {
+    let mut hosts: Vec<HostRecord> = hosts
         .into_iter()
-        .filter(|h| {
-            (names.is_empty()
-                || names
-                    .iter()
-                    .any(|s| *s == h.identity.host_id || *s == h.identity.hostname))
-                && (cluster.is_empty() || h.identity.cluster == cluster)
-        })
+        .filter(|h| cluster.is_empty() || h.identity.cluster == cluster)
         .collect();
-    if hosts.is_empty() && !names.is_empty() {
+    if names.is_empty() {
+        return Ok(hosts);
+    }
+    let mut chosen = HashSet::new();
+    for name in names {
+        if let Some(h) = hosts.iter().find(|h| h.identity.host_id == *name) {
+            chosen.insert(h.num);
+            continue;
+        }
+        let named: Vec<&HostRecord> = hosts
+            .iter()
+            .filter(|h| h.identity.hostname == *name)
+            .collect();
+        if let [_, _, ..] = named[..] {
+            return Err(shared_hostname(name, &named));
+        }
+        chosen.extend(named.iter().map(|h| h.num));
+    }
+    if chosen.is_empty() {
         return Err(Status::not_found(format!(
             "no host matches {}",
             names.join(", ")
         )));
     }
+    hosts.retain(|h| chosen.contains(&h.num));
     Ok(hosts)
+}
+
+/// The refusal of a hostname that several hosts report.
+fn shared_hostname(name: &str, hosts: &[&HostRecord]) -> Status {
+    let mut ids: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{} (cluster {})", h.identity.host_id, h.identity.cluster))
+        .collect();
+    ids.sort();
+    // `{name:?}`: the name is quoted, and a control character in it escaped.
+    Status::invalid_argument(format!(
+        "hostname {name:?} is reported by {} hosts: {}; use the host id",
+        hosts.len(),
+        ids.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_proto::v1::HostIdentity;
+
+    fn host(num: u32, host_id: &str, hostname: &str, cluster: &str) -> HostRecord {
+        HostRecord {
+            num,
+            identity: HostIdentity {
+                host_id: host_id.into(),
+                hostname: hostname.into(),
+                cluster: cluster.into(),
+                ..HostIdentity::default()
+            },
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            connected: false,
+            dropped_samples: 0,
+            epoch: 0,
+            last_seq: 0,
+            kmsg: Default::default(),
+        }
+    }
+
+    fn fleet() -> Vec<HostRecord> {
+        vec![
+            host(1, "a1", "web-1", "prod"),
+            host(2, "b2", "web-1", "prod"),
+            host(3, "c3", "web-1", "staging"),
+            host(4, "d4", "db-1", "prod"),
+            // An id that is also another host's hostname.
+            host(5, "db-1", "db-1.old", "prod"),
+        ]
+    }
+
+    fn ids(r: Result<Vec<HostRecord>, Status>) -> Vec<String> {
+        r.unwrap().into_iter().map(|h| h.identity.host_id).collect()
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_shared_hostname_is_refused_with_the_host_ids() {
+        let e = select(fleet(), &names(&["web-1"]), "").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "hostname \"web-1\" is reported by 3 hosts: a1 (cluster prod), b2 (cluster prod), \
+             c3 (cluster staging); use the host id"
+        );
+        // Within a cluster too; among other names as well.
+        let e = select(fleet(), &names(&["d4", "web-1"]), "prod").unwrap_err();
+        assert!(e
+            .message()
+            .contains("2 hosts: a1 (cluster prod), b2 (cluster prod)"));
+        // A cluster where the hostname is unique selects its host.
+        assert_eq!(ids(select(fleet(), &names(&["web-1"]), "staging")), ["c3"]);
+    }
+
+    #[test]
+    fn host_ids_win_and_unique_hostnames_select() {
+        assert_eq!(
+            ids(select(fleet(), &names(&["a1", "c3"]), "")),
+            ["a1", "c3"]
+        );
+        // "db-1" is host 5's id and host 4's hostname: the id wins.
+        assert_eq!(ids(select(fleet(), &names(&["db-1"]), "")), ["db-1"]);
+        assert_eq!(
+            ids(select(fleet(), &names(&["db-1.old", "d4"]), "")),
+            ["d4", "db-1"]
+        );
+        // A host named twice is selected once.
+        assert_eq!(ids(select(fleet(), &names(&["a1", "a1"]), "")), ["a1"]);
+        assert_eq!(ids(select(fleet(), &[], "staging")), ["c3"]);
+        assert_eq!(select(fleet(), &[], "").unwrap().len(), 5);
+        // An id outside the cluster does not select.
+        let e = select(fleet(), &names(&["c3"]), "prod").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert_eq!(e.message(), "no host matches c3");
+        // Names that match nothing next to one that does: the others answer.
+        assert_eq!(ids(select(fleet(), &names(&["nope", "a1"]), "")), ["a1"]);
+    }
 }

@@ -2,6 +2,7 @@
 //! temporary store) and driven with the generated gRPC clients: ingest, queries and shutdown.
 
 mod harness;
+mod hostnames;
 mod ingest;
 mod query;
 mod shutdown;

@@ -8,6 +8,12 @@
 //! ```
 //!
 //! JSON: an array of objects keyed [`HOST_KEYS`]; CSV: the same keys, labels as `k=v,k=v`.
+//!
+//! A hostname is what the agent reports, a display name: two hosts may report the same one (a
+//! reinstalled machine, a clone, a mistake, or an agent posing as another host). Host ids are
+//! unique. When hostnames repeat, a notice on stderr names each one with its hosts' ids
+//! ([`shared_hostnames`]); `--host NAME` of the other commands is then refused by the collector,
+//! and the host id selects.
 
 use std::collections::BTreeMap;
 
@@ -46,8 +52,33 @@ impl Run for HostsArgs {
             };
             return Ok(Output::default().with_notice(Some(notice)));
         }
-        Ok(Output::print(render(&hosts, ctx.format)))
+        Ok(Output::print(render(&hosts, ctx.format)).with_notice(shared_hostnames(&hosts)))
     }
+}
+
+/// One line per hostname that several of `hosts` report, naming their ids; `None` when every
+/// hostname is unique.
+pub fn shared_hostnames(hosts: &[HostInfo]) -> Option<String> {
+    let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for id in hosts.iter().filter_map(|h| h.identity.as_ref()) {
+        if !id.hostname.is_empty() {
+            by_name.entry(&id.hostname).or_default().push(&id.host_id);
+        }
+    }
+    let lines: Vec<String> = by_name
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(name, mut ids)| {
+            ids.sort_unstable();
+            format!(
+                "hostname \"{}\" is reported by {} hosts: {}; select them with --host HOST_ID",
+                dash(name),
+                ids.len(),
+                ids.iter().map(|id| dash(id)).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// The keys of a host, in order (JSON and CSV).
@@ -225,6 +256,73 @@ mod tests {
             db,
         ];
         golden::check("hosts-table.txt", &render(&hosts, OutputFormat::Table));
+    }
+
+    #[test]
+    fn shared_hostnames_are_named_with_their_host_ids() {
+        let hosts = [
+            host("c3", "web-1", "staging", &[]),
+            host("a1", "web-1", "prod", &[]),
+            host("b2", "db-1", "prod", &[]),
+            host("d4", "db-1", "prod", &[]),
+            host("e5", "web-5", "prod", &[]),
+            host("f6", "", "prod", &[]),
+            host("g7", "", "prod", &[]),
+        ];
+        assert_eq!(
+            shared_hostnames(&hosts).as_deref(),
+            Some(
+                "hostname \"db-1\" is reported by 2 hosts: b2, d4; select them with --host HOST_ID\n\
+                 hostname \"web-1\" is reported by 2 hosts: a1, c3; select them with --host HOST_ID"
+            )
+        );
+        assert_eq!(shared_hostnames(&hosts[1..3]), None);
+        assert_eq!(shared_hostnames(&[]), None);
+        // The table is the same as without the repeat.
+        golden::check(
+            "hosts-shared-table.txt",
+            &render(&hosts[..2], OutputFormat::Table),
+        );
+    }
+
+    #[test]
+    fn agent_text_is_escaped_in_tables_and_csv_and_exact_in_json() {
+        // What a compromised agent might say: a terminal title, a colour, a CSI in its 8-bit form
+        // (U+009B), a carriage return that would overwrite the line, a right-to-left override.
+        let mut evil = host(
+            "a1",
+            "web-1\u{1b}]0;owned\u{7}",
+            "prod\r",
+            &[("role", "web\u{1b}[31m"), ("k\u{9b}2J", "v\u{202e}1-bew")],
+        );
+        evil.identity.as_mut().unwrap().kernel = "6.1\u{7f}\u{8}".into();
+        let hosts = [evil];
+        for format in [OutputFormat::Table, OutputFormat::Csv, OutputFormat::Json] {
+            let text = render(&hosts, format);
+            assert!(
+                !text.chars().any(
+                    |c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c)
+                ),
+                "{format:?}: {text:?}"
+            );
+        }
+        golden::check(
+            "hosts-escaped-table.txt",
+            &render(&hosts, OutputFormat::Table),
+        );
+        golden::check("hosts-escaped.csv", &render(&hosts, OutputFormat::Csv));
+        // JSON escapes them too, and reads back as exactly what the agent said.
+        let text = render(&hosts, OutputFormat::Json);
+        assert!(
+            text.contains(r#""hostname": "web-1\u001b]0;owned\u0007""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""k\u009b2J": "v\u202e1-bew""#), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let id = hosts[0].identity.as_ref().unwrap();
+        assert_eq!(back[0]["hostname"], id.hostname.as_str());
+        assert_eq!(back[0]["kernel"], id.kernel.as_str());
+        assert_eq!(back[0]["labels"]["k\u{9b}2J"], "v\u{202e}1-bew");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use serde::{Serialize, Serializer};
 
 use super::{Context, Run};
 use crate::output::{
-    csv_line, dash, day, hms, json, rfc3339_ms, show_time, show_until, OutputFormat,
+    csv_line, dash, day, hms, json, printable, rfc3339_ms, show_time, show_until, OutputFormat,
 };
 use crate::timearg::{self, TimeArg};
 use crate::Output;
@@ -446,7 +446,7 @@ fn sar_host_block(schema: &ActivitySchema, rows: &[&SarRow], id: Option<&&HostId
         "Linux {} ({})  {}  cluster {}  {days} UTC\n\n",
         dash(kernel),
         dash(hostname),
-        first.host_id,
+        dash(&first.host_id),
         dash(cluster)
     );
     out.push_str(&sar_body(schema, rows));
@@ -476,7 +476,7 @@ pub(crate) fn sar_body(schema: &ActivitySchema, rows: &[&SarRow]) -> String {
     for row in rows {
         let mut line = vec![hms(row.time_ms)];
         if schema.instance_column.is_some() {
-            line.push(row.instance.clone());
+            line.push(printable(&row.instance, usize::MAX));
         }
         let slot = match averages.iter().position(|(inst, _)| *inst == row.instance) {
             Some(slot) => slot,
@@ -499,7 +499,7 @@ pub(crate) fn sar_body(schema: &ActivitySchema, rows: &[&SarRow]) -> String {
     for (instance, sums) in &averages {
         let mut line = vec!["Average:".to_owned()];
         if schema.instance_column.is_some() {
-            line.push(instance.to_string());
+            line.push(printable(instance, usize::MAX));
         }
         for (column, (sum, n)) in schema.columns.iter().zip(sums) {
             let mean = (*n > 0).then(|| sum / f64::from(*n));

@@ -71,6 +71,20 @@ fn policy(marker: &str, value: i32) -> fleet_policy::Policy {
     .unwrap()
 }
 
+/// [`policy`] anchored by the sleepers' executable (`exe:`), as a value below 0 needs: on the
+/// command line alone it would be refused as a weak identity.
+fn anchored(marker: &str, value: i32, sleeper: &Reaped) -> fleet_policy::Policy {
+    let exe = std::fs::read_link(format!("/proc/{}/exe", sleeper.pid())).unwrap();
+    parse_policy(
+        &format!(
+            "name: {marker}\ntarget: {{}}\nmatch:\n  exe: {}\n  cmdline: '^{marker} '\noom_score_adj: {value}\n",
+            exe.display()
+        ),
+        "test.yaml",
+    )
+    .unwrap()
+}
+
 #[test]
 fn apply_new_processes_remove_and_restart() {
     let marker = format!("fleet-policy-test-{}-a", std::process::id());
@@ -248,8 +262,9 @@ fn failures_are_reported_with_reasons() {
     let adj_path = root.join("812/oom_score_adj");
     std::fs::remove_file(&adj_path).unwrap();
     std::os::unix::fs::symlink("/proc/sys/kernel/ngroups_max", &adj_path).unwrap();
+    // Anchored by the unit: on comm alone a value below 0 is refused as a weak identity.
     let policy = parse_policy(
-        "name: ssh\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -1\n",
+        "name: ssh\ntarget: {}\nmatch: {comm: sshd, unit: ssh}\noom_score_adj: -1\n",
         "p",
     )
     .unwrap();
@@ -290,7 +305,7 @@ fn lowering_needs_cap_sys_resource() {
     let a = sleeper(&marker);
     let before = adj(a.pid());
     let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    let status = enforcer.apply(anchored(&marker, -1000, &a), 1).unwrap();
     assert_eq!(status.matched, 1);
     if has_cap_sys_resource() {
         assert_eq!((status.set, adj(a.pid())), (1, -1000), "{status:?}");
@@ -415,8 +430,9 @@ fn safety_net_for_minus_1000() {
     let marker = format!("fleet-policy-test-{}-net", std::process::id());
     let state = tempfile::tempdir().unwrap();
     let six: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
+    let policy = |value| anchored(&marker, value, &six[0]);
     let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    let status = enforcer.apply(policy(-1000), 1).unwrap();
     assert_eq!(status.matched, 0, "refused: takes no process");
     assert_eq!(status.failed.len(), 6);
     assert!(
@@ -438,9 +454,7 @@ fn safety_net_for_minus_1000() {
     assert_eq!(enforcer.status()[0].matched, 0);
 
     // Forced, every match is taken (set, or "permission denied" without the capability).
-    let status = enforcer
-        .apply_with(policy(&marker, -1000), 2, true)
-        .unwrap();
+    let status = enforcer.apply_with(policy(-1000), 2, true).unwrap();
     assert_eq!(status.matched, 7);
     assert!(
         status
@@ -450,12 +464,13 @@ fn safety_net_for_minus_1000() {
         "{status:?}"
     );
     enforcer.remove(&marker).unwrap();
+    let policy = policy(-1000);
     drop(six);
     drop(seventh);
 
     // Fine at apply time (one process), then capped at five as more start.
     let first = sleeper(&marker);
-    let status = enforcer.apply(policy(&marker, -1000), 3).unwrap();
+    let status = enforcer.apply(policy, 3).unwrap();
     assert_eq!(status.matched, 1);
     let more: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
     enforcer.tick().unwrap();

@@ -7,56 +7,14 @@
 //! values above 0, which any owner may do, and `lowering_needs_cap_sys_resource` checks both
 //! outcomes: the value set with the capability, "permission denied" reported without it.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command};
+mod children;
 
+use std::path::Path;
+use std::process::Command;
+
+use children::{adj, sleeper, Reaped};
 use fleet_agent::policy::{Enforcer, ProcKey, PERMISSION_DENIED, PROCESS_GONE};
 use fleet_policy::parse_policy;
-
-/// Kills and reaps the child by its pid when the test ends, passed or failed.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Reaped {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-fn sleeper(marker: &str) -> Reaped {
-    let child = Reaped(
-        Command::new("sleep")
-            .arg0(marker)
-            .arg("60")
-            .spawn()
-            .expect("spawn sleep"),
-    );
-    // spawn returns when the child is inside execve, before the kernel has set up the new argv
-    // (its /proc cmdline reads empty for a moment): wait until the marker shows.
-    let path = format!("/proc/{}/cmdline", child.pid());
-    for _ in 0..500 {
-        if std::fs::read(&path).is_ok_and(|c| c.starts_with(marker.as_bytes())) {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    panic!("{marker}: argv never appeared in {path}");
-}
-
-fn adj(pid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
-        .expect("read oom_score_adj")
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn set_adj(pid: u32, value: i32) {
     std::fs::write(format!("/proc/{pid}/oom_score_adj"), format!("{value}\n"))

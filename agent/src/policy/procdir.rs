@@ -195,7 +195,8 @@ impl ProcDir {
             (io::ErrorKind::NotFound, _) | (_, Some(libc::ESRCH)) => WriteError::Gone,
             _ => WriteError::Io(e),
         };
-        self.openat("oom_score_adj", libc::O_WRONLY)
+        // O_TRUNC as a shell's `>` does: procfs ignores it, a fixture's plain file needs it.
+        self.openat("oom_score_adj", libc::O_WRONLY | libc::O_TRUNC)
             .map_err(gone)?
             .write_all(format!("{value}\n").as_bytes())
             .map_err(gone)

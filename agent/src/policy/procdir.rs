@@ -161,16 +161,18 @@ impl ProcDir {
         fstatat_id(&self.fd, name)
     }
 
-    /// Field 22 of `stat`, read now.
-    ///
-    /// # Errors
-    /// [`WriteError::Gone`] when the process exited or `stat` does not parse.
-    fn starttime(&self) -> Result<u64, WriteError> {
+    /// Field 22 of `stat`, read now; `None` when the process exited or `stat` does not parse.
+    pub fn starttime(&self) -> Option<u64> {
         let mut buf = Vec::with_capacity(512);
-        self.read("stat", &mut buf).map_err(|_| WriteError::Gone)?;
-        parse_stat(&buf)
-            .map(|s| s.starttime)
-            .ok_or(WriteError::Gone)
+        self.read("stat", &mut buf).ok()?;
+        parse_stat(&buf).map(|s| s.starttime)
+    }
+
+    /// The file `name`, trimmed, as text.
+    pub fn read_text(&self, name: &str) -> Option<String> {
+        let mut buf = Vec::new();
+        self.read(name, &mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf).trim().to_string())
     }
 
     /// Writes `oom_score_adj` after checking, through this descriptor, that the process is the
@@ -179,7 +181,7 @@ impl ProcDir {
     /// # Errors
     /// [`WriteError`]: gone, another image, or what the write said.
     pub fn write_oom_score_adj(&self, value: i32, expect: Expect) -> Result<(), WriteError> {
-        if self.starttime()? != expect.starttime {
+        if self.starttime() != Some(expect.starttime) {
             return Err(WriteError::Gone);
         }
         if let Some(image) = expect.image {

@@ -30,7 +30,7 @@ use fleet_proto::v1::{
 use prost::Message;
 use tracing::{error, warn};
 
-use super::{EnforceError, Enforcer, PolicyStatus, ProcScanner, RemoveReport};
+use super::{EnforceError, Enforcer, PolicyStatus, ProcDir, ProcScanner, RemoveReport};
 use crate::now_ms;
 
 /// How often a changed process list is sent, at most.
@@ -102,12 +102,6 @@ fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 impl PolicyRunner {
@@ -281,11 +275,15 @@ impl PolicyRunner {
             .into_iter()
             .take(MAX_REPORTED_PROCESSES)
             .filter_map(|key| {
-                let dir = self.proc_root.join(key.pid.to_string());
-                let now: i32 = read_trimmed(&dir.join("oom_score_adj"))?.parse().ok()?;
+                // Through the process's own directory, checked: a pid reused since names another.
+                let dir = ProcDir::open(&self.proc_root, key.pid).ok()?;
+                if dir.starttime()? != key.starttime {
+                    return None;
+                }
+                let now: i32 = dir.read_text("oom_score_adj")?.parse().ok()?;
                 Some(PolicyProcess {
                     pid: key.pid,
-                    comm: read_trimmed(&dir.join("comm")).unwrap_or_default(),
+                    comm: dir.read_text("comm").unwrap_or_default(),
                     oom_score_adj: now,
                     original: self.enforcer.original(key).unwrap_or(now),
                 })

@@ -209,9 +209,7 @@ impl ProcScanner {
 
     /// The starttime of `pid` now, or `None` when it is gone.
     pub fn starttime(&mut self, pid: u32) -> Option<u64> {
-        let dir = ProcDir::open(&self.proc_root, pid).ok()?;
-        dir.read("stat", &mut self.buf).ok()?;
-        parse_stat(&self.buf).map(|s| s.starttime)
+        ProcDir::open(&self.proc_root, pid).ok()?.starttime()
     }
 
     /// Opens `/proc/PID` (for a write through it, see [`ProcDir`]).

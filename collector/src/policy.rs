@@ -31,7 +31,9 @@
 //! Versions and host statuses live in the `policies` column family (key layout in
 //! [`crate::storage::keys`], values in [`crate::storage::values`]), one synced write per change
 //! or report; everything is loaded into
-//! memory at start. Process lists are kept in memory only: agents send them on connect.
+//! memory at start. Process lists are kept in memory only: agents send them on connect, each
+//! process with the identity the agent read ([`process_info`]), so a dry run matches `exe:` as
+//! the agent will.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

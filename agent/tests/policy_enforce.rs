@@ -7,56 +7,14 @@
 //! values above 0, which any owner may do, and `lowering_needs_cap_sys_resource` checks both
 //! outcomes: the value set with the capability, "permission denied" reported without it.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command};
+mod children;
 
+use std::path::Path;
+use std::process::Command;
+
+use children::{adj, sleeper, Reaped};
 use fleet_agent::policy::{Enforcer, ProcKey, PERMISSION_DENIED, PROCESS_GONE};
 use fleet_policy::parse_policy;
-
-/// Kills and reaps the child by its pid when the test ends, passed or failed.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Reaped {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-fn sleeper(marker: &str) -> Reaped {
-    let child = Reaped(
-        Command::new("sleep")
-            .arg0(marker)
-            .arg("60")
-            .spawn()
-            .expect("spawn sleep"),
-    );
-    // spawn returns when the child is inside execve, before the kernel has set up the new argv
-    // (its /proc cmdline reads empty for a moment): wait until the marker shows.
-    let path = format!("/proc/{}/cmdline", child.pid());
-    for _ in 0..500 {
-        if std::fs::read(&path).is_ok_and(|c| c.starts_with(marker.as_bytes())) {
-            return child;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    panic!("{marker}: argv never appeared in {path}");
-}
-
-fn adj(pid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
-        .expect("read oom_score_adj")
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn set_adj(pid: u32, value: i32) {
     std::fs::write(format!("/proc/{pid}/oom_score_adj"), format!("{value}\n"))
@@ -66,6 +24,20 @@ fn set_adj(pid: u32, value: i32) {
 fn policy(marker: &str, value: i32) -> fleet_policy::Policy {
     parse_policy(
         &format!("name: {marker}\ntarget: {{}}\nmatch:\n  cmdline: '^{marker} '\noom_score_adj: {value}\n"),
+        "test.yaml",
+    )
+    .unwrap()
+}
+
+/// [`policy`] anchored by the sleepers' executable (`exe:`), as a value below 0 needs: on the
+/// command line alone it would be refused as a weak identity.
+fn anchored(marker: &str, value: i32, sleeper: &Reaped) -> fleet_policy::Policy {
+    let exe = std::fs::read_link(format!("/proc/{}/exe", sleeper.pid())).unwrap();
+    parse_policy(
+        &format!(
+            "name: {marker}\ntarget: {{}}\nmatch:\n  exe: {}\n  cmdline: '^{marker} '\noom_score_adj: {value}\n",
+            exe.display()
+        ),
         "test.yaml",
     )
     .unwrap()
@@ -248,8 +220,9 @@ fn failures_are_reported_with_reasons() {
     let adj_path = root.join("812/oom_score_adj");
     std::fs::remove_file(&adj_path).unwrap();
     std::os::unix::fs::symlink("/proc/sys/kernel/ngroups_max", &adj_path).unwrap();
+    // Anchored by the unit: on comm alone a value below 0 is refused as a weak identity.
     let policy = parse_policy(
-        "name: ssh\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -1\n",
+        "name: ssh\ntarget: {}\nmatch: {comm: sshd, unit: ssh}\noom_score_adj: -1\n",
         "p",
     )
     .unwrap();
@@ -290,7 +263,7 @@ fn lowering_needs_cap_sys_resource() {
     let a = sleeper(&marker);
     let before = adj(a.pid());
     let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    let status = enforcer.apply(anchored(&marker, -1000, &a), 1).unwrap();
     assert_eq!(status.matched, 1);
     if has_cap_sys_resource() {
         assert_eq!((status.set, adj(a.pid())), (1, -1000), "{status:?}");
@@ -415,8 +388,9 @@ fn safety_net_for_minus_1000() {
     let marker = format!("fleet-policy-test-{}-net", std::process::id());
     let state = tempfile::tempdir().unwrap();
     let six: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
+    let policy = |value| anchored(&marker, value, &six[0]);
     let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
-    let status = enforcer.apply(policy(&marker, -1000), 1).unwrap();
+    let status = enforcer.apply(policy(-1000), 1).unwrap();
     assert_eq!(status.matched, 0, "refused: takes no process");
     assert_eq!(status.failed.len(), 6);
     assert!(
@@ -438,9 +412,7 @@ fn safety_net_for_minus_1000() {
     assert_eq!(enforcer.status()[0].matched, 0);
 
     // Forced, every match is taken (set, or "permission denied" without the capability).
-    let status = enforcer
-        .apply_with(policy(&marker, -1000), 2, true)
-        .unwrap();
+    let status = enforcer.apply_with(policy(-1000), 2, true).unwrap();
     assert_eq!(status.matched, 7);
     assert!(
         status
@@ -450,12 +422,13 @@ fn safety_net_for_minus_1000() {
         "{status:?}"
     );
     enforcer.remove(&marker).unwrap();
+    let policy = policy(-1000);
     drop(six);
     drop(seventh);
 
     // Fine at apply time (one process), then capped at five as more start.
     let first = sleeper(&marker);
-    let status = enforcer.apply(policy(&marker, -1000), 3).unwrap();
+    let status = enforcer.apply(policy, 3).unwrap();
     assert_eq!(status.matched, 1);
     let more: Vec<Reaped> = (0..6).map(|_| sleeper(&marker)).collect();
     enforcer.tick().unwrap();

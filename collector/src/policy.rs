@@ -31,12 +31,16 @@
 //! Versions and host statuses live in the `policies` column family (key layout in
 //! [`crate::storage::keys`], values in [`crate::storage::values`]), one synced write per change
 //! or report; everything is loaded into
-//! memory at start. Process lists are kept in memory only: agents send them on connect.
+//! memory at start. Process lists are kept in memory only: agents send them on connect, each
+//! process with the identity the agent read ([`process_info`]), so a dry run matches `exe:` as
+//! the agent will.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use fleet_policy::{check_safety_on, parse_policy, plan, Policy, PolicyError, ProcessInfo};
+use fleet_policy::{
+    check_policy, check_safety_on, parse_policy, plan, FileId, Policy, PolicyError, ProcessInfo,
+};
 use fleet_proto::v1::{
     ApplyPolicyRequest, HostPlan, HostPolicyStatus, PlannedChange, PolicyChange, PolicyRefusal,
     PolicyReport, PolicySpec, PolicyStatusReport, PolicyVersion, ProcessList,
@@ -125,13 +129,25 @@ fn in_force_version(v: &PolicyVersion) -> Option<u64> {
     }
 }
 
-/// Converts an agent's process entry for the matcher.
+/// Converts an agent's process entry for the matcher, with the identity the agent read (see
+/// `fleet_policy::identity`), so a dry run matches `exe:` as the agent will. The identity is
+/// taken as sent, except that it cannot say more than the entry does: an image is "at its path"
+/// only when there is a path, and a device and inode of 0 are none (an older agent, or an
+/// unreadable exe). An agent that sends no identity has its processes match no `exe:` here.
 pub fn process_info(e: &fleet_proto::v1::ProcessEntry) -> ProcessInfo {
+    let exe = (!e.exe.is_empty()).then(|| e.exe.clone());
     ProcessInfo {
         pid: e.pid,
         ppid: e.ppid,
         comm: e.comm.clone(),
-        exe: (!e.exe.is_empty()).then(|| e.exe.clone()),
+        exe_id: (e.exe_dev != 0 || e.exe_ino != 0).then_some(FileId {
+            dev: e.exe_dev,
+            ino: e.exe_ino,
+        }),
+        exe_at_path: e.exe_at_path && exe.is_some(),
+        foreign_mount_ns: e.foreign_mount_ns,
+        starttime: e.starttime,
+        exe,
         cmdline: e.cmdline.clone(),
         uid: e.uid,
         cgroup: e.cgroup.clone(),
@@ -234,14 +250,22 @@ impl PolicyBook {
         );
     }
 
-    /// The plan and the refusals of `policy` on each host it targets.
+    /// The plan and the refusals of `policy` on each host it targets, after the refusal of the
+    /// policy itself (no host named) when it has one.
     fn plan_hosts(
         inner: &Inner,
         policy: &Policy,
         hosts: &[HostRecord],
     ) -> (Vec<HostPlan>, Vec<PolicyRefusal>) {
         let mut plans = Vec::new();
-        let mut refusals = Vec::new();
+        let mut refusals: Vec<PolicyRefusal> = check_policy(policy)
+            .into_iter()
+            .map(|r| PolicyRefusal {
+                kind: r.kind.as_str().to_string(),
+                reason: r.reason,
+                ..PolicyRefusal::default()
+            })
+            .collect();
         for h in hosts.iter().filter(|h| targets(policy, h)) {
             let mut hp = HostPlan {
                 host_id: h.identity.host_id.clone(),
@@ -278,11 +302,7 @@ impl PolicyBook {
                     refusals.push(PolicyRefusal {
                         host_id: h.identity.host_id.clone(),
                         hostname: h.identity.hostname.clone(),
-                        kind: match r.kind {
-                            fleet_policy::RefusalKind::TooManyDisabled => "too_many_disabled",
-                            fleet_policy::RefusalKind::LargestMemoryUser => "largest_memory_user",
-                        }
-                        .to_string(),
+                        kind: r.kind.as_str().to_string(),
                         reason: r.reason,
                     });
                 }
@@ -663,6 +683,7 @@ mod tests {
         store.upsert_host(&identity, 1, true).unwrap()
     }
 
+    /// A process of the host's mount namespace running the host's file at `exe`.
     fn entry(pid: u32, comm: &str, exe: &str, adj: i32, rss_kb: u64) -> ProcessEntry {
         ProcessEntry {
             pid,
@@ -672,6 +693,10 @@ mod tests {
             cmdline: exe.into(),
             oom_score_adj: adj,
             rss_kb,
+            exe_dev: 65024,
+            exe_ino: 1000 + u64::from(pid),
+            exe_at_path: true,
+            starttime: 500,
             ..ProcessEntry::default()
         }
     }
@@ -729,8 +754,9 @@ mod tests {
         assert!(!rx.has_changed().unwrap());
         assert!(book.desired_for(&web1).is_empty());
 
-        // Refused: -1000 on the largest memory user; nothing stored.
-        let java = "name: protect-java\ntarget: {cluster: prod}\nmatch: {comm: java}\noom_score_adj: -1000\n";
+        // Refused: -1000 on the largest memory user; nothing stored. (Matched by exe: on comm
+        // alone it would also be refused as weak_identity.)
+        let java = "name: protect-java\ntarget: {cluster: prod}\nmatch: {exe: /usr/bin/java}\noom_score_adj: -1000\n";
         let refused = apply(&book, java, &hosts, false, false);
         assert!(refused.policy.is_none() && !refused.dry_run);
         assert_eq!(refused.refusals.len(), 1);
@@ -902,6 +928,79 @@ mod tests {
         assert_eq!(again.desired_for(&web1).len(), 2);
         let st = again.status("protect-sshd", &hosts).unwrap();
         assert_eq!(st.hosts[0].removal.as_ref().unwrap().restored, 1);
+    }
+
+    /// The dry run matches `exe:` by the identity the agent sent, as the agent will: the user
+    /// and mount namespace impostor whose exe, comm and cmdline read sshd is not in the plan.
+    /// A value below 0 on claims alone is refused once for the policy (no host named), hosts or
+    /// not; forced, it is stored and the refusal comes back with it.
+    #[test]
+    fn dry_runs_match_by_identity_and_claims_alone_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, book) = open(dir.path());
+        let web1 = host(&store, "web1", "prod");
+        let hosts = vec![web1.clone()];
+        let impostor = ProcessEntry {
+            exe_ino: 77,
+            exe_at_path: false,
+            foreign_mount_ns: true,
+            uid: 65534,
+            ..entry(4000, "sshd", "/usr/sbin/sshd", 0, 1_000)
+        };
+        book.set_processes(
+            web1.num,
+            &ProcessList {
+                time_ms: 5,
+                processes: vec![
+                    entry(812, "sshd", "/usr/sbin/sshd", 0, 8_000),
+                    impostor.clone(),
+                    entry(900, "java", "/usr/bin/java", 0, 4_000_000),
+                ],
+                truncated: false,
+            },
+        );
+        let dry = apply(&book, SSHD_500, &hosts, true, false);
+        let pids: Vec<u32> = dry.hosts[0].changes.iter().map(|c| c.pid).collect();
+        assert_eq!(pids, [812]);
+        assert!(dry.refusals.is_empty());
+
+        let weak = "name: weak\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -500\n";
+        for hosts in [&hosts[..], &[]] {
+            let refused = apply(&book, weak, hosts, false, false);
+            assert!(refused.policy.is_none());
+            assert_eq!(refused.refusals.len(), 1, "{refused:?}");
+            let r = &refused.refusals[0];
+            assert_eq!((r.kind.as_str(), r.host_id.as_str()), ("weak_identity", ""));
+            assert!(r.reason.contains("matched only by comm"), "{}", r.reason);
+        }
+        // The plan shows what enforcement would do: both sshd-named processes.
+        let dry = apply(&book, weak, &hosts, true, false);
+        assert_eq!(dry.hosts[0].changes.len(), 2);
+        assert!(book.history("weak").is_err(), "nothing stored");
+        let forced = apply(&book, weak, &hosts, false, true);
+        assert!(forced.policy.unwrap().forced);
+        assert_eq!(forced.refusals[0].kind, "weak_identity");
+
+        // The conversion: no path, no image at it; a device and inode of 0 are none.
+        let odd = process_info(&ProcessEntry {
+            exe: String::new(),
+            exe_at_path: true,
+            exe_dev: 0,
+            exe_ino: 0,
+            ..impostor
+        });
+        assert!(!odd.exe_at_path && odd.exe.is_none() && odd.exe_id.is_none());
+        assert!(odd.foreign_mount_ns);
+        let sshd = process_info(&entry(812, "sshd", "/usr/sbin/sshd", 0, 1));
+        assert_eq!(
+            sshd.exe_id,
+            Some(FileId {
+                dev: 65024,
+                ino: 1812
+            })
+        );
+        assert!(sshd.exe_at_path && !sshd.foreign_mount_ns);
+        assert_eq!(sshd.starttime, 500);
     }
 
     #[test]

@@ -33,10 +33,11 @@ const GOOD: &str = "# keep sshd\n\
                     match: {exe: /usr/sbin/sshd}\n\
                     oom_score_adj: -1000\n";
 
-/// A policy the fake's safety checks refuse without --force.
+/// A policy the fake's safety checks refuse without --force. (Anchored by exe:, so fleetctl's
+/// own check, which refuses a value below 0 on claims alone, lets it through to the fake.)
 const RISKY: &str = "name: protect-db\n\
                      target: {cluster: prod}\n\
-                     match: {comm: postgres}\n\
+                     match: {exe: /usr/lib/postgresql/15/bin/postgres, comm: postgres}\n\
                      oom_score_adj: -1000\n";
 
 /// A request as the fake saw it, with the actor metadata (`None` when absent).
@@ -604,6 +605,51 @@ async fn a_bad_document_is_reported_before_anything_is_contacted() {
     );
 
     assert_eq!(fake.requests(), 0, "the collector was contacted");
+}
+
+/// A value below 0 on claims alone is refused by fleetctl itself, before anything is
+/// contacted, in the words the collector uses; a dry run and `--force` go to the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weak_identity_is_refused_before_anything_is_contacted() {
+    let (addr, fake) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_file(
+        dir.path(),
+        "weak.yaml",
+        "name: protect-sshd\ntarget: {cluster: prod}\nmatch: {comm: sshd}\noom_adj: -17\n",
+    );
+    let file = path.to_str().unwrap();
+    let out = fleetctl(addr, &["policy", "apply", "-f", file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "refused by the safety checks:\n\
+             HOST       KIND            REASON\n\
+             (policy)   weak_identity   would set -1000 on processes matched only by comm, \
+             which any process can claim"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("use --force to apply anyway\n"),
+        "{stdout}"
+    );
+    assert_eq!(fake.requests(), 0, "the collector was contacted");
+
+    let out = fleetctl(addr, &["policy", "apply", "-f", file, "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = fleetctl(addr, &["policy", "apply", "-f", file, "--force"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let applies = fake.applies.lock().unwrap();
+    assert_eq!(applies.len(), 2);
+    assert!(applies[0].0.dry_run && applies[1].0.force);
 }
 
 #[tokio::test]

@@ -9,8 +9,12 @@
 //! match:
 //!   exe: /usr/sbin/sshd      # or comm:, cmdline: (a regular expression), user:, cgroup:, unit:
 //!   children: false
+//!   # mount_namespaces: any  # exe: also in other mount namespaces (by identity); default host
 //! oom_score_adj: -1000       # or oom_adj: -17
 //! ```
+//!
+//! `exe:`, `unit:` and `cgroup:` say what a process is; `comm:`, `cmdline:` and `user:` are
+//! what it says about itself, and only narrow a match (see [`crate::identity`]).
 //!
 //! [`PolicyDoc`] is the document as written (serde, unknown keys refused); [`Policy`] is the
 //! validated form with the regular expression compiled and the value on the `oom_score_adj`
@@ -149,6 +153,22 @@ pub struct MatchDoc {
     pub unit: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub children: bool,
+    /// Which mount namespaces `exe:` looks in: the host's only (the default), or any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_namespaces: Option<MountNamespaces>,
+}
+
+/// `match.mount_namespaces`: where a process may live and still match `exe:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountNamespaces {
+    /// Only processes in the host's mount namespace (PID 1's): a process in a namespace of its
+    /// own can make any path name any file it likes.
+    #[default]
+    Host,
+    /// Processes in any mount namespace (services with a private /tmp, containers), matched by
+    /// identity: their image must still be the host's file at the `exe:` path.
+    Any,
 }
 
 /// `user:` is a uid (`0`, or `"0"`) or a user name (`sshd`).
@@ -188,13 +208,20 @@ pub struct Target {
 /// Validated process match; see [`MatchDoc`].
 #[derive(Debug, Clone)]
 pub struct Matcher {
+    /// The executable, matched by identity (see [`crate::identity`]).
     pub exe: Option<String>,
+    /// A claim: narrows, never widens trust.
     pub comm: Option<String>,
+    /// A claim: narrows, never widens trust.
     pub cmdline: Option<Regex>,
+    /// A claim: narrows, never widens trust.
     pub user: Option<User>,
     pub cgroup: Option<String>,
+    /// The system manager's unit (see [`crate::identity`]).
     pub unit: Option<String>,
     pub children: bool,
+    /// Where `exe:` looks; [`MountNamespaces::Host`] unless the document says `any`.
+    pub mount_namespaces: MountNamespaces,
 }
 
 /// A `user:` criterion. A name is resolved to a uid on the host ([`Policy::resolve_users`]);
@@ -377,6 +404,12 @@ impl Policy {
                 ));
             }
         }
+        if m.mount_namespaces.is_some() && exe.is_none() {
+            return Err(invalid(
+                "match.mount_namespaces",
+                "applies to exe: only; give exe: too, or leave it out".into(),
+            ));
+        }
         let matcher = Matcher {
             exe,
             comm,
@@ -385,6 +418,7 @@ impl Policy {
             cgroup,
             unit,
             children: m.children,
+            mount_namespaces: m.mount_namespaces.unwrap_or_default(),
         };
         if matcher.exe.is_none()
             && matcher.comm.is_none()

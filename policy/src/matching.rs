@@ -1,4 +1,5 @@
-//! Which hosts and which processes a policy applies to.
+//! Which hosts and which processes a policy applies to. What `exe:` and `unit:` mean, and why,
+//! is [`crate::identity`]'s.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,21 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use regex::Regex;
 
-use crate::doc::{Matcher, Policy, Target, User};
+use crate::doc::{Matcher, MountNamespaces, Policy, Target, User};
+use crate::identity::{unit_matches, FileId};
 
 /// What the matcher and the safety checks know about a process; the agent fills it from
-/// /proc/PID (see the agent's `policy::scan`).
+/// /proc/PID (see the agent's `policy::scan`), the collector from the agent's process list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub ppid: u32,
-    /// /proc/PID/comm: at most 15 bytes, as the kernel truncates it.
+    /// /proc/PID/comm: at most 15 bytes, as the kernel truncates it. A claim.
     pub comm: String,
-    /// The /proc/PID/exe link; `None` for kernel threads or when it cannot be read. A binary
-    /// replaced since the process started reads as `/usr/sbin/sshd (deleted)`; matching ignores
-    /// that suffix, since an upgraded sshd is still sshd.
+    /// The text of the /proc/PID/exe link; `None` for kernel threads or when it cannot be read.
+    /// A binary replaced since the process started reads as `/usr/sbin/sshd (deleted)`. Only
+    /// text: [`ProcessInfo::exe_at_path`] says whether it is the file at that path.
     pub exe: Option<String>,
-    /// /proc/PID/cmdline with the NUL separators turned into spaces.
+    /// The device and inode of the running image (`fstat` of the opened /proc/PID/exe).
+    pub exe_id: Option<FileId>,
+    /// The running image is the file at [`ProcessInfo::exe`] in the host's mount namespace (same
+    /// device and inode). False when either cannot be read, or the exe reads `(deleted)`.
+    pub exe_at_path: bool,
+    /// The process lives in another mount namespace than the host's (or the agent could not
+    /// tell): its exe path is no evidence of anything on the host.
+    pub foreign_mount_ns: bool,
+    /// Field 22 of /proc/PID/stat (clock ticks after boot): with the pid, the process.
+    pub starttime: u64,
+    /// /proc/PID/cmdline with the NUL separators turned into spaces. A claim.
     pub cmdline: String,
     /// The real uid.
     pub uid: u32,
@@ -164,6 +176,9 @@ impl Matcher {
         put("user", user.as_deref());
         put("cgroup", self.cgroup.as_deref());
         put("unit", self.unit.as_deref());
+        if self.mount_namespaces == MountNamespaces::Any {
+            parts.push("mount_namespaces=any".to_string());
+        }
         if self.children {
             parts.push("+children".to_string());
         }
@@ -172,13 +187,19 @@ impl Matcher {
 
     /// Whether the process itself meets every criterion (descendants aside).
     pub fn matches_process(&self, p: &ProcessInfo) -> bool {
-        if let Some(exe) = &self.exe {
-            let Some(actual) = &p.exe else { return false };
-            let actual = actual.strip_suffix(" (deleted)").unwrap_or(actual);
-            if actual != exe {
-                return false;
-            }
-        }
+        self.exe_holds(p) && self.matches_besides_exe(p)
+    }
+
+    /// As [`Matcher::matches_process`], with the image taken as matching `exe:`: for a process
+    /// the agent already holds, whose image is the very one it matched (same device and inode)
+    /// though the file at the path has been replaced since (an upgrade, `(deleted)`). The value
+    /// already set stays; the mount namespace and every other criterion are checked as ever.
+    pub fn still_matches(&self, p: &ProcessInfo) -> bool {
+        (!p.foreign_mount_ns || self.mount_namespaces == MountNamespaces::Any)
+            && self.matches_besides_exe(p)
+    }
+
+    fn matches_besides_exe(&self, p: &ProcessInfo) -> bool {
         if let Some(comm) = &self.comm {
             let matches = p.comm == *comm
                 || (comm.len() > COMM_MAX
@@ -204,7 +225,10 @@ impl Matcher {
             }
         }
         if let Some(unit) = &self.unit {
-            if !p.cgroup_paths().any(|path| unit_matches(unit, path)) {
+            if !p
+                .systemd_cgroup()
+                .is_some_and(|path| unit_matches(unit, path))
+            {
                 return false;
             }
         }
@@ -226,15 +250,6 @@ fn cgroup_matches(pattern: &str, path: &str) -> bool {
         || path
             .strip_prefix(pattern)
             .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// A unit is a component of the cgroup path (`/system.slice/ssh.service`); a name without a
-/// suffix means the service (`ssh` is `ssh.service`).
-fn unit_matches(unit: &str, path: &str) -> bool {
-    path.split('/').any(|c| {
-        (c == unit && (c.ends_with(".service") || c.ends_with(".scope")))
-            || (!unit.contains('.') && c.strip_suffix(".service") == Some(unit))
-    })
 }
 
 /// Longest parent chain followed; guards against a cycle in an inconsistent snapshot.
@@ -269,10 +284,17 @@ impl Policy {
     /// Indexes into `all` of the processes the policy applies to, in one pass (what
     /// [`Policy::matches`] gives for each, without a search per ancestor).
     pub fn select(&self, all: &[ProcessInfo]) -> Vec<usize> {
-        let direct: Vec<bool> = all
-            .iter()
-            .map(|p| self.matcher.matches_process(p))
-            .collect();
+        self.select_by(all, |_, p| self.matcher.matches_process(p))
+    }
+
+    /// As [`Policy::select`], with `direct(index, process)` saying which processes match by
+    /// themselves (the agent adds those it holds by [`Matcher::still_matches`]).
+    pub fn select_by(
+        &self,
+        all: &[ProcessInfo],
+        mut direct: impl FnMut(usize, &ProcessInfo) -> bool,
+    ) -> Vec<usize> {
+        let direct: Vec<bool> = all.iter().enumerate().map(|(i, p)| direct(i, p)).collect();
         if !self.matcher.children {
             return (0..all.len()).filter(|&i| direct[i]).collect();
         }

@@ -1,4 +1,8 @@
-//! What a policy would do on a host: the refusals that need `--force`, and the dry-run plan.
+//! What a policy would do: the refusals that need `--force` (one that holds for the policy
+//! anywhere, [`check_policy`]; those of one host's processes, [`check_safety_on`]), and the
+//! dry-run plan. `fleetctl` runs [`check_policy`] before it sends a document, the collector
+//! runs both for every host it has a process list of, and the agent runs both again on its host
+//! (its safety net, for what reaches it unforced).
 
 use std::fmt;
 
@@ -19,12 +23,29 @@ pub enum RefusalKind {
     TooManyDisabled,
     /// The host's largest memory user would get -1000.
     LargestMemoryUser,
+    /// A value below 0 on a match that rests only on what processes claim (comm, cmdline,
+    /// user): any local user could start a process that gets it.
+    WeakIdentity,
+}
+
+impl RefusalKind {
+    /// The name on the wire and in fleetctl's output: `too_many_disabled`,
+    /// `largest_memory_user`, `weak_identity`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::TooManyDisabled => "too_many_disabled",
+            RefusalKind::LargestMemoryUser => "largest_memory_user",
+            RefusalKind::WeakIdentity => "weak_identity",
+        }
+    }
 }
 
 /// A reason to refuse a policy on a host unless forced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub kind: RefusalKind,
+    /// The host whose processes the refusal is about; empty for one about the policy itself
+    /// ([`check_policy`]).
     pub host: String,
     /// The reason in words, for the operator.
     pub reason: String,
@@ -36,8 +57,30 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// The refusal of a policy whatever the hosts: a value below 0 on a match that is not
+/// anchored (no `exe:`, `unit:` or a `cgroup:` that names part of the tree; see
+/// [`crate::Matcher::anchored`]). `comm`, `cmdline` and `user` are claims any process can make:
+/// a user who names their memory hog `sshd` would otherwise have it spared by the OOM killer
+/// at the expense of everything else on the host.
+pub fn check_policy(policy: &Policy) -> Option<Refusal> {
+    if policy.oom_score_adj >= 0 || policy.matcher.anchored() {
+        return None;
+    }
+    Some(Refusal {
+        kind: RefusalKind::WeakIdentity,
+        host: String::new(),
+        reason: format!(
+            "would set {} on processes matched only by {}, which any process can claim: \
+             any local user could start a process that the OOM killer then spares at the \
+             expense of the rest of the host; add exe:, unit: or cgroup: to say which program",
+            policy.oom_score_adj,
+            policy.matcher.claims()
+        ),
+    })
+}
+
 /// The safety checks for one host's process list, worded for "this host"; see
-/// [`check_safety_on`].
+/// [`check_safety_on`]. The agent adds [`check_policy`].
 pub fn check_safety(policy: &Policy, processes: &[ProcessInfo]) -> Vec<Refusal> {
     check_safety_on(policy, "this host", processes)
 }

@@ -2,12 +2,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 
+/// A process of the host's mount namespace running the host's `/usr/bin/COMM`.
 fn proc(pid: u32, ppid: u32, comm: &str) -> ProcessInfo {
     ProcessInfo {
         pid,
         ppid,
         comm: comm.into(),
         exe: Some(format!("/usr/bin/{comm}")),
+        exe_at_path: true,
         cmdline: format!("/usr/bin/{comm}"),
         ..ProcessInfo::default()
     }
@@ -43,6 +45,7 @@ fn example_in_deploy_parses() {
         ppid: 1,
         comm: "sshd".into(),
         exe: Some("/usr/sbin/sshd".into()),
+        exe_at_path: true,
         cmdline: cmdline.into(),
         ..ProcessInfo::default()
     };
@@ -57,6 +60,7 @@ fn example_in_deploy_parses() {
     ];
     let matched: Vec<u32> = p.select(&all).into_iter().map(|i| all[i].pid).collect();
     assert_eq!(matched, vec![812, 813]);
+    assert_eq!(check_policy(&p), None, "anchored by exe:");
 }
 
 #[test]
@@ -218,7 +222,7 @@ fn targets() {
 #[test]
 fn process_criteria() {
     let mut sshd = proc(812, 1, "sshd");
-    sshd.exe = Some("/usr/sbin/sshd (deleted)".into());
+    sshd.exe = Some("/usr/sbin/sshd".into());
     sshd.cmdline = "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into();
     sshd.cgroup = "12:memory:/system.slice/ssh.service\n0::/system.slice/ssh.service\n".into();
     let all = [sshd.clone()];
@@ -228,7 +232,7 @@ fn process_criteria() {
         ))
         .matches(&sshd, &all)
     };
-    assert!(m("exe: /usr/sbin/sshd"), "upgraded binary still matches");
+    assert!(m("exe: /usr/sbin/sshd"));
     assert!(!m("exe: /usr/sbin/ssh"));
     assert!(m("comm: sshd"));
     assert!(!m("comm: ssh"));
@@ -248,6 +252,7 @@ fn process_criteria() {
     assert!(m("unit: ssh"));
     assert!(!m("unit: sshd"));
     assert!(!m("unit: system.slice"), "a slice is not a unit");
+    assert!(m("exe: /usr/sbin/sshd, mount_namespaces: any"));
     assert!(m("exe: /usr/sbin/sshd, comm: sshd, unit: ssh"));
     assert!(
         !m("exe: /usr/sbin/sshd, comm: nginx"),
@@ -268,6 +273,172 @@ fn process_criteria() {
     let mut q = proc(5, 1, "sshd");
     q.uid = 105;
     assert!(p.matches(&q, &[]));
+}
+
+/// `exe:` is the running image, not the text of its link: the user+mount namespace impostor
+/// (its own binary bind-mounted over /usr/sbin/sshd, so its exe, comm and cmdline all read as
+/// sshd) does not match; a service in a mount namespace of its own matches only when the policy
+/// opts in, and then only when its image is the host's file.
+#[test]
+fn exe_is_matched_by_identity() {
+    let sshd = ProcessInfo {
+        exe_id: Some(FileId {
+            dev: 65024,
+            ino: 10,
+        }),
+        ..proc(812, 1, "sshd")
+    };
+    let sshd = ProcessInfo {
+        exe: Some("/usr/sbin/sshd".into()),
+        cmdline: "/usr/sbin/sshd -D".into(),
+        ..sshd
+    };
+    let impostor = ProcessInfo {
+        pid: 4000,
+        exe_id: Some(FileId {
+            dev: 65024,
+            ino: 99,
+        }),
+        exe_at_path: false,
+        foreign_mount_ns: true,
+        uid: 65534,
+        ..sshd.clone()
+    };
+    // The same binary, run by a service with a private /tmp (its own mount namespace).
+    let private = ProcessInfo {
+        pid: 5000,
+        foreign_mount_ns: true,
+        ..sshd.clone()
+    };
+    // An sshd whose binary was replaced on disk since it started.
+    let upgraded = ProcessInfo {
+        pid: 6000,
+        exe: Some("/usr/sbin/sshd (deleted)".into()),
+        exe_at_path: false,
+        ..sshd.clone()
+    };
+    let all = [sshd, impostor, private, upgraded];
+    let pids = |doc: &str| -> Vec<u32> {
+        let p = policy(&format!(
+            "name: a\ntarget: {{}}\nmatch: {{{doc}}}\noom_score_adj: -1000\n"
+        ));
+        p.select(&all).into_iter().map(|i| all[i].pid).collect()
+    };
+    // By text the impostor and the upgraded sshd would match: comm, cmdline and exe read sshd.
+    assert_eq!(
+        pids("comm: sshd, cmdline: '^/usr/sbin/sshd'"),
+        [812, 4000, 5000, 6000]
+    );
+    assert_eq!(pids("exe: /usr/sbin/sshd"), [812]);
+    assert_eq!(
+        pids("exe: /usr/sbin/sshd, mount_namespaces: any"),
+        [812, 5000]
+    );
+    assert_eq!(pids("exe: /usr/sbin/sshd, mount_namespaces: host"), [812]);
+    // The agent keeps a process it holds whose image is the one it matched.
+    let m =
+        policy("name: a\ntarget: {}\nmatch: {exe: /usr/sbin/sshd, comm: sshd}\noom_score_adj: 1\n");
+    assert!(!m.matcher.matches_process(&all[3]));
+    assert!(m.matcher.still_matches(&all[3]));
+    assert!(
+        !m.matcher.still_matches(&all[2]),
+        "the namespace still counts"
+    );
+    let nginx = ProcessInfo {
+        comm: "nginx".into(),
+        ..all[3].clone()
+    };
+    assert!(
+        !m.matcher.still_matches(&nginx),
+        "the other criteria still count"
+    );
+    // Unreadable exe: no match.
+    let unreadable = ProcessInfo {
+        exe: None,
+        exe_at_path: false,
+        ..all[0].clone()
+    };
+    assert!(!m.matcher.matches_process(&unreadable));
+    let err = error(
+        "name: a\ntarget: {}\nmatch: {comm: x, mount_namespaces: any}\noom_score_adj: 1\n",
+        "p.yaml",
+    );
+    assert!(
+        err.contains("`match.mount_namespaces`: applies to exe: only"),
+        "{err}"
+    );
+    let err = error(
+        "name: a\ntarget: {}\nmatch: {exe: /x, mount_namespaces: all}\noom_score_adj: 1\n",
+        "p.yaml",
+    );
+    assert!(
+        err.contains("mount_namespaces") && err.contains("any"),
+        "{err}"
+    );
+}
+
+/// `unit:` is the system manager's own cgroup of the unit, from the unified hierarchy or else
+/// the v1 `name=systemd` one; a path that merely contains the name is not it.
+#[test]
+fn unit_is_the_system_managers_cgroup() {
+    let in_cgroup = |pid: u32, cgroup: &str| ProcessInfo {
+        cgroup: cgroup.into(),
+        ..proc(pid, 1, "sshd")
+    };
+    let all = [
+        in_cgroup(1, "0::/system.slice/ssh.service\n"),
+        in_cgroup(2, "9:name=systemd:/system.slice/ssh.service\n0::/\n"),
+        in_cgroup(3, "9:name=systemd:/fleet-test-1/ssh.service\n0::/\n"),
+        in_cgroup(
+            4,
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/ssh.service\n",
+        ),
+        in_cgroup(5, "0::/system.slice/docker-1a.scope/ssh.service\n"),
+        in_cgroup(6, "0::/system.slice/ssh.service/delegated\n"),
+        // Another controller's hierarchy names nothing about the unit.
+        in_cgroup(7, "4:memory:/system.slice/ssh.service\n0::/\n"),
+    ];
+    let p = policy("name: a\ntarget: {}\nmatch: {unit: ssh}\noom_score_adj: -1000\n");
+    let pids: Vec<u32> = p.select(&all).into_iter().map(|i| all[i].pid).collect();
+    assert_eq!(pids, [1, 2]);
+}
+
+/// A value below 0 on a match that rests only on claims is refused unless forced, with words
+/// that name the risk; an anchor (exe, unit, a cgroup that names part of the tree) or a value of
+/// 0 or more is not.
+#[test]
+fn weak_identity_is_refused_below_zero() {
+    let refusal = |m: &str, v: i32| {
+        check_policy(&policy(&format!(
+            "name: a\ntarget: {{}}\nmatch: {{{m}}}\noom_score_adj: {v}\n"
+        )))
+    };
+    let r = refusal("cmdline: '^java ', user: 1000", -1).expect("refused");
+    assert_eq!(r.kind, RefusalKind::WeakIdentity);
+    assert_eq!(r.kind.as_str(), "weak_identity");
+    assert_eq!(r.host, "");
+    assert_eq!(
+        r.reason,
+        "would set -1 on processes matched only by cmdline and user, which any process can \
+         claim: any local user could start a process that the OOM killer then spares at the \
+         expense of the rest of the host; add exe:, unit: or cgroup: to say which program"
+    );
+    let r = refusal("comm: sshd", -1000).unwrap();
+    assert!(r.reason.contains("matched only by comm,"), "{}", r.reason);
+    let r = refusal("comm: sshd, cgroup: '*'", -1000).unwrap();
+    assert!(
+        r.reason
+            .contains("comm and a cgroup pattern that matches every cgroup"),
+        "{}",
+        r.reason
+    );
+    assert!(refusal("comm: sshd, cgroup: /", -1000).is_some());
+    assert!(refusal("comm: sshd", 0).is_none());
+    assert!(refusal("comm: sshd", 500).is_none());
+    assert!(refusal("comm: sshd, exe: /usr/sbin/sshd", -1000).is_none());
+    assert!(refusal("comm: sshd, unit: ssh", -1000).is_none());
+    assert!(refusal("user: 0, cgroup: /system.slice", -500).is_none());
+    assert!(refusal("cgroup: '/system.slice/*.service'", -500).is_none());
 }
 
 #[test]
@@ -367,6 +538,11 @@ fn target_and_match_in_words() {
     assert_eq!(
         p.matcher.describe(),
         "exe=/usr/sbin/sshd user=root +children"
+    );
+    let any = policy("name: z\ntarget: {}\nmatch: {exe: /usr/sbin/sshd, mount_namespaces: any}\noom_score_adj: 1\n");
+    assert_eq!(
+        any.matcher.describe(),
+        "exe=/usr/sbin/sshd mount_namespaces=any"
     );
     let q = parse_policy(
         "name: y\ntarget: {}\nmatch: {cmdline: 'java .*-jar'}\noom_score_adj: 500\n",

@@ -9,8 +9,10 @@
 //! sets the -1000 of `deploy/policies/protect-sshd.yaml`; where it does not (containers often
 //! drop it), it sets 100 instead and checks that -1000 is reported as "permission denied".
 
+mod policy_common;
+
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use fleet_proto::v1::{ApplyPolicyRequest, PolicyChange, PolicyName, PolicyStatus
 use fleet_tests::procs::{oom_score_adj as adj, rss_kb, with_oom_score_adj as with_adj};
 use fleet_tests::sshd::start_sshd;
 use fleet_tests::{caps, fleetctl, start_agent, wait_for, Collector, MemCgroup, Reaped};
+use policy_common::{ok, write_policy};
 
 /// A `sleep` whose argv[0] is `name`, with `oom_score_adj` = `initial`.
 fn sleeper(name: &str, initial: i32) -> Reaped {
@@ -80,22 +83,6 @@ fn wait_process_list(url: &str, document: &str) -> PolicyChange {
         let c = dry_run(url, document);
         c.hosts.iter().any(|h| h.processes_time_ms > 0).then_some(c)
     })
-}
-
-fn write_policy(dir: &Path, file: &str, text: &str) -> PathBuf {
-    let path = dir.join(file);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn ok(out: &std::process::Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 fn wait_adj(pids: &[u32], value: i32, within: Duration, what: &str) -> Duration {
@@ -386,8 +373,12 @@ fn refused_policy_changes_nothing() {
     let dir = tmp.path();
     let marker = format!("fleet-e2e-refused-{}", std::process::id());
     let sleepers: Vec<Reaped> = (0..6).map(|_| sleeper(&marker, 50)).collect();
+    // Anchored by the executable: on the command line alone a value below 0 is refused as a
+    // weak identity (policy_identity.rs), before the count is even looked at.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", sleepers[0].pid())).unwrap();
     let policy = format!(
-        "name: too-many\ntarget: {{}}\nmatch: {{cmdline: '^{marker} '}}\noom_score_adj: -1000\n"
+        "name: too-many\ntarget: {{}}\nmatch: {{exe: {}, cmdline: '^{marker} '}}\noom_score_adj: -1000\n",
+        exe.display()
     );
     let file = write_policy(dir, "too-many.yaml", &policy);
     let file = file.to_str().unwrap();

@@ -5,6 +5,10 @@
 //! Layout:
 //! - [`scan`]: [`ProcScanner`] reads processes from a proc root; its `tick` examines only new
 //!   pids, so a tick costs one readdir when nothing started.
+//! - [`procdir`]: [`ProcDir`], one process's opened `/proc/PID`: every read and write goes
+//!   through it, checked against the identity that was matched.
+//! - [`host`]: [`HostView`], the host's mount namespace (PID 1's, else the agent's own) that
+//!   `exe:` is resolved in.
 //! - [`state`]: the state file (policies, versions, which processes each matched, their
 //!   original values), replaced atomically, so enforcement and restores survive a restart.
 //! - [`Enforcer`]: `apply`, `remove`, `tick`, `status`.
@@ -14,41 +18,61 @@
 //! policy touched it, and it is written to the state file *before* the new value is written to
 //! the process, so a crash in between cannot make the policy's value look original.
 //!
-//! A process is identified by its pid and its starttime (field 22 of /proc/PID/stat), checked
-//! again right before each write, so a reused pid never receives another process's value.
+//! A process is identified by its pid and its starttime (field 22 of /proc/PID/stat). Each
+//! write opens `/proc/PID` and checks, through that directory's descriptor, the starttime and,
+//! for a policy's value, the device and inode of the running image that matched; then writes
+//! through the same descriptor. A descriptor of an exited process answers `ESRCH` whoever holds
+//! its pid now, so a reused pid never receives another process's value, and a process that
+//! exec'd another program since it was matched is not written either ([`EXE_CHANGED`]).
+//!
+//! `exe:` matches by the identity of the running image (see `fleet_policy::identity`). A
+//! process the enforcer holds whose binary is then replaced on disk (an upgrade) no longer
+//! matches by itself; as long as its image is the one that matched, it is kept and its value
+//! stays (also across a restart of the agent: the state file records the image). A restart of
+//! the program matches the new file.
 //!
 //! Lowering a value below the current one needs CAP_SYS_RESOURCE; without it writes fail with
 //! "permission denied" and are reported in [`PolicyStatus::failed`].
 //!
 //! # Safety net
 //!
-//! The collector refuses a -1000 policy that breaks `fleet_policy`'s safety rules unless forced,
-//! but it checks against the process lists it has, and cannot see processes that start later.
-//! So the enforcer checks again on the host, for policies that set -1000 and were not applied
-//! with `--force`: at apply time the whole rule set ([`fleet_policy::check_safety`]), and a
-//! policy that breaks it takes no process at all (each match is reported with the reason); later,
-//! a new process is not taken once the policy holds [`MAX_DISABLED_PER_HOST`] processes.
+//! The collector refuses a policy that breaks `fleet_policy`'s safety rules unless forced, but
+//! it checks against the process lists it has, and cannot see processes that start later. So
+//! the enforcer checks again on the host, for policies not applied with `--force`: at apply
+//! time the whole rule set ([`fleet_policy::check_policy`]: a value below 0 on a match that
+//! rests on claims alone; [`fleet_policy::check_safety`]: -1000 on too many processes or on the
+//! largest), and a policy that breaks it takes no process at all (each match is reported with
+//! the reason); later, a new process is not taken by a -1000 policy once it holds
+//! [`MAX_DISABLED_PER_HOST`] processes.
 
+pub mod host;
+pub mod procdir;
 pub mod runner;
 pub mod scan;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use fleet_policy::{check_safety, uid_of, Policy, ProcessInfo, MAX_DISABLED_PER_HOST};
+use fleet_policy::{
+    check_policy, check_safety, uid_of, FileId, Policy, ProcessInfo, MAX_DISABLED_PER_HOST,
+};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+pub use host::{HostView, Reference};
+pub use procdir::{Expect, ProcDir, WriteError};
 pub use runner::PolicyRunner;
-pub use scan::{Proc, ProcScanner, Tick};
+pub use scan::{ProcScanner, Tick};
 
 /// Failure reason: the kernel refused the write (no CAP_SYS_RESOURCE to lower the value).
 pub const PERMISSION_DENIED: &str = "permission denied";
 /// Failure reason: the process exited (or its pid now names another process).
 pub const PROCESS_GONE: &str = "process gone";
+/// Failure reason: the process runs another program than the one matched (it exec'd since the
+/// scan); it is matched again by what it runs now at the next full rescan.
+pub const EXE_CHANGED: &str = "executable changed since it was matched";
 /// Failures kept per policy for its status; the oldest go first.
 pub const MAX_FAILURES: usize = 64;
 
@@ -92,6 +116,13 @@ pub enum EnforceError {
     Proc { root: PathBuf, source: io::Error },
 }
 
+/// A process a policy holds: its starttime, and the running image it had when it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    starttime: u64,
+    image: Option<FileId>,
+}
+
 struct Entry {
     policy: Policy,
     version: u64,
@@ -99,9 +130,16 @@ struct Entry {
     forced: bool,
     /// Why the safety net refused this version at apply time: it takes no process.
     blocked: Option<String>,
-    /// pid → starttime of the live processes the policy applies to.
-    matched: BTreeMap<u32, u64>,
+    /// pid → the live processes the policy applies to.
+    matched: BTreeMap<u32, Held>,
     failed: Vec<(u32, String)>,
+}
+
+/// Whether `p` is a process `held` holds with the image it matched with (its file may have been
+/// replaced on disk since): then `exe:` is taken as met ([`fleet_policy::Matcher::still_matches`]).
+fn same_image(held: &BTreeMap<u32, Held>, p: &ProcessInfo) -> bool {
+    held.get(&p.pid)
+        .is_some_and(|h| h.starttime == p.starttime && h.image.is_some() && h.image == p.exe_id)
 }
 
 impl Entry {
@@ -111,7 +149,14 @@ impl Entry {
     }
 
     fn holds(&self, key: ProcKey) -> bool {
-        self.matched.get(&key.pid) == Some(&key.starttime)
+        self.held(key).is_some()
+    }
+
+    fn held(&self, key: ProcKey) -> Option<Held> {
+        self.matched
+            .get(&key.pid)
+            .filter(|h| h.starttime == key.starttime)
+            .copied()
     }
 
     fn fail(&mut self, pid: u32, reason: String) {
@@ -148,11 +193,13 @@ pub struct Enforcer {
     originals: BTreeMap<ProcKey, i32>,
 }
 
-/// A write to make: the process, the value, and which policy asked (none for a restore).
+/// A write to make: the process, the value, and which policy asked (none for a restore), with
+/// the image the policy matched (checked before a policy's value is written).
 struct Pending {
     key: ProcKey,
     value: i32,
     policy: Option<usize>,
+    image: Option<FileId>,
 }
 
 impl Enforcer {
@@ -169,8 +216,17 @@ impl Enforcer {
         etc_root: &Path,
         state_dir: &Path,
     ) -> Result<Enforcer, EnforceError> {
+        let scanner = ProcScanner::new(proc_root);
+        let host = scanner.host();
+        match host.why_not_pid1() {
+            None => info!(root = %host.root_path().display(),
+                "exe: is matched in PID 1's mount namespace"),
+            Some(why) => warn!(error = %why,
+                "cannot read PID 1's mount namespace (the agent needs CAP_SYS_PTRACE for it): \
+                 exe: is matched in the agent's own, and processes of any other are foreign"),
+        }
         let mut e = Enforcer {
-            scanner: ProcScanner::new(proc_root),
+            scanner,
             etc_root: etc_root.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
             policies: Vec::new(),
@@ -199,10 +255,19 @@ impl Enforcer {
             for p in stored.policies {
                 let mut policy = p.policy;
                 e.resolve_users(&mut policy);
+                let images: HashMap<u32, FileId> = p
+                    .images
+                    .iter()
+                    .map(|&(pid, dev, ino)| (pid, FileId { dev, ino }))
+                    .collect();
                 let matched = p
                     .matched
                     .into_iter()
                     .filter(|&(pid, st)| is_alive(&mut e.scanner, pid, st))
+                    .map(|(pid, starttime)| {
+                        let image = images.get(&pid).copied();
+                        (pid, Held { starttime, image })
+                    })
                     .collect();
                 e.policies.push(Entry {
                     policy,
@@ -240,7 +305,10 @@ impl Enforcer {
             .map(|e| {
                 e.matched
                     .iter()
-                    .map(|(&pid, &starttime)| ProcKey { pid, starttime })
+                    .map(|(&pid, h)| ProcKey {
+                        pid,
+                        starttime: h.starttime,
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -280,6 +348,9 @@ impl Enforcer {
     ) -> Result<PolicyStatus, EnforceError> {
         self.resolve_users(&mut policy);
         let all = self.scanner.scan_all().map_err(|e| self.proc_error(e))?;
+        // Whether the processes the old version holds by their image still count: only while
+        // `exe:` names the same file.
+        let mut keep_images = false;
         let (idx, old) = match self
             .policies
             .iter()
@@ -287,6 +358,7 @@ impl Enforcer {
         {
             Some(i) => {
                 let entry = &mut self.policies[i];
+                keep_images = entry.policy.matcher.exe == policy.matcher.exe;
                 entry.policy = policy;
                 entry.version = version;
                 entry.forced = forced;
@@ -306,10 +378,16 @@ impl Enforcer {
                 (self.policies.len() - 1, BTreeMap::new())
             }
         };
-        let infos: Vec<ProcessInfo> = all.iter().map(|p| p.info.clone()).collect();
-        let mut selected = self.policies[idx].policy.select(&infos);
-        if self.policies[idx].guarded() {
-            let refusals = check_safety(&self.policies[idx].policy, &infos);
+        let policy = &self.policies[idx].policy;
+        let mut selected = policy.select_by(&all, |_, p| {
+            policy.matcher.matches_process(p)
+                || (keep_images && same_image(&old, p) && policy.matcher.still_matches(p))
+        });
+        if !self.policies[idx].forced {
+            let refusals: Vec<_> = check_policy(policy)
+                .into_iter()
+                .chain(check_safety(policy, &all))
+                .collect();
             if !refusals.is_empty() {
                 let reasons: Vec<String> = refusals.iter().map(|r| r.reason.clone()).collect();
                 let why = format!(
@@ -320,7 +398,7 @@ impl Enforcer {
                     "OOM policy refused on this host");
                 let entry = &mut self.policies[idx];
                 for &i in &selected {
-                    entry.fail(all[i].info.pid, why.clone());
+                    entry.fail(all[i].pid, why.clone());
                 }
                 entry.blocked = Some(why);
                 selected.clear();
@@ -330,22 +408,30 @@ impl Enforcer {
         for &i in &selected {
             let p = &all[i];
             let key = ProcKey {
-                pid: p.info.pid,
+                pid: p.pid,
                 starttime: p.starttime,
             };
-            self.policies[idx].matched.insert(key.pid, key.starttime);
+            let held = Held {
+                starttime: p.starttime,
+                image: p.exe_id,
+            };
+            self.policies[idx].matched.insert(key.pid, held);
             let (winner, value) = self.winner(key).expect("matched just now");
-            if p.info.oom_score_adj != value {
-                self.originals.entry(key).or_insert(p.info.oom_score_adj);
+            if p.oom_score_adj != value {
+                self.originals.entry(key).or_insert(p.oom_score_adj);
                 writes.push(Pending {
                     key,
                     value,
                     policy: Some(winner),
+                    image: p.exe_id,
                 });
             }
         }
-        for (pid, starttime) in old {
-            let key = ProcKey { pid, starttime };
+        for (pid, h) in old {
+            let key = ProcKey {
+                pid,
+                starttime: h.starttime,
+            };
             if !self.policies[idx].holds(key) {
                 writes.push(self.release(key));
             }
@@ -373,7 +459,12 @@ impl Enforcer {
         let writes: Vec<Pending> = entry
             .matched
             .iter()
-            .map(|(&pid, &starttime)| self.release(ProcKey { pid, starttime }))
+            .map(|(&pid, h)| {
+                self.release(ProcKey {
+                    pid,
+                    starttime: h.starttime,
+                })
+            })
             .collect();
         let handed_over = writes.iter().filter(|w| w.policy.is_some()).count();
         let (restored, failed) = self.write_all(writes);
@@ -418,21 +509,18 @@ impl Enforcer {
             }
             return Ok(0);
         }
-        let batch: HashMap<u32, &ProcessInfo> = tick
-            .examined
-            .iter()
-            .map(|p| (p.info.pid, &p.info))
-            .collect();
+        let batch: HashMap<u32, &ProcessInfo> = tick.examined.iter().map(|p| (p.pid, p)).collect();
         let mut writes = Vec::new();
         for p in &tick.examined {
             let key = ProcKey {
-                pid: p.info.pid,
+                pid: p.pid,
                 starttime: p.starttime,
             };
             let mut was_any = false;
             for entry in &mut self.policies {
                 let was = entry.holds(key);
-                let mut now = applies(entry, &p.info, &batch);
+                let kept = same_image(&entry.matched, p) && entry.policy.matcher.still_matches(p);
+                let mut now = kept || applies(entry, p, &batch);
                 if now && !was {
                     if let Some(why) = &entry.blocked {
                         let why = why.clone();
@@ -451,26 +539,31 @@ impl Enforcer {
                     }
                 }
                 was_any |= was;
-                if now && !was {
-                    entry.matched.insert(key.pid, key.starttime);
-                    dirty = true;
-                } else if was && !now {
+                if now {
+                    let held = Held {
+                        starttime: p.starttime,
+                        image: p.exe_id,
+                    };
+                    // New, or the same process now running another image that matches too.
+                    dirty |= entry.matched.insert(key.pid, held) != Some(held);
+                } else if was {
                     entry.matched.remove(&key.pid);
                     dirty = true;
                 }
             }
             match self.winner(key) {
-                Some((_, value)) if p.info.oom_score_adj == value => {}
+                Some((_, value)) if p.oom_score_adj == value => {}
                 Some((winner, value)) => {
                     if let std::collections::btree_map::Entry::Vacant(v) = self.originals.entry(key)
                     {
-                        v.insert(p.info.oom_score_adj);
+                        v.insert(p.oom_score_adj);
                         dirty = true;
                     }
                     writes.push(Pending {
                         key,
                         value,
                         policy: Some(winner),
+                        image: p.exe_id,
                     });
                 }
                 // It matched before (seen between fork and exec) and no longer does.
@@ -504,18 +597,21 @@ impl Enforcer {
     }
 
     /// The write for a process a policy let go of: the value of another policy that still
-    /// holds it, or else its original value.
+    /// holds it (checked against the image that policy matched), or else its original value
+    /// (the process's own, right whatever it runs now).
     fn release(&self, key: ProcKey) -> Pending {
         match self.winner(key) {
             Some((i, value)) => Pending {
                 key,
                 value,
                 policy: Some(i),
+                image: self.policies[i].held(key).and_then(|h| h.image),
             },
             None => Pending {
                 key,
                 value: self.originals.get(&key).copied().unwrap_or(0),
                 policy: None,
+                image: None,
             },
         }
     }
@@ -531,7 +627,7 @@ impl Enforcer {
             if restore && !self.originals.contains_key(&w.key) {
                 continue; // never changed by a policy: nothing to give back
             }
-            match self.write(w.key, w.value) {
+            match self.write(w.key, w.value, w.image) {
                 Ok(()) => {
                     if restore {
                         restored.push(w.key);
@@ -559,25 +655,24 @@ impl Enforcer {
         }
     }
 
-    /// Writes /proc/PID/oom_score_adj after checking the pid still names the same process.
-    fn write(&mut self, key: ProcKey, value: i32) -> Result<(), String> {
-        if self.scanner.starttime(key.pid) != Some(key.starttime) {
-            return Err(PROCESS_GONE.into());
-        }
-        let path = self
+    /// Writes `oom_score_adj` through the process's opened `/proc/PID`, after checking there
+    /// that it is the process that was matched (see [`ProcDir::write_oom_score_adj`]).
+    fn write(&mut self, key: ProcKey, value: i32, image: Option<FileId>) -> Result<(), String> {
+        let dir = self
             .scanner
-            .proc_root()
-            .join(key.pid.to_string())
-            .join("oom_score_adj");
-        let result = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()));
-        result.map_err(|e| match (e.kind(), e.raw_os_error()) {
-            (io::ErrorKind::PermissionDenied, _) => PERMISSION_DENIED.to_string(),
-            (io::ErrorKind::NotFound, _) => PROCESS_GONE.to_string(),
-            (_, Some(libc::ESRCH)) => PROCESS_GONE.to_string(),
-            _ => e.to_string(),
+            .open(key.pid)
+            .map_err(|_| PROCESS_GONE.to_string())?;
+        let expect = Expect {
+            starttime: key.starttime,
+            image,
+        };
+        dir.write_oom_score_adj(value, expect).map_err(|e| match e {
+            WriteError::Gone => PROCESS_GONE.to_string(),
+            WriteError::ImageChanged => EXE_CHANGED.to_string(),
+            WriteError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                PERMISSION_DENIED.to_string()
+            }
+            WriteError::Io(e) => e.to_string(),
         })
     }
 
@@ -597,7 +692,12 @@ impl Enforcer {
                 version: e.version,
                 forced: e.forced,
                 blocked: e.blocked.clone(),
-                matched: e.matched.iter().map(|(&p, &s)| (p, s)).collect(),
+                matched: e.matched.iter().map(|(&p, h)| (p, h.starttime)).collect(),
+                images: e
+                    .matched
+                    .iter()
+                    .filter_map(|(&p, h)| h.image.map(|i| (p, i.dev, i.ino)))
+                    .collect(),
             })
             .collect();
         let originals = self

@@ -7,7 +7,10 @@
 //! - [`PolicyRunner::take_report`] is the `PolicyReport` to send when something changed (and on
 //!   every connect);
 //! - [`PolicyRunner::process_list`] is the host's process list for dry runs at the collector,
-//!   sent on connect and then at most every [`LIST_EVERY`] when it changed. It is read with a
+//!   sent on connect and then at most every [`LIST_EVERY`] when it changed, with each
+//!   process's identity as the enforcer reads it (its image's device and inode, whether that is
+//!   the host's file at its exe path, whether it lives in another mount namespace, its start
+//!   time), so the collector's dry run matches `exe:` as the enforcer will. It is read with a
 //!   scanner of its own, so it never hides a new process from the enforcer's next tick.
 //!
 //! The collector checks documents before it stores them; a document this agent cannot parse
@@ -27,7 +30,7 @@ use fleet_proto::v1::{
 use prost::Message;
 use tracing::{error, warn};
 
-use super::{EnforceError, Enforcer, PolicyStatus, ProcScanner, RemoveReport};
+use super::{EnforceError, Enforcer, PolicyStatus, ProcDir, ProcScanner, RemoveReport};
 use crate::now_ms;
 
 /// How often a changed process list is sent, at most.
@@ -99,12 +102,6 @@ fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 impl PolicyRunner {
@@ -278,11 +275,15 @@ impl PolicyRunner {
             .into_iter()
             .take(MAX_REPORTED_PROCESSES)
             .filter_map(|key| {
-                let dir = self.proc_root.join(key.pid.to_string());
-                let now: i32 = read_trimmed(&dir.join("oom_score_adj"))?.parse().ok()?;
+                // Through the process's own directory, checked: a pid reused since names another.
+                let dir = ProcDir::open(&self.proc_root, key.pid).ok()?;
+                if dir.starttime()? != key.starttime {
+                    return None;
+                }
+                let now: i32 = dir.read_text("oom_score_adj")?.parse().ok()?;
                 Some(PolicyProcess {
                     pid: key.pid,
-                    comm: read_trimmed(&dir.join("comm")).unwrap_or_default(),
+                    comm: dir.read_text("comm").unwrap_or_default(),
                     oom_score_adj: now,
                     original: self.enforcer.original(key).unwrap_or(now),
                 })
@@ -316,8 +317,7 @@ impl PolicyRunner {
         };
         let mut size = 0;
         let mut hasher = DefaultHasher::new();
-        for p in procs {
-            let i = p.info;
+        for i in procs {
             let entry = ProcessEntry {
                 pid: i.pid,
                 ppid: i.ppid,
@@ -329,6 +329,11 @@ impl PolicyRunner {
                 cgroup: i.cgroup,
                 oom_score_adj: i.oom_score_adj,
                 rss_kb: i.rss_kb,
+                exe_dev: i.exe_id.map_or(0, |f| f.dev),
+                exe_ino: i.exe_id.map_or(0, |f| f.ino),
+                exe_at_path: i.exe_at_path,
+                foreign_mount_ns: i.foreign_mount_ns,
+                starttime: i.starttime,
             };
             size += entry.encoded_len() + 4;
             if size > MAX_LIST_BYTES {
@@ -337,10 +342,12 @@ impl PolicyRunner {
             }
             (
                 entry.pid,
-                p.starttime,
+                entry.starttime,
                 entry.oom_score_adj,
                 &entry.exe,
                 &entry.cmdline,
+                entry.exe_ino,
+                entry.exe_at_path,
             )
                 .hash(&mut hasher);
             list.processes.push(entry);

@@ -1,10 +1,14 @@
 //! Reading [`ProcessInfo`] from a proc root, and noticing new processes cheaply.
 //!
-//! For each pid the scanner reads:
+//! For each pid the scanner opens `/proc/PID` once ([`ProcDir`]) and reads, relative to it, so
+//! every value comes from the same process even if its pid is reused meanwhile:
 //! - `stat`: comm, ppid and starttime (field 22, clock ticks since boot), which with the pid
 //!   identifies a process even after its pid is reused:
 //!   `4242 (java) S 1 4242 4242 0 -1 4194560 … 0 20 0 54 0 1234567 …`
-//! - the `exe` link, `cmdline` (NUL-separated), `status` (`Uid:` real, effective, saved, fs), `cgroup`,
+//! - the `exe` link: its text, and the device and inode of the running image it leads to,
+//!   compared with the file at that path in the host's mount namespace ([`HostView`]);
+//! - `ns/mnt`: whether the process lives in the host's mount namespace;
+//! - `cmdline` (NUL-separated), `status` (`Uid:` real, effective, saved, fs), `cgroup`,
 //!   `oom_score_adj` and `statm` (resident pages, second field).
 //!
 //! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
@@ -12,15 +16,18 @@
 //! still carries its parent's name); it forgets the pids that vanished. Its steady-state cost is
 //! one readdir. Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process
 //! that exec'd another program or retitled itself (sshd's `[listener]`) is matched by what it is
-//! now, and a value someone reset is set again. A pid that exits and is reused between two ticks is not noticed: with pid_max
-//! at 4194304 by default that takes millions of forks within a second.
+//! now, and a value someone reset is set again. A pid that exits and is reused between two ticks
+//! is not noticed: with pid_max at 4194304 by default that takes millions of forks within a
+//! second.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use fleet_policy::ProcessInfo;
+
+use super::host::HostView;
+use super::procdir::ProcDir;
 
 /// The pid of kthreadd; it and its children are kernel threads, which no policy applies to.
 const KTHREADD: u32 = 2;
@@ -28,19 +35,11 @@ const KTHREADD: u32 = 2;
 /// How often a tick examines every process, not only new ones.
 pub const FULL_RESCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A process as read, with its start time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proc {
-    pub info: ProcessInfo,
-    /// Field 22 of /proc/PID/stat.
-    pub starttime: u64,
-}
-
 /// What one [`ProcScanner::tick`] found.
 #[derive(Debug, Default)]
 pub struct Tick {
     /// Processes not seen before (or first seen on the previous tick), read now.
-    pub examined: Vec<Proc>,
+    pub examined: Vec<ProcessInfo>,
     /// Pids that are no longer listed.
     pub vanished: Vec<u32>,
 }
@@ -48,6 +47,8 @@ pub struct Tick {
 /// Reads processes from `proc_root`, remembering which pids it has seen.
 pub struct ProcScanner {
     proc_root: PathBuf,
+    /// The host's mount namespace and root, for `exe:` identity.
+    host: HostView,
     page_kb: u64,
     /// Every pid listed on the last tick, with its starttime once read.
     known: HashMap<u32, u64>,
@@ -68,6 +69,7 @@ impl ProcScanner {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         ProcScanner {
             proc_root: proc_root.to_path_buf(),
+            host: HostView::detect(proc_root),
             page_kb: if page > 0 { page as u64 / 1024 } else { 4 },
             known: HashMap::new(),
             young: Vec::new(),
@@ -86,6 +88,11 @@ impl ProcScanner {
     /// The proc root.
     pub fn proc_root(&self) -> &Path {
         &self.proc_root
+    }
+
+    /// The host's mount namespace, as the scanner found it.
+    pub fn host(&self) -> &HostView {
+        &self.host
     }
 
     /// The pids listed in the proc root, kernel threads included.
@@ -108,17 +115,18 @@ impl ProcScanner {
     ///
     /// # Errors
     /// The proc root cannot be listed.
-    pub fn scan_all(&mut self) -> io::Result<Vec<Proc>> {
+    pub fn scan_all(&mut self) -> io::Result<Vec<ProcessInfo>> {
         let pids = self.pids()?;
         let mut out = Vec::with_capacity(pids.len());
         self.known.clear();
         self.young.clear();
+        self.host.forget();
         self.last_full = Some(std::time::Instant::now());
         for pid in pids {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
                 self.known.insert(pid, p.starttime);
-                if p.info.cmdline.is_empty() {
+                if p.cmdline.is_empty() {
                     // Caught inside execve: the kernel fills in the new argv only after
                     // waking a vfork parent, so look again next tick.
                     self.young.push(pid);
@@ -147,6 +155,7 @@ impl ProcScanner {
             }
         }
         let mut tick = Tick::default();
+        self.host.forget();
         self.known.retain(|pid, _| {
             let keep = listed.contains(pid);
             if !keep {
@@ -185,7 +194,7 @@ impl ProcScanner {
                 self.known.insert(pid, p.starttime);
                 // A process still inside execve (empty argv, see scan_all) is read again until
                 // its command line is there.
-                if p.info.cmdline.is_empty() {
+                if p.cmdline.is_empty() {
                     if let Err(at) = young.binary_search(&pid) {
                         young.insert(at, pid);
                     }
@@ -200,18 +209,24 @@ impl ProcScanner {
 
     /// The starttime of `pid` now, or `None` when it is gone.
     pub fn starttime(&mut self, pid: u32) -> Option<u64> {
-        let dir = self.proc_root.join(pid.to_string());
-        read_into(&dir.join("stat"), &mut self.buf).ok()?;
-        parse_stat(&self.buf).map(|s| s.starttime)
+        ProcDir::open(&self.proc_root, pid).ok()?.starttime()
+    }
+
+    /// Opens `/proc/PID` (for a write through it, see [`ProcDir`]).
+    ///
+    /// # Errors
+    /// The process is gone, or its directory cannot be opened.
+    pub fn open(&self, pid: u32) -> io::Result<ProcDir> {
+        ProcDir::open(&self.proc_root, pid)
     }
 
     /// Reads one process; `None` when it is gone (or is a kernel thread).
-    pub fn read(&mut self, pid: u32) -> Option<Proc> {
+    pub fn read(&mut self, pid: u32) -> Option<ProcessInfo> {
         if pid == KTHREADD {
             return None;
         }
-        let dir = self.proc_root.join(pid.to_string());
-        read_into(&dir.join("stat"), &mut self.buf).ok()?;
+        let dir = ProcDir::open(&self.proc_root, pid).ok()?;
+        dir.read("stat", &mut self.buf).ok()?;
         let stat = parse_stat(&self.buf)?;
         if stat.ppid == KTHREADD {
             return None;
@@ -220,39 +235,35 @@ impl ProcScanner {
             pid,
             ppid: stat.ppid,
             comm: stat.comm,
+            starttime: stat.starttime,
             ..ProcessInfo::default()
         };
         // Unreadable for other users' processes without CAP_SYS_PTRACE; matched as absent.
-        info.exe = std::fs::read_link(dir.join("exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-        if read_into(&dir.join("cmdline"), &mut self.buf).is_ok() {
+        info.exe = dir.readlink("exe");
+        info.exe_id = dir.target_id("exe").ok();
+        info.exe_at_path = match (&info.exe, info.exe_id) {
+            (Some(path), Some(id)) => self.host.file_id(path) == Some(id),
+            _ => false,
+        };
+        info.foreign_mount_ns = self.host.is_foreign(dir.target_id("ns/mnt").ok());
+        if dir.read("cmdline", &mut self.buf).is_ok() {
             let bytes = self.buf.strip_suffix(b"\0").unwrap_or(&self.buf);
             info.cmdline = String::from_utf8_lossy(bytes).replace('\0', " ");
         }
-        if read_into(&dir.join("status"), &mut self.buf).is_ok() {
+        if dir.read("status", &mut self.buf).is_ok() {
             info.uid = parse_status_uid(&self.buf).unwrap_or(0);
         }
-        if read_into(&dir.join("cgroup"), &mut self.buf).is_ok() {
+        if dir.read("cgroup", &mut self.buf).is_ok() {
             info.cgroup = String::from_utf8_lossy(&self.buf).into_owned();
         }
         // The process may exit between the reads: what it had at its last file counts.
-        read_into(&dir.join("oom_score_adj"), &mut self.buf).ok()?;
+        dir.read("oom_score_adj", &mut self.buf).ok()?;
         info.oom_score_adj = std::str::from_utf8(&self.buf).ok()?.trim().parse().ok()?;
-        if read_into(&dir.join("statm"), &mut self.buf).is_ok() {
+        if dir.read("statm", &mut self.buf).is_ok() {
             info.rss_kb = parse_statm_resident(&self.buf).unwrap_or(0) * self.page_kb;
         }
-        Some(Proc {
-            info,
-            starttime: stat.starttime,
-        })
+        Some(info)
     }
-}
-
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    File::open(path)?.read_to_end(buf)?;
-    Ok(())
 }
 
 /// The fields of /proc/PID/stat the scanner uses.

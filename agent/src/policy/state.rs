@@ -4,12 +4,14 @@
 //! {"format":1,
 //!  "policies":[{"policy":{"name":"protect-sshd","target":{"cluster":"prod"},
 //!               "match":{"exe":"/usr/sbin/sshd"},"oom_score_adj":-1000},
-//!               "version":3,"matched":[[812,1234567]]}],
+//!               "version":3,"matched":[[812,1234567]],"images":[[812,65024,9125890]]}],
 //!  "originals":[{"pid":812,"starttime":1234567,"oom_score_adj":0}]}
 //! ```
 //!
-//! `matched` lists `[pid, starttime]` of the processes each policy applies to; `originals` the
-//! value each process had before any policy changed it. A process is a pid *and* its starttime
+//! `matched` lists `[pid, starttime]` of the processes each policy applies to, `images` the
+//! `[pid, device, inode]` of the running image each of them had when it matched (absent in
+//! files of older agents: then a process whose binary was replaced since is matched afresh);
+//! `originals` the value each process had before any policy changed it. A process is a pid *and* its starttime
 //! (field 22 of /proc/PID/stat), so a reused pid is never restored to another process's value.
 //! The file is replaced atomically (write to `policies.json.tmp`, fsync, rename, fsync the
 //! directory): after a crash it holds either the old or the new state.
@@ -43,6 +45,9 @@ pub struct StoredPolicy {
     #[serde(default)]
     pub blocked: Option<String>,
     pub matched: Vec<(u32, u64)>,
+    /// `(pid, device, inode)` of the image each matched process had when it matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<(u32, u64, u64)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -17,7 +17,12 @@
 //!
 //! JSON is one object keyed [`CHANGE_KEYS`]; CSV one row per planned change, per host without
 //! one and per refusal, keyed [`PLAN_KEYS`]. For JSON and CSV the headline (CSV) and a refusal
-//! (both) also go to stderr.
+//! (both) also go to stderr, and so do the risks a forced change was applied over.
+//!
+//! `apply` runs the safety check that needs no host (`fleet_policy::check_policy`: a value below
+//! 0 on a match that rests on claims alone) here too: without `--force` (and outside a dry run)
+//! such a document is refused as the collector would refuse it, and nothing is sent. A refusal
+//! that names no host reads `(policy)` in the HOST column.
 
 use std::path::Path;
 
@@ -40,7 +45,16 @@ use crate::Output;
 /// collector, a gRPC status, or an answer that is none of a stored version, a dry run and a
 /// refusal.
 pub(super) async fn apply(args: &PolicyApplyArgs, ctx: &Context) -> Result<Output> {
-    let request = apply_request(args)?;
+    let (request, policy) = apply_request(args)?;
+    if !args.dry_run && !args.force {
+        if let Some(refusal) = local_refusal(&policy) {
+            let change = PolicyChange {
+                refusals: vec![refusal],
+                ..PolicyChange::default()
+            };
+            return change_output("ApplyPolicy", &change, ctx.format, true);
+        }
+    }
     let collector = ctx.connect().await?;
     let change = collector
         .policies("ApplyPolicy", async |c| {
@@ -84,22 +98,32 @@ pub(super) async fn delete(name: &str, ctx: &Context) -> Result<Output> {
 }
 
 /// The request `policy apply` sends: the file's text as written (the collector parses it again
-/// and stores it), with the file name as its origin.
+/// and stores it), with the file name as its origin; and the policy as parsed here.
 ///
 /// # Errors
 ///
 /// An unreadable file, or a document `fleet_policy::parse_policy` refuses (naming the file and
 /// the field).
-fn apply_request(args: &PolicyApplyArgs) -> Result<ApplyPolicyRequest> {
+fn apply_request(args: &PolicyApplyArgs) -> Result<(ApplyPolicyRequest, fleet_policy::Policy)> {
     let origin = args.file.display().to_string();
     let document = read_policy_file(&args.file, &origin)?;
-    fleet_policy::parse_policy(&document, &origin)?;
-    Ok(ApplyPolicyRequest {
+    let policy = fleet_policy::parse_policy(&document, &origin)?;
+    let request = ApplyPolicyRequest {
         document,
         origin,
         cluster: args.cluster.clone().unwrap_or_default(),
         dry_run: args.dry_run,
         force: args.force,
+    };
+    Ok((request, policy))
+}
+
+/// The refusal of the policy itself, as the collector words it (`fleet_policy::check_policy`).
+fn local_refusal(policy: &fleet_policy::Policy) -> Option<PolicyRefusal> {
+    fleet_policy::check_policy(policy).map(|r| PolicyRefusal {
+        kind: r.kind.as_str().to_owned(),
+        reason: r.reason,
+        ..PolicyRefusal::default()
     })
 }
 
@@ -122,6 +146,16 @@ fn change_output(
     let notice = match (format, outcome) {
         (OutputFormat::Table, _) => None,
         (_, ChangeOutcome::Refused) => Some(refused_line(force_hint).to_owned()),
+        (_, ChangeOutcome::Stored) if !change.refusals.is_empty() => {
+            let headline = change_headline(change).filter(|_| format == OutputFormat::Csv);
+            Some(
+                headline
+                    .into_iter()
+                    .chain([forced_over(&change.refusals)])
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        }
         (OutputFormat::Csv, _) => change_headline(change),
         (OutputFormat::Json, _) => None,
     };
@@ -188,7 +222,8 @@ struct ChangeRowView {
 struct RefusalView {
     host_id: String,
     hostname: String,
-    /// `too_many_disabled` or `largest_memory_user`.
+    /// `too_many_disabled`, `largest_memory_user` or `weak_identity` (the policy itself: no
+    /// host named).
     kind: String,
     reason: String,
 }
@@ -318,6 +353,28 @@ pub fn change_headline(change: &PolicyChange) -> Option<String> {
     }
 }
 
+/// What a change stored over refusals (`--force`) says on stderr for JSON and CSV: each risk it
+/// was applied over, `applied over a refusal (--force): KIND: REASON` (the table shows them).
+fn forced_over(refusals: &[PolicyRefusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| {
+            let host = host_name(&r.hostname, &r.host_id);
+            let on = if host.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", printable(host, usize::MAX))
+            };
+            format!(
+                "applied over a refusal (--force){on}: {}: {}",
+                r.kind,
+                printable(&r.reason, usize::MAX)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// What a refused change says, last: the hint names `--force` where the command has it.
 pub fn refused_line(force_hint: bool) -> &'static str {
     if force_hint {
@@ -405,8 +462,13 @@ fn plan_table(hosts: &[HostPlanView]) -> String {
 fn refusal_table(refusals: &[RefusalView]) -> String {
     let mut rows = vec![header(&["HOST", "KIND", "REASON"])];
     for r in refusals {
+        let host = host_name(&r.hostname, &r.host_id);
         rows.push(vec![
-            dash(&printable(host_name(&r.hostname, &r.host_id), usize::MAX)),
+            if host.is_empty() {
+                "(policy)".to_owned()
+            } else {
+                printable(host, usize::MAX)
+            },
             dash(&r.kind),
             dash(&printable(&r.reason, usize::MAX)),
         ]);
@@ -493,7 +555,7 @@ mod tests {
         let text = "# keep sshd\nname = \"protect-sshd\"\noom_score_adj = -1000\n\
                     [target]\ncluster = \"prod\"\n[match]\nexe = \"/usr/sbin/sshd\"\n";
         std::fs::write(&path, text).unwrap();
-        let request = apply_request(&apply_args(path.clone())).unwrap();
+        let (request, _) = apply_request(&apply_args(path.clone())).unwrap();
         assert_eq!(
             request,
             ApplyPolicyRequest {
@@ -653,6 +715,72 @@ mod tests {
         assert_eq!(
             value["hosts"][0]["processes_time"],
             "2026-11-25T22:10:03.000Z"
+        );
+    }
+
+    /// A value below 0 on claims alone: refused here before anything is sent (as the collector
+    /// would), shown against `(policy)`; forced, every format names the risk it was applied
+    /// over.
+    #[test]
+    fn a_weak_identity_is_refused_here_and_named_when_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weak.yaml");
+        std::fs::write(
+            &path,
+            "name: p\ntarget: {}\nmatch: {comm: postgres, user: postgres}\noom_score_adj: -900\n",
+        )
+        .unwrap();
+        let (_, policy) = apply_request(&apply_args(path)).unwrap();
+        let weak = local_refusal(&policy).expect("refused");
+        assert_eq!(weak.kind, "weak_identity");
+        assert_eq!((weak.host_id.as_str(), weak.hostname.as_str()), ("", ""));
+        assert!(
+            weak.reason
+                .starts_with("would set -900 on processes matched only by comm and user,"),
+            "{}",
+            weak.reason
+        );
+        let refused = PolicyChange {
+            refusals: vec![weak.clone()],
+            ..PolicyChange::default()
+        };
+        let out = change_output("ApplyPolicy", &refused, OutputFormat::Table, true).unwrap();
+        assert!(out.failed);
+        golden::check("policy-apply-weak-refused-table.txt", &out.stdout);
+
+        let mut stored = version("p", 3, "apply");
+        stored.forced = true;
+        let forced = PolicyChange {
+            policy: Some(stored),
+            hosts: vec![plan("web-1", "a1", T0, &[(900, "postgres", 0, -900)])],
+            refusals: vec![weak],
+            ..PolicyChange::default()
+        };
+        let out = change_output("ApplyPolicy", &forced, OutputFormat::Table, false).unwrap();
+        assert!(!out.failed && out.notice.is_none());
+        golden::check("policy-apply-weak-forced-table.txt", &out.stdout);
+        let out = change_output("ApplyPolicy", &forced, OutputFormat::Json, false).unwrap();
+        let notice = out.notice.unwrap();
+        assert!(
+            notice.starts_with(
+                "applied over a refusal (--force): weak_identity: would set -900 on processes \
+                 matched only by comm and user, which any process can claim"
+            ),
+            "{notice}"
+        );
+        let out = change_output("ApplyPolicy", &forced, OutputFormat::Csv, false).unwrap();
+        let notice = out.notice.unwrap();
+        let lines: Vec<&str> = notice.lines().collect();
+        assert_eq!(
+            lines[0],
+            "policy p version 3 applied by alice@ops-1 (forced)"
+        );
+        assert!(lines[1].starts_with("applied over a refusal (--force): weak_identity: "));
+        // A host's refusal names the host.
+        assert_eq!(
+            forced_over(&[refusal()]),
+            "applied over a refusal (--force) on web-1: largest_memory_user: sshd (pid 812) \
+             uses the most memory on web-1"
         );
     }
 

@@ -1,4 +1,5 @@
-//! `fleet-agent`: parses flags and the config file, then runs [`fleet_agent::run`].
+//! `fleet-agent`: installs its SIGHUP handler, parses flags and the config file, then runs
+//! [`fleet_agent::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +74,32 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; flushing");
 }
 
+/// Replaces SIGHUP's default action (terminate) for the life of the process: tokio's handler,
+/// once installed, stays (tokio never restores the default). The main loop listens later, and
+/// reads its TLS files at every connection; a SIGHUP before it listens is one it need not act
+/// on. Without this, a SIGHUP in the first milliseconds (Ansible's restart-then-reload on a
+/// first run) kills the agent.
+fn survive_sighup(runtime: &tokio::runtime::Runtime) {
+    let _in = runtime.enter();
+    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        eprintln!("fleet-agent: cannot handle SIGHUP ({e}): a SIGHUP stops the agent");
+    }
+}
+
 fn main() -> ExitCode {
+    // One thread: the agent's work is a few file reads per interval; no worker pool needed.
+    // Made first of all, before the flags and the config (see `survive_sighup`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    survive_sighup(&runtime);
     let cli = Cli::parse();
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
         return match parse_kmsg(*format, file) {
@@ -118,17 +144,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    // One thread: the agent's work is a few file reads per interval; no worker pool needed.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fleet-agent: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match runtime.block_on(fleet_agent::run(settings, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,4 +1,5 @@
-//! `fleet-collector`: parses flags and the config file, opens the store, binds and serves.
+//! `fleet-collector`: installs its SIGHUP handler, parses flags and the config file, opens the
+//! store, binds and serves.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,9 @@ struct Cli {
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Only check the config file and flags, that the files they name can be read and that the
-    /// rules file is valid: print "config OK" (exit 0) or the error naming the field (exit 2).
+    /// Only check the config file and flags, that the files they name can be read, that the TLS
+    /// files (certificate, key, CA, CRL) load and that the rules file is valid: print "config
+    /// OK" (exit 0) or the error naming the field (exit 2).
     #[arg(long)]
     check_config: bool,
 }
@@ -49,17 +51,13 @@ async fn shutdown_signal() {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(fleet_collector::tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: settings.tls_ca.clone(),
-        }),
-        None => {
-            tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
-            None
-        }
-    };
+    let tls = settings.tls_settings();
+    if tls.is_none() {
+        tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
+    }
+    if settings.allow_unbound_cluster && tls.is_some() {
+        tracing::warn!("allow_unbound_cluster: agent certificates bound to no cluster may join any cluster; reissue them with `fleetctl certs issue --cluster`");
+    }
     let store = Arc::new(
         Store::open(
             &settings.data_dir,
@@ -94,21 +92,53 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .await
 }
 
-/// `--check-config`, after the settings resolved: the files they name, and the rules.
+/// `--check-config`, after the settings resolved: the files they name, the TLS files as the
+/// server reads them, and the rules.
 fn check_config(settings: &Settings) -> ExitCode {
-    let rules = settings.rules.as_deref().map(load_rules);
-    match (settings.check_files(), rules) {
-        (Err(e), _) => eprintln!("fleet-collector: {e}"),
-        (Ok(()), Some(Err(e))) => eprintln!("fleet-collector: rules: {e}"),
-        (Ok(()), _) => {
+    let problem = match settings.check_files() {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => settings
+            .tls_settings()
+            .and_then(|tls| fleet_collector::tls::check(&tls).err())
+            .or_else(|| match settings.rules.as_deref().map(load_rules) {
+                Some(Err(e)) => Some(format!("rules: {e}")),
+                _ => None,
+            }),
+    };
+    match problem {
+        Some(e) => {
+            eprintln!("fleet-collector: {e}");
+            ExitCode::from(2)
+        }
+        None => {
             println!("config OK");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
     }
-    ExitCode::from(2)
+}
+
+/// Replaces SIGHUP's default action (terminate) for the life of the process: tokio's handler,
+/// once installed, stays (tokio never restores the default). The reload tasks listen later, from
+/// before they read their files; a SIGHUP before that is one they need not act on. Without
+/// this, a SIGHUP in the first milliseconds (Ansible's restart-then-reload on a first run)
+/// kills the collector with a status systemd does not restart.
+fn survive_sighup(runtime: &tokio::runtime::Runtime) {
+    let _in = runtime.enter();
+    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        eprintln!("fleet-collector: cannot handle SIGHUP ({e}): a SIGHUP stops the collector");
+    }
 }
 
 fn main() -> ExitCode {
+    // First of all, before the flags, the config and the store (see `survive_sighup`).
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    survive_sighup(&runtime);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -129,13 +159,6 @@ fn main() -> ExitCode {
     if check_only {
         return check_config(&settings);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fleet-collector: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match runtime.block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -95,7 +95,12 @@ pub fn client_of_cert(der: &[u8], rules: &CertRules) -> Result<Client, String> {
     let name = match cns.as_slice() {
         [cn] => cn.clone(),
         [] => return Err("client certificate has no CN (its name)".into()),
-        many => return Err(format!("client certificate has {} CNs {many:?}; it names one client", many.len())),
+        many => {
+            return Err(format!(
+                "client certificate has {} CNs {many:?}; it names one client",
+                many.len()
+            ))
+        }
     };
     let ous = texts(&mut subject.iter_organizational_unit())
         .map_err(|e| format!("client certificate {name:?} has an OU that is not text: {e}"))?;
@@ -113,7 +118,9 @@ pub fn client_of_cert(der: &[u8], rules: &CertRules) -> Result<Client, String> {
                 "certificate {name:?} is the collector's own (OU collector), not a client's"
             ))
         }
-        [] if ous.is_empty() => return Err(format!("client certificate {name:?} has no OU (its role)")),
+        [] if ous.is_empty() => {
+            return Err(format!("client certificate {name:?} has no OU (its role)"))
+        }
         [] => {
             return Err(format!(
                 "client certificate {name:?} has role {:?}; expected agent, viewer or operator",
@@ -132,10 +139,13 @@ pub fn client_of_cert(der: &[u8], rules: &CertRules) -> Result<Client, String> {
         let orgs = texts(&mut subject.iter_organization())
             .map_err(|e| format!("client certificate {name:?} has an O that is not text: {e}"))?;
         if orgs.is_empty() || orgs.iter().any(|o| o != org) {
+            let has = match orgs.as_slice() {
+                [] => "no O".to_owned(),
+                _ => format!("O {:?}", orgs.join(", ")),
+            };
             return Err(format!(
-                "client certificate {name:?} has O {:?}; this collector admits O {org:?} only \
-                 (tls_org)",
-                orgs.join(", ")
+                "client certificate {name:?} has {has}; this collector admits O {org:?} only \
+                 (tls_org)"
             ));
         }
     }
@@ -193,7 +203,12 @@ pub enum Auth {
     Roles(CertRules, Refusals),
 }
 
-fn refuse(counter: &AtomicU64, status: Status, rpc: &str, peer: Option<std::net::SocketAddr>) -> Status {
+fn refuse(
+    counter: &AtomicU64,
+    status: Status,
+    rpc: &str,
+    peer: Option<std::net::SocketAddr>,
+) -> Status {
     let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
     warn!(?peer, rpc, code = ?status.code(), reason = %status.message(), refusals_total = n, "request refused");
     status
@@ -240,7 +255,12 @@ impl Auth {
             ));
         };
         let client = client_of_cert(der.as_ref(), rules).map_err(|m| {
-            refuse(&refusals.permission_denied, Status::permission_denied(m), rpc, peer)
+            refuse(
+                &refusals.permission_denied,
+                Status::permission_denied(m),
+                rpc,
+                peer,
+            )
         })?;
         let allowed = matches!(
             (client.role, need),
@@ -274,7 +294,12 @@ impl Auth {
     /// # Errors
     /// `PermissionDenied` naming both host ids, or both clusters (with the fix for a
     /// certificate bound to none).
-    pub fn check_hello(&self, client: Option<&Client>, host_id: &str, cluster: &str) -> Result<(), Status> {
+    pub fn check_hello(
+        &self,
+        client: Option<&Client>,
+        host_id: &str,
+        cluster: &str,
+    ) -> Result<(), Status> {
         let (Auth::Roles(rules, refusals), Some(c)) = (self, client) else {
             return Ok(());
         };
@@ -402,7 +427,8 @@ mod tests {
         assert_eq!(client_of_cert(&team, &open()).unwrap().role, Role::Viewer);
         let e = client_of_cert(&cert("collector", Some("collector")), &open()).unwrap_err();
         assert!(e.contains("collector's own"), "{e}");
-        let e = client_of_cert(&cert_with(&["a", "b"], &["viewer"], &[], &[]), &open()).unwrap_err();
+        let e =
+            client_of_cert(&cert_with(&["a", "b"], &["viewer"], &[], &[]), &open()).unwrap_err();
         assert!(e.contains("2 CNs"), "{e}");
 
         let acme = CertRules {
@@ -410,7 +436,10 @@ mod tests {
             ..CertRules::default()
         };
         let e = client_of_cert(&cert("v", Some("viewer")), &acme).unwrap_err();
-        assert!(e.contains("has O \"Fleet\"") && e.contains("\"Acme Fleet\" only (tls_org)"), "{e}");
+        assert!(
+            e.contains("has O \"Fleet\"") && e.contains("\"Acme Fleet\" only (tls_org)"),
+            "{e}"
+        );
         let none = cert_with(&["v"], &["viewer"], &[], &[]);
         assert!(client_of_cert(&none, &acme).is_err());
         let mixed = cert_with(&["v"], &["viewer"], &["Acme Fleet", "Other"], &[]);
@@ -422,7 +451,10 @@ mod tests {
     #[test]
     fn the_cluster_from_the_uri() {
         let c = cert_with(&["web1"], &["agent"], &["Fleet"], &["eu west"]);
-        assert_eq!(client_of_cert(&c, &open()).unwrap(), agent("web1", Some("eu west")));
+        assert_eq!(
+            client_of_cert(&c, &open()).unwrap(),
+            agent("web1", Some("eu west"))
+        );
         let two = cert_with(&["web1"], &["agent"], &["Fleet"], &["prod", "staging"]);
         let e = client_of_cert(&two, &open()).unwrap_err();
         assert!(e.contains("2 clusters (prod, staging)"), "{e}");
@@ -436,7 +468,9 @@ mod tests {
         let e = auth.check_hello(Some(&web1), "db1", "prod").unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(e.message().contains("web1") && e.message().contains("db1"));
-        let e = auth.check_hello(Some(&web1), "web1", "staging").unwrap_err();
+        let e = auth
+            .check_hello(Some(&web1), "web1", "staging")
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert_eq!(
             e.message(),
@@ -444,7 +478,9 @@ mod tests {
              cluster \"staging\""
         );
         let unbound = agent("web2", None);
-        let e = auth.check_hello(Some(&unbound), "web2", "prod").unwrap_err();
+        let e = auth
+            .check_hello(Some(&unbound), "web2", "prod")
+            .unwrap_err();
         assert!(
             e.message().contains("allow_unbound_cluster = false")
                 && e.message().contains("--name web2 --cluster prod"),
@@ -475,7 +511,10 @@ mod tests {
             role: Role::Operator,
             cluster: None,
         };
-        assert_eq!(Auth::actor(Some(&alice), Some("mallory")), "alice (operator)");
+        assert_eq!(
+            Auth::actor(Some(&alice), Some("mallory")),
+            "alice (operator)"
+        );
         assert_eq!(
             Auth::actor(None, Some("bob@laptop")),
             "bob@laptop (unauthenticated)"

@@ -243,7 +243,10 @@ impl Settings {
             _ => {}
         }
         if o.tls_ca.is_none() {
-            for (field, given) in [("tls_crl", o.tls_crl.is_some()), ("tls_org", o.tls_org.is_some())] {
+            for (field, given) in [
+                ("tls_crl", o.tls_crl.is_some()),
+                ("tls_org", o.tls_org.is_some()),
+            ] {
                 if given {
                     return Err(invalid(
                         field,
@@ -257,7 +260,9 @@ impl Settings {
             Some(org) if org.trim().is_empty() || org.trim() != org => {
                 return Err(invalid(
                     "tls_org",
-                    format!("{org:?}: the organisation is a name without leading or trailing blanks"),
+                    format!(
+                        "{org:?}: the organisation is a name without leading or trailing blanks"
+                    ),
                 ))
             }
             org => org,
@@ -446,7 +451,16 @@ mod tests {
         assert!(s.allow_unbound_cluster);
         // Without client certificates there is nothing to revoke or check.
         let e = Settings::resolve(f, flags()).unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid { field: "tls_crl", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_crl",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = Settings::resolve(
             Options::default(),
             Options {
@@ -455,7 +469,16 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid { field: "tls_org", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_org",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

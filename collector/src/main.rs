@@ -1,5 +1,5 @@
-//! `fleet-collector`: installs its SIGHUP handler, parses flags and the config file, opens the
-//! store, binds and serves.
+//! `fleet-collector`: ignores SIGHUP before any other code runs, until the reload tasks handle it;
+//! parses flags and the config file, opens the store, binds and serves.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,28 +117,28 @@ fn check_config(settings: &Settings) -> ExitCode {
     }
 }
 
-/// Replaces SIGHUP's default action (terminate) for the life of the process: tokio's handler,
-/// once installed, stays (tokio never restores the default). The reload tasks listen later, from
-/// before they read their files; a SIGHUP before that is one they need not act on. Without
-/// this, a SIGHUP in the first milliseconds (Ansible's restart-then-reload on a first run)
-/// kills the collector with a status systemd does not restart.
-fn survive_sighup(runtime: &tokio::runtime::Runtime) {
-    let _in = runtime.enter();
-    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        eprintln!("fleet-collector: cannot handle SIGHUP ({e}): a SIGHUP stops the collector");
+/// SIGHUP is ignored from before any library or Rust code runs until a reload task installs its
+/// handler (tokio's replaces this disposition, and stays for the life of the process). Without
+/// it a SIGHUP in the first milliseconds (Ansible's restart-then-reload on a first run) kills
+/// the collector with a status systemd does not restart, and `main` is too late to prevent it:
+/// the libraries' constructors (RocksDB, libstdc++) and Rust's start-up run before it, and on a
+/// busy host take milliseconds. An executable's `.preinit_array` runs as soon as the dynamic
+/// loader has relocated everything, before any constructor. A SIGHUP ignored this early asks
+/// for nothing: the files a reload would read are read after it (the TLS reloader listens
+/// before reading its files).
+#[used]
+#[link_section = ".preinit_array"]
+static IGNORE_EARLY_SIGHUP: extern "C" fn() = ignore_early_sighup;
+
+extern "C" fn ignore_early_sighup() {
+    // SAFETY: sigaction(2) with SIG_IGN touches no memory of this process, and nothing else
+    // runs yet: no thread, no handler to race with.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
 }
 
 fn main() -> ExitCode {
-    // First of all, before the flags, the config and the store (see `survive_sighup`).
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fleet-collector: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    survive_sighup(&runtime);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -159,6 +159,13 @@ fn main() -> ExitCode {
     if check_only {
         return check_config(&settings);
     }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match runtime.block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

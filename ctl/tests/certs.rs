@@ -295,13 +295,28 @@ fn revoke_writes_a_crl_rustls_enforces_and_ensure_binds_clusters() {
     ok(&["certs", "init", "--dir", d, "--org", "Acme Fleet"]);
     for name in ["web1", "web2"] {
         let out = ok(&[
-            "certs", "issue", "--role", "agent", "--name", name, "--cluster", "prod", "--dir", d,
+            "certs",
+            "issue",
+            "--role",
+            "agent",
+            "--name",
+            name,
+            "--cluster",
+            "prod",
+            "--dir",
+            d,
         ]);
-        assert!(out.contains("CN=web1 for cluster prod") || name == "web2", "{out}");
+        assert!(
+            out.contains("CN=web1 for cluster prod") || name == "web2",
+            "{out}"
+        );
     }
     // An empty list first: everything passes.
     let out = ok(&["certs", "revoke", "--dir", d]);
-    assert!(out.starts_with("wrote ") && out.contains(": 0 certificates revoked"), "{out}");
+    assert!(
+        out.starts_with("wrote ") && out.contains(": 0 certificates revoked"),
+        "{out}"
+    );
     verify_with_crl(tmp.path(), "web1").unwrap();
     let out = ok(&["certs", "revoke", "--dir", d, "web1"]);
     assert!(out.contains(": 1 certificates revoked (now web1)"), "{out}");
@@ -315,17 +330,32 @@ fn revoke_writes_a_crl_rustls_enforces_and_ensure_binds_clusters() {
     // --ensure: kept as it is (nothing printed), bound anew when the cluster changes.
     let ensure = |cluster: &str| {
         fleetctl(&[
-            "certs", "issue", "--role", "agent", "--name", "web2", "--cluster", cluster, "--dir",
-            d, "--ensure",
+            "certs",
+            "issue",
+            "--role",
+            "agent",
+            "--name",
+            "web2",
+            "--cluster",
+            cluster,
+            "--dir",
+            d,
+            "--ensure",
         ])
     };
     let out = ensure("prod");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kept "), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept "),
+        "{out:?}"
+    );
     let out = ensure("staging");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("created "), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("created "),
+        "{out:?}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bound to cluster \"prod\""),
         "{out:?}"
@@ -334,7 +364,16 @@ fn revoke_writes_a_crl_rustls_enforces_and_ensure_binds_clusters() {
     verify_with_crl(tmp.path(), "web2").unwrap();
     // A cluster is for agents only.
     let out = fleetctl(&[
-        "certs", "issue", "--role", "viewer", "--name", "v", "--cluster", "prod", "--dir", d,
+        "certs",
+        "issue",
+        "--role",
+        "viewer",
+        "--name",
+        "v",
+        "--cluster",
+        "prod",
+        "--dir",
+        d,
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster \"prod\""));

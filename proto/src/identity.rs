@@ -158,10 +158,17 @@ mod tests {
         assert_eq!(cluster_uri("eu west/1"), "urn:fleet:cluster:eu%20west/1");
         assert_eq!(cluster_uri("é%"), "urn:fleet:cluster:%C3%A9%25");
         for c in ["prod", "eu west/1", "é%", "a\nb", &"x".repeat(128)] {
-            assert_eq!(cluster_of_uri(&cluster_uri(c)), Some(Ok(c.to_owned())), "{c:?}");
+            assert_eq!(
+                cluster_of_uri(&cluster_uri(c)),
+                Some(Ok(c.to_owned())),
+                "{c:?}"
+            );
         }
         assert_eq!(cluster_of_uri("https://example.net/"), None);
-        assert_eq!(cluster_of_uri("urn:fleet:cluster:"), Some(Err(ClusterError::Length)));
+        assert_eq!(
+            cluster_of_uri("urn:fleet:cluster:"),
+            Some(Err(ClusterError::Length))
+        );
         for bad in [
             "urn:fleet:cluster:a%2",
             "urn:fleet:cluster:a%zz",
@@ -170,7 +177,10 @@ mod tests {
             "urn:fleet:cluster:a%c3%a9",
             "urn:fleet:cluster:a b",
         ] {
-            assert!(matches!(cluster_of_uri(bad), Some(Err(ClusterError::Encoding(_)))), "{bad}");
+            assert!(
+                matches!(cluster_of_uri(bad), Some(Err(ClusterError::Encoding(_)))),
+                "{bad}"
+            );
         }
         assert_eq!(check_cluster(&"x".repeat(129)), Err(ClusterError::Length));
     }

@@ -174,9 +174,10 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    let reloader = acceptor.clone().zip(hup).map(|(acc, hup)| {
-        tokio::spawn(crate::tls::reload_on_sighup(acc, hup, stop_rx.clone()))
-    });
+    let reloader = acceptor
+        .clone()
+        .zip(hup)
+        .map(|(acc, hup)| tokio::spawn(crate::tls::reload_on_sighup(acc, hup, stop_rx.clone())));
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -140,7 +140,8 @@ fn load(settings: &TlsSettings, generation: u64) -> Result<Loaded, String> {
                     .add(c)
                     .map_err(|e| format!("tls_ca {}: {e}", ca.display()))?;
             }
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             if let Some(crl) = &settings.crl {
                 verifier = verifier
                     .with_crls(read_crls(crl, &cas)?)
@@ -228,7 +229,8 @@ impl Acceptor {
         for (w, why) in &closed {
             warn!(peer = %w.peer, reason = %why, "connection closed: its client certificate is no longer accepted");
         }
-        self.closed.fetch_add(closed.len() as u64, Ordering::Relaxed);
+        self.closed
+            .fetch_add(closed.len() as u64, Ordering::Relaxed);
         Ok(closed.len())
     }
 
@@ -264,7 +266,12 @@ impl Acceptor {
 
     /// A connection whose handshake `used` a config: registered for reloads, and checked
     /// against the config in force now if a reload came in between (which may have missed it).
-    fn admit(&self, stream: TlsStream<TcpStream>, peer: std::net::SocketAddr, used: &Loaded) -> Conn {
+    fn admit(
+        &self,
+        stream: TlsStream<TcpStream>,
+        peer: std::net::SocketAddr,
+        used: &Loaded,
+    ) -> Conn {
         let watch = stream
             .get_ref()
             .1

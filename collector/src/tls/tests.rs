@@ -51,7 +51,11 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         std::fs::write(self.dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(self.dir.join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        std::fs::write(
+            self.dir.join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
         let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
         parsed.raw_serial().to_vec()
     }
@@ -181,7 +185,10 @@ async fn a_reload_closes_the_connections_of_revoked_certificates_only() {
 
     ca.revoke(&[&revoked]);
     assert_eq!(acceptor.reload().unwrap(), 1);
-    assert!(closed(&mut web1).await, "the revoked certificate's connection is closed");
+    assert!(
+        closed(&mut web1).await,
+        "the revoked certificate's connection is closed"
+    );
     assert!(!closed(&mut web2).await, "the other connection stays");
     web2.write_all(b"!").await.unwrap();
     let mut b = [0u8; 1];

@@ -45,8 +45,8 @@ fn read_crl(path: &Path, ca: &Ca) -> Result<(Vec<Entry>, Option<BigUint>), Certs
         path: path.to_path_buf(),
         message,
     };
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&text)
-        .map_err(|e| bad(format!("not a PEM CRL: {e}")))?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&text).map_err(|e| bad(format!("not a PEM CRL: {e}")))?;
     let (_, crl) = CertificateRevocationList::from_der(&pem.contents)
         .map_err(|e| bad(format!("not a CRL: {e}")))?;
     if crl.issuer().as_raw() != ca.subject.as_slice() {
@@ -73,7 +73,11 @@ fn read_crl(path: &Path, ca: &Ca) -> Result<(Vec<Entry>, Option<BigUint>), Certs
 /// [`CertsError::InvalidName`], [`CertsError::NoCa`] / [`CertsError::BadCa`],
 /// [`CertsError::BadCert`] for a certificate or a previous CRL that is not this CA's,
 /// [`CertsError::Io`]. Nothing is written then.
-pub fn revoke(dir: &Path, names: &[String], now: DateTime<Utc>) -> Result<Vec<Written>, CertsError> {
+pub fn revoke(
+    dir: &Path,
+    names: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Written>, CertsError> {
     for name in names {
         check_name(name)?;
     }
@@ -154,7 +158,10 @@ mod tests {
     }
 
     fn serial(dir: &Path, name: &str) -> Vec<u8> {
-        with_cert(&dir.join(format!("{name}.pem")), |c| Ok(c.raw_serial().to_vec())).unwrap()
+        with_cert(&dir.join(format!("{name}.pem")), |c| {
+            Ok(c.raw_serial().to_vec())
+        })
+        .unwrap()
     }
 
     #[test]
@@ -186,7 +193,12 @@ mod tests {
     fn revoke_refuses_what_is_not_this_cas() {
         let (_tmp, dir) = init_dir();
         let (_tmp2, other) = init_dir();
-        issue(&other, &leaf(Role::Viewer, "v"), Validity::days(now(), 1).unwrap()).unwrap();
+        issue(
+            &other,
+            &leaf(Role::Viewer, "v"),
+            Validity::days(now(), 1).unwrap(),
+        )
+        .unwrap();
         fs::copy(other.join("v.pem"), dir.join("v.pem")).unwrap();
         let e = revoke(&dir, &["v".into()], now()).unwrap_err();
         assert!(e.to_string().contains("not by this CA"), "{e}");

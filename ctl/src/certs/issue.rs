@@ -232,9 +232,9 @@ pub fn issue(dir: &Path, leaf: &Leaf<'_>, validity: Validity) -> Result<Vec<Writ
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
     if let Some(cluster) = leaf.cluster {
-        let uri = cluster_uri(cluster)
-            .try_into()
-            .map_err(|e: rcgen::Error| CertsError::InvalidCluster(cluster.to_owned(), e.to_string()))?;
+        let uri = cluster_uri(cluster).try_into().map_err(|e: rcgen::Error| {
+            CertsError::InvalidCluster(cluster.to_owned(), e.to_string())
+        })?;
         params.subject_alt_names = vec![SanType::URI(uri)];
     }
     let signed = params.signed_by(&key_pair, &ca.issuer)?;
@@ -352,7 +352,11 @@ fn differs(
         } else if first(subject.iter_common_name()).as_deref() != Some(leaf.name) {
             format!("its CN is not {:?}", leaf.name)
         } else if ous != [leaf.role.as_str()] {
-            format!("its OU is {:?}, not {:?}", ous.join(", "), leaf.role.as_str())
+            format!(
+                "its OU is {:?}, not {:?}",
+                ous.join(", "),
+                leaf.role.as_str()
+            )
         } else if org != ca.org {
             format!("its O is {org:?}, the CA's is {:?}", ca.org)
         } else if clusters != wanted {
@@ -381,7 +385,7 @@ mod tests {
     use chrono::Duration;
     use x509_parser::prelude::GeneralName;
 
-    use super::super::tests::{cn, init_dir, leaf, mode, parse, ou};
+    use super::super::tests::{cn, init_dir, leaf, mode, ou, parse};
     use super::super::{check_name, show_time, DEFAULT_ORGANIZATION};
     use super::*;
     use crate::cmd::testing::now;
@@ -492,7 +496,8 @@ mod tests {
             (Role::Viewer, "alice"),
             (Role::Operator, "ops_2"),
         ] {
-            let written = issue(&dir, &leaf(role, name), Validity::days(now(), 30).unwrap()).unwrap();
+            let written =
+                issue(&dir, &leaf(role, name), Validity::days(now(), 30).unwrap()).unwrap();
             assert_eq!(written.len(), 2);
             assert_eq!(mode(&dir.join(format!("{name}-key.pem"))), 0o600);
             assert_eq!(mode(&dir.join(format!("{name}.pem"))), 0o644);
@@ -520,7 +525,9 @@ mod tests {
             });
         }
         // Never overwritten.
-        let err = issue(&dir, &leaf(Role::Viewer, "alice"),
+        let err = issue(
+            &dir,
+            &leaf(Role::Viewer, "alice"),
             Validity::days(now(), 1).unwrap(),
         )
         .unwrap_err();
@@ -669,7 +676,9 @@ mod tests {
         init(tmp.path(), &[], "Acme Fleet", v, v).unwrap();
         issue(tmp.path(), &leaf(Role::Operator, "alice"), v).unwrap();
         for f in ["ca.pem", "collector.pem", "alice.pem"] {
-            parse(&tmp.path().join(f), |c| assert_eq!(org(c), ["Acme Fleet"], "{f}"));
+            parse(&tmp.path().join(f), |c| {
+                assert_eq!(org(c), ["Acme Fleet"], "{f}")
+            });
         }
         let tmp = tempfile::tempdir().unwrap();
         for bad in ["", " Acme", &"x".repeat(65)] {
@@ -696,7 +705,10 @@ mod tests {
         assert_eq!(issued(ensure(&dir, &prod, v, now()).unwrap()), (2, None));
         let first = fs::read(dir.join("web1.pem")).unwrap();
         // The same again: kept, nothing written.
-        assert!(matches!(ensure(&dir, &prod, v, now()).unwrap(), Ensured::Kept(_)));
+        assert!(matches!(
+            ensure(&dir, &prod, v, now()).unwrap(),
+            Ensured::Kept(_)
+        ));
         assert_eq!(fs::read(dir.join("web1.pem")).unwrap(), first);
         // Another cluster: replaced, the old pair kept aside.
         let staging = Leaf {
@@ -719,11 +731,19 @@ mod tests {
         let (_, why) = issued(ensure(&dir, &web2, v, now()).unwrap());
         assert_eq!(why.as_deref(), Some("bound to no cluster"));
         // Expired, or another role: replaced too.
-        issue(&dir, &leaf(Role::Viewer, "v"), Validity::until(now(), now())).unwrap();
+        issue(
+            &dir,
+            &leaf(Role::Viewer, "v"),
+            Validity::until(now(), now()),
+        )
+        .unwrap();
         let (_, why) = issued(ensure(&dir, &leaf(Role::Viewer, "v"), v, now()).unwrap());
         assert!(why.unwrap().starts_with("expired at "));
         let (_, why) = issued(ensure(&dir, &leaf(Role::Operator, "v"), v, now()).unwrap());
-        assert_eq!(why.as_deref(), Some("its OU is \"viewer\", not \"operator\""));
+        assert_eq!(
+            why.as_deref(),
+            Some("its OU is \"viewer\", not \"operator\"")
+        );
         // A key that is not the certificate's.
         fs::copy(dir.join("web2-key.pem.old"), dir.join("web2-key.pem")).unwrap();
         let (_, why) = issued(ensure(&dir, &web2, v, now()).unwrap());

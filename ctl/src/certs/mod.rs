@@ -305,7 +305,6 @@ fn to_time(t: DateTime<Utc>) -> Result<time::OffsetDateTime, CertsError> {
         .map_err(|e| CertsError::InvalidValidity(format!("{t}: {e}")))
 }
 
-
 /// A subject: CN, OU (the role), O.
 fn subject(cn: &str, ou: &str, org: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -370,7 +369,6 @@ fn sync_dir(dir: &Path) -> Result<(), CertsError> {
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))
 }
-
 
 /// Reads and parses a PEM certificate file; `f` gets the parsed certificate.
 fn with_cert<T>(

@@ -213,7 +213,10 @@ pub fn render_table(files: &[Written]) -> String {
                 format!("{role} certificate CN={}, until", f.name)
             }
             (FileKind::Certificate, role, Some(cluster)) => {
-                format!("{role} certificate CN={} for cluster {cluster}, until", f.name)
+                format!(
+                    "{role} certificate CN={} for cluster {cluster}, until",
+                    f.name
+                )
             }
             (FileKind::Key, _, _) => "its key (mode 0600)".to_owned(),
             (FileKind::Crl, _, _) => {
@@ -267,9 +270,12 @@ mod tests {
     #[test]
     fn table_lines_name_each_file() {
         let (_tmp, dir) = init_dir();
-        let written =
-            certs::issue(&dir, &leaf(Role::Agent, "h1"), Validity::days(now(), 1).unwrap())
-                .unwrap();
+        let written = certs::issue(
+            &dir,
+            &leaf(Role::Agent, "h1"),
+            Validity::days(now(), 1).unwrap(),
+        )
+        .unwrap();
         let text = render_table(&written);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -295,9 +301,10 @@ mod tests {
         let written = certs::issue(&dir, &bound, Validity::days(now(), 1).unwrap()).unwrap();
         let text = render_table(&written);
         assert!(
-            text.lines().next().unwrap().ends_with(
-                "agent certificate CN=h2 for cluster prod, until 2026-11-26T22:10:03Z"
-            ),
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("agent certificate CN=h2 for cluster prod, until 2026-11-26T22:10:03Z"),
             "{text}"
         );
         let json: serde_json::Value = serde_json::from_str(&render_json(&written)).unwrap();
@@ -307,9 +314,8 @@ mod tests {
         let text = render_table(&written);
         assert!(text.starts_with("wrote "), "{text}");
         assert!(
-            text.trim_end().ends_with(
-                ": 1 certificates revoked (now h1); next update 2027-11-25T22:10:03Z"
-            ),
+            text.trim_end()
+                .ends_with(": 1 certificates revoked (now h1); next update 2027-11-25T22:10:03Z"),
             "{text}"
         );
         let json: serde_json::Value = serde_json::from_str(&render_json(&written)).unwrap();

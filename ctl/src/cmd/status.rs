@@ -174,10 +174,7 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
                 ),
                 ("refused agent streams", v.refused.agent_streams.to_string()),
                 ("refused other cluster", v.refused.cluster.to_string()),
-                (
-                    "closed on reload",
-                    v.refused.connections_closed.to_string(),
-                ),
+                ("closed on reload", v.refused.connections_closed.to_string()),
                 ("policies in force", v.policies.to_string()),
             ];
             let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -142,8 +142,12 @@ pub async fn run(
         tokio::task::spawn_blocking(move || crate::policy::PolicyBook::open(store)).await??
     };
     // SIGHUP is listened for before the TLS files are read, so none after the read is missed.
-    let hup = match &opts.tls {
-        Some(_) => Some(crate::tls::sighups()?),
+    let hup = match opts.tls.as_ref().map(|_| crate::tls::sighups()) {
+        Some(Ok(hup)) => Some(hup),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the TLS files are read at start only");
+            None
+        }
         None => None,
     };
     let acceptor = match &opts.tls {

@@ -44,8 +44,10 @@ fn read_trimmed(path: &Path) -> Result<String, String> {
 
 /// Checks the agent's client certificate (when it has one) against its identity, so a mismatch
 /// the collector would refuse is reported at start and by `--check-config`: the certificate must
-/// be an agent certificate (subject OU `agent`) whose name (CN) is this host id, and must not
-/// have expired. `now_s` is Unix seconds.
+/// be an agent certificate (subject OU `agent`) whose name (CN) is this host id, bound to this
+/// agent's cluster (its URI `urn:fleet:cluster:CLUSTER`), and must not have expired. `now_s` is
+/// Unix seconds. A certificate bound to no cluster passes with a warning: collectors accept it
+/// only with `allow_unbound_cluster = true`, which this agent cannot see.
 ///
 /// # Errors
 /// A message naming the file and what is wrong, with the fix.
@@ -80,6 +82,44 @@ pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Resu
             cn.as_deref().unwrap_or(""),
             cn.as_deref().unwrap_or("")
         ));
+    }
+    let mut clusters = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for gn in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(uri) = gn {
+                match fleet_proto::identity::cluster_of_uri(uri) {
+                    Some(Ok(c)) => clusters.push(c),
+                    Some(Err(e)) => return Err(format!("tls_cert {}: {e}", path.display())),
+                    None => {}
+                }
+            }
+        }
+    }
+    let cluster = &settings.cluster;
+    let bound_fix = format!(
+        "issue one with `fleetctl certs issue --role agent --name {host_id} --cluster {cluster}`"
+    );
+    match clusters.as_slice() {
+        [] => tracing::warn!(
+            cert = %path.display(),
+            "the agent certificate is bound to no cluster: collectors refuse it unless \
+             allow_unbound_cluster = true; {bound_fix}"
+        ),
+        [c] if c == cluster => {}
+        [c] => {
+            return Err(format!(
+                "tls_cert {} is bound to cluster {c:?} but this agent's cluster is {cluster:?}: \
+                 the collector would refuse it; set cluster = {c:?} or {bound_fix}",
+                path.display()
+            ))
+        }
+        many => {
+            return Err(format!(
+                "tls_cert {} names {} clusters {many:?}: the collector refuses it; {bound_fix}",
+                path.display(),
+                many.len()
+            ))
+        }
     }
     let not_after = cert.validity().not_after.timestamp();
     if not_after < now_s {

@@ -1,4 +1,5 @@
-//! `fleet-agent`: parses flags and the config file, then runs [`fleet_agent::run`].
+//! `fleet-agent`: ignores SIGHUP before any other code runs, until its main loop handles it;
+//! parses flags and the config file, then runs [`fleet_agent::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,9 +74,33 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; flushing");
 }
 
+/// SIGHUP is ignored from before any library or Rust code runs until the main loop installs its
+/// handler (tokio's replaces this disposition, and stays for the life of the process): a SIGHUP
+/// in the first milliseconds (Ansible's restart-then-reload on a first run) would otherwise kill
+/// the agent, and `main` is too late to prevent it on a busy host. An executable's
+/// `.preinit_array` runs as soon as the dynamic loader has relocated everything. A SIGHUP
+/// ignored this early asks for nothing: the agent reads its TLS files at every connection.
+#[used]
+#[link_section = ".preinit_array"]
+static IGNORE_EARLY_SIGHUP: extern "C" fn() = ignore_early_sighup;
+
+extern "C" fn ignore_early_sighup() {
+    set_sighup(libc::SIG_IGN);
+}
+
+fn set_sighup(action: libc::sighandler_t) {
+    // SAFETY: sigaction(2) with SIG_IGN or SIG_DFL touches no memory of this process; it runs
+    // before any thread or handler exists (and for SIG_DFL, before parse-kmsg starts any).
+    unsafe {
+        libc::signal(libc::SIGHUP, action);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
+        // A command-line tool: a hang-up ends it as it ends any other.
+        set_sighup(libc::SIG_DFL);
         return match parse_kmsg(*format, file) {
             Ok(_) => ExitCode::SUCCESS,
             // `parse-kmsg ... | head` is not an error.

@@ -9,6 +9,10 @@
 //! retention = "30d"
 //! tls_cert = "/etc/fleet/collector.pem"
 //! tls_key = "/etc/fleet/collector-key.pem"
+//! tls_ca = "/etc/fleet/ca.pem"
+//! tls_crl = "/etc/fleet/crl.pem"
+//! tls_org = "Fleet"
+//! allow_unbound_cluster = false
 //! ```
 
 use std::net::SocketAddr;
@@ -64,6 +68,20 @@ pub struct Options {
     /// The fleet's CA (PEM): clients must present a certificate it signed (mutual TLS).
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
+    /// Certificate revocation lists (PEM, one or more, each from a CA of tls_ca): the client
+    /// certificates they list are refused; re-read on SIGHUP, when open connections of newly
+    /// revoked certificates are closed.
+    #[arg(long)]
+    pub tls_crl: Option<PathBuf>,
+    /// The organisation (subject O) every client certificate must name, so that a CA shared
+    /// with other uses does not admit every certificate it signed.
+    #[arg(long)]
+    pub tls_org: Option<String>,
+    /// Accept agent certificates bound to no cluster (issued without `--cluster`), letting
+    /// their agents join any cluster: for fleets migrating to bound certificates.
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_unbound_cluster: bool,
     /// How long samples are kept (default 30d).
     #[arg(long)]
     pub retention: Option<String>,
@@ -124,6 +142,9 @@ impl Options {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             tls_ca: self.tls_ca.or(file.tls_ca),
+            tls_crl: self.tls_crl.or(file.tls_crl),
+            tls_org: self.tls_org.or(file.tls_org),
+            allow_unbound_cluster: self.allow_unbound_cluster || file.allow_unbound_cluster,
             retention: self.retention.or(file.retention),
             max_agents: self.max_agents.or(file.max_agents),
             seal_every: self.seal_every.or(file.seal_every),
@@ -145,6 +166,12 @@ pub struct Settings {
     /// The CA client certificates must chain to (mutual TLS); None: clients are not asked for
     /// a certificate.
     pub tls_ca: Option<PathBuf>,
+    /// Revoked client certificates; only with `tls_ca`.
+    pub tls_crl: Option<PathBuf>,
+    /// The subject O client certificates must have; only with `tls_ca`.
+    pub tls_org: Option<String>,
+    /// Agent certificates bound to no cluster are accepted.
+    pub allow_unbound_cluster: bool,
     pub retention: Duration,
     /// How often closed windows are sealed into compressed chunks.
     pub seal_every: Duration,
@@ -215,6 +242,31 @@ impl Settings {
             }
             _ => {}
         }
+        if o.tls_ca.is_none() {
+            for (field, given) in [
+                ("tls_crl", o.tls_crl.is_some()),
+                ("tls_org", o.tls_org.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(
+                        field,
+                        "checks client certificates, which need mutual TLS: give --tls-cert, \
+                         --tls-key and --tls-ca too",
+                    ));
+                }
+            }
+        }
+        let tls_org = match o.tls_org {
+            Some(org) if org.trim().is_empty() || org.trim() != org => {
+                return Err(invalid(
+                    "tls_org",
+                    format!(
+                        "{org:?}: the organisation is a name without leading or trailing blanks"
+                    ),
+                ))
+            }
+            org => org,
+        };
         let retention = match o.retention {
             Some(t) => duration("retention", &t)?,
             None => DEFAULT_RETENTION,
@@ -246,12 +298,30 @@ impl Settings {
             data_dir,
             tls,
             tls_ca: o.tls_ca,
+            tls_crl: o.tls_crl,
+            tls_org,
+            allow_unbound_cluster: o.allow_unbound_cluster,
             retention,
             seal_every,
             rules: o.rules,
             alertmanager: o.alertmanager,
             webhook: o.webhook,
             notify_ca: o.notify_ca,
+        })
+    }
+
+    /// The TLS settings the server takes; None for plaintext.
+    pub fn tls_settings(&self) -> Option<crate::tls::TlsSettings> {
+        let (cert, key) = self.tls.clone()?;
+        Some(crate::tls::TlsSettings {
+            cert,
+            key,
+            ca: self.tls_ca.clone(),
+            crl: self.tls_crl.clone(),
+            clients: crate::auth::CertRules {
+                org: self.tls_org.clone(),
+                allow_unbound_cluster: self.allow_unbound_cluster,
+            },
         })
     }
 
@@ -266,6 +336,7 @@ impl Settings {
             files.extend([("tls_cert", cert), ("tls_key", key)]);
         }
         files.extend(self.tls_ca.as_ref().map(|f| ("tls_ca", f)));
+        files.extend(self.tls_crl.as_ref().map(|f| ("tls_crl", f)));
         files.extend(self.rules.as_ref().map(|f| ("rules", f)));
         files.extend(self.notify_ca.as_ref().map(|f| ("notify_ca", f)));
         for (field, path) in files {
@@ -343,6 +414,71 @@ mod tests {
         .unwrap();
         assert_eq!(s.retention, Duration::from_secs(7 * 86400));
         assert_eq!(s.tls, None);
+    }
+
+    #[test]
+    fn certificate_rules_need_mutual_tls() {
+        let mutual = || Options {
+            insecure: false,
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..flags()
+        };
+        let f = Options::parse(
+            "tls_crl = \"/etc/fleet/crl.pem\"\ntls_org = \"Acme\"\nallow_unbound_cluster = true\n",
+            "c.toml",
+        )
+        .unwrap();
+        let s = Settings::resolve(f.clone(), mutual()).unwrap();
+        assert_eq!(s.tls_crl, Some(PathBuf::from("/etc/fleet/crl.pem")));
+        assert_eq!(s.tls_org.as_deref(), Some("Acme"));
+        assert!(s.allow_unbound_cluster);
+        let tls = s.tls_settings().unwrap();
+        assert_eq!(tls.clients.org.as_deref(), Some("Acme"));
+        assert!(tls.clients.allow_unbound_cluster);
+        // Off unless the file or the flag says so.
+        let s = Settings::resolve(Options::default(), mutual()).unwrap();
+        assert!(!s.allow_unbound_cluster && s.tls_crl.is_none());
+        let s = Settings::resolve(
+            Options::default(),
+            Options {
+                allow_unbound_cluster: true,
+                ..mutual()
+            },
+        )
+        .unwrap();
+        assert!(s.allow_unbound_cluster);
+        // Without client certificates there is nothing to revoke or check.
+        let e = Settings::resolve(f, flags()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_crl",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = Settings::resolve(
+            Options::default(),
+            Options {
+                tls_org: Some(" Acme".into()),
+                ..mutual()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "tls_org",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //!   evaluation are the pure `fleet-rules`.
 //! - [`policy`]: the OOM policy book (versions, history, each host's status) behind the
 //!   `Policies` service.
-//! - [`auth`]: who may call what: the role in the client certificate.
-//! - [`tls`]: mutual TLS with certificates reloaded on SIGHUP.
+//! - [`auth`]: who may call what: the role, organisation and (for agents) cluster in the client
+//!   certificate.
+//! - [`tls`]: mutual TLS with certificates, CA and CRL reloaded on SIGHUP; `tls/live.rs` keeps
+//!   the open connections, so a reload closes those whose certificate it no longer accepts.
 //! - [`config`]: the settings, declared once for flags and the TOML file, and their validation.
 //!
-//! The binary (`src/main.rs`) parses flags, opens the store, binds the listener and calls
-//! [`server::run`]; tests (`tests/`) call the same function on a `127.0.0.1:0` listener.
+//! The binary (`src/main.rs`) ignores SIGHUP before any other code runs, parses flags, opens the
+//! store, binds the listener and calls [`server::run`]; tests (`tests/`) call the same function on a `127.0.0.1:0` listener.
 
 pub mod auth;
 pub mod config;

@@ -1,4 +1,5 @@
-//! `fleet-collector`: parses flags and the config file, opens the store, binds and serves.
+//! `fleet-collector`: ignores SIGHUP before any other code runs, until the reload tasks handle it;
+//! parses flags and the config file, opens the store, binds and serves.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,9 @@ struct Cli {
     /// TOML config file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Only check the config file and flags, that the files they name can be read and that the
-    /// rules file is valid: print "config OK" (exit 0) or the error naming the field (exit 2).
+    /// Only check the config file and flags, that the files they name can be read, that the TLS
+    /// files (certificate, key, CA, CRL) load and that the rules file is valid: print "config
+    /// OK" (exit 0) or the error naming the field (exit 2).
     #[arg(long)]
     check_config: bool,
 }
@@ -49,17 +51,13 @@ async fn shutdown_signal() {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(fleet_collector::tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: settings.tls_ca.clone(),
-        }),
-        None => {
-            tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
-            None
-        }
-    };
+    let tls = settings.tls_settings();
+    if tls.is_none() {
+        tracing::warn!("serving plaintext gRPC (--insecure): anyone who can reach the port can send and read data");
+    }
+    if settings.allow_unbound_cluster && tls.is_some() {
+        tracing::warn!("allow_unbound_cluster: agent certificates bound to no cluster may join any cluster; reissue them with `fleetctl certs issue --cluster`");
+    }
     let store = Arc::new(
         Store::open(
             &settings.data_dir,
@@ -94,18 +92,50 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .await
 }
 
-/// `--check-config`, after the settings resolved: the files they name, and the rules.
+/// `--check-config`, after the settings resolved: the files they name, the TLS files as the
+/// server reads them, and the rules.
 fn check_config(settings: &Settings) -> ExitCode {
-    let rules = settings.rules.as_deref().map(load_rules);
-    match (settings.check_files(), rules) {
-        (Err(e), _) => eprintln!("fleet-collector: {e}"),
-        (Ok(()), Some(Err(e))) => eprintln!("fleet-collector: rules: {e}"),
-        (Ok(()), _) => {
+    let problem = match settings.check_files() {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => settings
+            .tls_settings()
+            .and_then(|tls| fleet_collector::tls::check(&tls).err())
+            .or_else(|| match settings.rules.as_deref().map(load_rules) {
+                Some(Err(e)) => Some(format!("rules: {e}")),
+                _ => None,
+            }),
+    };
+    match problem {
+        Some(e) => {
+            eprintln!("fleet-collector: {e}");
+            ExitCode::from(2)
+        }
+        None => {
             println!("config OK");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
     }
-    ExitCode::from(2)
+}
+
+/// SIGHUP is ignored from before any library or Rust code runs until a reload task installs its
+/// handler (tokio's replaces this disposition, and stays for the life of the process). Without
+/// it a SIGHUP in the first milliseconds (Ansible's restart-then-reload on a first run) kills
+/// the collector with a status systemd does not restart, and `main` is too late to prevent it:
+/// the libraries' constructors (RocksDB, libstdc++) and Rust's start-up run before it, and on a
+/// busy host take milliseconds. An executable's `.preinit_array` runs as soon as the dynamic
+/// loader has relocated everything, before any constructor. A SIGHUP ignored this early asks
+/// for nothing: the files a reload would read are read after it (the TLS reloader listens
+/// before reading its files).
+#[used]
+#[link_section = ".preinit_array"]
+static IGNORE_EARLY_SIGHUP: extern "C" fn() = ignore_early_sighup;
+
+extern "C" fn ignore_early_sighup() {
+    // SAFETY: sigaction(2) with SIG_IGN touches no memory of this process, and nothing else
+    // runs yet: no thread, no handler to race with.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
 }
 
 fn main() -> ExitCode {

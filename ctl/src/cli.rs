@@ -14,8 +14,10 @@
 //! fleetctl alerts [--cluster C] [--state pending|firing|resolved]
 //! fleetctl status
 //! fleetctl rules check FILE
-//! fleetctl certs init --dir DIR [--san NAME]... [--days N] [--ca-days N]
-//! fleetctl certs issue --role agent|viewer|operator --name NAME --dir DIR [--days N|--not-after T]
+//! fleetctl certs init --dir DIR [--san NAME]... [--org NAME] [--days N] [--ca-days N]
+//! fleetctl certs issue --role agent|viewer|operator --name NAME [--cluster C] --dir DIR
+//!                      [--days N|--not-after T] [--ensure]
+//! fleetctl certs revoke --dir DIR [NAME]...
 //! fleetctl policy apply -f FILE [--cluster C] [--dry-run] [--force]
 //! fleetctl policy list [--cluster C]
 //! fleetctl policy status|history|rollback|delete NAME

@@ -18,7 +18,8 @@
 //! - [`config`]: the optional TOML file, merged with flags and `FLEET_COLLECTOR` into
 //!   [`config::Settings`].
 //! - [`timearg`]: pure parsing of `--since`/`--until` and their range.
-//! - [`certs`]: the fleet's CA and certificates (`fleetctl certs` is [`cmd::certs`]).
+//! - [`certs`]: the fleet's CA, certificates and revocation list (`certs/issue.rs`: `init`,
+//!   `issue`, `issue --ensure`; `certs/crl.rs`: `revoke`); `fleetctl certs` is [`cmd::certs`].
 //!
 //! To add a command `fleetctl foo`: write `ctl/src/cmd/foo.rs` with its `FooArgs` (clap derive)
 //! and `impl Run for FooArgs` (request, call, render for each format), then add `pub mod foo;`

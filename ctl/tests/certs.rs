@@ -269,3 +269,112 @@ fn an_expired_certificate_for_the_refusal_tests() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Verifies `DIR/NAME.pem` against DIR's CA and `DIR/crl.pem`, as a collector with `tls_crl`.
+fn verify_with_crl(dir: &Path, name: &str) -> Result<(), rustls::Error> {
+    let crls = rustls::pki_types::CertificateRevocationListDer::pem_file_iter(dir.join("crl.pem"))
+        .unwrap()
+        .map(Result::unwrap);
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(dir), provider())
+        .with_crls(crls)
+        .build()
+        .unwrap();
+    verifier
+        .verify_client_cert(
+            &cert(&dir.join(format!("{name}.pem"))),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+#[test]
+fn revoke_writes_a_crl_rustls_enforces_and_ensure_binds_clusters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    ok(&["certs", "init", "--dir", d, "--org", "Acme Fleet"]);
+    for name in ["web1", "web2"] {
+        let out = ok(&[
+            "certs",
+            "issue",
+            "--role",
+            "agent",
+            "--name",
+            name,
+            "--cluster",
+            "prod",
+            "--dir",
+            d,
+        ]);
+        assert!(
+            out.contains("CN=web1 for cluster prod") || name == "web2",
+            "{out}"
+        );
+    }
+    // An empty list first: everything passes.
+    let out = ok(&["certs", "revoke", "--dir", d]);
+    assert!(
+        out.starts_with("wrote ") && out.contains(": 0 certificates revoked"),
+        "{out}"
+    );
+    verify_with_crl(tmp.path(), "web1").unwrap();
+    let out = ok(&["certs", "revoke", "--dir", d, "web1"]);
+    assert!(out.contains(": 1 certificates revoked (now web1)"), "{out}");
+    assert_eq!(mode(&tmp.path().join("crl.pem")), 0o644);
+    let err = verify_with_crl(tmp.path(), "web1").unwrap_err();
+    assert!(format!("{err:?}").contains("Revoked"), "{err:?}");
+    verify_with_crl(tmp.path(), "web2").unwrap();
+    let out = fleetctl(&["certs", "revoke", "--dir", d, "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // --ensure: kept as it is (nothing printed), bound anew when the cluster changes.
+    let ensure = |cluster: &str| {
+        fleetctl(&[
+            "certs",
+            "issue",
+            "--role",
+            "agent",
+            "--name",
+            "web2",
+            "--cluster",
+            cluster,
+            "--dir",
+            d,
+            "--ensure",
+        ])
+    };
+    let out = ensure("prod");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept "),
+        "{out:?}"
+    );
+    let out = ensure("staging");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("created "),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bound to cluster \"prod\""),
+        "{out:?}"
+    );
+    assert!(tmp.path().join("web2.pem.old").exists());
+    verify_with_crl(tmp.path(), "web2").unwrap();
+    // A cluster is for agents only.
+    let out = fleetctl(&[
+        "certs",
+        "issue",
+        "--role",
+        "viewer",
+        "--name",
+        "v",
+        "--cluster",
+        "prod",
+        "--dir",
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster \"prod\""));
+}

@@ -374,6 +374,8 @@ impl Query for FakeSvc {
             permission_denied: 0,
             streams_refused: 1,
             policies: 1,
+            cluster_refused: 0,
+            connections_closed: 0,
         }))
     }
 

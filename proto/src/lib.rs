@@ -5,7 +5,8 @@
 //!   the generated code is [`v1`].
 //! - [`schema`]: the sysstat column names of each activity, in wire order.
 //! - [`limits`]: the size and count limits both ends enforce.
-//! - [`identity`]: the host id rule (agent ids, `Hello`s, agent certificate names).
+//! - [`identity`]: the host id and cluster rules (agent ids, `Hello`s, agent certificate names),
+//!   and the URI that binds an agent certificate to its cluster.
 //! - [`metadata`]: the gRPC metadata keys.
 //! - [`clock`]: the wall clock in the wire's units (Unix ms and µs).
 //! - [`backoff`]: jittered exponential retry delays (agent reconnects, collector notifiers).

@@ -16,7 +16,8 @@
 //!   another hostname, or run through a wrapper such as `setpriv`: [`AgentAs`]), run fleetctl
 //!   (plaintext or over mutual TLS, its JSON output parsed, a host's last sequence number,
 //!   [`wait_for_samples`]).
-//! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]).
+//! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]: init, issue, revoke), odd ones
+//!   signed by rcgen with the same CA, and a rustls client presenting one.
 //! - [`cgroup`]: a memory cgroup with a small limit, v1 or v2 ([`MemCgroup`]), processes in it
 //!   (at a given `oom_score_adj`) and the count of its OOM kills.
 //! - [`caps`]: what a test needs from the machine (root, a readable `/dev/kmsg`, a memory cgroup

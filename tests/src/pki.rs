@@ -1,6 +1,12 @@
-//! Certificates for the TLS tests, made by the real `fleetctl certs` as an operator makes them.
+//! Certificates for the TLS tests, made by the real `fleetctl certs` as an operator makes them
+//! (`init`, `issue`, `revoke`), and the odd ones no operator would make (two roles, none, another
+//! organisation), signed with the same CA by rcgen ([`Pki::sign`]); a rustls client presenting
+//! one of them ([`Pki::client_tls`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
 
 use crate::procs::run;
 
@@ -13,7 +19,14 @@ pub struct Pki {
 impl Pki {
     /// `fleetctl certs init --dir DIR`: a new CA and the collector's certificate for localhost.
     pub fn init(dir: &Path) -> Pki {
-        certs(&["init", "--dir", dir.to_str().unwrap()]);
+        Pki::init_with(dir, &[])
+    }
+
+    /// `fleetctl certs init --dir DIR` with `extra` (`--org NAME`).
+    pub fn init_with(dir: &Path, extra: &[&str]) -> Pki {
+        let mut args = vec!["init", "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        certs(&args);
         Pki::at(dir)
     }
 
@@ -31,6 +44,81 @@ impl Pki {
         args.extend_from_slice(extra);
         certs(&args);
         self
+    }
+
+    /// `fleetctl certs revoke --dir DIR NAMES...`: `crl.pem` lists them (and what it listed).
+    pub fn revoke(&self, names: &[&str]) -> &Pki {
+        let mut args = vec!["revoke", "--dir", self.dir.to_str().unwrap()];
+        args.extend_from_slice(names);
+        certs(&args);
+        self
+    }
+
+    /// A client certificate `NAME.pem` (with `NAME-key.pem`) signed by this CA, whose subject
+    /// is CN NAME with each of `ous` and `orgs`, for the certificates `fleetctl certs` refuses
+    /// to make: two roles, none, another organisation.
+    pub fn sign(&self, name: &str, ous: &[&str], orgs: &[&str]) -> &Pki {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap();
+        let issuer = Issuer::from_ca_cert_pem(
+            &read("ca.pem"),
+            KeyPair::from_pem(&read("ca-key.pem")).unwrap(),
+        )
+        .unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        // rcgen keeps one value per attribute type: the second goes under the same OID
+        // spelled as a custom type.
+        for (ty, oid, values) in [
+            (DnType::OrganizationalUnitName, 11, ous),
+            (DnType::OrganizationName, 10, orgs),
+        ] {
+            for (i, v) in values.iter().enumerate() {
+                let ty = match i {
+                    0 => ty.clone(),
+                    _ => DnType::CustomDnType(vec![2, 5, 4, oid]),
+                };
+                params.distinguished_name.push(ty, *v);
+            }
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(self.dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(
+            self.dir.join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
+        self
+    }
+
+    /// A rustls client (HTTP/2, as gRPC) trusting this CA and presenting NAME's certificate.
+    pub fn client_tls(&self, name: &str) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(self.dir.join("ca.pem")).unwrap()
+        {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let certs =
+            rustls::pki_types::CertificateDer::pem_file_iter(self.dir.join(format!("{name}.pem")))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(
+            self.dir.join(format!("{name}-key.pem")),
+        )
+        .unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(config)
     }
 
     /// The path of `file` in the directory, as a string for a flag.

@@ -1,7 +1,8 @@
 //! The Ansible playbook (deploy/ansible/site.yml), run for real against this machine: localhost
 //! in the groups `prod` and `collector`, every path under a temporary directory (`fleet_root`),
 //! the binaries of this build. A `--check` run on the fresh target succeeds and writes nothing, a
-//! real run installs everything, and a second run (and a `--check` after it) changes nothing.
+//! real run installs everything, and a second run (and a `--check` after it) changes nothing; an
+//! agent certificate bound to no cluster is issued anew, bound, by the next run.
 //! Then the daemons are started as their installed units start them: the units' `ExecStartPre`
 //! (the config check) and `ExecStart` command lines are run as written, and data flows over
 //! mutual TLS with the certificates the run issued, which `fleetctl hosts` shows with a viewer
@@ -204,6 +205,43 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         );
     }
 
+    // `fleetctl certs issue ARGS --dir PKI` with the controller's fleetctl, as an operator runs
+    // it; its stderr.
+    let issue = |args: &[&str]| {
+        let out = Command::new(bin_dir.join("fleetctl"))
+            .args(["certs", "issue"])
+            .args(args)
+            .arg("--dir")
+            .arg(&pki)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // The agent's certificate is bound to its cluster. One bound to none (issued before clusters
+    // were bound) is issued anew, bound, by the next run, which a rerun then leaves alone.
+    let agent_cert = ["--role", "agent", "--name", host_id];
+    let ensure_agent_cert =
+        || issue(&[&agent_cert[..], &["--cluster", "prod", "--ensure"]].concat());
+    assert!(ensure_agent_cert().contains("kept "));
+    for f in [format!("{host_id}.pem"), format!("{host_id}-key.pem")] {
+        std::fs::remove_file(pki.join(f)).unwrap();
+    }
+    issue(&agent_cert);
+    let out = playbook(&[]);
+    assert!(recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"] > 0);
+    assert!(ensure_agent_cert().contains("kept "));
+    let out = playbook(&[]);
+    assert_eq!(
+        recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"],
+        0
+    );
+
     // What the run installed.
     let tls = root.join("etc/fleet/tls");
     for key in ["agent-key.pem", "collector-key.pem"] {
@@ -266,24 +304,7 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     let mut agent = start_unit(&agent_unit, &tmp.path().join("agent.log"), Stdio::null());
 
     // A viewer's certificate from the same CA, as an operator would issue one.
-    let out = Command::new(bin_dir.join("fleetctl"))
-        .args([
-            "certs",
-            "issue",
-            "--role",
-            "viewer",
-            "--name",
-            "test-viewer",
-        ])
-        .arg("--dir")
-        .arg(&pki)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    issue(&["--role", "viewer", "--name", "test-viewer"]);
     let url = format!("https://localhost:{port}");
     let hosts = |client_cert: bool| {
         let mut cmd = Command::new(bin_dir.join("fleetctl"));

@@ -19,7 +19,8 @@ fn said(out: &Output) -> (Option<i32>, String, String) {
 /// A CA with the collector's certificate and the agent certificate of `h1`.
 fn pki(dir: &Path) -> Pki {
     let pki = Pki::init(dir);
-    pki.issue("agent", "h1", &[]);
+    // Bound to the agent's cluster (the default one, as the configs below do not name one).
+    pki.issue("agent", "h1", &["--cluster", "default"]);
     pki
 }
 

@@ -3,7 +3,8 @@
 //! another CA, with an expired one, or claiming another host's id; a viewer applying a policy;
 //! an agent certificate querying. Accepted: the agent for its own host, a viewer querying, an
 //! operator applying a policy (recorded with the certificate's name). Nothing a refused client
-//! sent is stored. Certificates rotate on SIGHUP without a restart.
+//! sent is stored. Certificates rotate on SIGHUP without a restart. (Clusters, roles, the
+//! organisation and revocation: tests/tests/identity.rs.)
 
 use std::path::Path;
 use std::process::Output;
@@ -43,13 +44,20 @@ fn mutual_tls_roles_refusals_and_rotation() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     let other = Pki::init(&tmp.path().join("other"));
-    pki.issue("agent", "web1", &[])
-        .issue("agent", "web3", &[])
-        .issue("agent", "old1", &["--not-after", "2026-01-01T00:00:00Z"])
+    // Agent certificates are bound to the agents' cluster (tests/tests/identity.rs: the
+    // refusals when they are not).
+    let prod = ["--cluster", "prod"];
+    pki.issue("agent", "web1", &prod)
+        .issue("agent", "web3", &prod)
+        .issue(
+            "agent",
+            "old1",
+            &["--cluster", "prod", "--not-after", "2026-01-01T00:00:00Z"],
+        )
         .issue("viewer", "viewer", &[])
         .issue("operator", "alice", &[]);
     other
-        .issue("agent", "rogue1", &[])
+        .issue("agent", "rogue1", &prod)
         .issue("viewer", "viewer", &[]);
     // Keys are private to their owner.
     for key in [
@@ -266,7 +274,7 @@ fn mutual_tls_roles_refusals_and_rotation() {
 
     // The agent's files are rotated too (a certificate for web1 from the new CA) and it gets
     // SIGHUP: it reconnects with them, and its data flows again through the new chain.
-    other.issue("agent", "web1", &[]);
+    other.issue("agent", "web1", &prod);
     for f in ["ca.pem", "web1.pem", "web1-key.pem"] {
         std::fs::copy(other.dir.join(f), agent_live.dir.join(f)).unwrap();
     }

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! - A stream opens with a hello: [`check_identity`], the caller's certificate must be the
-//!   host's, and [`Sessions`] caps the streams per host id ([`MAX_STREAMS_PER_HOST`]) and the
+//!   host's and bound to the cluster the hello names (a refused hello stores nothing), and
+//!   [`Sessions`] caps the streams per host id ([`MAX_STREAMS_PER_HOST`]) and the
 //!   connected hosts (`max_agents`). The welcome says the last seq stored for the agent's spool
 //!   epoch, from which it resends.
 //! - Each batch is checked ([`check_batch`]), fed to the live host state, and queued for the
@@ -118,9 +119,8 @@ pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
         |field: &str, why: &str| Status::invalid_argument(format!("hello.identity.{field}: {why}"));
     fleet_proto::identity::check_host_id(&id.host_id)
         .map_err(|e| bad("host_id", &e.to_string()))?;
-    if id.cluster.is_empty() || id.cluster.len() > 128 {
-        return Err(bad("cluster", "must be 1 to 128 characters"));
-    }
+    fleet_proto::identity::check_cluster(&id.cluster)
+        .map_err(|e| bad("cluster", &e.to_string()))?;
     if id.hostname.len() > 255 || id.kernel.len() > 255 || id.agent_version.len() > 64 {
         return Err(bad(
             "hostname",
@@ -243,7 +243,7 @@ impl Ingest for IngestSvc {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let peer = request.remote_addr();
-        let role = self.0.auth.check(&request, Need::Stream, "Session")?;
+        let client = self.0.auth.check(&request, Need::Stream, "Session")?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -262,7 +262,10 @@ impl Ingest for IngestSvc {
             .identity
             .ok_or_else(|| Status::invalid_argument("hello.identity is missing"))?;
         check_identity(&identity)?;
-        self.0.auth.check_host(role.as_ref(), &identity.host_id)?;
+        // Before anything is stored: a refused hello leaves no trace but the log and the count.
+        self.0
+            .auth
+            .check_hello(client.as_ref(), &identity.host_id, &identity.cluster)?;
         let shared = self.0.clone();
         let host_id = identity.host_id.clone();
         if let Err(status) = shared.sessions.try_open(&host_id, shared.max_agents) {

@@ -41,7 +41,7 @@ use tonic::transport::Server;
 use tonic::Status;
 use tracing::info;
 
-use crate::auth::{Auth, Refusals};
+use crate::auth::Auth;
 use crate::rules::evaluate::{evaluate_rules, rules_engine};
 use crate::rules::{Live, RulesEngine, RulesOptions};
 use crate::storage::Store;
@@ -91,8 +91,9 @@ async fn blocking<T: Send + 'static>(
 /// What `run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Certificate, key and fleet CA (read at start and on SIGHUP); None serves plaintext.
-    pub tls: Option<crate::tls::TlsFiles>,
+    /// Certificate, key, fleet CA and CRL (read at start and on SIGHUP) and the rules client
+    /// certificates follow; None serves plaintext.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// Most agents connected at once; more are refused (`ResourceExhausted`).
     pub max_agents: usize,
     pub seal_every: Duration,
@@ -140,9 +141,18 @@ pub async fn run(
         let store = store.clone();
         tokio::task::spawn_blocking(move || crate::policy::PolicyBook::open(store)).await??
     };
+    // SIGHUP is listened for before the TLS files are read, so none after the read is missed.
+    let hup = match opts.tls.as_ref().map(|_| crate::tls::sighups()) {
+        Some(Ok(hup)) => Some(hup),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the TLS files are read at start only");
+            None
+        }
+        None => None,
+    };
     let acceptor = match &opts.tls {
-        Some(files) => Some(Arc::new(
-            crate::tls::Acceptor::new(files.clone()).map_err(|e| anyhow::anyhow!(e))?,
+        Some(tls) => Some(Arc::new(
+            crate::tls::Acceptor::new(tls.clone()).map_err(|e| anyhow::anyhow!(e))?,
         )),
         None => None,
     };
@@ -153,7 +163,7 @@ pub async fn run(
         policies: Arc::new(book),
         max_agents: opts.max_agents,
         auth: Arc::new(match &opts.tls {
-            Some(files) if files.ca.is_some() => Auth::Roles(Refusals::default()),
+            Some(tls) if tls.ca.is_some() => Auth::roles(tls.clients.clone()),
             _ => Auth::Open,
         }),
         live,
@@ -170,7 +180,8 @@ pub async fn run(
 
     let reloader = acceptor
         .clone()
-        .map(|acc| tokio::spawn(crate::tls::reload_on_sighup(acc, stop_rx.clone())));
+        .zip(hup)
+        .map(|(acc, hup)| tokio::spawn(crate::tls::reload_on_sighup(acc, hup, stop_rx.clone())));
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -18,7 +18,7 @@ use fleet_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{blocking, Shared};
-use crate::auth::{Auth, Need};
+use crate::auth::Need;
 use crate::storage::{HostRecord, StorageError, Store, StoredOomKill, StoredRow};
 
 /// Most rows one sar query returns.
@@ -243,13 +243,7 @@ impl Query for QuerySvc {
             .check(&request, Need::View, "GetCollectorStatus")?;
         use std::sync::atomic::Ordering::Relaxed;
         let sh = &self.0;
-        let (unauthenticated, permission_denied) = match sh.auth.as_ref() {
-            Auth::Roles(r) => (
-                r.unauthenticated.load(Relaxed),
-                r.permission_denied.load(Relaxed),
-            ),
-            Auth::Open => (0, 0),
-        };
+        let refused = sh.auth.counts();
         Ok(Response::new(CollectorStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_ms: sh.started_ms,
@@ -259,10 +253,12 @@ impl Query for QuerySvc {
             tls: sh.tls.is_some(),
             mutual_tls: sh.tls.as_ref().is_some_and(|t| t.mutual()),
             tls_handshakes_refused: sh.tls.as_ref().map_or(0, |t| t.refused.load(Relaxed)),
-            unauthenticated,
-            permission_denied,
+            unauthenticated: refused.unauthenticated,
+            permission_denied: refused.permission_denied,
             streams_refused: sh.sessions.refused.load(Relaxed),
             policies: sh.policies.in_force_count() as u32,
+            cluster_refused: refused.cluster,
+            connections_closed: sh.tls.as_ref().map_or(0, |t| t.closed.load(Relaxed)),
         }))
     }
 

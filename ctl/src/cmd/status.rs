@@ -9,12 +9,16 @@
 //! refused unauthenticated  0
 //! refused permission       2
 //! refused agent streams    1
+//! refused other cluster    5
+//! closed on reload         6
 //! policies in force        3
 //! ```
 //!
 //! JSON keys: `version`, `started`, `connected_agents`, `max_agents`, `known_hosts`, `tls`,
 //! `mutual_tls`, `refused` (`tls_handshakes`, `unauthenticated`, `permission_denied`,
-//! `agent_streams`), `policies`. CSV: one header line and one row with the same keys flattened.
+//! `agent_streams`, `cluster`: agent hellos for a cluster their certificate is not bound to,
+//! `connections_closed`: open connections closed on SIGHUP because their certificate was no
+//! longer accepted), `policies`. CSV: one header line and one row with the same keys flattened.
 
 use anyhow::Result;
 use chrono::Utc;
@@ -52,6 +56,8 @@ struct Refused {
     unauthenticated: u64,
     permission_denied: u64,
     agent_streams: u64,
+    cluster: u64,
+    connections_closed: u64,
 }
 
 #[derive(Serialize)]
@@ -68,7 +74,7 @@ struct StatusView {
 }
 
 /// The CSV header of `fleetctl status`.
-pub const STATUS_CSV_KEYS: [&str; 12] = [
+pub const STATUS_CSV_KEYS: [&str; 14] = [
     "version",
     "started",
     "connected_agents",
@@ -80,6 +86,8 @@ pub const STATUS_CSV_KEYS: [&str; 12] = [
     "refused_unauthenticated",
     "refused_permission_denied",
     "refused_agent_streams",
+    "refused_cluster",
+    "refused_connections_closed",
     "policies",
 ];
 
@@ -98,6 +106,8 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
             unauthenticated: s.unauthenticated,
             permission_denied: s.permission_denied,
             agent_streams: s.streams_refused,
+            cluster: s.cluster_refused,
+            connections_closed: s.connections_closed,
         },
         policies: s.policies,
     };
@@ -117,6 +127,8 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
                 v.refused.unauthenticated.to_string(),
                 v.refused.permission_denied.to_string(),
                 v.refused.agent_streams.to_string(),
+                v.refused.cluster.to_string(),
+                v.refused.connections_closed.to_string(),
                 v.policies.to_string(),
             ]));
             out
@@ -161,6 +173,8 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
                     v.refused.permission_denied.to_string(),
                 ),
                 ("refused agent streams", v.refused.agent_streams.to_string()),
+                ("refused other cluster", v.refused.cluster.to_string()),
+                ("closed on reload", v.refused.connections_closed.to_string()),
                 ("policies in force", v.policies.to_string()),
             ];
             let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -191,6 +205,8 @@ mod tests {
             permission_denied: 2,
             streams_refused: 1,
             policies: 3,
+            cluster_refused: 5,
+            connections_closed: 6,
         }
     }
 
@@ -208,11 +224,15 @@ mod tests {
         );
         assert!(t.contains("transport                mutual TLS"), "{t}");
         assert!(t.contains("refused permission       2"), "{t}");
+        assert!(t.contains("refused other cluster    5"), "{t}");
+        assert!(t.contains("closed on reload         6"), "{t}");
         let text = render(&status(), OutputFormat::Json, 0);
         golden::check("status.json", &text);
         let j: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(j["refused"]["tls_handshakes"], 4);
         assert_eq!(j["refused"]["agent_streams"], 1);
+        assert_eq!(j["refused"]["cluster"], 5);
+        assert_eq!(j["refused"]["connections_closed"], 6);
         assert_eq!(j["mutual_tls"], true);
         assert_eq!(j["started"], "2026-11-25T22:10:03Z");
         let c = render(&status(), OutputFormat::Csv, 0);
@@ -220,6 +240,6 @@ mod tests {
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("version,started,connected_agents"));
-        assert!(lines[1].ends_with(",4,0,2,1,3"), "{c}");
+        assert!(lines[1].ends_with(",4,0,2,1,5,6,3"), "{c}");
     }
 }

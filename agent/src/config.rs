@@ -351,9 +351,8 @@ impl Settings {
             check_host_id(id).map_err(|m| invalid("host_id", m))?;
         }
         let cluster = o.cluster.unwrap_or_else(|| "default".to_string());
-        if cluster.is_empty() || cluster.len() > 128 {
-            return Err(invalid("cluster", "must be 1 to 128 characters"));
-        }
+        fleet_proto::identity::check_cluster(&cluster)
+            .map_err(|e| invalid("cluster", e.to_string()))?;
         let mut labels = BTreeMap::new();
         for label in o.labels {
             let (k, v) = match label {

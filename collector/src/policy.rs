@@ -146,6 +146,7 @@ pub fn process_info(e: &fleet_proto::v1::ProcessEntry) -> ProcessInfo {
         }),
         exe_at_path: e.exe_at_path && exe.is_some(),
         foreign_mount_ns: e.foreign_mount_ns,
+        exe_denied: e.exe_denied,
         starttime: e.starttime,
         exe,
         cmdline: e.cmdline.clone(),

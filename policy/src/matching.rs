@@ -30,6 +30,10 @@ pub struct ProcessInfo {
     /// The process lives in another mount namespace than the host's (or the agent could not
     /// tell): its exe path is no evidence of anything on the host.
     pub foreign_mount_ns: bool,
+    /// The exe link exists but the reader may not follow it (`EACCES`: the agent lacks
+    /// CAP_SYS_PTRACE for another user's process). Such a process cannot meet an `exe:` rule;
+    /// [`Matcher::unreadable_exe`] says when that hides a match.
+    pub exe_denied: bool,
     /// Field 22 of /proc/PID/stat (clock ticks after boot): with the pid, the process.
     pub starttime: u64,
     /// /proc/PID/cmdline with the NUL separators turned into spaces. A claim.
@@ -197,6 +201,13 @@ impl Matcher {
     pub fn still_matches(&self, p: &ProcessInfo) -> bool {
         (!p.foreign_mount_ns || self.mount_namespaces == MountNamespaces::Any)
             && self.matches_besides_exe(p)
+    }
+
+    /// Whether the process meets every criterion but `exe:`, which cannot be checked because its
+    /// executable could not be read ([`ProcessInfo::exe_denied`]): enforcement then reports it
+    /// instead of passing over it in silence.
+    pub fn unreadable_exe(&self, p: &ProcessInfo) -> bool {
+        self.exe.is_some() && p.exe_denied && self.matches_besides_exe(p)
     }
 
     fn matches_besides_exe(&self, p: &ProcessInfo) -> bool {

@@ -552,3 +552,26 @@ fn target_and_match_in_words() {
     assert_eq!(q.target.describe(), "every host");
     assert_eq!(q.matcher.describe(), "cmdline=java .*-jar");
 }
+
+/// A process whose executable the agent may not read (no CAP_SYS_PTRACE) cannot meet `exe:`;
+/// `unreadable_exe` names it when every other criterion holds, so the agent can report it.
+#[test]
+fn an_unreadable_exe_is_told_apart_from_no_match() {
+    let hidden = ProcessInfo {
+        exe_denied: true,
+        cmdline: "/usr/sbin/sshd -D".into(),
+        ..proc(812, 1, "sshd")
+    };
+    let by_exe =
+        policy("name: a\ntarget: {}\nmatch: {exe: /usr/sbin/sshd, comm: sshd}\noom_score_adj: 1\n");
+    assert!(!by_exe.matches(&hidden, &[]));
+    assert!(by_exe.matcher.unreadable_exe(&hidden));
+    // Another criterion that fails: not a match, whatever the exe would have said.
+    let other =
+        policy("name: a\ntarget: {}\nmatch: {exe: /usr/sbin/sshd, comm: cron}\noom_score_adj: 1\n");
+    assert!(!other.matcher.unreadable_exe(&hidden));
+    // No `exe:` rule: the exe does not matter.
+    let by_comm = policy("name: a\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: 1\n");
+    assert!(by_comm.matches(&hidden, &[]));
+    assert!(!by_comm.matcher.unreadable_exe(&hidden));
+}

@@ -64,6 +64,8 @@ pub const CLUSTER_URI_PREFIX: &str = "urn:fleet:cluster:";
 pub enum ClusterError {
     /// Empty or longer than [`MAX_CLUSTER`] bytes.
     Length,
+    /// A control character: operators read cluster names in their terminals.
+    Control(char),
     /// A cluster URI whose percent-encoding is broken or not the canonical one.
     Encoding(String),
 }
@@ -72,6 +74,7 @@ impl fmt::Display for ClusterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClusterError::Length => write!(f, "must be 1 to {MAX_CLUSTER} characters"),
+            ClusterError::Control(c) => write!(f, "contains the control character {c:?}"),
             ClusterError::Encoding(uri) => write!(
                 f,
                 "{uri:?} is not a cluster URI as `fleetctl certs issue --cluster` writes it"
@@ -82,15 +85,18 @@ impl fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
-/// Checks a cluster name: 1 to [`MAX_CLUSTER`] bytes of any text.
+/// Checks a cluster name: 1 to [`MAX_CLUSTER`] bytes of text without control characters.
 ///
 /// # Errors
-/// [`ClusterError::Length`].
+/// [`ClusterError::Length`] or [`ClusterError::Control`].
 pub fn check_cluster(cluster: &str) -> Result<(), ClusterError> {
     if cluster.is_empty() || cluster.len() > MAX_CLUSTER {
         return Err(ClusterError::Length);
     }
-    Ok(())
+    match cluster.chars().find(|c| c.is_control()) {
+        Some(c) => Err(ClusterError::Control(c)),
+        None => Ok(()),
+    }
 }
 
 /// Bytes a URN carries as they are (RFC 8141 `pchar` without `%`, and `/`).
@@ -157,7 +163,7 @@ mod tests {
         assert_eq!(cluster_uri("prod"), "urn:fleet:cluster:prod");
         assert_eq!(cluster_uri("eu west/1"), "urn:fleet:cluster:eu%20west/1");
         assert_eq!(cluster_uri("é%"), "urn:fleet:cluster:%C3%A9%25");
-        for c in ["prod", "eu west/1", "é%", "a\nb", &"x".repeat(128)] {
+        for c in ["prod", "eu west/1", "é%", &"x".repeat(128)] {
             assert_eq!(
                 cluster_of_uri(&cluster_uri(c)),
                 Some(Ok(c.to_owned())),
@@ -183,6 +189,10 @@ mod tests {
             );
         }
         assert_eq!(check_cluster(&"x".repeat(129)), Err(ClusterError::Length));
+        assert_eq!(
+            check_cluster("prod\u{1b}[2J"),
+            Err(ClusterError::Control('\u{1b}'))
+        );
     }
 
     #[test]

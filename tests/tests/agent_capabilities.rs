@@ -6,7 +6,8 @@
 //! - none (a host with `fleet_agent_enforce_policies: false`): the write to another user's
 //!   process is refused, and the agent logs it and reports it ("permission denied");
 //! - CAP_SYS_PTRACE alone, or with CAP_FOWNER: matched by `exe:`, write refused, reported;
-//! - CAP_DAC_OVERRIDE alone: the process's exe cannot be read, so an `exe:` rule leaves it alone;
+//! - CAP_DAC_OVERRIDE alone: the process's exe cannot be read, so an `exe:` rule leaves it alone,
+//!   and the policy reports that it could not check it (not a silent "nothing matched");
 //! - CAP_DAC_OVERRIDE and CAP_SYS_PTRACE (the unit's policy set without CAP_SYS_RESOURCE):
 //!   matched by `exe:` and set.
 //!
@@ -36,7 +37,7 @@ enum Outcome {
     Set,
     /// Matched, the write refused: reported as failed, "permission denied".
     Refused,
-    /// Not matched (its exe is unreadable): left as it was.
+    /// Not matched (its exe is unreadable): left as it was, and reported as such.
     Untouched,
 }
 
@@ -234,7 +235,20 @@ fn each_policy_capability_is_needed_and_the_units_set_is_enough() {
             }
             Outcome::Untouched => {
                 assert_eq!(adj(pid), 0, "{}", case.name);
-                assert_eq!(status["set"].as_u64(), Some(0), "{}", case.name);
+                assert_eq!(
+                    (status["matched"].as_u64(), status["set"].as_u64()),
+                    (Some(0), Some(0)),
+                    "{}",
+                    case.name
+                );
+                assert_eq!(failed.len(), 1, "{}: {failed:?}", case.name);
+                assert_eq!(failed[0].0, u64::from(pid), "{}", case.name);
+                assert!(
+                    failed[0].1.contains("its executable cannot be read")
+                        && failed[0].1.contains("CAP_SYS_PTRACE"),
+                    "{}: {failed:?}",
+                    case.name
+                );
             }
         }
     }

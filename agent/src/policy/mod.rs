@@ -73,6 +73,10 @@ pub const PROCESS_GONE: &str = "process gone";
 /// Failure reason: the process runs another program than the one matched (it exec'd since the
 /// scan); it is matched again by what it runs now at the next full rescan.
 pub const EXE_CHANGED: &str = "executable changed since it was matched";
+/// Failure reason: the process meets every criterion but `exe:`, which the agent could not
+/// check (reported so that a missing capability does not look like "nothing matched").
+pub const EXE_UNREADABLE: &str = "not matched: its executable cannot be read (permission denied; \
+     the agent needs CAP_SYS_PTRACE to read other users' /proc/PID/exe)";
 /// Failures kept per policy for its status; the oldest go first.
 pub const MAX_FAILURES: usize = 64;
 
@@ -378,6 +382,15 @@ impl Enforcer {
                 (self.policies.len() - 1, BTreeMap::new())
             }
         };
+        let entry = &mut self.policies[idx];
+        let unreadable: Vec<u32> = all
+            .iter()
+            .filter(|p| entry.policy.matcher.unreadable_exe(p))
+            .map(|p| p.pid)
+            .collect();
+        for pid in unreadable {
+            entry.fail(pid, EXE_UNREADABLE.to_string());
+        }
         let policy = &self.policies[idx].policy;
         let mut selected = policy.select_by(&all, |_, p| {
             policy.matcher.matches_process(p)
@@ -521,6 +534,9 @@ impl Enforcer {
                 let was = entry.holds(key);
                 let kept = same_image(&entry.matched, p) && entry.policy.matcher.still_matches(p);
                 let mut now = kept || applies(entry, p, &batch);
+                if !now && entry.policy.matcher.unreadable_exe(p) {
+                    entry.fail(key.pid, EXE_UNREADABLE.to_string());
+                }
                 if now && !was {
                     if let Some(why) = &entry.blocked {
                         let why = why.clone();

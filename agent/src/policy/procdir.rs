@@ -135,8 +135,8 @@ impl ProcDir {
     }
 
     /// The text of the link `name` (`exe`).
-    pub fn readlink(&self, name: &str) -> Option<String> {
-        let name = cstr(name).ok()?;
+    pub fn readlink(&self, name: &str) -> io::Result<String> {
+        let name = cstr(name)?;
         let mut buf = vec![0u8; libc::PATH_MAX as usize];
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `name` is NUL-terminated.
         let n = unsafe {
@@ -147,8 +147,8 @@ impl ProcDir {
                 buf.len(),
             )
         };
-        let n = usize::try_from(n).ok()?;
-        Some(OsStr::from_bytes(&buf[..n]).to_string_lossy().into_owned())
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        Ok(OsStr::from_bytes(&buf[..n]).to_string_lossy().into_owned())
     }
 
     /// The device and inode of what the link `name` leads to. For `exe` the kernel resolves the

@@ -333,6 +333,7 @@ impl PolicyRunner {
                 exe_ino: i.exe_id.map_or(0, |f| f.ino),
                 exe_at_path: i.exe_at_path,
                 foreign_mount_ns: i.foreign_mount_ns,
+                exe_denied: i.exe_denied,
                 starttime: i.starttime,
             };
             size += entry.encoded_len() + 4;

@@ -238,8 +238,13 @@ impl ProcScanner {
             starttime: stat.starttime,
             ..ProcessInfo::default()
         };
-        // Unreadable for other users' processes without CAP_SYS_PTRACE; matched as absent.
-        info.exe = dir.readlink("exe");
+        // Unreadable for other users' processes without CAP_SYS_PTRACE: matched as absent, and
+        // reported by the policies it could have matched (`exe_denied`). Kernel threads and
+        // zombies have none (ENOENT).
+        match dir.readlink("exe") {
+            Ok(exe) => info.exe = Some(exe),
+            Err(e) => info.exe_denied = e.raw_os_error() == Some(libc::EACCES),
+        }
         info.exe_id = dir.target_id("exe").ok();
         info.exe_at_path = match (&info.exe, info.exe_id) {
             (Some(path), Some(id)) => self.host.file_id(path) == Some(id),

@@ -143,7 +143,6 @@ pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
     // collector does not store such text in the first place.
     let control = |text: &str| text.chars().find(|c| c.is_control());
     for (field, text) in [
-        ("cluster", &id.cluster),
         ("hostname", &id.hostname),
         ("kernel", &id.kernel),
         ("agent_version", &id.agent_version),

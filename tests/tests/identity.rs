@@ -326,8 +326,20 @@ fn a_revoked_certificate_is_refused_and_its_open_connections_closed_on_sighup() 
     wait_for("web1 disconnected", Duration::from_secs(20), || {
         (host(&c, &pki, "viewer", "web1")?["connected"] == false).then_some(())
     });
-    // It cannot come back: its reconnects are refused in the handshake.
-    wait_refused(&web1, "web1", "received fatal alert: CertificateRevoked");
+    // It cannot come back: its reconnects are refused in the handshake. (The collector's log is
+    // the witness: under TLS 1.3 the client may read the alert or only a closed connection,
+    // depending on timing.)
+    wait_for("web1's reconnect refused", Duration::from_secs(20), || {
+        let log = c.proc.log_text();
+        log.lines()
+            .any(|l| l.contains("TLS handshake refused") && l.contains("Revoked"))
+            .then_some(())
+    });
+    assert!(
+        web1.log_text().contains("stream to collector lost"),
+        "{}",
+        web1.log_text()
+    );
     let h = host(&c, &pki, "viewer", "web1").unwrap();
     assert_eq!(h["connected"], false, "{h}");
     // web2 streams on.

@@ -122,11 +122,25 @@ fn check_kill(name: &str, i: usize, want: &Map<String, Value>, got: &Value) -> V
             }
         }
     }
-    // The victim comes from a kill line of this event.
+    // Every event says its kind; only a kill has a victim, from a kill line of this event or a
+    // selection line no kill line followed.
+    let kind = got.get("kind").and_then(Value::as_str);
+    if !matches!(kind, Some("kill" | "panic" | "no_kill")) {
+        errs.push(format!("{name} kill {i}: kind = {kind:?}"));
+    }
+    if got.get("victim_pid").is_some() != (kind == Some("kill")) {
+        errs.push(format!(
+            "{name} kill {i}: a kill names its victim, nothing else does"
+        ));
+    }
     if let Some(pid) = got.get("victim_pid") {
         let raw = got["raw"].as_array().unwrap();
-        let needle = format!("illed process {pid}");
-        if !raw.iter().any(|l| l.as_str().unwrap().contains(&needle)) {
+        let kill = format!("illed process {pid}");
+        let selection = format!("ill process {pid} (");
+        if !raw.iter().any(|l| {
+            let l = l.as_str().unwrap();
+            l.contains(&kill) || l.contains(&selection)
+        }) {
             errs.push(format!(
                 "{name} kill {i}: victim {pid} not in the event's raw lines"
             ));

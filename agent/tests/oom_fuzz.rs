@@ -6,15 +6,16 @@
 //! another report, huge numbers, invalid UTF-8), and runs the result through every input form
 //! and, record by record, through `parse_kmsg_record`. It asserts: no panic, one JSON object
 //! per output line, the count returned equals the lines written, bounded raw lines and task
-//! rows, and a victim only where a kill line of the same event names it.
+//! rows, and a victim only on a kill, where a kill line (or a selection line) of the same event
+//! names it.
 //!
 //! `FLEET_FUZZ_ITERS` and `FLEET_FUZZ_SEED` change the run (default 3000 iterations, seed 1).
 
 use std::path::Path;
 
 use fleet_agent::sources::kmsg::{
-    parse_kmsg_cli, parse_kmsg_record, InputFormat, OomAssembler, OomEvent, MAX_RAW_LINES,
-    MAX_TASK_ROWS,
+    parse_kmsg_cli, parse_kmsg_record, EventKind, InputFormat, OomAssembler, OomEvent,
+    MAX_RAW_LINES, MAX_TASK_ROWS,
 };
 
 /// xorshift64*: deterministic, no dependency.
@@ -51,6 +52,13 @@ const TOKENS: &[&str] = &[
     "Tasks in /x are going to be killed due to memory.oom.group set",
     "Task in /a killed as a result of limit of /b",
     "oom_reaper: reaped process ",
+    "Memory cgroup out of memory: OOM victim ",
+    ") is already exiting. Skip killing the task",
+    "2023-12-04T10:49:30.122Z In(05) vcpu-5 - Guest: <4>",
+    "2020-06-17T09:24:58.187Z| vcpu-0| I125: Guest: ",
+    "172.16.1.110: kern: warning: [2024-07-16T19:11:36.10466434Z]: ",
+    "daemon:info  : ",
+    "<30>",
     "Kernel panic - not syncing: Out of memory",
     "oom_kill_process: 3 callbacks suppressed",
     "Mem-Info:",
@@ -184,10 +192,19 @@ fn mutate(rng: &mut Rng, data: &[u8], other: &[u8]) -> Vec<u8> {
 fn check_event(e: &OomEvent, input: &[u8]) {
     assert!(e.raw.len() <= MAX_RAW_LINES + 1, "raw unbounded");
     assert!(e.tasks.len() <= MAX_TASK_ROWS, "tasks unbounded");
+    assert_eq!(
+        e.victim_pid.is_some(),
+        e.kind == EventKind::Kill,
+        "a kill names its victim, nothing else does: {e:?}"
+    );
     if let Some(pid) = e.victim_pid {
-        let needle = format!("illed process {pid}");
+        // A kill line, or a selection line that no kill line followed.
+        let kill = format!("illed process {pid}");
+        let selection = format!("ill process {pid} (");
         assert!(
-            e.raw.iter().any(|l| l.contains(&needle)),
+            e.raw
+                .iter()
+                .any(|l| l.contains(&kill) || l.contains(&selection)),
             "victim {pid} without its kill line in raw {:?}\ninput:\n{}",
             e.raw,
             String::from_utf8_lossy(input)

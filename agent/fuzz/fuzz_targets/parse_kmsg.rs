@@ -1,18 +1,23 @@
 //! Arbitrary bytes through every input form of the OOM parser and through the /dev/kmsg
-//! record parser. The parser must never panic, and a victim it reports must come from a kill
-//! line of the same event.
+//! record parser. The parser must never panic, and a victim it reports must be a kill's and come
+//! from a kill (or selection) line of the same event.
 #![no_main]
 
 use fleet_agent::sources::kmsg::{
-    parse_kmsg_cli, parse_kmsg_record, InputFormat, OomAssembler, OomEvent,
+    parse_kmsg_cli, parse_kmsg_record, EventKind, InputFormat, OomAssembler, OomEvent,
 };
 use libfuzzer_sys::fuzz_target;
 
 fn check(e: &OomEvent) {
+    assert_eq!(e.victim_pid.is_some(), e.kind == EventKind::Kill, "{e:?}");
     if let Some(pid) = e.victim_pid {
-        let needle = format!("illed process {pid}");
+        // A kill line, or a selection line that no kill line followed.
+        let kill = format!("illed process {pid}");
+        let selection = format!("ill process {pid} (");
         assert!(
-            e.raw.iter().any(|l| l.contains(&needle)),
+            e.raw
+                .iter()
+                .any(|l| l.contains(&kill) || l.contains(&selection)),
             "victim {pid} not in raw: {:?}",
             e.raw
         );

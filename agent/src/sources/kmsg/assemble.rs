@@ -1,18 +1,28 @@
-//! Streaming assembly of OOM reports into one [`OomEvent`] per kill.
+//! Streaming assembly of OOM reports into events: one [`OomEvent`] per kill, and one per OOM
+//! invocation that killed nothing (its [`EventKind`] says which).
 //!
 //! Lines go in one at a time ([`OomAssembler::push`]); a report's events come out when the
 //! report is over:
 //! - a report starts at a trigger line (`X invoked oom-killer:`), or, when the start is missing
 //!   (ring buffer overwritten, rate limiting, a grep'd excerpt), at whichever line of it comes
 //!   first: the summary (`oom-kill:`), a selection (`Kill process .. score`), a kill
-//!   (`Killed process`), `Task in .. killed as a result of limit of`, a task-table header, or
-//!   an OOM panic. Everything from there on is the report's raw text, other kernel lines
-//!   interleaved with it included;
-//! - each kill line makes an event with the report's facts (trigger, constraint, memcgs, task
-//!   table, memory summary). After `Tasks in .. memory.oom.group set`, the kills that follow
-//!   share the report (each event copies the task table, and its `raw` holds the lines since
-//!   the previous kill). Any other second kill starts a new report: the OOM killer's rate
-//!   limit prints a bare kill line for a report whose header it suppressed;
+//!   (`Killed process`), a skipped victim (`OOM victim N (x) is already exiting`), `Task in ..
+//!   killed as a result of limit of`, a task-table header, or an OOM panic. Everything from
+//!   there on is the report's raw text, other kernel lines interleaved with it included;
+//! - each kill line makes a `kill` event with the report's facts (trigger, constraint, memcgs,
+//!   task table, memory summary), each `OOM victim N (x) is already exiting. Skip killing the
+//!   task` line a `no_kill` event naming N as `selected_pid`. After `Tasks in .. memory.oom.group
+//!   set`, the kills that follow share the report (each event copies the task table, and its
+//!   `raw` holds the lines since the previous kill). Any other second kill starts a new report:
+//!   the OOM killer's rate limit prints a bare kill line for a report whose header it suppressed;
+//! - a report without a kill line makes one event: a `kill` of the selected task when it has a
+//!   selection line (kernels 2.6.24-5.2 print one before the kill line, and logs often keep the
+//!   selection lines alone: grep excerpts, rate limiting), `panic` when it ends in an OOM panic,
+//!   else `no_kill` (`Out of memory and no killable processes` in a memory cgroup; 2.6.x's report
+//!   that ends without a kill line while the previous victim is still exiting; a cut report);
+//! - an `oom_reaper: reaped process P` line whose P was not killed in the last [`RECENT_VICTIMS`]
+//!   kills is a `no_kill` event of its own: the kernel took an exiting task as its victim and
+//!   printed nothing else;
 //! - a report ends at the next report's first line, [`TAIL_LINES`] lines after its last kill
 //!   (an `oom_reaper: reaped process P` line within them sets `reaped` on the kill of P), an
 //!   OOM panic, [`STALL_LINES`] lines without any line of a report before a kill (a truncated
@@ -20,24 +30,33 @@
 //!   concatenated log), or [`OomAssembler::finish`]. The `oom_reaper` line is best-effort:
 //!   when it comes later than [`TAIL_LINES`] lines, or after `finish`, it is not attached.
 //!
+//! A late header: syslog files can hold a report's lines out of order, its kill line before its
+//! trigger line. The kills of a report without a trigger line wait while the next report is
+//! read; if that one has no kill of its own and its lines come from the same moment (its first
+//! printk time at most [`REORDER_MONO_US`] before the kill's, or, without printk times, its wall
+//! time within [`REORDER_WALL_S`] of the kill's and its summary, selection or task table naming
+//! the victim), its facts and lines join the kills', one event rather than two.
+//!
 //! `partial` is set when the report's trigger line was not seen, or it has no kill line and
 //! did not end in a panic or `Out of memory and no killable processes`, or it was cut by a
-//! limit below. Victim fields come only from a kill line: the selection line names the task
-//! chosen, which is not the one killed when a child was sacrificed (it is kept as
+//! limit below. Victim fields come from a kill line, or from
+//! a selection line when no kill line followed it (then `partial`): the selection line names the
+//! task chosen, which is not the one killed when a child was sacrificed (it is kept as
 //! `selected_pid`/`selected_comm`), and the summary's `pid=` names the task chosen too.
 //!
 //! Bounded memory: per report at most [`MAX_TASK_ROWS`] task rows (more are counted in
 //! `tasks_dropped`), per event at most [`MAX_RAW_LINES`] raw lines and [`MAX_RAW_BYTES`] of them
-//! (more are counted in `raw_dropped`; the kill line itself is always kept), at most [`MAX_HELD`] kills held for their reaper line,
-//! and a report longer than [`MAX_REPORT_LINES`] lines is closed as partial.
+//! (more are counted in `raw_dropped`; the kill line itself is always kept), at most
+//! [`MAX_HELD`] kills held for their reaper line or a late header, the last [`RECENT_VICTIMS`]
+//! victims' pids, and a report longer than [`MAX_REPORT_LINES`] lines is closed as partial.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use aho_corasick::AhoCorasick;
-use serde::Serialize;
 
-use super::line::LogLine;
-use super::report::{self, Column, Kill, MemInfo, TaskRow};
+pub use super::event::{EventKind, OomEvent};
+use super::line::{wall_seconds_of_day, LogLine};
+use super::report::{self, Column, Kill, MemInfo, Select, TaskRow};
 
 /// Task rows kept per report.
 pub const MAX_TASK_ROWS: usize = 10_000;
@@ -58,100 +77,15 @@ pub const STALL_LINES: u32 = 1_000;
 pub const TAIL_LINES: u32 = 64;
 /// Kills held for their `oom_reaper` line; past this the oldest is emitted at once.
 pub const MAX_HELD: usize = 256;
+/// Victims remembered, so that an `oom_reaper` line of a kill already emitted is not taken for
+/// an invocation that killed nothing.
+pub const RECENT_VICTIMS: usize = 4_096;
+/// How much earlier than a kill line a late header's printk time may be.
+pub const REORDER_MONO_US: u64 = 60_000_000;
+/// How far apart a kill line's and a late header's wall times (seconds) may be.
+pub const REORDER_WALL_S: u32 = 2;
 /// Lines during which a `... callbacks suppressed` line is kept for the next report.
 const PREAMBLE_LINES: u32 = 16;
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One OOM kill (or one report without a kill line, then `partial` or `panic`), with the keys
-/// `fleet-agent parse-kmsg` prints. A key is absent when the report does not say it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct OomEvent {
-    /// Sequence number of the event's first /dev/kmsg record.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kmsg_seq: Option<u64>,
-    /// Seconds since boot of the kill line (of the report's first line without one), from the
-    /// kmsg record or a `[seconds]` prefix.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub monotonic_s: Option<f64>,
-    /// The wall time of that line as the input wrote it (syslog, journal, `dmesg -T`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub victim_pid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub victim_comm: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub victim_uid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_vm_kb: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub anon_rss_kb: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_rss_kb: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shmem_rss_kb: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pgtables_kb: Option<u64>,
-    /// The victim's, from the kill line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oom_score_adj: Option<i64>,
-    /// The badness the selection line printed; left out when the victim is not the selected
-    /// task (a child was sacrificed), since it is the parent's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<i64>,
-    /// The task the killer chose (selection line, or the summary's `task=`/`pid=`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub selected_pid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub selected_comm: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub constraint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpuset: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub global_oom: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oom_memcg: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub task_memcg: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger_comm: Option<String>,
-    /// From the `CPU: N PID: P Comm: X` banner after the trigger, when it names the same comm.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger_pid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gfp_mask: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gfp_flags: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order: Option<i64>,
-    /// The allocating task's adj, from the trigger line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger_oom_score_adj: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mem_info: Option<MemInfo>,
-    #[serde(skip_serializing_if = "is_false")]
-    pub reaped: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub panic: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    pub partial: bool,
-    /// `N` of an `oom_kill_process: N callbacks suppressed` line just before the report: N
-    /// earlier reports lost their header to the rate limit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suppressed: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tasks: Vec<TaskRow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tasks_dropped: Option<u64>,
-    /// The kernel messages of the event, prefixes stripped, in order.
-    pub raw: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw_dropped: Option<u64>,
-}
 
 /// Raw lines with their bounds.
 #[derive(Debug, Default)]
@@ -220,7 +154,8 @@ struct Report {
     tasks_dropped: u64,
     columns: Option<Vec<Column>>,
     in_meminfo: bool,
-    kills: u32,
+    /// Kill and skipped-victim lines so far.
+    outcomes: u32,
     group: bool,
     terminal: Option<Terminal>,
     /// Closed by a limit or a stall.
@@ -232,6 +167,11 @@ struct Report {
     lines: u64,
     first_mono: Option<u64>,
     first_wall: Option<String>,
+    /// The times of the selection line, and of the last kill (or selection) line.
+    select_mono: Option<u64>,
+    select_wall: Option<String>,
+    last_mono: Option<u64>,
+    last_wall: Option<String>,
 }
 
 /// A `... callbacks suppressed` line waiting for the report it precedes.
@@ -241,6 +181,169 @@ struct Preamble {
     seq: Option<u64>,
     count: Option<u64>,
     age: u32,
+}
+
+/// An event waiting for its report's end: for its reaper line, or for a late header.
+#[derive(Debug)]
+struct Held {
+    event: OomEvent,
+    /// `partial` for a reason a late header does not mend: a cut report or line, no kill line.
+    cut: bool,
+}
+
+/// The events of a report without a trigger line, waiting while the next report is read: it
+/// may be their own header, arriving late (see the module doc).
+#[derive(Debug)]
+struct Pending {
+    events: Vec<Held>,
+    /// The pids the events name (victims, chosen tasks).
+    pids: Vec<i64>,
+    /// The times of the last kill line.
+    mono: Option<u64>,
+    wall: Option<String>,
+    /// A trigger line joined them.
+    header: bool,
+}
+
+impl Pending {
+    fn new(events: Vec<Held>, r: &Report) -> Self {
+        let pids = events
+            .iter()
+            .flat_map(|h| [h.event.victim_pid, h.event.selected_pid])
+            .flatten()
+            .collect();
+        Pending {
+            events,
+            pids,
+            mono: r.last_mono,
+            wall: r.last_wall.clone(),
+            header: false,
+        }
+    }
+
+    /// Whether `r`, a report with no kill of its own, is these events' header arriving late.
+    fn takes(&self, r: &Report) -> bool {
+        if r.outcomes > 0 || r.terminal == Some(Terminal::Panic) {
+            return false;
+        }
+        // A report that names another chosen task is another report.
+        if r.selected_pid.is_some_and(|p| !self.pids.contains(&p)) {
+            return false;
+        }
+        if let (Some(kill), Some(first)) = (self.mono, r.first_mono) {
+            return first <= kill && kill - first <= REORDER_MONO_US;
+        }
+        let seconds = |w: &Option<String>| w.as_deref().and_then(wall_seconds_of_day);
+        let near = match (seconds(&self.wall), seconds(&r.first_wall)) {
+            (Some(a), Some(b)) => {
+                let d = a.abs_diff(b);
+                d.min(86_400 - d) <= REORDER_WALL_S
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let names = r.selected_pid.is_some() || r.tasks.iter().any(|t| self.pids.contains(&t.pid));
+        near && names
+    }
+
+    /// Joins the facts and lines of `r` to the events.
+    fn merge(&mut self, r: &mut Report) {
+        fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(value);
+            }
+        }
+        self.header |= r.header;
+        let mut raw = std::mem::take(&mut r.raw);
+        for (i, h) in self.events.iter_mut().enumerate() {
+            let e = &mut h.event;
+            fill(&mut e.trigger_comm, &r.trigger_comm);
+            fill(&mut e.trigger_pid, &r.trigger_pid);
+            fill(&mut e.gfp_mask, &r.gfp_mask);
+            fill(&mut e.gfp_flags, &r.gfp_flags);
+            fill(&mut e.order, &r.order);
+            fill(&mut e.trigger_oom_score_adj, &r.trigger_adj);
+            fill(&mut e.constraint, &r.constraint);
+            fill(&mut e.cpuset, &r.cpuset);
+            fill(&mut e.global_oom, &r.global_oom);
+            fill(&mut e.oom_memcg, &r.oom_memcg);
+            fill(&mut e.task_memcg, &r.task_memcg);
+            fill(&mut e.suppressed, &r.suppressed);
+            if e.selected_pid.is_none() {
+                e.selected_pid = r.selected_pid;
+                e.selected_comm.clone_from(&r.selected_comm);
+            }
+            if e.score.is_none() && r.selected_by_line && r.selected_pid == e.victim_pid {
+                e.score = r.score;
+            }
+            if e.mem_info.is_none() && !r.mem.is_empty() {
+                e.mem_info = Some(r.mem.clone());
+            }
+            if e.tasks.is_empty() {
+                e.tasks.clone_from(&r.tasks);
+                e.tasks_dropped = (r.tasks_dropped > 0).then_some(r.tasks_dropped);
+            }
+            e.partial = !self.header || h.cut;
+            if i == 0 {
+                let room = MAX_RAW_LINES
+                    .saturating_sub(e.raw.len())
+                    .min(raw.lines.len());
+                let over = (raw.lines.len() - room) as u64 + raw.dropped;
+                e.raw.extend(raw.lines.drain(..room));
+                if over > 0 {
+                    e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + over);
+                }
+            }
+        }
+    }
+}
+
+/// The pids of the last [`RECENT_VICTIMS`] victims.
+#[derive(Debug, Default)]
+struct Recent {
+    order: VecDeque<i64>,
+    count: HashMap<i64, u32>,
+}
+
+impl Recent {
+    fn add(&mut self, pid: i64) {
+        if self.order.len() >= RECENT_VICTIMS {
+            if let Some(old) = self.order.pop_front() {
+                if let Some(n) = self.count.get_mut(&old) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.count.remove(&old);
+                    }
+                }
+            }
+        }
+        self.order.push_back(pid);
+        *self.count.entry(pid).or_insert(0) += 1;
+    }
+
+    fn contains(&self, pid: i64) -> bool {
+        self.count.contains_key(&pid)
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+        self.count.clear();
+    }
+}
+
+/// Why a report was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// The first line of another report arrived.
+    Next,
+    /// Its terminal line, a stall, a limit, a reboot or the end of the input.
+    End,
+}
+
+/// What ended an OOM invocation: a kill line, or a victim skipped as already exiting.
+enum Outcome {
+    Kill(Kill),
+    Skip(i64, Option<String>),
 }
 
 /// What one message is, as far as reports go.
@@ -253,9 +356,10 @@ enum Kind<'a> {
     MemInfoStart,
     TableHeader(Vec<Column>),
     Summary(report::Summary),
-    Select(report::Select),
+    Select(Select),
     Kill(Kill),
-    Reaper(i64),
+    Skip(i64, Option<String>),
+    Reaper(i64, Option<String>),
     Panic,
     NoKillable,
     Suppressed,
@@ -297,8 +401,11 @@ fn classify(msg: &str) -> Kind<'_> {
     if t == "Mem-Info:" {
         return Kind::MemInfoStart;
     }
-    if let Some(pid) = report::parse_reaper(msg) {
-        return Kind::Reaper(pid);
+    if let Some((pid, comm)) = report::parse_reaper(msg) {
+        return Kind::Reaper(pid, comm);
+    }
+    if let Some((pid, comm)) = report::parse_skip(msg) {
+        return Kind::Skip(pid, comm);
     }
     if report::is_oom_panic(msg) {
         return Kind::Panic;
@@ -316,9 +423,13 @@ fn classify(msg: &str) -> Kind<'_> {
 #[derive(Debug)]
 pub struct OomAssembler {
     report: Option<Report>,
-    /// Kills of the current report, waiting for their reaper line or the report's end.
-    held: VecDeque<OomEvent>,
+    /// Events of the current report, waiting for their reaper line or the report's end.
+    held: VecDeque<Held>,
+    /// Events of a report without a trigger line, waiting for a late one.
+    pending: Option<Pending>,
     preamble: Option<Preamble>,
+    /// Victims of the last kills, so that a late `oom_reaper` line is known for one.
+    recent: Recent,
     last_mono: Option<u64>,
     /// Anchors of every line that can start a report: a line without any is skipped at once.
     gate: AhoCorasick,
@@ -342,12 +453,16 @@ impl OomAssembler {
             "not syncing: ",
             "no killable",
             "callbacks suppressed",
+            "reaped process ",
+            "already exiting",
         ])
         .expect("static patterns");
         Self {
             report: None,
             held: VecDeque::new(),
+            pending: None,
             preamble: None,
+            recent: Recent::default(),
             last_mono: None,
             gate,
         }
@@ -359,8 +474,10 @@ impl OomAssembler {
         if let (Some(now), Some(last)) = (line.monotonic_us, self.last_mono) {
             if now.saturating_add(1_000_000) < last {
                 // The clock went back: a reboot between two boots' logs.
-                self.close(&mut out);
+                self.close(&mut out, Close::End);
+                self.flush_pending(&mut out);
                 self.preamble = None;
+                self.recent.clear();
             }
         }
         if line.monotonic_us.is_some() {
@@ -380,11 +497,14 @@ impl OomAssembler {
                         age: 0,
                     });
                 }
+                Kind::Reaper(pid, comm) => {
+                    self.reaper_alone(pid, comm, &line, &mut out);
+                    self.age_preamble();
+                }
                 Kind::Banner(..)
                 | Kind::Group
                 | Kind::MemcgUsage(..)
                 | Kind::MemInfoStart
-                | Kind::Reaper(_)
                 | Kind::Other => self.age_preamble(),
                 kind => {
                     self.start(&line);
@@ -402,7 +522,8 @@ impl OomAssembler {
     /// be used again after it (the agent calls it when the log has been quiet for a moment).
     pub fn finish(&mut self) -> Vec<OomEvent> {
         let mut out = Vec::new();
-        self.close(&mut out);
+        self.close(&mut out, Close::End);
+        self.flush_pending(&mut out);
         self.preamble = None;
         out
     }
@@ -434,45 +555,118 @@ impl OomAssembler {
         self.report = Some(r);
     }
 
-    /// Ends the report: its held kills, or one event for a report without a kill.
-    fn close(&mut self, out: &mut Vec<OomEvent>) {
+    fn flush_pending(&mut self, out: &mut Vec<OomEvent>) {
+        if let Some(p) = self.pending.take() {
+            out.extend(p.events.into_iter().map(|h| h.event));
+        }
+    }
+
+    /// An `oom_reaper` line outside any report's kills: a `no_kill` event unless its pid was
+    /// killed a moment ago.
+    fn reaper_alone(
+        &mut self,
+        pid: i64,
+        comm: Option<String>,
+        line: &LogLine<'_>,
+        out: &mut Vec<OomEvent>,
+    ) {
+        if !self.recent.contains(pid) {
+            self.recent.add(pid);
+            out.push(orphan_reaper(pid, comm, line));
+        }
+    }
+
+    /// Ends the report: its held events, or its one event for a report without a kill, unless
+    /// it is the late header of pending events, or its own events must wait for one.
+    fn close(&mut self, out: &mut Vec<OomEvent>, why: Close) {
         let Some(mut r) = self.report.take() else {
             return;
         };
-        out.extend(self.held.drain(..));
-        if r.kills == 0 {
-            let mut e = event_of(&mut r, None);
-            e.monotonic_s = r.first_mono.map(secs);
-            e.time = r.first_wall.clone();
-            e.panic = r.terminal == Some(Terminal::Panic);
-            e.partial = !r.header || r.terminal.is_none() || r.cut;
-            out.push(e);
+        if let Some(mut p) = self.pending.take() {
+            if p.takes(&r) {
+                p.merge(&mut r);
+                if p.header || why == Close::End {
+                    out.extend(p.events.into_iter().map(|h| h.event));
+                } else {
+                    self.pending = Some(p);
+                }
+                return;
+            }
+            out.extend(p.events.into_iter().map(|h| h.event));
         }
+        let mut events: Vec<Held> = self.held.drain(..).collect();
+        if r.outcomes == 0 {
+            events.push(self.without_kill_line(&mut r));
+        }
+        let may_wait = why == Close::Next
+            && !r.header
+            && events.iter().any(|h| h.event.kind == EventKind::Kill);
+        if may_wait {
+            self.pending = Some(Pending::new(events, &r));
+        } else {
+            out.extend(events.into_iter().map(|h| h.event));
+        }
+    }
+
+    /// The event of a report without a kill or skipped-victim line.
+    fn without_kill_line(&mut self, r: &mut Report) -> Held {
+        let mut e = event_of(r, None);
+        if r.selected_by_line && r.terminal != Some(Terminal::Panic) {
+            // The selection line is a kill whose kill line the log does not hold.
+            e.victim_pid = r.selected_pid;
+            e.victim_comm.clone_from(&r.selected_comm);
+            e.monotonic_s = r.select_mono.map(secs);
+            e.time.clone_from(&r.select_wall);
+            e.partial = true;
+            if let Some(pid) = r.selected_pid {
+                self.recent.add(pid);
+            }
+            return Held {
+                event: e,
+                cut: true,
+            };
+        }
+        e.monotonic_s = r.first_mono.map(secs);
+        e.time.clone_from(&r.first_wall);
+        e.panic = r.terminal == Some(Terminal::Panic);
+        e.kind = if e.panic {
+            EventKind::Panic
+        } else {
+            EventKind::NoKill
+        };
+        // A report is whole without a kill line only when it says why it has none.
+        let cut = r.cut || r.terminal.is_none();
+        e.partial = !r.header || cut;
+        Held { event: e, cut }
     }
 
     /// Closes the report and starts a new one at `line`.
     fn restart(&mut self, line: &LogLine<'_>, out: &mut Vec<OomEvent>) {
-        self.close(out);
+        self.close(out, Close::Next);
         self.start(line);
     }
 
     fn apply(&mut self, kind: Kind<'_>, line: &LogLine<'_>, out: &mut Vec<OomEvent>) {
         let msg = line.message;
-        let (kills, begun) = self
-            .report
-            .as_ref()
-            .map_or((0, false), |r| (r.kills, r.lines > 0));
+        let (outcomes, begun, selected) = self.report.as_ref().map_or((0, false, false), |r| {
+            (r.outcomes, r.lines > 0, r.selected_by_line)
+        });
         // Lines that begin a new report (the trigger always; the others when this report
-        // already has its kill).
+        // already has its kill, or a selection that had no kill line).
         match &kind {
             Kind::Trigger(_) if begun => self.restart(line, out),
-            Kind::TaskIn(..) | Kind::TableHeader(_) | Kind::Summary(_) | Kind::Select(_)
-                if kills > 0 =>
+            Kind::TaskIn(..)
+            | Kind::TableHeader(_)
+            | Kind::Summary(_)
+            | Kind::Panic
+            | Kind::NoKillable
+                if outcomes > 0 =>
             {
                 self.restart(line, out)
             }
-            Kind::Suppressed if kills > 0 => {
-                self.close(out);
+            Kind::Select(_) if outcomes > 0 || selected => self.restart(line, out),
+            Kind::Suppressed if outcomes > 0 => {
+                self.close(out, Close::End);
                 self.preamble = Some(Preamble {
                     message: msg.to_string(),
                     seq: line.seq,
@@ -483,16 +677,18 @@ impl OomAssembler {
             }
             _ => {}
         }
-        if let Kind::Kill(k) = kind {
-            self.kill(k, line, out);
-            return;
-        }
+        let kind = match kind {
+            Kind::Kill(k) => return self.outcome(Outcome::Kill(k), line, out),
+            Kind::Skip(pid, comm) => return self.outcome(Outcome::Skip(pid, comm), line, out),
+            kind => kind,
+        };
         let Some(r) = self.report.as_mut() else {
             return;
         };
         r.lines += 1;
         let mut part_of_report = true;
         let mut reaped_held = false;
+        let mut orphan = false;
         let mut tail_reset = false;
         match kind {
             Kind::Trigger(t) => {
@@ -510,7 +706,7 @@ impl OomAssembler {
                 if r.header
                     && r.trigger_pid.is_none()
                     && !r.in_meminfo
-                    && r.kills == 0
+                    && r.outcomes == 0
                     && r.trigger_comm
                         .as_deref()
                         .is_some_and(|c| report::banner_names(banner, c))
@@ -526,19 +722,19 @@ impl OomAssembler {
                 r.global_oom = Some(false);
             }
             Kind::Group => {
-                if r.kills > 0 {
+                if r.outcomes > 0 {
                     r.group = true;
                     tail_reset = true;
                 }
             }
             Kind::MemcgUsage(usage, limit, failcnt) => {
-                if r.kills == 0 {
+                if r.outcomes == 0 {
                     r.mem.memcg_usage_kb = r.mem.memcg_usage_kb.or(usage);
                     r.mem.memcg_limit_kb = r.mem.memcg_limit_kb.or(limit);
                     r.mem.memcg_failcnt = r.mem.memcg_failcnt.or(failcnt);
                 }
             }
-            Kind::MemInfoStart => r.in_meminfo = r.kills == 0,
+            Kind::MemInfoStart => r.in_meminfo = r.outcomes == 0,
             Kind::TableHeader(cols) => {
                 r.columns = Some(cols);
                 r.in_meminfo = false;
@@ -567,25 +763,34 @@ impl OomAssembler {
                 r.selected_pid = Some(s.pid);
                 r.selected_comm = s.comm;
                 r.score = s.score;
+                r.select_mono = line.monotonic_us;
+                r.select_wall.clone_from(&line.wall_time);
+                r.last_mono = line.monotonic_us;
+                r.last_wall.clone_from(&line.wall_time);
                 if r.global_oom.is_none() {
                     r.global_oom = s.global_oom;
                 }
             }
-            Kind::Reaper(pid) => {
-                if let Some(e) = self
+            Kind::Reaper(pid, comm) => {
+                if let Some(h) = self
                     .held
                     .iter_mut()
                     .rev()
-                    .find(|e| e.victim_pid == Some(pid) && !e.reaped)
+                    .find(|h| h.event.victim_pid == Some(pid) && !h.event.reaped)
                 {
-                    e.reaped = true;
-                    if e.raw.len() < MAX_RAW_LINES {
-                        e.raw.push(msg.to_string());
+                    h.event.reaped = true;
+                    if h.event.raw.len() < MAX_RAW_LINES {
+                        h.event.raw.push(msg.to_string());
                     }
                     reaped_held = true;
                     tail_reset = true;
                 } else {
                     part_of_report = false;
+                    if !self.recent.contains(pid) {
+                        self.recent.add(pid);
+                        out.push(orphan_reaper(pid, comm, line));
+                        orphan = true;
+                    }
                 }
             }
             Kind::Panic => r.terminal = Some(Terminal::Panic),
@@ -593,7 +798,7 @@ impl OomAssembler {
             Kind::Suppressed => {}
             Kind::Other => {
                 part_of_report = false;
-                if r.kills == 0 {
+                if r.outcomes == 0 {
                     let t = msg.trim_start();
                     if let Some(cols) = &r.columns {
                         if t.starts_with('[') {
@@ -619,13 +824,13 @@ impl OomAssembler {
                     }
                 }
             }
-            Kind::Kill(_) => unreachable!("handled above"),
+            Kind::Kill(_) | Kind::Skip(..) => unreachable!("handled above"),
         }
-        if !reaped_held {
+        if !reaped_held && !orphan {
             r.raw.push(line);
         }
         let terminal = r.terminal.is_some();
-        if r.kills == 0 {
+        if r.outcomes == 0 {
             if part_of_report {
                 r.quiet = 0;
             } else {
@@ -636,31 +841,38 @@ impl OomAssembler {
         } else {
             r.quiet += 1;
         }
-        let stalled = (r.kills == 0 && r.quiet > STALL_LINES) || r.lines > MAX_REPORT_LINES;
-        let tail_over = r.kills > 0 && r.quiet > TAIL_LINES;
+        let stalled = (r.outcomes == 0 && r.quiet > STALL_LINES) || r.lines > MAX_REPORT_LINES;
+        let tail_over = r.outcomes > 0 && r.quiet > TAIL_LINES;
         if stalled {
             r.cut = true;
         }
         if terminal || stalled || tail_over {
-            self.close(out);
+            self.close(out, Close::End);
         }
     }
 
-    fn kill(&mut self, k: Kill, line: &LogLine<'_>, out: &mut Vec<OomEvent>) {
+    /// A kill line, or a victim skipped as already exiting: an event with the report's facts.
+    fn outcome(&mut self, o: Outcome, line: &LogLine<'_>, out: &mut Vec<OomEvent>) {
+        let pid = match &o {
+            Outcome::Kill(k) => k.pid,
+            Outcome::Skip(pid, _) => *pid,
+        };
         match &self.report {
             None => self.start(line),
-            Some(r) if r.kills > 0 && !r.group => self.restart(line, out),
+            Some(r) if r.outcomes > 0 && !r.group => self.restart(line, out),
             // 5.3+ prints no selection line and kills the task its summary named: a kill of
             // another pid is not this report's.
             Some(r)
-                if r.kills == 0
+                if r.outcomes == 0
                     && !r.selected_by_line
-                    && r.selected_pid.is_some_and(|p| p != k.pid) =>
+                    && r.selected_pid.is_some_and(|p| p != pid) =>
             {
                 self.restart(line, out)
             }
             Some(_) => {}
         }
+        // A report with a kill of its own is no late header: what waited for one goes out first.
+        self.flush_pending(out);
         let Some(r) = self.report.as_mut() else {
             return;
         };
@@ -669,21 +881,53 @@ impl OomAssembler {
         r.quiet = 0;
         r.columns = None;
         r.in_meminfo = false;
-        let first_kill = r.kills == 0;
-        let mut e = event_of(r, Some(&k));
-        if !first_kill {
-            // A memory.oom.group kill: the chosen task's score is not this one's.
-            e.score = None;
-        }
+        r.last_mono = line.monotonic_us;
+        r.last_wall.clone_from(&line.wall_time);
+        let first = r.outcomes == 0;
+        let (mut e, cut) = match o {
+            Outcome::Kill(k) => {
+                let mut e = event_of(r, Some(&k));
+                if !first {
+                    // A memory.oom.group kill: the chosen task's score is not this one's.
+                    e.score = None;
+                }
+                // A kill line cut inside the comm is a truncated report too.
+                (e, r.cut || k.comm.is_none())
+            }
+            Outcome::Skip(pid, comm) => {
+                let mut e = event_of(r, None);
+                e.kind = EventKind::NoKill;
+                e.selected_pid = Some(pid);
+                e.selected_comm = comm;
+                e.score = None;
+                (e, r.cut)
+            }
+        };
         e.monotonic_s = line.monotonic_us.map(secs);
-        e.time = line.wall_time.clone();
-        // A kill line cut inside the comm is a truncated report too.
-        e.partial = !r.header || r.cut || k.comm.is_none();
-        r.kills += 1;
-        self.held.push_back(e);
+        e.time.clone_from(&line.wall_time);
+        e.partial = !r.header || cut;
+        r.outcomes += 1;
+        self.recent.add(pid);
+        self.held.push_back(Held { event: e, cut });
         if self.held.len() > MAX_HELD {
-            out.extend(self.held.pop_front());
+            out.extend(self.held.pop_front().map(|h| h.event));
         }
+    }
+}
+
+/// The `no_kill` event of an `oom_reaper` line of no kill the assembler saw.
+fn orphan_reaper(pid: i64, comm: Option<String>, line: &LogLine<'_>) -> OomEvent {
+    OomEvent {
+        kind: EventKind::NoKill,
+        kmsg_seq: line.seq,
+        monotonic_s: line.monotonic_us.map(secs),
+        time: line.wall_time.clone(),
+        selected_pid: Some(pid),
+        selected_comm: comm,
+        reaped: true,
+        partial: true,
+        raw: vec![line.message.to_string()],
+        ..OomEvent::default()
     }
 }
 

@@ -117,7 +117,7 @@ pub fn split_line(format: InputFormat, line: &str) -> Option<LogLine<'_>> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     match format {
         InputFormat::Kmsg => split_kmsg(line),
-        InputFormat::Dmesg => Some(split_dmesg(line)),
+        InputFormat::Dmesg => split_wrapped(line),
         InputFormat::Syslog => match split_syslog(line) {
             SyslogSplit::Kernel(l) => Some(l),
             SyslogSplit::Other | SyslogSplit::NotSyslog => None,
@@ -130,10 +130,13 @@ pub fn split_line(format: InputFormat, line: &str) -> Option<LogLine<'_>> {
             if is_kmsg_continuation(b) {
                 return None;
             }
+            if split_vmware(line).is_some() {
+                return split_wrapped(line);
+            }
             match split_syslog(line) {
                 SyslogSplit::Kernel(l) => Some(l),
                 SyslogSplit::Other => None,
-                SyslogSplit::NotSyslog => Some(split_dmesg(line)),
+                SyslogSplit::NotSyslog => split_dmesg(line),
             }
         }
     }
@@ -175,6 +178,17 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
     }
     Some(v)
+}
+
+/// The seconds since midnight of a wall time as the input wrote it (its first `HH:MM:SS`, or a
+/// `short-unix` number of seconds): enough to tell whether two lines of a log are seconds apart.
+pub fn wall_seconds_of_day(wall: &str) -> Option<u32> {
+    let b = wall.as_bytes();
+    if let Some(i) = (0..b.len().saturating_sub(7)).find(|&i| is_clock(&b[i..])) {
+        let two = |j: usize| u32::from(b[i + j] - b'0') * 10 + u32::from(b[i + j + 1] - b'0');
+        return Some(two(0) * 3600 + two(3) * 60 + two(6));
+    }
+    parse_seconds(wall).map(|us| ((us / 1_000_000) % 86_400) as u32)
 }
 
 /// `digits,digits,digits,` at the start: the shape of a kmsg prefix.
@@ -324,66 +338,168 @@ fn strip_printk_time(s: &str) -> (Option<u64>, &str) {
     (None, s)
 }
 
-fn split_dmesg(line: &str) -> LogLine<'_> {
+/// The facility names of `dmesg -x` and talosctl, and whether one is the kernel's.
+const FACILITIES: [&str; 20] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+/// The level names of `dmesg -x` (`warn`) and talosctl (`warning`).
+const LEVELS: [&str; 10] = [
+    "emerg", "alert", "crit", "err", "error", "warn", "warning", "notice", "info", "debug",
+];
+
+/// A `facility:level:` prefix, as `dmesg -x` (`kern  :warn  : `) and talosctl (`kern: warning: `,
+/// `kern:    info: `) write it: whether the facility is the kernel's, and the rest.
+fn strip_facility(s: &str) -> Option<(bool, &str)> {
+    let colon = s.find(':')?;
+    let facility = s[..colon].trim_end_matches(' ');
+    if !FACILITIES.contains(&facility) {
+        return None;
+    }
+    let rest = s[colon + 1..].trim_start_matches(' ');
+    let colon = rest.find(':')?;
+    if !LEVELS.contains(&rest[..colon].trim_end_matches(' ')) {
+        return None;
+    }
+    let rest = &rest[colon + 1..];
+    Some((facility == "kern", rest.strip_prefix(' ').unwrap_or(rest)))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` at the start of `s`.
+fn is_iso(s: &str) -> bool {
+    let b = s.as_bytes();
+    is_date(b) && b.len() >= 19 && b[10] == b'T' && is_clock(&b[11..])
+}
+
+/// A line of VMware's `vmware.log`: its time and the guest kernel's text (`Guest: <4>[ts] msg`),
+/// or `Err` for a line of the VMX itself. Both layouts:
+/// `2023-12-04T10:49:30.122Z In(05) vcpu-5 - Guest: <4>[39290745.072205] msg` (ESXi 7+) and
+/// `2020-06-17T09:24:58.187Z| vcpu-0| I125: Guest: msg` (earlier).
+fn split_vmware(line: &str) -> Option<Result<(&str, &str), ()>> {
+    if !is_iso(line) {
+        return None;
+    }
+    let (ts, rest) = token(line)?;
+    let message = if let Some(ts) = ts.strip_suffix('|') {
+        let (thread, rest) = token(rest)?;
+        let (level, rest) = token(rest)?;
+        let lv = level.as_bytes();
+        let level_ok = lv.len() >= 3
+            && lv[0].is_ascii_uppercase()
+            && level.ends_with(':')
+            && lv[1..lv.len() - 1].iter().all(u8::is_ascii_digit);
+        if !thread.ends_with('|') || !level_ok {
+            return None;
+        }
+        (ts, rest)
+    } else {
+        let (level, rest) = token(rest)?;
+        let lv = level.as_bytes();
+        let level_ok = lv.len() == 6
+            && lv[0].is_ascii_uppercase()
+            && lv[1].is_ascii_lowercase()
+            && lv[2] == b'('
+            && lv[3].is_ascii_digit()
+            && lv[4].is_ascii_digit()
+            && lv[5] == b')';
+        if !level_ok {
+            return None;
+        }
+        let (_thread, rest) = token(rest)?;
+        let (_op_id, rest) = token(rest)?;
+        (ts, rest)
+    };
+    Some(
+        message
+            .1
+            .strip_prefix("Guest: ")
+            .map(|m| (message.0, m))
+            .ok_or(()),
+    )
+}
+
+/// Splits a dmesg line; `None` for a record that says it is not the kernel's (a facility other
+/// than `kern` in `dmesg -r`'s `<N>` or `dmesg -x`'s and talosctl's words).
+fn split_dmesg(line: &str) -> Option<LogLine<'_>> {
     let mut s = line;
-    // dmesg -r / console: <level>
+    // dmesg -r / console: <level>, or <facility * 8 + level>
     if let Some(rest) = s.strip_prefix('<') {
         if let Some(end) = rest.find('>') {
             if end > 0 && end <= 3 && rest[..end].bytes().all(|c| c.is_ascii_digit()) {
+                if rest[..end].parse::<u32>().ok()? >> 3 != 0 {
+                    return None;
+                }
                 s = &rest[end + 1..];
             }
         }
     }
-    // dmesg -x: "kern  :warn  : "
-    if let Some(rest) = s.strip_prefix("kern") {
-        let rest = rest.trim_start_matches(' ');
-        if let Some(rest) = rest.strip_prefix(':') {
-            if let Some(colon) = rest.find(':') {
-                let level = rest[..colon].trim_end();
-                if !level.is_empty() && level.bytes().all(|c| c.is_ascii_lowercase()) {
-                    s = rest[colon + 1..]
-                        .strip_prefix(' ')
-                        .unwrap_or(&rest[colon + 1..]);
-                }
-            }
+    // dmesg -x ("kern  :warn  : "), talosctl ("kern: warning: ", after "HOST: " with several
+    // nodes).
+    let facility = strip_facility(s).or_else(|| {
+        let (host, rest) = s.split_once(' ')?;
+        host.ends_with(':').then_some(())?;
+        strip_facility(rest)
+    });
+    let mut bracket_colon = false;
+    if let Some((kern, rest)) = facility {
+        if !kern {
+            return None;
         }
+        s = rest;
+        bracket_colon = true;
     }
     if let Some(rest) = s.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
             let inner = &rest[..end];
-            let after = &rest[end + 1..];
+            let mut after = &rest[end + 1..];
+            if bracket_colon {
+                after = after.strip_prefix(':').unwrap_or(after);
+            }
             let after = after.strip_prefix(' ').unwrap_or(after);
             if let Some(us) = parse_seconds(inner) {
-                return LogLine {
+                return Some(LogLine {
                     seq: None,
                     monotonic_us: Some(us),
                     wall_time: None,
                     message: strip_caller_id(after),
-                };
+                });
             }
-            if is_wall_bracket(inner) {
-                return LogLine {
+            if is_wall_bracket(inner) || is_iso(inner) {
+                return Some(LogLine {
                     seq: None,
                     monotonic_us: None,
                     wall_time: Some(inner.trim().to_string()),
                     message: strip_caller_id(after),
-                };
+                });
             }
         }
     }
     // dmesg --time-format iso: "2026-11-25T22:00:01,123456+00:00 msg"
-    let b = s.as_bytes();
-    if is_date(b) && b.len() > 19 && b[10] == b'T' && is_clock(&b[11..]) {
+    if is_iso(s) {
         if let Some(sp) = s.find(' ') {
-            return LogLine {
+            return Some(LogLine {
                 seq: None,
                 monotonic_us: None,
                 wall_time: Some(s[..sp].to_string()),
                 message: &s[sp + 1..],
-            };
+            });
         }
     }
-    LogLine::bare(s)
+    Some(LogLine::bare(s))
+}
+
+/// A dmesg line, or a vendor's wrapper around one: the wrapper's time is kept where the kernel
+/// line has none.
+fn split_wrapped(line: &str) -> Option<LogLine<'_>> {
+    match split_vmware(line) {
+        Some(Ok((ts, inner))) => {
+            let mut l = split_dmesg(inner)?;
+            l.wall_time.get_or_insert_with(|| ts.to_string());
+            Some(l)
+        }
+        Some(Err(())) => None,
+        None => split_dmesg(line),
+    }
 }
 
 enum SyslogSplit<'a> {

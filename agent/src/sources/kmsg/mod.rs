@@ -46,6 +46,7 @@
 //! year, zone): the agent does it with the host's own.
 
 pub mod assemble;
+pub mod event;
 pub mod line;
 pub mod report;
 pub mod watch;
@@ -53,7 +54,8 @@ pub mod watch;
 use std::borrow::Cow;
 use std::io::{self, BufRead, Write};
 
-pub use assemble::{OomAssembler, OomEvent, MAX_RAW_LINES, MAX_TASK_ROWS};
+pub use assemble::{OomAssembler, MAX_RAW_LINES, MAX_TASK_ROWS};
+pub use event::{EventKind, OomEvent};
 pub use line::{
     kmsg_record_seq, parse_kmsg_record, split_line, InputFormat, LogLine, ParseFormatError,
 };

@@ -178,17 +178,26 @@ fn lower_contains(hay: &str, needle: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// What comes before `Kill process`/`Killed process` must be nothing or an out-of-memory
-/// prefix (`Out of memory: `, `Out of Memory: `, `Memory cgroup out of memory: `,
-/// `Out of memory (oom_kill_allocating_task): `): anything else is not the OOM killer.
+/// The prefixes the kernel prints before `Kill process`, `Killed process` and `OOM victim`
+/// (`%s: ` with the message `oom_kill_process` was given), compared without case.
+const OOM_PREFIXES: [&str; 3] = [
+    "Out of memory: ",
+    "Memory cgroup out of memory: ",
+    "Out of memory (oom_kill_allocating_task): ",
+];
+
+/// What comes before `Kill process`/`Killed process` must be nothing or one of the kernel's
+/// [`OOM_PREFIXES`] exactly: a line of another program that quotes a kill (node-problem-detector's
+/// `Message:Memory cgroup out of memory: Killed process ..`, a Kubernetes event) is not the OOM
+/// killer. Returns whether the prefix says a global OOM.
 fn oom_prefix(prefix: &str) -> Option<Option<bool>> {
     if prefix.is_empty() {
         return Some(None);
     }
-    if !prefix.ends_with(": ") || !lower_contains(prefix, "out of memory") {
-        return None;
-    }
-    Some(Some(!lower_contains(prefix, "memory cgroup")))
+    OOM_PREFIXES
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(prefix))
+        .map(|p| Some(!p.starts_with("Memory cgroup")))
 }
 
 /// Parses a trigger line.
@@ -540,11 +549,30 @@ pub fn parse_task_row(msg: &str, columns: &[Column]) -> Option<TaskRow> {
     Some(row)
 }
 
-/// `oom_reaper: reaped process 116 (x), now anon-rss:0kB, ...`: the pid.
-pub fn parse_reaper(msg: &str) -> Option<i64> {
+/// `oom_reaper: reaped process 116 (x), now anon-rss:0kB, ...` (4.6+): the pid and comm.
+pub fn parse_reaper(msg: &str) -> Option<(i64, Option<String>)> {
     let rest = msg.strip_prefix("oom_reaper: reaped process ")?;
     let (pid, n) = leading_int(rest)?;
-    rest[n..].starts_with(' ').then_some(pid)
+    let rest = rest[n..].strip_prefix(' ')?;
+    let comm = rest
+        .strip_prefix('(')
+        .and_then(|r| r.rfind("), now ").map(|i| r[..i].to_string()));
+    Some((pid, comm))
+}
+
+/// `Memory cgroup out of memory: OOM victim 3804877 (stress) is already exiting. Skip killing
+/// the task` (5.x+): the victim chosen had already lost its memory, so nothing was killed.
+pub fn parse_skip(msg: &str) -> Option<(i64, Option<String>)> {
+    const AT: &str = "OOM victim ";
+    let at = msg.find(AT)?;
+    oom_prefix(&msg[..at])?;
+    let rest = &msg[at + AT.len()..];
+    let (pid, n) = leading_int(rest)?;
+    let rest = rest[n..].strip_prefix(" (")?;
+    let comm = rest
+        .rfind(") is already exiting")
+        .map(|i| rest[..i].to_string());
+    rest.contains(" is already exiting").then_some((pid, comm))
 }
 
 /// `Kernel panic - not syncing: Out of memory: ...` (panic_on_oom), `... Out of memory and no
@@ -777,6 +805,15 @@ mod tests {
         assert!(parse_kill("Memory cgroup out of memory: Killed process 77")
             .is_some_and(|k| k.pid == 77));
         assert!(parse_kill("systemd-oomd: Killed process 5 (x)").is_none());
+        // Only the kernel's own prefixes: a program quoting a kill is not one.
+        assert!(parse_kill(
+            "Message:Memory cgroup out of memory: Killed process 5 (x) total-vm:1kB"
+        )
+        .is_none());
+        assert!(parse_kill("\"message\": \"Out of memory: Killed process 5 (x)").is_none());
+        assert!(
+            parse_kill("Out of memory (oom_kill_allocating_task): Killed process 5 (x)").is_some()
+        );
         assert!(parse_kill("Killed process abc").is_none());
     }
 
@@ -795,6 +832,7 @@ mod tests {
         let s = parse_select("Memory cgroup out of memory: Kill process 42453 (memcg_test_1) score 0 or sacrifice child").unwrap();
         assert_eq!(s.global_oom, Some(false));
         assert!(parse_select("Killed process 5 (x)").is_none());
+        assert!(parse_select("Warning  PodOOMKilling  2m    kernel-monitor, <node>  Memory cgroup out of memory: Kill process 25169 (hyperkube) score 2109 or sacrifice child").is_none());
     }
 
     #[test]
@@ -878,7 +916,18 @@ mod tests {
     fn others() {
         assert_eq!(
             parse_reaper("oom_reaper: reaped process 13135 (a.out), now anon-rss:0kB"),
-            Some(13_135)
+            Some((13_135, Some("a.out".into())))
+        );
+        assert_eq!(
+            parse_reaper("oom_reaper: reaped process 7 (a), now b), now anon-rss:0kB"),
+            Some((7, Some("a), now b".into())))
+        );
+        assert_eq!(
+            parse_skip("Memory cgroup out of memory: OOM victim 3804877 (stress) is already exiting. Skip killing the task"),
+            Some((3_804_877, Some("stress".into())))
+        );
+        assert!(
+            parse_skip("app: OOM victim 3 (x) is already exiting. Skip killing the task").is_none()
         );
         assert!(is_oom_panic(
             "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled"

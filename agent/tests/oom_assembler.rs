@@ -3,7 +3,8 @@
 
 use fleet_agent::sources::kmsg::assemble::{MAX_RAW_LINES, MAX_TASK_ROWS, STALL_LINES, TAIL_LINES};
 use fleet_agent::sources::kmsg::{
-    parse_kmsg_record, parse_text, split_line, InputFormat, LogLine, OomAssembler, OomEvent,
+    parse_kmsg_record, parse_text, split_line, EventKind, InputFormat, LogLine, OomAssembler,
+    OomEvent,
 };
 
 const TRIGGER: &str =
@@ -144,7 +145,9 @@ fn a_clock_going_back_separates_two_boots() {
 
 #[test]
 fn a_kill_of_another_task_than_the_summary_named_is_not_this_reports() {
-    // 5.3+ prints no selection line; the summary names the task that will be killed.
+    // 5.3+ prints no selection line; the summary names the task that will be killed, and is
+    // printed only right before its kill line: a summary whose kill line the log lost is a
+    // kill of the task it names (partial).
     let mut lines = report(1);
     let last = lines.len() - 1;
     lines[last] = KILL.replace("process 42 (a.out)", "process 77 (other)");
@@ -153,8 +156,13 @@ fn a_kill_of_another_task_than_the_summary_named_is_not_this_reports() {
     out.extend(asm.finish());
     assert_eq!(out.len(), 2);
     assert_eq!(
-        (out[0].victim_pid, out[0].selected_pid, out[0].partial),
-        (None, Some(42), true)
+        (
+            out[0].kind,
+            out[0].victim_pid,
+            out[0].selected_pid,
+            out[0].partial
+        ),
+        (EventKind::Kill, Some(42), Some(42), true)
     );
     assert_eq!(
         (
@@ -204,4 +212,103 @@ fn a_record_cut_by_the_reader_is_not_a_line() {
     assert_eq!(out[0].victim_pid, Some(7788));
     assert_eq!(out[0].victim_comm.as_deref(), Some("bash"));
     assert_eq!(out[0].total_vm_kb, None, "a number cut short is not taken");
+}
+
+#[test]
+fn selection_lines_without_their_kill_line_are_kills() {
+    // A grep excerpt of a 2.6.24-5.0 kernel's log: selection lines, one kill line.
+    let text = "[  100.000000] Out of memory: Kill process 11 (a) score 900 or sacrifice child\n\
+                [  200.000000] Out of memory: Kill process 12 (b) score 800 or sacrifice child\n\
+                [  200.000100] Killed process 12 (b) total-vm:1000kB, anon-rss:900kB, file-rss:0kB\n\
+                [  300.000000] Memory cgroup out of memory: Kill process 13 (c) score 700 or sacrifice child\n";
+    let out = parse_text(InputFormat::Dmesg, text);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| (e.kind, e.victim_pid, e.score, e.partial, e.anon_rss_kb))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (EventKind::Kill, Some(11), Some(900), true, None),
+            (EventKind::Kill, Some(12), Some(800), true, Some(900)),
+            (EventKind::Kill, Some(13), Some(700), true, None),
+        ]
+    );
+    assert_eq!(out[0].monotonic_s, Some(100.0));
+    assert_eq!(out[2].global_oom, Some(false));
+}
+
+#[test]
+fn an_orphaned_reaper_line_is_an_invocation_that_killed_nothing() {
+    let mut asm = OomAssembler::new();
+    let mut out = push_all(&mut asm, &[REAPER.to_string()]);
+    out.extend(asm.finish());
+    assert_eq!(out.len(), 1);
+    let e = &out[0];
+    assert_eq!(
+        (e.kind, e.victim_pid, e.selected_pid, e.reaped, e.partial),
+        (EventKind::NoKill, None, Some(42), true, true)
+    );
+    assert_eq!(e.selected_comm.as_deref(), Some("a.out"));
+    // The reaper line of a kill already sent (it came after the report's tail) is no event.
+    let mut lines = report(1);
+    lines.extend((0..=TAIL_LINES).map(|i| format!("unrelated {i}")));
+    let mut out = push_all(&mut asm, &lines);
+    assert_eq!(out.len(), 1);
+    out.extend(push_all(&mut asm, &[REAPER.to_string()]));
+    out.extend(asm.finish());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].kind, EventKind::Kill);
+}
+
+/// A report's lines as a syslog file holds them, the kill line first (rsyslog and journald
+/// forwarding can reorder lines of one moment).
+fn syslog(at: &str, lines: &[&str]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("Jun  1 {at} host kernel: {l}\n"))
+        .collect()
+}
+
+#[test]
+fn a_header_after_its_kill_line_belongs_to_the_same_event() {
+    let mut text = syslog("10:00:01", &[KILL]);
+    text += &syslog("10:00:01", &[TRIGGER, BANNER, HEADER, &row(42), SUMMARY]);
+    let out = parse_text(InputFormat::Syslog, &text);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let e = &out[0];
+    assert_eq!(
+        (e.kind, e.victim_pid, e.partial),
+        (EventKind::Kill, Some(42), false)
+    );
+    assert_eq!(
+        (e.trigger_comm.as_deref(), e.trigger_pid),
+        (Some("a.out"), Some(42))
+    );
+    assert_eq!(e.tasks.len(), 1);
+    assert_eq!(e.raw.len(), 6);
+    // Printk times say the same: the header's at most a minute before the kill line.
+    let text =
+        format!("[  500.000200] {KILL}\n[  500.000000] {TRIGGER}\n[  500.000100] {BANNER}\n");
+    let out = parse_text(InputFormat::Dmesg, &text);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].trigger_comm.as_deref(), Some("a.out"));
+}
+
+#[test]
+fn a_header_seconds_after_a_kill_is_another_report() {
+    let mut text = syslog("10:00:01", &[KILL]);
+    text += &syslog("10:00:09", &[TRIGGER, BANNER, HEADER, &row(42)]);
+    let out = parse_text(InputFormat::Syslog, &text);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| (e.kind, e.victim_pid, e.trigger_comm.as_deref(), e.partial))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (EventKind::Kill, Some(42), None, true),
+            (EventKind::NoKill, None, Some("a.out"), true),
+        ]
+    );
 }

@@ -198,13 +198,16 @@ fn check_event(e: &OomEvent, input: &[u8]) {
         "a kill names its victim, nothing else does: {e:?}"
     );
     if let Some(pid) = e.victim_pid {
-        // A kill line, or a selection line that no kill line followed.
+        // A kill line, or a selection line or summary that no kill line followed.
         let kill = format!("illed process {pid}");
         let selection = format!("ill process {pid} (");
+        let summary = format!(",pid={pid}");
         assert!(
-            e.raw
-                .iter()
-                .any(|l| l.contains(&kill) || l.contains(&selection)),
+            e.raw.iter().any(|l| l.contains(&kill)
+                || l.contains(&selection)
+                || l.split(&summary)
+                    .skip(1)
+                    .any(|rest| rest.is_empty() || rest.starts_with(','))),
             "victim {pid} without its kill line in raw {:?}\ninput:\n{}",
             e.raw,
             String::from_utf8_lossy(input)

@@ -11,13 +11,14 @@ use libfuzzer_sys::fuzz_target;
 fn check(e: &OomEvent) {
     assert_eq!(e.victim_pid.is_some(), e.kind == EventKind::Kill, "{e:?}");
     if let Some(pid) = e.victim_pid {
-        // A kill line, or a selection line that no kill line followed.
+        // A kill line, or a selection line or summary that no kill line followed.
         let kill = format!("illed process {pid}");
         let selection = format!("ill process {pid} (");
+        let summary = format!(",pid={pid}");
         assert!(
             e.raw
                 .iter()
-                .any(|l| l.contains(&kill) || l.contains(&selection)),
+                .any(|l| l.contains(&kill) || l.contains(&selection) || l.split(&summary).skip(1).any(|rest| rest.is_empty() || rest.starts_with(','))),
             "victim {pid} not in raw: {:?}",
             e.raw
         );

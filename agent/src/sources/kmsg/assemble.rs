@@ -17,7 +17,8 @@
 //!   the OOM killer's rate limit prints a bare kill line for a report whose header it suppressed;
 //! - a report without a kill line makes one event: a `kill` of the selected task when it has a
 //!   selection line (kernels 2.6.24-5.2 print one before the kill line, and logs often keep the
-//!   selection lines alone: grep excerpts, rate limiting), `panic` when it ends in an OOM panic,
+//!   selection lines alone: grep excerpts, rate limiting) or a summary naming one (4.19+ print
+//!   `oom-kill:...,pid=N` only for a victim about to be killed), `panic` when it ends in an OOM panic,
 //!   else `no_kill` (`Out of memory and no killable processes` in a memory cgroup; 2.6.x's report
 //!   that ends without a kill line while the previous victim is still exiting; a cut report);
 //! - an `oom_reaper: reaped process P` line whose P was not killed in the last [`RECENT_VICTIMS`]
@@ -40,7 +41,7 @@
 //! `partial` is set when the report's trigger line was not seen, or it has no kill line and
 //! did not end in a panic or `Out of memory and no killable processes`, or it was cut by a
 //! limit below. Victim fields come from a kill line, or from
-//! a selection line when no kill line followed it (then `partial`): the selection line names the
+//! a selection line or summary when no kill line followed it (then `partial`): the selection line names the
 //! task chosen, which is not the one killed when a child was sacrificed (it is kept as
 //! `selected_pid`/`selected_comm`), and the summary's `pid=` names the task chosen too.
 //!
@@ -611,8 +612,9 @@ impl OomAssembler {
     /// The event of a report without a kill or skipped-victim line.
     fn without_kill_line(&mut self, r: &mut Report) -> Held {
         let mut e = event_of(r, None);
-        if r.selected_by_line && r.terminal != Some(Terminal::Panic) {
-            // The selection line is a kill whose kill line the log does not hold.
+        if r.selected_pid.is_some() && r.terminal != Some(Terminal::Panic) {
+            // The selection line (2.6.24-5.0), or the summary's `pid=` (4.19+, printed only
+            // for a victim about to be killed), is a kill whose kill line the log does not hold.
             e.victim_pid = r.selected_pid;
             e.victim_comm.clone_from(&r.selected_comm);
             e.monotonic_s = r.select_mono.map(secs);
@@ -754,6 +756,8 @@ impl OomAssembler {
                 if !r.selected_by_line {
                     r.selected_pid = s.pid;
                     r.selected_comm = s.task;
+                    r.select_mono = line.monotonic_us;
+                    r.select_wall.clone_from(&line.wall_time);
                 }
             }
             Kind::Select(s) => {

@@ -1,6 +1,7 @@
 //! The event the OOM parser produces: [`OomEvent`], one JSON object of `fleet-agent parse-kmsg`,
 //! and its [`EventKind`].
 
+use fleet_proto::v1::OomKind;
 use serde::Serialize;
 
 use super::report::{MemInfo, TaskRow};
@@ -33,6 +34,15 @@ impl EventKind {
             Self::Kill => "kill",
             Self::Panic => "panic",
             Self::NoKill => "no_kill",
+        }
+    }
+
+    /// The wire form, `OomEvent.kind`.
+    pub fn to_proto(self) -> OomKind {
+        match self {
+            Self::Kill => OomKind::Kill,
+            Self::Panic => OomKind::Panic,
+            Self::NoKill => OomKind::NoKill,
         }
     }
 }

@@ -697,6 +697,76 @@ mod tests {
     }
 
     #[test]
+    fn vendor_prefixes_are_stripped_like_timestamps() {
+        // VMware guest log, ESXi 7+ layout: the guest's kernel text after `Guest: `.
+        for format in [InputFormat::Dmesg, InputFormat::Auto] {
+            let l = split_line(
+                format,
+                "2023-12-04T10:49:30.122Z In(05) vcpu-5 - Guest: <4>[39290745.072205] java invoked oom-killer: gfp_mask=0x6200ca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0",
+            )
+            .unwrap();
+            assert_eq!(l.monotonic_us, Some(39_290_745_072_205));
+            assert!(
+                l.message.starts_with("java invoked oom-killer"),
+                "{format:?}"
+            );
+            assert_eq!(l.wall_time.as_deref(), Some("2023-12-04T10:49:30.122Z"));
+        }
+        // The earlier layout (VMware's documentation quotes `vcpu-0| I125: Guest: <0>[...]`).
+        let l = split_line(
+            InputFormat::Auto,
+            "2016-08-30T16:02:43.217-07:00| vcpu-0| I125: Guest: <4>[    1.125782] Out of memory: Killed process 5 (x)",
+        )
+        .unwrap();
+        assert_eq!(l.message, "Out of memory: Killed process 5 (x)");
+        // A line of the VMX itself is no kernel line.
+        assert!(split_line(
+            InputFormat::Dmesg,
+            "2023-12-04T10:49:30.122Z In(05) vmx - Out of memory: Killed process 5 (x)"
+        )
+        .is_none());
+        // talosctl dmesg, with several nodes (HOST: first) and with one.
+        let l = split_line(
+            InputFormat::Auto,
+            "172.16.1.110: kern: warning: [2024-07-16T19:11:36.10466434Z]: vcpu5 invoked oom-killer: x",
+        )
+        .unwrap();
+        assert_eq!(l.message, "vcpu5 invoked oom-killer: x");
+        assert_eq!(
+            l.wall_time.as_deref(),
+            Some("2024-07-16T19:11:36.10466434Z")
+        );
+        assert_eq!(
+            msg(
+                InputFormat::Dmesg,
+                "kern:    info: [2025-05-18T15:40:20.654325542Z]: memory: usage 40964kB, limit 40960kB, failcnt 172"
+            )
+            .as_deref(),
+            Some("memory: usage 40964kB, limit 40960kB, failcnt 172")
+        );
+        // Another facility's record is not the kernel's, whatever it quotes.
+        assert!(msg(
+            InputFormat::Dmesg,
+            "user: warning: [2026-01-12T20:27:31.913975631Z]: Out of memory: Killed process 5 (x)"
+        )
+        .is_none());
+        assert!(msg(
+            InputFormat::Dmesg,
+            "daemon:info  : Out of memory: Killed process 5 (x)"
+        )
+        .is_none());
+        assert!(msg(
+            InputFormat::Dmesg,
+            "<30>Out of memory: Killed process 5 (x)"
+        )
+        .is_none());
+        assert_eq!(
+            msg(InputFormat::Dmesg, "<4>Out of memory: Killed process 5 (x)").as_deref(),
+            Some("Out of memory: Killed process 5 (x)")
+        );
+    }
+
+    #[test]
     fn dmesg_prefixes() {
         let l = split_line(InputFormat::Dmesg, "[   30.745678] stress-ng-vm invoked").unwrap();
         assert_eq!(l.monotonic_us, Some(30_745_678));

@@ -315,7 +315,9 @@ impl KmsgWatcher {
 
     fn event_to_proto(&mut self, e: &super::OomEvent) -> OomEvent {
         let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0) as u64);
-        if mono_us.is_some_and(|m| m >= self.start_monotonic_us) {
+        // Only kills move the kernel's oom_kill counter.
+        if e.kind == super::EventKind::Kill && mono_us.is_some_and(|m| m >= self.start_monotonic_us)
+        {
             self.logged_since_start += 1;
         }
         let time_ms = mono_us.map_or_else(now_ms, |m| self.boot_wall_ms + (m / 1000) as i64);
@@ -346,6 +348,7 @@ impl KmsgWatcher {
             panic: e.panic,
             source: "kmsg".into(),
             detail_json: serde_json::to_string(e).unwrap_or_default(),
+            kind: e.kind.to_proto().into(),
         }
     }
 }

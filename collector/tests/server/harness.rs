@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_collector::config::DEFAULT_MAX_AGENTS;
+use fleet_collector::config::{DEFAULT_MAX_AGENTS, DEFAULT_MAX_FUTURE_SKEW};
 use fleet_collector::server::{self, ServeOptions};
 use fleet_collector::storage::{HostRecord, Store, StoreOptions};
 use fleet_proto::clock::now_ms;
@@ -49,6 +49,7 @@ pub fn plaintext() -> ServeOptions {
         max_agents: DEFAULT_MAX_AGENTS,
         seal_every: Duration::from_secs(60),
         rules: None,
+        max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
     }
 }
 

@@ -55,6 +55,8 @@
 //! lists are kept in memory only: agents send them on connect, each process with the identity
 //! the agent read ([`process_info`]), so a dry run matches `exe:` as the agent will.
 
+#[cfg(test)]
+pub(crate) mod flaky;
 mod reports;
 
 use std::collections::{BTreeMap, HashMap};

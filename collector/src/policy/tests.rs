@@ -1,7 +1,9 @@
 //! The policy book against a real store in a temporary directory.
 
+use super::flaky::Flaky;
 use super::*;
 use crate::storage::StoreOptions;
+use fleet_proto::v1::PolicySync;
 use fleet_proto::v1::{HostIdentity, PolicyHostStatus, PolicyRemoval, PolicyReport, ProcessEntry};
 
 /// The names a session sent its agent.
@@ -363,4 +365,209 @@ fn bad_documents_name_the_field() {
         book.status("nope", &[]),
         Err(PolicyBookError::NotFound(_))
     ));
+}
+
+/// A document of about `bytes` bytes for policy `name` (padded with a comment).
+fn padded(name: &str, bytes: usize) -> String {
+    let head =
+        format!("name: {name}\ntarget: {{cluster: prod}}\nmatch: {{exe: /usr/sbin/sshd}}\noom_score_adj: -500\n");
+    format!("{head}#{}\n", "x".repeat(bytes - head.len() - 2))
+}
+
+/// Issue 12: two 2.6 MB policies made every targeted agent's `PolicySync` exceed the 4 MiB
+/// message limit. A document over 64 KiB is refused naming the limit; so is a change that
+/// would make the policies in force exceed `MAX_POLICY_SET_BYTES` together (dry run and
+/// rollback too); every host's set then fits in one message.
+#[test]
+fn documents_and_the_policy_set_are_capped_at_apply_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, book) = open(dir.path());
+    let web1 = host(&store, "web1", "prod");
+    let hosts = vec![web1.clone()];
+    let req = |doc: String, dry_run: bool| ApplyPolicyRequest {
+        document: doc,
+        origin: "p.yaml".into(),
+        dry_run,
+        ..ApplyPolicyRequest::default()
+    };
+    let e = book
+        .apply(&req(padded("huge", 2_600_000), false), "a", &hosts, 1)
+        .unwrap_err();
+    assert!(matches!(e, PolicyBookError::Document(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "p.yaml: the policy document is 2600000 bytes; a policy document is at most 65536 bytes (64 KiB)"
+    );
+    assert!(book.list("").is_empty());
+
+    // 60 KiB documents, each under the cap: the set fills up.
+    let size = 60 << 10;
+    let fit = MAX_POLICY_SET_BYTES / (size + 16);
+    for i in 0..fit {
+        let change = book
+            .apply(
+                &req(padded(&format!("p{i:03}"), size), false),
+                "a",
+                &hosts,
+                1,
+            )
+            .unwrap();
+        assert!(change.policy.is_some());
+    }
+    let over = padded("one-too-many", size);
+    for dry_run in [true, false] {
+        let e = book
+            .apply(&req(over.clone(), dry_run), "a", &hosts, 2)
+            .unwrap_err();
+        assert!(matches!(e, PolicyBookError::Precondition(_)), "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("\"one-too-many\"") && m.contains(&MAX_POLICY_SET_BYTES.to_string()),
+            "{m}"
+        );
+    }
+    assert!(book.history("one-too-many").is_err(), "nothing stored");
+    // Shrinking one makes room for another; rolling the shrunk one back would not fit.
+    let small = padded("p000", 1000);
+    let v2 = book.apply(&req(small, false), "a", &hosts, 3).unwrap();
+    assert_eq!(v2.policy.unwrap().version, 2);
+    book.apply(&req(over, false), "a", &hosts, 4).unwrap();
+    let e = book.rollback("p000", "a", &hosts, 5).unwrap_err();
+    assert!(matches!(e, PolicyBookError::Precondition(_)), "{e}");
+    assert_eq!(book.history("p000").unwrap().len(), 2, "nothing stored");
+    let set = PolicySync {
+        policies: book.desired_for(&web1),
+    };
+    assert_eq!(set.policies.len(), fit + 1);
+    assert!(set.encoded_len() <= MAX_POLICY_SET_BYTES);
+}
+
+/// A store written by an older collector, without the caps: a document over 64 KiB no longer
+/// parses and is not pushed, and policies that do not fit in the set together are left out.
+#[test]
+fn stored_policies_over_the_caps_are_not_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, book) = open(dir.path());
+    let web1 = host(&store, "web1", "prod");
+    drop(book);
+    let stored = |name: &str, doc: String| {
+        let v = PolicyVersion {
+            name: name.into(),
+            version: 1,
+            action: ACTION_APPLY.into(),
+            document: doc,
+            ..PolicyVersion::default()
+        };
+        let key = keys::policy_version_key(name, 1).unwrap();
+        store
+            .policy_write(&[(key, values::encode_policy_version(&v))])
+            .unwrap();
+    };
+    stored("huge", padded("huge", 2_600_000));
+    for i in 0..40 {
+        let name = format!("p{i:02}");
+        stored(&name, padded(&name, 60 << 10));
+    }
+    let book = PolicyBook::open(store.clone()).unwrap();
+    let names: Vec<String> = book
+        .desired_for(&web1)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let fit = MAX_POLICY_SET_BYTES / ((60 << 10) + 16);
+    assert_eq!(names.len(), fit, "{names:?}");
+    assert_eq!(names[0], "p00", "kept by name");
+    assert!(!names.contains(&"huge".to_string()));
+}
+
+/// Issue 12: reports with invented names grew memory and the store without bound, and a
+/// report was applied in memory before its write, which was never retried when it failed.
+#[test]
+fn reports_are_taken_only_about_what_was_sent_and_written_before_they_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+    let flaky = Flaky::new(store.clone());
+    let book = PolicyBook::open(flaky.clone()).unwrap();
+    let web1 = host(&store, "web1", "prod");
+    let hosts = vec![web1.clone()];
+    apply(&book, SSHD, &hosts, false, false);
+    let status = |name: &str, version: u64| PolicyHostStatus {
+        name: name.into(),
+        version,
+        matched: 1,
+        set: 1,
+        ..PolicyHostStatus::default()
+    };
+    let removal = |name: &str| PolicyRemoval {
+        name: name.into(),
+        version: 1,
+        ..PolicyRemoval::default()
+    };
+    let invented: Vec<PolicyHostStatus> = (0..1000).map(|i| status(&format!("x{i}"), 1)).collect();
+    let report = PolicyReport {
+        time_ms: 10,
+        policies: [vec![status("protect-sshd", 1)], invented].concat(),
+        removed: vec![removal("never-had")],
+    };
+    let dropped = book
+        .report(&web1, &report, &sent(&["protect-sshd"]))
+        .unwrap();
+    assert_eq!(dropped.len(), 1001);
+    assert_eq!(dropped[1000], "never-had");
+    assert_eq!(book.reports_dropped(), 1001);
+    let records = store.policy_records().unwrap();
+    assert_eq!(
+        records.len(),
+        2,
+        "one version and one status: {}",
+        records.len()
+    );
+    assert_eq!(
+        book.status("protect-sshd", &hosts).unwrap().hosts[0].state,
+        STATE_ENFORCED
+    );
+    // A session that sent nothing (yet): a status is not taken.
+    let v2 = PolicyReport {
+        time_ms: 11,
+        policies: vec![status("protect-sshd", 1)],
+        removed: vec![],
+    };
+    assert_eq!(
+        book.report(&web1, &v2, &sent(&[])).unwrap(),
+        ["protect-sshd"]
+    );
+
+    // The write fails: the report does not count yet, and stays pending.
+    apply(&book, SSHD_500, &hosts, false, false);
+    flaky.fail(true);
+    let v2 = PolicyReport {
+        time_ms: 12,
+        policies: vec![status("protect-sshd", 2)],
+        removed: vec![],
+    };
+    let e = book.report(&web1, &v2, &sent(&["protect-sshd"]));
+    assert!(e.is_err());
+    assert!(book.has_unsaved(web1.num));
+    assert_eq!(
+        book.status("protect-sshd", &hosts).unwrap().hosts[0].state,
+        STATE_OUTDATED,
+        "not shown before it is stored"
+    );
+    assert!(book.save_reports(web1.num).is_err(), "still failing");
+    // The store is back: the retry writes it.
+    flaky.fail(false);
+    assert_eq!(book.save_reports(web1.num).unwrap(), 1);
+    assert!(!book.has_unsaved(web1.num));
+    assert_eq!(
+        book.status("protect-sshd", &hosts).unwrap().hosts[0].state,
+        STATE_ENFORCED
+    );
+    assert_eq!(book.save_reports(web1.num).unwrap(), 0, "nothing left");
+    // And it is on disk.
+    drop(book);
+    let again = PolicyBook::open(store).unwrap();
+    assert_eq!(
+        again.status("protect-sshd", &hosts).unwrap().hosts[0].state,
+        STATE_ENFORCED
+    );
 }

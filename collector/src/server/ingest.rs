@@ -562,6 +562,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_batch_follows_the_highest_seq_its_stream_sent_before_it() {
+        let mut s = Stream {
+            epoch: 1,
+            welcomed: 4,
+        };
+        assert_eq!(s.after(5), 4, "the first batch follows the welcome");
+        assert_eq!(s.after(6), 5);
+        // A replay of an older batch (a duplicate) does not lower it.
+        assert_eq!(s.after(2), 6);
+        assert_eq!(s.after(9), 6, "a gap the agent made");
+        assert_eq!(s.after(10), 9);
+    }
+
+    #[test]
     fn streams_per_host_and_connected_hosts_are_capped() {
         let s = Sessions::default();
         s.try_open("web1", 2).unwrap();

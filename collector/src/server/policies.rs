@@ -289,3 +289,73 @@ pub(super) fn spawn_report_saver(
     });
     (tx, task)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::flaky::Flaky;
+    use crate::policy::{STATE_ENFORCED, STATE_PENDING};
+    use crate::storage::{Store, StoreOptions};
+    use fleet_proto::v1::{HostIdentity, PolicyHostStatus};
+
+    /// Issue 12: a report whose write failed was lost (and showed in memory as if stored). The
+    /// saver retries it with backoff until the store takes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_that_cannot_be_written_is_retried_until_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let flaky = Flaky::new(store.clone());
+        let book = Arc::new(PolicyBook::open(flaky.clone()).unwrap());
+        let identity = HostIdentity {
+            host_id: "web1".into(),
+            cluster: "prod".into(),
+            ..HostIdentity::default()
+        };
+        let web1 = store.upsert_host(&identity, 1, true).unwrap();
+        let doc = "name: protect-sshd\ntarget: {cluster: prod}\nmatch: {exe: /usr/sbin/sshd}\noom_score_adj: -500\n";
+        let req = ApplyPolicyRequest {
+            document: doc.into(),
+            ..ApplyPolicyRequest::default()
+        };
+        book.apply(&req, "a", std::slice::from_ref(&web1), 1)
+            .unwrap();
+        let sent = Arc::new(Sent::default());
+        sent.add(&book.desired_for(&web1));
+
+        flaky.fail(true);
+        let (reports, saver) = spawn_report_saver(book.clone(), web1.clone(), sent);
+        let report = PolicyReport {
+            time_ms: 5,
+            policies: vec![PolicyHostStatus {
+                name: "protect-sshd".into(),
+                version: 1,
+                ..PolicyHostStatus::default()
+            }],
+            removed: vec![],
+        };
+        reports.send(report).await.unwrap();
+        let state = |book: &PolicyBook| {
+            book.status("protect-sshd", std::slice::from_ref(&web1))
+                .unwrap()
+                .hosts[0]
+                .state
+                .clone()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !book.has_unsaved(web1.num) {
+            assert!(tokio::time::Instant::now() < deadline, "never taken");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A few failed attempts: still not shown.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(state(&book), STATE_PENDING);
+        flaky.fail(false);
+        while state(&book) != STATE_ENFORCED {
+            assert!(tokio::time::Instant::now() < deadline, "never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!book.has_unsaved(web1.num));
+        drop(reports);
+        saver.await.unwrap();
+    }
+}

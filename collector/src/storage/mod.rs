@@ -228,6 +228,10 @@ pub struct StoredRow {
 pub struct SealStats {
     /// (window, host) groups sealed.
     pub groups: u64,
+    /// Writes (steps of at most `SEAL_STEP_BYTES` of raw samples) they took: one per group
+    /// unless a host sent more than a step for one window. A chunk rewritten by several steps
+    /// counts in `chunks`, `merged_chunks`, `rows`, `values` and `chunk_bytes` each time.
+    pub steps: u64,
     /// Raw samples consumed (and deleted from `raw`).
     pub samples: u64,
     /// Chunks written.

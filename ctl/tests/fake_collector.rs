@@ -14,8 +14,8 @@ use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
     Activity, Alert, AlertList, AlertQuery, ClockStatus, HostIdentity, HostInfo, KernelClock,
     ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpServerStatus, NtpStatusList,
-    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery,
-    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
+    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomKind, OomProcess, OomQuery,
+    SarQuery, SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
 };
 use fleetctl::execute;
 use tonic::{Request, Response, Status};
@@ -87,6 +87,24 @@ fn kills() -> Vec<OomKill> {
             r#"{"source":"vmstat","oom_kill":1,"note":"counted by /proc/vmstat oom_kill only"}"#,
         ),
     ]
+}
+
+/// A memory.oom.group member that was already exiting: an OOM event that killed nothing.
+fn skipped_exiting() -> OomKill {
+    OomKill {
+        id: "1-19abc2e5d18-3".into(),
+        host_id: "a1".into(),
+        hostname: "web-1".into(),
+        cluster: "kinds".into(),
+        event: Some(OomEvent {
+            time_ms: T0 + 200,
+            source: "kmsg".into(),
+            partial: true,
+            kind: OomKind::NoKill.into(),
+            detail_json: r#"{"kind":"no_kill","selected_pid":3804877,"selected_comm":"stress","task_memcg":"/fleet-test","partial":true,"raw":["Memory cgroup out of memory: OOM victim 3804877 (stress) is already exiting. Skip killing the task"]}"#.into(),
+            ..OomEvent::default()
+        }),
+    }
 }
 
 fn host(id: &str, name: &str) -> HostInfo {
@@ -290,6 +308,10 @@ impl Query for FakeSvc {
     ) -> Result<Response<OomKills>, Status> {
         let query = record(&self.0.oom_queries, request);
         let mut kills = kills();
+        // The cluster `kinds` also has a report that killed nothing.
+        if query.cluster == "kinds" {
+            kills.insert(1, skipped_exiting());
+        }
         kills.truncate(query.limit as usize);
         Ok(Response::new(OomKills { kills }))
     }
@@ -678,6 +700,41 @@ TIME                   HOST    VICTIM                   MEMCG         ANON_RSS  
 }
 
 #[tokio::test]
+async fn oom_marks_a_report_that_killed_nothing_and_does_not_count_it() {
+    let (addr, _fake) = start().await;
+    let out = execute(cli(addr, &["oom", "--cluster", "kinds"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "\
+TIME                   HOST    VICTIM                            MEMCG         ANON_RSS   TRIGGER       ID
+2026-11-25T22:10:03Z   web-1   4242 leaker                       /fleet-test     256.0M   4242 leaker   1-19abc2e5d18-0
+2026-11-25T22:10:03Z   web-1   none: 3804877 stress not killed   /fleet-test          -   -             1-19abc2e5d18-3
+2026-11-25T21:10:03Z   web-1   unknown (vmstat count)            -                    -   -             1-19abc2d0000-2
+"
+    );
+    assert_eq!(
+        out.notice.as_deref(),
+        Some(
+            "1 of the 3 rows killed nothing (kind panic or no_kill): listed, not counted as kills"
+        )
+    );
+    let out = execute(cli(addr, &["oom", "--cluster", "kinds", "-o", "json"]))
+        .await
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let kinds: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["kill", "no_kill", "kill"]);
+    assert_eq!(out.notice, None);
+}
+
+#[tokio::test]
 async fn oom_json_rows_and_a_cut_listing() {
     let (addr, fake) = start().await;
     let out = execute(cli(
@@ -734,10 +791,13 @@ async fn oom_json_rows_and_a_cut_listing() {
         "mem_info",
         "monotonic_s",
         "kmsg_seq",
+        // Issue 12: every row says what it counts as.
+        "kind",
     ] {
         assert!(kill.contains_key(key), "{key}: {kill:?}");
     }
-    assert_eq!(kill.len(), 32, "{kill:?}");
+    assert_eq!(kill.len(), 33, "{kill:?}");
+    assert_eq!(kill["kind"], "kill");
     assert_eq!(kill["mem_info"]["memcg_limit_kb"], 262_144);
     assert_eq!(kill["id"], "1-19abc2e5d18-0");
     assert_eq!(kill["time"], "2026-11-25T22:10:03.250Z");
@@ -765,7 +825,7 @@ async fn oom_json_rows_and_a_cut_listing() {
     assert_eq!(out.stdout.lines().count(), 2);
     assert!(out
         .stdout
-        .starts_with("id,host_id,hostname,cluster,time,source,victim_pid,"));
+        .starts_with("id,host_id,hostname,cluster,time,source,kind,victim_pid,"));
     assert_eq!(
         out.notice.as_deref(),
         Some(

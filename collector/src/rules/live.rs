@@ -8,6 +8,8 @@
 //! an [`Observation`] out of it before it is written and hands it to [`Live::observe`] after
 //! the write, less the kills the host already had. A replayed batch (a lost ack) or a kill read
 //! again from the kernel log is no news, so one kill never counts twice in `oom_kill_burst`.
+//! Only OOM events of kind kill count: a report that ended in a panic or killed nothing is
+//! listed by `fleetctl oom`, never counted as a kill.
 //!
 //! The sar values are those of the host's latest sample. An instance (a CPU, disk or interface)
 //! missing from [`MISSED_SAMPLES`] samples in a row leaves the live state: a removed disk or
@@ -17,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use fleet_proto::clock::now_ms;
-use fleet_proto::v1::{Batch, ClockStatus, Record};
+use fleet_proto::v1::{Batch, ClockStatus, OomKind, Record};
 use tokio::sync::futures::Notified;
 
 /// How long the kill times of a host are kept in memory for `oom_kill_burst`.
@@ -63,8 +65,9 @@ pub struct Observation {
     latest: Option<Vec<Record>>,
     /// (measured at, status) of each clock reading.
     clocks: Vec<(i64, ClockStatus)>,
-    /// The time of each OOM event, in batch order.
-    kills: Vec<i64>,
+    /// For each OOM event, in batch order, its time if it is a kill (`None` for a panic or an
+    /// invocation that killed nothing).
+    kills: Vec<Option<i64>>,
 }
 
 impl Observation {
@@ -87,7 +90,12 @@ impl Observation {
         Observation {
             latest,
             clocks,
-            kills: batch.oom_events.iter().map(|e| e.time_ms).collect(),
+            kills: batch
+                .oom_events
+                .iter()
+                // A kind this collector does not know is not counted as a kill.
+                .map(|e| (e.kind == i32::from(OomKind::Kill)).then_some(e.time_ms))
+                .collect(),
         }
     }
 
@@ -136,8 +144,9 @@ impl Live {
             }
         }
         let horizon = now - KILL_MEMORY_MS;
-        let kills = obs.kills.len();
-        for t in obs.kills {
+        let mut kills = 0;
+        for t in obs.kills.into_iter().flatten() {
+            kills += 1;
             if t >= horizon {
                 h.oom_kills.push_back(t);
             }
@@ -273,5 +282,24 @@ mod tests {
             },
         );
         assert!(live.get(1).clock.unwrap().0 >= at);
+    }
+
+    #[test]
+    fn only_kills_count_not_panics_nor_invocations_that_killed_nothing() {
+        let live = Live::default();
+        let t = now_ms();
+        let mut b = batch(t, vec![], &[t - 4, t - 3, t - 2, t - 1]);
+        b.oom_events[1].kind = OomKind::Panic.into();
+        b.oom_events[2].kind = OomKind::NoKill.into();
+        let mut obs = Observation::take(&mut b, vec![]);
+        // Indices stay those of the batch's events, whatever their kind.
+        obs.forget_kills(&[3]);
+        live.observe(1, obs);
+        assert_eq!(live.get(1).oom_kills, [t - 4]);
+        // A batch of non-kills only is no kill arriving.
+        let mut b = batch(t, vec![], &[t]);
+        b.oom_events[0].kind = OomKind::NoKill.into();
+        live.observe(2, Observation::take(&mut b, vec![]));
+        assert!(live.get(2).oom_kills.is_empty());
     }
 }

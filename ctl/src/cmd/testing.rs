@@ -2,7 +2,7 @@
 //! print (hosts, sar rows, ranked processes, OOM kills) and JSON key checks.
 
 use fleet_proto::v1::{
-    HostIdentity, HostInfo, OomEvent, OomKill, OomProcess, PolicyVersion, SarRow,
+    HostIdentity, HostInfo, OomEvent, OomKill, OomKind, OomProcess, PolicyVersion, SarRow,
 };
 
 use crate::cli::Cli;
@@ -180,6 +180,59 @@ pub fn kill_vmstat() -> OomKill {
 
 pub fn kills() -> Vec<OomKill> {
     vec![kill_611(), kill_memcg(), kill_vmstat()]
+}
+
+/// A memory.oom.group member already exiting (`OOM victim N (x) is already exiting. Skip
+/// killing the task`): an OOM event that killed nothing.
+pub fn skipped_exiting() -> OomKill {
+    let detail = r#"{"kind":"no_kill","selected_pid":3804877,"selected_comm":"stress",
+        "constraint":"CONSTRAINT_MEMCG","global_oom":false,"oom_memcg":"/kubepods.slice/pod1",
+        "task_memcg":"/kubepods.slice/pod1/c1","partial":true,
+        "raw":["Memory cgroup out of memory: OOM victim 3804877 (stress) is already exiting. Skip killing the task"]}"#;
+    OomKill {
+        id: "1-19abc2e5d18-3".into(),
+        host_id: "a1".into(),
+        hostname: "web-1".into(),
+        cluster: "prod".into(),
+        event: Some(OomEvent {
+            time_ms: T0 + 200,
+            partial: true,
+            source: "kmsg".into(),
+            kind: OomKind::NoKill.into(),
+            detail_json: detail.into(),
+            ..OomEvent::default()
+        }),
+    }
+}
+
+/// A report that ended in `Kernel panic - not syncing: Out of memory: compulsory panic_on_oom
+/// is enabled`, as an older agent sent it: the kind on the wire, none in its detail.
+pub fn oom_panic() -> OomKill {
+    OomKill {
+        id: "2-19abc2e0000-4".into(),
+        host_id: "b2".into(),
+        hostname: "db-1".into(),
+        cluster: "prod".into(),
+        event: Some(OomEvent {
+            time_ms: T0 - 120_000,
+            trigger_comm: Some("oncealloc2".into()),
+            trigger_pid: Some(1440),
+            panic: true,
+            source: "kmsg".into(),
+            kind: OomKind::Panic.into(),
+            detail_json:
+                r#"{"trigger_comm":"oncealloc2","trigger_pid":1440,"panic":true,"raw":[]}"#.into(),
+            ..OomEvent::default()
+        }),
+    }
+}
+
+/// [`kills`] with the two events that killed nothing among them.
+pub fn kills_and_others() -> Vec<OomKill> {
+    let mut all = kills();
+    all.push(skipped_exiting());
+    all.push(oom_panic());
+    all
 }
 
 pub fn version(name: &str, version: u64, action: &str) -> PolicyVersion {

@@ -1,6 +1,6 @@
 //! OOM kill and top-oom ranking tests against a real RocksDB in a temporary directory.
 
-use fleet_proto::v1::{KmsgStatus, OomEvent, Sample};
+use fleet_proto::v1::{KmsgStatus, OomEvent, OomKind, Sample};
 use prost::Message;
 
 use crate::storage::fixtures::{
@@ -507,4 +507,50 @@ fn corrupt_kills_and_rankings_are_errors_not_panics() {
     let store = open(&dir);
     assert_eq!(store.top_oom_latest(h), None);
     assert_eq!(all_kills(&store).len(), 1);
+}
+
+#[test]
+fn kinds_are_stored_and_events_stored_before_them_read_as_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let mut skipped = kill(T0 + 2_000, Some(130), 13);
+    skipped.kind = OomKind::NoKill.into();
+    let mut panic = kill(T0 + 3_000, Some(140), 14);
+    panic.kind = OomKind::Panic.into();
+    let it = kills_item(
+        h,
+        1,
+        1,
+        vec![kill(T0 + 1_000, Some(120), 12), skipped, panic],
+    );
+    store.write(&[it], T0).unwrap();
+    let kinds: Vec<OomKind> = all_kills(&store).iter().map(|k| k.event.kind()).collect();
+    assert_eq!(kinds, [OomKind::Panic, OomKind::NoKill, OomKind::Kill]);
+    let id = all_kills(&store)[1].id.clone();
+    assert_eq!(
+        store.oom_kill(&id).unwrap().unwrap().event.kind(),
+        OomKind::NoKill
+    );
+
+    // An event as a collector before kinds stored it (proto3 leaves the default kind out, so
+    // these are the bytes an older collector wrote for it).
+    let old = kill(T0 + 500, Some(110), 11).encode_to_vec();
+    assert!(
+        !old.contains(&(27 << 3)),
+        "a kill's kind is not encoded at all"
+    );
+    let ek = keys::event_key(&EventKey {
+        window_start_s: (T0 / 1000) as u64,
+        host_num: h,
+        time_ms: (T0 + 500) as u64,
+        disc: 110,
+    });
+    store
+        .db
+        .put_cf(store.cf(CF_EVENTS).unwrap(), ek, &old)
+        .unwrap();
+    let oldest = all_kills(&store).pop().unwrap();
+    assert_eq!(oldest.event.victim_pid, Some(11));
+    assert_eq!(oldest.event.kind(), OomKind::Kill);
 }

@@ -17,13 +17,20 @@
 //! object (known ones in [`KILL_DETAIL_KEYS`] order, others sorted), without its `tasks` and
 //! `raw` but with `tasks_count`. The CSV header is stable: every known key, then any other key a
 //! row has. A listing cut at `--limit` says so on stderr in every format.
+//!
+//! Every row has a `kind`: `kill`, or an OOM report that killed nothing, listed but not counted
+//! as a kill: `panic` (the report ended in a kernel panic) or `no_kill` (the chosen task was
+//! already exiting, an `oom_reaper` line of no kill, a report cut before its kill line). The
+//! table marks them in the VICTIM column (`none: kernel panic`, `none: 3804877 stress not
+//! killed`) and says on stderr how many of the rows are not kills. Events stored before kinds
+//! existed are kills.
 
 pub mod show;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use fleet_proto::v1::{OomEvent, OomKill, OomQuery};
+use fleet_proto::v1::{OomEvent, OomKill, OomKind, OomQuery};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -92,8 +99,15 @@ impl Run for OomArgs {
             .query("ListOomKills", async |c| c.list_oom_kills(query).await)
             .await?
             .kills;
+        let notices: Vec<String> = [
+            plan.notice(kills.len(), ctx.format),
+            uncounted_notice(&kills, ctx.format),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(Output::print(render(&kills, ctx.format))
-            .with_notice(plan.notice(kills.len(), ctx.format)))
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
     }
 }
 
@@ -149,7 +163,8 @@ pub const KILL_FIXED_KEYS: [&str; 6] = ["id", "host_id", "hostname", "cluster", 
 
 /// The parse-kmsg keys, in the order rows print them; keys not listed follow, sorted, so a field
 /// a newer agent adds reaches the output without a fleetctl change.
-pub const KILL_DETAIL_KEYS: [&str; 35] = [
+pub const KILL_DETAIL_KEYS: [&str; 36] = [
+    "kind",
     "victim_pid",
     "victim_comm",
     "victim_uid",
@@ -286,12 +301,24 @@ impl KillView {
         }
     }
 
-    /// The victim column: `pid comm`, or why it is unknown.
+    /// `kill`, `panic` or `no_kill` (see the module doc).
+    fn kind(&self) -> &str {
+        self.text("kind").unwrap_or(KILL)
+    }
+
+    /// The victim column: `pid comm`, why it is unknown, or that nothing was killed.
     fn victim(&self) -> String {
-        match self.task("victim") {
-            Some(victim) => victim,
-            None if self.text("source") == Some("vmstat") => "unknown (vmstat count)".to_owned(),
-            None => "-".to_owned(),
+        match (self.kind(), self.task("victim")) {
+            (PANIC, _) => "none: kernel panic".to_owned(),
+            (NO_KILL, _) => match self.task("selected") {
+                Some(task) => format!("none: {task} not killed"),
+                None => "none: nothing killed".to_owned(),
+            },
+            (_, Some(victim)) => victim,
+            (_, None) if self.text("source") == Some("vmstat") => {
+                "unknown (vmstat count)".to_owned()
+            }
+            (_, None) => "-".to_owned(),
         }
     }
 
@@ -323,11 +350,50 @@ impl Serialize for KillView {
     }
 }
 
+/// The `kind` words of parse-kmsg.
+const KILL: &str = "kill";
+const PANIC: &str = "panic";
+const NO_KILL: &str = "no_kill";
+
+/// The parse-kmsg word of a wire kind (`unknown` for a kind newer than this fleetctl).
+fn kind_word(kind: i32) -> &'static str {
+    match OomKind::try_from(kind) {
+        Ok(OomKind::Kill) => KILL,
+        Ok(OomKind::Panic) => PANIC,
+        Ok(OomKind::NoKill) => NO_KILL,
+        Err(_) => "unknown",
+    }
+}
+
+/// What stderr says, in a table, about rows that are not kills: how many, and that they are not
+/// counted as kills.
+fn uncounted_notice(kills: &[OomKill], format: OutputFormat) -> Option<String> {
+    if format != OutputFormat::Table {
+        return None;
+    }
+    let others = kills
+        .iter()
+        .filter(|k| {
+            k.event
+                .as_ref()
+                .is_some_and(|e| e.kind != i32::from(OomKind::Kill))
+        })
+        .count();
+    (others > 0).then(|| {
+        format!(
+            "{others} of the {} rows killed nothing (kind panic or no_kill): listed, not counted \
+             as kills",
+            kills.len()
+        )
+    })
+}
+
 /// The event's typed fields under their parse-kmsg keys; `None` where the wire has no value
 /// (and for flags that are false, which parse-kmsg leaves out too).
-fn typed_event_fields(e: &OomEvent) -> [(&'static str, Option<Value>); 22] {
+fn typed_event_fields(e: &OomEvent) -> [(&'static str, Option<Value>); 23] {
     let flag = |on: bool| on.then_some(Value::Bool(true));
     [
+        ("kind", Some(kind_word(e.kind).into())),
         ("victim_pid", e.victim_pid.map(Value::from)),
         ("victim_comm", e.victim_comm.clone().map(Value::from)),
         ("victim_uid", e.victim_uid.map(Value::from)),
@@ -425,8 +491,8 @@ mod tests {
 
     use super::*;
     use crate::cmd::testing::{
-        command, keys, keys_in_text_order, kill_611, kill_memcg, kill_vmstat, kills, now, parse,
-        parse_ok,
+        command, keys, keys_in_text_order, kill_611, kill_memcg, kill_vmstat, kills,
+        kills_and_others, now, oom_panic, parse, parse_ok, skipped_exiting,
     };
     use crate::cmd::Command;
     use crate::golden;
@@ -571,6 +637,7 @@ mod tests {
             "cluster",
             "time",
             "source",
+            "kind",
             "victim_pid",
             "victim_comm",
             "victim_uid",
@@ -622,7 +689,8 @@ mod tests {
         let mut got = keys(&rows[2]);
         got.sort_unstable();
         let mut want = [
-            "id", "host_id", "hostname", "cluster", "time", "source", "partial", "note", "oom_kill",
+            "id", "host_id", "hostname", "cluster", "time", "source", "kind", "partial", "note",
+            "oom_kill",
         ];
         want.sort_unstable();
         assert_eq!(got, want);
@@ -648,6 +716,7 @@ mod tests {
                 "cluster",
                 "time",
                 "source",
+                "kind",
                 "victim_pid",
                 "victim_comm",
                 "anon_rss_kb",
@@ -669,7 +738,45 @@ mod tests {
         assert_eq!(view.text("id"), Some("1-19abc2d0000-2"));
         assert_eq!(view.text("host_id"), Some("a1"));
         assert_eq!(view.text("source"), Some("vmstat"));
-        assert_eq!(view.fields.len(), 7, "{:?}", view.fields);
+        assert_eq!(view.text("kind"), Some("kill"));
+        assert_eq!(view.fields.len(), 8, "{:?}", view.fields);
+    }
+
+    #[test]
+    fn reports_that_killed_nothing_are_listed_marked_and_not_counted() {
+        let all = kills_and_others();
+        let text = render(&all, OutputFormat::Table);
+        golden::check("oom-kinds-table.txt", &text);
+        assert!(
+            text.contains("   none: 3804877 stress not killed   "),
+            "{text}"
+        );
+        assert!(text.contains("   none: kernel panic   "), "{text}");
+        assert_eq!(
+            uncounted_notice(&all, OutputFormat::Table).as_deref(),
+            Some("2 of the 5 rows killed nothing (kind panic or no_kill): listed, not counted as kills")
+        );
+        assert_eq!(uncounted_notice(&kills(), OutputFormat::Table), None);
+        assert_eq!(uncounted_notice(&all, OutputFormat::Json), None);
+        // Every JSON row says its kind: from the parse-kmsg object, else from the wire (an older
+        // agent's), else a kill (an event stored before kinds existed).
+        let rows: Vec<Value> = serde_json::from_str(&render(&all, OutputFormat::Json)).unwrap();
+        let kinds: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("1-19abc2e5d18-0", "kill"),
+                ("1-19abc2e5d18-3", "no_kill"),
+                ("2-19abc2e0000-1", "kill"),
+                ("2-19abc2e0000-4", "panic"),
+                ("1-19abc2d0000-2", "kill"),
+            ]
+        );
+        assert_eq!(KillView::new(&skipped_exiting(), false).kind(), NO_KILL);
+        assert_eq!(KillView::new(&oom_panic(), false).kind(), PANIC);
     }
 
     #[test]
@@ -735,6 +842,7 @@ mod tests {
                 ("cluster", "prod"),
                 ("time", "2026-11-25T22:10:03.250Z"),
                 ("source", "kmsg"),
+                ("kind", "kill"),
                 ("victim_pid", "116"),
                 ("victim_comm", "stress-ng-vm"),
                 ("victim_uid", "0"),
@@ -772,6 +880,7 @@ mod tests {
                 ("cluster", "prod"),
                 ("time", "2026-11-25T21:10:03.000Z"),
                 ("source", "vmstat"),
+                ("kind", "kill"),
                 ("partial", "true"),
                 (
                     "note",

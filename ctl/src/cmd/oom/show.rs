@@ -159,7 +159,11 @@ pub fn render_json(detail: &OomKillDetail) -> String {
 pub fn render_table(detail: &OomKillDetail) -> String {
     let kill = detail.kill.clone().unwrap_or_default();
     let v = KillView::new(&kill, true);
-    let mut out = format!("OOM kill {}\n", dash(&kill.id));
+    let mut out = if v.kind() == super::KILL {
+        format!("OOM kill {}\n", dash(&kill.id))
+    } else {
+        format!("OOM report {} (no kill)\n", dash(&kill.id))
+    };
 
     let known = |parts: Vec<Option<String>>| {
         let parts: Vec<String> = parts.into_iter().flatten().collect();
@@ -181,7 +185,7 @@ pub fn render_table(detail: &OomKillDetail) -> String {
     // The task the killer chose, when a child was killed in its place.
     let selected = v
         .task("selected")
-        .filter(|_| v.int("selected_pid") != v.int("victim_pid"))
+        .filter(|_| v.kind() == super::KILL && v.int("selected_pid") != v.int("victim_pid"))
         .map(|task| format!("selected {task}"));
     let victim = known(vec![
         Some(v.victim()),
@@ -238,6 +242,7 @@ pub fn render_table(detail: &OomKillDetail) -> String {
         labelled("raw_dropped", "lines dropped:"),
         v.flag("reaped").then(|| "reaped".to_owned()),
         v.flag("panic").then(|| "kernel panic".to_owned()),
+        (v.kind() != super::KILL).then(|| format!("not a kill ({})", v.kind())),
     ]);
     let mut facts = vec![
         ["Host:", &host],
@@ -566,6 +571,23 @@ mod tests {
         };
         let got = render_table(&detail);
         golden::check("oom-show-vmstat-table.txt", &got);
+    }
+
+    #[test]
+    fn oom_show_table_marks_a_report_that_killed_nothing() {
+        let text = render_table(&OomKillDetail {
+            kill: Some(crate::cmd::testing::skipped_exiting()),
+            ..OomKillDetail::default()
+        });
+        golden::check("oom-show-no-kill-table.txt", &text);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "OOM report 1-19abc2e5d18-3 (no kill)");
+        assert_eq!(lines[3], "Victim:       none: 3804877 stress not killed");
+        assert!(
+            lines[8].ends_with("partial report, not a kill (no_kill)"),
+            "{}",
+            lines[8]
+        );
     }
 
     #[test]

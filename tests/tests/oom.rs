@@ -48,6 +48,7 @@ fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
     assert_eq!(kill.len(), 1, "exactly once: {kill:?}");
     let k = &kill[0];
     assert_eq!(k["victim_comm"], "tail", "{k}");
+    assert_eq!(k["kind"], "kill", "{k}");
     assert_eq!(k["host_id"], "oom1");
     let memcg = k["task_memcg"]
         .as_str()
@@ -64,6 +65,7 @@ fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
     // `oom show` has the evidence: the task table and the memory samples before the kill.
     let id = k["id"].as_str().unwrap().to_string();
     let detail = fleetctl_json(&url, &["oom", "show", &id]);
+    assert_eq!(detail["kill"]["kind"], "kill", "{detail}");
     assert!(
         detail["kill"]["tasks"]
             .as_array()

@@ -18,8 +18,8 @@
 //! - a report without a kill line makes one event: a `kill` of the selected task when it has a
 //!   selection line (kernels 2.6.24-5.2 print one before the kill line, and logs often keep the
 //!   selection lines alone: grep excerpts, rate limiting) or a summary naming one (4.19+ print
-//!   `oom-kill:...,pid=N` only for a victim about to be killed), `panic` when it ends in an OOM panic,
-//!   else `no_kill` (`Out of memory and no killable processes` in a memory cgroup; 2.6.x's report
+//!   `oom-kill:...,pid=N` only for a victim about to be killed), `panic` when it ends in an OOM
+//!   panic, else `no_kill` (`Out of memory and no killable processes` in a memory cgroup; 2.6.x's report
 //!   that ends without a kill line while the previous victim is still exiting; a cut report);
 //! - an `oom_reaper: reaped process P` line whose P was not killed in the last [`RECENT_VICTIMS`]
 //!   kills is a `no_kill` event of its own: the kernel took an exiting task as its victim and
@@ -36,28 +36,37 @@
 //! read; if that one has no kill of its own and its lines come from the same moment (its first
 //! printk time at most [`REORDER_MONO_US`] before the kill's, or, without printk times, its wall
 //! time within [`REORDER_WALL_S`] of the kill's and its summary, selection or task table naming
-//! the victim), its facts and lines join the kills', one event rather than two.
+//! the victim), its facts and lines join the kills', one event rather than two
+//! (`assemble/late.rs`).
 //!
 //! `partial` is set when the report's trigger line was not seen, or it has no kill line and
 //! did not end in a panic or `Out of memory and no killable processes`, or it was cut by a
-//! limit below. Victim fields come from a kill line, or from
-//! a selection line or summary when no kill line followed it (then `partial`): the selection line names the
-//! task chosen, which is not the one killed when a child was sacrificed (it is kept as
-//! `selected_pid`/`selected_comm`), and the summary's `pid=` names the task chosen too.
+//! limit below. Victim fields come from a kill line, or from a selection line or summary when no
+//! kill line followed it (then `partial`): the selection line names the task chosen, which is not
+//! the one killed when a child was sacrificed (it is kept as `selected_pid`/`selected_comm`), and
+//! the summary's `pid=` names the task chosen too.
 //!
 //! Bounded memory: per report at most [`MAX_TASK_ROWS`] task rows (more are counted in
 //! `tasks_dropped`), per event at most [`MAX_RAW_LINES`] raw lines and [`MAX_RAW_BYTES`] of them
 //! (more are counted in `raw_dropped`; the kill line itself is always kept), at most
 //! [`MAX_HELD`] kills held for their reaper line or a late header, the last [`RECENT_VICTIMS`]
 //! victims' pids, and a report longer than [`MAX_REPORT_LINES`] lines is closed as partial.
+//!
+//! Private submodules: `late.rs` (kills waiting for a late header), `recent.rs` (the last
+//! victims' pids).
 
-use std::collections::{HashMap, VecDeque};
+mod late;
+mod recent;
+
+use std::collections::VecDeque;
 
 use aho_corasick::AhoCorasick;
 
 pub use super::event::{EventKind, OomEvent};
-use super::line::{wall_seconds_of_day, LogLine};
+use super::line::LogLine;
 use super::report::{self, Column, Kill, MemInfo, Select, TaskRow};
+use late::Pending;
+use recent::Recent;
 
 /// Task rows kept per report.
 pub const MAX_TASK_ROWS: usize = 10_000;
@@ -190,146 +199,6 @@ struct Held {
     event: OomEvent,
     /// `partial` for a reason a late header does not mend: a cut report or line, no kill line.
     cut: bool,
-}
-
-/// The events of a report without a trigger line, waiting while the next report is read: it
-/// may be their own header, arriving late (see the module doc).
-#[derive(Debug)]
-struct Pending {
-    events: Vec<Held>,
-    /// The pids the events name (victims, chosen tasks).
-    pids: Vec<i64>,
-    /// The times of the last kill line.
-    mono: Option<u64>,
-    wall: Option<String>,
-    /// A trigger line joined them.
-    header: bool,
-}
-
-impl Pending {
-    fn new(events: Vec<Held>, r: &Report) -> Self {
-        let pids = events
-            .iter()
-            .flat_map(|h| [h.event.victim_pid, h.event.selected_pid])
-            .flatten()
-            .collect();
-        Pending {
-            events,
-            pids,
-            mono: r.last_mono,
-            wall: r.last_wall.clone(),
-            header: false,
-        }
-    }
-
-    /// Whether `r`, a report with no kill of its own, is these events' header arriving late.
-    fn takes(&self, r: &Report) -> bool {
-        if r.outcomes > 0 || r.terminal == Some(Terminal::Panic) {
-            return false;
-        }
-        // A report that names another chosen task is another report.
-        if r.selected_pid.is_some_and(|p| !self.pids.contains(&p)) {
-            return false;
-        }
-        if let (Some(kill), Some(first)) = (self.mono, r.first_mono) {
-            return first <= kill && kill - first <= REORDER_MONO_US;
-        }
-        let seconds = |w: &Option<String>| w.as_deref().and_then(wall_seconds_of_day);
-        let near = match (seconds(&self.wall), seconds(&r.first_wall)) {
-            (Some(a), Some(b)) => {
-                let d = a.abs_diff(b);
-                d.min(86_400 - d) <= REORDER_WALL_S
-            }
-            (None, None) => true,
-            _ => false,
-        };
-        let names = r.selected_pid.is_some() || r.tasks.iter().any(|t| self.pids.contains(&t.pid));
-        near && names
-    }
-
-    /// Joins the facts and lines of `r` to the events.
-    fn merge(&mut self, r: &mut Report) {
-        fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
-            if slot.is_none() {
-                slot.clone_from(value);
-            }
-        }
-        self.header |= r.header;
-        let mut raw = std::mem::take(&mut r.raw);
-        for (i, h) in self.events.iter_mut().enumerate() {
-            let e = &mut h.event;
-            fill(&mut e.trigger_comm, &r.trigger_comm);
-            fill(&mut e.trigger_pid, &r.trigger_pid);
-            fill(&mut e.gfp_mask, &r.gfp_mask);
-            fill(&mut e.gfp_flags, &r.gfp_flags);
-            fill(&mut e.order, &r.order);
-            fill(&mut e.trigger_oom_score_adj, &r.trigger_adj);
-            fill(&mut e.constraint, &r.constraint);
-            fill(&mut e.cpuset, &r.cpuset);
-            fill(&mut e.global_oom, &r.global_oom);
-            fill(&mut e.oom_memcg, &r.oom_memcg);
-            fill(&mut e.task_memcg, &r.task_memcg);
-            fill(&mut e.suppressed, &r.suppressed);
-            if e.selected_pid.is_none() {
-                e.selected_pid = r.selected_pid;
-                e.selected_comm.clone_from(&r.selected_comm);
-            }
-            if e.score.is_none() && r.selected_by_line && r.selected_pid == e.victim_pid {
-                e.score = r.score;
-            }
-            if e.mem_info.is_none() && !r.mem.is_empty() {
-                e.mem_info = Some(r.mem.clone());
-            }
-            if e.tasks.is_empty() {
-                e.tasks.clone_from(&r.tasks);
-                e.tasks_dropped = (r.tasks_dropped > 0).then_some(r.tasks_dropped);
-            }
-            e.partial = !self.header || h.cut;
-            if i == 0 {
-                let room = MAX_RAW_LINES
-                    .saturating_sub(e.raw.len())
-                    .min(raw.lines.len());
-                let over = (raw.lines.len() - room) as u64 + raw.dropped;
-                e.raw.extend(raw.lines.drain(..room));
-                if over > 0 {
-                    e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + over);
-                }
-            }
-        }
-    }
-}
-
-/// The pids of the last [`RECENT_VICTIMS`] victims.
-#[derive(Debug, Default)]
-struct Recent {
-    order: VecDeque<i64>,
-    count: HashMap<i64, u32>,
-}
-
-impl Recent {
-    fn add(&mut self, pid: i64) {
-        if self.order.len() >= RECENT_VICTIMS {
-            if let Some(old) = self.order.pop_front() {
-                if let Some(n) = self.count.get_mut(&old) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.count.remove(&old);
-                    }
-                }
-            }
-        }
-        self.order.push_back(pid);
-        *self.count.entry(pid).or_insert(0) += 1;
-    }
-
-    fn contains(&self, pid: i64) -> bool {
-        self.count.contains_key(&pid)
-    }
-
-    fn clear(&mut self) {
-        self.order.clear();
-        self.count.clear();
-    }
 }
 
 /// Why a report was closed.

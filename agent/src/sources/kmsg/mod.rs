@@ -3,12 +3,15 @@
 //!
 //! Layout:
 //! - [`line`](mod@line): the three input forms (`/dev/kmsg` records, `dmesg` text, syslog/journal text)
-//!   and their prefixes: [`split_line`], [`parse_kmsg_record`];
+//!   and their prefixes (vendors' too: `dmesg -x`, `talosctl dmesg`, VMware guest logs), dropping
+//!   the records of other programs: [`split_line`], [`parse_kmsg_record`];
 //! - [`report`]: one parser per line of a report (trigger, dump_stack banner, summary,
 //!   selection, kill, task table, Mem-Info, reaper, panic), each documenting the kernel
 //!   versions whose forms it reads;
 //! - [`assemble`]: [`OomAssembler`], which turns a stream of lines into one [`OomEvent`] per
-//!   kill, with bounded memory;
+//!   kill and per OOM invocation that killed nothing, with bounded memory;
+//! - [`event`]: [`OomEvent`], the keys `parse-kmsg` prints, and its [`EventKind`] (`kill`,
+//!   `panic`, `no_kill`);
 //! - [`watch`]: [`KmsgWatcher`], which reads `/dev/kmsg` (non-blocking, woken by epoll), keeps
 //!   the cursor across restarts, counts overruns and cross-checks the `oom_kill` counter of
 //!   /proc/vmstat;
@@ -29,7 +32,7 @@
 //! gives (one JSON object per line; `raw` and `tasks` shortened here):
 //!
 //! ```json
-//! {"monotonic_s":30.745847,"victim_pid":116,"victim_comm":"stress-ng-vm","victim_uid":0,
+//! {"kind":"kill","monotonic_s":30.745847,"victim_pid":116,"victim_comm":"stress-ng-vm","victim_uid":0,
 //!  "total_vm_kb":10515768,"anon_rss_kb":7980628,"file_rss_kb":564,"shmem_rss_kb":0,
 //!  "pgtables_kb":15676,"oom_score_adj":1000,"selected_pid":116,"selected_comm":"stress-ng-vm",
 //!  "constraint":"CONSTRAINT_NONE","cpuset":"/","global_oom":true,"task_memcg":"/",

@@ -19,8 +19,9 @@
 //!   selection line (kernels 2.6.24-5.2 print one before the kill line, and logs often keep the
 //!   selection lines alone: grep excerpts, rate limiting) or a summary naming one (4.19+ print
 //!   `oom-kill:...,pid=N` only for a victim about to be killed), `panic` when it ends in an OOM
-//!   panic, else `no_kill` (`Out of memory and no killable processes` in a memory cgroup; 2.6.x's report
-//!   that ends without a kill line while the previous victim is still exiting; a cut report);
+//!   panic, else `no_kill` (`Out of memory and no killable processes` in a memory cgroup;
+//!   2.6.x's report that ends without a kill line while the previous victim is still exiting; a
+//!   cut report);
 //! - an `oom_reaper: reaped process P` line whose P was not killed in the last [`RECENT_VICTIMS`]
 //!   kills is a `no_kill` event of its own: the kernel took an exiting task as its victim and
 //!   printed nothing else;

@@ -16,7 +16,7 @@
 //!   `raw` holds the lines since the previous kill). Any other second kill starts a new report:
 //!   the OOM killer's rate limit prints a bare kill line for a report whose header it suppressed;
 //! - a report without a kill line makes one event: a `kill` of the selected task when it has a
-//!   selection line (kernels 2.6.24-5.2 print one before the kill line, and logs often keep the
+//!   selection line (kernels 2.6.24-5.0 print one before the kill line, and logs often keep the
 //!   selection lines alone: grep excerpts, rate limiting) or a summary naming one (4.19+ print
 //!   `oom-kill:...,pid=N` only for a victim about to be killed), `panic` when it ends in an OOM
 //!   panic, else `no_kill` (`Out of memory and no killable processes` in a memory cgroup;

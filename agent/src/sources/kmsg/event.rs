@@ -11,7 +11,7 @@ use super::report::{MemInfo, TaskRow};
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A process was killed: a kill line (`Killed process N`), or a selection line
-    /// (`Kill process N (x) score S or sacrifice child`, 2.6.24-5.2) whose kill line the log
+    /// (`Kill process N (x) score S or sacrifice child`, 2.6.24-5.0) whose kill line the log
     /// does not hold, then `partial`.
     #[default]
     Kill,

@@ -366,7 +366,7 @@ pub fn parse_kill(msg: &str) -> Option<Kill> {
 }
 
 /// Parses a selection line: `[Out of memory|Memory cgroup out of memory]: Kill process PID
-/// (comm) score N or sacrifice child` (2.6.36-5.2), `... kill process PID (comm) score N or a
+/// (comm) score N or sacrifice child` (2.6.36-5.0; 5.1 dropped it), `... kill process PID (comm) score N or a
 /// child` (2.6.2x-2.6.35).
 pub fn parse_select(msg: &str) -> Option<Select> {
     let at = msg.find("ill process ")?;

@@ -71,6 +71,14 @@ impl Sessions {
         self.open.lock().expect("sessions lock").len()
     }
 
+    /// Whether `host_id` has a stream open.
+    pub(super) fn is_open(&self, host_id: &str) -> bool {
+        self.open
+            .lock()
+            .expect("sessions lock")
+            .contains_key(host_id)
+    }
+
     /// Counts a new stream of `host_id`, unless a cap is reached.
     fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
         let mut open = self.open.lock().expect("sessions lock");

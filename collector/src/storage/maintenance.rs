@@ -16,7 +16,7 @@ use rocksdb::{ReadOptions, WriteBatch};
 use tokio::sync::watch;
 
 use super::chunk::{self, Row};
-use super::engine::lock;
+use super::engine::{lock, Db};
 use super::keys::{self, ChunkKey};
 use super::samples::dedup_keep_last;
 use super::values;
@@ -96,14 +96,15 @@ impl Store {
         };
         // Window w is closed when w + 2 * window <= now, i.e. w <= cutoff.
         let last_closed = cutoff - cutoff % self.window_s;
-        let raw_cf = self.cf(CF_RAW)?;
+        let db = self.db()?;
+        let raw_cf = db.cf(CF_RAW)?;
 
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(vec![keys::PREFIX_RAW]);
         ro.set_iterate_upper_bound(keys::raw_window_prefix(last_closed + 1).to_vec());
         // The iterator reads a snapshot taken now; samples written meanwhile wait for the next
         // run (they have other keys: a batch seq is never stored twice).
-        let mut it = self.db.raw_iterator_cf_opt(raw_cf, ro);
+        let mut it = db.raw_iterator_cf_opt(raw_cf, ro);
         it.seek_to_first();
         let mut group: Option<Group> = None;
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
@@ -114,7 +115,7 @@ impl Store {
                 .is_some_and(|g| (g.window_s, g.host_num) != (rk.window_start_s, rk.host_num))
             {
                 if let Some(done) = group.take() {
-                    self.seal_group(done, &mut stats)?;
+                    self.seal_group(&db, done, &mut stats)?;
                 }
             }
             let g = group.get_or_insert_with(|| Group {
@@ -141,7 +142,7 @@ impl Store {
         }
         it.status()?;
         if let Some(done) = group.take() {
-            self.seal_group(done, &mut stats)?;
+            self.seal_group(&db, done, &mut stats)?;
         }
         if stats.groups > 0 {
             tracing::debug!(
@@ -157,15 +158,15 @@ impl Store {
         Ok(stats)
     }
 
-    fn seal_group(&self, g: Group, stats: &mut SealStats) -> Result<(), StorageError> {
-        let chunks_cf = self.cf(CF_CHUNKS)?;
-        let raw_cf = self.cf(CF_RAW)?;
+    fn seal_group(&self, db: &Db<'_>, g: Group, stats: &mut SealStats) -> Result<(), StorageError> {
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let raw_cf = db.cf(CF_RAW)?;
 
         // Existing chunks of this host and window (late data): one prefix scan; only the series
         // that receive new rows are decoded.
         let mut existing: HashMap<(u8, String), Vec<Row>> = HashMap::new();
         let prefix = keys::chunk_host_prefix(g.window_s, g.host_num);
-        let mut it = self.db.raw_iterator_cf(chunks_cf);
+        let mut it = db.raw_iterator_cf(chunks_cf);
         it.seek(prefix);
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             if !key.starts_with(&prefix) {
@@ -209,7 +210,7 @@ impl Store {
             batch.delete_cf(raw_cf, k);
         }
         // Not synced: losing it in a crash leaves the samples raw, to be sealed again.
-        self.db.write(batch)?;
+        db.commit_unsynced(batch)?;
         stats.groups += 1;
         stats.samples += g.raw_keys.len() as u64;
         Ok(())
@@ -236,10 +237,11 @@ impl Store {
         };
         // Windows starting before `end` end at or before the cutoff.
         let end = cutoff - cutoff % self.window_s;
-        let raw_cf = self.cf(CF_RAW)?;
-        let chunks_cf = self.cf(CF_CHUNKS)?;
-        let events_cf = self.cf(CF_EVENTS)?;
-        let topoom_cf = self.cf(CF_TOPOOM)?;
+        let db = self.db()?;
+        let raw_cf = db.cf(CF_RAW)?;
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let events_cf = db.cf(CF_EVENTS)?;
+        let topoom_cf = db.cf(CF_TOPOOM)?;
         let ranges = [
             (
                 raw_cf,
@@ -269,7 +271,7 @@ impl Store {
         // serialised by `maintenance_lock`), so the entries found stay valid. One added meanwhile
         // for an expired kill outlives it until the next run, when the kill's window is again
         // below the cutoff; until then it only keeps an expired kill from being stored again.
-        let stale_index = self.expired_event_index(end)?;
+        let stale_index = self.expired_event_index(&db, end)?;
         {
             // `write` lowers the floor, never raises it, so `end` is still above it.
             let mut floor = lock(&self.retention_floor_s);
@@ -280,12 +282,12 @@ impl Store {
             for k in &stale_index {
                 batch.delete_cf(events_cf, k);
             }
-            self.db.write(batch)?;
+            db.commit_unsynced(batch)?;
             *floor = end;
         }
         self.forget_expired_rankings(end);
         for (cf, from, to) in &ranges {
-            self.db.compact_range_cf(*cf, Some(from), Some(to));
+            db.compact_range_cf(*cf, Some(from), Some(to));
         }
         tracing::info!(before_s = end, "retention: dropped expired windows");
         Ok(())

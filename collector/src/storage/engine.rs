@@ -164,7 +164,7 @@ impl Store {
         }
         // No session survives a restart: every host is disconnected.
         let none = |_: &str| false;
-        let (db, window_s, registry, state) = match open_writable(dir, window_s, &none) {
+        let (db, window_s, registry, state) = match open_writable(dir, true, window_s, &none) {
             Ok((db, window_s, registry)) => (db, window_s, registry, StoreState::Writable),
             Err(StorageError::Rocks(e)) if e.kind() == rocksdb::ErrorKind::IOError => {
                 match open_read_only(dir, &none) {
@@ -261,8 +261,8 @@ impl Store {
         // RocksDB closes the failed instance as it can (its write-ahead log and info log writers
         // saw the error, which their close tolerates) and releases the directory's lock.
         drop(slot.take());
-        let reopened =
-            open_writable(&self.dir, self.window_s, connected).and_then(|(db, _, registry)| {
+        let reopened = open_writable(&self.dir, false, self.window_s, connected).and_then(
+            |(db, _, registry)| {
                 // The open may have written nothing: check that a synced write goes through before
                 // anything is acknowledged again (a failure drops this instance unused).
                 let mut batch = WriteBatch::default();
@@ -273,7 +273,8 @@ impl Store {
                 );
                 db.write_opt(batch, &sync_write())?;
                 Ok((db, registry))
-            });
+            },
+        );
         // No call is inside the store (they all hold `db`), so the registry and the floor are
         // nobody else's now.
         match reopened {
@@ -366,10 +367,11 @@ impl Store {
     }
 }
 
-/// The database options, for a writable and a read-only open alike.
-fn db_options() -> Options {
+/// The database options, for a writable and a read-only open alike; `create`: create a missing
+/// database (only the first open: a reopen that finds none must not start an empty one).
+fn db_options(create: bool) -> Options {
     let mut db_opts = Options::default();
-    db_opts.create_if_missing(true);
+    db_opts.create_if_missing(create);
     db_opts.create_missing_column_families(true);
     db_opts.set_max_background_jobs(2);
     // Bound the WAL: `hosts` sees a trickle of writes that would otherwise pin old log files.
@@ -390,14 +392,16 @@ fn descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
         .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name)))
 }
 
-/// Opens the database in `dir` for writing: the database, its chunk window (stored on first
-/// open as `window_s`) and its host registry, each host marked connected as `connected` says.
+/// Opens the database in `dir` for writing (`create`: creating it if missing): the database, its
+/// chunk window (stored on first open as `window_s`) and its host registry, each host marked
+/// connected as `connected` says.
 fn open_writable(
     dir: &Path,
+    create: bool,
     window_s: u64,
     connected: &dyn Fn(&str) -> bool,
 ) -> Result<(DB, u64, Registry), StorageError> {
-    let db = DB::open_cf_descriptors(&db_options(), dir, descriptors())?;
+    let db = DB::open_cf_descriptors(&db_options(create), dir, descriptors())?;
     let window_s = load_window(&db, Some(window_s))?;
     let registry = Registry::load(&db, window_s, true, connected)?;
     Ok((db, window_s, registry))
@@ -410,7 +414,7 @@ fn open_read_only(
     dir: &Path,
     connected: &dyn Fn(&str) -> bool,
 ) -> Result<(DB, u64, Registry), StorageError> {
-    let db = DB::open_cf_descriptors_read_only(&db_options(), dir, descriptors(), false)?;
+    let db = DB::open_cf_descriptors_read_only(&db_options(false), dir, descriptors(), false)?;
     let window_s = load_window(&db, None)?;
     let registry = Registry::load(&db, window_s, false, connected)?;
     Ok((db, window_s, registry))

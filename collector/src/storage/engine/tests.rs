@@ -15,18 +15,22 @@ fn store_is_send_and_sync() {
     check::<Arc<Store>>();
 }
 
-#[test]
-fn a_failing_store_refuses_writes_serves_reads_and_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+/// A store with one host and one stored batch (seq 1, one sample), then failing with `error`:
+/// what a failed RocksDB write does (the end-to-end test `disk_full` fills a real filesystem).
+fn failing_with_one_batch(dir: &tempfile::TempDir, error: &str) -> (Store, u32) {
+    let store = open(dir);
     let h = store.upsert_host(&identity("a"), T0, true).unwrap().num;
     store
         .write(&[item(h, 1, 1, &[T0 + 1_000])], T0 + 2_000)
         .unwrap();
-    // What a failed RocksDB write does (the end-to-end test fills a real filesystem).
-    store
-        .health
-        .failed("IO error: No space left on device".into());
+    store.health.failed(error.into());
+    (store, h)
+}
+
+#[test]
+fn a_failing_store_refuses_writes_serves_reads_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, h) = failing_with_one_batch(&dir, "IO error: No space left on device");
     assert!(matches!(
         store.state(),
         StoreState::Failing { ref error, .. } if error.contains("No space left")
@@ -59,12 +63,7 @@ fn a_failing_store_refuses_writes_serves_reads_and_resumes() {
 #[test]
 fn a_reopen_that_finds_no_database_gives_up_instead_of_starting_an_empty_one() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let h = store.upsert_host(&identity("a"), T0, true).unwrap().num;
-    store
-        .write(&[item(h, 1, 1, &[T0 + 1_000])], T0 + 2_000)
-        .unwrap();
-    store.health.failed("IO error: test".into());
+    let (store, h) = failing_with_one_batch(&dir, "IO error: test");
     // The database's files are gone (an operator's mistake, another program), the directory
     // still takes writes.
     for f in std::fs::read_dir(dir.path()).unwrap() {
@@ -81,7 +80,10 @@ fn a_reopen_that_finds_no_database_gives_up_instead_of_starting_an_empty_one() {
         Err(StorageError::Unavailable(_))
     ));
     // The failed open leaves its lock file (and RocksDB's LOG), no database.
-    assert!(!dir.path().join("CURRENT").exists(), "no empty database created");
+    assert!(
+        !dir.path().join("CURRENT").exists(),
+        "no empty database created"
+    );
 }
 
 #[test]

@@ -380,6 +380,7 @@ impl Query for FakeSvc {
                 state: fleet_proto::v1::storage_status::State::Ok as i32,
                 ..Default::default()
             }),
+            ..fleet_proto::v1::CollectorStatus::default()
         }))
     }
 

@@ -275,6 +275,7 @@ mod tests {
                 since_ms: 0,
                 error: String::new(),
             }),
+            ..CollectorStatus::default()
         }
     }
 

@@ -55,7 +55,15 @@ fn a_failing_store_refuses_writes_serves_reads_and_resumes() {
             T0 + 4_000,
         )
         .unwrap();
-    assert_eq!(out, vec![WriteOutcome::Duplicate, WriteOutcome::Stored]);
+    assert_eq!(
+        out,
+        vec![
+            WriteOutcome::Duplicate,
+            WriteOutcome::Stored {
+                repeated_kills: vec![]
+            }
+        ]
+    );
     assert_eq!(cpu_rows(&store, h, T0, T0 + HOUR_MS).len(), 4);
     assert!(!store.hosts()[0].connected, "no session open: disconnected");
 }

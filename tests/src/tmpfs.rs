@@ -62,7 +62,7 @@ impl Tmpfs {
     /// # Panics
     /// On another error, or if the filesystem does not fill.
     pub fn fill(&self) -> u64 {
-        let mut f = std::fs::File::create(self.path.join(FILLER)).expect("create the filler");
+        let mut f = std::fs::File::create(self.filler()).expect("create the filler");
         let mut written = 0u64;
         let mut chunk = 1 << 20;
         for _ in 0..MAX_FILL_WRITES {
@@ -76,9 +76,14 @@ impl Tmpfs {
         panic!("{} is not full after {written} bytes", self.path.display());
     }
 
+    /// The filler file [`Tmpfs::fill`] writes, at the root of the mount.
+    pub fn filler(&self) -> PathBuf {
+        self.path.join(FILLER)
+    }
+
     /// Removes the filler file: the space comes back.
     pub fn free(&self) {
-        std::fs::remove_file(self.path.join(FILLER)).expect("remove the filler");
+        std::fs::remove_file(self.filler()).expect("remove the filler");
     }
 }
 

@@ -1,10 +1,12 @@
-//! End-to-end: the collector's data directory on a small tmpfs of the test's own, filled under
-//! the load of a real agent (issue 12, "A full disk on the collector"). The collector stays up
-//! (Debian's RocksDB is built with assertions: before the fix it died of SIGABRT here), stops
-//! acknowledging while the agent keeps its samples in its spool, answers queries, shows the
-//! storage state in `fleetctl status`, and takes writes again by itself once space is back:
-//! nothing lost, nothing stored twice. A store that cannot be reopened at all ends the
-//! collector with a non-zero status.
+//! End-to-end: the collector's data directory is a small tmpfs of the test's own, filled under
+//! the load of a real agent (issue 12, "A full disk on the collector"). The collector stays up,
+//! stops acknowledging while the agent keeps its samples in its spool, answers queries, shows
+//! the storage state in `fleetctl status`, and takes writes again by itself once space is back:
+//! nothing lost, nothing stored twice. Stopped while the disk is full it exits cleanly (before
+//! the fix: SIGABRT, an assertion inside Debian's RocksDB) and comes back with all it
+//! acknowledged. A store that cannot be reopened at all ends the collector with status 1.
+//!
+//! The collector's log is written next to its data directory, outside the full filesystem.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -17,6 +19,9 @@ use serde_json::Value;
 const FS_BYTES: u64 = 32 << 20;
 /// How soon writes must resume once space is back (the issue's bound).
 const RESUME_WITHIN: Duration = Duration::from_secs(30);
+/// The outage the tests hold the disk full for: a fixed sleep on purpose, the outage itself is
+/// what is tested (nothing acknowledged during it, all of it replayed after).
+const OUTAGE: Duration = Duration::from_secs(6);
 
 /// Panics, with how it ended and its log, if the collector is no longer running.
 fn assert_up(c: &mut Collector) {
@@ -35,14 +40,6 @@ fn storage(c: &mut Collector) -> Value {
     fleetctl_json(&c.url(), &["status"])["storage"].clone()
 }
 
-/// Waits until `fleetctl status` shows the storage `state`, watching that the collector lives.
-fn wait_for_storage(c: &mut Collector, state: &str, timeout: Duration) -> Value {
-    wait_for(&format!("storage {state}"), timeout, || {
-        let s = storage(c);
-        (s["state"] == state).then_some(s)
-    })
-}
-
 /// The times (ms) of the host's stored CPU rows (`all`), in order.
 fn sample_times(url: &str, host: &str) -> Vec<i64> {
     let v = fleetctl_json(url, &["sar", "-u", "--host", host, "--since", "1h"]);
@@ -58,44 +55,78 @@ fn sample_times(url: &str, host: &str) -> Vec<i64> {
         .collect()
 }
 
-/// A collector on a fresh tmpfs with one agent (`host`) whose samples it stores.
-fn collector_with_agent(tmp: &Path, host: &str) -> (Tmpfs, Collector, Proc) {
+/// Exactly once: one stored row per acknowledged seq of `host`, none twice, no gap (the agent
+/// samples every second and kept what it took during the outage).
+fn assert_exactly_once(url: &str, host: &str) {
+    let last = last_seq(url, host).expect("host listed");
+    let times = sample_times(url, host);
+    assert_eq!(times.len() as u64, last, "{host}: rows vs sequence numbers");
+    for w in times.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            (500..=2500).contains(&gap),
+            "{host}: samples {gap} ms apart: doubled or lost"
+        );
+    }
+}
+
+/// A collector whose data directory is a fresh tmpfs (with `extra` flags), with one agent
+/// (`host`) whose samples it stores.
+fn collector_with_agent(tmp: &Path, host: &str, extra: &[&str]) -> (Tmpfs, Collector, Proc) {
     caps::require(caps::root());
-    let fs = Tmpfs::mount(&tmp.join("mnt"), FS_BYTES);
-    let c = Collector::start(&fs.path().join("data"), "127.0.0.1:0", &[]);
+    let fs = Tmpfs::mount(&tmp.join("data"), FS_BYTES);
+    let c = Collector::start(fs.path(), "127.0.0.1:0", extra);
     let agent = start_agent(&c.url(), &tmp.join("agent"), host, "prod", &[]);
     wait_for_samples(&c.url(), host, 3);
     (fs, c, agent)
 }
 
+/// Fills the disk and drives load until a write of the collector failed on it (its log says
+/// so), watching that it lives; returns the host's last acknowledged seq then.
+///
+/// The load is `fleet-loadgen` (two simulated agents) next to the real agent: RocksDB
+/// preallocates its write-ahead log, so the writes of one agent alone could go on into the
+/// preallocated space for minutes after the filesystem is full. Its agents stop at the first
+/// refused write.
+fn fill_until_a_write_fails(fs: &Tmpfs, c: &mut Collector, host: &str) -> u64 {
+    let filled = fs.fill();
+    let _load = Reaped(
+        std::process::Command::new(bin("fleet-loadgen"))
+            .args(["--collector", &c.url(), "--agents", "2", "--seconds", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start fleet-loadgen"),
+    );
+    wait_for(
+        &format!("a write failing on the full disk ({filled} bytes of filler)"),
+        Duration::from_secs(30),
+        || {
+            assert_up(c);
+            c.proc
+                .log_text()
+                .contains("No space left on device")
+                .then_some(())
+        },
+    );
+    last_seq(&c.url(), host).expect("host listed")
+}
+
 #[test]
 fn a_full_disk_stops_acks_keeps_queries_and_resumes_losing_and_doubling_nothing() {
     let tmp = tempfile::tempdir().unwrap();
+    // Sealing every second: its writes, too, wait quietly for the disk.
+    let config = tmp.path().join("collector.toml");
+    std::fs::write(&config, "seal_every = \"1s\"\n").unwrap();
     // Dropped in reverse: agent, collector, then the unmount.
-    let (fs, mut c, mut agent) = collector_with_agent(tmp.path(), "df1");
+    let (fs, mut c, mut agent) =
+        collector_with_agent(tmp.path(), "df1", &["--config", config.to_str().unwrap()]);
     let url = c.url();
-    assert_eq!(storage(&mut c)["state"], "ok");
 
-    let filled = fs.fill();
-    let failing = wait_for_storage(&mut c, "failing", Duration::from_secs(30));
-    assert!(
-        failing["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("No space left on device")),
-        "{failing} (filler of {filled} bytes)"
-    );
-    assert!(failing["since"].is_string(), "{failing}");
-    let table = String::from_utf8(fleetctl(&url, &["status"]).stdout).unwrap();
-    assert!(
-        table.contains("storage                  failing since "),
-        "{table}"
-    );
-
-    // Full for a while: a fixed sleep on purpose, the outage itself is what is tested. Nothing
-    // is acknowledged or stored meanwhile, queries are answered, the collector stays up.
-    let stored = last_seq(&url, "df1").expect("df1 listed");
+    let stored = fill_until_a_write_fails(&fs, &mut c, "df1");
     let rows = sample_times(&url, "df1").len();
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(OUTAGE);
+    // Nothing acknowledged or stored meanwhile, queries answered, the collector up.
     assert_eq!(
         last_seq(&url, "df1"),
         Some(stored),
@@ -106,55 +137,100 @@ fn a_full_disk_stops_acks_keeps_queries_and_resumes_losing_and_doubling_nothing(
         rows,
         "stored on a full disk"
     );
-    assert_eq!(storage(&mut c)["state"], "failing");
+    let during = storage(&mut c);
+    let table = String::from_utf8(fleetctl(&url, &["status"]).stdout).unwrap();
 
     fs.free();
     let freed = Instant::now();
-    wait_for_storage(&mut c, "ok", RESUME_WITHIN);
-    eprintln!("storage ok {:?} after space came back", freed.elapsed());
-    // The agent's spool, replayed (its reconnect backoff is at most 30 s): the samples it took
-    // while the disk was full arrive.
+    let mut resumed_after = None;
+    // The agent's spool, replayed once writes resume (its reconnect backoff is at most 30 s):
+    // the samples it took while the disk was full arrive.
     wait_for(
-        "the samples spooled during the outage",
+        "writes to resume and the samples spooled during the outage to be stored",
         Duration::from_secs(60),
-        || last_seq(&url, "df1").filter(|s| *s >= stored + 8),
+        || {
+            if resumed_after.is_none() && storage(&mut c)["state"] == "ok" {
+                resumed_after = Some(freed.elapsed());
+            }
+            last_seq(&url, "df1").filter(|s| *s >= stored + OUTAGE.as_secs())
+        },
     );
+    let resumed_after = resumed_after.expect("storage ok");
+    eprintln!("storage ok {resumed_after:?} after space came back");
+    assert!(resumed_after <= RESUME_WITHIN, "{resumed_after:?}");
+
+    // What `fleetctl status` showed during the outage.
+    assert_eq!(during["state"], "failing", "{during}");
+    assert!(during["since"].is_string(), "{during}");
+    assert!(
+        during["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left on device")),
+        "{during}"
+    );
+    assert!(
+        table.contains("storage                  failing since "),
+        "{table}"
+    );
+
     assert_eq!(agent.term(Duration::from_secs(15)), Some(0), "agent exit");
-
-    // Exactly once: one row per acknowledged seq, none twice, no gap from the outage.
-    let last = last_seq(&url, "df1").unwrap();
-    let times = sample_times(&url, "df1");
-    assert_eq!(times.len() as u64, last, "rows vs sequence numbers");
-    for w in times.windows(2) {
-        let gap = w[1] - w[0];
-        assert!(
-            (500..=2500).contains(&gap),
-            "samples {gap} ms apart: doubled or lost"
-        );
-    }
-
+    assert_exactly_once(&url, "df1");
     assert_up(&mut c);
     assert_eq!(
         c.proc.term(Duration::from_secs(15)),
         Some(0),
         "collector exit"
     );
-    // Logged once per change of state, not per refused batch or retry.
+    // Logged once per change of state, not per refused batch, retry, seal or disconnect.
     let log = c.proc.log_text();
     assert_eq!(log.matches("storage writes failing").count(), 1, "{log}");
     assert_eq!(log.matches("storage writable again").count(), 1, "{log}");
+    for quiet in [
+        "sealing failed",
+        "retention failed",
+        "could not record disconnect",
+    ] {
+        assert!(!log.contains(quiet), "{quiet}: {log}");
+    }
+}
+
+#[test]
+fn stopped_on_a_full_disk_it_exits_cleanly_and_comes_back_with_all_it_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, mut c, mut agent) = collector_with_agent(tmp.path(), "df3", &[]);
+    let stored = fill_until_a_write_fails(&fs, &mut c, "df3");
+    let status = c.proc.term(Duration::from_secs(15));
+    assert_eq!(
+        status,
+        Some(0),
+        "stopped on a full disk (None: killed by a signal); log:\n{}",
+        c.proc.log_text()
+    );
+
+    fs.free();
+    let c = Collector::start(fs.path(), &c.addr, &[]);
+    let url = c.url();
+    wait_for(
+        "the samples spooled while the collector was down to be stored",
+        Duration::from_secs(60),
+        || last_seq(&url, "df3").filter(|s| *s >= stored + 3),
+    );
+    assert_eq!(agent.term(Duration::from_secs(15)), Some(0), "agent exit");
+    assert_exactly_once(&url, "df3");
 }
 
 #[test]
 fn a_store_that_cannot_be_reopened_ends_the_collector_with_a_failure() {
     let tmp = tempfile::tempdir().unwrap();
-    let (fs, mut c, _agent) = collector_with_agent(tmp.path(), "df2");
-    fs.fill();
-    wait_for_storage(&mut c, "failing", Duration::from_secs(30));
+    let (fs, mut c, _agent) = collector_with_agent(tmp.path(), "df2", &[]);
+    fill_until_a_write_fails(&fs, &mut c, "df2");
     // The database's files are taken away while writes fail; then space comes back, and the
     // reopen finds no database.
-    for f in std::fs::read_dir(&c.data_dir).unwrap() {
-        let _ = std::fs::remove_file(f.unwrap().path());
+    for f in std::fs::read_dir(fs.path()).unwrap() {
+        let path = f.unwrap().path();
+        if path != fs.filler() {
+            std::fs::remove_file(path).unwrap();
+        }
     }
     fs.free();
     let child = &mut c.proc.child;

@@ -41,6 +41,11 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
+        // Both rewrite data: nothing to do while the store refuses writes (a full disk), and
+        // nothing to log each time (the store logged its state once).
+        if !store.is_writable() {
+            continue;
+        }
         let s = store.clone();
         match blocking(move || s.seal(now_ms())).await {
             Ok(stats) => tracing::debug!(?stats, "sealed closed windows"),

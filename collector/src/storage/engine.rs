@@ -233,7 +233,7 @@ impl Store {
     }
 
     /// Tries to make a store that is not writable writable again; does nothing to a writable
-    /// one. First checks that the data directory takes a write ([`PROBE_BYTES`] written and
+    /// one. First checks that the data directory takes a write (`PROBE_BYTES`, 1 MiB, written and
     /// synced to a scratch file); if it does, closes the database (the calls of the meantime
     /// wait), opens it anew for writing, reloads the host registry from it and checks that a
     /// synced write goes through. When that fails, opens it read-only instead

@@ -11,7 +11,7 @@
 //! [`Store`], the RocksDB-backed implementation of the API below, one file per record family,
 //! each an `impl Store` block:
 //! - `engine`: the [`Store`] itself (its locks and cache), open and reopen, column family
-//!   tuning, flush and compaction, and the one path of every write ([`Store::db`]'s `commit`).
+//!   tuning, flush and compaction, and the one path of every write (`Store::db`'s `commit`).
 //! - [`health`]: whether the store takes writes ([`StoreState`]: writable, failing, read-only)
 //!   and the loop that reopens the database after a write error.
 //! - `hosts`: the host registry: numbers, identities, connected, each spool's epoch and last

@@ -244,18 +244,28 @@ impl Store {
     /// meanwhile writes its disconnect after this returns.
     ///
     /// # Errors
-    /// [`StorageError::Unavailable`] when the database could not be opened even for reading:
-    /// every call then gets `Unavailable`, and the store cannot continue.
+    /// [`StorageError::Unavailable`] when the data directory is gone (the database stays open
+    /// for reading), or when the database could not be opened even for reading (every call
+    /// then gets `Unavailable`): either way the store cannot continue.
     pub fn resume(&self, connected: &dyn Fn(&str) -> bool) -> Result<StoreState, StorageError> {
         if self.health.writable() {
             return Ok(StoreState::Writable);
         }
-        if let Err(e) = probe(&self.dir) {
-            self.health.still(format!(
-                "the data directory takes no write: {e} ({})",
-                self.dir.display()
-            ));
-            return Ok(self.health.get());
+        match probe(&self.dir) {
+            Ok(()) => {}
+            // The directory itself is gone: no disk coming back brings the database back.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let error = format!("the data directory is gone: {e} ({})", self.dir.display());
+                self.health.failed(error.clone());
+                return Err(StorageError::Unavailable(error));
+            }
+            Err(e) => {
+                self.health.still(format!(
+                    "the data directory takes no write: {e} ({})",
+                    self.dir.display()
+                ));
+                return Ok(self.health.get());
+            }
         }
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
         // RocksDB closes the failed instance as it can (its write-ahead log and info log writers

@@ -10,8 +10,8 @@
 //! API, and a database whose write-ahead log saw an error must not be used for writing again:
 //! see README "Why the system RocksDB"). A writable reopen that fails leaves the database open
 //! read-only (*read-only*: queries served, writes refused) until a later attempt succeeds. Only
-//! when it cannot even be opened for reading does [`recover`] give up with an error, on which
-//! the collector stops with a non-zero status.
+//! when the data directory is gone, or the database cannot even be opened for reading, does
+//! [`recover`] give up with an error, on which the collector stops with a non-zero status.
 //!
 //! Each change of state is logged once; the state and its error are what `fleetctl status` shows.
 
@@ -193,5 +193,53 @@ pub async fn recover(
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_dates_the_outage_and_later_errors_only_update_it() {
+        let h = Health::new(StoreState::Writable);
+        let mut rx = h.subscribe();
+        assert!(h.writable());
+        h.failed("IO error: No space left on device".into());
+        let StoreState::Failing { since_ms, .. } = h.get() else {
+            panic!("{:?}", h.get())
+        };
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+
+        h.failed("IO error: again".into());
+        h.still("the data directory takes no write".into());
+        assert_eq!(
+            h.get(),
+            StoreState::Failing {
+                since_ms,
+                error: "the data directory takes no write".into()
+            }
+        );
+        h.read_only("IO error: MANIFEST".into());
+        assert_eq!(
+            h.get(),
+            StoreState::ReadOnly {
+                since_ms,
+                error: "IO error: MANIFEST".into()
+            }
+        );
+        assert!(!h.writable());
+        assert!(h
+            .get()
+            .refusal()
+            .starts_with("storage is read-only: IO error"));
+
+        h.resumed();
+        assert_eq!(h.get(), StoreState::Writable);
+        h.still("ignored once writable".into());
+        assert_eq!(h.get(), StoreState::Writable);
+        h.failed("IO error: later".into());
+        assert!(matches!(h.get(), StoreState::Failing { since_ms: s, .. } if s >= since_ms));
     }
 }

@@ -95,6 +95,20 @@ fn a_reopen_that_finds_no_database_gives_up_instead_of_starting_an_empty_one() {
 }
 
 #[test]
+fn a_data_directory_removed_under_a_failing_store_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, h) = failing_with_one_batch(&dir, "IO error: test");
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let gave_up = store.resume(&|_| false);
+    assert!(
+        matches!(&gave_up, Err(StorageError::Unavailable(e)) if e.contains("the data directory is gone")),
+        "{gave_up:?}"
+    );
+    // Still open: queries are answered while the collector stops.
+    assert_eq!(cpu_rows(&store, h, T0, T0 + HOUR_MS).len(), 2);
+}
+
+#[test]
 fn the_stored_chunk_window_wins_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(&dir));

@@ -17,6 +17,12 @@
 //! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
 //!   kills since the agent started than the log did, for two checks in a row, each missing kill
 //!   is reported as an event with `source = "vmstat"` and what is known (the time).
+//! - Bursts: one call reads at most [`MAX_RECORDS_PER_READ`] records, so the agent's loop spools
+//!   and ships between the parts of a storm and keeps sampling; [`KmsgWatcher::readable`] is
+//!   ready at once while records are left.
+//! - Wall times: [`clock`], the boot time read again for every event (a stepped clock applies
+//!   to the kills after it). Details: [`detail`], each event's under the collector's limit (the
+//!   biggest task rows, one table per `memory.oom.group` burst).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -28,14 +34,21 @@ use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
+use self::clock::{BootTime, Clocks, SystemClocks};
+use self::detail::Details;
 use super::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 use crate::now_ms;
+
+pub mod clock;
+pub mod detail;
 
 /// How long the log must stay quiet before a pending report is considered complete.
 pub const IDLE_FLUSH: Duration = Duration::from_millis(250);
 /// Re-read interval for a kmsg path that cannot be polled (a regular file).
 pub const POLL_FILE: Duration = Duration::from_millis(500);
 const RECORD_BUF: usize = 16 * 1024;
+/// Records one [`KmsgWatcher::read_available`] reads at most.
+pub const MAX_RECORDS_PER_READ: usize = 4096;
 
 /// The device or file being read.
 enum Source {
@@ -43,18 +56,25 @@ enum Source {
     File(File),
 }
 
-/// Persisted read position.
+/// Persisted read position: `boot_id seq boot_us` (the boot time in use, see [`clock`]; absent
+/// in cursors of older agents).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     boot_id: String,
     seq: u64,
+    boot_us: Option<i64>,
 }
 
 fn parse_cursor(text: &str) -> Option<Cursor> {
     let mut it = text.split_whitespace();
     let boot_id = it.next()?.to_string();
     let seq = it.next()?.parse().ok()?;
-    Some(Cursor { boot_id, seq })
+    let boot_us = it.next().and_then(|t| t.parse().ok());
+    Some(Cursor {
+        boot_id,
+        seq,
+        boot_us,
+    })
 }
 
 /// Reads the kernel log and turns OOM reports into events.
@@ -64,8 +84,12 @@ pub struct KmsgWatcher {
     buf: Vec<u8>,
     assembler: OomAssembler,
     boot_id: String,
-    /// Unix ms of the kernel's monotonic zero, for converting record times to wall time.
-    boot_wall_ms: i64,
+    /// The wall time of the kernel's monotonic zero, read again for every event.
+    boot: BootTime,
+    /// Keeps each event's detail under the collector's limit.
+    details: Details,
+    /// The last read stopped at [`MAX_RECORDS_PER_READ`]: records are left.
+    backlog: bool,
     /// Records with seq <= this were handled by a previous run of this boot.
     skip_upto: Option<u64>,
     last_seq: Option<u64>,
@@ -83,16 +107,6 @@ pub struct KmsgWatcher {
     suspect_unlogged: u64,
 }
 
-fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
 /// Parses the `oom_kill` line of /proc/vmstat. Pure.
 pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
     text.lines()
@@ -107,6 +121,19 @@ impl KmsgWatcher {
     /// # Errors
     /// The kernel log cannot be opened (e.g. no CAP_SYSLOG): the message names the path.
     pub fn open(path: &Path, proc_root: &Path, state_dir: &Path) -> Result<KmsgWatcher, String> {
+        Self::open_with_clocks(path, proc_root, state_dir, Box::new(SystemClocks))
+    }
+
+    /// As [`KmsgWatcher::open`], reading wall and monotonic time from `clocks` (tests step them).
+    ///
+    /// # Errors
+    /// As [`KmsgWatcher::open`].
+    pub fn open_with_clocks(
+        path: &Path,
+        proc_root: &Path,
+        state_dir: &Path,
+        clocks: Box<dyn Clocks>,
+    ) -> Result<KmsgWatcher, String> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -136,15 +163,19 @@ impl KmsgWatcher {
         let cursor = std::fs::read_to_string(&cursor_path)
             .ok()
             .and_then(|t| parse_cursor(&t));
-        let skip_upto = cursor.filter(|c| c.boot_id == boot_id).map(|c| c.seq);
-        let mono = monotonic_us();
+        let this_boot = cursor.filter(|c| c.boot_id == boot_id);
+        let skip_upto = this_boot.as_ref().map(|c| c.seq);
+        let boot = BootTime::new(clocks, this_boot.and_then(|c| c.boot_us));
+        let mono = boot.monotonic_us();
         Ok(KmsgWatcher {
             source,
             path: path.to_path_buf(),
             buf: vec![0; RECORD_BUF],
             assembler: OomAssembler::new(),
             boot_id,
-            boot_wall_ms: now_ms() - (mono / 1000) as i64,
+            boot,
+            details: Details::default(),
+            backlog: false,
             skip_upto,
             last_seq: None,
             cursor_path,
@@ -165,8 +196,12 @@ impl KmsgWatcher {
         self.status
     }
 
-    /// Waits until records may be readable (device) or the poll period passed (file).
+    /// Waits until records may be readable (device) or the poll period passed (file); at once
+    /// while the last read left records.
     pub async fn readable(&mut self) {
+        if self.backlog {
+            return tokio::task::yield_now().await;
+        }
         match &self.source {
             Source::Device(fd) => match fd.readable().await {
                 Ok(mut guard) => guard.clear_ready(),
@@ -179,9 +214,15 @@ impl KmsgWatcher {
         }
     }
 
-    /// When a pending report should be flushed (the log has been quiet for [`IDLE_FLUSH`]).
+    /// Whether the last read stopped at [`MAX_RECORDS_PER_READ`] with records left.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// When a pending report should be flushed (the log has been quiet for [`IDLE_FLUSH`]);
+    /// never while records are left to read (the report may go on in them).
     pub fn flush_deadline(&self) -> Option<Instant> {
-        if self.flushed {
+        if self.flushed || self.backlog {
             None
         } else {
             self.last_record.map(|t| t + IDLE_FLUSH)
@@ -195,10 +236,16 @@ impl KmsgWatcher {
         }
     }
 
-    /// Reads every record available now and returns the events of reports that completed.
+    /// Reads the records available now, at most [`MAX_RECORDS_PER_READ`], and returns the
+    /// events of reports that completed.
     pub fn read_available(&mut self) -> Vec<OomEvent> {
         let mut out = Vec::new();
-        loop {
+        self.backlog = false;
+        for read in 0.. {
+            if read == MAX_RECORDS_PER_READ {
+                self.backlog = true;
+                break;
+            }
             let n = match self.read_one() {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -240,7 +287,7 @@ impl KmsgWatcher {
             self.flushed = false;
             let done = self.assembler.push(line);
             for e in done {
-                out.push(self.event_to_proto(&e));
+                out.push(self.event_to_proto(e));
             }
         }
         out
@@ -250,7 +297,7 @@ impl KmsgWatcher {
     pub fn flush_idle(&mut self) -> Vec<OomEvent> {
         self.flushed = true;
         let done = self.assembler.finish();
-        done.iter().map(|e| self.event_to_proto(e)).collect()
+        done.into_iter().map(|e| self.event_to_proto(e)).collect()
     }
 
     /// Persists the read position. Call only after the events returned so far are spooled, and
@@ -266,7 +313,10 @@ impl KmsgWatcher {
             return Ok(());
         }
         let tmp = self.cursor_path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{} {}\n", self.boot_id, seq))?;
+        std::fs::write(
+            &tmp,
+            format!("{} {} {}\n", self.boot_id, seq, self.boot.boot_us()),
+        )?;
         std::fs::rename(&tmp, &self.cursor_path)?;
         self.committed = Some(seq);
         Ok(())
@@ -313,12 +363,13 @@ impl KmsgWatcher {
         out
     }
 
-    fn event_to_proto(&mut self, e: &super::OomEvent) -> OomEvent {
-        let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0) as u64);
+    fn event_to_proto(&mut self, mut e: super::OomEvent) -> OomEvent {
+        let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0).round() as u64);
         if mono_us.is_some_and(|m| m >= self.start_monotonic_us) {
             self.logged_since_start += 1;
         }
-        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot_wall_ms + (m / 1000) as i64);
+        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot.wall_ms(m));
+        let detail_json = self.details.detail(&mut e);
         OomEvent {
             time_ms,
             kmsg_seq: e.kmsg_seq,
@@ -345,7 +396,7 @@ impl KmsgWatcher {
             reaped: e.reaped,
             panic: e.panic,
             source: "kmsg".into(),
-            detail_json: serde_json::to_string(e).unwrap_or_default(),
+            detail_json,
         }
     }
 }
@@ -471,14 +522,98 @@ mod tests {
         assert!(w.check_counter().is_empty(), "reported once");
     }
 
+    fn kill_record(seq: u64, us: u64, pid: u64) -> String {
+        format!("3,{seq},{us},-;Out of memory: Killed process {pid} (a) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0\n")
+    }
+
+    /// The wall clock steps back an hour while the agent runs: the kill after the step gets its
+    /// time from the boot time as it is then, not the one read when the agent started (which
+    /// would put it an hour ahead of the host's clock). The boot time in use is saved with the
+    /// cursor, so a restart keeps giving a record the same time.
+    #[test]
+    fn a_clock_step_applies_to_the_kills_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        std::fs::write(&kmsg, kill_record(1, 10_000_000, 5)).unwrap();
+        let clocks = clock::tests::Fake::default();
+        // Booted at 1_700_000_000 s; now 15 s after boot.
+        *clocks.0.lock().unwrap() = (1_700_000_015_000_000, 15_000_000);
+        let mut w =
+            KmsgWatcher::open_with_clocks(&kmsg, tmp.path(), tmp.path(), Box::new(clocks.clone()))
+                .unwrap();
+        let read = |w: &mut KmsgWatcher| {
+            let mut events = w.read_available();
+            events.extend(w.flush_idle());
+            events
+        };
+        let first = read(&mut w);
+        assert_eq!(first[0].time_ms, 1_700_000_010_000);
+        w.commit().unwrap();
+
+        // At 30 s after boot the clock is stepped back an hour; a kill at 40 s follows.
+        *clocks.0.lock().unwrap() = (1_700_000_045_000_000 - 3_600_000_000, 45_000_000);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        std::io::Write::write_all(&mut f, kill_record(2, 40_000_000, 6).as_bytes()).unwrap();
+        let second = read(&mut w);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].time_ms, 1_700_000_040_000 - 3_600_000);
+        w.commit().unwrap();
+
+        // A restart in the same boot (the cursor moved back to read both again): the boot time
+        // saved with the cursor is the one in use (the clocks now read 50 µs off it), so the kill
+        // after the step gets the very same time again.
+        let cursor = std::fs::read_to_string(tmp.path().join("kmsg.cursor")).unwrap();
+        assert!(cursor.ends_with(" 1699996400000000\n"), "{cursor}");
+        *clocks.0.lock().unwrap() = (1_700_000_050_000_050 - 3_600_000_000, 50_000_000);
+        std::fs::write(tmp.path().join("kmsg.cursor"), cursor.replace(" 2 ", " 0 ")).unwrap();
+        let mut again =
+            KmsgWatcher::open_with_clocks(&kmsg, tmp.path(), tmp.path(), Box::new(clocks)).unwrap();
+        let times: Vec<i64> = read(&mut again).iter().map(|e| e.time_ms).collect();
+        assert_eq!(
+            times,
+            [1_700_000_010_000 - 3_600_000, 1_700_000_040_000 - 3_600_000]
+        );
+    }
+
+    /// A long log is read in parts: the watcher says it has more, and the parts add up.
+    #[test]
+    fn a_storm_is_read_in_bounded_parts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        let n = MAX_RECORDS_PER_READ as u64 * 2 + 10;
+        let text: String = (1..=n).map(|i| kill_record(i, i * 1000, i)).collect();
+        std::fs::write(&kmsg, text).unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
+        let mut events = 0;
+        let mut reads = 0;
+        loop {
+            events += w.read_available().len();
+            reads += 1;
+            if !w.has_backlog() {
+                break;
+            }
+        }
+        events += w.flush_idle().len();
+        assert_eq!(reads, 3);
+        assert_eq!(events as u64, n);
+    }
+
     #[test]
     fn cursor_and_vmstat_parsers() {
         assert_eq!(
             parse_cursor("abc-123 42\n"),
             Some(Cursor {
                 boot_id: "abc-123".into(),
-                seq: 42
+                seq: 42,
+                boot_us: None,
             })
+        );
+        assert_eq!(
+            parse_cursor("abc-123 42 1699999995000000\n").and_then(|c| c.boot_us),
+            Some(1_699_999_995_000_000)
         );
         assert_eq!(parse_cursor("abc"), None);
         assert_eq!(parse_cursor("abc x"), None);

@@ -8,6 +8,8 @@
 //!   keeps running. (Before: one spool frame of 600 events, each with the whole task table,
 //!   over the frame limit: the agent stopped before it saved its cursor, again at every
 //!   restart; or, under it, one batch the collector refused forever.)
+//! - A storm of every kind of input (junk, an overlong line, a 2,000-process group kill, a
+//!   9,000-row table): every kill arrives, the cursor is saved, the agent runs on.
 //! - A global OOM whose task table has 9,000 rows: one event, its detail under the limit, the
 //!   biggest rows kept and the others counted. (Before: a 3 MB detail, refused.)
 
@@ -27,13 +29,24 @@ use support::{agent, Answer, FakeCollector};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-#[tokio::test(start_paused = true)]
-async fn a_group_kill_of_600_processes_reaches_the_collector_in_batches_it_takes() {
+/// What reached the fake collector from a kernel log.
+struct Shipped {
+    /// The victims, in the order they arrived.
+    pids: Vec<i64>,
+    /// Batches holding events.
+    event_batches: usize,
+    /// From the stream's start until every kill and three samples after them arrived.
+    elapsed: Duration,
+    /// The kernel log cursor the agent saved.
+    cursor: String,
+}
+
+/// Runs the agent over the kernel log `text` until `kills` kills and three samples after them
+/// reached the fake collector, which checks every batch as the collector does, then stops it.
+async fn ship(text: &[u8], kills: usize) -> Shipped {
     let tmp = tempfile::tempdir().unwrap();
     let kmsg = tmp.path().join("kmsg");
-    let burst = group_burst(600, 3000, 100_000_000);
-    let last_seq = 3000 + burst.lines().count() - 1;
-    std::fs::write(&kmsg, burst).unwrap();
+    std::fs::write(&kmsg, text).unwrap();
     let mut collector = FakeCollector::new([Answer::Accept { last_seq: 0 }]);
     let watcher = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
     let agent = agent(tmp.path(), Some(watcher), &collector);
@@ -45,7 +58,13 @@ async fn a_group_kill_of_600_processes_reaches_the_collector_in_batches_it_takes
         let mut event_batches = 0;
         let mut samples_after = 0;
         let start = Instant::now();
-        while pids.len() < 600 || samples_after < 3 {
+        while pids.len() < kills || samples_after < 3 {
+            // Samples go on whatever happens to the kernel log: a bound, not the batches' end.
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{} kills of {kills} after 120 s",
+                pids.len()
+            );
             let batch = peer.batch().await;
             // What the collector does with each batch: its check, then its message limit.
             check_batch(&batch).unwrap_or_else(|r| panic!("the collector refuses it: {r}"));
@@ -56,7 +75,7 @@ async fn a_group_kill_of_600_processes_reaches_the_collector_in_batches_it_takes
             if !batch.oom_events.is_empty() {
                 event_batches += 1;
             }
-            if pids.len() == 600 {
+            if pids.len() >= kills {
                 samples_after += batch.samples.len();
             }
             pids.extend(batch.oom_events.iter().map(|e| e.victim_pid.unwrap()));
@@ -73,17 +92,66 @@ async fn a_group_kill_of_600_processes_reaches_the_collector_in_batches_it_takes
         collector_side
     );
     ran.expect("the agent ran to its shutdown");
-    let want: Vec<i64> = (0..600).map(|i| (FIRST_PID + i) as i64).collect();
-    assert_eq!(pids, want, "every kill, once, in order");
+    Shipped {
+        pids,
+        event_batches,
+        elapsed,
+        cursor: std::fs::read_to_string(tmp.path().join("kmsg.cursor")).unwrap(),
+    }
+}
+
+fn burst_pids(kills: usize) -> Vec<i64> {
+    (0..kills as u64).map(|i| (FIRST_PID + i) as i64).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_kill_of_600_processes_reaches_the_collector_in_batches_it_takes() {
+    let burst = group_burst(600, 3000, 100_000_000);
+    let last_seq = 3000 + burst.lines().count() - 1;
+    let shipped = ship(burst.as_bytes(), 600).await;
+    assert_eq!(shipped.pids, burst_pids(600), "every kill, once, in order");
     assert!(
-        event_batches >= 3,
-        "at most 256 events a batch: {event_batches}"
+        shipped.event_batches >= 3,
+        "at most 256 events a batch: {}",
+        shipped.event_batches
     );
-    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
-    let cursor = std::fs::read_to_string(tmp.path().join("kmsg.cursor")).unwrap();
     assert!(
-        cursor.starts_with(&format!("unknown {last_seq} ")),
-        "the cursor is at the burst's last record: {cursor}"
+        shipped.elapsed < Duration::from_secs(30),
+        "{:?}",
+        shipped.elapsed
+    );
+    assert!(
+        shipped.cursor.starts_with(&format!("unknown {last_seq} ")),
+        "the cursor is at the burst's last record: {}",
+        shipped.cursor
+    );
+}
+
+/// A storm of everything a kernel log can hold, through the agent's loop: a group kill of
+/// 2,000 processes, lines that are no records, bytes that are no text, a record far longer
+/// than a read, a record numbered at the top of the range, then a global OOM with a 9,000-row
+/// table. Every kill arrives, the cursor is saved at the last record, the agent runs on to its
+/// shutdown. (Before: an overlong line stalled the reader for good; a record numbered
+/// u64::MAX made the gap count overflow, a panic in a debug build.)
+#[tokio::test(start_paused = true)]
+async fn no_kernel_log_input_stops_the_agent() {
+    let mut text = group_burst(2_000, 1, 1_000_000).into_bytes();
+    let next = 1 + text.iter().filter(|&&b| b == b'\n').count() as u64;
+    text.extend_from_slice(b"not a record\n\xff\xfe\x00 binary\n6,abc,1,-;a bad seq\n");
+    text.extend_from_slice(format!("6,{next},90000000,-;{}\n", "x".repeat(100_000)).as_bytes());
+    text.extend_from_slice(format!("6,{},90000001,-;the top seq\n", u64::MAX).as_bytes());
+    let global = global_oom(9_000, next + 1, 95_000_000);
+    let last_seq = next + global.lines().count() as u64;
+    text.extend_from_slice(global.as_bytes());
+
+    let shipped = ship(&text, 2_001).await;
+    let mut want = burst_pids(2_000);
+    want.push(116);
+    assert_eq!(shipped.pids, want, "every kill, once, in order");
+    assert!(
+        shipped.cursor.starts_with(&format!("unknown {last_seq} ")),
+        "the cursor is at the last record: {}",
+        shipped.cursor
     );
 }
 

@@ -266,6 +266,29 @@ mod tests {
         }
     }
 
+    /// A kernel log storm whose events together exceed the spool's frame limit (16 MiB) is
+    /// spooled, in frames that each fit a message: it cannot stop the agent.
+    #[test]
+    fn events_over_the_frame_limit_in_all_are_spooled() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spool(d.path());
+        let detail = MAX_EVENT_DETAIL_BYTES - 64;
+        let events: Vec<OomEvent> = (0..12).map(|i| event(i, detail)).collect();
+        let total: usize = events.iter().map(Message::encoded_len).sum();
+        assert!(total > 16 << 20, "{total} bytes");
+        let r = spool_events(&mut s, events).unwrap();
+        assert_eq!(r.frames, 12, "one 2 MiB event to a message");
+        assert!(!r.any(), "{r:?}");
+        let batches = frames(&mut s);
+        assert_eq!(
+            batches.iter().map(|b| b.oom_events.len()).sum::<usize>(),
+            12
+        );
+        for b in batches {
+            assert!(fits_message(&b));
+        }
+    }
+
     #[test]
     fn refused_events_are_repaired_never_dropped() {
         let d = tempfile::tempdir().unwrap();

@@ -3,7 +3,8 @@
 //!
 //! - `/dev/kmsg` is read one record per `read()`, non-blocking, woken by epoll (tokio's
 //!   `AsyncFd`). A path that cannot be polled (a regular file in tests) is re-read every
-//!   [`POLL_FILE`].
+//!   [`POLL_FILE`]. A file can hold a record longer than the read buffer (the device cannot):
+//!   its head is read, cut, and the rest skipped, so no line stalls the reader.
 //! - `EPIPE` means the ring buffer overwrote records before we read them: the reader continues
 //!   at the oldest record still there and the gap (by sequence number) is counted in
 //!   `KmsgStatus.records_lost`.
@@ -268,14 +269,13 @@ impl KmsgWatcher {
                 if self.skip_upto.is_some_and(|s| seq <= s) {
                     continue;
                 }
-                if let Some(last) = self.last_seq {
-                    if seq > last + 1 {
-                        self.status.records_lost += seq - last - 1;
-                        warn!(
-                            lost = seq - last - 1,
-                            "kernel log records overwritten before they were read"
-                        );
-                    }
+                // Checked: a file can hold any number, even u64::MAX.
+                let gap = self
+                    .last_seq
+                    .and_then(|last| seq.checked_sub(last)?.checked_sub(1));
+                if let Some(lost) = gap.filter(|&lost| lost > 0) {
+                    self.status.records_lost = self.status.records_lost.saturating_add(lost);
+                    warn!(lost, "kernel log records overwritten before they were read");
                 }
                 self.last_seq = Some(seq);
             }
@@ -409,28 +409,67 @@ fn read_file_record(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     if n == 0 {
         return Ok(0);
     }
-    // The end of the record: a newline not followed by a space (a continuation line). A newline
-    // at the very end of a full buffer may still be followed by one, so it does not count.
-    let end = (0..n)
-        .find(|&i| {
-            buf[i] == b'\n'
-                && if i + 1 < n {
-                    buf[i + 1] != b' '
-                } else {
-                    n < buf.len()
-                }
-        })
-        .map(|i| i + 1);
-    match end {
+    match record_end(&buf[..n], n < buf.len()) {
         Some(e) => {
             f.seek(SeekFrom::Start(start + e as u64))?;
             Ok(e)
+        }
+        None if n == buf.len() => {
+            // A record longer than the buffer (a file, not the device, can hold one): its head
+            // is returned cut, the rest skipped, so one long line cannot stall the reader.
+            match skip_record(f, start + n as u64)? {
+                Some(next) => {
+                    f.seek(SeekFrom::Start(next))?;
+                    Ok(n)
+                }
+                None => {
+                    f.seek(SeekFrom::Start(start))?;
+                    Ok(0)
+                }
+            }
         }
         None => {
             // An incomplete record at the end: wait for the writer to finish it.
             f.seek(SeekFrom::Start(start))?;
             Ok(0)
         }
+    }
+}
+
+/// The end of the first record in `bytes` (after its newline): a newline not followed by a
+/// space (a continuation line). A newline at the very end may still be followed by one, so it
+/// counts only when `at_eof`.
+fn record_end(bytes: &[u8], at_eof: bool) -> Option<usize> {
+    let n = bytes.len();
+    (0..n)
+        .find(|&i| {
+            bytes[i] == b'\n'
+                && if i + 1 < n {
+                    bytes[i + 1] != b' '
+                } else {
+                    at_eof
+                }
+        })
+        .map(|i| i + 1)
+}
+
+/// The offset where the record that goes on at `from` ends, reading on from there; None when
+/// the file ends first (the writer has not finished it).
+fn skip_record(f: &mut File, from: u64) -> io::Result<Option<u64>> {
+    let mut chunk = vec![0; RECORD_BUF];
+    let mut at = from;
+    f.seek(SeekFrom::Start(from))?;
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(e) = record_end(&chunk[..n], n < chunk.len()) {
+            return Ok(Some(at + e as u64));
+        }
+        // A newline last in the chunk, a space first in the next: the record goes on.
+        at += n as u64 - u64::from(chunk[n - 1] == b'\n');
+        f.seek(SeekFrom::Start(at))?;
     }
 }
 
@@ -599,6 +638,53 @@ mod tests {
         events += w.flush_idle().len();
         assert_eq!(reads, 3);
         assert_eq!(events as u64, n);
+    }
+
+    /// A record longer than the read buffer (a file can hold any line) is cut and skipped,
+    /// with its continuation lines: the records after it are read, and one still being
+    /// written at the end is waited for.
+    #[test]
+    fn an_overlong_record_does_not_stall_the_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        let long = format!(
+            "6,2,20000,-;{}\n SUBSYSTEM={}\n",
+            "x".repeat(3 * RECORD_BUF),
+            "y".repeat(RECORD_BUF - 1)
+        );
+        let text = format!(
+            "{}{long}{}",
+            kill_record(1, 10_000, 5),
+            kill_record(3, 30_000, 6)
+        );
+        std::fs::write(&kmsg, &text).unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
+        let mut events = w.read_available();
+        events.extend(w.flush_idle());
+        let pids: Vec<_> = events.iter().map(|e| e.victim_pid).collect();
+        assert_eq!(pids, [Some(5), Some(6)]);
+        assert_eq!(w.status().records_lost, 0, "{:?}", w.status());
+
+        // The head of an overlong record whose end is not written yet: nothing is read past it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("6,4,40000,-;{}", "z".repeat(2 * RECORD_BUF)).as_bytes(),
+        )
+        .unwrap();
+        assert!(w.read_available().is_empty());
+        std::io::Write::write_all(
+            &mut f,
+            format!("\n{}", kill_record(5, 50_000, 7)).as_bytes(),
+        )
+        .unwrap();
+        let mut events = w.read_available();
+        events.extend(w.flush_idle());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].victim_pid, Some(7));
     }
 
     #[test]

@@ -426,7 +426,7 @@ fn main() {
             let out = store.write(&items, t + 500).expect("write");
             write_wall += started.elapsed();
             writer_cpu += thread_cpu() - w0;
-            assert!(out.iter().all(|o| *o == WriteOutcome::Stored));
+            assert!(out.iter().all(|o| *o == WriteOutcome::STORED));
             values += n as u64;
             commits += 1;
         }

@@ -13,6 +13,7 @@
 //! tls_crl = "/etc/fleet/crl.pem"
 //! tls_org = "Fleet"
 //! allow_unbound_cluster = false
+//! max_future_skew = "5m"
 //! ```
 
 use std::net::SocketAddr;
@@ -85,6 +86,11 @@ pub struct Options {
     /// How long samples are kept (default 30d).
     #[arg(long)]
     pub retention: Option<String>,
+    /// How far ahead of the collector's clock an agent's timestamps may be (default 5m): later
+    /// samples are dropped, later kills and clock readings stamped with the collector's time,
+    /// and each is counted (`fleetctl status`).
+    #[arg(long)]
+    pub max_future_skew: Option<String>,
     /// Most agents connected at once (default 50000); more are refused until some leave. Config
     /// file only.
     #[arg(skip)]
@@ -146,6 +152,7 @@ impl Options {
             tls_org: self.tls_org.or(file.tls_org),
             allow_unbound_cluster: self.allow_unbound_cluster || file.allow_unbound_cluster,
             retention: self.retention.or(file.retention),
+            max_future_skew: self.max_future_skew.or(file.max_future_skew),
             max_agents: self.max_agents.or(file.max_agents),
             seal_every: self.seal_every.or(file.seal_every),
             rules: self.rules.or(file.rules),
@@ -173,6 +180,8 @@ pub struct Settings {
     /// Agent certificates bound to no cluster are accepted.
     pub allow_unbound_cluster: bool,
     pub retention: Duration,
+    /// How far ahead of the collector's clock an agent's timestamps may be.
+    pub max_future_skew: Duration,
     /// How often closed windows are sealed into compressed chunks.
     pub seal_every: Duration,
     pub max_agents: usize,
@@ -189,6 +198,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_SEAL_EVERY: Duration = Duration::from_secs(60);
 /// Most connected agents unless `max_agents` says otherwise.
 pub const DEFAULT_MAX_AGENTS: usize = 50_000;
+/// How far ahead of the collector's clock an agent's timestamps may be unless
+/// `max_future_skew` says otherwise: far more than a synchronised clock is ever off, far less
+/// than the chunk window.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 
 fn duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text.trim())
@@ -274,6 +287,16 @@ impl Settings {
         if retention < Duration::from_secs(3600) {
             return Err(invalid("retention", "must be at least 1h"));
         }
+        let max_future_skew = match o.max_future_skew {
+            Some(t) => duration("max_future_skew", &t)?,
+            None => DEFAULT_MAX_FUTURE_SKEW,
+        };
+        if max_future_skew < Duration::from_secs(1) {
+            return Err(invalid(
+                "max_future_skew",
+                "must be at least 1s: clocks are never exactly the same",
+            ));
+        }
         let seal_every = match o.seal_every {
             Some(t) => duration("seal_every", &t)?,
             None => DEFAULT_SEAL_EVERY,
@@ -302,6 +325,7 @@ impl Settings {
             tls_org,
             allow_unbound_cluster: o.allow_unbound_cluster,
             retention,
+            max_future_skew,
             seal_every,
             rules: o.rules,
             alertmanager: o.alertmanager,
@@ -414,6 +438,38 @@ mod tests {
         .unwrap();
         assert_eq!(s.retention, Duration::from_secs(7 * 86400));
         assert_eq!(s.tls, None);
+    }
+
+    #[test]
+    fn max_future_skew_from_the_file_or_the_flag() {
+        let s = Settings::resolve(Options::default(), flags()).unwrap();
+        assert_eq!(s.max_future_skew, DEFAULT_MAX_FUTURE_SKEW);
+        let file = Options::parse("max_future_skew = \"90s\"", "c.toml").unwrap();
+        let s = Settings::resolve(file.clone(), flags()).unwrap();
+        assert_eq!(s.max_future_skew, Duration::from_secs(90));
+        let flag = Options {
+            max_future_skew: Some("10m".into()),
+            ..flags()
+        };
+        let s = Settings::resolve(file, flag).unwrap();
+        assert_eq!(s.max_future_skew, Duration::from_secs(600));
+        for bad in ["0s", "soon"] {
+            let flag = Options {
+                max_future_skew: Some(bad.into()),
+                ..flags()
+            };
+            let e = Settings::resolve(Options::default(), flag).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        field: "max_future_skew",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
     }
 
     #[test]

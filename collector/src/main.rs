@@ -80,6 +80,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             tls,
             max_agents: settings.max_agents,
             seal_every: settings.seal_every,
+            max_future_skew: settings.max_future_skew,
             rules: settings.rules.clone().map(|file| RulesOptions {
                 file,
                 alertmanager: settings.alertmanager.clone(),

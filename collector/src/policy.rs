@@ -26,32 +26,84 @@
 //! agent removes what is absent. So an agent that was offline during a change catches up when it
 //! reconnects, whatever happened meanwhile.
 //!
+//! # Sizes
+//!
+//! A host's set travels in one `PolicySync` message, which must stay under the 4 MiB message
+//! limit, or every targeted agent is cut off at each push. A document is at most
+//! [`fleet_policy::MAX_DOCUMENT_BYTES`] (64 KiB, refused at parse time, here and in `fleetctl`),
+//! and the policies in force together, as a `PolicySync`, at most [`MAX_POLICY_SET_BYTES`]: an
+//! apply or rollback that would exceed it is refused, naming the limit. The cap is on every
+//! policy in force, not on the hosts each one targets today, because any host's set is a part
+//! of it whatever hosts register or relabel later, and so no agent needs to take a set in
+//! several messages. A stored policy over a cap (from an older collector) is not pushed, as a
+//! document that no longer parses is not.
+//!
+//! # Reports
+//!
+//! An agent reports on the policies it enforces and the ones it removed. Only entries about
+//! policies its session sent it are taken (and removals of those, or of policies it had
+//! reported before); the others are dropped and counted ([`PolicyBook::reports_dropped`]), so
+//! a host can grow neither memory nor the store with invented names. A report is written (a
+//! synced write) before it shows in `fleetctl policy status`; one that cannot be written stays
+//! pending in memory and is written by the next attempt (`reports.rs`).
+//!
 //! # Storage
 //!
 //! Versions and host statuses live in the `policies` column family (key layout in
 //! [`crate::storage::keys`], values in [`crate::storage::values`]), one synced write per change
-//! or report; everything is loaded into
-//! memory at start. Process lists are kept in memory only: agents send them on connect, each
-//! process with the identity the agent read ([`process_info`]), so a dry run matches `exe:` as
-//! the agent will.
+//! or report, through [`PolicyRecords`]; everything is loaded into memory at start. Process
+//! lists are kept in memory only: agents send them on connect, each process with the identity
+//! the agent read ([`process_info`]), so a dry run matches `exe:` as the agent will.
+
+#[cfg(test)]
+pub(crate) mod flaky;
+mod reports;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use fleet_policy::{
     check_policy, check_safety_on, parse_policy, plan, FileId, Policy, PolicyError, ProcessInfo,
 };
+use fleet_proto::limits::MAX_MESSAGE_BYTES;
 use fleet_proto::v1::{
     ApplyPolicyRequest, HostPlan, HostPolicyStatus, PlannedChange, PolicyChange, PolicyRefusal,
-    PolicyReport, PolicySpec, PolicyStatusReport, PolicyVersion, ProcessList,
+    PolicySpec, PolicyStatusReport, PolicySync, PolicyVersion, ProcessList,
 };
+use prost::Message;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::storage::keys::{self, PolicyKey};
 use crate::storage::values;
-use crate::storage::{HostRecord, StorageError, Store};
+use crate::storage::{HostRecord, KeyValue, StorageError, Store};
+
+/// The most the policies in force may take together, encoded as one `PolicySync`: half the
+/// message limit, so a host's set always fits with room to spare.
+pub const MAX_POLICY_SET_BYTES: usize = MAX_MESSAGE_BYTES / 2;
+
+/// Where the book keeps its records: the two calls of [`Store`] it needs, as a trait so tests
+/// can fail writes.
+pub trait PolicyRecords: Send + Sync {
+    /// # Errors
+    /// The store's.
+    fn policy_write(&self, puts: &[KeyValue]) -> Result<(), StorageError>;
+    /// # Errors
+    /// The store's.
+    fn policy_records(&self) -> Result<Vec<KeyValue>, StorageError>;
+}
+
+impl PolicyRecords for Store {
+    fn policy_write(&self, puts: &[KeyValue]) -> Result<(), StorageError> {
+        Store::policy_write(self, puts)
+    }
+
+    fn policy_records(&self) -> Result<Vec<KeyValue>, StorageError> {
+        Store::policy_records(self)
+    }
+}
 
 /// Why a policy request was refused.
 #[derive(Debug, Error)]
@@ -92,16 +144,21 @@ struct Inner {
     versions: BTreeMap<String, Vec<PolicyVersion>>,
     /// The parsed document in force per policy (absent once deleted).
     in_force: HashMap<String, Policy>,
-    /// (policy, host num) → what the host last reported.
+    /// (policy, host num) → what the host last reported, as stored.
     statuses: HashMap<(String, u32), HostPolicyStatus>,
+    /// host num → (policy → what the host reported and is not stored yet): taken, waiting for
+    /// a write that succeeds. Only names the host may report on (see the module doc).
+    unsaved: HashMap<u32, BTreeMap<String, HostPolicyStatus>>,
     processes: HashMap<u32, HostProcesses>,
 }
 
 /// The collector's policies; shared by the `Policies` service and the agent sessions.
 pub struct PolicyBook {
-    store: Arc<Store>,
+    store: Arc<dyn PolicyRecords>,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
+    /// Report entries about policies the host was not sent, dropped since start.
+    reports_dropped: AtomicU64,
 }
 
 /// Parses a stored or submitted document and applies the `--cluster` override.
@@ -118,6 +175,46 @@ fn targets(policy: &Policy, host: &HostRecord) -> bool {
     policy
         .target
         .matches(&id.host_id, &id.hostname, &id.cluster, &id.labels)
+}
+
+/// What a host is sent of a policy's version `v`.
+fn spec_of(v: &PolicyVersion) -> PolicySpec {
+    PolicySpec {
+        name: v.name.clone(),
+        version: v.version,
+        document: v.document.clone(),
+        forced: v.forced,
+    }
+}
+
+/// What `v` adds to a `PolicySync` (its entries are concatenated: the sizes add up).
+fn sync_bytes(v: &PolicyVersion) -> usize {
+    PolicySync {
+        policies: vec![spec_of(v)],
+    }
+    .encoded_len()
+}
+
+/// Refuses `change` (a version about to be stored) when the policies in force with it, in
+/// place of its policy's current version, would exceed [`MAX_POLICY_SET_BYTES`].
+fn check_set_size(inner: &Inner, change: &PolicyVersion) -> Result<(), PolicyBookError> {
+    let others: usize = inner
+        .in_force
+        .keys()
+        .filter(|name| **name != change.name)
+        .filter_map(|name| inner.versions.get(name)?.last())
+        .map(sync_bytes)
+        .sum();
+    let bytes = others + sync_bytes(change);
+    if bytes > MAX_POLICY_SET_BYTES {
+        return Err(PolicyBookError::Precondition(format!(
+            "policy {:?} version {} refused: the policies in force would take {bytes} bytes \
+             together, and a host's policy set is at most {MAX_POLICY_SET_BYTES} bytes (it \
+             travels in one message of at most {MAX_MESSAGE_BYTES}); delete or shrink policies first",
+            change.name, change.version
+        )));
+    }
+    Ok(())
 }
 
 /// The version whose document is in force after `v` (None after a delete).
@@ -162,7 +259,7 @@ impl PolicyBook {
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot be read or a record does not decode.
-    pub fn open(store: Arc<Store>) -> Result<PolicyBook, StorageError> {
+    pub fn open(store: Arc<dyn PolicyRecords>) -> Result<PolicyBook, StorageError> {
         let mut inner = Inner::default();
         for (k, v) in store.policy_records()? {
             let key = keys::decode_policy_key(&k)?;
@@ -192,11 +289,26 @@ impl PolicyBook {
                 }
             }
         }
+        // Stored before the set was capped: the policies past the cap (by name) are not pushed.
+        let mut names: Vec<String> = inner.in_force.keys().cloned().collect();
+        names.sort();
+        let mut total = 0;
+        for name in names {
+            let bytes = sync_bytes(inner.versions[&name].last().expect("in force has versions"));
+            if total + bytes > MAX_POLICY_SET_BYTES {
+                inner.in_force.remove(&name);
+                warn!(policy = %name, max_bytes = MAX_POLICY_SET_BYTES,
+                    "stored policy does not fit in the policy set; not pushed");
+            } else {
+                total += bytes;
+            }
+        }
         info!(policies = inner.in_force.len(), "OOM policies loaded");
         Ok(PolicyBook {
             store,
             inner: Mutex::new(inner),
             changed: watch::channel(0).0,
+            reports_dropped: AtomicU64::new(0),
         })
     }
 
@@ -218,15 +330,7 @@ impl PolicyBook {
             .in_force
             .iter()
             .filter(|(_, p)| targets(p, host))
-            .map(|(name, _)| {
-                let current = inner.versions[name].last().expect("in force has versions");
-                PolicySpec {
-                    name: name.clone(),
-                    version: current.version,
-                    document: current.document.clone(),
-                    forced: current.forced,
-                }
-            })
+            .map(|(name, _)| spec_of(inner.versions[name].last().expect("in force has versions")))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -354,6 +458,30 @@ impl PolicyBook {
         let policy = parse_with_cluster(&req.document, origin, &req.cluster)?;
         let mut inner = self.lock();
         let (plans, refusals) = Self::plan_hosts(&inner, &policy, hosts);
+        let last = inner.versions.get(&policy.name).and_then(|v| v.last());
+        let unchanged = last.filter(|cur| {
+            cur.action != ACTION_DELETE
+                && cur.document == req.document
+                && cur.cluster == req.cluster
+        });
+        let rec = PolicyVersion {
+            name: policy.name.clone(),
+            version: last.map_or(1, |v| v.version + 1),
+            action: ACTION_APPLY.into(),
+            document: req.document.clone(),
+            actor: actor.to_string(),
+            time_ms: now_ms,
+            forced: req.force,
+            restores: 0,
+            oom_score_adj: policy.oom_score_adj,
+            target: policy.target.describe(),
+            r#match: policy.matcher.describe(),
+            cluster: req.cluster.clone(),
+        };
+        // A dry run says it too: it would be refused.
+        if unchanged.is_none() {
+            check_set_size(&inner, &rec)?;
+        }
         if req.dry_run {
             return Ok(PolicyChange {
                 dry_run: true,
@@ -370,35 +498,15 @@ impl PolicyBook {
                 ..PolicyChange::default()
             });
         }
-        let last = inner.versions.get(&policy.name).and_then(|v| v.last());
-        if let Some(cur) = last {
-            if cur.action != ACTION_DELETE
-                && cur.document == req.document
-                && cur.cluster == req.cluster
-            {
-                return Ok(PolicyChange {
-                    policy: Some(cur.clone()),
-                    hosts: plans,
-                    refusals,
-                    unchanged: true,
-                    ..PolicyChange::default()
-                });
-            }
+        if let Some(cur) = unchanged {
+            return Ok(PolicyChange {
+                policy: Some(cur.clone()),
+                hosts: plans,
+                refusals,
+                unchanged: true,
+                ..PolicyChange::default()
+            });
         }
-        let rec = PolicyVersion {
-            name: policy.name.clone(),
-            version: last.map_or(1, |v| v.version + 1),
-            action: ACTION_APPLY.into(),
-            document: req.document.clone(),
-            actor: actor.to_string(),
-            time_ms: now_ms,
-            forced: req.force,
-            restores: 0,
-            oom_score_adj: policy.oom_score_adj,
-            target: policy.target.describe(),
-            r#match: policy.matcher.describe(),
-            cluster: req.cluster.clone(),
-        };
         self.store_version(&mut inner, rec.clone())?;
         Ok(PolicyChange {
             policy: Some(rec),
@@ -455,6 +563,7 @@ impl PolicyBook {
             ..restored
         };
         let policy = parse_with_cluster(&rec.document, name, &rec.cluster)?;
+        check_set_size(&inner, &rec)?;
         let (plans, refusals) = Self::plan_hosts(&inner, &policy, hosts);
         self.store_version(&mut inner, rec.clone())?;
         Ok(PolicyChange {
@@ -546,66 +655,6 @@ impl PolicyBook {
             .ok_or_else(|| PolicyBookError::NotFound(name.to_string()))
     }
 
-    /// Stores what a host reported. Only policies whose report changed are written.
-    ///
-    /// # Errors
-    /// [`StorageError`] if the write fails (the report is kept in memory anyway).
-    pub fn report(&self, host: &HostRecord, report: &PolicyReport) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        let mut puts = Vec::new();
-        let base = HostPolicyStatus {
-            host_id: host.identity.host_id.clone(),
-            hostname: host.identity.hostname.clone(),
-            cluster: host.identity.cluster.clone(),
-            reported_ms: report.time_ms,
-            ..HostPolicyStatus::default()
-        };
-        let entries = report
-            .policies
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    HostPolicyStatus {
-                        status: Some(s.clone()),
-                        ..base.clone()
-                    },
-                )
-            })
-            .chain(report.removed.iter().map(|r| {
-                (
-                    r.name.clone(),
-                    HostPolicyStatus {
-                        removal: Some(r.clone()),
-                        ..base.clone()
-                    },
-                )
-            }));
-        for (name, rec) in entries {
-            let k = (name, host.num);
-            let same = inner
-                .statuses
-                .get(&k)
-                .is_some_and(|old| old.status == rec.status && old.removal == rec.removal);
-            if same {
-                continue;
-            }
-            match keys::policy_status_key(&k.0, host.num) {
-                Ok(key) => puts.push((key, values::encode_policy_status(&rec))),
-                Err(e) => {
-                    warn!(host_id = %host.identity.host_id, error = %e, "policy report ignored");
-                    continue;
-                }
-            }
-            inner.statuses.insert(k, rec);
-        }
-        drop(inner);
-        if puts.is_empty() {
-            return Ok(());
-        }
-        self.store.policy_write(&puts)
-    }
-
     /// `fleetctl policy status`: per host, what it enforces against what it should.
     ///
     /// # Errors
@@ -663,361 +712,4 @@ impl PolicyBook {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StoreOptions;
-    use fleet_proto::v1::{HostIdentity, PolicyHostStatus, PolicyRemoval, ProcessEntry};
-
-    fn open(dir: &std::path::Path) -> (Arc<Store>, PolicyBook) {
-        let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
-        let book = PolicyBook::open(store.clone()).unwrap();
-        (store, book)
-    }
-
-    fn host(store: &Store, id: &str, cluster: &str) -> HostRecord {
-        let identity = HostIdentity {
-            host_id: id.into(),
-            hostname: id.into(),
-            cluster: cluster.into(),
-            ..HostIdentity::default()
-        };
-        store.upsert_host(&identity, 1, true).unwrap()
-    }
-
-    /// A process of the host's mount namespace running the host's file at `exe`.
-    fn entry(pid: u32, comm: &str, exe: &str, adj: i32, rss_kb: u64) -> ProcessEntry {
-        ProcessEntry {
-            pid,
-            ppid: 1,
-            comm: comm.into(),
-            exe: exe.into(),
-            cmdline: exe.into(),
-            oom_score_adj: adj,
-            rss_kb,
-            exe_dev: 65024,
-            exe_ino: 1000 + u64::from(pid),
-            exe_at_path: true,
-            starttime: 500,
-            ..ProcessEntry::default()
-        }
-    }
-
-    fn apply(
-        book: &PolicyBook,
-        doc: &str,
-        hosts: &[HostRecord],
-        dry: bool,
-        force: bool,
-    ) -> PolicyChange {
-        let req = ApplyPolicyRequest {
-            document: doc.into(),
-            origin: "p.yaml".into(),
-            dry_run: dry,
-            force,
-            ..ApplyPolicyRequest::default()
-        };
-        book.apply(&req, "alice@laptop (unauthenticated)", hosts, 1_000)
-            .unwrap()
-    }
-
-    const SSHD: &str = "name: protect-sshd\ntarget: {cluster: prod}\nmatch: {exe: /usr/sbin/sshd}\noom_score_adj: -1000\n";
-    const SSHD_500: &str = "name: protect-sshd\ntarget: {cluster: prod}\nmatch: {exe: /usr/sbin/sshd}\noom_score_adj: -500\n";
-
-    #[test]
-    fn apply_dry_run_refusal_rollback_delete_and_reload() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, book) = open(dir.path());
-        let web1 = host(&store, "web1", "prod");
-        let db1 = host(&store, "db1", "staging");
-        let hosts = vec![web1.clone(), db1.clone()];
-        book.set_processes(
-            web1.num,
-            &ProcessList {
-                time_ms: 5,
-                processes: vec![
-                    entry(812, "sshd", "/usr/sbin/sshd", 0, 8_000),
-                    entry(900, "java", "/usr/bin/java", 0, 4_000_000),
-                ],
-                truncated: false,
-            },
-        );
-
-        // Dry run: the plan for the targeted host only, nothing stored or pushed.
-        let rx = book.subscribe();
-        let dry = apply(&book, SSHD, &hosts, true, false);
-        assert!(dry.dry_run && dry.policy.is_none() && dry.refusals.is_empty());
-        assert_eq!(dry.hosts.len(), 1);
-        assert_eq!(dry.hosts[0].host_id, "web1");
-        assert_eq!(dry.hosts[0].processes_time_ms, 5);
-        let c = &dry.hosts[0].changes;
-        assert_eq!((c.len(), c[0].pid, c[0].from, c[0].to), (1, 812, 0, -1000));
-        assert!(book.list("").is_empty());
-        assert!(!rx.has_changed().unwrap());
-        assert!(book.desired_for(&web1).is_empty());
-
-        // Refused: -1000 on the largest memory user; nothing stored. (Matched by exe: on comm
-        // alone it would also be refused as weak_identity.)
-        let java = "name: protect-java\ntarget: {cluster: prod}\nmatch: {exe: /usr/bin/java}\noom_score_adj: -1000\n";
-        let refused = apply(&book, java, &hosts, false, false);
-        assert!(refused.policy.is_none() && !refused.dry_run);
-        assert_eq!(refused.refusals.len(), 1);
-        assert_eq!(refused.refusals[0].kind, "largest_memory_user");
-        assert!(
-            refused.refusals[0].reason.contains("java"),
-            "{}",
-            refused.refusals[0].reason
-        );
-        assert!(matches!(
-            book.history("protect-java"),
-            Err(PolicyBookError::NotFound(_))
-        ));
-        // Forced, it is stored and marked so.
-        let forced = apply(&book, java, &hosts, false, true);
-        assert!(forced.policy.as_ref().unwrap().forced);
-
-        // Apply: version 1, pushed to web1 only.
-        let v1 = apply(&book, SSHD, &hosts, false, false).policy.unwrap();
-        assert_eq!((v1.version, v1.action.as_str()), (1, ACTION_APPLY));
-        assert_eq!(v1.actor, "alice@laptop (unauthenticated)");
-        assert_eq!(v1.target, "cluster=prod");
-        let names = |h: &HostRecord| -> Vec<String> {
-            book.desired_for(h).into_iter().map(|s| s.name).collect()
-        };
-        assert_eq!(names(&web1), ["protect-java", "protect-sshd"]);
-        assert!(book.desired_for(&db1).is_empty());
-        // The same document again stores nothing.
-        assert_eq!(
-            apply(&book, SSHD, &hosts, false, false)
-                .policy
-                .unwrap()
-                .version,
-            1
-        );
-        // --cluster replaces the target: now db1's.
-        let req = ApplyPolicyRequest {
-            document: SSHD.into(),
-            cluster: "staging".into(),
-            ..ApplyPolicyRequest::default()
-        };
-        let v2 = book
-            .apply(&req, "bob", &hosts, 2_000)
-            .unwrap()
-            .policy
-            .unwrap();
-        assert_eq!((v2.version, v2.cluster.as_str()), (2, "staging"));
-        assert_eq!(names(&db1), ["protect-sshd"]);
-        assert_eq!(names(&web1), ["protect-java"]);
-        let v3 = apply(&book, SSHD_500, &hosts, false, false).policy.unwrap();
-        assert_eq!((v3.version, v3.oom_score_adj), (3, -500));
-
-        // Status: web1 reports version 3; db1 still enforces version 2 (not targeted now).
-        let report = |version: u64| PolicyReport {
-            time_ms: 10,
-            policies: vec![PolicyHostStatus {
-                name: "protect-sshd".into(),
-                version,
-                matched: 1,
-                set: 1,
-                ..PolicyHostStatus::default()
-            }],
-            removed: vec![],
-        };
-        book.report(&web1, &report(3)).unwrap();
-        book.report(&db1, &report(2)).unwrap();
-        let st = book.status("protect-sshd", &hosts).unwrap();
-        let states: Vec<(&str, &str)> = st
-            .hosts
-            .iter()
-            .map(|h| (h.host_id.as_str(), h.state.as_str()))
-            .collect();
-        assert_eq!(
-            states,
-            [("web1", STATE_ENFORCED), ("db1", STATE_NOT_TARGETED)]
-        );
-
-        // Rollback steps back one apply at a time: 3 → 2 → 1, then nothing earlier.
-        let r4 = book
-            .rollback("protect-sshd", "carol", &hosts, 3_000)
-            .unwrap()
-            .policy
-            .unwrap();
-        assert_eq!(
-            (r4.version, r4.restores, r4.action.as_str()),
-            (4, 2, ACTION_ROLLBACK)
-        );
-        assert_eq!(r4.document, SSHD);
-        assert_eq!(r4.cluster, "staging");
-        let r5 = book
-            .rollback("protect-sshd", "carol", &hosts, 3_001)
-            .unwrap()
-            .policy
-            .unwrap();
-        assert_eq!((r5.version, r5.restores, r5.cluster.as_str()), (5, 1, ""));
-        assert_eq!(names(&web1), ["protect-java", "protect-sshd"]);
-        assert_eq!(book.desired_for(&web1)[1].version, 5);
-        let e = book
-            .rollback("protect-sshd", "carol", &hosts, 3_002)
-            .unwrap_err();
-        assert!(matches!(e, PolicyBookError::Precondition(_)), "{e}");
-        // web1 enforces version 3 still: outdated until it reports 5.
-        let st = book.status("protect-sshd", &hosts).unwrap();
-        assert_eq!(st.hosts[0].state, STATE_OUTDATED);
-
-        // Delete, then the host reports the removal.
-        let d6 = book
-            .delete("protect-sshd", "dave", 4_000)
-            .unwrap()
-            .policy
-            .unwrap();
-        assert_eq!((d6.version, d6.action.as_str()), (6, ACTION_DELETE));
-        assert_eq!(names(&web1), ["protect-java"]);
-        assert!(matches!(
-            book.delete("protect-sshd", "dave", 4_001),
-            Err(PolicyBookError::Precondition(_))
-        ));
-        assert_eq!(
-            book.status("protect-sshd", &hosts).unwrap().hosts[0].state,
-            STATE_PENDING
-        );
-        book.report(
-            &web1,
-            &PolicyReport {
-                time_ms: 11,
-                policies: vec![],
-                removed: vec![PolicyRemoval {
-                    name: "protect-sshd".into(),
-                    version: 5,
-                    restored: 1,
-                    ..PolicyRemoval::default()
-                }],
-            },
-        )
-        .unwrap();
-        let st = book.status("protect-sshd", &hosts).unwrap();
-        assert_eq!(st.hosts[0].state, STATE_REMOVED);
-        assert_eq!(st.hosts[0].removal.as_ref().unwrap().restored, 1);
-        assert_eq!(book.list("").len(), 1, "deleted policies are not listed");
-
-        // Rollback after a delete brings back what was in force before it.
-        let r7 = book
-            .rollback("protect-sshd", "erin", &hosts, 5_000)
-            .unwrap()
-            .policy
-            .unwrap();
-        assert_eq!((r7.version, r7.restores), (7, 1));
-
-        // Everything survives a restart of the collector.
-        drop(book);
-        let again = PolicyBook::open(store.clone()).unwrap();
-        let h = again.history("protect-sshd").unwrap();
-        let actions: Vec<(u64, &str, &str)> = h
-            .iter()
-            .map(|v| (v.version, v.action.as_str(), v.actor.as_str()))
-            .collect();
-        assert_eq!(
-            actions,
-            [
-                (1, "apply", "alice@laptop (unauthenticated)"),
-                (2, "apply", "bob"),
-                (3, "apply", "alice@laptop (unauthenticated)"),
-                (4, "rollback", "carol"),
-                (5, "rollback", "carol"),
-                (6, "delete", "dave"),
-                (7, "rollback", "erin"),
-            ]
-        );
-        assert_eq!(again.desired_for(&web1).len(), 2);
-        let st = again.status("protect-sshd", &hosts).unwrap();
-        assert_eq!(st.hosts[0].removal.as_ref().unwrap().restored, 1);
-    }
-
-    /// The dry run matches `exe:` by the identity the agent sent, as the agent will: the user
-    /// and mount namespace impostor whose exe, comm and cmdline read sshd is not in the plan.
-    /// A value below 0 on claims alone is refused once for the policy (no host named), hosts or
-    /// not; forced, it is stored and the refusal comes back with it.
-    #[test]
-    fn dry_runs_match_by_identity_and_claims_alone_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, book) = open(dir.path());
-        let web1 = host(&store, "web1", "prod");
-        let hosts = vec![web1.clone()];
-        let impostor = ProcessEntry {
-            exe_ino: 77,
-            exe_at_path: false,
-            foreign_mount_ns: true,
-            uid: 65534,
-            ..entry(4000, "sshd", "/usr/sbin/sshd", 0, 1_000)
-        };
-        book.set_processes(
-            web1.num,
-            &ProcessList {
-                time_ms: 5,
-                processes: vec![
-                    entry(812, "sshd", "/usr/sbin/sshd", 0, 8_000),
-                    impostor.clone(),
-                    entry(900, "java", "/usr/bin/java", 0, 4_000_000),
-                ],
-                truncated: false,
-            },
-        );
-        let dry = apply(&book, SSHD_500, &hosts, true, false);
-        let pids: Vec<u32> = dry.hosts[0].changes.iter().map(|c| c.pid).collect();
-        assert_eq!(pids, [812]);
-        assert!(dry.refusals.is_empty());
-
-        let weak = "name: weak\ntarget: {}\nmatch: {comm: sshd}\noom_score_adj: -500\n";
-        for hosts in [&hosts[..], &[]] {
-            let refused = apply(&book, weak, hosts, false, false);
-            assert!(refused.policy.is_none());
-            assert_eq!(refused.refusals.len(), 1, "{refused:?}");
-            let r = &refused.refusals[0];
-            assert_eq!((r.kind.as_str(), r.host_id.as_str()), ("weak_identity", ""));
-            assert!(r.reason.contains("matched only by comm"), "{}", r.reason);
-        }
-        // The plan shows what enforcement would do: both sshd-named processes.
-        let dry = apply(&book, weak, &hosts, true, false);
-        assert_eq!(dry.hosts[0].changes.len(), 2);
-        assert!(book.history("weak").is_err(), "nothing stored");
-        let forced = apply(&book, weak, &hosts, false, true);
-        assert!(forced.policy.unwrap().forced);
-        assert_eq!(forced.refusals[0].kind, "weak_identity");
-
-        // The conversion: no path, no image at it; a device and inode of 0 are none.
-        let odd = process_info(&ProcessEntry {
-            exe: String::new(),
-            exe_at_path: true,
-            exe_dev: 0,
-            exe_ino: 0,
-            ..impostor
-        });
-        assert!(!odd.exe_at_path && odd.exe.is_none() && odd.exe_id.is_none());
-        assert!(odd.foreign_mount_ns);
-        let sshd = process_info(&entry(812, "sshd", "/usr/sbin/sshd", 0, 1));
-        assert_eq!(
-            sshd.exe_id,
-            Some(FileId {
-                dev: 65024,
-                ino: 1812
-            })
-        );
-        assert!(sshd.exe_at_path && !sshd.foreign_mount_ns);
-        assert_eq!(sshd.starttime, 500);
-    }
-
-    #[test]
-    fn bad_documents_name_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_store, book) = open(dir.path());
-        let req = ApplyPolicyRequest {
-            document: "name: x\ntarget: {}\nmatch: {exe: /bin/x}\noom_score_adj: -2000\n".into(),
-            origin: "x.yaml".into(),
-            ..ApplyPolicyRequest::default()
-        };
-        let e = book.apply(&req, "a", &[], 1).unwrap_err().to_string();
-        assert!(e.contains("x.yaml") && e.contains("oom_score_adj"), "{e}");
-        assert!(matches!(
-            book.status("nope", &[]),
-            Err(PolicyBookError::NotFound(_))
-        ));
-    }
-}
+mod tests;

@@ -376,6 +376,7 @@ impl Query for FakeSvc {
             policies: 1,
             cluster_refused: 0,
             connections_closed: 0,
+            ..fleet_proto::v1::CollectorStatus::default()
         }))
     }
 

@@ -607,6 +607,34 @@ async fn a_bad_document_is_reported_before_anything_is_contacted() {
     assert_eq!(fake.requests(), 0, "the collector was contacted");
 }
 
+/// Issue 12: a document over the size cap is refused by fleetctl itself, naming the limit,
+/// before anything is contacted (dry run or not); the collector refuses it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_document_is_refused_before_anything_is_contacted() {
+    let (addr, fake) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{GOOD}# {}\n", "x".repeat(2_600_000));
+    let path = policy_file(dir.path(), "big.yaml", &text);
+    let file = path.to_str().unwrap();
+    let expected = format!(
+        "{file}: the policy document is {} bytes; a policy document is at most 65536 bytes (64 KiB)",
+        text.len()
+    );
+    let err = execute(cli(addr, &["policy", "apply", "-f", file]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), expected);
+    let out = fleetctl(addr, &["policy", "apply", "-f", file, "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("fleetctl: {expected}\n")
+    );
+    assert_eq!(fake.requests(), 0, "the collector was contacted");
+}
+
 /// A value below 0 on claims alone is refused by fleetctl itself, before anything is
 /// contacted, in the words the collector uses; a dry run and `--force` go to the collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

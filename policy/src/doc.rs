@@ -31,6 +31,10 @@ use thiserror::Error;
 pub const OOM_SCORE_ADJ_MIN: i32 = -1000;
 /// See [`OOM_SCORE_ADJ_MIN`].
 pub const OOM_SCORE_ADJ_MAX: i32 = 1000;
+/// The largest policy document accepted, in bytes. A policy is a few hundred bytes; the cap
+/// keeps a host's policy set, which travels in one `PolicySync` message, far below the 4 MiB
+/// message limit (the collector also caps the set as a whole).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// The legacy `oom_adj` value that disables the OOM killer for a process.
 pub const OOM_DISABLE: i32 = -17;
 /// Smallest legacy `oom_adj` value other than [`OOM_DISABLE`].
@@ -105,6 +109,12 @@ pub enum PolicyError {
         field: String,
         message: String,
     },
+    /// Longer than [`MAX_DOCUMENT_BYTES`]; not parsed.
+    #[error(
+        "{origin}: the policy document is {bytes} bytes; a policy document is at most \
+         {MAX_DOCUMENT_BYTES} bytes (64 KiB)"
+    )]
+    TooLarge { origin: String, bytes: usize },
 }
 
 /// The document as written. Absent keys stay `None` so that serializing gives back what the
@@ -255,8 +265,15 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
 /// Parses a policy document in the given format.
 ///
 /// # Errors
-/// [`PolicyError`] naming `origin` and the offending field.
+/// [`PolicyError`] naming `origin` and the offending field; [`PolicyError::TooLarge`] for a
+/// document over [`MAX_DOCUMENT_BYTES`].
 pub fn parse_policy_as(text: &str, origin: &str, format: Format) -> Result<Policy, PolicyError> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(PolicyError::TooLarge {
+            origin: origin.to_string(),
+            bytes: text.len(),
+        });
+    }
     let syntax = |message: String| PolicyError::Syntax {
         origin: origin.to_string(),
         format,

@@ -3,8 +3,9 @@
 //! this code.
 //!
 //! Layout:
-//! - [`doc`]: the policy document (YAML or TOML), [`parse_policy`], validation with errors that
-//!   name the field, and the kernel's `oom_adj` → `oom_score_adj` conversion.
+//! - [`doc`]: the policy document (YAML or TOML, at most [`MAX_DOCUMENT_BYTES`]),
+//!   [`parse_policy`], validation with errors that name the field, and the kernel's `oom_adj` →
+//!   `oom_score_adj` conversion.
 //! - [`identity`]: what a process is rather than what it claims: `exe:` by the device and
 //!   inode of the running image and the host's mount namespace, `unit:` as the system
 //!   manager's own cgroup, and which criteria anchor a match ([`FileId`],
@@ -54,6 +55,7 @@ pub mod safety;
 pub use doc::{
     oom_adj_to_score_adj, parse_policy, parse_policy_as, Format, MatchDoc, Matcher,
     MountNamespaces, Policy, PolicyDoc, PolicyError, Target, TargetDoc, User, UserRef,
+    MAX_DOCUMENT_BYTES,
 };
 pub use identity::FileId;
 pub use matching::{glob_match, uid_of, Labels, ProcessInfo};

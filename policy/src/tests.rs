@@ -575,3 +575,28 @@ fn an_unreadable_exe_is_told_apart_from_no_match() {
     assert!(by_comm.matches(&hidden, &[]));
     assert!(!by_comm.matcher.unreadable_exe(&hidden));
 }
+
+/// Issue 12: two 2.6 MB documents made every targeted agent's `PolicySync` exceed the 4 MiB
+/// message limit. A document over the cap is refused, naming the limit, before it is parsed.
+#[test]
+fn a_document_over_the_size_cap_is_refused_naming_the_limit() {
+    let head = "name: big\ntarget: {}\nmatch: {exe: /usr/sbin/sshd}\noom_score_adj: -500\n";
+    // A comment pads the document: valid YAML of any size.
+    let pad = |to: usize| format!("{head}#{}\n", "x".repeat(to - head.len() - 2));
+    let at_cap = pad(crate::MAX_DOCUMENT_BYTES);
+    assert_eq!(at_cap.len(), crate::MAX_DOCUMENT_BYTES);
+    assert_eq!(policy(&at_cap).name, "big");
+    let over = pad(crate::MAX_DOCUMENT_BYTES + 1);
+    assert_eq!(
+        error(&over, "big.yaml"),
+        "big.yaml: the policy document is 65537 bytes; a policy document is at most 65536 bytes (64 KiB)"
+    );
+    let huge = pad(2_600_000);
+    assert!(matches!(
+        parse_policy_as(&huge, "big.toml", Format::Toml),
+        Err(PolicyError::TooLarge {
+            bytes: 2_600_000,
+            ..
+        })
+    ));
+}

@@ -3,18 +3,29 @@
 //! The ingest sessions feed [`Live`] (the latest sar values, NTP measurement and clock probe, and
 //! the recent OOM kill times); the rules loop ([`super::evaluate`]) and `fleetctl ntp` read it.
 //! It is memory only, rebuilt from the streams after a restart.
+//!
+//! A batch is observed only once the store has stored it for the first time: the session takes
+//! an [`Observation`] out of it before it is written and hands it to [`Live::observe`] after
+//! the write, less the kills the host already had. A replayed batch (a lost ack) or a kill read
+//! again from the kernel log is no news, so one kill never counts twice in `oom_kill_burst`.
+//!
+//! The sar values are those of the host's latest sample. An instance (a CPU, disk or interface)
+//! missing from [`MISSED_SAMPLES`] samples in a row leaves the live state: a removed disk or
+//! veth stops feeding rules, and a host keeps at most that many samples' worth of instances.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use fleet_proto::clock::now_ms;
-use fleet_proto::v1::{Batch, ClockStatus};
+use fleet_proto::v1::{Batch, ClockStatus, Record};
 use tokio::sync::futures::Notified;
 
 /// How long the kill times of a host are kept in memory for `oom_kill_burst`.
 const KILL_MEMORY_MS: i64 = 3_600_000;
 /// Most kill times kept per host, even if a host reports kills in a storm.
 const MAX_KILLS_KEPT: usize = 10_000;
+/// An instance absent from this many of the host's samples in a row leaves its live state.
+pub const MISSED_SAMPLES: u64 = 3;
 
 /// What the collector knows of each host right now, from its stream: the latest sar values, NTP
 /// measurement, clock offset against the collector, and recent OOM kills. Feeds the rules and
@@ -34,35 +45,101 @@ pub struct HostLive {
     pub clock: Option<(i64, ClockStatus)>,
     /// (offset ms, delay ms) of the latest probe over the stream.
     pub collector: Option<(f64, f64)>,
-    /// Latest values per (activity, instance).
+    /// Latest values per (activity, instance), of the instances in the host's recent samples.
     pub sar: HashMap<(i32, String), Vec<f64>>,
     /// Times of the host's OOM kills within the last hour, oldest first.
     pub oom_kills: VecDeque<i64>,
+    /// For each key of `sar`, the number (in `samples`) of the last sample that reported it.
+    seen: HashMap<(i32, String), u64>,
+    /// Samples with sar records observed so far.
+    samples: u64,
+}
+
+/// What one batch tells the live state (see the module doc): its latest sar values, its clock
+/// readings and its kill times.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observation {
+    /// The records of the batch's latest sample that has any.
+    latest: Option<Vec<Record>>,
+    /// (measured at, status) of each clock reading.
+    clocks: Vec<(i64, ClockStatus)>,
+    /// The time of each OOM event, in batch order.
+    kills: Vec<i64>,
+}
+
+impl Observation {
+    /// Takes the clock readings out of `batch`'s samples (they are live state, not stored with
+    /// the samples) and copies its latest sar values and its kill times. `extra_clocks` are
+    /// readings already taken out of it (from samples that will not be stored).
+    pub fn take(batch: &mut Batch, extra_clocks: Vec<(i64, ClockStatus)>) -> Observation {
+        let mut clocks = extra_clocks;
+        for s in &mut batch.samples {
+            if let Some(c) = s.clock.take() {
+                clocks.push((s.time_ms, c));
+            }
+        }
+        let latest = batch
+            .samples
+            .iter()
+            .filter(|s| !s.records.is_empty())
+            .max_by_key(|s| s.time_ms)
+            .map(|s| s.records.clone());
+        Observation {
+            latest,
+            clocks,
+            kills: batch.oom_events.iter().map(|e| e.time_ms).collect(),
+        }
+    }
+
+    /// Leaves out the kills at these indices (already stored before: no news).
+    pub fn forget_kills(&mut self, indices: &[u32]) {
+        if indices.is_empty() {
+            return;
+        }
+        let mut i = 0u32;
+        self.kills.retain(|_| {
+            i += 1;
+            !indices.contains(&(i - 1))
+        });
+    }
 }
 
 impl Live {
-    /// Takes in a batch of host `num` before it is written. The clock status is live state, not a
-    /// time series: it is taken out of the samples and not stored with them.
-    pub fn observe(&self, num: u32, batch: &mut Batch) {
+    /// Takes in what a batch of host `num` said, once it is stored for the first time. A clock
+    /// reading stamped after now counts as taken now, so a host's clock that was ahead for a
+    /// while cannot hold back its later readings.
+    pub fn observe(&self, num: u32, obs: Observation) {
+        let now = now_ms();
         let mut hosts = self.hosts.lock().expect("live lock");
         let h = hosts.entry(num).or_default();
-        if let Some(last) = batch.samples.iter().max_by_key(|s| s.time_ms) {
-            for r in &last.records {
-                h.sar
-                    .insert((r.activity, r.instance.clone()), r.values.clone());
+        if let Some(records) = obs.latest {
+            h.samples += 1;
+            let this = h.samples;
+            for r in records {
+                let key = (r.activity, r.instance);
+                h.seen.insert(key.clone(), this);
+                h.sar.insert(key, r.values);
             }
-        }
-        for s in &mut batch.samples {
-            if let Some(c) = s.clock.take() {
-                if h.clock.as_ref().is_none_or(|(t, _)| *t <= s.time_ms) {
-                    h.clock = Some((s.time_ms, c));
+            let sar = &mut h.sar;
+            h.seen.retain(|key, last| {
+                let keep = this - *last < MISSED_SAMPLES;
+                if !keep {
+                    sar.remove(key);
                 }
+                keep
+            });
+        }
+        for (t, c) in obs.clocks {
+            let t = t.min(now);
+            if h.clock.as_ref().is_none_or(|(old, _)| *old <= t) {
+                h.clock = Some((t, c));
             }
         }
-        let horizon = now_ms() - KILL_MEMORY_MS;
-        for e in &batch.oom_events {
-            if e.time_ms >= horizon {
-                h.oom_kills.push_back(e.time_ms);
+        let horizon = now - KILL_MEMORY_MS;
+        let kills = obs.kills.len();
+        for t in obs.kills {
+            if t >= horizon {
+                h.oom_kills.push_back(t);
             }
         }
         while h.oom_kills.front().is_some_and(|t| *t < horizon) {
@@ -72,7 +149,7 @@ impl Live {
             h.oom_kills.pop_front();
         }
         drop(hosts);
-        if !batch.oom_events.is_empty() {
+        if kills > 0 {
             self.kill_arrived.notify_one();
         }
     }
@@ -96,5 +173,105 @@ impl Live {
     /// Resolves when an OOM kill arrives (or arrived since the last wait).
     pub fn kill_arrived(&self) -> Notified<'_> {
         self.kill_arrived.notified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_proto::v1::{Activity, OomEvent, Sample};
+
+    fn disk(name: &str, util: f64) -> Record {
+        Record {
+            activity: Activity::Disk as i32,
+            instance: name.into(),
+            values: vec![util],
+        }
+    }
+
+    fn batch(time_ms: i64, records: Vec<Record>, kills: &[i64]) -> Batch {
+        Batch {
+            seq: 1,
+            samples: vec![Sample {
+                time_ms,
+                interval_ms: 1000,
+                records,
+                ..Sample::default()
+            }],
+            oom_events: kills
+                .iter()
+                .map(|&t| OomEvent {
+                    time_ms: t,
+                    ..OomEvent::default()
+                })
+                .collect(),
+            ..Batch::default()
+        }
+    }
+
+    fn disks(live: &Live) -> Vec<String> {
+        let mut d: Vec<String> = live.get(1).sar.into_keys().map(|(_, i)| i).collect();
+        d.sort();
+        d
+    }
+
+    #[test]
+    fn an_instance_missing_from_a_few_samples_leaves_the_live_state() {
+        let live = Live::default();
+        let t = now_ms();
+        let both = || vec![disk("sda", 10.0), disk("sdb", 99.0)];
+        live.observe(1, Observation::take(&mut batch(t, both(), &[]), vec![]));
+        assert_eq!(disks(&live), ["sda", "sdb"]);
+        // sdb is removed: it stays for MISSED_SAMPLES - 1 samples, then goes.
+        for i in 1..MISSED_SAMPLES {
+            let mut b = batch(t + i as i64, vec![disk("sda", 11.0)], &[]);
+            live.observe(1, Observation::take(&mut b, vec![]));
+            assert_eq!(disks(&live), ["sda", "sdb"], "after {i} samples without it");
+        }
+        let mut b = batch(t + 10, vec![disk("sda", 12.0)], &[]);
+        live.observe(1, Observation::take(&mut b, vec![]));
+        assert_eq!(disks(&live), ["sda"]);
+        assert_eq!(
+            live.get(1).sar[&(Activity::Disk as i32, "sda".into())],
+            [12.0]
+        );
+        // A sample without records (a ranking alone) is no interval of the sar sources.
+        for _ in 0..2 * MISSED_SAMPLES {
+            let mut b = batch(t + 20, vec![], &[]);
+            live.observe(1, Observation::take(&mut b, vec![]));
+        }
+        assert_eq!(disks(&live), ["sda"]);
+        // Instances that change all the time (veths) never pile up.
+        for i in 0..100 {
+            let mut b = batch(t + 30 + i, vec![disk(&format!("veth{i}"), 1.0)], &[]);
+            live.observe(1, Observation::take(&mut b, vec![]));
+        }
+        let h = live.get(1);
+        assert_eq!(h.sar.len() as u64, MISSED_SAMPLES);
+        assert_eq!(h.seen.len() as u64, MISSED_SAMPLES);
+    }
+
+    #[test]
+    fn kills_already_stored_are_left_out_and_future_clock_readings_count_as_now() {
+        let live = Live::default();
+        let t = now_ms();
+        let mut b = batch(t, vec![], &[t - 3, t - 2, t - 1]);
+        let mut obs = Observation::take(&mut b, vec![(t + 3_600_000, ClockStatus::default())]);
+        obs.forget_kills(&[0, 2]);
+        live.observe(1, obs);
+        let h = live.get(1);
+        assert_eq!(h.oom_kills, [t - 2]);
+        let (at, _) = h.clock.expect("a reading");
+        assert!(at <= now_ms(), "a reading from the future is taken as now");
+        // A later reading replaces it.
+        let later = now_ms() + 1;
+        live.observe(
+            1,
+            Observation {
+                clocks: vec![(later, ClockStatus::default())],
+                ..Observation::default()
+            },
+        );
+        assert!(live.get(1).clock.unwrap().0 >= at);
     }
 }

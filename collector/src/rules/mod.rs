@@ -2,7 +2,8 @@
 //! live in the `fleet-rules` crate (shared with `fleetctl rules check`).
 //!
 //! - [`live`]: [`Live`], what the collector knows of each host right now (latest sar values, NTP
-//!   measurement, clock probe, recent OOM kills), fed by the ingest sessions.
+//!   measurement, clock probe, recent OOM kills), fed by the ingest sessions with what each
+//!   batch stored for the first time said ([`Observation`]).
 //! - [`evaluate`]: the rules loop: builds a [`fleet_rules::FleetView`] from the host registry
 //!   and [`Live`] every second (and at once when an OOM kill arrives), calls
 //!   [`RulesEngine::evaluate`], and reloads the rules file on SIGHUP.
@@ -19,5 +20,5 @@ pub mod notify;
 
 pub use engine::{BlobStore, RulesEngine, ALERTS_BLOB, RESTART_HOLD};
 pub use evaluate::{load_rules, rules_engine, RulesOptions, EVAL_EVERY};
-pub use live::{HostLive, Live};
+pub use live::{HostLive, Live, Observation};
 pub use notify::{BadUrl, NotifierOptions, NotifierStats, Notifiers, Target};

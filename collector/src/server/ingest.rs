@@ -11,9 +11,14 @@
 //!   [`Sessions`] caps the streams per host id ([`MAX_STREAMS_PER_HOST`]) and the
 //!   connected hosts (`max_agents`). The welcome says the last seq stored for the agent's spool
 //!   epoch, from which it resends.
-//! - Each batch is checked ([`check_batch`]), fed to the live host state, and queued for the
-//!   writer; its Ack goes out only after the write that contains it returned, in stream order.
-//!   A malformed batch ends the stream with `InvalidArgument` naming the field.
+//! - Each batch is checked ([`check_batch`]), screened for timestamps from the future
+//!   (`future.rs`) and queued for the writer with the seq the stream sent before it (the
+//!   store's watermark must reach it, see `IngestItem::after_seq`); its Ack goes out only after
+//!   the write that stored it returned, in stream order, and only then is what the batch said
+//!   fed to the live host state, when the write stored it for the first time (less the kills
+//!   already stored). A malformed batch ends the stream with `InvalidArgument` naming the
+//!   field; a batch the store could not store ends it with `Unavailable`, and no later batch of
+//!   the stream is acknowledged.
 //! - Clock probes: every [`PROBE_EVERY`] the session sends a `TimeProbe` and turns the agent's
 //!   echo into the host's clock offset against the collector (the NTP on-wire exchange).
 //! - OOM policies (`policies.rs`): the host's policy set is pushed after the welcome and on every
@@ -40,7 +45,8 @@ use super::policies::{self, check_process_list};
 use super::writer::Written;
 use super::{blocking, Shared};
 use crate::auth::Need;
-use crate::storage::{HostRecord, IngestItem};
+use crate::rules::{Live, Observation};
+use crate::storage::{HostRecord, IngestItem, WriteOutcome};
 
 /// Batches one stream may have queued for writing before it stops reading.
 const STREAM_PENDING: usize = 256;
@@ -243,23 +249,56 @@ impl Ingest for IngestSvc {
                 shared.sessions.closed(&host_id);
                 Status::cancelled("stream closed")
             })?;
-        tokio::spawn(run_session(shared, rec, hello.spool_epoch, inbound, out_tx));
+        let stream = Stream {
+            epoch: hello.spool_epoch,
+            welcomed: last_seq,
+        };
+        tokio::spawn(run_session(shared, rec, stream, inbound, out_tx));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
 
-/// Sends the Ack of each queued batch once its write returned, in stream order; ends the stream
-/// with `Unavailable` if a write failed or the writer stopped.
+/// A batch queued for the writer, waiting for its write to return.
+struct Pending {
+    seq: u64,
+    written: Written,
+    /// What the batch tells the live state, once stored.
+    observation: Observation,
+}
+
+/// Sends the Ack of each queued batch once its write returned, in stream order, after feeding
+/// the live state what a batch stored for the first time said; ends the stream with
+/// `Unavailable` if a write failed, a batch was not stored behind one that failed, or the writer
+/// stopped.
 fn spawn_acker(
     out: Outbound,
-    mut pending: mpsc::Receiver<(u64, Written)>,
+    mut pending: mpsc::Receiver<Pending>,
+    live: Arc<Live>,
+    host_num: u32,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        while let Some((seq, written)) = pending.recv().await {
-            let msg = match written.await {
-                Ok(Ok(_)) => Ok(CollectorMessage {
+        while let Some(Pending {
+            seq,
+            written,
+            mut observation,
+        }) = pending.recv().await
+        {
+            let ack = || {
+                Ok(CollectorMessage {
                     msg: Some(collector_message::Msg::Ack(fleet_proto::v1::Ack { seq })),
-                }),
+                })
+            };
+            let msg = match written.await {
+                Ok(Ok(WriteOutcome::Stored { repeated_kills })) => {
+                    observation.forget_kills(&repeated_kills);
+                    live.observe(host_num, observation);
+                    ack()
+                }
+                Ok(Ok(WriteOutcome::Duplicate)) => ack(),
+                Ok(Ok(WriteOutcome::Blocked)) => Err(Status::unavailable(format!(
+                    "batch {seq} not stored: a batch sent before it was not stored; \
+                     resend from the welcome"
+                ))),
                 Ok(Err(e)) => Err(Status::unavailable(format!("storage write failed: {e}"))),
                 Err(_) => Err(Status::unavailable("collector shutting down")),
             };
@@ -317,23 +356,48 @@ impl Drop for ClockProbe {
     }
 }
 
+/// A stream's spool epoch and the seqs it carries.
+struct Stream {
+    epoch: u64,
+    /// The `last_seq` of its welcome; then the highest seq it sent. Each batch is stored only
+    /// once the host's watermark has reached the value before it (`IngestItem::after_seq`).
+    welcomed: u64,
+}
+
+impl Stream {
+    /// The `after_seq` of batch `seq`, the next one of this stream.
+    fn after(&mut self, seq: u64) -> u64 {
+        let after = self.welcomed;
+        self.welcomed = self.welcomed.max(seq);
+        after
+    }
+}
+
 /// One agent's stream after the welcome, until it ends, the agent misbehaves or the collector
 /// stops; then the acks of everything accepted go out and the host is marked disconnected when
 /// this was its last stream.
 async fn run_session(
     shared: Shared,
     rec: HostRecord,
-    epoch: u64,
+    mut stream: Stream,
     mut inbound: Streaming<AgentMessage>,
     out: Outbound,
 ) {
     let host = rec.identity.host_id.clone();
     let (ack_tx, ack_rx) = mpsc::channel(STREAM_PENDING);
-    let acker = spawn_acker(out.clone(), ack_rx);
+    let acker = spawn_acker(out.clone(), ack_rx, shared.live.clone(), rec.num);
     let probe = ClockProbe::start(out.clone());
-    let pusher = policies::spawn_pusher(shared.policies.clone(), rec.clone(), out.clone());
+    let sent = Arc::new(policies::Sent::default());
+    let pusher = policies::spawn_pusher(
+        shared.policies.clone(),
+        rec.clone(),
+        out.clone(),
+        sent.clone(),
+    );
+    let (reports, saver) = policies::spawn_report_saver(shared.policies.clone(), rec.clone(), sent);
     let mut stop = shared.stop.clone();
     let mut unknown_logged = false;
+    let mut future_logged = false;
     loop {
         let msg = tokio::select! {
             _ = stop.changed() => break,
@@ -363,12 +427,20 @@ async fn run_session(
                         break;
                     }
                 }
-                shared.live.observe(rec.num, &mut batch);
+                let screened = shared.future.screen(&mut batch, now_ms());
+                if screened.any() && !future_logged {
+                    warn!(host_id = %host, seq = batch.seq, samples_dropped = screened.samples_dropped,
+                        kills_stamped_now = screened.kills_clamped, latest_ms = screened.latest_ms,
+                        "timestamps from the future (is the host's clock ahead?): samples dropped, kills stamped with the collector's time");
+                    future_logged = true;
+                }
+                let observation = Observation::take(&mut batch, screened.clocks);
                 let seq = batch.seq;
                 let item = IngestItem {
                     host_num: rec.num,
-                    epoch,
+                    epoch: stream.epoch,
                     seq,
+                    after_seq: stream.after(seq),
                     dropped_samples: batch.dropped_samples,
                     samples: batch.samples,
                     oom_events: batch.oom_events,
@@ -378,7 +450,12 @@ async fn run_session(
                 let Some(written) = shared.writer.submit(item).await else {
                     break;
                 };
-                if ack_tx.send((seq, written)).await.is_err() {
+                let pending = Pending {
+                    seq,
+                    written,
+                    observation,
+                };
+                if ack_tx.send(pending).await.is_err() {
                     break;
                 }
             }
@@ -388,10 +465,9 @@ async fn run_session(
                 }
             }
             Some(agent_message::Msg::PolicyReport(report)) => {
-                if let Err(e) =
-                    policies::store_report(shared.policies.clone(), rec.clone(), report).await
-                {
-                    warn!(host_id = %host, error = %e.message(), "policy report not stored");
+                // Waits only when the saver has several reports queued (the store is failing).
+                if reports.send(report).await.is_err() {
+                    break;
                 }
             }
             Some(agent_message::Msg::ProcessList(list)) => {
@@ -416,6 +492,8 @@ async fn run_session(
     // Awaited, so no task of this session holds the store once the session ended.
     pusher.abort();
     let _ = pusher.await;
+    drop(reports);
+    let _ = saver.await;
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;
@@ -432,6 +510,20 @@ async fn run_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_batch_follows_the_highest_seq_its_stream_sent_before_it() {
+        let mut s = Stream {
+            epoch: 1,
+            welcomed: 4,
+        };
+        assert_eq!(s.after(5), 4, "the first batch follows the welcome");
+        assert_eq!(s.after(6), 5);
+        // A replay of an older batch (a duplicate) does not lower it.
+        assert_eq!(s.after(2), 6);
+        assert_eq!(s.after(9), 6, "a gap the agent made");
+        assert_eq!(s.after(10), 9);
+    }
 
     #[test]
     fn streams_per_host_and_connected_hosts_are_capped() {

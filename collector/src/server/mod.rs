@@ -5,6 +5,7 @@
 //! - `writer`: the group-commit writer thread behind a bounded queue.
 //! - `query`: the `Query` service (fleetctl's reads).
 //! - `policies`: the `Policies` service, and what a session does with policies.
+//! - `future`: what a session does with timestamps from the future ([`FutureScreen`]).
 //!
 //! Backpressure: the writer queue is bounded; when the disk is slow it fills, `submit` waits and
 //! the session tasks stop reading their streams, so HTTP/2 flow control pushes back on the
@@ -15,11 +16,13 @@
 //! pending acks, the rules loop ends and the last alert changes reach the notifiers, the writer
 //! drains, RocksDB is flushed.
 
+mod future;
 mod ingest;
 mod policies;
 mod query;
 mod writer;
 
+pub use future::{FutureScreen, Screened};
 pub use ingest::{check_batch, check_identity, HELLO_TIMEOUT, MAX_STREAMS_PER_HOST, PROBE_EVERY};
 pub use policies::{check_process_list, ACTOR_METADATA, MAX_PROCESSES};
 pub use query::MAX_QUERY_ROWS;
@@ -66,6 +69,8 @@ struct Shared {
     /// The writer thread ends when the last clone is dropped, i.e. when every session ended.
     writer: Writer,
     sessions: Arc<Sessions>,
+    /// Timestamps from the future, screened by every session and counted.
+    future: Arc<FutureScreen>,
     stop: watch::Receiver<bool>,
 }
 
@@ -99,6 +104,8 @@ pub struct ServeOptions {
     pub seal_every: Duration,
     /// Alert rules and where alerts go; None: no rules are evaluated.
     pub rules: Option<RulesOptions>,
+    /// How far ahead of the collector's clock an agent's timestamp may be (see [`FutureScreen`]).
+    pub max_future_skew: Duration,
 }
 
 /// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
@@ -170,6 +177,7 @@ pub async fn run(
         store: store.clone(),
         writer,
         sessions: Arc::default(),
+        future: Arc::new(FutureScreen::new(opts.max_future_skew)),
         stop: stop_rx.clone(),
     };
     let maint = tokio::spawn(crate::storage::maintenance::run(

@@ -1,16 +1,24 @@
 //! The `Policies` gRPC service (`fleetctl policy ...`) over [`PolicyBook`], and what an agent
-//! session does with policies: push the host's set, take its reports and process lists.
+//! session does with policies: push the host's set ([`spawn_pusher`], which notes what it sent
+//! in [`Sent`]), take its reports ([`spawn_report_saver`]: only about what it was sent, written
+//! before they count, retried with backoff while the store refuses) and its process lists.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use fleet_proto::backoff::Backoff;
 use fleet_proto::clock::now_ms;
+use fleet_proto::limits::MAX_MESSAGE_BYTES;
 use fleet_proto::v1::{
     collector_message, policies_server::Policies, ApplyPolicyRequest, CollectorMessage,
-    ListPoliciesRequest, PolicyChange, PolicyHistoryList, PolicyList, PolicyName,
+    ListPoliciesRequest, PolicyChange, PolicyHistoryList, PolicyList, PolicyName, PolicyReport,
     PolicyStatusReport, PolicySync, ProcessList,
 };
+use prost::Message;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
+use tracing::{error, info, warn};
 
 use super::{blocking, storage_status, Shared};
 use crate::auth::{Auth, Need};
@@ -149,11 +157,31 @@ impl Policies for PoliciesSvc {
     }
 }
 
-/// Sends the host its policy set now and after every change, until the stream closes.
+/// The names of the policies a session sent its agent, in every set since the stream opened
+/// (bounded by the policies that exist): the agent may report on these.
+#[derive(Debug, Default)]
+pub(super) struct Sent(Mutex<HashSet<String>>);
+
+impl Sent {
+    fn add(&self, specs: &[fleet_proto::v1::PolicySpec]) {
+        let mut names = self.0.lock().expect("sent lock");
+        names.extend(specs.iter().map(|s| s.name.clone()));
+    }
+
+    fn names(&self) -> HashSet<String> {
+        self.0.lock().expect("sent lock").clone()
+    }
+}
+
+/// Sends the host its policy set now and after every change, until the stream closes, noting
+/// in `sent` what it sends. The book keeps every set under the message limit
+/// (`MAX_POLICY_SET_BYTES`); a set over it anyway is not sent (logged), which leaves the agent
+/// with its previous set rather than cutting its stream.
 pub(super) fn spawn_pusher(
     book: Arc<PolicyBook>,
     host: HostRecord,
     out: mpsc::Sender<Result<CollectorMessage, Status>>,
+    sent_names: Arc<Sent>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut changed = book.subscribe();
@@ -161,13 +189,20 @@ pub(super) fn spawn_pusher(
         loop {
             let want = book.desired_for(&host);
             if sent.as_ref() != Some(&want) {
-                let msg = CollectorMessage {
-                    msg: Some(collector_message::Msg::PolicySync(PolicySync {
-                        policies: want.clone(),
-                    })),
+                let sync = PolicySync {
+                    policies: want.clone(),
                 };
-                if out.send(Ok(msg)).await.is_err() {
-                    return;
+                if sync.encoded_len() >= MAX_MESSAGE_BYTES {
+                    error!(host_id = %host.identity.host_id, bytes = sync.encoded_len(),
+                        "policy set over the message limit; not sent");
+                } else {
+                    sent_names.add(&sync.policies);
+                    let msg = CollectorMessage {
+                        msg: Some(collector_message::Msg::PolicySync(sync)),
+                    };
+                    if out.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
                 }
                 sent = Some(want);
             }
@@ -192,11 +227,135 @@ pub fn check_process_list(list: &ProcessList) -> Result<(), Status> {
     Ok(())
 }
 
-/// Stores an agent's policy report (a synced write, off the async threads).
-pub(super) async fn store_report(
+/// Reports a session may have queued for its saver.
+const REPORTS_PENDING: usize = 4;
+/// First and longest wait before writing a report again after a failed write.
+const REPORT_RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(30));
+
+/// Takes a session's policy reports (see [`PolicyBook::take_report`]: only about what `sent`
+/// names) and writes them, off the stream: a write that fails is retried with backoff until it
+/// succeeds or the stream closes (then the host's next report writes them). Entries about
+/// policies the host was not sent are dropped, logged once per session. Ends when the sender
+/// is dropped.
+pub(super) fn spawn_report_saver(
     book: Arc<PolicyBook>,
     host: HostRecord,
-    report: fleet_proto::v1::PolicyReport,
-) -> Result<(), Status> {
-    blocking(move || book.report(&host, &report)).await
+    sent: Arc<Sent>,
+) -> (mpsc::Sender<PolicyReport>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<PolicyReport>(REPORTS_PENDING);
+    let task = tokio::spawn(async move {
+        let host_id = host.identity.host_id.clone();
+        let mut backoff = Backoff::new(REPORT_RETRY.0, REPORT_RETRY.1);
+        let mut retry_in: Option<Duration> = None;
+        let mut dropped_logged = false;
+        loop {
+            let retry = async move {
+                match retry_in {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                report = rx.recv() => {
+                    let Some(report) = report else { break };
+                    let dropped = book.take_report(&host, &report, &sent.names());
+                    if !dropped.is_empty() && !dropped_logged {
+                        warn!(%host_id, policies = ?dropped,
+                            "policy report about policies this host was not sent; dropped");
+                        dropped_logged = true;
+                    }
+                }
+                () = retry => {}
+            }
+            let (b, num) = (book.clone(), host.num);
+            match blocking(move || b.save_reports(num)).await {
+                Ok(_) => {
+                    if retry_in.take().is_some() {
+                        info!(%host_id, "policy report stored after a failed write");
+                    }
+                    backoff.reset();
+                }
+                Err(e) => {
+                    if retry_in.is_none() {
+                        warn!(%host_id, error = %e.message(), "policy report not stored; retrying");
+                    }
+                    retry_in = Some(backoff.next_delay());
+                }
+            }
+        }
+        if book.has_unsaved(host.num) {
+            warn!(%host_id, "stream closed with a policy report not stored; the host's next report writes it");
+        }
+    });
+    (tx, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::flaky::Flaky;
+    use crate::policy::{STATE_ENFORCED, STATE_PENDING};
+    use crate::storage::{Store, StoreOptions};
+    use fleet_proto::v1::{HostIdentity, PolicyHostStatus};
+
+    /// Issue 12: a report whose write failed was lost (and showed in memory as if stored). The
+    /// saver retries it with backoff until the store takes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_that_cannot_be_written_is_retried_until_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let flaky = Flaky::new(store.clone());
+        let book = Arc::new(PolicyBook::open(flaky.clone()).unwrap());
+        let identity = HostIdentity {
+            host_id: "web1".into(),
+            cluster: "prod".into(),
+            ..HostIdentity::default()
+        };
+        let web1 = store.upsert_host(&identity, 1, true).unwrap();
+        let doc = "name: protect-sshd\ntarget: {cluster: prod}\nmatch: {exe: /usr/sbin/sshd}\noom_score_adj: -500\n";
+        let req = ApplyPolicyRequest {
+            document: doc.into(),
+            ..ApplyPolicyRequest::default()
+        };
+        book.apply(&req, "a", std::slice::from_ref(&web1), 1)
+            .unwrap();
+        let sent = Arc::new(Sent::default());
+        sent.add(&book.desired_for(&web1));
+
+        flaky.fail(true);
+        let (reports, saver) = spawn_report_saver(book.clone(), web1.clone(), sent);
+        let report = PolicyReport {
+            time_ms: 5,
+            policies: vec![PolicyHostStatus {
+                name: "protect-sshd".into(),
+                version: 1,
+                ..PolicyHostStatus::default()
+            }],
+            removed: vec![],
+        };
+        reports.send(report).await.unwrap();
+        let state = |book: &PolicyBook| {
+            book.status("protect-sshd", std::slice::from_ref(&web1))
+                .unwrap()
+                .hosts[0]
+                .state
+                .clone()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !book.has_unsaved(web1.num) {
+            assert!(tokio::time::Instant::now() < deadline, "never taken");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A few failed attempts: still not shown.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(state(&book), STATE_PENDING);
+        flaky.fail(false);
+        while state(&book) != STATE_ENFORCED {
+            assert!(tokio::time::Instant::now() < deadline, "never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!book.has_unsaved(web1.num));
+        drop(reports);
+        saver.await.unwrap();
+    }
 }

@@ -259,6 +259,10 @@ impl Query for QuerySvc {
             policies: sh.policies.in_force_count() as u32,
             cluster_refused: refused.cluster,
             connections_closed: sh.tls.as_ref().map_or(0, |t| t.closed.load(Relaxed)),
+            future_samples_dropped: sh.future.samples_dropped.load(Relaxed),
+            future_kills_clamped: sh.future.kills_clamped.load(Relaxed),
+            future_clock_readings_clamped: sh.future.clocks_clamped.load(Relaxed),
+            policy_reports_dropped: sh.policies.reports_dropped(),
         }))
     }
 

@@ -7,7 +7,7 @@
 //! whole windows with range deletes, and `retention_floor_s` keeps it from doing any work while
 //! nothing has expired.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_RAW, CF_TOP
 
 /// How often [`run`] enforces retention at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Encoded raw sample bytes one sealing step reads at most (a step takes one sample at least):
+/// about 100,000 samples of a host with a few dozen instances, far more than a host sends in
+/// a window, so a normal window is one step.
+pub const SEAL_STEP_BYTES: usize = 8 << 20;
 
 /// Seals closed windows every `every` (the first time at once) and enforces retention at most
 /// once an hour, each on a blocking thread, until `stop` changes (or its sender is dropped).
@@ -66,25 +70,39 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The raw samples of one host in one window, being sealed.
-struct Group {
+/// Raw samples of one host in one window, being sealed: at most [`SEAL_STEP_BYTES`] of them.
+struct Step {
     window_s: u64,
     host_num: u32,
     raw_keys: Vec<Vec<u8>>,
+    /// Encoded bytes of the samples read.
+    bytes: usize,
     series: BTreeMap<(u8, String), Vec<Row>>,
 }
 
 impl Store {
     /// Converts the raw samples of closed windows (window end plus one grace window at or before
     /// `now_ms`) into chunks, one per series per window, merging with an existing chunk when late
-    /// data arrives for a window sealed before. Works one (window, host) at a time, each in one
-    /// atomic write that adds the chunks and deletes the samples, so memory stays bounded by one
-    /// host's window and a crash leaves every sample either raw or sealed, never both or neither.
+    /// data arrives for a window sealed before. Works one (window, host) at a time, in steps of
+    /// at most [`SEAL_STEP_BYTES`] of raw samples, each step one atomic write that merges its
+    /// rows into the chunks and deletes its samples: memory stays bounded by a step and the
+    /// chunks it touches, however much a host sent for one window, and a crash leaves every
+    /// sample either raw or sealed, never both or neither. The chunks come out the same as in
+    /// one step (a later step merges into the chunks of the earlier ones as late data does).
     ///
     /// # Errors
-    /// A corruption error if a raw key, sample or existing chunk does not decode (the groups
+    /// A corruption error if a raw key, sample or existing chunk does not decode (the steps
     /// sealed before it stay sealed); [`StorageError::Rocks`] on read or write errors.
     pub fn seal(&self, now_ms: i64) -> Result<SealStats, StorageError> {
+        self.seal_in_steps(now_ms, SEAL_STEP_BYTES)
+    }
+
+    /// [`Store::seal`] with steps of at most `step_bytes` of raw samples.
+    pub(super) fn seal_in_steps(
+        &self,
+        now_ms: i64,
+        step_bytes: usize,
+    ) -> Result<SealStats, StorageError> {
         let _m = lock(&self.maintenance_lock);
         let mut stats = SealStats::default();
         let now_s = now_ms.div_euclid(1000);
@@ -105,25 +123,33 @@ impl Store {
         // run (they have other keys: a batch seq is never stored twice).
         let mut it = self.db.raw_iterator_cf_opt(raw_cf, ro);
         it.seek_to_first();
-        let mut group: Option<Group> = None;
+        let mut step: Option<Step> = None;
+        let mut group = None;
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             let rk = keys::decode_raw_key(key)?;
             let sample = values::decode_raw_sample(&rk, value)?;
-            if group
+            let this = (rk.window_start_s, rk.host_num);
+            if step
                 .as_ref()
-                .is_some_and(|g| (g.window_s, g.host_num) != (rk.window_start_s, rk.host_num))
+                .is_some_and(|s| (s.window_s, s.host_num) != this || s.bytes >= step_bytes)
             {
-                if let Some(done) = group.take() {
-                    self.seal_group(done, &mut stats)?;
+                if let Some(done) = step.take() {
+                    self.seal_step(done, &mut stats)?;
                 }
             }
-            let g = group.get_or_insert_with(|| Group {
+            if group != Some(this) {
+                group = Some(this);
+                stats.groups += 1;
+            }
+            let g = step.get_or_insert_with(|| Step {
                 window_s: rk.window_start_s,
                 host_num: rk.host_num,
                 raw_keys: Vec::new(),
+                bytes: 0,
                 series: BTreeMap::new(),
             });
             g.raw_keys.push(key.to_vec());
+            g.bytes += value.len();
             for rec in sample.records {
                 let Ok(act) = u8::try_from(rec.activity) else {
                     return Err(StorageError::Corrupt {
@@ -140,12 +166,13 @@ impl Store {
             it.next();
         }
         it.status()?;
-        if let Some(done) = group.take() {
-            self.seal_group(done, &mut stats)?;
+        if let Some(done) = step.take() {
+            self.seal_step(done, &mut stats)?;
         }
         if stats.groups > 0 {
             tracing::debug!(
                 groups = stats.groups,
+                steps = stats.steps,
                 samples = stats.samples,
                 chunks = stats.chunks,
                 merged = stats.merged_chunks,
@@ -157,35 +184,23 @@ impl Store {
         Ok(stats)
     }
 
-    fn seal_group(&self, g: Group, stats: &mut SealStats) -> Result<(), StorageError> {
+    /// Merges a step's rows into their series' chunks (each chunk looked up by its key: late
+    /// data, or an earlier step of the same window) and deletes its samples, in one write.
+    fn seal_step(&self, g: Step, stats: &mut SealStats) -> Result<(), StorageError> {
         let chunks_cf = self.cf(CF_CHUNKS)?;
         let raw_cf = self.cf(CF_RAW)?;
-
-        // Existing chunks of this host and window (late data): one prefix scan; only the series
-        // that receive new rows are decoded.
-        let mut existing: HashMap<(u8, String), Vec<Row>> = HashMap::new();
-        let prefix = keys::chunk_host_prefix(g.window_s, g.host_num);
-        let mut it = self.db.raw_iterator_cf(chunks_cf);
-        it.seek(prefix);
-        while let (Some(key), Some(value)) = (it.key(), it.value()) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let ck = keys::decode_chunk_key(key)?;
-            let id = (ck.activity, ck.instance);
-            if g.series.contains_key(&id) {
-                existing.insert(id, chunk::decode(value)?);
-            }
-            it.next();
-        }
-        it.status()?;
-        drop(it);
-
         let mut batch = WriteBatch::default();
         for ((activity, instance), new_rows) in g.series {
-            let rows = match existing.remove(&(activity, instance.clone())) {
-                Some(mut old) => {
+            let key = keys::chunk_key(&ChunkKey {
+                window_start_s: g.window_s,
+                host_num: g.host_num,
+                activity,
+                instance,
+            });
+            let rows = match self.db.get_pinned_cf(chunks_cf, &key)? {
+                Some(existing) => {
                     stats.merged_chunks += 1;
+                    let mut old = chunk::decode(&existing)?;
                     old.extend(new_rows);
                     old
                 }
@@ -197,12 +212,6 @@ impl Store {
             stats.rows += rows.len() as u64;
             stats.values += rows.iter().map(|r| r.values.len() as u64).sum::<u64>();
             stats.chunk_bytes += bytes.len() as u64;
-            let key = keys::chunk_key(&ChunkKey {
-                window_start_s: g.window_s,
-                host_num: g.host_num,
-                activity,
-                instance,
-            });
             batch.put_cf(chunks_cf, key, bytes);
         }
         for k in &g.raw_keys {
@@ -210,7 +219,7 @@ impl Store {
         }
         // Not synced: losing it in a crash leaves the samples raw, to be sealed again.
         self.db.write(batch)?;
-        stats.groups += 1;
+        stats.steps += 1;
         stats.samples += g.raw_keys.len() as u64;
         Ok(())
     }

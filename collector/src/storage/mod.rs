@@ -150,7 +150,8 @@ pub struct HostRecord {
     pub dropped_samples: u64,
     /// The agent's spool epoch of the last stored batch.
     pub epoch: u64,
-    /// The highest seq stored in `epoch`.
+    /// The watermark of `epoch`: every batch up to it that the agent sent is stored (see
+    /// [`IngestItem::after_seq`]), so the agent may drop them from its spool.
     pub last_seq: u64,
     /// The agent's kernel log health, as last reported (zeros until a batch carries it).
     pub kmsg: KmsgStatus,
@@ -162,6 +163,11 @@ pub struct IngestItem {
     pub host_num: u32,
     pub epoch: u64,
     pub seq: u64,
+    /// The highest seq its stream sent before it (for a stream's first batch, the `last_seq`
+    /// its welcome said): the item is stored only once the host's watermark in `epoch` has
+    /// reached it, so a batch whose predecessor was not stored (its write failed) is never
+    /// stored past it ([`WriteOutcome::Blocked`]). 0: nothing before it.
+    pub after_seq: u64,
     pub dropped_samples: u64,
     pub samples: Vec<Sample>,
     /// OOM kills, checked by [`validate_oom_event`].
@@ -181,12 +187,30 @@ pub struct StoredOomKill {
 }
 
 /// What [`Store::write`] did with one item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// Stored (durably, once `write` returns `Ok`).
-    Stored,
+    /// Stored for the first time (durably, once `write` returns `Ok`). `repeated_kills` are the
+    /// indices (in `oom_events`) of the kills the host already had stored (the agent re-read its
+    /// kernel log): not stored again, and no news to the live state.
+    Stored { repeated_kills: Vec<u32> },
     /// Already stored earlier: `seq <= last_seq` in the same epoch. Acknowledge it again.
     Duplicate,
+    /// Not stored: the host's watermark has not reached its `after_seq` (a batch before it in
+    /// its stream was not stored). Never acknowledged: the stream ends and the agent sends
+    /// both again from the watermark.
+    Blocked,
+}
+
+impl WriteOutcome {
+    /// Stored, every kill (if any) for the first time.
+    pub const STORED: WriteOutcome = WriteOutcome::Stored {
+        repeated_kills: Vec::new(),
+    };
+
+    /// Whether the item was stored by this write.
+    pub fn is_stored(&self) -> bool {
+        matches!(self, WriteOutcome::Stored { .. })
+    }
 }
 
 /// One row of a query result.
@@ -204,6 +228,10 @@ pub struct StoredRow {
 pub struct SealStats {
     /// (window, host) groups sealed.
     pub groups: u64,
+    /// Writes (steps of at most `SEAL_STEP_BYTES` of raw samples) they took: one per group
+    /// unless a host sent more than a step for one window. A chunk rewritten by several steps
+    /// counts in `chunks`, `merged_chunks`, `rows`, `values` and `chunk_bytes` each time.
+    pub steps: u64,
     /// Raw samples consumed (and deleted from `raw`).
     pub samples: u64,
     /// Chunks written.

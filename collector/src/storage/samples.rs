@@ -20,12 +20,21 @@ use super::{
 
 impl Store {
     /// Stores a group of batches (possibly from many hosts) in one atomic, synced RocksDB write
-    /// (group commit). An item whose `seq` is at or below its host's last stored seq in the same
-    /// epoch is skipped as [`WriteOutcome::Duplicate`]; an item of another epoch starts that
-    /// epoch (a wiped agent spool restarts its numbering). The hosts' epoch, last seq, last-seen
-    /// time, dropped-sample count and kernel log status are updated in the same write, so a crash
-    /// never keeps data without its seq or a seq without its data. Returns one outcome per item,
-    /// in order; when it returns `Ok`, every `Stored` item is durable.
+    /// (group commit). An item whose `seq` is at or below its host's watermark (`last_seq`) in
+    /// the same epoch is skipped as [`WriteOutcome::Duplicate`]; an item of another epoch starts
+    /// that epoch (a wiped agent spool restarts its numbering) from a watermark of 0.
+    ///
+    /// The watermark is contiguous over what the agent sent: an item is stored only when the
+    /// watermark has reached its `after_seq` (the seq its stream sent before it), else it is
+    /// [`WriteOutcome::Blocked`]. So when a group fails, the later batches of its streams, even
+    /// in a later group that succeeds, are not stored past the failed ones, and the welcome of
+    /// the agent's next stream never releases a batch that was not stored. Items of one host in
+    /// one group are taken in order, so a stream's consecutive batches may share a group.
+    ///
+    /// The hosts' epoch, watermark, last-seen time, dropped-sample count and kernel log status
+    /// are updated in the same write, so a crash never keeps data without its seq or a seq
+    /// without its data. Returns one outcome per item, in order; when it returns `Ok`, every
+    /// `Stored` item is durable.
     ///
     /// An item stores its samples in `raw` (less their `top_oom`, which goes to `topoom`; a
     /// sample that carried nothing else is not stored in `raw`), and its OOM events in `events`.
@@ -84,8 +93,17 @@ impl Store {
             let rec = changed
                 .get_mut(&item.host_num)
                 .expect("every host was looked up above");
-            if rec.epoch == item.epoch && item.seq <= rec.last_seq {
+            let watermark = if rec.epoch == item.epoch {
+                rec.last_seq
+            } else {
+                0
+            };
+            if rec.epoch == item.epoch && item.seq <= watermark {
                 outcomes.push(WriteOutcome::Duplicate);
+                continue;
+            }
+            if item.after_seq > watermark {
+                outcomes.push(WriteOutcome::Blocked);
                 continue;
             }
             rec.epoch = item.epoch;
@@ -126,16 +144,19 @@ impl Store {
                 values::encode_raw_sample(sar, &mut buf)?;
                 batch.put_cf(raw, key, &buf);
             }
+            let mut repeated_kills = Vec::new();
             for (index, ev) in item.oom_events.iter().enumerate() {
-                if let Some(window) = oom.put_kill(&mut batch, item, index, ev)? {
-                    min_window = min_window.min(window);
+                match oom.put_kill(&mut batch, item, index, ev)? {
+                    Some(window) => min_window = min_window.min(window),
+                    // At most MAX_EVENTS_PER_BATCH events: the index fits.
+                    None => repeated_kills.push(index as u32),
                 }
             }
-            outcomes.push(WriteOutcome::Stored);
+            outcomes.push(WriteOutcome::Stored { repeated_kills });
         }
         oom.log_repeated();
         // Records of hosts whose items were all duplicates are rewritten unchanged: harmless.
-        if outcomes.contains(&WriteOutcome::Stored) {
+        if outcomes.iter().any(WriteOutcome::is_stored) {
             for rec in changed.values() {
                 batch.put_cf(
                     hosts,

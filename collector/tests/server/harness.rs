@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_collector::config::DEFAULT_MAX_AGENTS;
+use fleet_collector::config::{DEFAULT_MAX_AGENTS, DEFAULT_MAX_FUTURE_SKEW};
+use fleet_collector::rules::RulesOptions;
 use fleet_collector::server::{self, ServeOptions};
 use fleet_collector::storage::{HostRecord, Store, StoreOptions};
 use fleet_proto::clock::now_ms;
 use fleet_proto::schema::schema;
 use fleet_proto::v1::{
-    agent_message, collector_message, ingest_client::IngestClient, query_client::QueryClient,
-    Activity, AgentMessage, Batch, CollectorMessage, Hello, HostIdentity, Record, Sample,
+    agent_message, collector_message, ingest_client::IngestClient, policies_client::PoliciesClient,
+    query_client::QueryClient, Activity, AgentMessage, Alert, AlertQuery, Batch, CollectorMessage,
+    CollectorStatus, CollectorStatusRequest, Hello, HostIdentity, Record, Sample,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -49,6 +51,7 @@ pub fn plaintext() -> ServeOptions {
         max_agents: DEFAULT_MAX_AGENTS,
         seal_every: Duration::from_secs(60),
         rules: None,
+        max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
     }
 }
 
@@ -59,6 +62,8 @@ pub struct Collector {
     shutdown: Option<oneshot::Sender<()>>,
     run: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    /// Holds the rules file of [`Collector::start_with_rules`].
+    _rules: Option<tempfile::TempDir>,
 }
 
 impl Collector {
@@ -83,7 +88,27 @@ impl Collector {
             shutdown: Some(tx),
             run: Some(run),
             _dir: dir,
+            _rules: None,
         }
+    }
+
+    /// A plaintext collector evaluating the rules `rules` (TOML), without notifiers.
+    pub async fn start_with_rules(rules: &str) -> Collector {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        std::fs::write(&file, rules).unwrap();
+        let mut c = Collector::start_with(ServeOptions {
+            rules: Some(RulesOptions {
+                file,
+                alertmanager: None,
+                webhook: None,
+                notify_ca: None,
+            }),
+            ..plaintext()
+        })
+        .await;
+        c._rules = Some(dir);
+        c
     }
 
     async fn channel(&self) -> Channel {
@@ -100,6 +125,36 @@ impl Collector {
 
     pub async fn query(&self) -> QueryClient<Channel> {
         QueryClient::new(self.channel().await)
+    }
+
+    pub async fn policies(&self) -> PoliciesClient<Channel> {
+        PoliciesClient::new(self.channel().await)
+    }
+
+    /// `GetCollectorStatus`.
+    pub async fn status(&self) -> CollectorStatus {
+        self.query()
+            .await
+            .get_collector_status(CollectorStatusRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The alerts of rule `rule` in `state` ("firing", "resolved", ...).
+    pub async fn alerts(&self, rule: &str, state: &str) -> Vec<Alert> {
+        let all = self
+            .query()
+            .await
+            .list_alerts(AlertQuery {
+                state: state.into(),
+                ..AlertQuery::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts;
+        all.into_iter().filter(|a| a.rule == rule).collect()
     }
 
     /// Resolves the shutdown future and waits for `run` to return; the store stays open for the

@@ -207,6 +207,7 @@ mod tests {
             policies: 3,
             cluster_refused: 5,
             connections_closed: 6,
+            ..CollectorStatus::default()
         }
     }
 

@@ -250,3 +250,90 @@ async fn the_loop_seals_and_enforces_retention_at_once_then_stops_when_told() {
         .expect("the loop stops when told")
         .unwrap();
 }
+
+/// Every key and value of the `chunks` CF.
+fn chunks_cf(store: &crate::storage::Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut it = store
+        .db
+        .raw_iterator_cf(store.cf(crate::storage::CF_CHUNKS).unwrap());
+    it.seek_to_first();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        out.push((k.to_vec(), v.to_vec()));
+        it.next();
+    }
+    out
+}
+
+/// Issue 12: sealing loaded all of a host's raw samples of a window at once, so one agent that
+/// pushed a huge window could exhaust the collector's memory, again at every restart. Steps
+/// bound what one write holds, and the chunks on disk are the same as sealed in one step, late
+/// data and replaced rows included.
+#[test]
+fn a_huge_window_is_sealed_in_bounded_steps_into_the_same_chunks() {
+    let day = crate::storage::StoreOptions {
+        retention: Duration::from_secs(30 * 24 * 3600),
+        chunk_window: Duration::from_secs(24 * 3600),
+    };
+    let fill = |store: &crate::storage::Store| {
+        let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+        // A day's window of samples every second (two of them at the same ms, the later write
+        // wins), plus a second host.
+        let times: Vec<i64> = (0..6000).map(|i| T0 + i * 1000).collect();
+        for (i, part) in times.chunks(500).enumerate() {
+            store.write(&[item(h, 1, i as u64 + 1, part)], T0).unwrap();
+        }
+        let mut replaced = sample(T0 + 42_000);
+        replaced.records[0].values[0] = 99.0;
+        let late = IngestItem {
+            host_num: h,
+            epoch: 2,
+            seq: 77,
+            samples: vec![replaced],
+            ..Default::default()
+        };
+        store.write(&[late], T0).unwrap();
+        let h2 = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+        store
+            .write(&[item(h2, 1, 1, &[T0 + 5_000, T0 + 6_000])], T0)
+            .unwrap();
+        h
+    };
+    let now = T0 + 3 * 24 * HOUR_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let once = crate::storage::Store::open(dir.path(), day.clone()).unwrap();
+    let h = fill(&once);
+    let before = cpu_rows(&once, h, 0, i64::MAX);
+    let stats = once.seal(now).unwrap();
+    assert_eq!((stats.groups, stats.steps, stats.samples), (2, 2, 6003));
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let stepped = crate::storage::Store::open(dir2.path(), day).unwrap();
+    fill(&stepped);
+    // Steps of about 64 KiB: a few hundred samples each.
+    let stats = stepped.seal_in_steps(now, 64 << 10).unwrap();
+    assert_eq!((stats.groups, stats.samples), (2, 6003));
+    assert!(stats.steps > 10, "{stats:?}");
+    assert_eq!(raw_count(&stepped), 0);
+    assert_eq!(
+        chunks_cf(&stepped),
+        chunks_cf(&once),
+        "the same chunks on disk"
+    );
+    let after = cpu_rows(&stepped, h, 0, i64::MAX);
+    assert_eq!(after, before);
+    let replaced = after
+        .iter()
+        .find(|r| r.time_ms == T0 + 42_000 && r.instance == "all")
+        .unwrap();
+    assert_eq!(replaced.values[0], 99.0, "the later write wins");
+    // One sample per step works too.
+    let dir3 = tempfile::tempdir().unwrap();
+    let tiny = open(&dir3);
+    let h = tiny.upsert_host(&identity("a"), 0, true).unwrap().num;
+    tiny.write(&[item(h, 1, 1, &[T0, T0 + 1000, T0 + 2000])], T0)
+        .unwrap();
+    let stats = tiny.seal_in_steps(T0 + 3 * HOUR_MS, 1).unwrap();
+    assert_eq!((stats.groups, stats.steps, stats.samples), (1, 3, 3));
+    assert_eq!(cpu_rows(&tiny, h, 0, i64::MAX).len(), 6);
+}

@@ -22,7 +22,7 @@ fn kills_are_stored_with_their_batch_and_once_per_kernel_report() {
     ];
     assert_eq!(
         store.write(&[first.clone()], T0).unwrap(),
-        vec![WriteOutcome::Stored]
+        vec![WriteOutcome::STORED]
     );
     // The same batch again (a lost ack): a duplicate seq, nothing new.
     assert_eq!(
@@ -44,7 +44,9 @@ fn kills_are_stored_with_their_batch_and_once_per_kernel_report() {
             T0,
         )
         .unwrap();
-    assert_eq!(out, vec![WriteOutcome::Stored; 2]);
+    // Stored (new seqs), but each kill was already there.
+    let repeated = |i: Vec<u32>| WriteOutcome::Stored { repeated_kills: i };
+    assert_eq!(out, vec![repeated(vec![0]), repeated(vec![0])]);
     let kills = all_kills(&store);
     assert_eq!(pids(&kills), vec![12, 11]);
     assert_eq!(kills[0].event.time_ms, T0 + 6_000, "the first copy is kept");
@@ -69,7 +71,7 @@ fn kills_are_stored_with_their_batch_and_once_per_kernel_report() {
             T0,
         )
         .unwrap();
-    assert_eq!(out, vec![WriteOutcome::Stored; 2]);
+    assert_eq!(out, vec![repeated(vec![1]), repeated(vec![0])]);
     assert_eq!(pids(&all_kills(&store)), vec![13, 12, 11]);
 
     // The same seq in another boot is another kill (sequence numbers restart at boot).
@@ -101,7 +103,7 @@ fn a_batch_of_kills_alone_is_stored_and_updates_the_kmsg_status() {
     it.kmsg = Some(status);
     assert_eq!(
         store.write(&[it], T0 + 1).unwrap(),
-        vec![WriteOutcome::Stored]
+        vec![WriteOutcome::STORED]
     );
     let rec = store.host_by_num(h).unwrap();
     assert_eq!((rec.epoch, rec.last_seq, rec.last_seen_ms), (3, 7, T0 + 1));

@@ -31,7 +31,7 @@ fn write_then_query_orders_by_time_then_instance() {
             T0 + 31_000,
         )
         .unwrap();
-    assert_eq!(out, vec![WriteOutcome::Stored; 3]);
+    assert_eq!(out, vec![WriteOutcome::STORED; 3]);
 
     let rows = cpu_rows(&store, h, T0, T0 + HOUR_MS);
     let order: Vec<(i64, &str)> = rows
@@ -93,8 +93,8 @@ fn duplicate_seqs_are_skipped_and_new_epochs_accepted() {
     assert_eq!(
         out,
         vec![
-            WriteOutcome::Stored,
-            WriteOutcome::Stored,
+            WriteOutcome::STORED,
+            WriteOutcome::STORED,
             WriteOutcome::Duplicate
         ]
     );
@@ -107,7 +107,7 @@ fn duplicate_seqs_are_skipped_and_new_epochs_accepted() {
             T0,
         )
         .unwrap();
-    assert_eq!(out, vec![WriteOutcome::Duplicate, WriteOutcome::Stored]);
+    assert_eq!(out, vec![WriteOutcome::Duplicate, WriteOutcome::STORED]);
     let times: Vec<i64> = cpu_rows(&store, h, 0, i64::MAX)
         .iter()
         .filter(|r| r.instance == "all")
@@ -117,7 +117,7 @@ fn duplicate_seqs_are_skipped_and_new_epochs_accepted() {
 
     // A wiped spool: new epoch, numbering restarts.
     let out = store.write(&[item(h, 6, 1, &[T0 + 50_000])], T0).unwrap();
-    assert_eq!(out, vec![WriteOutcome::Stored]);
+    assert_eq!(out, vec![WriteOutcome::STORED]);
     assert_eq!(store.last_seq(h, 6), 1);
     assert_eq!(store.last_seq(h, 5), 0);
     assert_eq!(cpu_rows(&store, h, 0, i64::MAX).len(), 8);
@@ -167,7 +167,7 @@ fn concurrent_writers_store_each_seq_once() {
                 for seq in 1..=50u64 {
                     let t = T0 + seq as i64 * 10_000;
                     let out = store.write(&[item(h, 1, seq, &[t])], T0).unwrap();
-                    if out[0] == WriteOutcome::Stored {
+                    if out[0] == WriteOutcome::STORED {
                         stored.push(seq);
                     }
                 }
@@ -321,4 +321,81 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
         Store::open(dir.path(), opts()),
         Err(StorageError::Corrupt { .. })
     ));
+}
+
+/// Issue 12: the watermark is contiguous over what a stream sent. A group that fails (here: an
+/// invalid item of another host fails the whole write, as a full disk would) takes a stream's
+/// batch 5 down; its batch 6, in the next group, succeeds alone in the old code and the welcome
+/// said 6, releasing batch 5 from the agent's spool unstored.
+#[test]
+fn a_batch_after_a_failed_one_is_not_stored_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let other = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+    let chained = |seq: u64, after_seq: u64| IngestItem {
+        after_seq,
+        ..item(h, 1, seq, &[T0 + seq as i64 * 1000])
+    };
+    for seq in 1..=4 {
+        store.write(&[chained(seq, seq - 1)], T0).unwrap();
+    }
+    assert_eq!(store.last_seq(h, 1), 4);
+
+    // Group 1 fails as a whole: batch 5 is not stored.
+    let mut bad = item(other, 1, 1, &[T0]);
+    bad.samples[0].records[0].values.pop();
+    assert!(store.write(&[chained(5, 4), bad], T0).is_err());
+    // Group 2: batch 6 (sent after 5) succeeds as a write, but is not stored past 5.
+    let out = store
+        .write(&[chained(6, 5), item(other, 1, 1, &[T0])], T0)
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Blocked, WriteOutcome::STORED]);
+    assert_eq!(store.last_seq(h, 1), 4, "the welcome still says 4");
+    let times: Vec<i64> = cpu_rows(&store, h, 0, i64::MAX)
+        .iter()
+        .filter(|r| r.instance == "all")
+        .map(|r| r.time_ms - T0)
+        .collect();
+    assert_eq!(
+        times,
+        [1000, 2000, 3000, 4000],
+        "nothing of batch 6 is stored"
+    );
+
+    // The agent's next stream resends 5 and 6 after the welcome's 4; consecutive batches of one
+    // stream may share a group.
+    let out = store.write(&[chained(5, 4), chained(6, 5)], T0).unwrap();
+    assert_eq!(out, vec![WriteOutcome::STORED; 2]);
+    assert_eq!(store.last_seq(h, 1), 6);
+    // A gap the agent made (batches it dropped or set aside) is no hole: it never sent them.
+    assert_eq!(
+        store.write(&[chained(9, 6)], T0).unwrap(),
+        vec![WriteOutcome::STORED]
+    );
+    assert_eq!(store.last_seq(h, 1), 9);
+    // A stale stream of an older epoch cannot take the host back to it, and a new epoch starts
+    // from 0.
+    let stale = IngestItem {
+        after_seq: 3,
+        ..item(h, 0, 4, &[T0])
+    };
+    assert_eq!(
+        store.write(&[stale], T0).unwrap(),
+        vec![WriteOutcome::Blocked]
+    );
+    assert_eq!(store.last_seq(h, 1), 9);
+    let fresh = IngestItem {
+        after_seq: 0,
+        ..item(h, 2, 1, &[T0 + 20_000])
+    };
+    assert_eq!(
+        store.write(&[fresh], T0).unwrap(),
+        vec![WriteOutcome::STORED]
+    );
+    assert_eq!(store.last_seq(h, 2), 1);
+    // The watermark is the host record's `last_seq`: it survives a reopen.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.last_seq(h, 2), 1);
 }

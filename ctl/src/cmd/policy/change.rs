@@ -127,8 +127,29 @@ fn local_refusal(policy: &fleet_policy::Policy) -> Option<PolicyRefusal> {
     })
 }
 
+/// Reads a policy file, at most one byte past `fleet_policy::MAX_DOCUMENT_BYTES`: a bigger file
+/// is refused here, naming the limit (as the collector would refuse it), and never read whole.
 fn read_policy_file(path: &Path, origin: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {origin}"))
+    use std::io::Read;
+    let cannot = || format!("cannot read policy file {origin}");
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let cap = fleet_policy::MAX_DOCUMENT_BYTES;
+    let mut bytes = Vec::new();
+    (&file)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    if bytes.len() > cap {
+        let size = file.metadata().map_or(bytes.len(), |m| m.len() as usize);
+        return Err(fleet_policy::PolicyError::TooLarge {
+            origin: origin.to_owned(),
+            bytes: size,
+        }
+        .into());
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        .with_context(cannot)
 }
 
 /// The answer to a change as fleetctl prints it. The table says everything on stdout; JSON says

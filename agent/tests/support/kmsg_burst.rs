@@ -9,23 +9,19 @@
 //!   Mem-Info block, its task table grown to N rows (about 150 bytes a row as printed, 230 once
 //!   parsed into JSON), one kill.
 //!
-//! Both the agent's own tests and the end-to-end tests (which include this file) write these
-//! to a file and point the kmsg watcher (`kmsg_path`) at it.
+//! The tests write these to a file and point the kmsg watcher at it (`scripts/bench-oom-burst`
+//! builds the same group burst for the release binaries).
 
 #![allow(dead_code)] // Each test file uses its own part of it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The real reports, beside this file's crate or the agent's.
+/// A real report of the corpus.
 fn fixture(name: &str) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let agent = if here.ends_with("agent") {
-        here.to_path_buf()
-    } else {
-        here.join("../agent")
-    };
-    agent.join("tests/fixtures/oom").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oom")
+        .join(name)
 }
 
 /// Appends /dev/kmsg records, numbering and timing them.

@@ -18,9 +18,9 @@
 //! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
 //!   kills since the agent started than the log did, for two checks in a row, each missing kill
 //!   is reported as an event with `source = "vmstat"` and what is known (the time).
-//! - Bursts: one call reads at most [`MAX_RECORDS_PER_READ`] records, so the agent's loop spools
-//!   and ships between the parts of a storm and keeps sampling; [`KmsgWatcher::readable`] is
-//!   ready at once while records are left.
+//! - Bursts: one call reads at most [`MAX_RECORDS_PER_READ`] records, for at most
+//!   [`READ_BUDGET`], so the agent's loop spools and ships between the parts of a storm and
+//!   keeps sampling on time; [`KmsgWatcher::readable`] is ready at once while records are left.
 //! - Wall times: [`clock`], the boot time read again for every event (a stepped clock applies
 //!   to the kills after it). Details: [`detail`], each event's under the collector's limit (the
 //!   biggest task rows, one table per `memory.oom.group` burst).
@@ -50,6 +50,9 @@ pub const POLL_FILE: Duration = Duration::from_millis(500);
 const RECORD_BUF: usize = 16 * 1024;
 /// Records one [`KmsgWatcher::read_available`] reads at most.
 pub const MAX_RECORDS_PER_READ: usize = 4096;
+/// How long one [`KmsgWatcher::read_available`] goes on reading at most (a record can cost
+/// much: each kill of a `memory.oom.group` burst carries the report's whole table).
+pub const READ_BUDGET: Duration = Duration::from_millis(50);
 
 /// The device or file being read.
 enum Source {
@@ -89,8 +92,10 @@ pub struct KmsgWatcher {
     boot: BootTime,
     /// Keeps each event's detail under the collector's limit.
     details: Details,
-    /// The last read stopped at [`MAX_RECORDS_PER_READ`]: records are left.
+    /// The last read stopped at [`MAX_RECORDS_PER_READ`] or [`READ_BUDGET`]: records are left.
     backlog: bool,
+    /// [`READ_BUDGET`] (tests shorten it).
+    read_budget: Duration,
     /// Records with seq <= this were handled by a previous run of this boot.
     skip_upto: Option<u64>,
     last_seq: Option<u64>,
@@ -177,6 +182,7 @@ impl KmsgWatcher {
             boot,
             details: Details::default(),
             backlog: false,
+            read_budget: READ_BUDGET,
             skip_upto,
             last_seq: None,
             cursor_path,
@@ -215,7 +221,15 @@ impl KmsgWatcher {
         }
     }
 
-    /// Whether the last read stopped at [`MAX_RECORDS_PER_READ`] with records left.
+    /// Reads for at most `budget` per [`KmsgWatcher::read_available`] instead of [`READ_BUDGET`].
+    #[must_use]
+    pub fn with_read_budget(mut self, budget: Duration) -> KmsgWatcher {
+        self.read_budget = budget;
+        self
+    }
+
+    /// Whether the last read stopped at [`MAX_RECORDS_PER_READ`] or [`READ_BUDGET`] with
+    /// records left.
     pub fn has_backlog(&self) -> bool {
         self.backlog
     }
@@ -237,13 +251,14 @@ impl KmsgWatcher {
         }
     }
 
-    /// Reads the records available now, at most [`MAX_RECORDS_PER_READ`], and returns the
-    /// events of reports that completed.
+    /// Reads the records available now, at most [`MAX_RECORDS_PER_READ`] and for at most
+    /// [`READ_BUDGET`], and returns the events of reports that completed.
     pub fn read_available(&mut self) -> Vec<OomEvent> {
         let mut out = Vec::new();
         self.backlog = false;
+        let started = Instant::now();
         for read in 0.. {
-            if read == MAX_RECORDS_PER_READ {
+            if read == MAX_RECORDS_PER_READ || (read > 0 && started.elapsed() >= self.read_budget) {
                 self.backlog = true;
                 break;
             }
@@ -625,7 +640,9 @@ mod tests {
         let n = MAX_RECORDS_PER_READ as u64 * 2 + 10;
         let text: String = (1..=n).map(|i| kill_record(i, i * 1000, i)).collect();
         std::fs::write(&kmsg, text).unwrap();
-        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path())
+            .unwrap()
+            .with_read_budget(Duration::MAX);
         let mut events = 0;
         let mut reads = 0;
         loop {
@@ -638,6 +655,16 @@ mod tests {
         events += w.flush_idle().len();
         assert_eq!(reads, 3);
         assert_eq!(events as u64, n);
+
+        // Out of time: one record a read, the rest left for the next.
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path())
+            .unwrap()
+            .with_read_budget(Duration::ZERO);
+        for read in 1..=2 {
+            w.read_available();
+            assert!(w.has_backlog());
+            assert_eq!(w.status().records_read, read);
+        }
     }
 
     /// A record longer than the read buffer (a file can hold any line) is cut and skipped,

@@ -6,7 +6,9 @@
 //!   clock probes), `server/writer.rs` (the group-commit writer thread), `server/query.rs`
 //!   (fleetctl's reads), `server/policies.rs` (the `Policies` service).
 //! - [`storage`]: the RocksDB store: key and value codecs, columnar chunks, one file per record
-//!   family (hosts, samples, OOM, blobs, policies), sealing and retention.
+//!   family (hosts, samples, OOM, blobs, policies), sealing and retention, and the store's
+//!   health (writes refused after a failed write, the database reopened once the disk takes
+//!   writes again: `storage::health`).
 //! - [`rules`]: alerting: the live host state the sessions feed ([`rules::Live`]), the
 //!   evaluation loop (every second, rules reloaded on SIGHUP), the rules engine (alert state kept
 //!   across restarts) and its notifiers (Alertmanager, JSON webhook, log); rule parsing and

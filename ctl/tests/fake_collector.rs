@@ -376,6 +376,10 @@ impl Query for FakeSvc {
             policies: 1,
             cluster_refused: 0,
             connections_closed: 0,
+            storage: Some(fleet_proto::v1::StorageStatus {
+                state: fleet_proto::v1::storage_status::State::Ok as i32,
+                ..Default::default()
+            }),
             ..fleet_proto::v1::CollectorStatus::default()
         }))
     }

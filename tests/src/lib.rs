@@ -28,6 +28,8 @@
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
 //!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
 //! - [`systemd`]: the values of a unit file's `[Service]` keys.
+//! - [`tmpfs`]: a small tmpfs of the test's own ([`Tmpfs`], root only), filled to the last byte
+//!   by a filler file for a full-disk test, unmounted on drop.
 //!
 //! Safety on a shared machine: servers listen on 127.0.0.1 only, every wait has a deadline,
 //! memory pressure stays inside a memory cgroup with a limit, and signals go only to the pids the
@@ -47,6 +49,7 @@ pub mod pki;
 pub mod procs;
 pub mod sshd;
 pub mod systemd;
+pub mod tmpfs;
 pub mod wait;
 
 pub use agent::{spawn_agent, spawn_agent_as, start_agent, AgentAs};
@@ -57,4 +60,5 @@ pub use net::free_port;
 pub use paths::bin;
 pub use pki::Pki;
 pub use procs::{run, Proc, Reaped};
+pub use tmpfs::Tmpfs;
 pub use wait::wait_for;

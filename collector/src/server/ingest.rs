@@ -76,6 +76,14 @@ impl Sessions {
         self.open.lock().expect("sessions lock").len()
     }
 
+    /// Whether `host_id` has a stream open.
+    pub(super) fn is_open(&self, host_id: &str) -> bool {
+        self.open
+            .lock()
+            .expect("sessions lock")
+            .contains_key(host_id)
+    }
+
     /// Counts a new stream of `host_id`, unless a cap is reached.
     fn try_open(&self, host_id: &str, max_hosts: usize) -> Result<(), Status> {
         let mut open = self.open.lock().expect("sessions lock");
@@ -501,7 +509,13 @@ async fn run_session(
         let store = shared.store.clone();
         let num = rec.num;
         if let Err(e) = blocking(move || store.set_connected(num, false, now_ms())).await {
-            warn!(host_id = %host, error = %e.message(), "could not record disconnect");
+            // Refused while the store takes no writes (logged once, there): the reopen marks
+            // the hosts without a session disconnected.
+            if shared.store.is_writable() {
+                warn!(host_id = %host, error = %e.message(), "could not record disconnect");
+            } else {
+                tracing::debug!(host_id = %host, error = %e.message(), "could not record disconnect");
+            }
         }
     }
     info!(host_id = %host, "agent disconnected");

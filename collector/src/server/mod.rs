@@ -12,9 +12,16 @@
 //! agents, which keep their data in their spools. Memory stays bounded by the queue and the
 //! per-stream windows. An Ack is sent only after the write that contains the batch returned.
 //!
+//! A failed write makes the store refuse writes until it reopened its database
+//! ([`crate::storage::health`]): the writer then refuses every batch at once, the sessions end
+//! their streams with `Unavailable`, queries are still answered, and [`run`] keeps the recovery
+//! loop going. If the store cannot continue at all (its database cannot even be opened for
+//! reading), `run` shuts down as on the shutdown future and returns the error.
+//!
 //! Shutdown ([`run`]): the listener stops accepting, sessions stop reading and finish their
 //! pending acks, the rules loop ends and the last alert changes reach the notifiers, the writer
-//! drains, RocksDB is flushed.
+//! drains, RocksDB is flushed (when it takes writes: otherwise what was acknowledged is in its
+//! synced write-ahead log).
 
 mod future;
 mod ingest;
@@ -47,7 +54,7 @@ use tracing::info;
 use crate::auth::Auth;
 use crate::rules::evaluate::{evaluate_rules, rules_engine};
 use crate::rules::{Live, RulesEngine, RulesOptions};
-use crate::storage::Store;
+use crate::storage::{Store, StoreState};
 use ingest::Sessions;
 use writer::Writer;
 
@@ -75,10 +82,16 @@ struct Shared {
 }
 
 /// The one place storage errors become gRPC statuses: a request the store refuses as malformed
-/// is the caller's mistake; anything else is ours.
+/// is the caller's mistake; a store that takes no writes (a full disk), or an I/O error, is
+/// `Unavailable` (try again later); anything else is ours.
 fn storage_status(e: crate::storage::StorageError) -> Status {
+    use crate::storage::StorageError;
     match e {
-        crate::storage::StorageError::InvalidArgument(m) => Status::invalid_argument(m),
+        StorageError::InvalidArgument(m) => Status::invalid_argument(m),
+        StorageError::Unavailable(m) => Status::unavailable(m),
+        StorageError::Rocks(e) if e.kind() == rocksdb::ErrorKind::IOError => {
+            Status::unavailable(format!("storage: {e}"))
+        }
         e => Status::internal(format!("storage: {e}")),
     }
 }
@@ -110,20 +123,25 @@ pub struct ServeOptions {
 
 /// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
 /// stops accepting, lets sessions finish their acknowledged writes, stops the writer and flushes
-/// RocksDB.
+/// RocksDB. Meanwhile reopens the store's database whenever a write failed
+/// ([`crate::storage::health::recover`]).
 ///
 /// # Errors
-/// TLS configuration or transport errors.
+/// TLS configuration or transport errors; a store that cannot continue (then `run` shuts down
+/// by itself, as on `shutdown`, and returns its error).
 pub async fn run(
     listener: TcpListener,
     store: Arc<Store>,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Hosts marked connected by a previous run that ended without closing their streams.
+    // Hosts marked connected by a previous run that ended without closing their streams (a
+    // read-only store marked them disconnected in memory only).
     let now = now_ms();
     for h in store.hosts().into_iter().filter(|h| h.connected) {
-        store.set_connected(h.num, false, now)?;
+        if store.is_writable() {
+            store.set_connected(h.num, false, now)?;
+        }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (writer, writer_thread) = Writer::start(store.clone())?;
@@ -163,6 +181,21 @@ pub async fn run(
         )),
         None => None,
     };
+    let sessions: Arc<Sessions> = Arc::default();
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
+    let recovery = {
+        let open = sessions.clone();
+        let connected = Arc::new(move |host_id: &str| open.is_open(host_id));
+        let recover = crate::storage::health::recover(store.clone(), connected, stop_rx.clone());
+        tokio::spawn(async move {
+            let result = recover.await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "storage cannot continue; stopping");
+                let _ = fatal_tx.send(());
+            }
+            result
+        })
+    };
     let shared = Shared {
         tls: acceptor.clone(),
         started_ms: now_ms(),
@@ -176,7 +209,7 @@ pub async fn run(
         live,
         store: store.clone(),
         writer,
-        sessions: Arc::default(),
+        sessions,
         future: Arc::new(FutureScreen::new(opts.max_future_skew)),
         stop: stop_rx.clone(),
     };
@@ -214,7 +247,11 @@ pub async fn run(
         .add_service(query)
         .add_service(policies);
     let on_shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            // Only when the store cannot continue (the sender is kept until then).
+            Ok(()) = fatal_rx => {}
+        }
         info!("shutting down: no new connections; finishing writes");
         let _ = stop_tx.send(true);
     };
@@ -234,6 +271,8 @@ pub async fn run(
         r.abort();
     }
     let _ = maint.await;
+    // Ends at the stop, after any reopen in progress: the database is never left closed.
+    let recovered = recovery.await?;
     if let Some(ev) = evaluator {
         let _ = ev.await;
     }
@@ -247,8 +286,16 @@ pub async fn run(
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || s.flush()).await??;
-    info!("storage flushed; collector stopped");
+    recovered?;
+    match store.state() {
+        StoreState::Writable => {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.flush()).await??;
+            info!("storage flushed; collector stopped");
+        }
+        state => {
+            tracing::warn!(state = %state.refusal(), "storage not flushed: it takes no writes; what was acknowledged is in its write-ahead log; collector stopped");
+        }
+    }
     Ok(())
 }

@@ -12,14 +12,14 @@ use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
     query_server::Query, Activity, AlertList, AlertQuery, CollectorStatus, CollectorStatusRequest,
     HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpStatusList, OomKill,
-    OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, TopOomQuery,
-    TopOomResult, TopOomRow,
+    OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, StorageStatus,
+    TopOomQuery, TopOomResult, TopOomRow,
 };
 use tonic::{Request, Response, Status};
 
 use super::{blocking, Shared};
 use crate::auth::Need;
-use crate::storage::{HostRecord, StorageError, Store, StoredOomKill, StoredRow};
+use crate::storage::{HostRecord, StorageError, Store, StoreState, StoredOomKill, StoredRow};
 
 /// Most rows one sar query returns.
 pub const MAX_QUERY_ROWS: usize = 2_000_000;
@@ -35,6 +35,21 @@ fn host_info(r: HostRecord) -> HostInfo {
         last_seen_ms: r.last_seen_ms,
         dropped_samples: r.dropped_samples,
         last_seq: r.last_seq,
+    }
+}
+
+/// The store's state as `fleetctl status` shows it.
+fn storage_status(state: StoreState) -> StorageStatus {
+    use fleet_proto::v1::storage_status::State;
+    let (state, since_ms, error) = match state {
+        StoreState::Writable => (State::Ok, 0, String::new()),
+        StoreState::Failing { since_ms, error } => (State::Failing, since_ms, error),
+        StoreState::ReadOnly { since_ms, error } => (State::ReadOnly, since_ms, error),
+    };
+    StorageStatus {
+        state: state as i32,
+        since_ms,
+        error,
     }
 }
 
@@ -259,6 +274,7 @@ impl Query for QuerySvc {
             policies: sh.policies.in_force_count() as u32,
             cluster_refused: refused.cluster,
             connections_closed: sh.tls.as_ref().map_or(0, |t| t.closed.load(Relaxed)),
+            storage: Some(storage_status(sh.store.state())),
             future_samples_dropped: sh.future.samples_dropped.load(Relaxed),
             future_kills_clamped: sh.future.kills_clamped.load(Relaxed),
             future_clock_readings_clamped: sh.future.clocks_clamped.load(Relaxed),

@@ -6,14 +6,19 @@
 //! disk is slow the queue fills and `submit` waits, which stops the sessions from reading their
 //! streams (backpressure down to the agents' spools). The thread ends when every [`Writer`] is
 //! dropped and the queue is drained.
+//!
+//! While the store is not writable (a write failed: a full disk; see
+//! [`crate::storage::health`]) the writer answers every batch at once with the store's refusal,
+//! without writing: the sessions end their streams with `Unavailable`, nothing is acknowledged,
+//! and the agents keep their spools until the store is writable again. Logging that is the
+//! store's, once per change of state, never per batch.
 
 use std::sync::Arc;
 
 use fleet_proto::clock::now_ms;
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
 
-use crate::storage::{IngestItem, Store, WriteOutcome};
+use crate::storage::{IngestItem, Store, StoreState, WriteOutcome};
 
 /// Capacity of the writer queue (batches), shared by all streams.
 pub const WRITE_QUEUE: usize = 4096;
@@ -58,7 +63,8 @@ impl Writer {
     }
 }
 
-/// The group-commit writer thread: drains the queue into one RocksDB write at a time.
+/// The group-commit writer thread: drains the queue into one RocksDB write at a time, or
+/// refuses what it drained while the store is not writable.
 fn writer_thread(store: &Store, mut rx: mpsc::Receiver<WriteReq>) {
     while let Some(first) = rx.blocking_recv() {
         let mut reqs = vec![first];
@@ -69,16 +75,20 @@ fn writer_thread(store: &Store, mut rx: mpsc::Receiver<WriteReq>) {
             }
         }
         let (items, dones): (Vec<_>, Vec<_>) = reqs.into_iter().map(|r| (r.item, r.done)).unzip();
-        match store.write(&items, now_ms()) {
+        let written = match store.state() {
+            StoreState::Writable => store.write(&items, now_ms()).map_err(|e| e.to_string()),
+            refusing => Err(refusing.refusal()),
+        };
+        match written {
             Ok(outcomes) => {
                 for (done, outcome) in dones.into_iter().zip(outcomes) {
                     let _ = done.send(Ok(outcome));
                 }
             }
+            // A failed write made the store failing (logged there, once); the agents resend.
             Err(e) => {
-                error!(error = %e, batches = items.len(), "write failed; agents will resend");
                 for done in dones {
-                    let _ = done.send(Err(e.to_string()));
+                    let _ = done.send(Err(e.clone()));
                 }
             }
         }

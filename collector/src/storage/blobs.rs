@@ -2,7 +2,6 @@
 //! engine's alert book, as JSON), in the `hosts` CF under `0x02 · "blob/" · name`, apart from
 //! the store's own metadata (see [`super::keys::blob_key`]).
 
-use super::engine::sync_write;
 use super::keys;
 use super::{StorageError, Store, CF_HOSTS};
 
@@ -16,9 +15,10 @@ impl Store {
     /// [`StorageError::Rocks`] if the write fails.
     pub fn put_blob(&self, name: &str, value: &[u8]) -> Result<(), StorageError> {
         let key = keys::blob_key(name).map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
-        self.db
-            .put_cf_opt(self.cf(CF_HOSTS)?, key, value, &sync_write())?;
-        Ok(())
+        let db = self.db()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(db.cf(CF_HOSTS)?, key, value);
+        db.commit(batch)
     }
 
     /// The value [`Store::put_blob`] last stored under `name`, if any.
@@ -28,7 +28,8 @@ impl Store {
     /// [`StorageError::Rocks`] if the read fails.
     pub fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let key = keys::blob_key(name).map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
-        Ok(self.db.get_cf(self.cf(CF_HOSTS)?, key)?)
+        let db = self.db()?;
+        Ok(db.get_cf(db.cf(CF_HOSTS)?, key)?)
     }
 }
 

@@ -75,9 +75,28 @@ pub(super) fn cpu_rows(store: &Store, host: u32, from: i64, to: i64) -> Vec<Stor
     store.query(host, Activity::Cpu, from, to).expect("query")
 }
 
+/// Puts `value` under `key` in column family `cf`, behind the store's back (to damage data).
+pub(super) fn put(store: &Store, cf: &'static str, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+    let db = store.db().unwrap();
+    db.put_cf(db.cf(cf).unwrap(), key, value).unwrap();
+}
+
+/// Deletes `key` from column family `cf`, behind the store's back.
+pub(super) fn delete(store: &Store, cf: &'static str, key: impl AsRef<[u8]>) {
+    let db = store.db().unwrap();
+    db.delete_cf(db.cf(cf).unwrap(), key).unwrap();
+}
+
+/// The value under `key` in column family `cf`.
+pub(super) fn get(store: &Store, cf: &'static str, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+    let db = store.db().unwrap();
+    db.get_cf(db.cf(cf).unwrap(), key).unwrap()
+}
+
 /// How many samples `raw` holds.
 pub(super) fn raw_count(store: &Store) -> usize {
-    let mut it = store.db.raw_iterator_cf(store.cf(CF_RAW).unwrap());
+    let db = store.db().unwrap();
+    let mut it = db.raw_iterator_cf(db.cf(CF_RAW).unwrap());
     it.seek_to_first();
     let mut n = 0;
     while it.valid() {
@@ -89,7 +108,8 @@ pub(super) fn raw_count(store: &Store) -> usize {
 
 /// Every sample `raw` holds, in key order.
 pub(super) fn raw_samples(store: &Store) -> Vec<Sample> {
-    let mut it = store.db.raw_iterator_cf(store.cf(CF_RAW).unwrap());
+    let db = store.db().unwrap();
+    let mut it = db.raw_iterator_cf(db.cf(CF_RAW).unwrap());
     it.seek_to_first();
     let mut out = Vec::new();
     while let Some(v) = it.value() {
@@ -101,7 +121,8 @@ pub(super) fn raw_samples(store: &Store) -> Vec<Sample> {
 
 /// How many keys of column family `cf` start with `prefix`.
 pub(super) fn count_keys(store: &Store, cf: &'static str, prefix: u8) -> usize {
-    let mut it = store.db.raw_iterator_cf(store.cf(cf).unwrap());
+    let db = store.db().unwrap();
+    let mut it = db.raw_iterator_cf(db.cf(cf).unwrap());
     it.seek([prefix]);
     let mut n = 0;
     while it.key().is_some_and(|k| k[0] == prefix) {

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, RwLockReadGuard, RwLockWriteGuard};
 
 use fleet_proto::v1::{HostIdentity, KmsgStatus};
-use rocksdb::WriteBatch;
+use rocksdb::{WriteBatch, DB};
 
-use super::engine::{lock, sync_write};
-use super::oom::LatestTopOom;
+use super::engine::{cf, lock, sync_write};
+use super::oom::{load_top_oom, LatestTopOom};
 use super::{keys, values};
 use super::{HostRecord, StorageError, Store, CF_HOSTS};
 
@@ -53,15 +53,19 @@ impl Registry {
         }
         Ok(out)
     }
-}
 
-impl Store {
-    /// Reads every host record (marking the connected ones disconnected on disk), with each
-    /// host's latest top-oom ranking, and the next host number.
-    pub(super) fn load_registry(&self) -> Result<Registry, StorageError> {
-        let hosts = self.cf(CF_HOSTS)?;
+    /// Reads every host record of `db`, with each host's latest top-oom ranking, and the next
+    /// host number. Each host is marked connected as `connected` says of its host id (at open:
+    /// none is), on disk too when `persist`.
+    pub(super) fn load(
+        db: &DB,
+        window_s: u64,
+        persist: bool,
+        connected: &dyn Fn(&str) -> bool,
+    ) -> Result<Registry, StorageError> {
+        let hosts = cf(db, CF_HOSTS)?;
         let mut reg = Registry::default();
-        let mut it = self.db.raw_iterator_cf(hosts);
+        let mut it = db.raw_iterator_cf(hosts);
         it.seek(keys::host_prefix());
         let mut batch = WriteBatch::default();
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
@@ -79,12 +83,13 @@ impl Store {
                     ),
                 });
             }
-            if rec.connected {
-                rec.connected = false;
+            let open = connected(host_id);
+            if rec.connected != open {
+                rec.connected = open;
                 batch.put_cf(hosts, key, values::encode_host_record(&rec, top_oom_ms));
             }
             if let Some(t) = top_oom_ms {
-                if let Some(latest) = self.load_top_oom(rec.num, t) {
+                if let Some(latest) = load_top_oom(db, window_s, rec.num, t) {
                     reg.top_oom.insert(rec.num, latest);
                 }
             }
@@ -95,10 +100,7 @@ impl Store {
         it.status()?;
         drop(it);
 
-        let stored_next = match self
-            .db
-            .get_cf(hosts, keys::meta_key(keys::META_NEXT_HOST_NUM))?
-        {
+        let stored_next = match db.get_cf(hosts, keys::meta_key(keys::META_NEXT_HOST_NUM))? {
             Some(v) => values::decode_next_host_num(&v)?,
             None => 1,
         };
@@ -108,12 +110,14 @@ impl Store {
             .next_back()
             .map_or(1, |n| n.saturating_add(1));
         reg.next_num = stored_next.max(after_max).max(1);
-        if !batch.is_empty() {
-            self.db.write_opt(batch, &sync_write())?;
+        if persist && !batch.is_empty() {
+            db.write_opt(batch, &sync_write())?;
         }
         Ok(reg)
     }
+}
 
+impl Store {
     /// Registers or updates a host (assigning a small numeric id on first sight), marks it
     /// connected or not, and returns its record. The identity fields other than `host_id` are
     /// replaced by the new ones.
@@ -135,7 +139,8 @@ impl Store {
                 id.len()
             )));
         }
-        let hosts = self.cf(CF_HOSTS)?;
+        let db = self.db()?;
+        let hosts = db.cf(CF_HOSTS)?;
         let _w = lock(&self.write_lock);
         let (existing, next_num, top_oom_ms) = {
             let reg = self.read_registry();
@@ -178,7 +183,7 @@ impl Store {
             keys::host_key(id),
             values::encode_host_record(&rec, top_oom_ms),
         );
-        self.db.write_opt(batch, &sync_write())?;
+        db.commit(batch)?;
 
         let mut reg = self.write_registry();
         if rec.num == reg.next_num {
@@ -201,7 +206,8 @@ impl Store {
         connected: bool,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let hosts = self.cf(CF_HOSTS)?;
+        let db = self.db()?;
+        let hosts = db.cf(CF_HOSTS)?;
         let _w = lock(&self.write_lock);
         let mut rec = self
             .host_by_num(host_num)
@@ -209,12 +215,13 @@ impl Store {
         rec.connected = connected;
         rec.last_seen_ms = rec.last_seen_ms.max(now_ms);
         let top_oom_ms = self.read_registry().top_oom_ms(host_num);
-        self.db.put_cf_opt(
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
             hosts,
             keys::host_key(&rec.identity.host_id),
             values::encode_host_record(&rec, top_oom_ms),
-            &sync_write(),
-        )?;
+        );
+        db.commit(batch)?;
         self.write_registry().by_num.insert(host_num, rec);
         Ok(())
     }

@@ -16,7 +16,7 @@ use rocksdb::{ReadOptions, WriteBatch};
 use tokio::sync::watch;
 
 use super::chunk::{self, Row};
-use super::engine::lock;
+use super::engine::{lock, Db};
 use super::keys::{self, ChunkKey};
 use super::samples::dedup_keep_last;
 use super::values;
@@ -40,6 +40,11 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
+        }
+        // Both rewrite data: nothing to do while the store refuses writes (a full disk), and
+        // nothing to log each time (the store logged its state once).
+        if !store.is_writable() {
+            continue;
         }
         let s = store.clone();
         match blocking(move || s.seal(now_ms())).await {
@@ -114,14 +119,15 @@ impl Store {
         };
         // Window w is closed when w + 2 * window <= now, i.e. w <= cutoff.
         let last_closed = cutoff - cutoff % self.window_s;
-        let raw_cf = self.cf(CF_RAW)?;
+        let db = self.db()?;
+        let raw_cf = db.cf(CF_RAW)?;
 
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(vec![keys::PREFIX_RAW]);
         ro.set_iterate_upper_bound(keys::raw_window_prefix(last_closed + 1).to_vec());
         // The iterator reads a snapshot taken now; samples written meanwhile wait for the next
         // run (they have other keys: a batch seq is never stored twice).
-        let mut it = self.db.raw_iterator_cf_opt(raw_cf, ro);
+        let mut it = db.raw_iterator_cf_opt(raw_cf, ro);
         it.seek_to_first();
         let mut step: Option<Step> = None;
         let mut group = None;
@@ -134,7 +140,7 @@ impl Store {
                 .is_some_and(|s| (s.window_s, s.host_num) != this || s.bytes >= step_bytes)
             {
                 if let Some(done) = step.take() {
-                    self.seal_step(done, &mut stats)?;
+                    self.seal_step(&db, done, &mut stats)?;
                 }
             }
             if group != Some(this) {
@@ -167,7 +173,7 @@ impl Store {
         }
         it.status()?;
         if let Some(done) = step.take() {
-            self.seal_step(done, &mut stats)?;
+            self.seal_step(&db, done, &mut stats)?;
         }
         if stats.groups > 0 {
             tracing::debug!(
@@ -186,9 +192,9 @@ impl Store {
 
     /// Merges a step's rows into their series' chunks (each chunk looked up by its key: late
     /// data, or an earlier step of the same window) and deletes its samples, in one write.
-    fn seal_step(&self, g: Step, stats: &mut SealStats) -> Result<(), StorageError> {
-        let chunks_cf = self.cf(CF_CHUNKS)?;
-        let raw_cf = self.cf(CF_RAW)?;
+    fn seal_step(&self, db: &Db<'_>, g: Step, stats: &mut SealStats) -> Result<(), StorageError> {
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let raw_cf = db.cf(CF_RAW)?;
         let mut batch = WriteBatch::default();
         for ((activity, instance), new_rows) in g.series {
             let key = keys::chunk_key(&ChunkKey {
@@ -197,7 +203,7 @@ impl Store {
                 activity,
                 instance,
             });
-            let rows = match self.db.get_pinned_cf(chunks_cf, &key)? {
+            let rows = match db.get_pinned_cf(chunks_cf, &key)? {
                 Some(existing) => {
                     stats.merged_chunks += 1;
                     let mut old = chunk::decode(&existing)?;
@@ -218,7 +224,7 @@ impl Store {
             batch.delete_cf(raw_cf, k);
         }
         // Not synced: losing it in a crash leaves the samples raw, to be sealed again.
-        self.db.write(batch)?;
+        db.commit_unsynced(batch)?;
         stats.steps += 1;
         stats.samples += g.raw_keys.len() as u64;
         Ok(())
@@ -245,10 +251,11 @@ impl Store {
         };
         // Windows starting before `end` end at or before the cutoff.
         let end = cutoff - cutoff % self.window_s;
-        let raw_cf = self.cf(CF_RAW)?;
-        let chunks_cf = self.cf(CF_CHUNKS)?;
-        let events_cf = self.cf(CF_EVENTS)?;
-        let topoom_cf = self.cf(CF_TOPOOM)?;
+        let db = self.db()?;
+        let raw_cf = db.cf(CF_RAW)?;
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let events_cf = db.cf(CF_EVENTS)?;
+        let topoom_cf = db.cf(CF_TOPOOM)?;
         let ranges = [
             (
                 raw_cf,
@@ -278,7 +285,7 @@ impl Store {
         // serialised by `maintenance_lock`), so the entries found stay valid. One added meanwhile
         // for an expired kill outlives it until the next run, when the kill's window is again
         // below the cutoff; until then it only keeps an expired kill from being stored again.
-        let stale_index = self.expired_event_index(end)?;
+        let stale_index = self.expired_event_index(&db, end)?;
         {
             // `write` lowers the floor, never raises it, so `end` is still above it.
             let mut floor = lock(&self.retention_floor_s);
@@ -289,12 +296,12 @@ impl Store {
             for k in &stale_index {
                 batch.delete_cf(events_cf, k);
             }
-            self.db.write(batch)?;
+            db.commit_unsynced(batch)?;
             *floor = end;
         }
         self.forget_expired_rankings(end);
         for (cf, from, to) in &ranges {
-            self.db.compact_range_cf(*cf, Some(from), Some(to));
+            db.compact_range_cf(*cf, Some(from), Some(to));
         }
         tracing::info!(before_s = end, "retention: dropped expired windows");
         Ok(())

@@ -10,8 +10,10 @@
 //!
 //! [`Store`], the RocksDB-backed implementation of the API below, one file per record family,
 //! each an `impl Store` block:
-//! - `engine`: the [`Store`] itself (its locks and cache), open, column family tuning, flush and
-//!   compaction.
+//! - `engine`: the [`Store`] itself (its locks and cache), open and reopen, column family
+//!   tuning, flush and compaction, and the one path of every write (`Store::db`'s `commit`).
+//! - [`health`]: whether the store takes writes ([`StoreState`]: writable, failing, read-only)
+//!   and the loop that reopens the database after a write error.
 //! - `hosts`: the host registry: numbers, identities, connected, each spool's epoch and last
 //!   seq.
 //! - `samples`: the write path of agent batches ([`Store::write`]) and queries over raw samples
@@ -36,7 +38,9 @@
 //!
 //! [`Store::write`] appends batches of many hosts to `raw` in one synced `WriteBatch` (group
 //! commit) together with each host's dedup state, so an acknowledged batch is durable and a
-//! crash never keeps data without its seq or a seq without its data. [`Store::seal`] later turns
+//! crash never keeps data without its seq or a seq without its data. A write that fails makes
+//! the store refuse every write until [`Store::resume`] reopened the database, which reloads
+//! the dedup state from what is on disk (see [`health`]). [`Store::seal`] later turns
 //! the raw samples of each closed window into one chunk per series (in the benchmark,
 //! `benches/store.rs`: 0.7 bytes per value on disk, against 3.6 for the LZ4-compressed raw
 //! samples) and deletes them from `raw`. [`Store::query`] reads both.
@@ -54,6 +58,7 @@ pub mod chunk;
 mod engine;
 #[cfg(test)]
 mod fixtures;
+pub mod health;
 mod hosts;
 pub mod keys;
 pub mod maintenance;
@@ -68,6 +73,7 @@ use fleet_proto::v1::{HostIdentity, KmsgStatus, OomEvent, Sample};
 use thiserror::Error;
 
 pub use engine::Store;
+pub use health::StoreState;
 pub use policies::KeyValue;
 
 /// The host registry and store metadata.
@@ -113,6 +119,10 @@ pub enum StorageError {
     InvalidEvent(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A write refused because the store is not writable (see [`health`]), or any call while
+    /// no database is open.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// How the store is configured.

@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use fleet_proto::v1::{OomEvent, OomProcess, Sample};
-use rocksdb::{ColumnFamily, ReadOptions, WriteBatch};
+use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, DB};
 
+use super::engine::{cf, Db};
 use super::hosts::Registry;
 use super::keys::{self, EventKey, TopOomKey};
 use super::values::{self, NO_TOP_OOM};
@@ -27,7 +28,8 @@ pub(super) struct LatestTopOom {
 /// its `WriteBatch`, and keeps what the registry learns until that batch is durable
 /// ([`OomWrite::commit`]). Used under `write_lock`.
 pub(super) struct OomWrite<'a> {
-    store: &'a Store,
+    db: &'a DB,
+    window_s: u64,
     events: &'a ColumnFamily,
     topoom: &'a ColumnFamily,
     /// The time of the latest ranking of each host of the group that has one, as cached, then
@@ -45,7 +47,8 @@ impl<'a> OomWrite<'a> {
     /// Starts the OOM part of a group changing the given hosts, with their latest rankings'
     /// times from the registry.
     pub(super) fn new(
-        store: &'a Store,
+        store: &Store,
+        db: &'a Db<'_>,
         reg: &Registry,
         hosts: impl IntoIterator<Item = u32>,
     ) -> Result<Self, StorageError> {
@@ -54,9 +57,10 @@ impl<'a> OomWrite<'a> {
             .filter_map(|h| reg.top_oom_ms(h).map(|t| (h, t)))
             .collect();
         Ok(OomWrite {
-            store,
-            events: store.cf(CF_EVENTS)?,
-            topoom: store.cf(CF_TOPOOM)?,
+            db,
+            window_s: store.window_s,
+            events: db.cf(CF_EVENTS)?,
+            topoom: db.cf(CF_TOPOOM)?,
             latest_ms,
             new_latest: HashMap::new(),
             new_index: HashSet::new(),
@@ -112,7 +116,7 @@ impl<'a> OomWrite<'a> {
     ) -> Result<Option<u64>, StorageError> {
         // validate_oom_event checked time_ms >= 0 and kmsg_seq < 2^63.
         let time_ms = ev.time_ms as u64;
-        let window = keys::window_start_s(time_ms, self.store.window_s);
+        let window = keys::window_start_s(time_ms, self.window_s);
         let key = keys::event_key(&EventKey {
             window_start_s: window,
             host_num: item.host_num,
@@ -126,11 +130,7 @@ impl<'a> OomWrite<'a> {
             let index_key =
                 keys::event_seq_key(item.host_num, keys::boot_id_hash(&ev.boot_id), seq);
             if self.new_index.contains(&index_key)
-                || self
-                    .store
-                    .db
-                    .get_pinned_cf(self.events, index_key)?
-                    .is_some()
+                || self.db.get_pinned_cf(self.events, index_key)?.is_some()
             {
                 self.repeated += 1;
                 return Ok(None);
@@ -160,31 +160,35 @@ impl<'a> OomWrite<'a> {
     }
 }
 
-impl Store {
-    /// Reads back the ranking a host record names as the host's latest. `None` when retention
-    /// dropped it, and also (with a warning) when it does not decode: a damaged ranking must not
-    /// keep the collector from starting, and `top_oom_before` still reports it as an error.
-    pub(super) fn load_top_oom(&self, host_num: u32, time_ms: i64) -> Option<LatestTopOom> {
-        let t = u64::try_from(time_ms).ok()?;
-        let key = keys::topoom_key(&TopOomKey {
-            window_start_s: keys::window_start_s(t, self.window_s),
-            host_num,
-            time_ms: t,
-        });
-        let loaded = self
-            .cf(CF_TOPOOM)
-            .and_then(|cf| Ok(self.db.get_pinned_cf(cf, key)?))
-            .and_then(|v| v.map(|v| values::decode_ranking(&v)).transpose());
-        match loaded {
-            Ok(Some(processes)) => Some(LatestTopOom { time_ms, processes }),
-            Ok(None) => None,
-            Err(error) => {
-                tracing::warn!(host_num, time_ms, %error, "latest top-oom ranking unreadable; ignored");
-                None
-            }
+/// Reads back the ranking a host record names as the host's latest. `None` when retention
+/// dropped it, and also (with a warning) when it does not decode: a damaged ranking must not
+/// keep the collector from starting, and `top_oom_before` still reports it as an error.
+pub(super) fn load_top_oom(
+    db: &DB,
+    window_s: u64,
+    host_num: u32,
+    time_ms: i64,
+) -> Option<LatestTopOom> {
+    let t = u64::try_from(time_ms).ok()?;
+    let key = keys::topoom_key(&TopOomKey {
+        window_start_s: keys::window_start_s(t, window_s),
+        host_num,
+        time_ms: t,
+    });
+    let loaded = cf(db, CF_TOPOOM)
+        .and_then(|cf| Ok(db.get_pinned_cf(cf, key)?))
+        .and_then(|v| v.map(|v| values::decode_ranking(&v)).transpose());
+    match loaded {
+        Ok(Some(processes)) => Some(LatestTopOom { time_ms, processes }),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(host_num, time_ms, %error, "latest top-oom ranking unreadable; ignored");
+            None
         }
     }
+}
 
+impl Store {
     /// The OOM kills of the given hosts (of every host when `hosts` is empty) with
     /// `from_ms <= time_ms <= to_ms`, newest first (kills of the same millisecond by host number,
     /// then key), at most `limit`. Reads one consistent snapshot backwards from the newest window
@@ -212,8 +216,9 @@ impl Store {
         let w_from = keys::window_start_s(from, self.window_s);
         let w_to = keys::window_start_s(to, self.window_s);
 
-        let events_cf = self.cf(CF_EVENTS)?;
-        let snapshot = self.db.snapshot();
+        let db = self.db()?;
+        let events_cf = db.cf(CF_EVENTS)?;
+        let snapshot = db.snapshot();
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(keys::event_window_prefix(w_from).to_vec());
         ro.set_iterate_upper_bound(keys::event_window_prefix(w_to.saturating_add(1)).to_vec());
@@ -269,11 +274,13 @@ impl Store {
     pub fn oom_kill(&self, id: &str) -> Result<Option<StoredOomKill>, StorageError> {
         let ek = keys::parse_kill_id(id, self.window_s)
             .map_err(|e| StorageError::InvalidArgument(e.to_string()))?;
-        let events_cf = self.cf(CF_EVENTS)?;
-        match self.db.get_pinned_cf(events_cf, keys::event_key(&ek))? {
-            Some(v) => Ok(Some(values::decode_oom_kill(&ek, &v)?)),
-            None => Ok(None),
-        }
+        let db = self.db()?;
+        let events_cf = db.cf(CF_EVENTS)?;
+        let found = match db.get_pinned_cf(events_cf, keys::event_key(&ek))? {
+            Some(v) => Some(values::decode_oom_kill(&ek, &v)?),
+            None => None,
+        };
+        Ok(found)
     }
 
     /// The latest top-oom ranking of a host, from memory: its time and the processes, highest
@@ -307,8 +314,9 @@ impl Store {
             Some(l) if l.time_ms <= at_ms => return Ok(Some((l.time_ms, l.processes.clone()))),
             Some(_) => {}
         }
-        let topoom_cf = self.cf(CF_TOPOOM)?;
-        let snapshot = self.db.snapshot();
+        let db = self.db()?;
+        let topoom_cf = db.cf(CF_TOPOOM)?;
+        let snapshot = db.snapshot();
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(vec![keys::PREFIX_TOPOOM]);
         let mut it = snapshot.raw_iterator_cf_opt(topoom_cf, ro);
@@ -347,11 +355,15 @@ impl Store {
 
     /// The deduplication index entries (`0x31` keys) whose kill lies in a window before `end`:
     /// what retention deletes beside the expired kills (the index is not time-first).
-    pub(super) fn expired_event_index(&self, end: u64) -> Result<Vec<Vec<u8>>, StorageError> {
-        let events_cf = self.cf(CF_EVENTS)?;
+    pub(super) fn expired_event_index(
+        &self,
+        db: &Db<'_>,
+        end: u64,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let events_cf = db.cf(CF_EVENTS)?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(vec![keys::PREFIX_EVENT_SEQ + 1]);
-        let mut it = self.db.raw_iterator_cf_opt(events_cf, ro);
+        let mut it = db.raw_iterator_cf_opt(events_cf, ro);
         it.seek(keys::event_seq_prefix());
         let mut stale = Vec::new();
         while let (Some(key), Some(value)) = (it.key(), it.value()) {

@@ -2,7 +2,6 @@
 //! status. The store keeps them as opaque key/value pairs; [`crate::policy`] owns their meaning,
 //! with the keys built by [`super::keys`] and the values by [`super::values`].
 
-use super::engine::sync_write;
 use super::{StorageError, Store, CF_POLICIES};
 
 /// A key and its value.
@@ -15,13 +14,13 @@ impl Store {
     /// # Errors
     /// [`StorageError::Rocks`] if the write fails.
     pub fn policy_write(&self, puts: &[KeyValue]) -> Result<(), StorageError> {
-        let cf = self.cf(CF_POLICIES)?;
+        let db = self.db()?;
+        let cf = db.cf(CF_POLICIES)?;
         let mut batch = rocksdb::WriteBatch::default();
         for (k, v) in puts {
             batch.put_cf(cf, k, v);
         }
-        self.db.write_opt(batch, &sync_write())?;
-        Ok(())
+        db.commit(batch)
     }
 
     /// Every policy record, in key order (versions of each policy oldest first, then the
@@ -30,9 +29,10 @@ impl Store {
     /// # Errors
     /// [`StorageError::Rocks`] if the read fails.
     pub fn policy_records(&self) -> Result<Vec<KeyValue>, StorageError> {
-        let cf = self.cf(CF_POLICIES)?;
+        let db = self.db()?;
+        let cf = db.cf(CF_POLICIES)?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }

@@ -9,7 +9,7 @@
 use fleet_proto::v1::{Activity, Sample};
 use rocksdb::{ReadOptions, WriteBatch};
 
-use super::engine::{lock, sync_write};
+use super::engine::lock;
 use super::keys::{self, RawKey};
 use super::oom::OomWrite;
 use super::{chunk, values};
@@ -72,8 +72,9 @@ impl Store {
                 })?;
             }
         }
-        let raw = self.cf(CF_RAW)?;
-        let hosts = self.cf(CF_HOSTS)?;
+        let db = self.db()?;
+        let raw = db.cf(CF_RAW)?;
+        let hosts = db.cf(CF_HOSTS)?;
 
         let _w = lock(&self.write_lock);
         // The records this group changes, starting from the cached ones, with the time of each
@@ -81,7 +82,7 @@ impl Store {
         let (mut changed, mut oom) = {
             let reg = self.read_registry();
             let changed = reg.records_of(items.iter().map(|i| i.host_num))?;
-            let oom = OomWrite::new(self, &reg, changed.keys().copied())?;
+            let oom = OomWrite::new(self, &db, &reg, changed.keys().copied())?;
             (changed, oom)
         };
 
@@ -164,7 +165,9 @@ impl Store {
                     values::encode_host_record(rec, oom.latest_ms(rec.num)),
                 );
             }
-            self.db.write_opt(batch, &sync_write())?;
+            // Refused while the store is not writable; a failure makes it failing. Either way
+            // nothing of the group is acknowledged, and the registry keeps the old records.
+            db.commit(batch)?;
             let mut reg = self.write_registry();
             for (num, rec) in changed {
                 reg.by_num.insert(num, rec);
@@ -213,9 +216,10 @@ impl Store {
         let w_to = keys::window_start_s(to, self.window_s);
         let in_range = |t: i64| t >= from_ms && t <= to_ms;
 
-        let chunks_cf = self.cf(CF_CHUNKS)?;
-        let raw_cf = self.cf(CF_RAW)?;
-        let snapshot = self.db.snapshot();
+        let db = self.db()?;
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let raw_cf = db.cf(CF_RAW)?;
+        let snapshot = db.snapshot();
         let mut rows: Vec<StoredRow> = Vec::new();
 
         // Sealed chunks: one seek per window, jumping over windows with no chunks at all.

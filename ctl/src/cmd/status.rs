@@ -3,6 +3,7 @@
 //! ```text
 //! version                  0.1.0
 //! started                  2026-11-26T02:40:00Z (3h12m ago)
+//! storage                  failing since 2026-11-26T05:50:10Z (2m 2s ago): IO error: No space left on device: ...
 //! connected agents         212 of at most 50000 (230 hosts known)
 //! transport                mutual TLS
 //! refused TLS handshakes   4
@@ -14,20 +15,29 @@
 //! policies in force        3
 //! ```
 //!
-//! JSON keys: `version`, `started`, `connected_agents`, `max_agents`, `known_hosts`, `tls`,
-//! `mutual_tls`, `refused` (`tls_handshakes`, `unauthenticated`, `permission_denied`,
+//! The storage line says whether the collector's store takes writes: `ok`, `failing since T`
+//! (a write failed, a full disk: nothing is acknowledged, the agents keep their data) or
+//! `read-only since T` (the database is open for reading only), with the latest error; `unknown`
+//! from a collector too old to say.
+//!
+//! JSON keys: `version`, `started`, `storage` (`state`: `ok`, `failing`, `read-only` or
+//! `unknown`; `since`, `error`: null when ok), `connected_agents`, `max_agents`, `known_hosts`,
+//! `tls`, `mutual_tls`, `refused` (`tls_handshakes`, `unauthenticated`, `permission_denied`,
 //! `agent_streams`, `cluster`: agent hellos for a cluster their certificate is not bound to,
 //! `connections_closed`: open connections closed on SIGHUP because their certificate was no
-//! longer accepted), `policies`. CSV: one header line and one row with the same keys flattened.
+//! longer accepted), `policies`. CSV: one header line and one row with the same keys flattened
+//! (the storage keys last).
 
 use anyhow::Result;
 use chrono::Utc;
 use clap::Args;
-use fleet_proto::v1::{CollectorStatus, CollectorStatusRequest};
+#[cfg(test)]
+use fleet_proto::v1::StorageStatus;
+use fleet_proto::v1::{storage_status, CollectorStatus, CollectorStatusRequest};
 use serde::Serialize;
 
 use super::{Context, Run};
-use crate::output::{csv_line, json, rfc3339, OutputFormat};
+use crate::output::{csv_line, escape, json, rfc3339, Breaks, OutputFormat};
 use crate::Output;
 
 /// `fleetctl status`: no arguments of its own.
@@ -61,9 +71,41 @@ struct Refused {
 }
 
 #[derive(Serialize)]
+struct Storage {
+    state: &'static str,
+    since: Option<String>,
+    error: Option<String>,
+}
+
+impl Storage {
+    fn of(s: &CollectorStatus) -> Storage {
+        use storage_status::State;
+        let Some(st) = &s.storage else {
+            return Storage {
+                state: "unknown",
+                since: None,
+                error: None,
+            };
+        };
+        let state = match State::try_from(st.state) {
+            Ok(State::Ok) => "ok",
+            Ok(State::Failing) => "failing",
+            Ok(State::ReadOnly) => "read-only",
+            Ok(State::Unspecified) | Err(_) => "unknown",
+        };
+        Storage {
+            state,
+            since: (st.since_ms > 0).then(|| rfc3339(st.since_ms)).flatten(),
+            error: (!st.error.is_empty()).then(|| st.error.clone()),
+        }
+    }
+}
+
+#[derive(Serialize)]
 struct StatusView {
     version: String,
     started: Option<String>,
+    storage: Storage,
     connected_agents: u32,
     max_agents: u32,
     known_hosts: u32,
@@ -74,7 +116,7 @@ struct StatusView {
 }
 
 /// The CSV header of `fleetctl status`.
-pub const STATUS_CSV_KEYS: [&str; 14] = [
+pub const STATUS_CSV_KEYS: [&str; 17] = [
     "version",
     "started",
     "connected_agents",
@@ -89,6 +131,9 @@ pub const STATUS_CSV_KEYS: [&str; 14] = [
     "refused_cluster",
     "refused_connections_closed",
     "policies",
+    "storage_state",
+    "storage_since",
+    "storage_error",
 ];
 
 /// Renders the collector's status; `now_ms` for the table's "ago".
@@ -96,6 +141,7 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
     let v = StatusView {
         version: s.version.clone(),
         started: rfc3339(s.started_ms),
+        storage: Storage::of(s),
         connected_agents: s.connected_agents,
         max_agents: s.max_agents,
         known_hosts: s.known_hosts,
@@ -130,6 +176,9 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
                 v.refused.cluster.to_string(),
                 v.refused.connections_closed.to_string(),
                 v.policies.to_string(),
+                v.storage.state.to_string(),
+                v.storage.since.clone().unwrap_or_default(),
+                v.storage.error.clone().unwrap_or_default(),
             ]));
             out
         }
@@ -152,6 +201,7 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
                         None => "-".into(),
                     },
                 ),
+                ("storage", storage_line(&v.storage, s, &ago)),
                 (
                     "connected agents",
                     format!(
@@ -185,6 +235,19 @@ pub fn render(s: &CollectorStatus, format: OutputFormat, now_ms: i64) -> String 
     }
 }
 
+/// The table's storage line: `ok`, or the state, since when and the latest error.
+fn storage_line(st: &Storage, s: &CollectorStatus, ago: &dyn Fn(i64) -> String) -> String {
+    let mut line = st.state.to_string();
+    if let (Some(since), Some(storage)) = (&st.since, &s.storage) {
+        line.push_str(&format!(" since {since} ({} ago)", ago(storage.since_ms)));
+    }
+    if let Some(error) = &st.error {
+        line.push_str(": ");
+        line.push_str(&escape(error, Breaks::Space));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +270,11 @@ mod tests {
             policies: 3,
             cluster_refused: 5,
             connections_closed: 6,
+            storage: Some(StorageStatus {
+                state: storage_status::State::Ok as i32,
+                since_ms: 0,
+                error: String::new(),
+            }),
             ..CollectorStatus::default()
         }
     }
@@ -241,6 +309,59 @@ mod tests {
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("version,started,connected_agents"));
-        assert!(lines[1].ends_with(",4,0,2,1,5,6,3"), "{c}");
+        assert!(lines[1].ends_with(",4,0,2,1,5,6,3,ok,,"), "{c}");
+        assert!(t.contains("storage                  ok\n"), "{t}");
+        assert_eq!(j["storage"]["state"], "ok");
+        assert!(j["storage"]["since"].is_null() && j["storage"]["error"].is_null());
+    }
+
+    #[test]
+    fn storage_failing_read_only_and_unknown() {
+        let mut s = status();
+        s.storage = Some(StorageStatus {
+            state: storage_status::State::Failing as i32,
+            since_ms: T0 + 30_000,
+            error:
+                "IO error: No space left on device: While appending to file: /d/000020.log\u{1b}[2J"
+                    .into(),
+        });
+        let t = render(&s, OutputFormat::Table, T0 + 90_000);
+        assert!(
+            t.contains(
+                "storage                  failing since 2026-11-25T22:10:33Z (1m ago): IO error: \
+                 No space left on device: While appending to file: /d/000020.log\\x1b[2J\n"
+            ),
+            "{t}"
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&render(&s, OutputFormat::Json, 0)).unwrap();
+        assert_eq!(j["storage"]["state"], "failing");
+        assert_eq!(j["storage"]["since"], "2026-11-25T22:10:33Z");
+        assert!(j["storage"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("IO error: No space left on device"));
+        let c = render(&s, OutputFormat::Csv, 0);
+        assert!(
+            c.lines()
+                .nth(1)
+                .unwrap()
+                .contains(",3,failing,2026-11-25T22:10:33Z,IO error:"),
+            "{c}"
+        );
+
+        s.storage.as_mut().unwrap().state = storage_status::State::ReadOnly as i32;
+        let t = render(&s, OutputFormat::Table, T0 + 90_000);
+        assert!(
+            t.contains("storage                  read-only since "),
+            "{t}"
+        );
+
+        s.storage = None;
+        let t = render(&s, OutputFormat::Table, T0 + 90_000);
+        assert!(t.contains("storage                  unknown\n"), "{t}");
+        let j: serde_json::Value =
+            serde_json::from_str(&render(&s, OutputFormat::Json, 0)).unwrap();
+        assert_eq!(j["storage"]["state"], "unknown");
     }
 }

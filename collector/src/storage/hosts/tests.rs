@@ -3,7 +3,7 @@
 use fleet_proto::v1::KmsgStatus;
 use prost::Message;
 
-use crate::storage::fixtures::{cpu_rows, identity, item, kill, kills_item, open, T0};
+use crate::storage::fixtures::{cpu_rows, get, identity, item, kill, kills_item, open, put, T0};
 use crate::storage::values::{
     decode_host_record, HOST_RECORD_V1_FIXED_LEN, HOST_RECORD_V2_FIXED_LEN, HOST_RECORD_VERSION,
 };
@@ -98,19 +98,14 @@ fn version_1_host_records_are_still_read() {
     // A store holding it opens, and the record is rewritten as version 2 on the next change.
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let hosts = store.cf(CF_HOSTS).unwrap();
-    store.db.put_cf(hosts, keys::host_key("old"), &v1).unwrap();
+    put(&store, CF_HOSTS, keys::host_key("old"), &v1);
     drop(store);
     let store = open(&dir);
     assert_eq!(store.host_by_num(3), Some(rec));
     store
         .write(&[kills_item(3, 5, 7, vec![kill(T0, Some(1), 1)])], T0)
         .unwrap();
-    let stored = store
-        .db
-        .get_cf(store.cf(CF_HOSTS).unwrap(), keys::host_key("old"))
-        .unwrap()
-        .unwrap();
+    let stored = get(&store, CF_HOSTS, keys::host_key("old")).unwrap();
     assert_eq!(stored[0], HOST_RECORD_VERSION);
     // Damaged version 2 parts are errors.
     let mut v = stored.clone();

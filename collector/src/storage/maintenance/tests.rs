@@ -253,9 +253,8 @@ async fn the_loop_seals_and_enforces_retention_at_once_then_stops_when_told() {
 
 /// Every key and value of the `chunks` CF.
 fn chunks_cf(store: &crate::storage::Store) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut it = store
-        .db
-        .raw_iterator_cf(store.cf(crate::storage::CF_CHUNKS).unwrap());
+    let db = store.db().unwrap();
+    let mut it = db.raw_iterator_cf(db.cf(crate::storage::CF_CHUNKS).unwrap());
     it.seek_to_first();
     let mut out = Vec::new();
     while let (Some(k), Some(v)) = (it.key(), it.value()) {

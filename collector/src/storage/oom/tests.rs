@@ -4,8 +4,8 @@ use fleet_proto::v1::{KmsgStatus, OomEvent, Sample};
 use prost::Message;
 
 use crate::storage::fixtures::{
-    all_kills, count_keys, cpu_rows, identity, item, kill, kills_item, open, pids, process, ranked,
-    raw_count, raw_samples, sample, BOOT, HOUR_MS, T0,
+    all_kills, count_keys, cpu_rows, delete, get, identity, item, kill, kills_item, open, pids,
+    process, put, ranked, raw_count, raw_samples, sample, BOOT, HOUR_MS, T0,
 };
 use crate::storage::keys::{self, EventKey, TopOomKey};
 use crate::storage::{IngestItem, StorageError, Store, WriteOutcome, CF_EVENTS, CF_TOPOOM};
@@ -426,8 +426,7 @@ fn corrupt_kills_and_rankings_are_errors_not_panics() {
     };
     store.write(&[it], T0).unwrap();
     let id = all_kills(&store)[0].id.clone();
-    let events = store.cf(CF_EVENTS).unwrap();
-    let topoom = store.cf(CF_TOPOOM).unwrap();
+    let (events, topoom) = (CF_EVENTS, CF_TOPOOM);
     let window_s = (T0 / 1000) as u64;
     let ek = keys::event_key(&EventKey {
         window_start_s: window_s,
@@ -435,7 +434,7 @@ fn corrupt_kills_and_rankings_are_errors_not_panics() {
         time_ms: T0 as u64,
         disc: 1,
     });
-    let good = store.db.get_cf(events, ek).unwrap().expect("stored");
+    let good = get(&store, events, ek).expect("stored");
 
     let corrupt = |store: &Store| {
         assert!(matches!(
@@ -448,39 +447,30 @@ fn corrupt_kills_and_rankings_are_errors_not_panics() {
         ));
     };
     // Not an OomEvent.
-    store.db.put_cf(events, ek, [0xff, 0xff, 0xff]).unwrap();
+    put(&store, events, ek, [0xff, 0xff, 0xff]);
     corrupt(&store);
     // A valid event under a key whose time or seq disagrees.
-    store
-        .db
-        .put_cf(events, ek, kill(T0 + 1, Some(1), 1).encode_to_vec())
-        .unwrap();
+    put(&store, events, ek, kill(T0 + 1, Some(1), 1).encode_to_vec());
     corrupt(&store);
-    store
-        .db
-        .put_cf(events, ek, kill(T0, Some(2), 1).encode_to_vec())
-        .unwrap();
+    put(&store, events, ek, kill(T0, Some(2), 1).encode_to_vec());
     corrupt(&store);
-    store
-        .db
-        .put_cf(events, ek, kill(T0, None, 1).encode_to_vec())
-        .unwrap();
+    put(&store, events, ek, kill(T0, None, 1).encode_to_vec());
     corrupt(&store);
-    store.db.put_cf(events, ek, &good).unwrap();
+    put(&store, events, ek, &good);
     // A key of the wrong length in the listed range.
     let short = keys::event_host_prefix(window_s, h);
-    store.db.put_cf(events, short, &good).unwrap();
+    put(&store, events, short, &good);
     assert!(matches!(
         store.oom_kills(&[], 0, i64::MAX, 10),
         Err(StorageError::Key(_))
     ));
-    store.db.delete_cf(events, short).unwrap();
+    delete(&store, events, short);
     assert_eq!(all_kills(&store).len(), 1);
     // A damaged index entry fails retention cleanly.
     let idx = keys::event_seq_key(h, keys::boot_id_hash(BOOT), 1);
-    store.db.put_cf(events, idx, b"short").unwrap();
+    put(&store, events, idx, b"short");
     assert!(store.enforce_retention(T0 + 100 * HOUR_MS).is_err());
-    store.db.put_cf(events, idx, ek).unwrap();
+    put(&store, events, idx, ek);
 
     // A damaged ranking: the search for an earlier one fails; at open, the latest is dropped
     // with a warning instead of keeping the collector down.
@@ -491,18 +481,12 @@ fn corrupt_kills_and_rankings_are_errors_not_panics() {
             time_ms: t as u64,
         })
     };
-    store
-        .db
-        .put_cf(topoom, rank_key(T0 + 1_000), [0xff])
-        .unwrap();
+    put(&store, topoom, rank_key(T0 + 1_000), [0xff]);
     assert!(matches!(
         store.top_oom_before(h, T0 + 2_000),
         Err(StorageError::Corrupt { .. })
     ));
-    store
-        .db
-        .put_cf(topoom, rank_key(T0 + 5_000), [0xff])
-        .unwrap();
+    put(&store, topoom, rank_key(T0 + 5_000), [0xff]);
     drop(store);
     let store = open(&dir);
     assert_eq!(store.top_oom_latest(h), None);

@@ -7,7 +7,7 @@ use fleet_proto::v1::Activity;
 use prost::Message;
 
 use crate::storage::fixtures::{
-    cpu_rows, identity, item, open, opts, raw_count, sample, HOUR_MS, T0,
+    cpu_rows, delete, get, identity, item, open, opts, put, raw_count, sample, HOUR_MS, T0,
 };
 use crate::storage::keys::{self, ChunkKey, RawKey};
 use crate::storage::{
@@ -238,8 +238,7 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
     let store = open(&dir);
     let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
     store.write(&[item(h, 1, 1, &[T0])], T0).unwrap();
-    let raw = store.cf(CF_RAW).unwrap();
-    let chunks = store.cf(CF_CHUNKS).unwrap();
+    let (raw, chunks) = (CF_RAW, CF_CHUNKS);
 
     // A raw value that is not a Sample.
     let key = keys::raw_key(&RawKey {
@@ -248,27 +247,24 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
         time_ms: T0 as u64 + 5,
         seq: 2,
     });
-    store.db.put_cf(raw, key, [0xff, 0xff, 0xff]).unwrap();
+    put(&store, raw, key, [0xff, 0xff, 0xff]);
     assert!(matches!(
         store.query(h, Activity::Cpu, 0, i64::MAX),
         Err(StorageError::Corrupt { .. })
     ));
     assert!(store.seal(T0 + 3 * HOUR_MS).is_err());
     // A valid Sample under a key whose time disagrees.
-    store
-        .db
-        .put_cf(raw, key, sample(T0).encode_to_vec())
-        .unwrap();
+    put(&store, raw, key, sample(T0).encode_to_vec());
     assert!(matches!(
         store.query(h, Activity::Cpu, 0, i64::MAX),
         Err(StorageError::Corrupt { .. })
     ));
-    store.db.delete_cf(raw, key).unwrap();
+    delete(&store, raw, key);
 
     // A raw key of the wrong length.
     let mut short = keys::raw_host_prefix((T0 / 1000) as u64, h).to_vec();
     short.push(1);
-    store.db.put_cf(raw, &short, b"x").unwrap();
+    put(&store, raw, &short, b"x");
     assert!(matches!(
         store.query(h, Activity::Cpu, 0, i64::MAX),
         Err(StorageError::Key(_))
@@ -277,7 +273,7 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
         store.seal(T0 + 3 * HOUR_MS),
         Err(StorageError::Key(_))
     ));
-    store.db.delete_cf(raw, &short).unwrap();
+    delete(&store, raw, &short);
 
     // Seal, then damage the chunk.
     store.seal(T0 + 3 * HOUR_MS).unwrap();
@@ -287,18 +283,15 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
         activity: Activity::Cpu as u8,
         instance: "all".into(),
     });
-    let good = store.db.get_cf(chunks, &ck).unwrap().expect("chunk exists");
-    store
-        .db
-        .put_cf(chunks, &ck, &good[..good.len() / 2])
-        .unwrap();
+    let good = get(&store, chunks, &ck).expect("chunk exists");
+    put(&store, chunks, &ck, &good[..good.len() / 2]);
     assert!(matches!(
         store.query(h, Activity::Cpu, 0, i64::MAX),
         Err(StorageError::Chunk(_))
     ));
     let mut v2 = good.clone();
     v2[0] = 99;
-    store.db.put_cf(chunks, &ck, &v2).unwrap();
+    put(&store, chunks, &ck, &v2);
     assert!(matches!(
         store.query(h, Activity::Cpu, 0, i64::MAX),
         Err(StorageError::Chunk(chunk::ChunkError::UnknownVersion(99)))
@@ -307,15 +300,12 @@ fn corrupt_keys_and_values_are_errors_not_panics() {
     store.write(&[item(h, 1, 2, &[T0 + 10_000])], T0).unwrap();
     assert!(store.seal(T0 + 3 * HOUR_MS).is_err());
     assert_eq!(raw_count(&store), 1);
-    store.db.put_cf(chunks, &ck, &good).unwrap();
+    put(&store, chunks, &ck, &good);
     assert_eq!(store.seal(T0 + 3 * HOUR_MS).unwrap().merged_chunks, 3);
 
     // A damaged host record makes open fail cleanly.
-    let hosts = store.cf(CF_HOSTS).unwrap();
-    store
-        .db
-        .put_cf(hosts, keys::host_key("a"), [1, 2, 3])
-        .unwrap();
+    let hosts = CF_HOSTS;
+    put(&store, hosts, keys::host_key("a"), [1, 2, 3]);
     drop(store);
     assert!(matches!(
         Store::open(dir.path(), opts()),

@@ -4,9 +4,10 @@
 //! One task, no locks, no thread per source. The loop's `select!` only dispatches:
 //!
 //! ```text
-//! interval tick ──► on_tick: Sampler::sample (+ top-oom, the clock) ──► Spool::append (fsync)
-//! kmsg readable ──► on_kmsg_readable ─┐
-//! kmsg quiet    ──► on_kmsg_flush ────┴► OOM events ──► Spool::append, then the kmsg cursor
+//! interval tick ──► on_tick: Sampler::sample (+ top-oom, the clock) ──► pack ──► Spool::append
+//! kmsg readable ──► on_kmsg_readable ─┐                          (checked, fsync)
+//! kmsg quiet    ──► on_kmsg_flush ────┴► OOM events ──► pack (split to fit) ──► Spool::append,
+//!                                                       then the kmsg cursor
 //! NTP measured  ──► on_ntp_measured: the clock rides with the next sample
 //! policy tick   ──► on_policy_tick: policies applied to new processes
 //! link event    ──► on_link_event: policy state on connect, policy sets from the collector
@@ -18,6 +19,10 @@
 //! unacknowledged batches in flight is bounded, everything else waits on disk, so memory does
 //! not grow while the collector is away.
 //!
+//! Every batch is checked against the collector's rules before it is spooled ([`pack`]): OOM
+//! events are split into batches that fit, whatever the burst, and nothing the kernel log says
+//! can stop the loop (only a spool that cannot be written does).
+//!
 //! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
 //! [`PolicyRunner`] at once; while policies exist, a tick every [`POLICY_TICK`] applies them to
 //! new processes (collector reachable or not); policy reports and process lists go out as live
@@ -28,10 +33,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use fleet_proto::v1::{
-    agent_message, AgentMessage, Batch, ClockStatus, Hello, HostIdentity, OomEvent, PolicySpec,
-    Sample,
+    agent_message, AgentMessage, ClockStatus, Hello, HostIdentity, OomEvent, PolicySpec, Sample,
 };
-use prost::Message;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -44,6 +47,7 @@ use crate::sources::kmsg::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
 use crate::sources::topoom::TopOomScanner;
+use crate::spool::pack::{self, Repairs};
 use crate::spool::{Spool, SpoolError};
 use crate::{identity, now_ms, sources, AgentError};
 
@@ -82,6 +86,8 @@ pub struct Agent<C> {
     clock: Option<ClockStatus>,
     /// The last sampling error, logged once until sampling recovers.
     last_sample_error: Option<String>,
+    /// The last problem left out of a sample to make it valid, logged once until it changes.
+    last_sample_repair: Option<String>,
 }
 
 impl Agent<TonicConnector> {
@@ -150,6 +156,7 @@ impl<C: Connector> Agent<C> {
             measuring: None,
             clock: None,
             last_sample_error: None,
+            last_sample_repair: None,
         }
     }
 
@@ -350,19 +357,18 @@ impl<C: Connector> Agent<C> {
                 Err(e) => debug!(error = %e, "top-oom scan failed"),
             }
         }
-        let batch = Batch {
-            samples: vec![Sample {
-                time_ms: now_ms(),
-                interval_ms: out.interval_ms,
-                records: out.records,
-                top_oom: ranking,
-                clock: self.clock.take(),
-            }],
-            ..Batch::default()
+        let sample = Sample {
+            time_ms: now_ms(),
+            interval_ms: out.interval_ms,
+            records: out.records,
+            top_oom: ranking,
+            clock: self.clock.take(),
         };
         let dropped_before = self.spool.dropped_samples();
-        self.spool.append(&batch.encode_to_vec(), 1, false)?;
-        if self.spool.dropped_samples() > dropped_before {
+        let repairs = pack::spool_sample(&mut self.spool, sample)?;
+        self.log_sample_repairs(&repairs);
+        let evicted = self.spool.dropped_samples() - dropped_before - repairs.samples_dropped;
+        if evicted > 0 {
             warn!(
                 dropped_samples = self.spool.dropped_samples(),
                 pending = self.spool.pending_frames(),
@@ -370,6 +376,23 @@ impl<C: Connector> Agent<C> {
             );
         }
         Ok(())
+    }
+
+    /// What had to be left out of a sample for the collector to take it: logged when the
+    /// problem is new, not every interval.
+    fn log_sample_repairs(&mut self, repairs: &Repairs) {
+        if !repairs.any() {
+            return;
+        }
+        if repairs.first != self.last_sample_repair {
+            warn!(
+                problem = repairs.first.as_deref().unwrap_or_default(),
+                records_left_out = repairs.records_dropped,
+                samples_dropped = repairs.samples_dropped,
+                "part of a sample is not valid for the collector and was left out (logged again only when the problem changes)"
+            );
+            self.last_sample_repair = repairs.first.clone();
+        }
     }
 }
 
@@ -490,20 +513,36 @@ fn send_policy_state(
     }
 }
 
-/// Spools OOM events at once, in a batch of their own that the spool never drops.
+/// Kills logged one line each per call, at most; a burst gets one more line with the rest.
+const KILLS_LOGGED: usize = 16;
+
+/// Spools OOM events at once, in batches of their own that the spool never drops, split to fit
+/// the collector's limits whatever their number and size.
 fn spool_events(spool: &mut Spool, events: Vec<OomEvent>) -> Result<(), SpoolError> {
     if events.is_empty() {
         return Ok(());
     }
-    for e in &events {
+    for e in events.iter().take(KILLS_LOGGED) {
         info!(victim_pid = ?e.victim_pid, victim_comm = ?e.victim_comm, memcg = ?e.task_memcg,
             source = %e.source, "OOM kill");
     }
-    let batch = Batch {
-        oom_events: events,
-        ..Batch::default()
-    };
-    spool.append(&batch.encode_to_vec(), 0, true).map(|_| ())
+    let count = events.len();
+    let repairs = pack::spool_events(spool, events)?;
+    if count > KILLS_LOGGED {
+        info!(
+            more = count - KILLS_LOGGED,
+            batches = repairs.frames,
+            "OOM kills: a burst (the first ones above)"
+        );
+    }
+    if repairs.any() {
+        warn!(
+            events = repairs.events_repaired,
+            problem = repairs.first.as_deref().unwrap_or_default(),
+            "OOM events changed to be valid for the collector (time, seq or an oversized detail)"
+        );
+    }
+    Ok(())
 }
 
 /// SIGHUP, when its handler could be installed.

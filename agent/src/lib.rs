@@ -10,9 +10,12 @@
 //!   acks into the spool) and yields one stream of [`link::LinkEvent`]s.
 //! - [`sources`]: what the agent measures, one folder per source: `procfs` (sar's activities
 //!   from /proc, one file per activity in `procfs/activity/`), `kmsg` (the OOM-report parser, and `kmsg::watch` reading /dev/kmsg: cursor,
-//!   overruns, the vmstat cross-check), `topoom` (processes ranked by oom_score), `ntp` (NTP
+//!   overruns, the vmstat cross-check; `watch::detail` each event's detail under the limit,
+//!   `watch::clock` its wall time), `topoom` (processes ranked by oom_score), `ntp` (NTP
 //!   servers and the kernel clock; its fake server only with the `test-util` feature).
-//! - [`spool`]: the durable, bounded on-disk queue of batches not yet acknowledged.
+//! - [`spool`]: the durable, bounded on-disk queue of batches not yet acknowledged;
+//!   `spool::pack` what goes in (batches checked with the collector's check, OOM events split to
+//!   fit), `spool::aside` the batches the collector refused, set aside.
 //! - [`policy`]: OOM policies (oom_score_adj) enforced on matching processes.
 //! - [`config`]: the settings, declared once for flags and file ([`config::Options`]) and
 //!   validated into [`config::Settings`]; [`identity`]: who this host is.

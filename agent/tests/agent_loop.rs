@@ -6,52 +6,16 @@
 mod support;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use fleet_agent::agent::{Agent, Sources};
-use fleet_agent::config::{Options, Settings};
+use fleet_agent::agent::Agent;
 use fleet_agent::link::{Connector, SHUTDOWN_FLUSH};
-use fleet_agent::sources::procfs::Sampler;
 use fleet_agent::spool::Spool;
-use fleet_proto::v1::{agent_message, HostIdentity};
-use support::{Answer, FakeCollector, Logs};
+use fleet_proto::v1::agent_message;
+use support::{agent, Answer, FakeCollector, Logs};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn settings(state_dir: &Path) -> Settings {
-    Settings::validate(Options {
-        collector: Some("http://collector.test:7443".into()),
-        insecure: true,
-        state_dir: Some(state_dir.to_path_buf()),
-        interval: Some("1s".into()),
-        ..Options::default()
-    })
-    .unwrap()
-}
-
-/// An agent sampling the fixture /proc, with no kernel log, NTP or policies, shipping to
-/// `collector`.
-fn agent(state_dir: &Path, collector: &FakeCollector) -> Agent<impl Connector> {
-    let settings = settings(state_dir);
-    let sources = Sources {
-        sampler: Sampler::new(&fixtures().join("proc-1"), &fixtures().join("sys")).unwrap(),
-        top_oom: None,
-        kmsg: None,
-        ntp: None,
-        policies: None,
-    };
-    let (spool, _) = fleet_agent::agent::open_spool(&settings).unwrap();
-    let identity = HostIdentity {
-        host_id: "h1".into(),
-        ..HostIdentity::default()
-    };
-    Agent::new(&settings, identity, sources, spool, collector.connector())
-}
 
 /// Runs the agent until `shutdown` and its flush are done, beside the collector's side (whose
 /// output comes back: the stream stays open until then).
@@ -86,7 +50,7 @@ async fn samples_each_interval_and_the_shutdown_flush_waits_for_the_acks() {
     let (logs, _guard) = Logs::capture();
     let tmp = tempfile::tempdir().unwrap();
     let mut collector = FakeCollector::new([Answer::Accept { last_seq: 0 }]);
-    let agent = agent(tmp.path(), &collector);
+    let agent = agent(tmp.path(), None, &collector);
     let (stop, stopped) = oneshot::channel::<()>();
     // Said by the shutdown future as it resolves: the loop then goes straight into the flush.
     let (flushing_tx, flushing) = oneshot::channel::<()>();
@@ -134,7 +98,7 @@ async fn samples_each_interval_and_the_shutdown_flush_waits_for_the_acks() {
 async fn the_shutdown_flush_keeps_what_was_not_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let mut collector = FakeCollector::new([Answer::Accept { last_seq: 0 }]);
-    let agent = agent(tmp.path(), &collector);
+    let agent = agent(tmp.path(), None, &collector);
     let (stop, stopped) = oneshot::channel::<()>();
 
     let mut stopped_at = None;
@@ -169,7 +133,7 @@ async fn a_dropped_stream_is_replayed_and_sampling_goes_on() {
         Answer::Refuse("connection refused".into()),
         Answer::Accept { last_seq: 1 },
     ]);
-    let agent = agent(tmp.path(), &collector);
+    let agent = agent(tmp.path(), None, &collector);
     let (stop, stopped) = oneshot::channel::<()>();
 
     let collector_side = async {

@@ -1,13 +1,15 @@
 //! The link to the collector in-process ([`Connection`] against the scripted fake collector of
-//! `support`), on tokio's paused time: reconnects back off, growing to a cap; what was not
-//! acknowledged is sent again after a dropped or refused stream, and what was is freed; the
-//! shutdown flush waits for acks up to its deadline; an outage is logged once per change.
+//! `support`), on tokio's paused time: reconnects back off, growing to a cap, and start again
+//! only after a stream stayed up a while (not at every welcome); what was not acknowledged is
+//! sent again after a dropped stream, and what was is freed; a batch refused as invalid is set
+//! aside while the others flow on; the shutdown flush waits for acks up to its deadline; an
+//! outage is logged once per change.
 
 mod support;
 
 use std::time::Duration;
 
-use fleet_agent::link::connection::{BACKOFF_BASE, BACKOFF_MAX};
+use fleet_agent::link::connection::{BACKOFF_BASE, BACKOFF_MAX, HEALTHY_AFTER};
 use fleet_agent::link::{Connection, Connector, LinkEvent, SHUTDOWN_FLUSH};
 use fleet_agent::spool::Spool;
 use fleet_proto::v1::{agent_message, AgentMessage, Hello, HostIdentity};
@@ -85,18 +87,78 @@ async fn reconnects_back_off_growing_to_a_cap() {
         .iter()
         .all(|d| *d <= BACKOFF_MAX + Duration::from_millis(2)));
 
-    // A success resets the backoff: after a lost stream the first retry is short again.
-    drop(peer);
-    let event = conn.next_event(&mut spool).await.unwrap();
-    assert_eq!(event, LinkEvent::Lost("collector closed the stream".into()));
-    collector.then([Answer::Accept { last_seq: 0 }]);
-    let lost_at = Instant::now();
-    let event = conn.next_event(&mut spool).await.unwrap();
-    assert_eq!(event, LinkEvent::Connected { last_seq: 0 });
-    let retry = *collector.attempts().last().unwrap() - lost_at;
+    // A welcome alone does not reset the backoff: a stream lost at once waits at the cap.
+    let retry = lose_and_reconnect(&mut conn, &mut spool, &collector, peer).await;
+    assert!(retry >= BACKOFF_MAX / 2, "{retry:?}");
+
+    // A stream that stayed up for a while does: after it is lost the first retry is short again.
+    let peer = collector.accepted();
+    tokio::time::sleep(HEALTHY_AFTER).await;
+    let retry = lose_and_reconnect(&mut conn, &mut spool, &collector, peer).await;
     assert!(
         retry >= BACKOFF_BASE / 2 && retry <= BACKOFF_BASE + Duration::from_millis(2),
         "{retry:?}"
+    );
+}
+
+/// Closes the stream of `peer`, lets the link reconnect, and returns how long it waited.
+async fn lose_and_reconnect<C: Connector>(
+    conn: &mut Connection<C>,
+    spool: &mut Spool,
+    collector: &FakeCollector,
+    peer: Peer,
+) -> Duration {
+    drop(peer);
+    let event = conn.next_event(spool).await.unwrap();
+    assert_eq!(event, LinkEvent::Lost("collector closed the stream".into()));
+    collector.then([Answer::Accept { last_seq: 0 }]);
+    let lost_at = Instant::now();
+    let event = conn.next_event(spool).await.unwrap();
+    assert_eq!(event, LinkEvent::Connected { last_seq: 0 });
+    *collector.attempts().last().unwrap() - lost_at
+}
+
+/// A collector that welcomes the agent and cuts the stream at once, every time (a policy set
+/// larger than a message, say): the agent's attempts slow down to the cap like failed ones,
+/// instead of coming back twice a second.
+#[tokio::test(start_paused = true)]
+async fn streams_cut_right_after_the_welcome_back_off_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = spool_with(tmp.path(), 0);
+    let mut collector = FakeCollector::new(vec![Answer::Accept { last_seq: 0 }; 10]);
+    let mut conn = connection(collector.connector());
+    for _ in 0..10 {
+        assert_eq!(
+            conn.next_event(&mut spool).await.unwrap(),
+            LinkEvent::Connected { last_seq: 0 }
+        );
+        // Up for a moment only.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(collector.accepted());
+        assert!(matches!(
+            conn.next_event(&mut spool).await.unwrap(),
+            LinkEvent::Lost(_)
+        ));
+    }
+    let attempts = collector.attempts();
+    assert_eq!(attempts.len(), 10);
+    // Between attempts: the 100 ms the stream was up, then the backoff, growing.
+    let delays: Vec<Duration> = attempts
+        .windows(2)
+        .map(|w| w[1] - w[0] - Duration::from_millis(100))
+        .collect();
+    for (n, delay) in delays.iter().enumerate() {
+        let d = BACKOFF_BASE.saturating_mul(1 << n).min(BACKOFF_MAX);
+        assert!(
+            *delay >= d / 2 && *delay <= d + Duration::from_millis(2),
+            "delay {n} is {delay:?}, want {:?}..{d:?}",
+            d / 2
+        );
+    }
+    let total = *attempts.last().unwrap() - attempts[0];
+    assert!(
+        total >= Duration::from_secs(60),
+        "ten cut streams take minutes, not seconds: {total:?}"
     );
 }
 
@@ -157,11 +219,14 @@ async fn a_dropped_stream_is_replayed_from_the_spool() {
     );
 }
 
+/// A stream closed with a status that names no batch (an error of another kind, or a refusal
+/// of something else than a batch): nothing is set aside, everything is sent again.
 #[tokio::test(start_paused = true)]
-async fn a_refused_batch_stays_in_the_spool_and_is_sent_again() {
+async fn a_refusal_that_names_no_batch_keeps_everything_in_the_spool() {
     let tmp = tempfile::tempdir().unwrap();
     let mut spool = spool_with(tmp.path(), 2);
     let mut collector = FakeCollector::new([
+        Answer::Accept { last_seq: 0 },
         Answer::Accept { last_seq: 0 },
         Answer::Accept { last_seq: 0 },
     ]);
@@ -171,24 +236,97 @@ async fn a_refused_batch_stays_in_the_spool_and_is_sent_again() {
     let mut peer = collector.accepted();
     assert_eq!(peer.seqs(2).await, [1, 2]);
 
-    // The collector refuses batch 1: a status closes the stream.
-    peer.refuse(Status::invalid_argument("batch 1: too many samples"));
+    for status in [
+        Status::invalid_argument("batch 1: too many samples"),
+        // Names a batch, but it is not a refusal of it.
+        Status::unavailable("batch seq 1: storage write failed"),
+    ] {
+        let text = status.message().to_string();
+        peer.refuse(status);
+        let LinkEvent::Lost(reason) = conn.next_event(&mut spool).await.unwrap() else {
+            panic!("the stream is lost");
+        };
+        assert!(reason.contains(&text), "{reason}");
+        assert!(!conn.is_up());
+        assert_eq!(spool.pending_frames(), 2, "the data stays in the spool");
+
+        // The agent reconnects and sends both again.
+        assert_eq!(
+            conn.next_event(&mut spool).await.unwrap(),
+            LinkEvent::Connected { last_seq: 0 }
+        );
+        conn.pump(&mut spool, None).unwrap();
+        peer = collector.accepted();
+        assert_eq!(peer.seqs(2).await, [1, 2]);
+        assert_eq!(spool.pending_frames(), 2);
+    }
+    assert_eq!(spool.rejected_batches(), 0);
+}
+
+/// The collector refuses batch 2 as invalid (its `check_batch` text names the seq): the agent
+/// sets it aside once (kept on disk, logged, its sample counted as dropped), reconnects, and
+/// sends everything else; the collector's ack past it frees it. It is never sent again.
+#[tokio::test(start_paused = true)]
+async fn a_batch_refused_as_invalid_is_set_aside_and_the_others_flow_on() {
+    let (logs, _guard) = Logs::capture();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = spool_with(tmp.path(), 4);
+    let mut collector = FakeCollector::new([
+        Answer::Accept { last_seq: 0 },
+        Answer::Accept { last_seq: 1 },
+    ]);
+    let mut conn = connection(collector.connector());
+    conn.next_event(&mut spool).await.unwrap();
+    conn.pump(&mut spool, None).unwrap();
+    let mut peer = collector.accepted();
+    assert_eq!(peer.seqs(4).await, [1, 2, 3, 4]);
+    peer.ack(1);
+    peer.refuse(Status::invalid_argument(
+        "batch seq 2: sample 0 record 0 (cpu): %system is not a finite number",
+    ));
     let LinkEvent::Lost(reason) = conn.next_event(&mut spool).await.unwrap() else {
         panic!("the stream is lost");
     };
-    assert!(reason.contains("batch 1: too many samples"), "{reason}");
-    assert!(!conn.is_up());
-    assert_eq!(spool.pending_frames(), 2, "the data stays in the spool");
+    assert!(
+        reason.contains("invalid argument: batch seq 2: "),
+        "{reason}"
+    );
+    assert_eq!(spool.rejected_batches(), 1);
+    assert_eq!(spool.dropped_samples(), 1, "its sample counts as dropped");
+    assert_eq!(spool.pending_frames(), 2, "3 and 4");
+    let kept: Vec<_> = std::fs::read_dir(tmp.path().join("rejected"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 2, "the batch and why: {kept:?}");
+    let set_aside = logs.lines("set aside");
+    assert_eq!(set_aside.len(), 1, "{}", logs.text());
+    assert!(
+        set_aside[0].contains("ERROR") && set_aside[0].contains("seq=2"),
+        "{}",
+        set_aside[0]
+    );
 
-    // The agent reconnects and sends both again.
+    // The next stream carries 3 and 4, not 2.
     assert_eq!(
         conn.next_event(&mut spool).await.unwrap(),
-        LinkEvent::Connected { last_seq: 0 }
+        LinkEvent::Connected { last_seq: 1 }
     );
     conn.pump(&mut spool, None).unwrap();
     let mut peer = collector.accepted();
-    assert_eq!(peer.seqs(2).await, [1, 2]);
-    assert_eq!(spool.pending_frames(), 2);
+    let batch = peer.batch().await;
+    assert_eq!(batch.seq, 3);
+    assert_eq!(batch.dropped_samples, 1, "the loss is never silent");
+    assert_eq!(peer.batch().await.seq, 4);
+    peer.ack(4);
+    assert_eq!(settle(&mut conn, &mut spool).await, None);
+    assert_eq!(spool.pending_frames(), 0);
+    assert_eq!(
+        segments(tmp.path()),
+        1,
+        "freed with the others (but the open segment)"
+    );
+    assert_eq!(logs.lines("set aside").len(), 1, "logged once");
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,6 +5,8 @@
 //!   the generated code is [`v1`].
 //! - [`schema`]: the sysstat column names of each activity, in wire order.
 //! - [`limits`]: the size and count limits both ends enforce.
+//! - [`check`]: the rules a batch meets to be stored, checked by the agent before it spools a
+//!   batch and by the collector on receipt.
 //! - [`identity`]: the host id and cluster rules (agent ids, `Hello`s, agent certificate names),
 //!   and the URI that binds an agent certificate to its cluster.
 //! - [`metadata`]: the gRPC metadata keys.
@@ -13,6 +15,7 @@
 //! - [`errors`]: an error or a gRPC status in words, with its causes.
 
 pub mod backoff;
+pub mod check;
 pub mod clock;
 pub mod errors;
 pub mod identity;
@@ -35,10 +38,16 @@ pub mod metadata {
 pub mod limits {
     /// Largest encoded message either side accepts (gRPC decode limit).
     pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+    /// Largest encoded batch an agent builds: [`MAX_MESSAGE_BYTES`] less 64 KiB of headroom for
+    /// what is filled in when it is sent (seq, dropped samples, the kernel log counters) and the
+    /// message around it.
+    pub const MAX_BATCH_BYTES: usize = MAX_MESSAGE_BYTES - 64 * 1024;
     /// Most samples in one batch (an agent sends one per interval; replays stay one per batch).
     pub const MAX_SAMPLES_PER_BATCH: usize = 64;
     /// Most records in one sample (CPUs + disks + interfaces + the fixed activities).
     pub const MAX_RECORDS_PER_SAMPLE: usize = 16_384;
+    /// Longest instance name of a record (a CPU, disk or interface name), in bytes.
+    pub const MAX_INSTANCE_BYTES: usize = 255;
     /// Most OOM events in one batch.
     pub const MAX_EVENTS_PER_BATCH: usize = 256;
     /// Largest parse-kmsg detail (`detail_json`) of one OOM event.

@@ -6,12 +6,21 @@
 //! of [`LinkEvent`]s from [`Connection::next_event`]; acknowledgements go straight into the
 //! spool and time probes are answered inside.
 //!
+//! The backoff starts again from 0.5 s only after a stream stayed up for [`HEALTHY_AFTER`]: a
+//! collector that welcomes the agent and then cuts the stream at once (a message it cannot
+//! send, a batch it refuses) sees the agent's attempts slow down, not come three times a second.
+//!
+//! A batch the collector refuses as invalid (`InvalidArgument`, `batch seq N: ...`, see
+//! [`fleet_proto::check`]) is set aside in the spool ([`Spool::set_aside`]): logged once, kept
+//! on disk, never sent again; the stream comes back and the batches after it flow on.
+//!
 //! ```text
 //!           ┌──────── backoff ◄─────── attempt failed (logged once per outage and reason)
 //!           ▼                                   │
 //! Waiting ──► Connecting ── Hello … Welcome ──► Up ── Ack{seq} ──► Spool::ack, pump
 //!   ▲                                           │  ── TimeProbe ──► TimeEcho
 //!   └────────────── stream lost ◄───────────────┘  ── PolicySync ──► LinkEvent::PolicySync
+//!                   (a refused batch set aside)
 //! ```
 //!
 //! Outage logging: one warning when an outage starts (`collector unreachable; …` or `stream to
@@ -23,6 +32,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use fleet_proto::backoff::Backoff;
+use fleet_proto::check::Refusal;
 use fleet_proto::clock::now_us;
 use fleet_proto::errors;
 use fleet_proto::v1::{
@@ -49,6 +59,9 @@ pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// The longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a stream stays up before the backoff starts again from [`BACKOFF_BASE`]; a welcome
+/// alone does not reset it.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// What the link tells the agent's loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +109,8 @@ pub struct Connection<C> {
     /// Why the last attempt failed, so that only a new reason is logged again.
     last_connect_error: Option<String>,
     down_since: Instant,
+    /// When the stream that is up now was welcomed.
+    up_since: Instant,
     /// The kernel log counters stamped on every batch sent, as the agent last gave them.
     kmsg: Option<KmsgStatus>,
 }
@@ -112,6 +127,7 @@ impl<C: Connector> Connection<C> {
             shown: Shown::Starting,
             last_connect_error: None,
             down_since: Instant::now(),
+            up_since: Instant::now(),
             kmsg: None,
         };
         connection.state = State::Connecting(connection.attempt());
@@ -170,13 +186,7 @@ impl<C: Connector> Connection<C> {
                         Ok(Inbound::Nothing) => {}
                         Ok(Inbound::Acked) => pump(&session.tx, spool, self.kmsg)?,
                         Ok(Inbound::Policies(specs)) => return Ok(LinkEvent::PolicySync(specs)),
-                        Err(e) => {
-                            warn!(error = %e, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
-                            self.shown = Shown::Down;
-                            self.down_since = Instant::now();
-                            self.state = State::Waiting(Instant::now() + self.backoff.next_delay());
-                            return Ok(LinkEvent::Lost(e));
-                        }
+                        Err(lost) => return self.lost(lost, spool),
                     }
                 }
                 State::Closed => std::future::pending().await,
@@ -265,9 +275,38 @@ impl<C: Connector> Connection<C> {
         }
         self.shown = Shown::Up;
         self.last_connect_error = None;
-        self.backoff.reset();
+        self.up_since = Instant::now();
         self.state = State::Up(session);
         Ok(LinkEvent::Connected { last_seq })
+    }
+
+    /// The stream ended: a batch the collector refused as invalid is set aside, the loss is
+    /// logged, and the next attempt waits for the backoff (from its start again only after a
+    /// stream that was up for [`HEALTHY_AFTER`]).
+    ///
+    /// # Errors
+    /// The spool cannot set the refused batch aside.
+    fn lost(&mut self, lost: Lost, spool: &mut Spool) -> Result<LinkEvent, SpoolError> {
+        warn!(error = %lost.reason, backlog = spool.pending_frames(), "stream to collector lost; reconnecting");
+        if let Some(seq) = lost.refused {
+            if let Some(aside) = spool.set_aside(seq, &lost.reason)? {
+                error!(
+                    seq,
+                    kept_in = %aside.path.display(),
+                    samples = aside.samples,
+                    oom_events = aside.precious,
+                    rejected_batches = spool.rejected_batches(),
+                    "the collector refused a batch as invalid: set aside, it will not be sent again (its samples count as dropped)"
+                );
+            }
+        }
+        if self.up_since.elapsed() >= HEALTHY_AFTER {
+            self.backoff.reset();
+        }
+        self.shown = Shown::Down;
+        self.down_since = Instant::now();
+        self.state = State::Waiting(Instant::now() + self.backoff.next_delay());
+        Ok(LinkEvent::Lost(lost.reason))
     }
 
     /// An attempt failed: the start of an outage is logged, and a new reason for it; the next
@@ -295,6 +334,32 @@ impl<C: Connector> Connection<C> {
     }
 }
 
+/// Why a stream ended.
+struct Lost {
+    /// As logged and reported.
+    reason: String,
+    /// The seq of the batch the collector refused as invalid, if that is why.
+    refused: Option<u64>,
+}
+
+impl Lost {
+    fn closed(reason: impl Into<String>) -> Lost {
+        Lost {
+            reason: reason.into(),
+            refused: None,
+        }
+    }
+
+    fn status(s: &Status) -> Lost {
+        Lost {
+            reason: format!("{}: {}", s.code(), s.message()),
+            refused: (s.code() == tonic::Code::InvalidArgument)
+                .then(|| Refusal::seq_in(s.message()))
+                .flatten(),
+        }
+    }
+}
+
 /// What one message from the collector asks of the link.
 enum Inbound {
     Nothing,
@@ -308,12 +373,12 @@ fn handle_inbound(
     msg: Option<Result<CollectorMessage, Status>>,
     spool: &mut Spool,
     tx: &mpsc::Sender<AgentMessage>,
-) -> Result<Inbound, String> {
+) -> Result<Inbound, Lost> {
     use collector_message::Msg;
     let msg = match msg {
         Some(Ok(m)) => m,
-        None => return Err("collector closed the stream".into()),
-        Some(Err(s)) => return Err(format!("{}: {}", s.code(), s.message())),
+        None => return Err(Lost::closed("collector closed the stream")),
+        Some(Err(s)) => return Err(Lost::status(&s)),
     };
     match msg {
         CollectorMessage {
@@ -321,7 +386,7 @@ fn handle_inbound(
         } => spool
             .ack(ack.seq)
             .map(|()| Inbound::Acked)
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Lost::closed(e.to_string())),
         CollectorMessage {
             msg: Some(Msg::PolicySync(sync)),
         } => Ok(Inbound::Policies(sync.policies)),

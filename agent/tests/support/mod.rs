@@ -5,17 +5,24 @@
 
 #![allow(dead_code)] // Each test file uses its own part of it.
 
+pub mod kmsg_burst;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
+use fleet_agent::agent::{Agent, Sources};
+use fleet_agent::config::{Options, Settings};
 use fleet_agent::link::{Connection, Connector, LinkEvent, Session};
+use fleet_agent::sources::kmsg::KmsgWatcher;
+use fleet_agent::sources::procfs::Sampler;
 use fleet_agent::spool::Spool;
 use fleet_proto::v1::{
-    agent_message, collector_message, Ack, AgentMessage, Batch, CollectorMessage, Sample, Welcome,
+    agent_message, collector_message, Ack, AgentMessage, Batch, CollectorMessage, HostIdentity,
+    Sample, Welcome,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -154,6 +161,41 @@ impl FakeCollector {
     pub fn attempts(&self) -> Vec<Instant> {
         self.attempts.lock().unwrap().clone()
     }
+}
+
+/// The agent's test fixtures (a /proc and /sys tree, kernel logs).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// An agent (host `h1`, state in `state_dir`) sampling the fixture /proc every second, reading
+/// the kernel log with `kmsg` if given (no NTP, no policies), shipping to `collector`.
+pub fn agent(
+    state_dir: &Path,
+    kmsg: Option<KmsgWatcher>,
+    collector: &FakeCollector,
+) -> Agent<impl Connector> {
+    let settings = Settings::validate(Options {
+        collector: Some("http://collector.test:7443".into()),
+        insecure: true,
+        state_dir: Some(state_dir.to_path_buf()),
+        interval: Some("1s".into()),
+        ..Options::default()
+    })
+    .unwrap();
+    let sources = Sources {
+        sampler: Sampler::new(&fixtures().join("proc-1"), &fixtures().join("sys")).unwrap(),
+        top_oom: None,
+        kmsg,
+        ntp: None,
+        policies: None,
+    };
+    let (spool, _) = fleet_agent::agent::open_spool(&settings).unwrap();
+    let identity = HostIdentity {
+        host_id: "h1".into(),
+        ..HostIdentity::default()
+    };
+    Agent::new(&settings, identity, sources, spool, collector.connector())
 }
 
 /// Lets the connection take everything already queued for it (acks, probes) without letting

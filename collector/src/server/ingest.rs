@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fleet_proto::clock::{now_ms, now_us};
-use fleet_proto::limits::{MAX_EVENTS_PER_BATCH, MAX_EVENT_DETAIL_BYTES, MAX_SAMPLES_PER_BATCH};
 use fleet_proto::schema::schema_of_i32;
 use fleet_proto::v1::{
     agent_message, collector_message, ingest_server::Ingest, AgentMessage, Batch, CollectorMessage,
@@ -47,7 +46,7 @@ use super::writer::Written;
 use super::{blocking, Shared};
 use crate::auth::Need;
 use crate::rules::{Live, Observation};
-use crate::storage::{validate_oom_event, validate_sample, HostRecord, IngestItem, WriteOutcome};
+use crate::storage::{HostRecord, IngestItem, WriteOutcome};
 
 /// Batches one stream may have queued for writing before it stops reading.
 const STREAM_PENDING: usize = 256;
@@ -177,70 +176,21 @@ pub fn check_identity(id: &HostIdentity) -> Result<(), Status> {
     Ok(())
 }
 
-/// Checks a batch and drops records of activities this collector does not know (a newer agent
-/// during a rolling upgrade); returns how many were dropped.
+/// Checks a batch against the rules both ends share ([`fleet_proto::check`]), after dropping
+/// records of activities this collector does not know (a newer agent during a rolling upgrade);
+/// returns how many were dropped.
 ///
 /// # Errors
-/// `InvalidArgument` naming the batch, sample, record and what is wrong.
+/// `InvalidArgument` naming the batch, sample, record and what is wrong (`batch seq N: ...`,
+/// the text the agent reads the refused seq from).
 pub fn check_batch(b: &mut Batch) -> Result<usize, Status> {
-    let bad = |why: String| Status::invalid_argument(format!("batch seq {}: {why}", b.seq));
-    if b.seq == 0 {
-        return Err(bad("seq must be at least 1".into()));
-    }
-    if b.samples.len() > MAX_SAMPLES_PER_BATCH {
-        return Err(bad(format!(
-            "{} samples; a batch holds at most {MAX_SAMPLES_PER_BATCH}",
-            b.samples.len()
-        )));
-    }
-    if b.samples.is_empty() && b.oom_events.is_empty() {
-        return Err(bad("a batch carries samples, OOM events or both".into()));
-    }
-    if b.oom_events.len() > MAX_EVENTS_PER_BATCH {
-        return Err(bad(format!(
-            "{} OOM events; a batch holds at most {MAX_EVENTS_PER_BATCH}",
-            b.oom_events.len()
-        )));
-    }
-    for (ei, e) in b.oom_events.iter().enumerate() {
-        if e.detail_json.len() > MAX_EVENT_DETAIL_BYTES {
-            return Err(bad(format!(
-                "OOM event {ei}: detail of {} bytes, at most {MAX_EVENT_DETAIL_BYTES}",
-                e.detail_json.len()
-            )));
-        }
-        if e.time_ms <= 0 {
-            return Err(bad(format!("OOM event {ei}: time_ms must be positive")));
-        }
-        validate_oom_event(e).map_err(|err| bad(format!("OOM event {ei}: {err}")))?;
-    }
     let mut unknown = 0;
-    for (si, s) in b.samples.iter_mut().enumerate() {
-        if s.time_ms <= 0 {
-            return Err(bad(format!("sample {si}: time_ms must be positive")));
-        }
+    for s in &mut b.samples {
         let before = s.records.len();
         s.records.retain(|r| schema_of_i32(r.activity).is_some());
         unknown += before - s.records.len();
-        // The storage rules (schema lengths, instance names, record counts), checked here so a
-        // bad batch is refused alone instead of failing a whole group commit.
-        validate_sample(s).map_err(|e| bad(format!("sample {si}: {e}")))?;
-        for (ri, r) in s.records.iter().enumerate() {
-            let schema = schema_of_i32(r.activity).expect("retained");
-            if r.instance.is_empty() {
-                return Err(bad(format!(
-                    "sample {si} record {ri} ({}): empty instance name",
-                    schema.name
-                )));
-            }
-            if let Some(ci) = r.values.iter().position(|v| !v.is_finite()) {
-                return Err(bad(format!(
-                    "sample {si} record {ri} ({}): {} is not a finite number",
-                    schema.name, schema.columns[ci]
-                )));
-            }
-        }
     }
+    fleet_proto::check::check_batch(b).map_err(|r| Status::invalid_argument(r.to_string()))?;
     Ok(unknown)
 }
 

@@ -131,8 +131,9 @@ pub const EVENT_SEQ_KEY_LEN: usize = 1 + 4 + 8 + 8;
 pub const TOPOOM_KEY_LEN: usize = 1 + 8 + 4 + 8;
 /// Length of the chunk key up to (and including) the activity byte.
 pub const CHUNK_SERIES_PREFIX_LEN: usize = 1 + 8 + 4 + 1;
-/// Longest instance name a key may carry (sar instances are CPU numbers, devices, interfaces).
-pub const MAX_INSTANCE_BYTES: usize = 255;
+/// Longest instance name a key may carry (sar instances are CPU numbers, devices, interfaces):
+/// the wire's limit, which the agent checks too.
+pub const MAX_INSTANCE_BYTES: usize = fleet_proto::limits::MAX_INSTANCE_BYTES;
 /// Longest host id a key may carry.
 pub const MAX_HOST_ID_BYTES: usize = 255;
 

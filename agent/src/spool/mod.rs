@@ -3,12 +3,15 @@
 //!
 //! # On-disk format
 //!
-//! `STATE_DIR/spool/` holds numbered segment files and one small metadata file:
+//! `STATE_DIR/spool/` holds numbered segment files, one small metadata file, and the batches
+//! the collector refused ([`aside`]):
 //!
 //! ```text
 //! spool.meta                      text: "epoch <16 hex>\nnext_seq <n>\ndropped_samples <n>\n"
+//!                                 (+ "rejected_batches <n>\n" once a batch was set aside)
 //! seg-00000000000000000001.log    first seq in the name, zero-padded so names sort by seq
 //! seg-00000000000000000733.log
+//! rejected/                       batches set aside, see [`aside`]
 //! ```
 //!
 //! A segment starts with a 16-byte header (`b"FLEETSP1"` and the epoch, u64 little-endian),
@@ -35,6 +38,15 @@
 //!   on the next valid frame, so the frames after it are not lost.
 //! - Memory does not grow with an outage: only per-segment summaries are kept in memory; frames
 //!   are read back from disk when sent.
+//! - A batch the collector refuses as invalid is set aside ([`Spool::set_aside`]): copied to
+//!   `rejected/`, never sent again, its samples counted in `dropped_samples`; the frames after
+//!   it flow on, and the collector's next ack frees it with them.
+//!
+//! What goes into a frame is [`pack`]'s job: batches checked against the rules the collector
+//! enforces, OOM events split so that every batch fits them.
+
+pub mod aside;
+pub mod pack;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -42,6 +54,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use self::aside::Aside;
 
 const SEG_MAGIC: &[u8; 8] = b"FLEETSP1";
 const SEG_HEADER: u64 = 16;
@@ -63,11 +77,11 @@ pub enum SpoolError {
     },
     #[error("spool segment {path} is not a Fleet spool segment (bad header)")]
     BadSegment { path: PathBuf },
-    #[error("sample of {len} bytes is larger than the spool's frame limit")]
+    #[error("batch of {len} bytes is larger than the spool's frame limit")]
     TooLarge { len: usize },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
         path: path.to_path_buf(),
         source,
@@ -97,6 +111,17 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+/// A batch set aside by [`Spool::set_aside`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where its payload is kept.
+    pub path: PathBuf,
+    /// Samples in it, now counted in `dropped_samples`.
+    pub samples: u32,
+    /// It holds OOM events.
+    pub precious: bool,
+}
+
 /// What the spool recovered or lost when it was opened; logged by the caller.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OpenReport {
@@ -117,6 +142,8 @@ pub struct SpoolStats {
     pub pending_bytes: u64,
     pub dropped_samples: u64,
     pub acked_seq: u64,
+    /// Batches set aside since the spool was created (the collector refused them).
+    pub rejected_batches: u64,
 }
 
 /// The durable queue. Single owner (the shipper task); not shared between threads.
@@ -129,6 +156,10 @@ pub struct Spool {
     next_seq: u64,
     acked: u64,
     dropped_samples: u64,
+    /// Batches set aside since the spool was created.
+    rejected_batches: u64,
+    /// The batches set aside, and the seqs among them not to send again.
+    aside: Aside,
     segments: Vec<Segment>,
     /// Open handle of the last segment, for appends.
     active: Option<File>,
@@ -235,11 +266,12 @@ struct Meta {
     epoch: u64,
     next_seq: u64,
     dropped_samples: u64,
+    rejected_batches: u64,
 }
 
 /// Parses spool.meta. Pure.
 fn parse_meta(text: &str) -> Result<Meta, String> {
-    let (mut epoch, mut next_seq, mut dropped) = (None, None, None);
+    let (mut epoch, mut next_seq, mut dropped, mut rejected) = (None, None, None, 0);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (k, v) = line
             .split_once(' ')
@@ -250,6 +282,9 @@ fn parse_meta(text: &str) -> Result<Meta, String> {
             "dropped_samples" => {
                 dropped = Some(v.parse().map_err(|e| format!("dropped_samples: {e}"))?)
             }
+            "rejected_batches" => {
+                rejected = v.parse().map_err(|e| format!("rejected_batches: {e}"))?
+            }
             other => return Err(format!("unknown key {other:?}")),
         }
     }
@@ -257,10 +292,11 @@ fn parse_meta(text: &str) -> Result<Meta, String> {
         epoch: epoch.ok_or("missing epoch")?,
         next_seq: next_seq.ok_or("missing next_seq")?,
         dropped_samples: dropped.ok_or("missing dropped_samples")?,
+        rejected_batches: rejected,
     })
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
@@ -372,11 +408,17 @@ impl Spool {
         report.segments = segments.len();
 
         let max_seen = segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
-        let (epoch, next_seq, dropped_samples) = match meta {
-            Some(m) => (m.epoch, m.next_seq.max(max_seen + 1), m.dropped_samples),
+        let (epoch, next_seq, dropped_samples, rejected_batches) = match meta {
+            Some(m) => (
+                m.epoch,
+                m.next_seq.max(max_seen + 1),
+                m.dropped_samples,
+                m.rejected_batches,
+            ),
             None => (
                 epoch_from_segments.unwrap_or_else(rand::random::<u64>),
                 max_seen + 1,
+                0,
                 0,
             ),
         };
@@ -384,14 +426,19 @@ impl Spool {
             .iter()
             .find(|s| s.last_seq > 0)
             .map(|s| s.first_seq);
+        let acked = first_pending.map_or(next_seq - 1, |f| f.saturating_sub(1));
+        let mut aside = Aside::open(dir, epoch)?;
+        aside.acked(acked);
         let mut spool = Spool {
             dir: dir.to_path_buf(),
             max_bytes: max_bytes.max(segment_bytes),
             segment_bytes,
             epoch,
             next_seq,
-            acked: first_pending.map_or(next_seq - 1, |f| f.saturating_sub(1)),
+            acked,
             dropped_samples,
+            rejected_batches,
+            aside,
             segments,
             active: None,
             sent: 0,
@@ -409,9 +456,32 @@ impl Spool {
         self.epoch
     }
 
-    /// Cumulative samples discarded because the spool was full.
+    /// Cumulative samples discarded: because the spool was full, or in a batch the collector
+    /// refused ([`Spool::set_aside`]) or the agent could not make valid ([`Spool::count_dropped`]).
     pub fn dropped_samples(&self) -> u64 {
         self.dropped_samples
+    }
+
+    /// Batches set aside since the spool was created.
+    pub fn rejected_batches(&self) -> u64 {
+        self.rejected_batches
+    }
+
+    /// The seq the next appended frame gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Counts `samples` discarded before they were spooled, in `dropped_samples` (persisted).
+    ///
+    /// # Errors
+    /// I/O errors writing spool.meta.
+    pub fn count_dropped(&mut self, samples: u64) -> Result<(), SpoolError> {
+        if samples == 0 {
+            return Ok(());
+        }
+        self.dropped_samples += samples;
+        self.write_meta()
     }
 
     pub fn stats(&self) -> SpoolStats {
@@ -420,6 +490,7 @@ impl Spool {
             pending_bytes: self.segments.iter().map(|s| s.bytes).sum(),
             dropped_samples: self.dropped_samples,
             acked_seq: self.acked,
+            rejected_batches: self.rejected_batches,
         }
     }
 
@@ -428,9 +499,11 @@ impl Spool {
         self.sent.saturating_sub(self.acked)
     }
 
-    /// Frames not yet acknowledged.
+    /// Frames not yet acknowledged, those set aside left out.
     pub fn pending_frames(&self) -> u64 {
-        (self.next_seq - 1).saturating_sub(self.acked)
+        (self.next_seq - 1)
+            .saturating_sub(self.acked)
+            .saturating_sub(self.aside.seqs.len() as u64)
     }
 
     /// Appends one encoded sample durably (fsync) and returns its seq.
@@ -550,7 +623,8 @@ impl Spool {
             if seg.last_seq > self.acked {
                 if seg.precious > 0 || seg.samples > 0 {
                     for f in Self::read_segment(&seg)? {
-                        if f.seq <= self.acked {
+                        // Set aside: counted when it was, never sent again.
+                        if f.seq <= self.acked || self.aside.seqs.contains(&f.seq) {
                             continue;
                         }
                         if f.precious {
@@ -561,6 +635,7 @@ impl Spool {
                     }
                 }
                 self.acked = seg.last_seq;
+                self.aside.acked(self.acked);
                 if self.sent < self.acked {
                     self.sent = self.acked;
                     self.cursor = None;
@@ -588,6 +663,7 @@ impl Spool {
             return Ok(());
         }
         self.acked = seq.min(self.next_seq - 1);
+        self.aside.acked(self.acked);
         if self.sent < self.acked {
             self.sent = self.acked;
             self.cursor = None;
@@ -624,6 +700,40 @@ impl Spool {
         self.ack(last_seq)?;
         self.rewind();
         Ok(jumped)
+    }
+
+    /// Sets the batch `seq` aside: the collector refused it as invalid (`reason`, in its words).
+    /// Its payload is kept in `rejected/` ([`aside`]), it is never sent again, and its samples
+    /// count in `dropped_samples`. Returns None for a seq that is not pending (acknowledged, set
+    /// aside before, or never written): nothing is done.
+    ///
+    /// # Errors
+    /// I/O errors reading the segment or writing the files.
+    pub fn set_aside(&mut self, seq: u64, reason: &str) -> Result<Option<SetAside>, SpoolError> {
+        if seq <= self.acked || seq >= self.next_seq || self.aside.seqs.contains(&seq) {
+            return Ok(None);
+        }
+        let Some(seg) = self
+            .segments
+            .iter()
+            .find(|s| s.first_seq <= seq && seq <= s.last_seq)
+        else {
+            return Ok(None);
+        };
+        let Some(frame) = Self::read_segment(seg)?.into_iter().find(|f| f.seq == seq) else {
+            return Ok(None);
+        };
+        let path = self
+            .aside
+            .keep(self.epoch, seq, &frame.payload, crate::now_ms(), reason)?;
+        self.rejected_batches += 1;
+        self.dropped_samples += u64::from(frame.samples);
+        self.write_meta()?;
+        Ok(Some(SetAside {
+            path,
+            samples: frame.samples,
+            precious: frame.precious,
+        }))
     }
 
     /// Makes the next [`Spool::next_unsent`] start again after the last acknowledged frame (after
@@ -670,6 +780,9 @@ impl Spool {
                         continue;
                     }
                     self.sent = frame.seq;
+                    if self.aside.seqs.contains(&frame.seq) {
+                        continue;
+                    }
                     return Ok(Some(frame));
                 }
                 FrameAt::End { torn: false } => {
@@ -700,10 +813,14 @@ impl Spool {
     pub fn write_meta(&self) -> Result<(), SpoolError> {
         let path = self.dir.join(META);
         let tmp = self.dir.join("spool.meta.tmp");
-        let text = format!(
+        let mut text = format!(
             "epoch {:016x}\nnext_seq {}\ndropped_samples {}\n",
             self.epoch, self.next_seq, self.dropped_samples
         );
+        // Written once there is something to count, so an older agent still reads the file.
+        if self.rejected_batches > 0 {
+            text.push_str(&format!("rejected_batches {}\n", self.rejected_batches));
+        }
         (|| -> io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
@@ -896,6 +1013,65 @@ mod tests {
         drop(s);
         let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
         assert!(std::iter::from_fn(|| s.next_unsent().unwrap()).any(|f| f.precious));
+    }
+
+    #[test]
+    fn a_batch_set_aside_is_kept_counted_and_never_sent_again() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        for i in 0..5u8 {
+            s.append(&[i; 20], 1, i == 2).unwrap();
+        }
+        assert_eq!(drain(&mut s), vec![1, 2, 3, 4, 5]);
+        let aside = s.set_aside(3, "batch seq 3: bad").unwrap().unwrap();
+        assert_eq!((aside.samples, aside.precious), (1, true));
+        assert_eq!(fs::read(&aside.path).unwrap(), [2u8; 20]);
+        assert!(aside.path.starts_with(d.path().join(aside::DIR)));
+        assert_eq!(s.set_aside(3, "again").unwrap(), None, "once");
+        assert_eq!(s.set_aside(9, "never written").unwrap(), None);
+        assert_eq!((s.dropped_samples(), s.rejected_batches()), (1, 1));
+        assert_eq!(s.pending_frames(), 4);
+
+        // After a reconnect (or a restart) everything unacknowledged is sent again, but it.
+        s.rewind();
+        assert_eq!(drain(&mut s), vec![1, 2, 4, 5]);
+        let epoch = s.epoch();
+        drop(s);
+        let (mut s, _) = open(d.path());
+        assert_eq!(s.epoch(), epoch);
+        assert_eq!((s.dropped_samples(), s.rejected_batches()), (1, 1));
+        assert_eq!(drain(&mut s), vec![1, 2, 4, 5]);
+        assert_eq!(
+            s.set_aside(1, "acked later").unwrap().map(|a| a.samples),
+            Some(1)
+        );
+
+        // The collector's ack past it frees it with the others; the kept copy stays.
+        s.ack(5).unwrap();
+        assert_eq!(s.pending_frames(), 0);
+        assert_eq!(s.append(b"next", 1, false).unwrap(), 6);
+        assert_eq!(drain(&mut s), vec![6]);
+        assert!(aside.path.exists());
+        assert!(fs::read_to_string(d.path().join(META))
+            .unwrap()
+            .contains("rejected_batches 2\n"));
+    }
+
+    #[test]
+    fn a_full_spool_does_not_rescue_events_set_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(d.path(), 8192, 4096).unwrap();
+        s.append(b"refused events", 0, true).unwrap();
+        s.append(b"kept events", 0, true).unwrap();
+        s.set_aside(1, "batch seq 1: bad").unwrap().unwrap();
+        for _ in 0..40 {
+            s.append(&[1u8; 1000], 1, false).unwrap();
+        }
+        let events: Vec<Vec<u8>> = std::iter::from_fn(|| s.next_unsent().unwrap())
+            .filter(|f| f.precious)
+            .map(|f| f.payload)
+            .collect();
+        assert_eq!(events, [b"kept events".to_vec()]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! - `/dev/kmsg` is read one record per `read()`, non-blocking, woken by epoll (tokio's
 //!   `AsyncFd`). A path that cannot be polled (a regular file in tests) is re-read every
-//!   [`POLL_FILE`].
+//!   [`POLL_FILE`]. A file can hold a record longer than the read buffer (the device cannot):
+//!   its head is read, cut, and the rest skipped, so no line stalls the reader.
 //! - `EPIPE` means the ring buffer overwrote records before we read them: the reader continues
 //!   at the oldest record still there and the gap (by sequence number) is counted in
 //!   `KmsgStatus.records_lost`.
@@ -17,6 +18,12 @@
 //! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
 //!   kills since the agent started than the log did, for two checks in a row, each missing kill
 //!   is reported as an event with `source = "vmstat"` and what is known (the time).
+//! - Bursts: one call reads at most [`MAX_RECORDS_PER_READ`] records, for at most
+//!   [`READ_BUDGET`], so the agent's loop spools and ships between the parts of a storm and
+//!   keeps sampling on time; [`KmsgWatcher::readable`] is ready at once while records are left.
+//! - Wall times: [`clock`], the boot time read again for every event (a stepped clock applies
+//!   to the kills after it). Details: [`detail`], each event's under the collector's limit (the
+//!   biggest task rows, one table per `memory.oom.group` burst).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -28,14 +35,24 @@ use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, warn};
 
+use self::clock::{BootTime, Clocks, SystemClocks};
+use self::detail::Details;
 use super::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 use crate::now_ms;
+
+pub mod clock;
+pub mod detail;
 
 /// How long the log must stay quiet before a pending report is considered complete.
 pub const IDLE_FLUSH: Duration = Duration::from_millis(250);
 /// Re-read interval for a kmsg path that cannot be polled (a regular file).
 pub const POLL_FILE: Duration = Duration::from_millis(500);
 const RECORD_BUF: usize = 16 * 1024;
+/// Records one [`KmsgWatcher::read_available`] reads at most.
+pub const MAX_RECORDS_PER_READ: usize = 4096;
+/// How long one [`KmsgWatcher::read_available`] goes on reading at most (a record can cost
+/// much: each kill of a `memory.oom.group` burst carries the report's whole table).
+pub const READ_BUDGET: Duration = Duration::from_millis(50);
 
 /// The device or file being read.
 enum Source {
@@ -43,18 +60,25 @@ enum Source {
     File(File),
 }
 
-/// Persisted read position.
+/// Persisted read position: `boot_id seq boot_us` (the boot time in use, see [`clock`]; absent
+/// in cursors of older agents).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     boot_id: String,
     seq: u64,
+    boot_us: Option<i64>,
 }
 
 fn parse_cursor(text: &str) -> Option<Cursor> {
     let mut it = text.split_whitespace();
     let boot_id = it.next()?.to_string();
     let seq = it.next()?.parse().ok()?;
-    Some(Cursor { boot_id, seq })
+    let boot_us = it.next().and_then(|t| t.parse().ok());
+    Some(Cursor {
+        boot_id,
+        seq,
+        boot_us,
+    })
 }
 
 /// Reads the kernel log and turns OOM reports into events.
@@ -64,8 +88,14 @@ pub struct KmsgWatcher {
     buf: Vec<u8>,
     assembler: OomAssembler,
     boot_id: String,
-    /// Unix ms of the kernel's monotonic zero, for converting record times to wall time.
-    boot_wall_ms: i64,
+    /// The wall time of the kernel's monotonic zero, read again for every event.
+    boot: BootTime,
+    /// Keeps each event's detail under the collector's limit.
+    details: Details,
+    /// The last read stopped at [`MAX_RECORDS_PER_READ`] or [`READ_BUDGET`]: records are left.
+    backlog: bool,
+    /// [`READ_BUDGET`] (tests shorten it).
+    read_budget: Duration,
     /// Records with seq <= this were handled by a previous run of this boot.
     skip_upto: Option<u64>,
     last_seq: Option<u64>,
@@ -83,16 +113,6 @@ pub struct KmsgWatcher {
     suspect_unlogged: u64,
 }
 
-fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
 /// Parses the `oom_kill` line of /proc/vmstat. Pure.
 pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
     text.lines()
@@ -107,6 +127,19 @@ impl KmsgWatcher {
     /// # Errors
     /// The kernel log cannot be opened (e.g. no CAP_SYSLOG): the message names the path.
     pub fn open(path: &Path, proc_root: &Path, state_dir: &Path) -> Result<KmsgWatcher, String> {
+        Self::open_with_clocks(path, proc_root, state_dir, Box::new(SystemClocks))
+    }
+
+    /// As [`KmsgWatcher::open`], reading wall and monotonic time from `clocks` (tests step them).
+    ///
+    /// # Errors
+    /// As [`KmsgWatcher::open`].
+    pub fn open_with_clocks(
+        path: &Path,
+        proc_root: &Path,
+        state_dir: &Path,
+        clocks: Box<dyn Clocks>,
+    ) -> Result<KmsgWatcher, String> {
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -136,15 +169,20 @@ impl KmsgWatcher {
         let cursor = std::fs::read_to_string(&cursor_path)
             .ok()
             .and_then(|t| parse_cursor(&t));
-        let skip_upto = cursor.filter(|c| c.boot_id == boot_id).map(|c| c.seq);
-        let mono = monotonic_us();
+        let this_boot = cursor.filter(|c| c.boot_id == boot_id);
+        let skip_upto = this_boot.as_ref().map(|c| c.seq);
+        let boot = BootTime::new(clocks, this_boot.and_then(|c| c.boot_us));
+        let mono = boot.monotonic_us();
         Ok(KmsgWatcher {
             source,
             path: path.to_path_buf(),
             buf: vec![0; RECORD_BUF],
             assembler: OomAssembler::new(),
             boot_id,
-            boot_wall_ms: now_ms() - (mono / 1000) as i64,
+            boot,
+            details: Details::default(),
+            backlog: false,
+            read_budget: READ_BUDGET,
             skip_upto,
             last_seq: None,
             cursor_path,
@@ -165,8 +203,12 @@ impl KmsgWatcher {
         self.status
     }
 
-    /// Waits until records may be readable (device) or the poll period passed (file).
+    /// Waits until records may be readable (device) or the poll period passed (file); at once
+    /// while the last read left records.
     pub async fn readable(&mut self) {
+        if self.backlog {
+            return tokio::task::yield_now().await;
+        }
         match &self.source {
             Source::Device(fd) => match fd.readable().await {
                 Ok(mut guard) => guard.clear_ready(),
@@ -179,9 +221,23 @@ impl KmsgWatcher {
         }
     }
 
-    /// When a pending report should be flushed (the log has been quiet for [`IDLE_FLUSH`]).
+    /// Reads for at most `budget` per [`KmsgWatcher::read_available`] instead of [`READ_BUDGET`].
+    #[must_use]
+    pub fn with_read_budget(mut self, budget: Duration) -> KmsgWatcher {
+        self.read_budget = budget;
+        self
+    }
+
+    /// Whether the last read stopped at [`MAX_RECORDS_PER_READ`] or [`READ_BUDGET`] with
+    /// records left.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// When a pending report should be flushed (the log has been quiet for [`IDLE_FLUSH`]);
+    /// never while records are left to read (the report may go on in them).
     pub fn flush_deadline(&self) -> Option<Instant> {
-        if self.flushed {
+        if self.flushed || self.backlog {
             None
         } else {
             self.last_record.map(|t| t + IDLE_FLUSH)
@@ -195,10 +251,17 @@ impl KmsgWatcher {
         }
     }
 
-    /// Reads every record available now and returns the events of reports that completed.
+    /// Reads the records available now, at most [`MAX_RECORDS_PER_READ`] and for at most
+    /// [`READ_BUDGET`], and returns the events of reports that completed.
     pub fn read_available(&mut self) -> Vec<OomEvent> {
         let mut out = Vec::new();
-        loop {
+        self.backlog = false;
+        let started = Instant::now();
+        for read in 0.. {
+            if read == MAX_RECORDS_PER_READ || (read > 0 && started.elapsed() >= self.read_budget) {
+                self.backlog = true;
+                break;
+            }
             let n = match self.read_one() {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -221,14 +284,13 @@ impl KmsgWatcher {
                 if self.skip_upto.is_some_and(|s| seq <= s) {
                     continue;
                 }
-                if let Some(last) = self.last_seq {
-                    if seq > last + 1 {
-                        self.status.records_lost += seq - last - 1;
-                        warn!(
-                            lost = seq - last - 1,
-                            "kernel log records overwritten before they were read"
-                        );
-                    }
+                // Checked: a file can hold any number, even u64::MAX.
+                let gap = self
+                    .last_seq
+                    .and_then(|last| seq.checked_sub(last)?.checked_sub(1));
+                if let Some(lost) = gap.filter(|&lost| lost > 0) {
+                    self.status.records_lost = self.status.records_lost.saturating_add(lost);
+                    warn!(lost, "kernel log records overwritten before they were read");
                 }
                 self.last_seq = Some(seq);
             }
@@ -240,7 +302,7 @@ impl KmsgWatcher {
             self.flushed = false;
             let done = self.assembler.push(line);
             for e in done {
-                out.push(self.event_to_proto(&e));
+                out.push(self.event_to_proto(e));
             }
         }
         out
@@ -250,7 +312,7 @@ impl KmsgWatcher {
     pub fn flush_idle(&mut self) -> Vec<OomEvent> {
         self.flushed = true;
         let done = self.assembler.finish();
-        done.iter().map(|e| self.event_to_proto(e)).collect()
+        done.into_iter().map(|e| self.event_to_proto(e)).collect()
     }
 
     /// Persists the read position. Call only after the events returned so far are spooled, and
@@ -266,7 +328,10 @@ impl KmsgWatcher {
             return Ok(());
         }
         let tmp = self.cursor_path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{} {}\n", self.boot_id, seq))?;
+        std::fs::write(
+            &tmp,
+            format!("{} {} {}\n", self.boot_id, seq, self.boot.boot_us()),
+        )?;
         std::fs::rename(&tmp, &self.cursor_path)?;
         self.committed = Some(seq);
         Ok(())
@@ -313,14 +378,15 @@ impl KmsgWatcher {
         out
     }
 
-    fn event_to_proto(&mut self, e: &super::OomEvent) -> OomEvent {
-        let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0) as u64);
+    fn event_to_proto(&mut self, mut e: super::OomEvent) -> OomEvent {
+        let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0).round() as u64);
         // Only kills move the kernel's oom_kill counter.
         if e.kind == super::EventKind::Kill && mono_us.is_some_and(|m| m >= self.start_monotonic_us)
         {
             self.logged_since_start += 1;
         }
-        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot_wall_ms + (m / 1000) as i64);
+        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot.wall_ms(m));
+        let detail_json = self.details.detail(&mut e);
         OomEvent {
             time_ms,
             kmsg_seq: e.kmsg_seq,
@@ -347,7 +413,7 @@ impl KmsgWatcher {
             reaped: e.reaped,
             panic: e.panic,
             source: "kmsg".into(),
-            detail_json: serde_json::to_string(e).unwrap_or_default(),
+            detail_json,
             kind: e.kind.to_proto().into(),
         }
     }
@@ -361,28 +427,67 @@ fn read_file_record(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     if n == 0 {
         return Ok(0);
     }
-    // The end of the record: a newline not followed by a space (a continuation line). A newline
-    // at the very end of a full buffer may still be followed by one, so it does not count.
-    let end = (0..n)
-        .find(|&i| {
-            buf[i] == b'\n'
-                && if i + 1 < n {
-                    buf[i + 1] != b' '
-                } else {
-                    n < buf.len()
-                }
-        })
-        .map(|i| i + 1);
-    match end {
+    match record_end(&buf[..n], n < buf.len()) {
         Some(e) => {
             f.seek(SeekFrom::Start(start + e as u64))?;
             Ok(e)
+        }
+        None if n == buf.len() => {
+            // A record longer than the buffer (a file, not the device, can hold one): its head
+            // is returned cut, the rest skipped, so one long line cannot stall the reader.
+            match skip_record(f, start + n as u64)? {
+                Some(next) => {
+                    f.seek(SeekFrom::Start(next))?;
+                    Ok(n)
+                }
+                None => {
+                    f.seek(SeekFrom::Start(start))?;
+                    Ok(0)
+                }
+            }
         }
         None => {
             // An incomplete record at the end: wait for the writer to finish it.
             f.seek(SeekFrom::Start(start))?;
             Ok(0)
         }
+    }
+}
+
+/// The end of the first record in `bytes` (after its newline): a newline not followed by a
+/// space (a continuation line). A newline at the very end may still be followed by one, so it
+/// counts only when `at_eof`.
+fn record_end(bytes: &[u8], at_eof: bool) -> Option<usize> {
+    let n = bytes.len();
+    (0..n)
+        .find(|&i| {
+            bytes[i] == b'\n'
+                && if i + 1 < n {
+                    bytes[i + 1] != b' '
+                } else {
+                    at_eof
+                }
+        })
+        .map(|i| i + 1)
+}
+
+/// The offset where the record that goes on at `from` ends, reading on from there; None when
+/// the file ends first (the writer has not finished it).
+fn skip_record(f: &mut File, from: u64) -> io::Result<Option<u64>> {
+    let mut chunk = vec![0; RECORD_BUF];
+    let mut at = from;
+    f.seek(SeekFrom::Start(from))?;
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(e) = record_end(&chunk[..n], n < chunk.len()) {
+            return Ok(Some(at + e as u64));
+        }
+        // A newline last in the chunk, a space first in the next: the record goes on.
+        at += n as u64 - u64::from(chunk[n - 1] == b'\n');
+        f.seek(SeekFrom::Start(at))?;
     }
 }
 
@@ -474,14 +579,157 @@ mod tests {
         assert!(w.check_counter().is_empty(), "reported once");
     }
 
+    fn kill_record(seq: u64, us: u64, pid: u64) -> String {
+        format!("3,{seq},{us},-;Out of memory: Killed process {pid} (a) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0\n")
+    }
+
+    /// The wall clock steps back an hour while the agent runs: the kill after the step gets its
+    /// time from the boot time as it is then, not the one read when the agent started (which
+    /// would put it an hour ahead of the host's clock). The boot time in use is saved with the
+    /// cursor, so a restart keeps giving a record the same time.
+    #[test]
+    fn a_clock_step_applies_to_the_kills_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        std::fs::write(&kmsg, kill_record(1, 10_000_000, 5)).unwrap();
+        let clocks = clock::tests::Fake::default();
+        // Booted at 1_700_000_000 s; now 15 s after boot.
+        *clocks.0.lock().unwrap() = (1_700_000_015_000_000, 15_000_000);
+        let mut w =
+            KmsgWatcher::open_with_clocks(&kmsg, tmp.path(), tmp.path(), Box::new(clocks.clone()))
+                .unwrap();
+        let read = |w: &mut KmsgWatcher| {
+            let mut events = w.read_available();
+            events.extend(w.flush_idle());
+            events
+        };
+        let first = read(&mut w);
+        assert_eq!(first[0].time_ms, 1_700_000_010_000);
+        w.commit().unwrap();
+
+        // At 30 s after boot the clock is stepped back an hour; a kill at 40 s follows.
+        *clocks.0.lock().unwrap() = (1_700_000_045_000_000 - 3_600_000_000, 45_000_000);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        std::io::Write::write_all(&mut f, kill_record(2, 40_000_000, 6).as_bytes()).unwrap();
+        let second = read(&mut w);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].time_ms, 1_700_000_040_000 - 3_600_000);
+        w.commit().unwrap();
+
+        // A restart in the same boot (the cursor moved back to read both again): the boot time
+        // saved with the cursor is the one in use (the clocks now read 50 µs off it), so the kill
+        // after the step gets the very same time again.
+        let cursor = std::fs::read_to_string(tmp.path().join("kmsg.cursor")).unwrap();
+        assert!(cursor.ends_with(" 1699996400000000\n"), "{cursor}");
+        *clocks.0.lock().unwrap() = (1_700_000_050_000_050 - 3_600_000_000, 50_000_000);
+        std::fs::write(tmp.path().join("kmsg.cursor"), cursor.replace(" 2 ", " 0 ")).unwrap();
+        let mut again =
+            KmsgWatcher::open_with_clocks(&kmsg, tmp.path(), tmp.path(), Box::new(clocks)).unwrap();
+        let times: Vec<i64> = read(&mut again).iter().map(|e| e.time_ms).collect();
+        assert_eq!(
+            times,
+            [1_700_000_010_000 - 3_600_000, 1_700_000_040_000 - 3_600_000]
+        );
+    }
+
+    /// A long log is read in parts: the watcher says it has more, and the parts add up.
+    #[test]
+    fn a_storm_is_read_in_bounded_parts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        let n = MAX_RECORDS_PER_READ as u64 * 2 + 10;
+        let text: String = (1..=n).map(|i| kill_record(i, i * 1000, i)).collect();
+        std::fs::write(&kmsg, text).unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path())
+            .unwrap()
+            .with_read_budget(Duration::MAX);
+        let mut events = 0;
+        let mut reads = 0;
+        loop {
+            events += w.read_available().len();
+            reads += 1;
+            if !w.has_backlog() {
+                break;
+            }
+        }
+        events += w.flush_idle().len();
+        assert_eq!(reads, 3);
+        assert_eq!(events as u64, n);
+
+        // Out of time: one record a read, the rest left for the next.
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path())
+            .unwrap()
+            .with_read_budget(Duration::ZERO);
+        for read in 1..=2 {
+            w.read_available();
+            assert!(w.has_backlog());
+            assert_eq!(w.status().records_read, read);
+        }
+    }
+
+    /// A record longer than the read buffer (a file can hold any line) is cut and skipped,
+    /// with its continuation lines: the records after it are read, and one still being
+    /// written at the end is waited for.
+    #[test]
+    fn an_overlong_record_does_not_stall_the_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kmsg = tmp.path().join("kmsg");
+        let long = format!(
+            "6,2,20000,-;{}\n SUBSYSTEM={}\n",
+            "x".repeat(3 * RECORD_BUF),
+            "y".repeat(RECORD_BUF - 1)
+        );
+        let text = format!(
+            "{}{long}{}",
+            kill_record(1, 10_000, 5),
+            kill_record(3, 30_000, 6)
+        );
+        std::fs::write(&kmsg, &text).unwrap();
+        let mut w = KmsgWatcher::open(&kmsg, tmp.path(), tmp.path()).unwrap();
+        let mut events = w.read_available();
+        events.extend(w.flush_idle());
+        let pids: Vec<_> = events.iter().map(|e| e.victim_pid).collect();
+        assert_eq!(pids, [Some(5), Some(6)]);
+        assert_eq!(w.status().records_lost, 0, "{:?}", w.status());
+
+        // The head of an overlong record whose end is not written yet: nothing is read past it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("6,4,40000,-;{}", "z".repeat(2 * RECORD_BUF)).as_bytes(),
+        )
+        .unwrap();
+        assert!(w.read_available().is_empty());
+        std::io::Write::write_all(
+            &mut f,
+            format!("\n{}", kill_record(5, 50_000, 7)).as_bytes(),
+        )
+        .unwrap();
+        let mut events = w.read_available();
+        events.extend(w.flush_idle());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].victim_pid, Some(7));
+    }
+
     #[test]
     fn cursor_and_vmstat_parsers() {
         assert_eq!(
             parse_cursor("abc-123 42\n"),
             Some(Cursor {
                 boot_id: "abc-123".into(),
-                seq: 42
+                seq: 42,
+                boot_us: None,
             })
+        );
+        assert_eq!(
+            parse_cursor("abc-123 42 1699999995000000\n").and_then(|c| c.boot_us),
+            Some(1_699_999_995_000_000)
         );
         assert_eq!(parse_cursor("abc"), None);
         assert_eq!(parse_cursor("abc x"), None);

@@ -60,12 +60,13 @@ mod late;
 mod recent;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 
-pub use super::event::{EventKind, OomEvent};
+pub use super::event::{EventKind, OomEvent, TaskTable};
 use super::line::LogLine;
-use super::report::{self, Column, Kill, MemInfo, Select, TaskRow};
+use super::report::{self, Column, Kill, MemInfo, Select};
 use late::Pending;
 use recent::Recent;
 
@@ -161,7 +162,7 @@ struct Report {
     selected_by_line: bool,
     score: Option<i64>,
     mem: MemInfo,
-    tasks: Vec<TaskRow>,
+    tasks: TaskTable,
     tasks_dropped: u64,
     columns: Option<Vec<Column>>,
     in_meminfo: bool,
@@ -678,7 +679,7 @@ impl OomAssembler {
                         if t.starts_with('[') {
                             if let Some(row) = report::parse_task_row(msg, cols) {
                                 if r.tasks.len() < MAX_TASK_ROWS {
-                                    r.tasks.push(row);
+                                    Arc::make_mut(&mut r.tasks).push(row);
                                 } else {
                                     r.tasks_dropped += 1;
                                 }

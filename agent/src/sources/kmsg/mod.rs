@@ -58,7 +58,7 @@ use std::borrow::Cow;
 use std::io::{self, BufRead, Write};
 
 pub use assemble::{OomAssembler, MAX_RAW_LINES, MAX_TASK_ROWS};
-pub use event::{EventKind, OomEvent};
+pub use event::{EventKind, OomEvent, TaskTable};
 pub use line::{
     kmsg_record_seq, parse_kmsg_record, split_line, InputFormat, LogLine, ParseFormatError,
 };

@@ -17,10 +17,12 @@
 //! - Last resort, should the rest of the event alone be too large: no table and no raw lines,
 //!   both counted.
 
+use std::sync::Arc;
+
 use fleet_proto::limits::MAX_EVENT_DETAIL_BYTES;
 use serde::Serialize;
 
-use super::super::{OomEvent, TaskRow};
+use super::super::{OomEvent, TaskRow, TaskTable};
 
 /// JSON bytes of task rows one event's detail keeps, at most.
 pub const MAX_TASK_BYTES: usize = 1 << 20;
@@ -44,7 +46,7 @@ struct Detail<'a> {
 /// to it.
 #[derive(Debug, Default)]
 pub struct Details {
-    last_table: Option<(Vec<TaskRow>, Option<u64>)>,
+    last_table: Option<(TaskTable, Option<u64>)>,
 }
 
 /// A row's rss in pages, as fleetctl ranks rows.
@@ -66,12 +68,16 @@ impl Details {
         let raw = std::mem::take(&mut e.raw);
         let mut extra = Extra::default();
         let shared = match &self.last_table {
-            Some((last, seq)) if !table.is_empty() && *last == table => Some(*seq),
+            Some((last, seq))
+                if !table.is_empty() && (Arc::ptr_eq(last, &table) || *last == table) =>
+            {
+                Some(*seq)
+            }
             _ => None,
         };
         let victim = |row: &TaskRow| Some(row.pid) == e.victim_pid;
         if let Some(seq) = shared {
-            e.tasks = table.iter().filter(|r| victim(r)).cloned().collect();
+            e.tasks = Arc::new(table.iter().filter(|r| victim(r)).cloned().collect());
             extra.omitted = table.len() - e.tasks.len();
             extra.with_seq = seq;
             extra.note = Some(match seq {
@@ -85,7 +91,7 @@ impl Details {
                 ),
             });
         } else {
-            e.tasks = biggest(&table, MAX_TASK_BYTES, victim);
+            e.tasks = Arc::new(biggest(&table, MAX_TASK_BYTES, victim));
             extra.omitted = table.len() - e.tasks.len();
             if !table.is_empty() {
                 self.last_table = Some((table, e.kmsg_seq));
@@ -104,7 +110,7 @@ impl Details {
         }
         // The rest of the event alone is too large: neither table nor raw lines.
         extra.omitted += e.tasks.len();
-        e.tasks.clear();
+        e.tasks = TaskTable::default();
         let dropped = e.raw.len() as u64;
         e.raw.clear();
         e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + dropped);
@@ -233,7 +239,7 @@ mod tests {
         let kill = |pid: i64, seq: u64| OomEvent {
             kmsg_seq: Some(seq),
             victim_pid: Some(pid),
-            tasks: table.clone(),
+            tasks: Arc::new(table.clone()),
             raw: vec![format!("Killed process {pid}")],
             ..OomEvent::default()
         };
@@ -250,7 +256,7 @@ mod tests {
 
         // Another table: in full again.
         let mut other = kill(1, 50);
-        other.tasks.pop();
+        Arc::make_mut(&mut other.tasks).pop();
         let third: serde_json::Value = serde_json::from_str(&d.detail(&mut other)).unwrap();
         assert_eq!(third["tasks"].as_array().unwrap().len(), 9);
 

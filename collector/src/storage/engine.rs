@@ -12,7 +12,6 @@
 //! [`super::maintenance`] for sealing and retention. Values are encoded by [`super::values`],
 //! keys by [`super::keys`].
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Deref;
@@ -84,7 +83,7 @@ pub(super) struct Db<'a> {
 #[cfg(debug_assertions)]
 thread_local! {
     /// How many [`Db`] guards this thread holds: never more than one.
-    static HELD: Cell<usize> = const { Cell::new(0) };
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Deref for Db<'_> {

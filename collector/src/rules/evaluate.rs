@@ -77,11 +77,12 @@ pub fn fleet_view(store: &Store, live: &Live) -> FleetView {
                 cluster: h.identity.cluster,
                 connected: h.connected,
                 last_seen_ms: h.last_seen_ms,
-                ntp: l.clock.map(|(_, c)| c),
+                ntp: l.clock.as_ref().map(|(_, c)| c.clone()),
                 sar: l
-                    .sar
-                    .into_iter()
-                    .filter_map(|((a, inst), v)| Some((Activity::try_from(a).ok()?, inst, v)))
+                    .sar()
+                    .filter_map(|(a, inst, v)| {
+                        Some((Activity::try_from(a).ok()?, inst.to_owned(), v.to_vec()))
+                    })
                     .collect(),
                 oom_kill_times_ms: l.oom_kills.into_iter().collect(),
             }

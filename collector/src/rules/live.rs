@@ -47,14 +47,72 @@ pub struct HostLive {
     pub clock: Option<(i64, ClockStatus)>,
     /// (offset ms, delay ms) of the latest probe over the stream.
     pub collector: Option<(f64, f64)>,
-    /// Latest values per (activity, instance), of the instances in the host's recent samples.
-    pub sar: HashMap<(i32, String), Vec<f64>>,
     /// Times of the host's OOM kills within the last hour, oldest first.
     pub oom_kills: VecDeque<i64>,
-    /// For each key of `sar`, the number (in `samples`) of the last sample that reported it.
-    seen: HashMap<(i32, String), u64>,
+    /// Latest values per activity and instance, of the instances in the host's recent samples
+    /// (nested, so a sample's values are looked up by `&str` and copied in place: no
+    /// allocation per record once a host's instances are known).
+    series: HashMap<i32, HashMap<String, Series>>,
     /// Samples with sar records observed so far.
     samples: u64,
+}
+
+/// One series' latest values and the number (in `samples`) of the last sample that reported it.
+#[derive(Debug, Clone)]
+struct Series {
+    values: Vec<f64>,
+    seen: u64,
+}
+
+impl HostLive {
+    /// Latest values per (activity, instance).
+    pub fn sar(&self) -> impl Iterator<Item = (i32, &str, &[f64])> {
+        self.series.iter().flat_map(|(&activity, m)| {
+            m.iter()
+                .map(move |(i, s)| (activity, i.as_str(), s.values.as_slice()))
+        })
+    }
+
+    /// Latest values of one series.
+    pub fn sar_values(&self, activity: i32, instance: &str) -> Option<&[f64]> {
+        Some(self.series.get(&activity)?.get(instance)?.values.as_slice())
+    }
+}
+
+/// The sar records of a batch's latest sample, copied flat: three allocations per batch, not
+/// two per record (the session copies them before the batch is written; the live state takes
+/// them after).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Latest {
+    /// Per record: activity, end of its instance in `instances`, end of its values in `values`.
+    records: Vec<(i32, usize, usize)>,
+    instances: String,
+    values: Vec<f64>,
+}
+
+impl Latest {
+    fn copy(records: &[Record]) -> Latest {
+        let mut l = Latest {
+            records: Vec::with_capacity(records.len()),
+            instances: String::with_capacity(records.iter().map(|r| r.instance.len()).sum()),
+            values: Vec::with_capacity(records.iter().map(|r| r.values.len()).sum()),
+        };
+        for r in records {
+            l.instances.push_str(&r.instance);
+            l.values.extend_from_slice(&r.values);
+            l.records
+                .push((r.activity, l.instances.len(), l.values.len()));
+        }
+        l
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (i32, &str, &[f64])> {
+        let mut start = (0, 0);
+        self.records.iter().map(move |&(activity, i_end, v_end)| {
+            let (i, v) = std::mem::replace(&mut start, (i_end, v_end));
+            (activity, &self.instances[i..i_end], &self.values[v..v_end])
+        })
+    }
 }
 
 /// What one batch tells the live state (see the module doc): its latest sar values, its clock
@@ -62,7 +120,7 @@ pub struct HostLive {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Observation {
     /// The records of the batch's latest sample that has any.
-    latest: Option<Vec<Record>>,
+    latest: Option<Latest>,
     /// (measured at, status) of each clock reading.
     clocks: Vec<(i64, ClockStatus)>,
     /// For each OOM event, in batch order, its time if it is a kill (`None` for a panic or an
@@ -86,7 +144,7 @@ impl Observation {
             .iter()
             .filter(|s| !s.records.is_empty())
             .max_by_key(|s| s.time_ms)
-            .map(|s| s.records.clone());
+            .map(|s| Latest::copy(&s.records));
         Observation {
             latest,
             clocks,
@@ -120,22 +178,24 @@ impl Live {
         let now = now_ms();
         let mut hosts = self.hosts.lock().expect("live lock");
         let h = hosts.entry(num).or_default();
-        if let Some(records) = obs.latest {
+        if let Some(latest) = obs.latest {
             h.samples += 1;
             let this = h.samples;
-            for r in records {
-                let key = (r.activity, r.instance);
-                h.seen.insert(key.clone(), this);
-                h.sar.insert(key, r.values);
-            }
-            let sar = &mut h.sar;
-            h.seen.retain(|key, last| {
-                let keep = this - *last < MISSED_SAMPLES;
-                if !keep {
-                    sar.remove(key);
+            for (activity, instance, values) in latest.iter() {
+                let m = h.series.entry(activity).or_default();
+                if let Some(s) = m.get_mut(instance) {
+                    s.values.clear();
+                    s.values.extend_from_slice(values);
+                    s.seen = this;
+                } else {
+                    let values = values.to_vec();
+                    m.insert(instance.to_owned(), Series { values, seen: this });
                 }
-                keep
-            });
+            }
+            for m in h.series.values_mut() {
+                m.retain(|_, s| this - s.seen < MISSED_SAMPLES);
+            }
+            h.series.retain(|_, m| !m.is_empty());
         }
         for (t, c) in obs.clocks {
             let t = t.min(now);
@@ -219,9 +279,33 @@ mod tests {
     }
 
     fn disks(live: &Live) -> Vec<String> {
-        let mut d: Vec<String> = live.get(1).sar.into_keys().map(|(_, i)| i).collect();
+        let mut d: Vec<String> = live.get(1).sar().map(|(_, i, _)| i.to_owned()).collect();
         d.sort();
         d
+    }
+
+    #[test]
+    fn the_latest_sample_is_copied_flat_and_read_back_record_by_record() {
+        let records = vec![
+            Record {
+                activity: Activity::Cpu as i32,
+                instance: "all".into(),
+                values: vec![1.0, 2.0, 3.0],
+            },
+            disk("nvme0n1", 4.0),
+            Record {
+                activity: Activity::Cpu as i32,
+                instance: "0".into(),
+                values: vec![],
+            },
+        ];
+        let flat = Latest::copy(&records);
+        let back: Vec<(i32, &str, &[f64])> = flat.iter().collect();
+        let want: Vec<(i32, &str, &[f64])> = records
+            .iter()
+            .map(|r| (r.activity, r.instance.as_str(), r.values.as_slice()))
+            .collect();
+        assert_eq!(back, want);
     }
 
     #[test]
@@ -241,8 +325,8 @@ mod tests {
         live.observe(1, Observation::take(&mut b, vec![]));
         assert_eq!(disks(&live), ["sda"]);
         assert_eq!(
-            live.get(1).sar[&(Activity::Disk as i32, "sda".into())],
-            [12.0]
+            live.get(1).sar_values(Activity::Disk as i32, "sda"),
+            Some(&[12.0][..])
         );
         // A sample without records (a ranking alone) is no interval of the sar sources.
         for _ in 0..2 * MISSED_SAMPLES {
@@ -256,8 +340,7 @@ mod tests {
             live.observe(1, Observation::take(&mut b, vec![]));
         }
         let h = live.get(1);
-        assert_eq!(h.sar.len() as u64, MISSED_SAMPLES);
-        assert_eq!(h.seen.len() as u64, MISSED_SAMPLES);
+        assert_eq!(h.sar().count() as u64, MISSED_SAMPLES);
     }
 
     #[test]

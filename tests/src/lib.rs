@@ -28,6 +28,9 @@
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
 //!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
 //! - [`systemd`]: the values of a unit file's `[Service]` keys.
+//! - [`vm`]: the test bed of real hosts (issue 13): Debian 12 VMs under qemu with systemd, cgroup
+//!   v2, sshd and chrony, booted from a cached image ([`vm::TestBed`], [`vm::Vm`]: ssh, a 9p share
+//!   of the binaries, forwards to loopback services, nothing else on the network).
 //!
 //! Safety on a shared machine: servers listen on 127.0.0.1 only, every wait has a deadline,
 //! memory pressure stays inside a memory cgroup with a limit, and signals go only to the pids the
@@ -47,6 +50,7 @@ pub mod pki;
 pub mod procs;
 pub mod sshd;
 pub mod systemd;
+pub mod vm;
 pub mod wait;
 
 pub use agent::{spawn_agent, spawn_agent_as, start_agent, AgentAs};

@@ -5,7 +5,8 @@
 //! 9p share of the binaries is readable and the agent binary runs from it, the guest reaches a
 //! loopback server of this test through the forward (qemu `guestfwd`), and nothing else: not
 //! another listening loopback port of this machine, not another port of the forward address, not
-//! an outside address. It prints the boot and total times.
+//! an outside address. It prints the boot and total times. A second test boots two VMs on a link
+//! of their own and has each reach the other.
 //!
 //! Run alone: `cargo test -p fleet-tests --test vm_host -- --nocapture` (as root; the first run on
 //! a machine builds the image, a few minutes). `boot_times` (ignored) measures boot to ssh with 2
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fleet_tests::vm::{TestBed, VmConfig, GUEST_FWD_ADDR};
+use fleet_tests::vm::{Lan, TestBed, VmConfig, GUEST_FWD_ADDR};
 
 /// A TCP server on 127.0.0.1 standing in for the collector: it greets each connection with a
 /// line, records the line it gets back, and counts connections. Bounded: it stops when dropped,
@@ -200,6 +201,35 @@ fn a_vm_is_a_real_debian_host_reaching_only_what_the_test_forwards() {
         "web1: poweroff {off:.1?}; test total {:.1?} (boot to ssh {boot:.1?})",
         t0.elapsed()
     );
+}
+
+/// Two VMs on a link of their own (a qemu socket network over loopback UDP): each reaches the
+/// other's sshd at its LAN address. They boot side by side with one vCPU each (2 cores here).
+#[test]
+fn two_vms_reach_each_other_over_their_link() {
+    let t0 = Instant::now();
+    let bed = TestBed::prepare();
+    let [a, b] = Lan::pair();
+    let mut web1 = bed.start(VmConfig::new("web1").vcpus(1).lan(a));
+    let mut web2 = bed.start(VmConfig::new("web2").vcpus(1).lan(b));
+    let (t1, t2) = (web1.wait_for_ssh(), web2.wait_for_ssh());
+    eprintln!("web1, web2 (1 vCPU each, side by side): boot to ssh {t1:.1?}, {t2:.1?}");
+    for (vm, link, peer) in [(&web1, a, b), (&web2, b, a)] {
+        let addrs = vm.sh("ip -br -4 addr");
+        assert!(
+            addrs.contains(&format!("{}/24", link.address())),
+            "{}: {addrs}",
+            vm.name()
+        );
+        let banner = vm.sh(&format!(
+            "timeout 20 bash -c 'exec 3<>/dev/tcp/{}/22; head -c 8 <&3'",
+            peer.address()
+        ));
+        assert_eq!(banner, "SSH-2.0-", "{} to {}", vm.name(), peer.address());
+    }
+    web1.poweroff(Duration::from_secs(120));
+    web2.poweroff(Duration::from_secs(120));
+    eprintln!("two VMs: test total {:.1?}", t0.elapsed());
 }
 
 /// Boot to ssh with 2 vCPUs, then with 1 (one VM at a time): the figures of README

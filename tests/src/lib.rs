@@ -27,7 +27,7 @@
 //! - Test peers: [`alertmanager`] (a real Prometheus Alertmanager, http or https), [`sshd`] (a real
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
 //!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
-//! - [`systemd`]: the values of a unit file's `[Service]` keys.
+//! - [`systemd`]: the values of a unit file's `[Service]` keys; [`ansible`]: a host's PLAY RECAP.
 //! - [`vm`]: the test bed of real hosts (issue 13): Debian 12 VMs under qemu with systemd, cgroup
 //!   v2, sshd and chrony, booted from a cached image ([`vm::TestBed`], [`vm::Vm`]: ssh, a 9p share
 //!   of the binaries, forwards to loopback services, nothing else on the network).
@@ -38,6 +38,7 @@
 
 pub mod agent;
 pub mod alertmanager;
+pub mod ansible;
 pub mod caps;
 pub mod cgroup;
 pub mod chronyd;

@@ -27,9 +27,12 @@
 //! - Test peers: [`alertmanager`] (a real Prometheus Alertmanager, http or https), [`sshd`] (a real
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
 //!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
-//! - [`systemd`]: the values of a unit file's `[Service]` keys.
+//! - [`systemd`]: the values of a unit file's `[Service]` keys; [`ansible`]: a host's PLAY RECAP.
 //! - [`tmpfs`]: a small tmpfs of the test's own ([`Tmpfs`], root only), filled to the last byte
 //!   by a filler file for a full-disk test, unmounted on drop.
+//! - [`vm`]: the test bed of real hosts (issue 13): Debian 12 VMs under qemu with systemd, cgroup
+//!   v2, sshd and chrony, booted from a cached image ([`vm::TestBed`], [`vm::Vm`]: ssh, a 9p share
+//!   of the binaries, forwards to loopback services, nothing else on the network).
 //!
 //! Safety on a shared machine: servers listen on 127.0.0.1 only, every wait has a deadline,
 //! memory pressure stays inside a memory cgroup with a limit, and signals go only to the pids the
@@ -37,6 +40,7 @@
 
 pub mod agent;
 pub mod alertmanager;
+pub mod ansible;
 pub mod caps;
 pub mod cgroup;
 pub mod chronyd;
@@ -50,6 +54,7 @@ pub mod procs;
 pub mod sshd;
 pub mod systemd;
 pub mod tmpfs;
+pub mod vm;
 pub mod wait;
 
 pub use agent::{spawn_agent, spawn_agent_as, start_agent, AgentAs};

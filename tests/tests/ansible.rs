@@ -20,11 +20,11 @@
 //! Skipped, with a message, only where `ansible-playbook` is missing (scripts/test installs
 //! Debian's `ansible`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use fleet_tests::ansible::recap;
 use fleet_tests::paths::{file_mode as mode, workspace_path as repo};
 use fleet_tests::systemd::{assert_verified, service_values as unit_values};
 use fleet_tests::{bin, caps, free_port, skip_unless, wait_for, Proc};
@@ -32,19 +32,6 @@ use fleet_tests::{bin, caps, free_port, skip_unless, wait_for, Proc};
 fn id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("run id");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// The counters of `host`'s line in the PLAY RECAP, summed over the plays' recap (there is one).
-fn recap(stdout: &str, host: &str) -> BTreeMap<String, u64> {
-    let line = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("PLAY RECAP"))
-        .find(|l| l.split_whitespace().next() == Some(host))
-        .unwrap_or_else(|| panic!("no PLAY RECAP line for {host}:\n{stdout}"));
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
-        .collect()
 }
 
 /// An Exec line as systemd would run it: these have no prefix (`-`, `+`, `!`, `@`, `:`), no

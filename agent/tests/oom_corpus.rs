@@ -250,6 +250,7 @@ fixtures! {
     r054_npd_event_quoting_a_kill => "054-npd-event-json-quoting-kill.expected.json",
     r055_kubectl_quoting_a_selection => "055-npd-kubectl-describe-node-quoting-selection.expected.json",
     r056_grep_selection_lines_only => "056-grep-selection-lines-only-dmesg.expected.json",
+    r057_photon_vmware_guest_log_prefix => "057-photon3-419-vmware-guest-log-prefix.expected.json",
     s101_interleaved_foreign_banner => "101-SYNTHETIC-interleaved-foreign-banner-dmesg.expected.json",
     s102_truncated_then_next => "102-SYNTHETIC-truncated-then-next-dmesg.expected.json",
     s103_rate_limited => "103-SYNTHETIC-rate-limited-syslog.expected.json",

@@ -649,10 +649,21 @@ impl Enforcer {
                         restored.push(w.key);
                     }
                 }
-                Err(why) => {
-                    if restore && why == PROCESS_GONE {
-                        restored.push(w.key);
+                Err(why) if why == PROCESS_GONE => {
+                    // It exited since it was matched (a short-lived process: `sshd -t`, a
+                    // fork that exec'd something else): no longer matched by any policy, its
+                    // original moot, and no failure of the policy. A removal still lists it.
+                    for e in &mut self.policies {
+                        e.matched.remove(&w.key.pid);
                     }
+                    restored.push(w.key);
+                    debug!(
+                        pid = w.key.pid,
+                        "process gone before its oom_score_adj was written"
+                    );
+                    failed.push((w.key.pid, why, !restore));
+                }
+                Err(why) => {
                     if let Some(i) = w.policy {
                         self.policies[i].fail(w.key.pid, why.clone());
                     }

@@ -46,6 +46,7 @@
 //! enforces, OOM events split so that every batch fits them.
 
 pub mod aside;
+mod format;
 pub mod pack;
 
 use std::fs::{self, File, OpenOptions};
@@ -56,15 +57,12 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use self::aside::Aside;
+use self::format::{
+    encode_frame, parse_meta, parse_seg_name, read_frame_at, resync, seg_name, FrameAt,
+    FRAME_HEADER, MAX_FRAME, PRECIOUS, SEG_HEADER, SEG_MAGIC,
+};
 
-const SEG_MAGIC: &[u8; 8] = b"FLEETSP1";
-const SEG_HEADER: u64 = 16;
-const FRAME_HEADER: u64 = 20;
-/// A frame larger than this is garbage, not data (a sample is a few KiB).
-const MAX_FRAME: u32 = 16 * 1024 * 1024;
 const META: &str = "spool.meta";
-/// High bit of a frame's `samples` field: the frame holds OOM events and is never dropped.
-const PRECIOUS: u32 = 1 << 31;
 
 /// Errors of the spool. Each names the file involved.
 #[derive(Debug, Error)]
@@ -167,133 +165,6 @@ pub struct Spool {
     sent: u64,
     /// Where the reader is: (segment first_seq, byte offset of the next frame).
     cursor: Option<(u64, u64)>,
-}
-
-/// Result of decoding the frame at one offset.
-enum FrameAt {
-    Frame {
-        frame: Frame,
-        next: u64,
-    },
-    /// Corrupt data at this offset.
-    Corrupt,
-    /// Clean end of file, or a torn frame running past it.
-    End {
-        torn: bool,
-    },
-}
-
-fn read_frame_at(file: &File, off: u64, file_len: u64) -> io::Result<FrameAt> {
-    if off == file_len {
-        return Ok(FrameAt::End { torn: false });
-    }
-    if off + FRAME_HEADER > file_len {
-        return Ok(FrameAt::End { torn: true });
-    }
-    let mut h = [0u8; FRAME_HEADER as usize];
-    file.read_exact_at(&mut h, off)?;
-    let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
-    let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-    let flags_samples = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
-    let (precious, samples) = (flags_samples & PRECIOUS != 0, flags_samples & !PRECIOUS);
-    if len > MAX_FRAME || seq == 0 {
-        return Ok(FrameAt::Corrupt);
-    }
-    let end = off + FRAME_HEADER + u64::from(len);
-    if end > file_len {
-        // Either a torn append or a corrupt length; the caller decides by what follows.
-        return Ok(FrameAt::End { torn: true });
-    }
-    let mut payload = vec![0u8; len as usize];
-    file.read_exact_at(&mut payload, off + FRAME_HEADER)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&h[8..20]);
-    hasher.update(&payload);
-    if hasher.finalize() != crc {
-        return Ok(FrameAt::Corrupt);
-    }
-    Ok(FrameAt::Frame {
-        frame: Frame {
-            seq,
-            samples,
-            precious,
-            payload,
-        },
-        next: end,
-    })
-}
-
-/// Finds the next offset after `from` where a valid frame starts, if any.
-fn resync(file: &File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
-    let mut off = from + 1;
-    while off + FRAME_HEADER <= file_len {
-        if let FrameAt::Frame { .. } = read_frame_at(file, off, file_len)? {
-            return Ok(Some(off));
-        }
-        off += 1;
-    }
-    Ok(None)
-}
-
-fn encode_frame(seq: u64, samples: u32, payload: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(FRAME_HEADER as usize + payload.len());
-    body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    body.extend_from_slice(&[0u8; 4]);
-    body.extend_from_slice(&seq.to_le_bytes());
-    body.extend_from_slice(&samples.to_le_bytes());
-    body.extend_from_slice(payload);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&body[8..]);
-    let crc = hasher.finalize();
-    body[4..8].copy_from_slice(&crc.to_le_bytes());
-    body
-}
-
-fn seg_name(first_seq: u64) -> String {
-    format!("seg-{first_seq:020}.log")
-}
-
-fn parse_seg_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?
-        .strip_suffix(".log")?
-        .parse()
-        .ok()
-}
-
-#[derive(Debug)]
-struct Meta {
-    epoch: u64,
-    next_seq: u64,
-    dropped_samples: u64,
-    rejected_batches: u64,
-}
-
-/// Parses spool.meta. Pure.
-fn parse_meta(text: &str) -> Result<Meta, String> {
-    let (mut epoch, mut next_seq, mut dropped, mut rejected) = (None, None, None, 0);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (k, v) = line
-            .split_once(' ')
-            .ok_or_else(|| format!("malformed line {line:?}"))?;
-        match k {
-            "epoch" => epoch = Some(u64::from_str_radix(v, 16).map_err(|e| format!("epoch: {e}"))?),
-            "next_seq" => next_seq = Some(v.parse().map_err(|e| format!("next_seq: {e}"))?),
-            "dropped_samples" => {
-                dropped = Some(v.parse().map_err(|e| format!("dropped_samples: {e}"))?)
-            }
-            "rejected_batches" => {
-                rejected = v.parse().map_err(|e| format!("rejected_batches: {e}"))?
-            }
-            other => return Err(format!("unknown key {other:?}")),
-        }
-    }
-    Ok(Meta {
-        epoch: epoch.ok_or("missing epoch")?,
-        next_seq: next_seq.ok_or("missing next_seq")?,
-        dropped_samples: dropped.ok_or("missing dropped_samples")?,
-        rejected_batches: rejected,
-    })
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {

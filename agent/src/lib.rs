@@ -17,6 +17,8 @@
 //!   `spool::pack` what goes in (batches checked with the collector's check, OOM events split to
 //!   fit), `spool::aside` the batches the collector refused, set aside.
 //! - [`policy`]: OOM policies (oom_score_adj) enforced on matching processes.
+//! - [`statelock`]: one agent per state directory (an `flock` the daemon and
+//!   `release-policies` take first).
 //! - [`config`]: the settings, declared once for flags and file ([`config::Options`]) and
 //!   validated into [`config::Settings`]; [`identity`]: who this host is.
 //!
@@ -33,6 +35,7 @@ pub mod link;
 pub mod policy;
 pub mod sources;
 pub mod spool;
+pub mod statelock;
 
 use std::future::Future;
 
@@ -71,5 +74,21 @@ pub async fn run(
     settings: config::Settings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let _lock = statelock::StateLock::acquire(&settings.state_dir)
+        .map_err(|e| AgentError::Setup(e.to_string()))?;
     agent::Agent::open(&settings)?.run(shutdown).await
+}
+
+/// `fleet-agent release-policies`: with the agent stopped (its state directory's lock is
+/// taken first, so a running agent is never undercut), every policy in the state is removed and
+/// each process it changed gets back its original `oom_score_adj`.
+///
+/// # Errors
+/// A message naming what failed: the lock (a running agent), or the policy state.
+pub fn release_policies(
+    settings: &config::Settings,
+) -> Result<policy::release::ReleaseReport, String> {
+    let _lock = statelock::StateLock::acquire(&settings.state_dir).map_err(|e| e.to_string())?;
+    policy::release::release_policies(&settings.proc_root, &settings.etc_root, &settings.state_dir)
+        .map_err(|e| e.to_string())
 }

@@ -35,6 +35,10 @@ enum Command {
         /// The log file, or - for standard input.
         file: PathBuf,
     },
+    /// Gives every process an OOM policy changed back its original oom_score_adj and forgets
+    /// the policies (the uninstall path). Run it with the agent stopped and the same config;
+    /// it refuses while an agent uses the state directory. Exit 1 if a write failed.
+    ReleasePolicies,
 }
 
 fn parse_kmsg(
@@ -96,6 +100,33 @@ fn set_sighup(action: libc::sighandler_t) {
     }
 }
 
+fn release_policies(settings: &config::Settings) -> ExitCode {
+    match fleet_agent::release_policies(settings) {
+        Ok(r) => {
+            println!(
+                "released {} polic{}: {} process{} given back the original oom_score_adj, {} failed",
+                r.policies.len(),
+                if r.policies.len() == 1 { "y" } else { "ies" },
+                r.restored,
+                if r.restored == 1 { "" } else { "es" },
+                r.failed.len()
+            );
+            for (pid, why) in &r.failed {
+                eprintln!("fleet-agent release-policies: pid {pid}: {why}");
+            }
+            if r.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("fleet-agent release-policies: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
@@ -131,6 +162,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::ReleasePolicies) = cli.command {
+        return release_policies(&settings);
+    }
     if cli.check_config {
         return match fleet_agent::check_config(&settings) {
             Ok(()) => {

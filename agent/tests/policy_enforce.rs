@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use children::{adj, sleeper, Reaped};
+use fleet_agent::policy::release::release_policies;
 use fleet_agent::policy::{Enforcer, ProcKey, PERMISSION_DENIED, PROCESS_GONE};
 use fleet_policy::parse_policy;
 
@@ -150,6 +151,41 @@ fn overlapping_policies_hand_over() {
         }),
         None
     );
+}
+
+/// `release-policies` (the uninstall path): from the stored state alone, every process gets back
+/// the value it had before any policy, also one two policies match, and no policy is left.
+#[test]
+fn release_restores_every_original_from_the_stored_state() {
+    let marker = format!("fleet-policy-test-{}-r", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let (a, b) = (sleeper(&marker), sleeper(&marker));
+    set_adj(a.pid(), 11);
+    set_adj(b.pid(), 22);
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    // Named in their documents: the state file keeps each policy's document.
+    let named = |name: &str, value: i32| {
+        let text = format!(
+            "name: {name}\ntarget: {{}}\nmatch:\n  cmdline: '^{marker} '\noom_score_adj: {value}\n"
+        );
+        parse_policy(&text, "test.yaml").unwrap()
+    };
+    enforcer.apply(named("first", 100), 1).unwrap();
+    enforcer.apply(named("second", 200), 1).unwrap();
+    assert_eq!((adj(a.pid()), adj(b.pid())), (200, 200));
+    // The agent stops; the release reads what it stored.
+    drop(enforcer);
+    let report = release_policies(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    assert_eq!(
+        report.policies,
+        ["second", "first"],
+        "the last applied first"
+    );
+    assert_eq!(report.restored, 2, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!((adj(a.pid()), adj(b.pid())), (11, 22));
+    let reopened = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    assert_eq!(reopened.policies().count(), 0, "nothing left to enforce");
 }
 
 /// A fixture proc tree: one process whose oom_score_adj is a plain file.

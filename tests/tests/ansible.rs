@@ -376,6 +376,40 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     let agent_unit = std::fs::read_to_string(units.join("fleet-agent.service")).unwrap();
     assert_eq!(caps(&agent_unit), [""]);
     verify_unit(&units.join("fleet-agent.service"));
+
+    // Uninstall (fleet_state: absent, the collector's data purged too): every file the runs
+    // installed goes; only the system's directories for programs and units stay, empty. Then
+    // it changes nothing.
+    let absent = [
+        "-e",
+        "fleet_state=absent",
+        "-e",
+        "fleet_collector_purge_data=true",
+    ];
+    let out = playbook(&absent);
+    assert!(recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"] > 0);
+    let left: Vec<_> = walkdir(&root).into_iter().filter(|p| !p.is_dir()).collect();
+    assert!(left.is_empty(), "left after uninstall: {left:?}");
+    assert!(!root.join("etc/fleet").exists());
+    let out = playbook(&absent);
+    assert_eq!(
+        recap(&String::from_utf8_lossy(&out.stdout), "localhost")["changed"],
+        0,
+        "a second uninstall changes nothing"
+    );
+}
+
+/// Every path under `dir`, depth first.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        }
+        out.push(path);
+    }
+    out
 }
 
 /// No line of the body of any private key the run made (the CA's, the collector's, the agent's)

@@ -544,3 +544,74 @@ fn the_kernel_kills_the_unprotected_process() {
     drop(tail);
     drop(dd);
 }
+
+/// The uninstall path (`fleet_state: absent` runs `fleet-agent release-policies` with the
+/// agent's config): refused while the agent runs (the state directory's lock, which also keeps a
+/// second agent off it), and once the agent stopped, every process the policy changed gets back
+/// the value it had before, from the agent's state alone (no collector needed).
+#[test]
+fn release_policies_restores_originals_once_the_agent_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let marker = format!("fleet-e2e-release-{}", std::process::id());
+    let policy = format!(
+        "name: release\ntarget: {{cluster: prod}}\nmatch: {{cmdline: '^{marker} '}}\noom_score_adj: 456\n"
+    );
+    let file = write_policy(dir, "release.yaml", &policy);
+    let a = sleeper(&marker, 7);
+    let mut collector = Collector::start(&dir.join("db"), "127.0.0.1:0", &[]);
+    let url = collector.url();
+    let state = dir.join("agent");
+    let state_arg = state.to_str().unwrap();
+    let mut agent = start_agent(&url, &state, "release-host", "prod", &[]);
+    wait_process_list(&url, &policy);
+    ok(
+        &fleetctl(&url, &["policy", "apply", "-f", file.to_str().unwrap()]),
+        "apply",
+    );
+    wait_adj(&[a.pid()], 456, Duration::from_secs(10), "enforced");
+
+    let agent_cmd = |extra: &[&str]| {
+        Command::new(fleet_tests::bin("fleet-agent"))
+            .args(["--collector", &url, "--state-dir", state_arg])
+            .args(["--host-id", "release-host", "--cluster", "prod"])
+            .args(["--insecure", "--no-kmsg"])
+            .args(extra)
+            .output()
+            .expect("run fleet-agent")
+    };
+    let held = format!(
+        "another fleet-agent (pid {}) uses the state directory {state_arg}",
+        agent.child.id()
+    );
+    // A second agent on the same state directory does not start.
+    let second = agent_cmd(&[]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains(&held),
+        "{second:?}"
+    );
+    // Releasing under the running agent is refused, and changes nothing.
+    let refused = agent_cmd(&["release-policies"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&held),
+        "{refused:?}"
+    );
+    assert_eq!(adj(a.pid()), 456);
+
+    // The agent stops (and the collector goes): the value stays until the release.
+    assert_eq!(agent.term(Duration::from_secs(10)), Some(0));
+    collector.proc.kill9();
+    assert_eq!(adj(a.pid()), 456, "a stopped agent's policy stays in force");
+    let released = agent_cmd(&["release-policies"]);
+    let said = ok(&released, "release-policies");
+    assert_eq!(
+        said.trim(),
+        "released 1 policy: 1 process given back the original oom_score_adj, 0 failed"
+    );
+    assert_eq!(adj(a.pid()), 7, "the value from before the policy");
+    // Nothing left to release.
+    let again = ok(&agent_cmd(&["release-policies"]), "second release");
+    assert!(again.starts_with("released 0 policies"), "{again}");
+}

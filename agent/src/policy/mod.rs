@@ -11,6 +11,8 @@
 //!   `exe:` is resolved in.
 //! - [`state`]: the state file (policies, versions, which processes each matched, their
 //!   original values), replaced atomically, so enforcement and restores survive a restart.
+//! - [`release`]: every policy removed and every original value restored at once
+//!   (`fleet-agent release-policies`, the uninstall path).
 //! - [`Enforcer`]: `apply`, `remove`, `tick`, `status`.
 //!
 //! When several policies match a process, the one applied last wins (list order; re-applying a
@@ -47,6 +49,7 @@
 
 pub mod host;
 pub mod procdir;
+pub mod release;
 pub mod runner;
 pub mod scan;
 pub mod state;

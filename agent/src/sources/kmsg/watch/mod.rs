@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use fleet_proto::v1::{KmsgStatus, OomEvent};
 use tokio::io::unix::AsyncFd;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use self::clock::{BootTime, Clocks, SystemClocks};
 use self::detail::Details;
@@ -169,6 +169,18 @@ impl KmsgWatcher {
         let cursor = std::fs::read_to_string(&cursor_path)
             .ok()
             .and_then(|t| parse_cursor(&t));
+        match &cursor {
+            Some(c) if c.boot_id == boot_id => {
+                info!(boot_id = %boot_id, after_seq = c.seq, "kernel log: resuming this boot's log after its cursor");
+            }
+            Some(c) => {
+                info!(boot_id = %boot_id, cursor_boot_id = %c.boot_id,
+                    "kernel log: a new boot; its log is read from the first record (the cursor was of another boot)");
+            }
+            None => {
+                info!(boot_id = %boot_id, "kernel log: no cursor; reading this boot's log from the first record")
+            }
+        }
         let this_boot = cursor.filter(|c| c.boot_id == boot_id);
         let skip_upto = this_boot.as_ref().map(|c| c.seq);
         let boot = BootTime::new(clocks, this_boot.and_then(|c| c.boot_us));

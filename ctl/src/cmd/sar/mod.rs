@@ -24,12 +24,12 @@
 //! 22:10:03    kbmemfree   kbavail kbmemused  %memused ...
 //! ```
 //!
-//! The rendering, for every format, is in [`render`]. In short: the table as above; JSON an
-//! array of rows keyed by sysstat's column names, with several activities the rows of each
-//! activity in turn, each row then also keyed `activity`; CSV one block per activity, each with
-//! its own header line, blocks separated by an empty line. With one activity the output is what
-//! it was before several could be asked for, byte for byte. `oom show` prints its evidence with
-//! `sar_body` and `SarJsonRow`.
+//! The rendering, for every format, is in the `render` module ([`render_activities`]). In
+//! short: the table as above; JSON an array of rows keyed by sysstat's column names, with
+//! several activities the rows of each activity in turn, each row then also keyed `activity`;
+//! CSV one block per activity, each with its own header line, blocks separated by an empty line.
+//! With one activity the output is what it was before several could be asked for, byte for
+//! byte. `oom show` prints its evidence with `sar_body` and `SarJsonRow`.
 
 mod render;
 

@@ -222,16 +222,17 @@ fn sar_table(sections: &[(&ActivitySchema, &[SarRow])], hosts: &[HostInfo]) -> S
 /// One host's rows of each activity that has some.
 struct HostParts<'a> {
     host_id: &'a str,
-    /// Per activity, in the sections' order: its rows of this host (never empty).
-    parts: Vec<(&'a ActivitySchema, Vec<&'a SarRow>)>,
+    parts: Parts<'a>,
 }
+
+/// Per activity, in the sections' order: its rows of one host (never empty).
+type Parts<'a> = Vec<(&'a ActivitySchema, Vec<&'a SarRow>)>;
 
 /// The rows of `sections` per host. Hosts come in the order of their first rows in the first
 /// activity; a host first seen in a later activity goes before the first host listed whose
 /// (hostname, host id) is greater, so rows sorted as `sort_sar_rows` sorts them give hosts by
 /// hostname, then host id.
 fn host_parts<'a>(sections: &[(&'a ActivitySchema, &'a [SarRow])]) -> Vec<HostParts<'a>> {
-    type Parts<'a> = Vec<(&'a ActivitySchema, Vec<&'a SarRow>)>;
     let mut order: Vec<&str> = Vec::new();
     let mut parts: HashMap<&str, Parts> = HashMap::new();
     for (n, (schema, rows)) in sections.iter().enumerate() {

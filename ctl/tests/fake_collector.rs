@@ -499,6 +499,66 @@ async fn sar_csv_every_cpu_without_list_hosts() {
 }
 
 #[tokio::test]
+async fn sar_several_activities_one_query_each_and_one_list_hosts() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(
+        addr,
+        &["sar", "-r", "-u", "--host", "web-1", "--since", "1h"],
+    ))
+    .await
+    .unwrap();
+    let mut asked: Vec<i32> = fake
+        .queries
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|q| q.activity)
+        .collect();
+    asked.sort_unstable();
+    assert_eq!(asked, [Activity::Cpu as i32, Activity::Memory as i32]);
+    assert_eq!(fake.list_requests.lock().unwrap().len(), 1);
+    // One header line for the host, then -u's table, then -r's, as sar prints them.
+    let text = &out.stdout;
+    assert_eq!(text.matches("Linux ").count(), 1, "{text}");
+    let (cpu, memory) = (text.find("%user").unwrap(), text.find("kbmemfree").unwrap());
+    assert!(cpu < memory, "{text}");
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(blocks.len(), 3, "{text}");
+    assert!(
+        blocks[1].starts_with("22:09:53          CPU     %user"),
+        "{text}"
+    );
+    assert!(blocks[1].contains("\nAverage:          all "), "{text}");
+    assert!(blocks[2].starts_with("22:09:53    kbmemfree"), "{text}");
+    assert!(blocks[2].contains("\nAverage: "), "{text}");
+    assert_eq!(out.notice, None);
+
+    // JSON: one array, each row naming its activity; no ListHosts.
+    let out = execute(cli(
+        addr,
+        &["sar", "-u", "-r", "--host", "web-1", "-o", "json"],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let activities: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["activity"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        activities,
+        [
+            "cpu", "cpu", "cpu", "memory", "memory", "memory", "memory", "memory", "memory",
+            "memory", "memory", "memory"
+        ]
+    );
+    assert_eq!(fake.list_requests.lock().unwrap().len(), 1);
+    assert_eq!(fake.queries.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
 async fn grpc_status_is_reported_with_its_message() {
     let (addr, _fake) = start().await;
     let err = execute(cli(addr, &["sar", "-r", "--host", "missing", "-o", "json"]))
@@ -546,9 +606,8 @@ async fn binary_exit_statuses() {
     );
     assert!(unknown.stdout.is_empty());
 
-    let usage = fleetctl(&["sar", "-u", "-r", "--host", "a"])
-        .output()
-        .unwrap();
+    // A usage error (no activity) exits 2, before any collector setting is checked.
+    let usage = fleetctl(&["sar", "--host", "a"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
 
     // Nobody listens on a port just released.

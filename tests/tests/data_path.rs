@@ -119,6 +119,40 @@ fn three_agents_two_clusters_every_activity() {
         .map(|r| r["host_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, BTreeSet::from(["web1", "web2"]));
+    // Several activities in one call, as `sar -r -u` (shown as sar shows them: -u first): JSON
+    // rows of both for the host, each naming its activity; a table per activity.
+    let v = fleetctl_json(
+        &url,
+        &["sar", "-r", "-u", "--host", "web1", "--since", "5m"],
+    );
+    let activities: Vec<&str> = rows(&v)
+        .iter()
+        .map(|r| {
+            assert_eq!(r["host_id"], "web1", "{r}");
+            let (activity, column) = match r["activity"].as_str() {
+                Some("cpu") => ("cpu", "%user"),
+                Some("memory") => ("memory", "kbmemfree"),
+                other => panic!("activity {other:?} in {r}"),
+            };
+            assert!(r[column].is_number(), "no numeric {column:?} in {r}");
+            activity
+        })
+        .collect();
+    let first_memory = activities.iter().position(|a| *a == "memory");
+    assert!(
+        matches!(first_memory, Some(i) if i > 0 && activities[i..].iter().all(|a| *a == "memory")),
+        "cpu rows, then memory rows: {activities:?}"
+    );
+    let out = fleetctl(
+        &url,
+        &["sar", "-u", "-r", "--host", "web1", "--since", "5m"],
+    );
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.matches("Linux ").count(), 1, "{table}");
+    let (cpu, memory) = (table.find("%user"), table.find("kbmemfree"));
+    assert!(cpu.is_some() && cpu < memory, "{table}");
+    assert!(table.matches("Average:").count() >= 2, "{table}");
     // The table looks like sar's.
     let out = fleetctl(&url, &["sar", "-u", "--host", "web1", "--since", "5m"]);
     let table = String::from_utf8_lossy(&out.stdout);

@@ -31,7 +31,8 @@
 //!
 //!    registered in `activity/mod.rs` by `pub mod <name>;` and its line in the `activities!`
 //!    list, at its wire position (`list_is_the_schema_in_wire_order` checks the list);
-//! 4. `ctl/src/cmd/sar.rs`: the `fleetctl sar` flag that selects it.
+//! 4. `ctl/src/cmd/sar/mod.rs`: the `fleetctl sar` flag that selects it, and its place in
+//!    `SAR_ORDER` (sysstat's order of activities).
 //!
 //! And in the tests, `agent/tests/sar_compare.rs`: its tolerance (the match there is exhaustive)
 //! and its sar flag, so that it is compared with the real sar. An activity that needs one more

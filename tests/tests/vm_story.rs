@@ -8,8 +8,8 @@
 //!    `fleet-agent` with exactly the capabilities the unit declares); a second run changes
 //!    nothing. `systemd-analyze security` exposure of the agent's unit (running) and of the
 //!    collector's unit (`--offline`, deploy/systemd/fleet-collector.service) is printed.
-//! 2. `fleetctl hosts` lists both over mutual TLS; `fleetctl sar -u --cluster prod` and `sar -r`
-//!    have rows of both (fleetctl sar shows one activity per call).
+//! 2. `fleetctl hosts` lists both over mutual TLS; `fleetctl sar -u -r --cluster prod` has both
+//!    activities of both hosts in one call.
 //! 3. protect-sshd (deploy/policies/protect-sshd.yaml). OpenSSH sets its own listener to
 //!    -1000 at start; here sshd is restarted without CAP_SYS_RESOURCE in its bounding set (a
 //!    drop-in), so that write fails and the listener reads 0 (checked) until the policy acts.
@@ -19,7 +19,26 @@
 //! 4. A real cgroup v2 OOM kill in web1 (`systemd-run -p MemoryMax=64M -p MemorySwapMax=0`, a
 //!    python3 hog): `fleetctl oom --cluster prod` shows it with the unit's cgroup path, `oom show`
 //!    has the evidence, and the protected sshd lives: same listener, and a new login works.
+//! 5. Clock: web1's chrony serves the cluster's time on the VMs' link (step 0; the VMs reach no
+//!    other NTP server) and both agents measure it. chrony stops in web2 and its clock is
+//!    stepped 300 ms ahead: the `clock_skew` rule fires, reaches a real Alertmanager on this
+//!    machine, and resolves (in fleetctl and in Alertmanager) once chrony runs again.
+//! 6. Rolling upgrade: a new agent build (other bytes) in the playbook's binaries, deployed with
+//!    the default batches (one host at a time here: web2's agent stops only after web1's new
+//!    one started); the new build runs on both, and across each restart no sample is doubled
+//!    (none closer than half an interval) or lost (no other gap; the last sample before the
+//!    stop and the first after the start are within an interval and slack of them, read from
+//!    the agent's journal), and no sample was dropped.
+//! 7. Reboot web1: the agent comes back under systemd, logs that the kernel log is read anew for
+//!    the new boot (its cursor holds the new boot id), a kill in the new boot is reported and the
+//!    kill of step 4 is not sent again, the policy is back on the new sshd listener, and the gap
+//!    in the samples is the downtime (the agent's stop at shutdown, in the previous boot's
+//!    journal, to its start in the new boot).
+//! 8. Uninstall (`-e fleet_state=absent`): the listeners get back their value from before the
+//!    policy (0), and the agent's unit, program, config, state, user and group are gone; a
+//!    second uninstall changes nothing; the collector shows both hosts disconnected.
 //!
+//! Between 7 and 8 the agents' CPU and RSS in the guests are read over 30 s.
 //! The collector runs here, started by the test with the PKI's certificates (this machine has no
 //! systemd to run its unit); the CA is made first (`fleetctl certs init --san 10.0.2.100`, the
 //! guests' way to it through the forward), so the playbook runs only its `agents` play.
@@ -34,13 +53,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use fleet_tests::alertmanager::Alertmanager;
 use fleet_tests::ansible::{recap, run_playbook};
 use fleet_tests::fleetctl::fleetctl_tls;
 use fleet_tests::paths::workspace_path;
-use fleet_tests::vm::{TestBed, Vm, VmConfig, GUEST_FWD_ADDR};
+use fleet_tests::vm::{Lan, TestBed, Vm, VmConfig, GUEST_FWD_ADDR};
 use fleet_tests::{bin, caps, wait_for, Collector, Pki};
 
 const HOSTS: [&str; 2] = ["web1", "web2"];
+/// Installs and uninstalls go to both hosts at once; the upgrade (step 6) goes with the
+/// playbook's default batches (25%: one host at a time here).
+const ALL_AT_ONCE: &str = "fleet_agent_serial=100%";
+/// web1's address on the link between the VMs, where its chrony serves the cluster's time.
+const NTP_SERVER: &str = "10.0.3.1";
 
 /// Each step's name and time, printed as it ends and all together at the end.
 #[derive(Default)]
@@ -70,9 +95,14 @@ impl Drop for Steps {
 struct Controller {
     dir: PathBuf,
     pki: Pki,
+    alertmanager: Alertmanager,
     collector: Collector,
     ansible_playbook: PathBuf,
 }
+
+/// The collector's rule of step 5: the NTP offsets of prod's hosts (measured against web1's
+/// chrony) spread over more than 100 ms for 5 s.
+const SKEW_RULE: &str = "prod-clock-skew";
 
 impl Controller {
     fn start(dir: &Path) -> Controller {
@@ -85,7 +115,23 @@ impl Controller {
             &["--tls-ca".into(), pki.ca()],
         ]
         .concat();
-        let args: Vec<&str> = tls.iter().map(String::as_str).collect();
+        let alertmanager = Alertmanager::start(dir);
+        let rules = dir.join("rules.toml");
+        std::fs::write(
+            &rules,
+            format!(
+                "[[rule]]\nname = \"{SKEW_RULE}\"\nkind = \"clock_skew\"\ncluster = \"prod\"\n\
+                 threshold_ms = 100\nfor = \"5s\"\n"
+            ),
+        )
+        .unwrap();
+        let notify = [
+            "--rules".to_string(),
+            rules.display().to_string(),
+            "--alertmanager".to_string(),
+            format!("http://127.0.0.1:{}", alertmanager.port),
+        ];
+        let args: Vec<&str> = tls.iter().chain(&notify).map(String::as_str).collect();
         let collector = Collector::spawn(&dir.join("data"), "127.0.0.1:0", &args);
         // The controller's binaries: a snapshot of this build.
         let bin_dir = dir.join("bin");
@@ -99,11 +145,15 @@ impl Controller {
             "fleet_collector_host": GUEST_FWD_ADDR,
             "fleet_collector_port": 7443,
             "fleet_interval": "1s",
+            // The site's NTP server: web1's chrony, on the VMs' link (step 5).
+            "fleet_ntp_servers": [format!("{NTP_SERVER}:123")],
+            "fleet_ntp_period": "2s",
         });
         std::fs::write(dir.join("vars.json"), vars.to_string()).unwrap();
         Controller {
             dir: dir.to_path_buf(),
             pki,
+            alertmanager,
             collector,
             ansible_playbook,
         }
@@ -234,6 +284,145 @@ fn session_adjs(vm: &Vm) -> Vec<i32> {
         .collect()
 }
 
+/// A bounded memory hog in the guest (4 MiB at a time up to 2 GiB, in a unit limited to 64 MiB
+/// without swap), which the kernel must kill.
+fn hog(vm: &Vm) {
+    let out = vm.ssh(
+        "systemctl reset-failed fleet-hog 2>/dev/null; \
+         systemd-run --unit=fleet-hog --wait -p MemoryMax=64M -p MemorySwapMax=0 \
+         /usr/bin/python3 -c 'b = []\nfor i in range(512): b.append(bytearray(4 << 20))'",
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{}: the hog must be killed: {said}",
+        vm.name()
+    );
+    assert!(said.contains("oom-kill"), "{said}");
+}
+
+/// The kills of the hog (`python3`) on `host` in `fleetctl oom` (the last hour), newest first.
+fn hog_kills(ctl: &Controller, host: &str) -> Vec<Value> {
+    let Some(v) = ctl.json("alice", &["oom", "--cluster", "prod", "--since", "1h"]) else {
+        return Vec::new();
+    };
+    let mut kills: Vec<Value> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["host_id"] == host && k["victim_comm"] == "python3")
+        .cloned()
+        .collect();
+    kills.sort_by_key(|k| std::cmp::Reverse(k["time"].as_str().unwrap_or("").to_string()));
+    kills
+}
+
+/// Wall time in seconds of an RFC 3339 string.
+fn secs(rfc3339: &str) -> f64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339}: {e}"))
+        .timestamp_micros() as f64
+        / 1e6
+}
+
+/// The times (wall seconds, ascending) of `host`'s `sar -u` samples of the last `since`.
+fn sample_times(ctl: &Controller, host: &str, since: &str) -> Vec<f64> {
+    let v = ctl
+        .json("alice", &["sar", "-u", "--host", host, "--since", since])
+        .expect("fleetctl sar -u");
+    let mut times: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| secs(r["time"].as_str().unwrap()))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// The fleet-agent unit's journal in the guest: (wall seconds, message) of each entry, of the
+/// current boot (`boot` "0") or an earlier one ("-1").
+fn agent_journal(vm: &Vm, boot: &str) -> Vec<(f64, String)> {
+    vm.sh(&format!(
+        "journalctl -b {boot} -u fleet-agent -o json --output-fields=MESSAGE --no-pager"
+    ))
+    .lines()
+    .filter_map(|l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        let us: f64 = v["__REALTIME_TIMESTAMP"].as_str()?.parse().ok()?;
+        Some((us / 1e6, v["MESSAGE"].as_str()?.to_string()))
+    })
+    .collect()
+}
+
+/// The time of the last entry containing `needle`.
+#[track_caller]
+fn last_entry(journal: &[(f64, String)], needle: &str) -> (f64, String) {
+    journal
+        .iter()
+        .rev()
+        .find(|(_, m)| m.contains(needle))
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{needle}` in the agent's journal: {journal:?}"))
+}
+
+/// Largest step between two samples of a 1 s series that is not a gap: the interval and the
+/// scheduling slack of a guest under software emulation.
+const MAX_STEP: f64 = 2.5;
+
+/// How soon after its start the agent's first sample must be: its setup and first interval, on
+/// an emulated CPU (seen: 2.3-2.5 s after a restart by the playbook, 2.4-3.4 s in a new boot).
+const FIRST_SAMPLE_WITHIN: f64 = 6.0;
+
+/// Checks a 1 s sample series across one agent stop (`stop`, wall seconds) and start: no two
+/// samples closer than half an interval (none doubled), no step longer than [`MAX_STEP`] but the
+/// one across the stop (none lost), the last sample before it at most [`MAX_STEP`] before the
+/// stop and the first after it taken by the new agent within `first_within` seconds of its start
+/// (its setup and first interval). Returns the gap and the downtime (`start - stop`).
+#[track_caller]
+fn check_restart(
+    host: &str,
+    times: &[f64],
+    stop: f64,
+    start: f64,
+    first_within: f64,
+) -> (f64, f64) {
+    assert!(times.len() > 10, "{host}: {} samples", times.len());
+    for w in times.windows(2) {
+        assert!(w[1] - w[0] >= 0.5, "{host}: samples {w:?} are doubled");
+    }
+    let gaps: Vec<usize> = (1..times.len())
+        .filter(|&i| times[i] - times[i - 1] > MAX_STEP)
+        .collect();
+    assert_eq!(
+        gaps.len(),
+        1,
+        "{host}: gaps at {:?} (stop {stop}, start {start})",
+        gaps.iter()
+            .map(|&i| (times[i - 1], times[i]))
+            .collect::<Vec<_>>()
+    );
+    let (before, after) = (times[gaps[0] - 1], times[gaps[0]]);
+    assert!(
+        before <= stop && before >= stop - MAX_STEP,
+        "{host}: last sample {before} vs the agent's stop {stop}"
+    );
+    assert!(
+        after >= start && after <= start + first_within,
+        "{host}: first sample {after} vs the agent's start {start}"
+    );
+    eprintln!(
+        "{host}: last sample {:.2} s before the agent stopped, first {:.2} s after it started",
+        stop - before,
+        after - start
+    );
+    (after - before, start - stop)
+}
+
 /// A login session that stays open (`sleep 300` over ssh) until it is killed.
 struct Session(Child);
 
@@ -264,10 +453,11 @@ fn the_story_on_two_real_hosts() {
     let mut steps = Steps::default();
 
     let bed = TestBed::prepare();
-    let vms: Vec<Vm> = steps.run("boot web1 and web2", || {
+    let mut vms: Vec<Vm> = steps.run("boot web1 and web2", || {
         let mut vms: Vec<Vm> = HOSTS
             .iter()
-            .map(|h| bed.start(VmConfig::new(h).vcpus(1).forward(7443, ctl.port())))
+            .zip(Lan::pair())
+            .map(|(h, lan)| bed.start(VmConfig::new(h).vcpus(1).forward(7443, ctl.port()).lan(lan)))
             .collect();
         for vm in &mut vms {
             let t = vm.wait_for_ssh();
@@ -275,10 +465,29 @@ fn the_story_on_two_real_hosts() {
         }
         vms
     });
+    steps.run("0 the site's time: web1's chrony serves web2", || {
+        // The VMs reach no NTP server outside; web1's chrony serves its own clock (stratum 8) on
+        // the link, and web2's chrony follows it, as an internal NTP server of a site would.
+        let [web1, web2] = [&vms[0], &vms[1]];
+        web1.sh(
+            "printf 'local stratum 8\\nallow 10.0.3.0/24\\n' > /etc/chrony/conf.d/fleet-lan.conf && \
+             systemctl restart chrony",
+        );
+        web2.sh(&format!(
+            "printf 'server {NTP_SERVER} iburst minpoll 0 maxpoll 2\\n' \
+               > /etc/chrony/sources.d/fleet-lan.sources && systemctl restart chrony"
+        ));
+        let tracking = wait_for("web2's chrony synced to web1", Duration::from_secs(90), || {
+            let out = web2.ssh("chronyc -n tracking");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains(&format!("({NTP_SERVER})")).then_some(text)
+        });
+        eprintln!("web2: chronyc tracking\n{tracking}");
+    });
     ctl.inventory(&vms.iter().collect::<Vec<_>>());
 
     steps.run("1a playbook --check on fresh VMs", || {
-        let (counts, took) = ctl.playbook(&["--check"]);
+        let (counts, took) = ctl.playbook(&["--check", "-e", ALL_AT_ONCE]);
         eprintln!("--check: {took:.1?}, {counts:?}");
         for c in &counts {
             assert_eq!(c["failed"], 0, "{c:?}");
@@ -290,7 +499,7 @@ fn the_story_on_two_real_hosts() {
     });
 
     steps.run("1b playbook, first run", || {
-        let (counts, took) = ctl.playbook(&[]);
+        let (counts, took) = ctl.playbook(&["-e", ALL_AT_ONCE]);
         eprintln!("first run: {took:.1?}, {counts:?}");
         for c in &counts {
             assert!(c["changed"] > 0 && c["failed"] == 0, "{c:?}");
@@ -350,7 +559,7 @@ fn the_story_on_two_real_hosts() {
     });
 
     steps.run("1e playbook, second run", || {
-        let (counts, took) = ctl.playbook(&[]);
+        let (counts, took) = ctl.playbook(&["-e", ALL_AT_ONCE]);
         eprintln!("second run: {took:.1?}, {counts:?}");
         for c in &counts {
             assert_eq!((c["changed"], c["failed"]), (0, 0), "{c:?}");
@@ -365,28 +574,27 @@ fn the_story_on_two_real_hosts() {
         }
         let table = ctl.ok("alice", &["hosts"]);
         assert!(table.contains("web1") && table.contains("web2"), "{table}");
-        // fleetctl sar shows one activity per call (`-u -r` is refused by its arguments): -u,
-        // then -r.
-        for (flag, column) in [("-u", "%user"), ("-r", "%memused")] {
-            let sar = wait_for(
-                &format!("sar {flag} rows of both"),
-                Duration::from_secs(30),
-                || {
-                    let v = ctl.json(
-                        "alice",
-                        &["sar", flag, "--cluster", "prod", "--since", "10m"],
-                    )?;
-                    (host_ids(&v).len() == 2).then_some(v)
-                },
-            );
-            let rows = sar.as_array().unwrap();
-            for h in HOSTS {
+        // `fleetctl sar -u -r --cluster prod`: both activities of both hosts in one call (JSON
+        // rows carry their activity), and the table has both hosts' -u and -r tables.
+        let args = ["sar", "-u", "-r", "--cluster", "prod", "--since", "10m"];
+        let sar = wait_for("sar -u -r rows of both", Duration::from_secs(30), || {
+            let v = ctl.json("alice", &args)?;
+            (host_ids(&v).len() == 2).then_some(v)
+        });
+        let rows = sar.as_array().unwrap();
+        for h in HOSTS {
+            for (activity, column) in [("cpu", "%user"), ("memory", "%memused")] {
                 assert!(
-                    rows.iter()
-                        .any(|r| r["host_id"] == h && r[column].is_number()),
+                    rows.iter().any(|r| r["host_id"] == h
+                        && r["activity"] == activity
+                        && r[column].is_number()),
                     "no {column} of {h} in {sar}"
                 );
             }
+        }
+        let table = ctl.ok("alice", &args);
+        for needle in ["(web1)", "(web2)", "%user", "%memused"] {
+            assert!(table.contains(needle), "{needle} missing:\n{table}");
         }
     });
 
@@ -481,25 +689,10 @@ fn the_story_on_two_real_hosts() {
     steps.run("4 a cgroup v2 OOM kill in web1", || {
         let web1 = &vms[0];
         let sshd = listener(web1);
-        // A bounded hog: 4 MiB at a time up to 2 GiB, in a unit limited to 64 MiB, no swap.
-        let out = web1.ssh(
-            "systemd-run --unit=fleet-hog --wait -p MemoryMax=64M -p MemorySwapMax=0 \
-             /usr/bin/python3 -c 'b = []\nfor i in range(512): b.append(bytearray(4 << 20))'",
-        );
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "the hog must be killed: {said}");
-        assert!(said.contains("oom-kill"), "{said}");
+        hog(web1);
         let t = Instant::now();
         let kill = wait_for("the kill in fleetctl oom", Duration::from_secs(60), || {
-            let v = ctl.json("alice", &["oom", "--cluster", "prod", "--since", "1h"])?;
-            v.as_array()?
-                .iter()
-                .find(|k| k["host_id"] == "web1" && k["victim_comm"] == "python3")
-                .cloned()
+            hog_kills(&ctl, "web1").into_iter().next()
         });
         eprintln!(
             "web1: the kill in `fleetctl oom` {:.1?} after the hog ended: {kill}",
@@ -531,6 +724,278 @@ fn the_story_on_two_real_hosts() {
         assert_eq!(web1.sh("echo logged in"), "logged in");
     });
 
+    steps.run("5 clock skew in web2", || {
+        let web2 = &vms[1];
+        let firing = || {
+            ctl.json("alice", &["alerts", "--state", "firing"])
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .find(|a| a["rule"] == SKEW_RULE)
+        };
+        let in_am = || {
+            ctl.alertmanager
+                .active_alerts()
+                .into_iter()
+                .find(|a| a["labels"]["alertname"] == SKEW_RULE)
+        };
+        // Before: both hosts measured against web1's chrony, close together, no alert.
+        let before = wait_for(
+            "prod's offsets within 20 ms and no skew alert",
+            Duration::from_secs(120),
+            || {
+                let v = ctl.json("alice", &["ntp", "--cluster", "prod"])?;
+                let offsets: Vec<f64> = v
+                    .as_array()?
+                    .iter()
+                    .filter_map(|r| r["offset_ms"].as_f64())
+                    .collect();
+                (offsets.len() == 2
+                    && (offsets[0] - offsets[1]).abs() < 20.0
+                    && firing().is_none()
+                    && in_am().is_none())
+                .then_some(v)
+            },
+        );
+        eprintln!("before: {before}");
+        // chrony stops, and web2's clock is stepped 300 ms ahead (its own clock only).
+        web2.sh(
+            "systemctl stop chrony && python3 -c 'import time; \
+             time.clock_settime(time.CLOCK_REALTIME, time.clock_gettime(time.CLOCK_REALTIME) + 0.3)'",
+        );
+        let t = Instant::now();
+        let alert = wait_for("the skew alert firing", Duration::from_secs(60), firing);
+        eprintln!("firing {:.1?} after the step: {alert}", t.elapsed());
+        assert!(
+            alert["hosts"].as_array().unwrap().iter().any(|h| h == "web2"),
+            "{alert}"
+        );
+        let spread = alert["value"].as_f64().unwrap_or(0.0);
+        assert!((250.0..350.0).contains(&spread), "spread {spread} ms: {alert}");
+        let am = wait_for("the alert in Alertmanager", Duration::from_secs(30), in_am);
+        eprintln!("in Alertmanager {:.1?} after the step: {}", t.elapsed(), am["labels"]);
+        assert_eq!(am["labels"]["cluster"], "prod", "{am}");
+        // chrony starts again and brings web2 back to web1's time: the alert resolves.
+        web2.sh("systemctl start chrony");
+        let t = Instant::now();
+        wait_for("the skew alert resolved", Duration::from_secs(120), || {
+            firing().is_none().then_some(())
+        });
+        eprintln!("resolved {:.1?} after chrony started", t.elapsed());
+        wait_for("resolved in Alertmanager", Duration::from_secs(30), || {
+            in_am().is_none().then_some(())
+        });
+        eprintln!(
+            "gone from Alertmanager {:.1?} after chrony started",
+            t.elapsed()
+        );
+    });
+
+    let restarts = steps.run("6 rolling upgrade", || {
+        // A new build: the same program with a build note appended (other bytes, as a rebuild
+        // gives), which the playbook's copy sees as a change.
+        let new_build = ctl.dir.join("bin/fleet-agent");
+        let mut bytes = std::fs::read(&new_build).unwrap();
+        bytes.extend_from_slice(b"\nfleet-agent build note: the story's upgrade\n");
+        std::fs::write(&new_build, &bytes).unwrap();
+        let new_sum = sha256_hex(&bytes);
+        let t = Instant::now();
+        // The default batch size (25%) makes it one host at a time here.
+        let (counts, took) = ctl.playbook(&[]);
+        eprintln!("upgrade run: {took:.1?}, {counts:?}");
+        let mut restarts = Vec::new();
+        for (vm, c) in vms.iter().zip(&counts) {
+            assert!(c["changed"] > 0 && c["failed"] == 0, "{c:?}");
+            let running = vm.sh(
+                "sha256sum /proc/$(systemctl show -p MainPID --value fleet-agent)/exe \
+                 | cut -d' ' -f1",
+            );
+            assert_eq!(running, new_sum, "{}: the new build runs", vm.name());
+            let journal = agent_journal(vm, "0");
+            let (stop, said) = last_entry(&journal, "agent stopped");
+            let (start, _) = last_entry(&journal, "fleet-agent starting");
+            assert!(start > stop, "{}: {journal:?}", vm.name());
+            eprintln!("{}: the old agent said: {said}", vm.name());
+            assert!(said.contains("dropped_samples=0"), "{said}");
+            restarts.push((stop, start));
+        }
+        // One at a time: web2's agent stopped only after web1's new agent had started.
+        assert!(
+            restarts[1].0 > restarts[0].1,
+            "web2 stopped at {} before web1's new agent started at {}",
+            restarts[1].0,
+            restarts[0].1
+        );
+        let since = format!("{}s", t.elapsed().as_secs() + 60);
+        for (h, (stop, start)) in HOSTS.iter().zip(&restarts) {
+            let times = wait_for(
+                &format!("{h}'s samples after the upgrade"),
+                Duration::from_secs(30),
+                || {
+                    let times = sample_times(&ctl, h, &since);
+                    (times.last().copied().unwrap_or(0.0) > start + 5.0).then_some(times)
+                },
+            );
+            let (gap, down) = check_restart(h, &times, *stop, *start, FIRST_SAMPLE_WITHIN);
+            eprintln!(
+                "{h}: {} samples around the upgrade, none doubled or lost; gap {gap:.2} s, \
+                 agent down {down:.2} s",
+                times.len()
+            );
+        }
+        let hosts = ctl.json("alice", &["hosts"]).unwrap();
+        for h in hosts.as_array().unwrap() {
+            assert_eq!(h["dropped_samples"], 0, "{h}");
+        }
+        restarts
+    });
+
+    steps.run("7 reboot web1", || {
+        let web1 = &mut vms[0];
+        // A persistent journal, so the previous boot's log can be read after the reboot.
+        web1.sh(
+            "mkdir -p /var/log/journal && systemd-tmpfiles --create --prefix /var/log/journal \
+                 && journalctl --flush",
+        );
+        let boot_before = web1.boot_id();
+        let kills_before = hog_kills(&ctl, "web1").len();
+        let took = web1.reboot();
+        eprintln!("web1: rebooted to ssh in {took:.1?}");
+        let boot = web1.boot_id();
+        wait_for(
+            "the agent active after the reboot",
+            Duration::from_secs(60),
+            || (web1.sh("systemctl is-active fleet-agent || true") == "active").then_some(()),
+        );
+        let journal = agent_journal(web1, "0");
+        let (start, _) = last_entry(&journal, "fleet-agent starting");
+        let (_, said) = last_entry(&journal, "kernel log: a new boot");
+        eprintln!("web1: {said}");
+        assert!(
+            said.contains(&boot) && said.contains(&boot_before),
+            "{said}"
+        );
+        let (stop, said) = last_entry(&agent_journal(web1, "-1"), "agent stopped");
+        eprintln!("web1: before the reboot the agent said: {said}");
+        // The policy came back with the agent: the new sshd listener (which cannot set itself,
+        // step 3) reads -1000.
+        wait_adj(web1, listener(web1), -1000, 10);
+        // A kill in the new boot is reported (the cursor of the old boot would skip it if it
+        // were kept), and the kill of step 4 is not sent again.
+        hog(web1);
+        let kills = wait_for("the new boot's kill", Duration::from_secs(60), || {
+            let kills = hog_kills(&ctl, "web1");
+            (kills.len() > kills_before).then_some(kills)
+        });
+        assert_eq!(kills.len(), kills_before + 1, "{kills:?}");
+        assert!(
+            secs(kills[0]["time"].as_str().unwrap()) > start,
+            "{}",
+            kills[0]
+        );
+        let cursor = web1.sh("cat /var/lib/fleet-agent/kmsg.cursor");
+        assert!(cursor.starts_with(&boot), "{cursor}");
+        let times = wait_for(
+            "web1's samples after the reboot",
+            Duration::from_secs(30),
+            || {
+                let times = sample_times(&ctl, "web1", "10m");
+                (times.last().copied().unwrap_or(0.0) > start + 5.0).then_some(times)
+            },
+        );
+        // From the first sample of the agent that step 6 started.
+        let after_step6 = times.iter().position(|&t| t > restarts[0].1).unwrap_or(0);
+        let (gap, down) = check_restart(
+            "web1",
+            &times[after_step6..],
+            stop,
+            start,
+            FIRST_SAMPLE_WITHIN,
+        );
+        eprintln!(
+            "web1: samples gap across the reboot {gap:.2} s, the agent was down {down:.2} s \
+             (stopped at shutdown, started in the new boot)"
+        );
+    });
+
+    steps.run("agent RSS and CPU in a VM at 1 s", || {
+        let probe = "p=$(systemctl show -p MainPID --value fleet-agent); \
+                     echo $(cut -d' ' -f14,15 /proc/$p/stat) $(cut -d' ' -f1 /proc/uptime) \
+                     $(grep -E 'VmHWM|VmRSS' /proc/$p/status | tr -s ' \t' ' ' | cut -d' ' -f2)";
+        let read = |vm: &Vm| -> Vec<f64> {
+            vm.sh(probe)
+                .split_whitespace()
+                .map(|f| f.parse().unwrap())
+                .collect()
+        };
+        let first: Vec<Vec<f64>> = vms.iter().map(read).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        for (vm, a) in vms.iter().zip(first) {
+            let b = read(vm);
+            let ticks = (b[0] + b[1]) - (a[0] + a[1]);
+            let ms_per_s = ticks * 10.0 / (b[2] - a[2]);
+            eprintln!(
+                "{}: fleet-agent CPU {ms_per_s:.2} ms per second over {:.0} s (guest time, \
+                 emulated CPU), RSS {} KiB, peak {} KiB",
+                vm.name(),
+                b[2] - a[2],
+                b[4],
+                b[3]
+            );
+        }
+    });
+
+    steps.run("8 uninstall", || {
+        let pids: Vec<u32> = vms.iter().map(listener).collect();
+        for (vm, pid) in vms.iter().zip(&pids) {
+            assert_eq!(adj(vm, *pid), -1000, "{}", vm.name());
+        }
+        let (counts, took) = ctl.playbook(&["-e", "fleet_state=absent", "-e", ALL_AT_ONCE]);
+        eprintln!("uninstall run: {took:.1?}, {counts:?}");
+        for (vm, pid) in vms.iter().zip(&pids) {
+            // The listener is back at the value it had before the policy (0, step 3).
+            assert_eq!(adj(vm, *pid), 0, "{}: original value restored", vm.name());
+            assert_eq!(
+                vm.sh(
+                    "systemctl list-unit-files fleet-agent.service | grep -c fleet-agent || true; \
+                     for f in /usr/local/bin/fleet-agent /etc/fleet /var/lib/fleet-agent \
+                       /etc/systemd/system/fleet-agent.service; do [ -e $f ] && echo $f; done; \
+                     getent passwd fleet-agent; getent group fleet-agent; pgrep -x fleet-agent; true"
+                ),
+                "0",
+                "{}: left after the uninstall",
+                vm.name()
+            );
+        }
+        let (counts, _) = ctl.playbook(&["-e", "fleet_state=absent", "-e", ALL_AT_ONCE]);
+        for c in &counts {
+            assert_eq!((c["changed"], c["failed"]), (0, 0), "{c:?}");
+        }
+        let hosts = ctl.json("alice", &["hosts"]).unwrap();
+        for h in hosts.as_array().unwrap() {
+            assert_eq!(h["connected"], false, "{h}");
+        }
+    });
+
     drop(steps);
     eprintln!("test total {:.1?}", t0.elapsed());
+}
+
+/// Lowercase hex SHA-256 of `bytes` (as `sha256sum` prints it).
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -184,6 +184,42 @@ impl Vm {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The guest kernel's boot id (`/proc/sys/kernel/random/boot_id`), new at every boot.
+    pub fn boot_id(&self) -> String {
+        self.sh("cat /proc/sys/kernel/random/boot_id")
+    }
+
+    /// `systemctl reboot` in the guest (qemu resets the machine and boots it again, same disk),
+    /// then waits until ssh logs in to a new boot; returns how long that took.
+    ///
+    /// # Panics
+    /// If qemu exits, or no new boot answers within the boot timeout.
+    pub fn reboot(&mut self) -> Duration {
+        let t0 = Instant::now();
+        let before = self.boot_id();
+        // ssh may see the connection close before it returns: its status does not matter.
+        let _ = self.ssh("systemctl reboot");
+        let timeout = self.accel.boot_timeout();
+        while t0.elapsed() < timeout {
+            assert!(
+                self.qemu.running(),
+                "VM {}: qemu exited during the reboot; serial console (end):\n{}",
+                self.name(),
+                self.serial_tail(40)
+            );
+            let out = self.ssh("cat /proc/sys/kernel/random/boot_id");
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() != before {
+                return t0.elapsed();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "VM {}: no ssh login to a new boot within {timeout:?}; serial console (end):\n{}",
+            self.name(),
+            self.serial_tail(40)
+        );
+    }
+
     /// `systemctl poweroff` in the guest, then waits for qemu to exit; returns how long that took.
     ///
     /// # Panics

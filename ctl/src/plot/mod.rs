@@ -14,10 +14,14 @@
 //! a pixel back to a time (`data-since-ms`, `data-until-ms`, and the plot area's `data-x0`,
 //! `data-x1` in viewBox units); each line is a `<path class="series" data-points="N">`. Every
 //! text that came from an agent goes through [`escape`].
+//!
+//! [`source`] is the one impure part: it fetches the rows and OOM kills to draw.
 
 mod axis;
+mod bucket;
 mod draw;
 mod groups;
+pub mod source;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -27,6 +31,7 @@ use fleet_proto::schema::ActivitySchema;
 use fleet_proto::v1::SarRow;
 
 pub use axis::utc;
+pub use bucket::downsample;
 pub use draw::sparkline;
 pub use groups::{groups, Group};
 

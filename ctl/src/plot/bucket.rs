@@ -14,7 +14,7 @@ pub fn downsample(rows: Vec<PlotRow>, range: Range, buckets: usize) -> Vec<PlotR
     let mut series: BTreeMap<(String, String), Vec<PlotRow>> = BTreeMap::new();
     for row in rows {
         series
-            .entry((row.host.clone(), row.instance.clone()))
+            .entry((row.host_id.clone(), row.instance.clone()))
             .or_default()
             .push(row);
     }
@@ -72,6 +72,7 @@ fn merge(rows: &[PlotRow], start_ms: i64, width_ms: i64) -> PlotRow {
     }
     let first = &rows[0];
     PlotRow {
+        host_id: first.host_id.clone(),
         host: first.host.clone(),
         instance: first.instance.clone(),
         time_ms: start_ms + width_ms / 2,
@@ -90,6 +91,7 @@ mod tests {
 
     fn row(t: i64, v: f64) -> PlotRow {
         PlotRow {
+            host_id: "h".into(),
             host: "h".into(),
             instance: "-".into(),
             time_ms: t,

@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use fleet_proto::schema::ActivitySchema;
 use fleet_proto::v1::SarRow;
 
-pub use axis::utc;
+pub use axis::{utc, value_label};
 pub use bucket::downsample;
 pub use draw::sparkline;
 pub use groups::{groups, Group};
@@ -43,6 +43,8 @@ pub const PANEL_WIDTH: u32 = 960;
 /// One row to draw: a sar row, or one bucket of a downsampled query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlotRow {
+    /// The host's id: one series per host id and instance.
+    pub host_id: String,
     /// The host's name as shown (hostname, or host id without one).
     pub host: String,
     /// `all`, a CPU, a device, an interface; `-` or empty for none.
@@ -67,6 +69,7 @@ impl PlotRow {
     /// A raw sar row, without envelope.
     pub fn from_sar(row: &SarRow) -> PlotRow {
         PlotRow {
+            host_id: row.host_id.clone(),
             host: host_name(&row.hostname, &row.host_id).to_owned(),
             instance: row.instance.clone(),
             time_ms: row.time_ms,
@@ -128,10 +131,14 @@ pub fn activity_panels(
     markers: &[Marker],
 ) -> Vec<Panel> {
     // One series per (host, instance), rows by time.
-    let mut series: BTreeMap<(&str, &str), Vec<&PlotRow>> = BTreeMap::new();
+    let mut series: BTreeMap<(&str, &str, &str), Vec<&PlotRow>> = BTreeMap::new();
     for row in rows {
         series
-            .entry((row.host.as_str(), row.instance.as_str()))
+            .entry((
+                row.host.as_str(),
+                row.host_id.as_str(),
+                row.instance.as_str(),
+            ))
             .or_default()
             .push(row);
     }
@@ -147,7 +154,7 @@ pub fn activity_panels(
                 let Some(index) = schema.columns.iter().position(|c| c == column) else {
                     continue;
                 };
-                for ((host, instance), rows) in &series {
+                for ((host, _, instance), rows) in &series {
                     let mut label = format!("{column} {host}");
                     if has_instances && !instance.is_empty() && *instance != "-" {
                         let _ = write!(label, " {instance}");

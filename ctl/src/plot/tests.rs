@@ -17,6 +17,7 @@ fn range() -> Range {
 
 fn row(host: &str, instance: &str, i: i64, values: Vec<f64>) -> PlotRow {
     PlotRow {
+        host_id: host.into(),
         host: host.into(),
         instance: instance.into(),
         time_ms: T0 + i * 10_000,

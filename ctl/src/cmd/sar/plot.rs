@@ -104,6 +104,7 @@ mod tests {
 
     fn row(instance: &str, i: i64, columns: usize) -> PlotRow {
         PlotRow {
+            host_id: "a1".into(),
             host: "web-1".into(),
             instance: instance.into(),
             time_ms: now().timestamp_millis() - 300_000 + i * 10_000,

@@ -112,9 +112,10 @@ pub(super) async fn page(collector: &Collector, query: Option<&str>) -> Result<S
     }
     for (name, hosts) in by_cluster {
         body.push_str(&format!(
-            "<h2>Cluster {} <span class=\"note\">{} hosts</span></h2>",
+            "<h2>Cluster {} <span class=\"note\">{} host{}</span></h2>",
             e(name),
-            hosts.len()
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
         ));
         let cells: Vec<Vec<String>> = hosts.iter().map(|h| rows.row(h)).collect();
         body.push_str(&table(

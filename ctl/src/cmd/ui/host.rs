@@ -77,7 +77,10 @@ pub(super) async fn page(
         },
         e(&time(host.last_seen_ms)),
     );
-    body.push_str("<p class=\"ranges\">");
+    body.push_str(&format!(
+        "<p class=\"ranges\" data-since-ms=\"{}\" data-until-ms=\"{}\">",
+        range.since_ms, range.until_ms
+    ));
     for (label, since) in RANGES {
         body.push_str(&format!(
             "<a href=\"/hosts/{}?since={since}\">{label}</a> ",

@@ -269,3 +269,49 @@ impl HostRows<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fleet_proto::v1::HostIdentity;
+
+    use super::*;
+
+    fn host(labels: &[(&str, &str)]) -> HostInfo {
+        HostInfo {
+            identity: Some(HostIdentity {
+                host_id: "a1".into(),
+                cluster: "prod".into(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                ..HostIdentity::default()
+            }),
+            ..HostInfo::default()
+        }
+    }
+
+    #[test]
+    fn label_filter_takes_a_key_or_a_pair() {
+        let h = host(&[("role", "web")]);
+        assert!(has_label(&h, "role=web"));
+        assert!(has_label(&h, "role"));
+        assert!(!has_label(&h, "role=db"));
+        assert!(!has_label(&h, "zone"));
+    }
+
+    #[test]
+    fn the_filter_form_escapes_what_it_echoes() {
+        let clusters = BTreeSet::from(["prod", "<x>"]);
+        let form = filter_form(&clusters, "prod", Some("\"><script>"));
+        assert!(
+            !form.contains("<script>") && !form.contains("<x>"),
+            "{form}"
+        );
+        assert!(form.contains("value=\"prod\" selected"), "{form}");
+        assert!(
+            form.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+            "{form}"
+        );
+    }
+}

@@ -189,3 +189,69 @@ fn render(detail: &OomKillDetail) -> String {
     ));
     layout(&format!("OOM kill {}", kill.id), &body, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use fleet_proto::v1::{OomEvent, OomKill, SarRow};
+
+    use super::*;
+    use crate::cmd::testing::T0;
+
+    const EVIL: &str = "<img src=x onerror=alert(1)>";
+
+    fn detail() -> OomKillDetail {
+        let tasks = serde_json::json!({
+            "tasks": [
+                {"pid": 1, "uid": 0, "rss": 10, "name": "small"},
+                {"pid": 2, "uid": 0, "rss": 900, "name": EVIL},
+            ]
+        });
+        OomKillDetail {
+            kill: Some(OomKill {
+                id: "1-abc-0".into(),
+                host_id: "a1".into(),
+                hostname: EVIL.into(),
+                cluster: "prod".into(),
+                event: Some(OomEvent {
+                    time_ms: T0,
+                    victim_comm: Some(EVIL.into()),
+                    victim_pid: Some(2),
+                    constraint: Some("CONSTRAINT_MEMCG".into()),
+                    global_oom: Some(false),
+                    task_memcg: Some("/evil/<b>".into()),
+                    detail_json: tasks.to_string(),
+                    ..OomEvent::default()
+                }),
+            }),
+            memory: (0..5)
+                .map(|i| SarRow {
+                    host_id: "a1".into(),
+                    hostname: EVIL.into(),
+                    time_ms: T0 - 50_000 + i * 10_000,
+                    interval_ms: 10_000,
+                    instance: "-".into(),
+                    values: vec![1.0; 11],
+                })
+                .collect(),
+            ..OomKillDetail::default()
+        }
+    }
+
+    #[test]
+    fn the_page_escapes_the_report_and_lists_tasks_by_rss() {
+        let page = render(&detail());
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(1)&gt; (pid 2)"),
+            "{page}"
+        );
+        assert!(page.contains("task_memcg /evil/&lt;b&gt;"));
+        assert!(page.contains("CONSTRAINT_MEMCG (memory cgroup OOM)"));
+        let big = page.find("<td>900</td>").unwrap();
+        let small = page.find("<td>10</td>").unwrap();
+        assert!(big < small, "largest rss first");
+        // The memory graphs, the kill marked on each.
+        assert_eq!(page.matches("data-activity=\"memory\" width").count(), 5);
+        assert_eq!(page.matches("class=\"marker\"").count(), 5 + 3 + 1 + 4);
+    }
+}

@@ -352,6 +352,7 @@ fn ui_serves_the_pages_from_a_real_collector() {
         assert!(!of.is_empty(), "no {activity} graph: {found:?}");
         assert!(of.iter().all(|p| *p > 0), "{activity}: {of:?}");
     }
+    assert!(host.contains("<details class=\"per-cpu\"><summary>each CPU ("));
     assert!(
         host.contains(&format!(
             "<a href=\"/oom/{kill_id}\"><line class=\"marker\""

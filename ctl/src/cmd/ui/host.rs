@@ -1,12 +1,13 @@
 //! `/hosts/HOST_ID`: a graph per sar activity the host reports over a range (`?since=&until=`,
 //! default the last hour, at most 31 days), in sar's order, panels grouped as `sadf -g` groups
-//! them, the range's OOM kills marked on each and linked to `/oom/ID`. Dragging across a graph
+//! them (CPU: `all`, then each CPU folded), the range's OOM kills marked on each and linked to `/oom/ID`. Dragging across a graph
 //! reloads the page with the dragged range (`assets/ui.js`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use fleet_proto::schema::schema;
+use fleet_proto::schema::{schema, ActivitySchema};
 use fleet_proto::v1::{Activity, ListHostsRequest};
 use futures::future::try_join_all;
 
@@ -15,7 +16,7 @@ use super::PageError;
 use crate::client::Collector;
 use crate::cmd::sar::SAR_ORDER;
 use crate::plot::source::{self, oom_markers, Selection};
-use crate::plot::{activity_panels, utc};
+use crate::plot::{activity_panels, utc, Marker, PlotRow, Range};
 
 /// The range links offered: (label, `since`).
 const RANGES: [(&str, &str); 6] = [
@@ -111,9 +112,15 @@ pub(super) async fn page(
         let Some(schema) = schema(*activity) else {
             continue;
         };
-        if *activity == Activity::Cpu {
-            rows.retain(|r| r.instance == "all");
-        }
+        // CPU: the "all" line on top, each CPU in a panel of its own below it, folded (as
+        // `sadf -g` draws one graph per CPU).
+        let per_cpu = if *activity == Activity::Cpu {
+            let (all, each): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.instance == "all");
+            rows = all;
+            each
+        } else {
+            Vec::new()
+        };
         if rows.is_empty() {
             silent.push(schema.sar_flag);
             continue;
@@ -127,6 +134,9 @@ pub(super) async fn page(
         for panel in activity_panels(schema, &rows, range, &markers) {
             body.push_str(&panel.svg);
         }
+        if !per_cpu.is_empty() {
+            body.push_str(&per_cpu_panels(schema, per_cpu, range, &markers));
+        }
         body.push_str("</section>");
     }
     if !silent.is_empty() {
@@ -136,4 +146,32 @@ pub(super) async fn page(
         ));
     }
     Ok(layout(&format!("Host {name}"), &body, None))
+}
+
+/// One folded panel per CPU, in CPU order.
+fn per_cpu_panels(
+    schema: &ActivitySchema,
+    rows: Vec<PlotRow>,
+    range: Range,
+    markers: &[Marker],
+) -> String {
+    let mut by_cpu: BTreeMap<(u32, String), Vec<PlotRow>> = BTreeMap::new();
+    for row in rows {
+        let key = (
+            row.instance.parse().unwrap_or(u32::MAX),
+            row.instance.clone(),
+        );
+        by_cpu.entry(key).or_default().push(row);
+    }
+    let mut s = format!(
+        "<details class=\"per-cpu\"><summary>each CPU ({})</summary>",
+        by_cpu.len()
+    );
+    for rows in by_cpu.values() {
+        for panel in activity_panels(schema, rows, range, markers) {
+            s.push_str(&panel.svg);
+        }
+    }
+    s.push_str("</details>");
+    s
 }

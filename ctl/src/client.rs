@@ -132,6 +132,11 @@ pub struct CallError {
 }
 
 impl CallError {
+    /// The gRPC status code the collector answered with.
+    pub fn code(&self) -> Code {
+        self.status.code()
+    }
+
     /// This error, except that `NotFound` reads `message()`: for a call that names the thing it
     /// asks for (`no policy named NAME`), which the command can say better than the status.
     pub fn not_found_as(self, message: impl FnOnce() -> String) -> anyhow::Error {

@@ -17,6 +17,8 @@
 //!   `Collector::query` and `Collector::policies`.
 //! - [`config`]: the optional TOML file, merged with flags and `FLEET_COLLECTOR` into
 //!   [`config::Settings`].
+//! - [`plot`]: sar rows drawn as SVG panels grouped as `sadf -g` groups them (pure: rows in,
+//!   string out), for `sar --plot` and the pages of `ui`.
 //! - [`timearg`]: pure parsing of `--since`/`--until` and their range.
 //! - [`certs`]: the fleet's CA, certificates and revocation list (`certs/issue.rs`: `init`,
 //!   `issue`, `issue --ensure`; `certs/crl.rs`: `revoke`); `fleetctl certs` is [`cmd::certs`].
@@ -38,6 +40,7 @@ pub mod config;
 #[cfg(test)]
 mod golden;
 pub mod output;
+pub mod plot;
 pub mod timearg;
 
 use std::io::{self, Write};

@@ -22,6 +22,7 @@ pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod top_oom;
+pub mod ui;
 
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
@@ -128,6 +129,9 @@ commands! {
     /// Make the fleet's CA and certificates for the collector, agents, viewers and operators
     /// (offline: no collector is contacted)
     Certs(certs::CertsArgs),
+    /// A local web console of the fleet (graphs, OOM kills, alerts), as this certificate may see
+    /// it; viewer only
+    Ui(ui::UiArgs),
     /// OOM policies: set oom_score_adj of matching processes on the targeted hosts; every change
     /// is a new version, recorded with who made it
     Policy(policy::PolicyArgs),

@@ -177,7 +177,7 @@ fn source_synced(s: &NtpServerStatus) -> bool {
 
 /// A host's offset as its cluster's spread counts it: from its synced source with the lowest
 /// stratum, ties to the lower delay, then to the first configured.
-fn best_offset(host: &NtpHostStatus) -> Option<f64> {
+pub(crate) fn best_offset(host: &NtpHostStatus) -> Option<f64> {
     host.clock
         .as_ref()?
         .servers

@@ -97,7 +97,7 @@ struct KillDetailView<'a> {
 }
 
 /// The evidence sections of `oom show`: activity, title, rows (sorted as sar sorts them).
-fn evidence(detail: &OomKillDetail) -> [(Activity, &'static str, Vec<SarRow>); 4] {
+pub(crate) fn evidence(detail: &OomKillDetail) -> [(Activity, &'static str, Vec<SarRow>); 4] {
     let sorted = |rows: &[SarRow]| {
         let mut rows = rows.to_vec();
         sar::sort_sar_rows(&mut rows);
@@ -327,6 +327,16 @@ const TASK_COLUMNS: [&str; 14] = [
 /// The report's task table with the columns its kernel printed, largest rss first (rss, or on
 /// kernels that split it only, the sum of its parts), then by pid.
 fn task_table(tasks: &[Value]) -> String {
+    let (columns, body) = task_rows(tasks);
+    let right: Vec<bool> = columns.iter().map(|c| c != "name").collect();
+    let mut rows = vec![columns];
+    rows.extend(body);
+    table(&rows, &right)
+}
+
+/// The task table's column names and its rows of cells, as [`task_table`] orders them (also
+/// the `/oom/ID` page of `fleetctl ui`).
+pub(crate) fn task_rows(tasks: &[Value]) -> (Vec<String>, Vec<Vec<String>>) {
     let objects: Vec<&serde_json::Map<String, Value>> =
         tasks.iter().filter_map(Value::as_object).collect();
     let has = |key: &str| objects.iter().any(|o| o.contains_key(key));
@@ -354,7 +364,7 @@ fn task_table(tasks: &[Value]) -> String {
     let mut sorted = objects.clone();
     sorted.sort_by(|a, b| rss(b).cmp(&rss(a)).then_with(|| pid(a).cmp(&pid(b))));
 
-    let mut rows = vec![columns.iter().map(|c| c.to_string()).collect::<Vec<_>>()];
+    let mut rows = Vec::new();
     for o in sorted {
         rows.push(
             columns
@@ -366,8 +376,7 @@ fn task_table(tasks: &[Value]) -> String {
                 .collect(),
         );
     }
-    let right: Vec<bool> = columns.iter().map(|c| *c != "name").collect();
-    table(&rows, &right)
+    (columns.iter().map(|c| c.to_string()).collect(), rows)
 }
 
 #[cfg(test)]

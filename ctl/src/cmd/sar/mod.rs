@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! fleetctl sar [-u [-P ALL]] [-r] [-S] [-W] [-B] [-b] [-d] [-q [CPU|IO|MEM]] [-n DEV|EDEV ...]
-//!              (--host H ... | --cluster C) [--since T] [--until T]
+//!              (--host H ... | --cluster C) [--since T] [--until T] [--plot FILE.svg|-]
 //! ```
+//!
+//! With `--plot`, the same rows are drawn as one SVG instead (the `plot` module).
 //!
 //! Clap checks the arguments: at least one activity (an [`ArgGroup`]; `-q` once, `-n` repeatable
 //! and also `-n DEV,EDEV`), `-P ALL` only with `-u`, at least one of `--host`/`--cluster`,
@@ -31,6 +33,7 @@
 //! With one activity the output is what it was before several could be asked for, byte for
 //! byte. `oom show` prints its evidence with `sar_body` and `SarJsonRow`.
 
+mod plot;
 mod render;
 
 use anyhow::{Context as _, Result};
@@ -139,6 +142,10 @@ pub struct SarArgs {
     /// End of the time range [default: now]
     #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
     pub until: Option<TimeArg>,
+
+    /// Draw the activities as one SVG file (`-`: stdout), a panel per column group as sadf -g
+    #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// The argument of `-q`.
@@ -232,8 +239,12 @@ impl SarArgs {
 
 impl Run for SarArgs {
     async fn run(self, ctx: &Context) -> Result<Output> {
-        let plan = SarPlan::new(&self, Utc::now())?;
+        let now = Utc::now();
+        let plan = SarPlan::new(&self, now)?;
         let collector = ctx.connect().await?;
+        if let Some(target) = &self.plot {
+            return plot::plot(&plan, &collector, target, now).await;
+        }
         let collector = &collector;
         // One QuerySar per activity, in parallel.
         let sar = try_join_all(plan.sections.iter().map(|section| {
@@ -357,7 +368,7 @@ impl SectionPlan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use clap::error::ErrorKind;
 
     use super::*;
@@ -365,7 +376,7 @@ mod tests {
     use crate::cmd::Command;
 
     /// `fleetctl sar ARGS...`'s arguments.
-    fn sar_args(args: &[&str]) -> SarArgs {
+    pub(super) fn sar_args(args: &[&str]) -> SarArgs {
         match command("sar", args) {
             Command::Sar(sar) => sar,
             other => panic!("not sar: {other:?}"),

@@ -1,0 +1,638 @@
+//! End-to-end: the graphs. `fleetctl sar --plot` against a real collector and agent writes a
+//! valid SVG with a panel per column group, each holding points; `fleetctl ui` serves its pages
+//! from a real collector and agent (status codes, content, escaping, a clean stop).
+
+use std::time::Duration;
+
+use fleet_tests::*;
+use roxmltree::Document;
+
+/// The panels of an SVG document: (activity, points in its lines).
+fn panels(svg: &str) -> Vec<(String, usize)> {
+    let doc = Document::parse(svg).unwrap_or_else(|e| panic!("not XML ({e}): {svg}"));
+    doc.descendants()
+        .filter(|n| n.attribute("class") == Some("panel"))
+        .map(|p| {
+            let points = p
+                .descendants()
+                .filter(|n| n.attribute("class") == Some("series"))
+                .map(|n| {
+                    n.attribute("data-points")
+                        .unwrap()
+                        .parse::<usize>()
+                        .unwrap()
+                })
+                .sum();
+            (p.attribute("data-activity").unwrap().to_owned(), points)
+        })
+        .collect()
+}
+
+#[test]
+fn sar_plot_writes_a_panel_per_column_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+    let url = c.url();
+    let _agent = start_agent(&url, &tmp.path().join("a1"), "web1", "prod", &[]);
+    wait_for_samples(&url, "web1", 4);
+
+    // -u: 1 panel, -r: 5, -q: 3 (sadf -g's groups).
+    let file = tmp.path().join("graphs.svg");
+    let out = fleetctl(
+        &url,
+        &[
+            "sar",
+            "-q",
+            "-r",
+            "-u",
+            "--host",
+            "web1",
+            "--since",
+            "5m",
+            "--plot",
+            file.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("9 panels"), "{stderr}");
+    let svg = std::fs::read_to_string(&file).unwrap();
+    let found = panels(&svg);
+    let activities: Vec<&str> = found.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        activities,
+        ["cpu", "memory", "memory", "memory", "memory", "memory", "load", "load", "load"]
+    );
+    for (activity, points) in &found {
+        assert!(*points >= 4, "{activity}: {points} points");
+    }
+    assert!(svg.contains("<title>%user web1 all</title>"));
+
+    // `--plot -`: the same to stdout, here for a cluster.
+    let out = fleetctl(
+        &url,
+        &[
+            "sar",
+            "-n",
+            "DEV",
+            "--cluster",
+            "prod",
+            "--since",
+            "5m",
+            "--plot",
+            "-",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = panels(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(found.len(), 4);
+    assert!(
+        found.iter().all(|(a, p)| a == "net-dev" && *p > 0),
+        "{found:?}"
+    );
+
+    // A range without samples: the panel says so, and so does stderr.
+    let out = fleetctl(
+        &url,
+        &[
+            "sar",
+            "-W",
+            "--host",
+            "web1",
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--until",
+            "2020-01-01T01:00:00Z",
+            "--plot",
+            "-",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no samples (sar -W)"), "{stderr}");
+    assert_eq!(
+        panels(&String::from_utf8(out.stdout).unwrap()),
+        [("swapping".to_owned(), 0)]
+    );
+}
+
+/// A GET of `path` from the console at `addr`: status code, content type and body.
+fn get(addr: &str, path: &str) -> (u16, String, String) {
+    request(addr, "GET", path, None)
+}
+
+/// One HTTP/1.1 request on loopback (`body`: JSON), read to the end: status, content type, body.
+fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Read up to the end of the body (chromedriver keeps the connection open).
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+        bytes.extend_from_slice(&chunk[..n]);
+        if n == 0 || complete(&bytes) {
+            break;
+        }
+    }
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head[9..12].parse().unwrap();
+    let content_type = header(head, "content-type").unwrap_or_default();
+    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, content_type, body)
+}
+
+/// The value of header `name` (lower case) in `head`, lower-cased.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_ascii_lowercase())
+    })
+}
+
+/// Whether `bytes` hold a whole answer: its head and a body of its Content-Length, or a chunked
+/// body up to its last chunk.
+fn complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    if let Some(length) = header(head, "content-length") {
+        return body.len() >= length.parse::<usize>().unwrap_or(usize::MAX);
+    }
+    header(head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with("0\r\n\r\n")
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// The `<svg class="panel">` elements of a page, each parsed alone: (activity, points).
+fn page_panels(html: &str) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"panel\"") {
+        let end = start + rest[start..].find("</svg>").unwrap() + "</svg>".len();
+        found.extend(panels(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// The fixture's OOM report as /dev/kmsg records stamped now (microseconds since boot), so the
+/// agent dates its kills a moment ago.
+fn kmsg_report_now() -> String {
+    let fixture = paths::read_workspace_file(
+        "agent/tests/fixtures/oom/035-DERIVED-kmsg-from-002-aks515-memcg.kmsg",
+    );
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut us = (uptime * 1e6) as u64;
+    let mut out = String::new();
+    for line in fixture.lines() {
+        let mut fields = line.splitn(4, ',');
+        let (pri, seq, _, rest) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        out.push_str(&format!("{pri},{seq},{us},{rest}\n"));
+        us += 3;
+    }
+    out
+}
+
+/// A collector, an agent `web1` (cluster prod, a hostile label, the fixture's OOM kills in its
+/// kernel log) and `fleetctl ui` serving them.
+struct Console {
+    addr: String,
+    kill_id: String,
+    ui: procs::Proc,
+    _agent: procs::Proc,
+    _collector: Collector,
+    tmp: tempfile::TempDir,
+}
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+impl Console {
+    fn start() -> Console {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
+        let url = c.url();
+        let kmsg = tmp.path().join("kmsg");
+        std::fs::write(&kmsg, "").unwrap();
+        let label = format!("note={HOSTILE}");
+        let agent = start_agent(
+            &url,
+            &tmp.path().join("a1"),
+            "web1",
+            "prod",
+            &["--kmsg-path", kmsg.to_str().unwrap(), "--label", &label],
+        );
+        wait_for_samples(&url, "web1", 4);
+        std::fs::write(&kmsg, kmsg_report_now()).unwrap();
+        let kills = wait_for(
+            "the fixture's kills stored",
+            Duration::from_secs(30),
+            || {
+                let v = try_fleetctl_json(&url, &["oom", "--host", "web1"])?;
+                let kills = v.as_array()?.clone();
+                (!kills.is_empty()).then_some(kills)
+            },
+        );
+        let kill_id = kills[0]["id"].as_str().unwrap().to_owned();
+
+        let mut ui = procs::Proc::start(
+            std::process::Command::new(bin("fleetctl"))
+                .args([
+                    "--collector",
+                    &url,
+                    "--insecure",
+                    "ui",
+                    "--listen",
+                    "127.0.0.1:0",
+                ])
+                .stdout(std::process::Stdio::piped()),
+            &tmp.path().join("ui.log"),
+        );
+        let line = ui.first_stdout_line();
+        let addr = line
+            .strip_prefix("serving on http://")
+            .unwrap_or_else(|| panic!("first line {line:?}; log:\n{}", ui.log_text()))
+            .to_owned();
+        Console {
+            addr,
+            kill_id,
+            ui,
+            _agent: agent,
+            _collector: c,
+            tmp,
+        }
+    }
+}
+
+#[test]
+fn ui_serves_the_pages_from_a_real_collector() {
+    let mut console = Console::start();
+    let (addr, kill_id) = (console.addr.clone(), console.kill_id.clone());
+    let hostile = HOSTILE;
+
+    // The fleet: the host, its hostile label escaped, sparklines with points, its kills.
+    let (status, content_type, home) = get(&addr, "/");
+    assert_eq!(status, 200, "{home}");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(home.contains("href=\"/hosts/web1\""), "{home}");
+    assert!(!home.contains(hostile), "unescaped label in {home}");
+    assert!(
+        home.contains("note=&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{home}"
+    );
+    assert!(home.contains("Cluster prod"), "{home}");
+    assert!(home.contains("class=\"spark\""), "{home}");
+    assert!(
+        !home.contains("class=\"series\" data-points=\"0\""),
+        "{home}"
+    );
+    assert!(
+        home.contains("<span class=\"bad\">"),
+        "kills counted: {home}"
+    );
+    let (status, _, filtered) = get(&addr, "/?cluster=staging");
+    assert_eq!(status, 200);
+    assert!(!filtered.contains("href=\"/hosts/web1\""), "{filtered}");
+
+    // The host: a graph per activity it reports, each panel with points, the kills marked.
+    let (status, _, host) = get(&addr, "/hosts/web1");
+    assert_eq!(status, 200, "{host}");
+    let found = page_panels(&host);
+    for activity in ["cpu", "memory", "load", "paging", "net-dev"] {
+        let of: Vec<usize> = found
+            .iter()
+            .filter(|(a, _)| a == activity)
+            .map(|(_, p)| *p)
+            .collect();
+        assert!(!of.is_empty(), "no {activity} graph: {found:?}");
+        assert!(of.iter().all(|p| *p > 0), "{activity}: {of:?}");
+    }
+    assert!(host.contains("<details class=\"per-cpu\"><summary>each CPU ("));
+    assert!(
+        host.contains(&format!(
+            "<a href=\"/oom/{kill_id}\"><line class=\"marker\""
+        )),
+        "kill marker linked to its page"
+    );
+    let (status, _, zoomed) = get(&addr, "/hosts/web1?since=10m&until=0m");
+    assert_eq!(status, 200, "{zoomed}");
+    let (status, _, _) = get(&addr, "/hosts/web1?since=yesterday");
+    assert_eq!(status, 400);
+    let (status, _, missing) = get(&addr, "/hosts/nosuch");
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing.contains("no host with id nosuch"), "{missing}");
+
+    // The kill: its report, its task table, the graphs before it.
+    let (status, _, oom) = get(&addr, &format!("/oom/{kill_id}"));
+    assert_eq!(status, 200, "{oom}");
+    assert!(oom.contains("table class=\"tasks sortable\""), "{oom}");
+    assert!(oom.contains("Constraint"), "{oom}");
+    let oom_panels = page_panels(&oom);
+    assert!(
+        oom_panels.iter().any(|(a, p)| a == "memory" && *p > 0),
+        "{oom_panels:?}"
+    );
+    assert!(oom.contains("class=\"marker\""));
+    let (status, _, _) = get(&addr, "/oom/nosuch");
+    assert_eq!(status, 404);
+
+    let (status, _, alerts) = get(&addr, "/alerts");
+    assert_eq!(status, 200, "{alerts}");
+    assert!(alerts.contains("firing"), "{alerts}");
+    let (status, content_type, script) = get(&addr, "/assets/ui.js");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/javascript"),
+        "{content_type}"
+    );
+    assert!(script.contains("sortable"));
+    assert_eq!(get(&addr, "/no/such/page").0, 404);
+
+    // SIGTERM stops it cleanly.
+    assert_eq!(
+        console.ui.term(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        console.ui.log_text()
+    );
+}
+
+/// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
+/// chromedriver's `se/log` for the browser console).
+struct Browser {
+    addr: String,
+    session: String,
+    driver: procs::Proc,
+}
+
+impl Browser {
+    fn start(
+        chromedriver: &std::path::Path,
+        chromium: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Browser {
+        let port = net::free_port();
+        let driver = procs::Proc::start(
+            std::process::Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null()),
+            &dir.join("chromedriver.log"),
+        );
+        let addr = format!("127.0.0.1:{port}");
+        wait_for("chromedriver ready", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr).ok()?;
+            let (_, _, body) = request(&addr, "GET", "/status", None);
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        });
+        let profile = dir.join("chromium-profile");
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1024",
+                         format!("--user-data-dir={}", profile.display())],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let (status, _, body) = request(&addr, "POST", "/session", Some(&capabilities.to_string()));
+        assert_eq!(status, 200, "new session: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Browser {
+            addr,
+            session,
+            driver,
+        }
+    }
+
+    /// A command of this session: its `value`.
+    fn call(&self, method: &str, command: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = format!("/session/{}/{command}", self.session);
+        let body = (!body.is_null()).then(|| body.to_string());
+        let (status, _, answer) = request(&self.addr, method, &path, body.as_deref());
+        assert_eq!(status, 200, "{method} {command}: {answer}");
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "url", serde_json::json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "url", serde_json::Value::Null)
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn script(&self, js: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            "execute/sync",
+            serde_json::json!({ "script": js, "args": [] }),
+        )
+    }
+
+    /// The browser console's errors since the last call.
+    fn console_errors(&self) -> Vec<serde_json::Value> {
+        self.call("POST", "se/log", serde_json::json!({ "type": "browser" }))
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ends Chromium; chromedriver itself is stopped by its Proc.
+        let path = format!("/session/{}", self.session);
+        let _ = request(&self.addr, "DELETE", &path, None);
+        let _ = self.driver.term(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn ui_pages_in_headless_chromium() {
+    const TEST: &str = "ui_pages_in_headless_chromium";
+    let chromium = skip_unless!(TEST, caps::program("chromium", "chromium"));
+    let chromedriver = skip_unless!(TEST, caps::program("chromedriver", "chromium-driver"));
+    let console = Console::start();
+    let browser = Browser::start(&chromedriver, &chromium, console.tmp.path());
+    let base = format!("http://{}", console.addr);
+    let oom = format!("/oom/{}", console.kill_id);
+
+    // Each page loads, is not an error page, and logs no error.
+    for path in ["/", "/hosts/web1", oom.as_str(), "/alerts"] {
+        browser.go(&format!("{base}{path}"));
+        let title = browser.script("return document.title");
+        let title = title.as_str().unwrap();
+        assert!(
+            title.ends_with("· Fleet") && !title.contains("Not found") && !title.contains("Bad"),
+            "{path}: {title}"
+        );
+        assert_eq!(
+            browser.console_errors(),
+            Vec::<serde_json::Value>::new(),
+            "{path}"
+        );
+    }
+
+    // The fleet: the hostile label is text, not a script.
+    browser.go(&format!("{base}/"));
+    let label = browser.script(
+        "return Array.from(document.querySelectorAll('span.label')).map(s => s.textContent)",
+    );
+    assert!(
+        label
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == format!("note={HOSTILE}").as_str()),
+        "{label}"
+    );
+    assert_eq!(
+        browser.script("return document.querySelectorAll('main script').length"),
+        0
+    );
+
+    // The host: a graph per activity, drawn (a width on screen), with data points.
+    browser.go(&format!("{base}/hosts/web1"));
+    let graphs = browser.script(
+        "return Array.from(document.querySelectorAll('section.activity')).map(s => [
+           s.dataset.activity,
+           s.querySelectorAll('svg.panel').length,
+           Array.from(s.querySelectorAll('path.series'))
+             .reduce((n, p) => n + Number(p.dataset.points), 0),
+           s.querySelector('svg.panel').getBoundingClientRect().width])",
+    );
+    for activity in ["cpu", "memory", "load", "paging"] {
+        let g = graphs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g[0] == activity)
+            .unwrap_or_else(|| panic!("no {activity} graph: {graphs}"));
+        assert!(g[1].as_u64().unwrap() >= 1, "{g}");
+        assert!(g[2].as_u64().unwrap() > 0, "{activity}: no points: {g}");
+        assert!(g[3].as_f64().unwrap() > 300.0, "{activity}: not drawn: {g}");
+    }
+    let markers =
+        browser.script("return document.querySelectorAll('a[href^=\"/oom/\"] line.marker').length");
+    assert!(markers.as_u64().unwrap() > 0, "no OOM marker");
+
+    // Dragging across a graph reloads the page with that range.
+    let before = browser.script(
+        "const svg = document.querySelector('svg.panel');
+         const r = svg.querySelector('rect.plot').getBoundingClientRect();
+         const fire = (type, f) => svg.dispatchEvent(new MouseEvent(type,
+           {clientX: r.left + r.width * f, clientY: r.top + r.height / 2, bubbles: true}));
+         const range = [Number(svg.dataset.sinceMs), Number(svg.dataset.untilMs)];
+         fire('mousedown', 0.3); fire('mousemove', 0.6); fire('mouseup', 0.6);
+         return range;",
+    );
+    let (since, until) = (before[0].as_i64().unwrap(), before[1].as_i64().unwrap());
+    let zoomed = wait_for("the zoomed page", Duration::from_secs(15), || {
+        let url = browser.url();
+        url.contains("until=").then_some(url)
+    });
+    let param = |key: &str| -> i64 {
+        let start = zoomed.find(&format!("{key}=")).unwrap() + key.len() + 1;
+        zoomed[start..].split('&').next().unwrap().parse().unwrap()
+    };
+    let (z_since, z_until) = (param("since"), param("until"));
+    // Where each end fell, as a fraction of the range shown before.
+    let at = |t: i64| (t - since) as f64 / (until - since) as f64;
+    assert!((0.25..0.35).contains(&at(z_since)), "{zoomed}");
+    assert!((0.55..0.65).contains(&at(z_until)), "{zoomed}");
+    wait_for(
+        "the page of the zoomed range",
+        Duration::from_secs(15),
+        || {
+            let shown = browser.script(
+            "const r = document.querySelector('.ranges'); return r ? Number(r.dataset.sinceMs) : null",
+        );
+            (shown.as_i64() == Some(z_since)).then_some(())
+        },
+    );
+    assert_eq!(
+        browser.console_errors(),
+        Vec::<serde_json::Value>::new(),
+        "after zooming"
+    );
+
+    // The kill's task table sorts by rss on a click: largest first, then smallest first.
+    browser.go(&format!("{base}{oom}"));
+    let sorted = |order: &str| {
+        browser.script(&format!(
+            "const t = document.querySelector('table.tasks');
+             const heads = Array.from(t.tHead.rows[0].cells).map(c => c.textContent.trim());
+             const i = heads.indexOf('rss');
+             {order}
+             return Array.from(t.tBodies[0].rows).map(r => Number(r.cells[i].textContent));"
+        ))
+    };
+    let click = "t.tHead.rows[0].cells[i].click();";
+    let rss: Vec<i64> = serde_json::from_value(sorted(click)).unwrap();
+    assert!(
+        rss.len() > 1 && rss.windows(2).all(|w| w[0] >= w[1]),
+        "{rss:?}"
+    );
+    let rss: Vec<i64> = serde_json::from_value(sorted(click)).unwrap();
+    assert!(rss.windows(2).all(|w| w[0] <= w[1]), "{rss:?}");
+    assert_eq!(
+        browser.console_errors(),
+        Vec::<serde_json::Value>::new(),
+        "after sorting"
+    );
+}

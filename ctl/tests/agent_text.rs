@@ -14,9 +14,10 @@ use common::cli;
 use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
     Alert, AlertList, AlertQuery, ClockStatus, CollectorStatus, CollectorStatusRequest,
-    HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery,
-    NtpServerStatus, NtpStatusList, OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills,
-    OomProcess, OomQuery, SarQuery, SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
+    HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult,
+    NtpHostHistory, NtpHostStatus, NtpMeasurement, NtpQuery, NtpServerStatus, NtpStatusList,
+    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery,
+    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
 };
 use fleetctl::execute;
 use tonic::{Request, Response, Status};
@@ -109,6 +110,35 @@ fn sar_rows() -> Vec<SarRow> {
         .collect()
 }
 
+/// Three hosts with hostile names and sources, c3's unreachable.
+fn ntp_hosts() -> Vec<NtpHostStatus> {
+    let host = |id: &str, synced: bool| NtpHostStatus {
+        host_id: id.into(),
+        hostname: evil(id),
+        cluster: evil("prod"),
+        time_ms: T0,
+        clock: Some(ClockStatus {
+            servers: vec![NtpServerStatus {
+                server: evil("ntp"),
+                reachable: synced,
+                synced,
+                offset_ms: 1.0,
+                reference_id: evil("ref"),
+                error: if synced {
+                    String::new()
+                } else {
+                    evil("timeout")
+                },
+                ..NtpServerStatus::default()
+            }],
+            kernel: None,
+        }),
+        collector_offset_ms: Some(0.5),
+        collector_delay_ms: None,
+    };
+    vec![host("a1", true), host("b2", true), host("c3", false)]
+}
+
 struct Hostile;
 
 #[tonic::async_trait]
@@ -171,32 +201,28 @@ impl Query for Hostile {
     }
 
     async fn list_ntp(&self, _: Request<NtpQuery>) -> Result<Response<NtpStatusList>, Status> {
-        let host = |id: &str, synced: bool| NtpHostStatus {
-            host_id: id.into(),
-            hostname: evil(id),
-            cluster: evil("prod"),
-            time_ms: T0,
-            clock: Some(ClockStatus {
-                servers: vec![NtpServerStatus {
-                    server: evil("ntp"),
-                    reachable: synced,
-                    synced,
-                    offset_ms: 1.0,
-                    reference_id: evil("ref"),
-                    error: if synced {
-                        String::new()
-                    } else {
-                        evil("timeout")
-                    },
-                    ..NtpServerStatus::default()
+        Ok(Response::new(NtpStatusList { hosts: ntp_hosts() }))
+    }
+
+    async fn ntp_history(
+        &self,
+        _: Request<NtpHistoryQuery>,
+    ) -> Result<Response<NtpHistoryResult>, Status> {
+        let hosts = ntp_hosts()
+            .into_iter()
+            .map(|h| NtpHostHistory {
+                measurements: vec![NtpMeasurement {
+                    time_ms: h.time_ms,
+                    clock: h.clock,
                 }],
-                kernel: None,
-            }),
-            collector_offset_ms: Some(0.5),
-            collector_delay_ms: None,
-        };
-        Ok(Response::new(NtpStatusList {
-            hosts: vec![host("a1", true), host("b2", true), host("c3", false)],
+                host_id: h.host_id,
+                hostname: h.hostname,
+                cluster: h.cluster,
+            })
+            .collect();
+        Ok(Response::new(NtpHistoryResult {
+            hosts,
+            truncated: false,
         }))
     }
 
@@ -231,13 +257,14 @@ async fn start() -> SocketAddr {
 #[tokio::test]
 async fn no_command_prints_agent_text_raw_in_any_format() {
     let addr = start().await;
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 8] = [
         &["hosts"],
         &["sar", "-n", "DEV", "--host", "a1", "--since", "1h"],
         &["top-oom"],
         &["oom"],
         &["oom", "show", "1-19abc2e5d18-0"],
         &["ntp"],
+        &["ntp", "--since", "1h"],
         &["alerts"],
     ];
     for command in commands {

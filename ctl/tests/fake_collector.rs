@@ -13,9 +13,10 @@ use common::cli;
 use fleet_proto::v1::query_server::{Query, QueryServer};
 use fleet_proto::v1::{
     Activity, Alert, AlertList, AlertQuery, ClockStatus, HostIdentity, HostInfo, KernelClock,
-    ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpServerStatus, NtpStatusList,
-    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomKind, OomProcess, OomQuery,
-    SarQuery, SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
+    ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult, NtpHostHistory,
+    NtpHostStatus, NtpMeasurement, NtpQuery, NtpServerStatus, NtpStatusList, OomEvent, OomKill,
+    OomKillDetail, OomKillRequest, OomKills, OomKind, OomProcess, OomQuery, SarQuery, SarResult,
+    SarRow, TopOomQuery, TopOomResult, TopOomRow,
 };
 use fleetctl::execute;
 use tonic::{Request, Response, Status};
@@ -49,6 +50,7 @@ struct Fake {
     oom_queries: Mutex<Vec<OomQuery>>,
     kill_requests: Mutex<Vec<OomKillRequest>>,
     ntp_queries: Mutex<Vec<NtpQuery>>,
+    ntp_history_queries: Mutex<Vec<NtpHistoryQuery>>,
     alert_queries: Mutex<Vec<AlertQuery>>,
 }
 
@@ -377,6 +379,38 @@ impl Query for FakeSvc {
             })
             .collect();
         Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn ntp_history(
+        &self,
+        request: Request<NtpHistoryQuery>,
+    ) -> Result<Response<NtpHistoryResult>, Status> {
+        // Each host of the cluster with a status: two measurements 16 s apart, the second its
+        // status; cluster `many` is truncated.
+        let query = record(&self.0.ntp_history_queries, request);
+        let hosts = ntp_hosts()
+            .into_iter()
+            .filter(|h| h.clock.is_some())
+            .filter(|h| {
+                query.cluster.is_empty() || query.cluster == "many" || h.cluster == query.cluster
+            })
+            .map(|h| {
+                let measurement = |time_ms| NtpMeasurement {
+                    time_ms,
+                    clock: h.clock.clone(),
+                };
+                NtpHostHistory {
+                    measurements: vec![measurement(T0 - 16_000), measurement(T0)],
+                    host_id: h.host_id,
+                    hostname: h.hostname,
+                    cluster: h.cluster,
+                }
+            })
+            .collect();
+        Ok(Response::new(NtpHistoryResult {
+            hosts,
+            truncated: query.cluster == "many",
+        }))
     }
 
     async fn get_collector_status(
@@ -1019,6 +1053,72 @@ cluster prod: 3 hosts, offset spread 250.4 ms (web1 -0.2 ms … web3 +250.2 ms)
         out.notice.as_deref(),
         Some("no clock status stored for the selected hosts (agents send one with their samples)")
     );
+}
+
+#[tokio::test]
+async fn ntp_since_shows_the_history_of_each_source() {
+    let (addr, fake) = start().await;
+    let out = execute(cli(addr, &["ntp", "--since", "1h", "--cluster", "prod"]))
+        .await
+        .unwrap();
+    let want = "\
+TIME                   CLUSTER   HOST   SERVER           SYNCED   STRATUM   LEAP   OFFSET_MS   DELAY_MS   ERROR
+2026-11-25T22:09:47Z   prod      web1   127.0.0.1:123    yes            2      0      -0.200      0.300   -
+2026-11-25T22:09:47Z   prod      web1   127.0.0.1:1123   no             -      -           -          -   timeout
+2026-11-25T22:10:03Z   prod      web1   127.0.0.1:123    yes            2      0      -0.200      0.300   -
+2026-11-25T22:10:03Z   prod      web1   127.0.0.1:1123   no             -      -           -          -   timeout
+2026-11-25T22:09:47Z   prod      web2   127.0.0.1:123    yes            2      0      +0.100      0.400   -
+2026-11-25T22:10:03Z   prod      web2   127.0.0.1:123    yes            2      0      +0.100      0.400   -
+2026-11-25T22:09:47Z   prod      web3   127.0.0.1:1250   yes            1      0    +250.200      0.500   -
+2026-11-25T22:10:03Z   prod      web3   127.0.0.1:1250   yes            1      0    +250.200      0.500   -
+";
+    assert_eq!(out.stdout, want, "\n{}", out.stdout);
+    assert_eq!(out.notice, None);
+    let query = fake.ntp_history_queries.lock().unwrap()[0].clone();
+    assert_eq!(query.cluster, "prod");
+    assert_eq!((query.until_ms, query.limit), (0, 0));
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    assert!((query.since_ms - hour_ago).abs() < 60_000, "{query:?}");
+    // The latest status is still `fleetctl ntp` without --since.
+    assert!(fake.ntp_queries.lock().unwrap().is_empty());
+
+    let out = execute(cli(
+        addr,
+        &["ntp", "--since", "1h", "--host", "web3", "-o", "json"],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    // The fake answers for every host: web1's two sources, web2, web3, twice each.
+    assert_eq!(rows.as_array().unwrap().len(), 8, "{}", out.stdout);
+    assert_eq!(rows[7]["hostname"], "web3");
+    assert_eq!(rows[7]["offset_ms"], 250.2);
+    assert_eq!(rows[7]["time"], "2026-11-25T22:10:03.000Z");
+    assert_eq!(rows[7]["collector_offset_ms"], serde_json::Value::Null);
+    assert_eq!(fake.ntp_history_queries.lock().unwrap()[1].hosts, ["web3"]);
+
+    let out = execute(cli(addr, &["ntp", "--since", "1h", "--cluster", "many"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.notice.as_deref(),
+        Some("only the oldest 6 measurements are shown; narrow --since/--until or the hosts")
+    );
+    let out = execute(cli(addr, &["ntp", "--since", "1h", "--cluster", "dev"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.notice
+            .as_deref()
+            .is_some_and(|n| n.starts_with("no NTP measurements stored from ")),
+        "{:?}",
+        out.notice
+    );
+    let err = execute(cli(addr, &["ntp", "--since", "1h", "--until", "2h"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not before --until"), "{err:#}");
 }
 
 #[tokio::test]

@@ -57,4 +57,11 @@ pub mod limits {
     /// Largest `Query` or `Policies` answer: an answer grows with its time range and host count,
     /// not with an agent's batch size, so it may be far larger than [`MAX_MESSAGE_BYTES`].
     pub const MAX_QUERY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+    /// Most buckets one downsampled sar query (`QuerySarBuckets`) cuts its range into: a graph
+    /// asks for about one per pixel, and 10,000 is more than a 4K screen is wide. Bounds the
+    /// answer to 10,000 buckets per series.
+    pub const MAX_SAR_BUCKETS: u64 = 10_000;
+    /// Most NTP measurements one `NtpHistory` answer holds (about 15 MB with one server each):
+    /// an hour of 400 hosts measured every 16 s, or a day of 18.
+    pub const MAX_NTP_MEASUREMENTS: usize = 100_000;
 }

@@ -157,6 +157,12 @@ impl Observation {
         }
     }
 
+    /// The clock readings taken out of the batch: (measured at, status), in batch order. The
+    /// session stores them too (NTP history).
+    pub fn clocks(&self) -> &[(i64, ClockStatus)] {
+        &self.clocks
+    }
+
     /// Leaves out the kills at these indices (already stored before: no news).
     pub fn forget_kills(&mut self, indices: &[u32]) {
         if indices.is_empty() {

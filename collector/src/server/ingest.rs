@@ -453,6 +453,7 @@ async fn run_session(
                     samples: batch.samples,
                     oom_events: batch.oom_events,
                     kmsg: batch.kmsg,
+                    clocks: observation.clocks().to_vec(),
                 };
                 // Backpressure: both sends wait when the writer or this stream's ack queue is full.
                 let Some(written) = shared.writer.submit(item).await else {

@@ -1,5 +1,6 @@
 //! The `Query` service (fleetctl's reads): hosts, sar rows, the top-oom ranking, OOM kills and
-//! one kill with its evidence, NTP and clock state, alerts, and the collector's own status.
+//! one kill with its evidence, NTP and clock state and NTP history, alerts, and the collector's
+//! own status.
 //!
 //! Each RPC checks the caller's role, selects hosts from the registry ([`select`]: by host id, or
 //! by a hostname only one host reports, and/or cluster), and reads the store off the async
@@ -11,9 +12,10 @@ use std::collections::{HashMap, HashSet};
 use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
     query_server::Query, Activity, AlertList, AlertQuery, CollectorStatus, CollectorStatusRequest,
-    HostInfo, ListHostsRequest, ListHostsResponse, NtpHostStatus, NtpQuery, NtpStatusList, OomKill,
-    OomKillDetail, OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, StorageStatus,
-    TopOomQuery, TopOomResult, TopOomRow,
+    HostInfo, ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult,
+    NtpHostHistory, NtpHostStatus, NtpMeasurement, NtpQuery, NtpStatusList, OomKill, OomKillDetail,
+    OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, StorageStatus, TopOomQuery,
+    TopOomResult, TopOomRow,
 };
 use tonic::{Request, Response, Status};
 
@@ -228,6 +230,58 @@ impl Query for QuerySvc {
             })
             .collect();
         Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn ntp_history(
+        &self,
+        request: Request<NtpHistoryQuery>,
+    ) -> Result<Response<NtpHistoryResult>, Status> {
+        self.0.auth.check(&request, Need::View, "NtpHistory")?;
+        let q = request.into_inner();
+        let until = time_range(q.since_ms, q.until_ms)?;
+        let max = fleet_proto::limits::MAX_NTP_MEASUREMENTS;
+        let limit = match q.limit as usize {
+            0 => max,
+            n => n.min(max),
+        };
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        if hosts.is_empty() {
+            return Ok(Response::new(NtpHistoryResult::default()));
+        }
+        let nums: Vec<u32> = hosts.iter().map(|h| h.num).collect();
+        let store = self.0.store.clone();
+        let since = q.since_ms;
+        let found = blocking(move || store.ntp_history(&nums, since, until, limit)).await?;
+        let mut by_num: HashMap<u32, NtpHostHistory> = HashMap::new();
+        for m in found.measurements {
+            by_num
+                .entry(m.host_num)
+                .or_default()
+                .measurements
+                .push(NtpMeasurement {
+                    time_ms: m.time_ms,
+                    clock: Some(m.clock),
+                });
+        }
+        let mut out: Vec<NtpHostHistory> = hosts
+            .into_iter()
+            .filter_map(|h| {
+                let history = by_num.remove(&h.num)?;
+                Some(NtpHostHistory {
+                    host_id: h.identity.host_id,
+                    hostname: h.identity.hostname,
+                    cluster: h.identity.cluster,
+                    ..history
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.cluster, &a.hostname, &a.host_id).cmp(&(&b.cluster, &b.hostname, &b.host_id))
+        });
+        Ok(Response::new(NtpHistoryResult {
+            hosts: out,
+            truncated: found.truncated,
+        }))
     }
 
     async fn list_alerts(

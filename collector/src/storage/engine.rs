@@ -29,7 +29,8 @@ use super::health::{Health, StoreState};
 use super::hosts::Registry;
 use super::{keys, values};
 use super::{
-    StorageError, StoreOptions, CF_CHUNKS, CF_EVENTS, CF_HOSTS, CF_RAW, CF_TOPOOM, COLUMN_FAMILIES,
+    StorageError, StoreOptions, CF_CHUNKS, CF_EVENTS, CF_HOSTS, CF_NTP, CF_RAW, CF_TOPOOM,
+    COLUMN_FAMILIES,
 };
 
 /// What [`Store::resume`] writes and syncs in the data directory before it reopens the
@@ -401,6 +402,18 @@ fn descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
         .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name)))
 }
 
+/// The descriptors of the column families the database in `dir` has: a read-only open cannot
+/// create one a newer release added (`ntp`), and must not fail for it. Calls that need it then
+/// fail with [`StorageError::MissingColumnFamily`] until a writable open creates it.
+fn existing_descriptors(dir: &Path) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
+    let present = DB::list_cf(&Options::default(), dir)?;
+    Ok(COLUMN_FAMILIES
+        .iter()
+        .filter(|name| present.iter().any(|p| p == *name))
+        .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name)))
+        .collect())
+}
+
 /// Opens the database in `dir` for writing (`create`: creating it if missing): the database, its
 /// chunk window (stored on first open as `window_s`) and its host registry, each host marked
 /// connected as `connected` says.
@@ -423,7 +436,12 @@ fn open_read_only(
     dir: &Path,
     connected: &dyn Fn(&str) -> bool,
 ) -> Result<(DB, u64, Registry), StorageError> {
-    let db = DB::open_cf_descriptors_read_only(&db_options(false), dir, descriptors(), false)?;
+    let db = DB::open_cf_descriptors_read_only(
+        &db_options(false),
+        dir,
+        existing_descriptors(dir)?,
+        false,
+    )?;
     let window_s = load_window(&db, None)?;
     let registry = Registry::load(&db, window_s, false, connected)?;
     Ok((db, window_s, registry))
@@ -499,10 +517,10 @@ fn cf_options(name: &str) -> Options {
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
-        CF_TOPOOM => {
-            // One ranking per host per scan, kept for the whole retention and read back rarely
+        CF_TOPOOM | CF_NTP => {
+            // One ranking (or NTP measurement) per host per scan, kept for the whole retention and read back rarely
             // (the evidence of a kill). Consecutive rankings of a host are neighbours and repeat
-            // the same command lines, which zstd over big blocks removes.
+            // the same command lines (server names), which zstd over big blocks removes.
             let mut t = BlockBasedOptions::default();
             t.set_block_size(32 << 10);
             o.set_block_based_table_factory(&t);

@@ -13,12 +13,13 @@
 //! | event  | `events` | `0x30` · window_start_s u64 · host_num u32 · time_ms u64 · disc u64         | 29    |
 //! | kseq   | `events` | `0x31` · host_num u32 · boot_id_hash u64 · kmsg_seq u64                     | 21    |
 //! | topoom | `topoom` | `0x40` · window_start_s u64 · host_num u32 · time_ms u64                    | 21    |
+//! | ntp    | `ntp`    | `0x60` · window_start_s u64 · host_num u32 · time_ms u64                    | 21    |
 //! | polver | `policies` | `0x50` · name_len u8 · name (ASCII) · version u64                         | 11..  |
 //! | polsta | `policies` | `0x51` · name_len u8 · name (ASCII) · host_num u32                        | 7..   |
 //!
 //! `window_start_s` is the start of the chunk window holding the sample (or event, or ranking), in
-//! Unix seconds, aligned to the window length. It comes first in `raw`, `chunks`, `event` and
-//! `topoom` keys (time-first layout), so:
+//! Unix seconds, aligned to the window length. It comes first in `raw`, `chunks`, `event`,
+//! `topoom` and `ntp` keys (time-first layout), so:
 //!
 //! - retention is one `delete_range` per column family: everything below `prefix · cutoff`;
 //! - sealing reads the closed windows as one key range `[prefix, prefix · first_open_window)`;
@@ -67,6 +68,13 @@
 //! A `topoom` key holds the top-oom ranking that one host's sample at `time_ms` carried (the
 //! ranking is stored here, not in `raw`, which keeps only sar records).
 //!
+//! # NTP measurements
+//!
+//! An `ntp` key holds the NTP measurement (the `ClockStatus`: every server the agent asked, and
+//! the kernel's view) that one host's sample at `time_ms` carried, or that arrived at `time_ms`
+//! by the collector's clock when the host's clock was ahead (see `server::future`). Like
+//! rankings, measurements are not kept in `raw`.
+//!
 //! Example: the raw key of a sample of host 7 at `1700000012345` ms, window 3600 s, batch seq 42:
 //!
 //! ```text
@@ -98,6 +106,8 @@ pub const PREFIX_EVENT: u8 = 0x30;
 pub const PREFIX_EVENT_SEQ: u8 = 0x31;
 /// Prefix of a top-oom ranking (`topoom` CF).
 pub const PREFIX_TOPOOM: u8 = 0x40;
+/// Prefix of an NTP measurement (`ntp` CF).
+pub const PREFIX_NTP: u8 = 0x60;
 /// Prefix of a policy version (`policies` CF).
 pub const PREFIX_POLICY_VERSION: u8 = 0x50;
 /// Prefix of a host's policy status (`policies` CF).
@@ -128,7 +138,11 @@ pub const EVENT_KEY_LEN: usize = 1 + 8 + 4 + 8 + 8;
 /// Length of an event deduplication index key.
 pub const EVENT_SEQ_KEY_LEN: usize = 1 + 4 + 8 + 8;
 /// Length of a top-oom key.
-pub const TOPOOM_KEY_LEN: usize = 1 + 8 + 4 + 8;
+pub const TOPOOM_KEY_LEN: usize = HOST_TIME_KEY_LEN;
+/// Length of an NTP measurement key.
+pub const NTP_KEY_LEN: usize = HOST_TIME_KEY_LEN;
+/// Length of a `prefix · window · host · time` key (top-oom rankings, NTP measurements).
+const HOST_TIME_KEY_LEN: usize = 1 + 8 + 4 + 8;
 /// Length of the chunk key up to (and including) the activity byte.
 pub const CHUNK_SERIES_PREFIX_LEN: usize = 1 + 8 + 4 + 1;
 /// Longest instance name a key may carry (sar instances are CPU numbers, devices, interfaces):
@@ -199,8 +213,13 @@ pub struct EventKey {
 }
 
 /// A decoded `topoom` key: the ranking one host's sample carried.
+pub type TopOomKey = HostTimeKey;
+/// A decoded `ntp` key: the NTP measurement one host's sample carried.
+pub type NtpKey = HostTimeKey;
+
+/// A decoded `prefix · window · host · time` key: one record of one host at one time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TopOomKey {
+pub struct HostTimeKey {
     pub window_start_s: u64,
     pub host_num: u32,
     pub time_ms: u64,
@@ -560,14 +579,7 @@ pub fn parse_kill_id(id: &str, window_s: u64) -> Result<EventKey, KeyError> {
 
 /// `0x40 · window · host · time`.
 pub fn topoom_key(k: &TopOomKey) -> [u8; TOPOOM_KEY_LEN] {
-    let mut out = [0u8; TOPOOM_KEY_LEN];
-    out[..13].copy_from_slice(&host_window_prefix(
-        PREFIX_TOPOOM,
-        k.window_start_s,
-        k.host_num,
-    ));
-    out[13..21].copy_from_slice(&k.time_ms.to_be_bytes());
-    out
+    host_time_key(PREFIX_TOPOOM, k)
 }
 
 /// `0x40 · window`: the first top-oom key of a window (and the exclusive end of the ones before).
@@ -580,22 +592,60 @@ pub fn topoom_window_prefix(window_start_s: u64) -> [u8; 9] {
 /// # Errors
 /// [`KeyError`] if the prefix or the length is wrong.
 pub fn decode_topoom_key(key: &[u8]) -> Result<TopOomKey, KeyError> {
-    check_prefix(key, PREFIX_TOPOOM, "topoom")?;
-    if key.len() != TOPOOM_KEY_LEN {
+    decode_host_time_key(key, PREFIX_TOPOOM, "topoom")
+}
+
+/// `0x60 · window · host · time`.
+pub fn ntp_key(k: &NtpKey) -> [u8; NTP_KEY_LEN] {
+    host_time_key(PREFIX_NTP, k)
+}
+
+/// `0x60 · window`: the first NTP key of a window (and the exclusive end of the ones before).
+pub fn ntp_window_prefix(window_start_s: u64) -> [u8; 9] {
+    window_prefix(PREFIX_NTP, window_start_s)
+}
+
+/// `0x60 · window · host`: the prefix of one host's NTP measurements in one window.
+pub fn ntp_host_prefix(window_start_s: u64, host_num: u32) -> [u8; 13] {
+    host_window_prefix(PREFIX_NTP, window_start_s, host_num)
+}
+
+/// Decodes an `ntp` key.
+///
+/// # Errors
+/// [`KeyError`] if the prefix or the length is wrong.
+pub fn decode_ntp_key(key: &[u8]) -> Result<NtpKey, KeyError> {
+    decode_host_time_key(key, PREFIX_NTP, "ntp")
+}
+
+fn host_time_key(prefix: u8, k: &HostTimeKey) -> [u8; HOST_TIME_KEY_LEN] {
+    let mut out = [0u8; HOST_TIME_KEY_LEN];
+    out[..13].copy_from_slice(&host_window_prefix(prefix, k.window_start_s, k.host_num));
+    out[13..21].copy_from_slice(&k.time_ms.to_be_bytes());
+    out
+}
+
+fn decode_host_time_key(
+    key: &[u8],
+    prefix: u8,
+    kind: &'static str,
+) -> Result<HostTimeKey, KeyError> {
+    check_prefix(key, prefix, kind)?;
+    if key.len() != HOST_TIME_KEY_LEN {
         return Err(KeyError::WrongLength {
-            kind: "topoom",
+            kind,
             len: key.len(),
             expected: "21",
         });
     }
-    Ok(TopOomKey {
+    Ok(HostTimeKey {
         window_start_s: be_u64(&key[1..9]),
         host_num: be_u32(&key[9..13]),
         time_ms: be_u64(&key[13..21]),
     })
 }
 
-/// Decodes the window start of a window-first key (`raw`, `chunks`, `event`, `topoom`) carrying
+/// Decodes the window start of a window-first key (`raw`, `chunks`, `event`, `topoom`, `ntp`) carrying
 /// prefix `prefix`, without looking at the rest (used to skip empty windows in a query).
 ///
 /// # Errors
@@ -891,6 +941,28 @@ mod tests {
         let s = event_seq_key(7, boot_id_hash("b"), 42);
         assert_eq!(s.len(), EVENT_SEQ_KEY_LEN);
         assert!(s.starts_with(&event_seq_prefix()));
+    }
+
+    #[test]
+    fn ntp_keys_round_trip_apart_from_topoom_keys() {
+        let k = NtpKey {
+            window_start_s: 3600,
+            host_num: 7,
+            time_ms: 3_600_123,
+        };
+        let bytes = ntp_key(&k);
+        assert_eq!(bytes[0], PREFIX_NTP);
+        assert_eq!(decode_ntp_key(&bytes), Ok(k));
+        assert!(bytes.starts_with(&ntp_host_prefix(3600, 7)));
+        assert!(bytes.starts_with(&ntp_window_prefix(3600)));
+        assert!(bytes.as_slice() < ntp_window_prefix(3601).as_slice());
+        assert_eq!(decode_window(&bytes, PREFIX_NTP), Ok(3600));
+        assert!(matches!(
+            decode_ntp_key(&topoom_key(&k)),
+            Err(KeyError::WrongPrefix { kind: "ntp", .. })
+        ));
+        assert!(decode_topoom_key(&bytes).is_err());
+        assert!(decode_ntp_key(&bytes[..20]).is_err());
     }
 
     #[test]

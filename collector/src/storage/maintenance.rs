@@ -20,7 +20,7 @@ use super::engine::{lock, Db};
 use super::keys::{self, ChunkKey};
 use super::samples::dedup_keep_last;
 use super::values;
-use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_RAW, CF_TOPOOM};
+use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_NTP, CF_RAW, CF_TOPOOM};
 
 /// How often [`run`] enforces retention at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -233,7 +233,7 @@ impl Store {
     /// Deletes every window that lies entirely before `now_ms - retention`: one range delete per
     /// column family (keys are time-first) followed by a compaction of just that key range, which
     /// reclaims the space. A window partly inside retention is kept whole. Samples, chunks, OOM
-    /// kills and rankings expire alike; the kills' deduplication index, which is not time-first,
+    /// kills, rankings and NTP measurements expire alike; the kills' deduplication index, which is not time-first,
     /// is scanned (one small entry per kill) for the entries of expired kills, deleted in the
     /// same write. Expired rankings also leave the in-memory latest ones. Cheap when there is
     /// nothing to delete.
@@ -256,6 +256,7 @@ impl Store {
         let chunks_cf = db.cf(CF_CHUNKS)?;
         let events_cf = db.cf(CF_EVENTS)?;
         let topoom_cf = db.cf(CF_TOPOOM)?;
+        let ntp_cf = db.cf(CF_NTP)?;
         let ranges = [
             (
                 raw_cf,
@@ -276,6 +277,11 @@ impl Store {
                 topoom_cf,
                 keys::topoom_window_prefix(0),
                 keys::topoom_window_prefix(end),
+            ),
+            (
+                ntp_cf,
+                keys::ntp_window_prefix(0),
+                keys::ntp_window_prefix(end),
             ),
         ];
         if end <= *lock(&self.retention_floor_s) {

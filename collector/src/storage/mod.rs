@@ -19,6 +19,7 @@
 //! - `samples`: the write path of agent batches ([`Store::write`]) and queries over raw samples
 //!   and chunks.
 //! - `oom`: OOM kills with their dedup index, and top-oom rankings.
+//! - `ntp`: the history of each host's NTP measurements.
 //! - `blobs`: named opaque values (the alert book).
 //! - `policies`: OOM policy versions and host statuses, as key/value records.
 //! - [`maintenance`]: sealing closed windows, retention, and the loop that runs them.
@@ -33,6 +34,7 @@
 //! | [`CF_EVENTS`] | OOM kills, one prost-encoded `OomEvent` per key, and their dedup index |
 //! | [`CF_TOPOOM`] | top-oom rankings, one per host per sample that carried one             |
 //! | [`CF_POLICIES`] | OOM policy versions (with who and when) and each host's policy status |
+//! | [`CF_NTP`]    | NTP measurements, one per host per sample that carried one             |
 //!
 //! # Data path
 //!
@@ -52,6 +54,8 @@
 //! in a new batch (see [`keys`], "OOM events"). The ranking is split off the sample into
 //! `topoom`; the latest one of each host is also kept in memory for [`Store::top_oom_latest`].
 //! [`Store::oom_kills`], [`Store::oom_kill`] and [`Store::top_oom_before`] read the store.
+//! The NTP measurements of a batch ([`IngestItem::clocks`]) go to `ntp` in the same write, and
+//! expire with the samples; [`Store::ntp_history`] reads them.
 
 mod blobs;
 pub mod chunk;
@@ -62,6 +66,7 @@ pub mod health;
 mod hosts;
 pub mod keys;
 pub mod maintenance;
+mod ntp;
 mod oom;
 mod policies;
 mod samples;
@@ -69,11 +74,12 @@ pub mod values;
 
 use std::time::Duration;
 
-use fleet_proto::v1::{HostIdentity, KmsgStatus, OomEvent, Sample};
+use fleet_proto::v1::{ClockStatus, HostIdentity, KmsgStatus, OomEvent, Sample};
 use thiserror::Error;
 
 pub use engine::Store;
 pub use health::StoreState;
+pub use ntp::{NtpHistory, StoredNtp};
 pub use policies::KeyValue;
 
 /// The host registry and store metadata.
@@ -88,14 +94,17 @@ pub const CF_EVENTS: &str = "events";
 pub const CF_TOPOOM: &str = "topoom";
 /// OOM policy versions and per-host policy status.
 pub const CF_POLICIES: &str = "policies";
+/// NTP measurements.
+pub const CF_NTP: &str = "ntp";
 /// Every column family of the store (RocksDB also keeps an unused `default`).
-pub const COLUMN_FAMILIES: [&str; 6] = [
+pub const COLUMN_FAMILIES: [&str; 7] = [
     CF_HOSTS,
     CF_RAW,
     CF_CHUNKS,
     CF_EVENTS,
     CF_TOPOOM,
     CF_POLICIES,
+    CF_NTP,
 ];
 
 /// Everything that can go wrong in the store.
@@ -184,6 +193,10 @@ pub struct IngestItem {
     pub oom_events: Vec<OomEvent>,
     /// The agent's kernel log health; `None` keeps the host's last reported one.
     pub kmsg: Option<KmsgStatus>,
+    /// The NTP measurements the batch's samples carried, with when each was taken (Unix ms, not
+    /// negative), stored in `ntp`. The session takes them out of the samples (they are not kept
+    /// in `raw`).
+    pub clocks: Vec<(i64, ClockStatus)>,
 }
 
 /// One stored OOM kill.
@@ -254,6 +267,47 @@ pub struct SealStats {
     pub values: u64,
     /// Encoded chunk bytes written, before RocksDB block compression.
     pub chunk_bytes: u64,
+}
+
+/// The time range of a read, `from..=to` in Unix ms (never before 0), with the windows holding
+/// its ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) from: u64,
+    pub(super) to: u64,
+    pub(super) w_from: u64,
+    pub(super) w_to: u64,
+}
+
+impl Span {
+    /// `from_ms..=to_ms` in windows of `window_s` (a start before 1970 reads from 0); `None`
+    /// when the range is empty.
+    pub(super) fn new(from_ms: i64, to_ms: i64, window_s: u64) -> Option<Span> {
+        let from_ms = from_ms.max(0);
+        if to_ms < from_ms {
+            return None;
+        }
+        let (from, to) = (from_ms as u64, to_ms as u64);
+        Some(Span {
+            from,
+            to,
+            w_from: keys::window_start_s(from, window_s),
+            w_to: keys::window_start_s(to, window_s),
+        })
+    }
+
+    /// Whether `time_ms` is in the range.
+    pub(super) fn contains(&self, time_ms: u64) -> bool {
+        time_ms >= self.from && time_ms <= self.to
+    }
+}
+
+/// `hosts` sorted, each once: the order of the keys, for binary searches and seeks.
+pub(super) fn sorted_hosts(hosts: &[u32]) -> Vec<u32> {
+    let mut hosts = hosts.to_vec();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts
 }
 
 /// Checks an OOM event before it is stored: a non-negative time, and a `kmsg_seq`, when

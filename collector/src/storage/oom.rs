@@ -15,7 +15,9 @@ use super::engine::{cf, Db};
 use super::hosts::Registry;
 use super::keys::{self, EventKey, TopOomKey};
 use super::values::{self, NO_TOP_OOM};
-use super::{IngestItem, StorageError, Store, StoredOomKill, CF_EVENTS, CF_TOPOOM};
+use super::{
+    sorted_hosts, IngestItem, Span, StorageError, Store, StoredOomKill, CF_EVENTS, CF_TOPOOM,
+};
 
 /// A host's latest top-oom ranking, as cached in the [`Registry`].
 #[derive(Clone)]
@@ -205,23 +207,17 @@ impl Store {
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<StoredOomKill>, StorageError> {
-        let from_ms = from_ms.max(0);
-        if limit == 0 || to_ms < from_ms {
+        let Some(span) = Span::new(from_ms, to_ms, self.window_s).filter(|_| limit > 0) else {
             return Ok(Vec::new());
-        }
-        let mut hosts = hosts.to_vec();
-        hosts.sort_unstable();
-        hosts.dedup();
-        let (from, to) = (from_ms as u64, to_ms as u64);
-        let w_from = keys::window_start_s(from, self.window_s);
-        let w_to = keys::window_start_s(to, self.window_s);
+        };
+        let hosts = sorted_hosts(hosts);
 
         let db = self.db()?;
         let events_cf = db.cf(CF_EVENTS)?;
         let snapshot = db.snapshot();
         let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(keys::event_window_prefix(w_from).to_vec());
-        ro.set_iterate_upper_bound(keys::event_window_prefix(w_to.saturating_add(1)).to_vec());
+        ro.set_iterate_lower_bound(keys::event_window_prefix(span.w_from).to_vec());
+        ro.set_iterate_upper_bound(keys::event_window_prefix(span.w_to.saturating_add(1)).to_vec());
         let mut it = snapshot.raw_iterator_cf_opt(events_cf, ro);
         it.seek_to_last();
 
@@ -254,7 +250,7 @@ impl Store {
                 }
                 continue;
             }
-            if ek.time_ms >= from && ek.time_ms <= to {
+            if span.contains(ek.time_ms) {
                 window.push((ek, values::decode_oom_kill(&ek, value)?));
             }
             it.prev();

@@ -10,12 +10,12 @@ use fleet_proto::v1::{Activity, Sample};
 use rocksdb::{ReadOptions, WriteBatch};
 
 use super::engine::lock;
-use super::keys::{self, RawKey};
+use super::keys::{self, NtpKey, RawKey};
 use super::oom::OomWrite;
 use super::{chunk, values};
 use super::{
     validate_oom_event, validate_sample, IngestItem, StorageError, Store, StoredRow, WriteOutcome,
-    CF_CHUNKS, CF_HOSTS, CF_RAW,
+    CF_CHUNKS, CF_HOSTS, CF_NTP, CF_RAW,
 };
 
 impl Store {
@@ -37,15 +37,17 @@ impl Store {
     /// `Stored` item is durable.
     ///
     /// An item stores its samples in `raw` (less their `top_oom`, which goes to `topoom`; a
-    /// sample that carried nothing else is not stored in `raw`), and its OOM events in `events`.
-    /// An event with a `kmsg_seq` that the host already has stored for the same boot (from an
+    /// sample that carried nothing else is not stored in `raw`), its OOM events in `events`, and
+    /// its NTP measurements in `ntp` (a measurement of the same host and millisecond as a stored
+    /// one replaces it). An event with a `kmsg_seq` that the host already has stored for the same boot (from an
     /// earlier batch or earlier in this group) is skipped: the agent re-read the kernel log.
     ///
     /// # Errors
     /// Nothing is written when it fails: [`StorageError::UnknownHost`] for an unregistered
     /// `host_num`, [`StorageError::InvalidSample`] if a sample fails [`validate_sample`] and
     /// [`StorageError::InvalidEvent`] if an event fails [`validate_oom_event`] (the server should
-    /// validate each batch on receipt), [`StorageError::Rocks`] if a read or the write fails.
+    /// validate each batch on receipt), [`StorageError::InvalidSample`] for an NTP measurement
+    /// before 1970, [`StorageError::Rocks`] if a read or the write fails.
     pub fn write(
         &self,
         items: &[IngestItem],
@@ -63,6 +65,12 @@ impl Store {
                     ))
                 })?;
             }
+            if let Some((t, _)) = item.clocks.iter().find(|(t, _)| *t < 0) {
+                return Err(StorageError::InvalidSample(format!(
+                    "host {} seq {}: NTP measurement time {t} is before 1970",
+                    item.host_num, item.seq
+                )));
+            }
             for ev in &item.oom_events {
                 validate_oom_event(ev).map_err(|e| {
                     StorageError::InvalidEvent(format!(
@@ -75,6 +83,7 @@ impl Store {
         let db = self.db()?;
         let raw = db.cf(CF_RAW)?;
         let hosts = db.cf(CF_HOSTS)?;
+        let ntp = db.cf(CF_NTP)?;
 
         let _w = lock(&self.write_lock);
         // The records this group changes, starting from the cached ones, with the time of each
@@ -144,6 +153,18 @@ impl Store {
                 });
                 values::encode_raw_sample(sar, &mut buf)?;
                 batch.put_cf(raw, key, &buf);
+            }
+            for (time_ms, clock) in &item.clocks {
+                // Checked above: not negative.
+                let time_ms = *time_ms as u64;
+                let window = keys::window_start_s(time_ms, self.window_s);
+                min_window = min_window.min(window);
+                let key = keys::ntp_key(&NtpKey {
+                    window_start_s: window,
+                    host_num: item.host_num,
+                    time_ms,
+                });
+                batch.put_cf(ntp, key, values::encode_clock(clock));
             }
             let mut repeated_kills = Vec::new();
             for (index, ev) in item.oom_events.iter().enumerate() {

@@ -14,6 +14,7 @@
 //! | OOM event      | `events`   | `0x30` · …                | prost `fleet.v1.OomEvent` as received |
 //! | event index    | `events`   | `0x31` · …                | the 29-byte `0x30` key of the kill    |
 //! | top-oom        | `topoom`   | `0x40` · …                | prost ranking, see below              |
+//! | NTP measurement | `ntp`     | `0x60` · …                | prost `fleet.v1.ClockStatus` as received |
 //! | policy version | `policies` | `0x50` · …                | prost `fleet.v1.PolicyVersion`        |
 //! | policy status  | `policies` | `0x51` · …                | prost `fleet.v1.HostPolicyStatus`     |
 //!
@@ -43,7 +44,8 @@
 //! its `kmsg_seq` must agree with the key's discriminator (see [`super::keys`], "OOM events").
 
 use fleet_proto::v1::{
-    HostIdentity, HostPolicyStatus, KmsgStatus, OomEvent, OomProcess, PolicyVersion, Sample,
+    ClockStatus, HostIdentity, HostPolicyStatus, KmsgStatus, OomEvent, OomProcess, PolicyVersion,
+    Sample,
 };
 use prost::Message;
 
@@ -283,6 +285,22 @@ pub fn decode_ranking(value: &[u8]) -> Result<Vec<OomProcess>, StorageError> {
             what: "top-oom ranking",
             detail: e.to_string(),
         })
+}
+
+/// Encodes one NTP measurement.
+pub fn encode_clock(clock: &ClockStatus) -> Vec<u8> {
+    clock.encode_to_vec()
+}
+
+/// Decodes one NTP measurement.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] if it does not decode.
+pub fn decode_clock(value: &[u8]) -> Result<ClockStatus, StorageError> {
+    ClockStatus::decode(value).map_err(|e| StorageError::Corrupt {
+        what: "NTP measurement",
+        detail: e.to_string(),
+    })
 }
 
 /// Encodes one version of a policy.

@@ -3,8 +3,9 @@
 use fleet_proto::clock::now_us;
 use fleet_proto::v1::{
     agent_message, collector_message, Activity, AlertQuery, Batch, ClockStatus,
-    CollectorStatusRequest, KernelClock, ListHostsRequest, NtpQuery, NtpServerStatus, OomEvent,
-    OomKillRequest, OomProcess, OomQuery, SarQuery, TimeEcho, TopOomQuery,
+    CollectorStatusRequest, KernelClock, ListHostsRequest, NtpHistoryQuery, NtpQuery,
+    NtpServerStatus, OomEvent, OomKillRequest, OomProcess, OomQuery, Sample, SarQuery, TimeEcho,
+    TopOomQuery,
 };
 use tonic::Code;
 
@@ -427,6 +428,163 @@ async fn ntp_shows_each_hosts_clock_and_its_offset_from_the_collector() {
     };
     let listed = c.query().await.list_ntp(only).await.unwrap().into_inner();
     assert_eq!(listed.hosts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntp_history_keeps_every_measurement_by_host_and_cluster() {
+    let c = Collector::start().await;
+    let client = c.ingest().await;
+    let clock = |offset_ms: f64| ClockStatus {
+        servers: vec![NtpServerStatus {
+            server: "ntp1:123".into(),
+            reachable: true,
+            offset_ms,
+            stratum: 2,
+            synced: true,
+            ..NtpServerStatus::default()
+        }],
+        kernel: None,
+    };
+    let with_clock = |t: i64, offset_ms: f64| Sample {
+        clock: Some(clock(offset_ms)),
+        ..sample(t, vec![cpu(1.0)])
+    };
+    let mut a = AgentStream::connect(&client, "h1", "prod", 1).await;
+    let times = [ago(30), ago(20), ago(10)];
+    a.store(Batch {
+        seq: 1,
+        samples: vec![
+            with_clock(times[0], 1.0),
+            sample(ago(25), vec![cpu(1.0)]),
+            with_clock(times[1], 2.0),
+        ],
+        ..Batch::default()
+    })
+    .await;
+    // A sample from an hour ahead is dropped, its measurement kept at the collector's time.
+    let before_future = fleet_proto::clock::now_ms();
+    a.store(Batch {
+        seq: 2,
+        samples: vec![with_clock(times[2], 3.0), with_clock(ago(-3600), 99.0)],
+        ..Batch::default()
+    })
+    .await;
+    let mut b = AgentStream::connect(&client, "h2", "staging", 1).await;
+    b.store(Batch {
+        seq: 1,
+        samples: vec![with_clock(ago(15), -7.0)],
+        ..Batch::default()
+    })
+    .await;
+
+    let history = |q: NtpHistoryQuery| {
+        let c = &c;
+        async move { c.query().await.ntp_history(q).await }
+    };
+    let since = ago(60);
+    let prod = history(NtpHistoryQuery {
+        cluster: "prod".into(),
+        since_ms: since,
+        ..NtpHistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(!prod.truncated);
+    assert_eq!(prod.hosts.len(), 1, "{prod:?}");
+    let h1 = &prod.hosts[0];
+    assert_eq!((h1.host_id.as_str(), h1.cluster.as_str()), ("h1", "prod"));
+    let offsets: Vec<(i64, f64)> = h1
+        .measurements
+        .iter()
+        .map(|m| (m.time_ms, m.clock.as_ref().unwrap().servers[0].offset_ms))
+        .collect();
+    assert_eq!(
+        offsets[..3],
+        [(times[0], 1.0), (times[1], 2.0), (times[2], 3.0)]
+    );
+    assert_eq!(offsets.len(), 4, "{offsets:?}");
+    let (future_t, future_offset) = offsets[3];
+    assert_eq!(future_offset, 99.0);
+    assert!(
+        future_t >= before_future && future_t <= fleet_proto::clock::now_ms(),
+        "stamped with the collector's time: {future_t}"
+    );
+    assert_eq!(h1.measurements[0].clock, Some(clock(1.0)));
+
+    // Every host; one host by name; a range that leaves out the oldest; a limit.
+    let all = history(NtpHistoryQuery {
+        since_ms: since,
+        ..NtpHistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    let hosts: Vec<(&str, usize)> = all
+        .hosts
+        .iter()
+        .map(|h| (h.host_id.as_str(), h.measurements.len()))
+        .collect();
+    assert_eq!(hosts, [("h1", 4), ("h2", 1)]);
+    let h2 = history(NtpHistoryQuery {
+        hosts: vec!["h2".into()],
+        since_ms: since,
+        ..NtpHistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(h2.hosts.len(), 1);
+    assert_eq!(
+        h2.hosts[0].measurements[0].clock.as_ref().unwrap().servers[0].offset_ms,
+        -7.0
+    );
+    let recent = history(NtpHistoryQuery {
+        hosts: vec!["h1".into()],
+        since_ms: times[1],
+        until_ms: times[2],
+        ..NtpHistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(recent.hosts[0].measurements.len(), 2);
+    let limited = history(NtpHistoryQuery {
+        since_ms: since,
+        limit: 2,
+        ..NtpHistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(limited.truncated);
+    assert_eq!(
+        limited
+            .hosts
+            .iter()
+            .map(|h| h.measurements.len())
+            .sum::<usize>(),
+        2
+    );
+
+    let (code, message) = refusal(
+        history(NtpHistoryQuery {
+            since_ms: ago(1),
+            until_ms: ago(10),
+            ..NtpHistoryQuery::default()
+        })
+        .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert_eq!(message, "since is after until");
+    let (code, _) = refusal(
+        history(NtpHistoryQuery {
+            hosts: vec!["nope".into()],
+            ..NtpHistoryQuery::default()
+        })
+        .await,
+    );
+    assert_eq!(code, Code::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

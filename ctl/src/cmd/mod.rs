@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod certs;
 pub mod hosts;
 pub mod ntp;
+pub mod ntp_history;
 pub mod oom;
 pub mod policy;
 pub mod rules;
@@ -118,7 +119,7 @@ commands! {
     /// List OOM kills, newest first; `oom show ID` shows one in full with its evidence
     Oom(oom::OomArgs),
     /// Each host's time sources (NTP offset, delay, stratum) and its offset from the collector's
-    /// clock; the table adds each cluster's offset spread
+    /// clock; the table adds each cluster's offset spread. With --since: every measurement stored
     Ntp(ntp::NtpArgs),
     /// Alerts raised by the collector's rules: firing, pending and resolved
     Alerts(alerts::AlertsArgs),

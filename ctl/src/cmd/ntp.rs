@@ -1,5 +1,6 @@
 //! `fleetctl ntp [--cluster C] [--host H]...`: each host's time sources and its offset from the
-//! collector's clock (`Query.ListNtp`), the latest status of each selected host.
+//! collector's clock (`Query.ListNtp`), the latest status of each selected host. With
+//! `--since`, the history of the measurements instead ([`super::ntp_history`]).
 //!
 //! One row per (host, time source), keyed [`NTP_KEYS`]; a host without sources has one row with
 //! a `null` server. The table ends with each cluster's offset spread, the hosts' offsets taken
@@ -20,15 +21,18 @@ use clap::Args;
 use fleet_proto::v1::{NtpHostStatus, NtpQuery, NtpServerStatus};
 use serde::Serialize;
 
-use super::{Context, Run};
+use super::{ntp_history, Context, Run};
 use crate::output::{
     csv_line, csv_value, dash, header, host_name, json, nonzero_rfc3339_ms, printable, table,
     time_cell, OutputFormat,
 };
+use crate::timearg::{self, TimeArg};
 use crate::Output;
 
-/// `fleetctl ntp`: the latest clock status of each selected host.
+/// `fleetctl ntp`: the latest clock status of each selected host, or with `--since` every
+/// measurement stored.
 #[derive(Debug, Clone, Default, Args)]
+#[command(after_help = timearg::HELP)]
 pub struct NtpArgs {
     /// Only hosts of this cluster
     #[arg(long, value_name = "C")]
@@ -36,10 +40,19 @@ pub struct NtpArgs {
     /// Host id or hostname (repeatable) [default: every host]
     #[arg(long = "host", value_name = "H")]
     pub hosts: Vec<String>,
+    /// Show every measurement stored since TIME (the history) instead of the latest ones
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<TimeArg>,
+    /// With --since: end of the history [default: now]
+    #[arg(long, value_name = "TIME", requires = "since")]
+    pub until: Option<TimeArg>,
 }
 
 impl Run for NtpArgs {
     async fn run(self, ctx: &Context) -> Result<Output> {
+        if let Some(since) = self.since {
+            return ntp_history::run(self, since, ctx).await;
+        }
         let query = NtpQuery {
             hosts: self.hosts,
             cluster: self.cluster.unwrap_or_default(),
@@ -171,7 +184,7 @@ impl NtpView {
 /// Whether a source can set a clock: reachable, leap indicator not 3 and stratum 1 to 15 (RFC
 /// 5905's unsynchronised cases), and so flagged by the agent. fleetctl checks the facts itself
 /// too, so a source is never shown synced against them.
-fn source_synced(s: &NtpServerStatus) -> bool {
+pub(super) fn source_synced(s: &NtpServerStatus) -> bool {
     s.synced && s.reachable && s.leap != 3 && (1..=15).contains(&s.stratum)
 }
 
@@ -388,7 +401,9 @@ mod tests {
         };
         assert_eq!(args.cluster.as_deref(), Some("prod"));
         assert_eq!(args.hosts, ["web1", "a1"]);
-        let err = parse(&["ntp", "--since", "1h"]).unwrap_err();
+        // Without --since: the latest status (--since asks for the history, see ntp_history).
+        assert_eq!(args.since, None);
+        let err = parse(&["ntp", "--step", "1m"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{err}");
     }
 

@@ -131,3 +131,31 @@ fn the_stored_chunk_window_wins_on_reopen() {
     );
     assert!(matches!(bad, Err(StorageError::InvalidArgument(_))));
 }
+
+#[test]
+fn a_store_from_before_ntp_history_opens_read_only_and_gains_it_when_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The column families and metadata of a store created before the `ntp` CF existed.
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let old = ["hosts", "raw", "chunks", "events", "topoom", "policies"];
+        let db = rocksdb::DB::open_cf(&o, dir.path(), old).unwrap();
+        db.put_cf(
+            db.cf_handle("hosts").unwrap(),
+            super::keys::meta_key(super::keys::META_CHUNK_WINDOW_S),
+            super::values::encode_chunk_window_s(3600),
+        )
+        .unwrap();
+    }
+    // A full disk at the upgrade: the read-only open still works, without the new family.
+    let (db, window_s, _) = super::open_read_only(dir.path(), &|_| false).unwrap();
+    assert_eq!(window_s, 3600);
+    assert!(db.cf_handle(crate::storage::CF_NTP).is_none());
+    drop(db);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert!(store.is_writable());
+    let h = store.ntp_history(&[], 0, i64::MAX, 10).unwrap();
+    assert!(h.measurements.is_empty() && !h.truncated);
+}

@@ -46,7 +46,7 @@ use crate::timearg::{self, TimeArg};
 use crate::Output;
 
 /// How far back `sar` looks without `--since`.
-const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
+pub(crate) const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
 /// Width of sar's time column (`%-11s` in sysstat).
 const SAR_TIME_WIDTH: usize = 11;
 /// Narrowest sar value column (`%9s` in sysstat); wider values widen their column.
@@ -116,6 +116,15 @@ pub struct SarArgs {
     /// End of the time range [default: now]
     #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
     pub until: Option<TimeArg>,
+    /// Downsample into buckets of STEP (10s, 1m, 1h): the table shows each bucket's mean, JSON
+    /// and CSV its min, max, mean and count (see `sar_step`)
+    #[arg(
+        long,
+        value_name = "STEP",
+        value_parser = super::sar_step::parse_step,
+        help_heading = "Hosts and time"
+    )]
+    pub step: Option<std::time::Duration>,
 }
 
 /// The argument of `-q`.
@@ -207,6 +216,9 @@ impl SarArgs {
 
 impl Run for SarArgs {
     async fn run(self, ctx: &Context) -> Result<Output> {
+        if let Some(step) = self.step {
+            return super::sar_step::run(&self, step, ctx).await;
+        }
         let plan = SarPlan::new(&self, Utc::now())?;
         let collector = ctx.connect().await?;
         let query = plan.query.clone();

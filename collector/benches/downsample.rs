@@ -4,7 +4,7 @@
 //!
 //! The store is filled through `Store::write` (one item per hour of samples), sealed as the
 //! collector seals it (the last window stays unsealed, as it would be), flushed and fully
-//! compacted. Each query runs `FLEET_BENCH_RUNS` times (default 5); printed: the first run and
+//! compacted. Each query runs `FLEET_BENCH_RUNS` times (default 15); printed: the first run and
 //! the median and fastest of all, and the median CPU time of the querying thread (RocksDB reads
 //! on it: the figure that does not count the other work of a shared machine). `FLEET_BENCH_DAYS` (default 30) and `FLEET_BENCH_BUCKETS`
 //! (default 1000) change the range and the bucket count; `FLEET_BENCH_RAW=0` leaves out the raw
@@ -121,7 +121,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Timing, T) {
 fn main() {
     let days = env_i64("FLEET_BENCH_DAYS", 30).max(1);
     let buckets = env_i64("FLEET_BENCH_BUCKETS", 1000).max(1);
-    let runs = env_i64("FLEET_BENCH_RUNS", 5).max(1) as usize;
+    let runs = env_i64("FLEET_BENCH_RUNS", 15).max(1) as usize;
     let tmp = tempfile::tempdir().expect("temp dir");
     let store = Store::open(tmp.path(), StoreOptions::default()).expect("open store");
     let now_ms = fleet_proto::clock::now_ms();
@@ -154,6 +154,8 @@ fn main() {
     store.flush().expect("flush");
     store.compact().expect("compact");
     let sealed = seal.elapsed();
+    // Let RocksDB's background jobs of the fill end before anything is timed.
+    std::thread::sleep(Duration::from_secs(3));
     let rows = days * 24 * 3600;
     let sst = store.sst_bytes().expect("sst bytes");
     println!(

@@ -16,8 +16,9 @@ use fleet_proto::v1::{
     Alert, AlertList, AlertQuery, ClockStatus, CollectorStatus, CollectorStatusRequest,
     HostIdentity, HostInfo, ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult,
     NtpHostHistory, NtpHostStatus, NtpMeasurement, NtpQuery, NtpServerStatus, NtpStatusList,
-    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarQuery,
-    SarResult, SarRow, TopOomQuery, TopOomResult, TopOomRow,
+    OomEvent, OomKill, OomKillDetail, OomKillRequest, OomKills, OomProcess, OomQuery, SarBucket,
+    SarBucketQuery, SarBucketResult, SarBucketSeries, SarQuery, SarResult, SarRow, TopOomQuery,
+    TopOomResult, TopOomRow,
 };
 use fleetctl::execute;
 use tonic::{Request, Response, Status};
@@ -170,6 +171,31 @@ impl Query for Hostile {
         Ok(Response::new(SarResult { rows: sar_rows() }))
     }
 
+    async fn query_sar_buckets(
+        &self,
+        _: Request<SarBucketQuery>,
+    ) -> Result<Response<SarBucketResult>, Status> {
+        let buckets = sar_rows()
+            .into_iter()
+            .map(|r| SarBucket {
+                time_ms: r.time_ms,
+                count: vec![1; r.values.len()],
+                min: r.values.clone(),
+                max: r.values.clone(),
+                mean: r.values,
+            })
+            .collect();
+        Ok(Response::new(SarBucketResult {
+            step_ms: 10_000,
+            series: vec![SarBucketSeries {
+                host_id: "a1".into(),
+                hostname: evil("web-1"),
+                instance: evil("eth0"),
+                buckets,
+            }],
+        }))
+    }
+
     async fn top_oom(&self, _: Request<TopOomQuery>) -> Result<Response<TopOomResult>, Status> {
         Ok(Response::new(TopOomResult {
             rows: vec![TopOomRow {
@@ -257,9 +283,12 @@ async fn start() -> SocketAddr {
 #[tokio::test]
 async fn no_command_prints_agent_text_raw_in_any_format() {
     let addr = start().await;
-    let commands: [&[&str]; 8] = [
+    let commands: [&[&str]; 9] = [
         &["hosts"],
         &["sar", "-n", "DEV", "--host", "a1", "--since", "1h"],
+        &[
+            "sar", "-n", "DEV", "--host", "a1", "--since", "1h", "--step", "10s",
+        ],
         &["top-oom"],
         &["oom"],
         &["oom", "show", "1-19abc2e5d18-0"],

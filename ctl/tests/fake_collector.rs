@@ -15,8 +15,9 @@ use fleet_proto::v1::{
     Activity, Alert, AlertList, AlertQuery, ClockStatus, HostIdentity, HostInfo, KernelClock,
     ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult, NtpHostHistory,
     NtpHostStatus, NtpMeasurement, NtpQuery, NtpServerStatus, NtpStatusList, OomEvent, OomKill,
-    OomKillDetail, OomKillRequest, OomKills, OomKind, OomProcess, OomQuery, SarQuery, SarResult,
-    SarRow, TopOomQuery, TopOomResult, TopOomRow,
+    OomKillDetail, OomKillRequest, OomKills, OomKind, OomProcess, OomQuery, SarBucket,
+    SarBucketQuery, SarBucketResult, SarBucketSeries, SarQuery, SarResult, SarRow, TopOomQuery,
+    TopOomResult, TopOomRow,
 };
 use fleetctl::execute;
 use tonic::{Request, Response, Status};
@@ -45,6 +46,7 @@ const DETAIL: &str = r#"{"kmsg_seq":344,"monotonic_s":11517.902634,"time":"Wed N
 #[derive(Default)]
 struct Fake {
     queries: Mutex<Vec<SarQuery>>,
+    bucket_queries: Mutex<Vec<SarBucketQuery>>,
     list_requests: Mutex<Vec<ListHostsRequest>>,
     top_oom_queries: Mutex<Vec<TopOomQuery>>,
     oom_queries: Mutex<Vec<OomQuery>>,
@@ -280,6 +282,33 @@ impl Query for FakeSvc {
         Ok(Response::new(SarResult { rows }))
     }
 
+    async fn query_sar_buckets(
+        &self,
+        request: Request<SarBucketQuery>,
+    ) -> Result<Response<SarBucketResult>, Status> {
+        // CPU "all" and "0" of web-1 over two buckets of the step asked for.
+        let query = record(&self.0.bucket_queries, request);
+        let step = query.step_ms;
+        let start = (T0 - 2 * step).div_euclid(step) * step;
+        let bucket = |i: i64, user: f64| SarBucket {
+            time_ms: start + i * step,
+            count: vec![6; 6],
+            min: vec![user - 1.0, 0.0, 1.0, 0.0, 0.0, 97.0 - user],
+            max: vec![user + 50.0, 0.0, 1.0, 0.0, 0.0, 99.0 - user],
+            mean: vec![user, 0.0, 1.0, 0.0, 0.0, 99.0 - user],
+        };
+        let series = |instance: &str, user: f64| SarBucketSeries {
+            host_id: "a1".into(),
+            hostname: "web-1".into(),
+            instance: instance.into(),
+            buckets: vec![bucket(0, user), bucket(1, user + 1.0)],
+        };
+        Ok(Response::new(SarBucketResult {
+            step_ms: step,
+            series: vec![series("0", 3.0), series("all", 2.0)],
+        }))
+    }
+
     async fn top_oom(
         &self,
         request: Request<TopOomQuery>,
@@ -507,6 +536,61 @@ async fn sar_table_asks_for_hosts_and_shows_only_all() {
     assert_eq!(query.until_ms, 0);
     assert!(query.since_ms > 0);
     assert_eq!(fake.list_requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sar_step_asks_for_buckets_and_shows_their_means() {
+    let (addr, fake) = start().await;
+    let args = [
+        "sar", "-u", "--host", "web-1", "--since", "1h", "--step", "5m",
+    ];
+    let out = execute(cli(addr, &args)).await.unwrap();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0], "web-1 (a1)  cluster prod  2026-11-25 UTC  mean of 5m buckets",
+        "{}",
+        out.stdout
+    );
+    // Two buckets of "all" (not "0": no -P ALL) and their average.
+    assert_eq!(
+        lines[2..],
+        [
+            "22:00:00          CPU     %user     %nice   %system   %iowait    %steal     %idle",
+            "22:00:00          all      2.00      0.00      1.00      0.00      0.00     97.00",
+            "22:05:00          all      3.00      0.00      1.00      0.00      0.00     96.00",
+            "Average:          all      2.50      0.00      1.00      0.00      0.00     96.50",
+        ]
+    );
+    let query = fake.bucket_queries.lock().unwrap()[0].clone();
+    assert_eq!(query.step_ms, 300_000);
+    assert_eq!((query.activity, query.until_ms), (Activity::Cpu as i32, 0));
+    assert_eq!(query.hosts, ["web-1"]);
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    assert!((query.since_ms - hour_ago).abs() < 60_000, "{query:?}");
+    // Not the raw query.
+    assert!(fake.queries.lock().unwrap().is_empty());
+
+    let out = execute(cli(
+        addr,
+        &[
+            "sar", "-u", "-P", "ALL", "--host", "a1", "--step", "1m", "-o", "json",
+        ],
+    ))
+    .await
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let cpus: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["CPU"].as_str().unwrap())
+        .collect();
+    assert_eq!(cpus, ["all", "0", "all", "0"]);
+    assert_eq!(
+        rows[0]["%user"],
+        serde_json::json!({"min": 1.0, "max": 52.0, "mean": 2.0, "count": 6})
+    );
+    assert_eq!(rows[0]["step_ms"], 60_000);
 }
 
 #[tokio::test]

@@ -14,17 +14,22 @@ use fleet_proto::v1::{
     query_server::Query, Activity, AlertList, AlertQuery, CollectorStatus, CollectorStatusRequest,
     HostInfo, ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult,
     NtpHostHistory, NtpHostStatus, NtpMeasurement, NtpQuery, NtpStatusList, OomKill, OomKillDetail,
-    OomKillRequest, OomKills, OomQuery, SarQuery, SarResult, SarRow, StorageStatus, TopOomQuery,
-    TopOomResult, TopOomRow,
+    OomKillRequest, OomKills, OomQuery, SarBucket, SarBucketQuery, SarBucketResult,
+    SarBucketSeries, SarQuery, SarResult, SarRow, StorageStatus, TopOomQuery, TopOomResult,
+    TopOomRow,
 };
 use tonic::{Request, Response, Status};
 
 use super::{blocking, Shared};
 use crate::auth::Need;
+use crate::storage::buckets::{bucket_count, Bucket};
 use crate::storage::{HostRecord, StorageError, Store, StoreState, StoredOomKill, StoredRow};
 
 /// Most rows one sar query returns.
 pub const MAX_QUERY_ROWS: usize = 2_000_000;
+/// Most values (buckets × columns) one downsampled sar query returns: at 26 bytes a value (min,
+/// max, mean, count) about 210 MB, under the 256 MiB of an answer.
+pub const MAX_QUERY_BUCKET_VALUES: usize = 8_000_000;
 
 /// The `Query` service.
 pub(super) struct QuerySvc(pub(super) Shared);
@@ -90,22 +95,9 @@ impl Query for QuerySvc {
     async fn query_sar(&self, request: Request<SarQuery>) -> Result<Response<SarResult>, Status> {
         self.0.auth.check(&request, Need::View, "QuerySar")?;
         let q = request.into_inner();
-        let activity = Activity::try_from(q.activity)
-            .ok()
-            .filter(|a| *a != Activity::Unspecified)
-            .ok_or_else(|| Status::invalid_argument(format!("unknown activity {}", q.activity)))?;
-        if q.hosts.is_empty() && q.cluster.is_empty() {
-            return Err(Status::invalid_argument("select hosts or a cluster"));
-        }
+        let activity = sar_activity(q.activity)?;
         let until = time_range(q.since_ms, q.until_ms)?;
-        let mut hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
-        if hosts.is_empty() {
-            return Err(Status::not_found(format!(
-                "no host in cluster {:?}",
-                q.cluster
-            )));
-        }
-        hosts.sort_by(|a, b| a.identity.hostname.cmp(&b.identity.hostname));
+        let hosts = sar_hosts(&self.0.store, &q.hosts, &q.cluster)?;
         let store = self.0.store.clone();
         let since = q.since_ms;
         let rows = blocking(move || {
@@ -130,6 +122,54 @@ impl Query for QuerySvc {
             )));
         }
         Ok(Response::new(SarResult { rows }))
+    }
+
+    async fn query_sar_buckets(
+        &self,
+        request: Request<SarBucketQuery>,
+    ) -> Result<Response<SarBucketResult>, Status> {
+        self.0.auth.check(&request, Need::View, "QuerySarBuckets")?;
+        let q = request.into_inner();
+        let activity = sar_activity(q.activity)?;
+        let until = if q.until_ms == 0 {
+            now_ms()
+        } else {
+            q.until_ms
+        };
+        bucket_count(q.since_ms, until, q.step_ms).map_err(Status::invalid_argument)?;
+        let hosts = sar_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        let store = self.0.store.clone();
+        let (since, step) = (q.since_ms, q.step_ms);
+        let answer = blocking(move || {
+            let mut series = Vec::new();
+            let mut values = 0;
+            for h in hosts {
+                for s in store.query_buckets(h.num, activity, since, until, step)? {
+                    values += s.buckets.iter().map(|b| b.count.len()).sum::<usize>();
+                    series.push(SarBucketSeries {
+                        host_id: h.identity.host_id.clone(),
+                        hostname: h.identity.hostname.clone(),
+                        instance: s.instance,
+                        buckets: s.buckets.into_iter().map(sar_bucket).collect(),
+                    });
+                }
+                if values > MAX_QUERY_BUCKET_VALUES {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(series))
+        })
+        .await?;
+        let Some(series) = answer else {
+            return Err(Status::resource_exhausted(format!(
+                "more than {MAX_QUERY_BUCKET_VALUES} bucket values; use a larger step, a shorter \
+                 range or fewer hosts"
+            )));
+        };
+        Ok(Response::new(SarBucketResult {
+            step_ms: q.step_ms,
+            series,
+        }))
     }
 
     async fn top_oom(
@@ -397,6 +437,46 @@ fn time_range(since_ms: i64, until_ms: i64) -> Result<i64, Status> {
         return Err(Status::invalid_argument("since is after until"));
     }
     Ok(until)
+}
+
+/// The activity of a sar query.
+///
+/// # Errors
+/// `InvalidArgument` for an unknown or unspecified one.
+fn sar_activity(activity: i32) -> Result<Activity, Status> {
+    Activity::try_from(activity)
+        .ok()
+        .filter(|a| *a != Activity::Unspecified)
+        .ok_or_else(|| Status::invalid_argument(format!("unknown activity {activity}")))
+}
+
+/// The hosts of a sar query, by hostname: it must name hosts or a cluster.
+///
+/// # Errors
+/// `InvalidArgument` without either, `NotFound` when they select no host, and as [`select`].
+fn sar_hosts(store: &Store, names: &[String], cluster: &str) -> Result<Vec<HostRecord>, Status> {
+    if names.is_empty() && cluster.is_empty() {
+        return Err(Status::invalid_argument("select hosts or a cluster"));
+    }
+    let mut hosts = select_hosts(store, names, cluster)?;
+    if hosts.is_empty() {
+        return Err(Status::not_found(format!("no host in cluster {cluster:?}")));
+    }
+    hosts.sort_by(|a, b| {
+        (&a.identity.hostname, &a.identity.host_id)
+            .cmp(&(&b.identity.hostname, &b.identity.host_id))
+    });
+    Ok(hosts)
+}
+
+fn sar_bucket(b: Bucket) -> SarBucket {
+    SarBucket {
+        time_ms: b.start_ms,
+        count: b.count,
+        min: b.min,
+        max: b.max,
+        mean: b.mean,
+    }
 }
 
 fn sar_row(h: &HostRecord, r: StoredRow) -> SarRow {

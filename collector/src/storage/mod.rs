@@ -18,6 +18,8 @@
 //!   seq.
 //! - `samples`: the write path of agent batches ([`Store::write`]) and queries over raw samples
 //!   and chunks.
+//! - [`buckets`]: the downsampled query ([`Store::query_buckets`]): min, max, mean and count
+//!   per time bucket, computed while reading.
 //! - `oom`: OOM kills with their dedup index, and top-oom rankings.
 //! - `ntp`: the history of each host's NTP measurements.
 //! - `blobs`: named opaque values (the alert book).
@@ -58,6 +60,7 @@
 //! expire with the samples; [`Store::ntp_history`] reads them.
 
 mod blobs;
+pub mod buckets;
 pub mod chunk;
 mod engine;
 #[cfg(test)]
@@ -75,6 +78,7 @@ pub mod values;
 use std::time::Duration;
 
 use fleet_proto::v1::{ClockStatus, HostIdentity, KmsgStatus, OomEvent, Sample};
+use rocksdb::ReadOptions;
 use thiserror::Error;
 
 pub use engine::Store;
@@ -299,6 +303,25 @@ impl Span {
     /// Whether `time_ms` is in the range.
     pub(super) fn contains(&self, time_ms: u64) -> bool {
         time_ms >= self.from && time_ms <= self.to
+    }
+
+    /// [`Span::contains`] for a time read from a chunk (any `i64`).
+    pub(super) fn contains_i64(&self, time_ms: i64) -> bool {
+        u64::try_from(time_ms).is_ok_and(|t| self.contains(t))
+    }
+
+    /// Read options of an iterator over the `chunks` keys of the span's windows.
+    pub(super) fn chunk_reads(&self) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::chunk_window_prefix(self.w_to.saturating_add(1)).to_vec());
+        ro
+    }
+
+    /// Read options of an iterator over the `raw` keys of the span's windows.
+    pub(super) fn raw_reads(&self) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::raw_window_prefix(self.w_to.saturating_add(1)).to_vec());
+        ro
     }
 }
 

@@ -7,15 +7,16 @@
 //! [`super::maintenance`].
 
 use fleet_proto::v1::{Activity, Sample};
-use rocksdb::{ReadOptions, WriteBatch};
+use rocksdb::{DBRawIterator, WriteBatch};
 
+use super::chunk::{self, Row};
 use super::engine::lock;
 use super::keys::{self, NtpKey, RawKey};
 use super::oom::OomWrite;
-use super::{chunk, values};
+use super::values;
 use super::{
-    validate_oom_event, validate_sample, IngestItem, StorageError, Store, StoredRow, WriteOutcome,
-    CF_CHUNKS, CF_HOSTS, CF_NTP, CF_RAW,
+    validate_oom_event, validate_sample, IngestItem, Span, StorageError, Store, StoredRow,
+    WriteOutcome, CF_CHUNKS, CF_HOSTS, CF_NTP, CF_RAW,
 };
 
 impl Store {
@@ -217,26 +218,10 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<StoredRow>, StorageError> {
-        let act_i32 = activity as i32;
-        let act = match fleet_proto::schema::schema_of_i32(act_i32) {
-            Some(_) => u8::try_from(act_i32).map_err(|_| {
-                StorageError::InvalidArgument(format!("activity {act_i32} out of range"))
-            })?,
-            None => {
-                return Err(StorageError::InvalidArgument(format!(
-                    "cannot query activity {activity:?}"
-                )))
-            }
-        };
-        let from_ms = from_ms.max(0);
-        if to_ms < from_ms {
+        let (act_i32, act) = (activity as i32, activity_byte(activity)?);
+        let Some(span) = Span::new(from_ms, to_ms, self.window_s) else {
             return Ok(Vec::new());
-        }
-        let (from, to) = (from_ms as u64, to_ms as u64);
-        let w_from = keys::window_start_s(from, self.window_s);
-        let w_to = keys::window_start_s(to, self.window_s);
-        let in_range = |t: i64| t >= from_ms && t <= to_ms;
-
+        };
         let db = self.db()?;
         let chunks_cf = db.cf(CF_CHUNKS)?;
         let raw_cf = db.cf(CF_RAW)?;
@@ -244,26 +229,20 @@ impl Store {
         let mut rows: Vec<StoredRow> = Vec::new();
 
         // Sealed chunks: one seek per window, jumping over windows with no chunks at all.
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::chunk_window_prefix(w_to.saturating_add(1)).to_vec());
-        let mut it = snapshot.raw_iterator_cf_opt(chunks_cf, ro);
-        let mut w = w_from;
-        while w <= w_to {
-            let prefix = keys::chunk_series_prefix(w, host_num, act);
-            it.seek(prefix);
-            let Some(key) = it.key() else { break };
-            let found_w = keys::decode_window(key, keys::PREFIX_CHUNK)?;
-            if found_w > w {
-                w = found_w;
-                continue;
-            }
+        let mut it = snapshot.raw_iterator_cf_opt(chunks_cf, span.chunk_reads());
+        let mut w = span.w_from;
+        let series = |w| keys::chunk_series_prefix(w, host_num, act);
+        while let Some(found) =
+            self.seek_window(&mut it, keys::PREFIX_CHUNK, w, span.w_to, series)?
+        {
+            let prefix = series(found);
             while let (Some(key), Some(value)) = (it.key(), it.value()) {
                 if !key.starts_with(&prefix) {
                     break;
                 }
                 let ck = keys::decode_chunk_key(key)?;
                 for r in chunk::decode(value)? {
-                    if in_range(r.time_ms) {
+                    if span.contains_i64(r.time_ms) {
                         rows.push(StoredRow {
                             time_ms: r.time_ms,
                             interval_ms: r.interval_ms,
@@ -274,46 +253,25 @@ impl Store {
                 }
                 it.next();
             }
-            w = w.saturating_add(self.window_s);
+            w = found.saturating_add(self.window_s);
         }
         it.status()?;
         drop(it);
 
         // Unsealed samples, after the chunks so that they win a tie (as sealing decides).
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::raw_window_prefix(w_to.saturating_add(1)).to_vec());
-        let mut it = snapshot.raw_iterator_cf_opt(raw_cf, ro);
-        let mut w = w_from;
-        while w <= w_to {
-            let prefix = keys::raw_host_prefix(w, host_num);
-            it.seek(prefix);
-            let Some(key) = it.key() else { break };
-            let found_w = keys::decode_window(key, keys::PREFIX_RAW)?;
-            if found_w > w {
-                w = found_w;
-                continue;
-            }
-            while let (Some(key), Some(value)) = (it.key(), it.value()) {
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                let rk = keys::decode_raw_key(key)?;
-                if rk.time_ms >= from && rk.time_ms <= to {
-                    let sample = values::decode_raw_sample(&rk, value)?;
-                    for rec in sample.records {
-                        if rec.activity == act_i32 {
-                            rows.push(StoredRow {
-                                time_ms: sample.time_ms,
-                                interval_ms: sample.interval_ms,
-                                instance: rec.instance,
-                                values: rec.values.into_iter().map(chunk::quantize).collect(),
-                            });
-                        }
-                    }
-                }
-                it.next();
-            }
-            w = w.saturating_add(self.window_s);
+        let mut it = snapshot.raw_iterator_cf_opt(raw_cf, span.raw_reads());
+        let mut w = span.w_from;
+        let host = |w| keys::raw_host_prefix(w, host_num);
+        while let Some(found) = self.seek_window(&mut it, keys::PREFIX_RAW, w, span.w_to, host)? {
+            read_raw_rows(&mut it, &host(found), &span, act_i32, |instance, r| {
+                rows.push(StoredRow {
+                    time_ms: r.time_ms,
+                    interval_ms: r.interval_ms,
+                    instance,
+                    values: r.values,
+                });
+            })?;
+            w = found.saturating_add(self.window_s);
         }
         it.status()?;
 
@@ -327,6 +285,96 @@ impl Store {
             a.time_ms == b.time_ms && a.instance == b.instance
         });
         Ok(rows)
+    }
+}
+
+impl Store {
+    /// Seeks `it` to the first key starting with `prefix(w)` in the first window `w` from
+    /// `from_w` to `to_w` that has one, jumping over windows without any key of the kind
+    /// (`kind`: the key prefix byte; keys are window-first); returns that window, or `None` when
+    /// there is none. One seek per window at most.
+    ///
+    /// # Errors
+    /// A corruption error if a key found does not decode; [`StorageError::Rocks`] on read
+    /// errors.
+    pub(super) fn seek_window<P: AsRef<[u8]>>(
+        &self,
+        it: &mut DBRawIterator<'_>,
+        kind: u8,
+        from_w: u64,
+        to_w: u64,
+        prefix: impl Fn(u64) -> P,
+    ) -> Result<Option<u64>, StorageError> {
+        let mut w = from_w;
+        while w <= to_w {
+            let p = prefix(w);
+            it.seek(p.as_ref());
+            let Some(key) = it.key() else {
+                it.status()?;
+                return Ok(None);
+            };
+            let found = keys::decode_window(key, kind)?;
+            if found > w {
+                w = found;
+            } else if key.starts_with(p.as_ref()) {
+                return Ok(Some(w));
+            } else {
+                w = w.saturating_add(self.window_s);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads the unsealed samples under `prefix` (one host in one window; `it` is on its first key)
+/// with a time in `span`, and hands each record of activity `act` to `push` as (instance, row),
+/// its values rounded as chunks round them, in key order: by time, then batch seq.
+///
+/// # Errors
+/// A corruption error if a key or sample does not decode; [`StorageError::Rocks`] on read
+/// errors.
+pub(super) fn read_raw_rows(
+    it: &mut DBRawIterator<'_>,
+    prefix: &[u8],
+    span: &Span,
+    act: i32,
+    mut push: impl FnMut(String, Row),
+) -> Result<(), StorageError> {
+    while let (Some(key), Some(value)) = (it.key(), it.value()) {
+        if !key.starts_with(prefix) {
+            break;
+        }
+        let rk = keys::decode_raw_key(key)?;
+        if span.contains(rk.time_ms) {
+            let sample = values::decode_raw_sample(&rk, value)?;
+            for rec in sample.records {
+                if rec.activity == act {
+                    let row = Row {
+                        time_ms: sample.time_ms,
+                        interval_ms: sample.interval_ms,
+                        values: rec.values.into_iter().map(chunk::quantize).collect(),
+                    };
+                    push(rec.instance, row);
+                }
+            }
+        }
+        it.next();
+    }
+    Ok(it.status()?)
+}
+
+/// The key byte of a sar activity.
+///
+/// # Errors
+/// [`StorageError::InvalidArgument`] for `Activity::Unspecified` (or a value without a schema).
+pub(super) fn activity_byte(activity: Activity) -> Result<u8, StorageError> {
+    let act_i32 = activity as i32;
+    match fleet_proto::schema::schema_of_i32(act_i32) {
+        Some(_) => u8::try_from(act_i32)
+            .map_err(|_| StorageError::InvalidArgument(format!("activity {act_i32} out of range"))),
+        None => Err(StorageError::InvalidArgument(format!(
+            "cannot query activity {activity:?}"
+        ))),
     }
 }
 

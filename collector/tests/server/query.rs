@@ -4,8 +4,8 @@ use fleet_proto::clock::now_us;
 use fleet_proto::v1::{
     agent_message, collector_message, Activity, AlertQuery, Batch, ClockStatus,
     CollectorStatusRequest, KernelClock, ListHostsRequest, NtpHistoryQuery, NtpQuery,
-    NtpServerStatus, OomEvent, OomKillRequest, OomProcess, OomQuery, Sample, SarQuery, TimeEcho,
-    TopOomQuery,
+    NtpServerStatus, OomEvent, OomKillRequest, OomProcess, OomQuery, Sample, SarBucketQuery,
+    SarQuery, TimeEcho, TopOomQuery,
 };
 use tonic::Code;
 
@@ -171,6 +171,100 @@ async fn sar_rows_by_host_cluster_and_time_and_the_refusals() {
     assert_eq!(
         refusal(q.query_sar(backwards).await),
         (Code::InvalidArgument, "since is after until".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sar_buckets_by_host_and_the_refusals_naming_what_is_wrong() {
+    let c = Collector::start().await;
+    let client = c.ingest().await;
+    // Ten samples a second apart in one 10 s bucket, a spike among them; two hosts.
+    let t0 = ago(60) / 10_000 * 10_000;
+    for (id, base) in [("h2", 20.0), ("h1", 10.0)] {
+        let mut a = AgentStream::connect(&client, id, "prod", 1).await;
+        let samples = (0..10)
+            .map(|i| {
+                let user = if i == 4 { 95.5 } else { base + f64::from(i) };
+                sample(t0 + i64::from(i) * 1000, vec![cpu(user)])
+            })
+            .collect();
+        a.store(Batch {
+            seq: 1,
+            samples,
+            ..Batch::default()
+        })
+        .await;
+    }
+    let mut q = c.query().await;
+    let query = |hosts: &[&str], since_ms: i64, until_ms: i64, step_ms: i64| SarBucketQuery {
+        activity: Activity::Cpu as i32,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        cluster: String::new(),
+        since_ms,
+        until_ms,
+        step_ms,
+    };
+    let r = q
+        .query_sar_buckets(query(&["h2", "h1"], t0 - 60_000, 0, 10_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.step_ms, 10_000);
+    let series: Vec<(&str, &str, usize)> = r
+        .series
+        .iter()
+        .map(|s| (s.host_id.as_str(), s.instance.as_str(), s.buckets.len()))
+        .collect();
+    assert_eq!(series, [("h1", "all", 1), ("h2", "all", 1)]);
+    let b = &r.series[0].buckets[0];
+    assert_eq!(b.time_ms, t0);
+    assert_eq!(b.count, vec![10; 6]);
+    // 10, 11, 12, 13, 95.5, 15, ... 19: the spike is kept as the max.
+    assert_eq!((b.min[0], b.max[0]), (10.0, 95.5));
+    let mean = (10.0 + 11.0 + 12.0 + 13.0 + 95.5 + 15.0 + 16.0 + 17.0 + 18.0 + 19.0) / 10.0;
+    assert!((b.mean[0] - mean).abs() < 1e-9, "{b:?}");
+
+    // Two-second buckets cut at both ends of the range.
+    let r = q
+        .query_sar_buckets(query(&["h1"], t0 + 1000, t0 + 6000, 2000))
+        .await
+        .unwrap()
+        .into_inner();
+    let counts: Vec<(i64, u32)> = r.series[0]
+        .buckets
+        .iter()
+        .map(|b| (b.time_ms - t0, b.count[0]))
+        .collect();
+    assert_eq!(counts, [(0, 1), (2000, 2), (4000, 2), (6000, 1)]);
+
+    let (code, message) = refusal(q.query_sar_buckets(query(&["h1"], t0, 0, 0)).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert_eq!(message, "step_ms must be positive, not 0");
+    assert_eq!(
+        refusal(q.query_sar_buckets(query(&["h1"], t0, t0 - 1, 1000)).await),
+        (
+            Code::InvalidArgument,
+            format!("until_ms {} is before since_ms {t0}", t0 - 1)
+        )
+    );
+    let (code, message) = refusal(
+        q.query_sar_buckets(query(&["h1"], t0 - 3_600_000, t0, 100))
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.starts_with("step_ms 100 cuts the range into 36001 buckets, more than 10000"),
+        "{message}"
+    );
+    assert_eq!(
+        refusal(q.query_sar_buckets(query(&[], t0, 0, 1000)).await),
+        (Code::InvalidArgument, "select hosts or a cluster".into())
+    );
+    let mut unknown = query(&["h1"], t0, 0, 1000);
+    unknown.activity = 0;
+    assert_eq!(
+        refusal(q.query_sar_buckets(unknown).await),
+        (Code::InvalidArgument, "unknown activity 0".into())
     );
 }
 

@@ -19,6 +19,7 @@ pub mod oom;
 pub mod policy;
 pub mod rules;
 pub mod sar;
+pub mod sar_step;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -52,7 +52,7 @@ pub use render::{render, render_activities, sar_keys};
 pub(crate) use render::{sar_body, sort_sar_rows, SarJsonRow};
 
 /// How far back `sar` looks without `--since`.
-const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
+pub(crate) const DEFAULT_SINCE: TimeArg = TimeArg::Ago(std::time::Duration::from_secs(10 * 60));
 
 /// The order in which sysstat's sar prints the activities Fleet has, whatever the order of the
 /// flags: the order of sysstat's activity list (`act[]` in its `activity.c`: CPU, swapping,
@@ -142,6 +142,16 @@ pub struct SarArgs {
     /// End of the time range [default: now]
     #[arg(long, value_name = "TIME", help_heading = "Hosts and time")]
     pub until: Option<TimeArg>,
+    /// Downsample into buckets of STEP (10s, 1m, 1h): the table shows each bucket's mean, JSON
+    /// and CSV its min, max, mean and count (see `sar_step`); one activity per call
+    #[arg(
+        long,
+        value_name = "STEP",
+        value_parser = super::sar_step::parse_step,
+        help_heading = "Hosts and time",
+        conflicts_with = "plot"
+    )]
+    pub step: Option<std::time::Duration>,
 
     /// Draw the activities as one SVG file (`-`: stdout), a panel per column group as sadf -g
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
@@ -239,6 +249,9 @@ impl SarArgs {
 
 impl Run for SarArgs {
     async fn run(self, ctx: &Context) -> Result<Output> {
+        if let Some(step) = self.step {
+            return super::sar_step::run(&self, step, ctx).await;
+        }
         let now = Utc::now();
         let plan = SarPlan::new(&self, now)?;
         let collector = ctx.connect().await?;

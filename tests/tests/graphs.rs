@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
 
@@ -240,12 +241,14 @@ fn kmsg_report_now() -> String {
 }
 
 /// A collector, an agent `web1` (cluster prod, a hostile label, the fixture's OOM kills in its
-/// kernel log) and `fleetctl ui` serving them.
+/// kernel log, its clock measured against an NTP server at 0 ms), an agent `web2` (cluster prod,
+/// measured against one at +250 ms) and `fleetctl ui` serving them.
 struct Console {
     addr: String,
     kill_id: String,
     ui: procs::Proc,
-    _agent: procs::Proc,
+    _agents: [procs::Proc; 2],
+    _ntp: [FakeNtp; 2],
     _collector: Collector,
     tmp: tempfile::TempDir,
 }
@@ -260,12 +263,37 @@ impl Console {
         let kmsg = tmp.path().join("kmsg");
         std::fs::write(&kmsg, "").unwrap();
         let label = format!("note={HOSTILE}");
+        // web1's clock measured against a server at 0 ms, web2's against one at +250 ms, every
+        // second (ntp_period is set in the config file only).
+        let ntp = [
+            FakeNtp::start(tmp.path(), "ntp0", 0),
+            FakeNtp::start(tmp.path(), "ntp250", 250),
+        ];
+        let config = tmp.path().join("agent.toml");
+        std::fs::write(&config, "ntp_period = \"1s\"\n").unwrap();
+        let config = config.to_str().unwrap();
         let agent = start_agent(
             &url,
             &tmp.path().join("a1"),
             "web1",
             "prod",
-            &["--kmsg-path", kmsg.to_str().unwrap(), "--label", &label],
+            &[
+                "--kmsg-path",
+                kmsg.to_str().unwrap(),
+                "--label",
+                &label,
+                "--config",
+                config,
+                "--ntp-server",
+                &ntp[0].addr,
+            ],
+        );
+        let drifting = start_agent(
+            &url,
+            &tmp.path().join("a2"),
+            "web2",
+            "prod",
+            &["--config", config, "--ntp-server", &ntp[1].addr],
         );
         wait_for_samples(&url, "web1", 4);
         std::fs::write(&kmsg, kmsg_report_now()).unwrap();
@@ -302,7 +330,8 @@ impl Console {
             addr,
             kill_id,
             ui,
-            _agent: agent,
+            _agents: [agent, drifting],
+            _ntp: ntp,
             _collector: c,
             tmp,
         }
@@ -381,6 +410,39 @@ fn ui_serves_the_pages_from_a_real_collector() {
     let (status, _, _) = get(&addr, "/oom/nosuch");
     assert_eq!(status, 404);
 
+    // The clocks: web2's line is +250 ms apart from web1's, and so is the cluster's spread.
+    let lines = wait_for(
+        "three NTP measurements of each host on /ntp",
+        Duration::from_secs(60),
+        || {
+            let (status, _, page) = get(&addr, "/ntp");
+            assert_eq!(status, 200, "{page}");
+            let lines = [
+                ntp_line(&page, "ntp-offset", "web1")?,
+                ntp_line(&page, "ntp-offset", "web2")?,
+                ntp_line(&page, "ntp-spread", "spread")?,
+            ];
+            lines
+                .iter()
+                .all(|(_, points)| *points >= 3)
+                .then_some(lines)
+        },
+    );
+    let [(web1, _), (web2, _), (spread, _)] = lines;
+    assert!(web1.abs() < 30.0, "web1 at {web1} ms");
+    assert!((web2 - web1 - 250.0).abs() < 30.0, "web2 at {web2} ms");
+    assert!((spread - 250.0).abs() < 30.0, "spread {spread} ms");
+    let (_, _, ntp) = get(&addr, "/ntp?cluster=prod&since=10m");
+    assert!(ntp.contains("data-cluster=\"prod\""), "{ntp}");
+    assert!(ntp.contains("<span class=\"ok\">synced</span>"), "{ntp}");
+    assert!(
+        ntp.contains("href=\"/ntp?cluster=prod&amp;since=6h\""),
+        "{ntp}"
+    );
+    let (_, _, other) = get(&addr, "/ntp?cluster=staging");
+    assert!(!other.contains("data-cluster=\"prod\""), "{other}");
+    assert_eq!(get(&addr, "/ntp?since=yesterday").0, 400);
+
     let (status, _, alerts) = get(&addr, "/alerts");
     assert_eq!(status, 200, "{alerts}");
     assert!(alerts.contains("firing"), "{alerts}");
@@ -400,6 +462,25 @@ fn ui_serves_the_pages_from_a_real_collector() {
         "{}",
         console.ui.log_text()
     );
+}
+
+/// The line labelled `label` in the panel of `kind` (`ntp-offset`, `ntp-spread`) of an `/ntp`
+/// page: (the mean of its drawn values, its points).
+fn ntp_line(page: &str, kind: &str, label: &str) -> Option<(f64, usize)> {
+    let panel = page
+        .split("<svg")
+        .find(|p| p.contains(&format!("data-activity=\"{kind}\"")))?;
+    let line = panel
+        .split("<path class=\"series\"")
+        .find(|p| p.contains(&format!("data-label=\"{label}\"")))?;
+    let attr = |name: &str| {
+        let at = line.find(&format!("{name}=\""))? + name.len() + 2;
+        line[at..].split('"').next()
+    };
+    Some((
+        attr("data-mean")?.parse().ok()?,
+        attr("data-points")?.parse().ok()?,
+    ))
 }
 
 /// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
@@ -513,7 +594,7 @@ fn ui_pages_in_headless_chromium() {
     let oom = format!("/oom/{}", console.kill_id);
 
     // Each page loads, is not an error page, and logs no error.
-    for path in ["/", "/hosts/web1", oom.as_str(), "/alerts"] {
+    for path in ["/", "/hosts/web1", oom.as_str(), "/ntp", "/alerts"] {
         browser.go(&format!("{base}{path}"));
         let title = browser.script("return document.title");
         let title = title.as_str().unwrap();
@@ -609,6 +690,38 @@ fn ui_pages_in_headless_chromium() {
         browser.console_errors(),
         Vec::<serde_json::Value>::new(),
         "after zooming"
+    );
+
+    // The clocks: on the offset graph, web2's line is drawn +250 ms from web1's (its values'
+    // mean) and above it on screen; the spread's line is at 250 ms.
+    let drawn = wait_for(
+        "three NTP measurements of each host drawn on /ntp",
+        Duration::from_secs(60),
+        || {
+            browser.go(&format!("{base}/ntp"));
+            let v = browser.script(
+                "const line = (kind, label) => {
+                   const p = document.querySelector(
+                     `svg.panel[data-activity='${kind}'] path.series[data-label='${label}']`);
+                   if (!p) return null;
+                   const b = p.getBoundingClientRect();
+                   return [Number(p.dataset.mean), Number(p.dataset.points), b.top + b.height / 2];
+                 };
+                 return [line('ntp-offset', 'web1'), line('ntp-offset', 'web2'),
+                         line('ntp-spread', 'spread')];",
+            );
+            let lines: Vec<(f64, u64, f64)> = serde_json::from_value(v).ok()?;
+            lines.iter().all(|l| l.1 >= 3).then_some(lines)
+        },
+    );
+    let (web1, web2, spread) = (drawn[0], drawn[1], drawn[2]);
+    assert!((web2.0 - web1.0 - 250.0).abs() < 30.0, "{drawn:?}");
+    assert!(web2.2 < web1.2, "web2 is not drawn above web1: {drawn:?}");
+    assert!((spread.0 - 250.0).abs() < 30.0, "{drawn:?}");
+    assert_eq!(
+        browser.console_errors(),
+        Vec::<serde_json::Value>::new(),
+        "/ntp"
     );
 
     // The kill's task table sorts by rss on a click: largest first, then smallest first.

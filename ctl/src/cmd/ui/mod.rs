@@ -18,6 +18,8 @@
 //!   (default the last hour; Unix ms, `6h` or RFC 3339), OOM kills marked and linked.
 //! - `/oom/ID` ([`oom`]): one kill's report, its task table, the memory, swap and paging graphs of
 //!   the 30 minutes before it and the top-oom ranking before it.
+//! - `/ntp` ([`ntp`]): per cluster, each host's NTP offset over a range on one graph, the
+//!   cluster's spread, and each host's time sources now.
 //! - `/alerts` ([`alerts`]): firing, pending and resolved alerts.
 //!
 //! An unknown host or kill is a 404 page; a bad range a 400; a collector that fails a 502 with
@@ -27,6 +29,7 @@ mod alerts;
 mod fleet;
 mod host;
 mod html;
+mod ntp;
 mod oom;
 
 use std::net::SocketAddr;
@@ -97,6 +100,7 @@ fn router(collector: Collector) -> Router {
         .route("/hosts/{id}", get(host_page))
         .route("/oom/{id}", get(oom_page))
         .route("/alerts", get(alerts_page))
+        .route("/ntp", get(ntp_page))
         .route("/assets/ui.js", get(script))
         .route("/assets/ui.css", get(style))
         .fallback(not_found)
@@ -117,6 +121,10 @@ async fn host_page(
 
 async fn oom_page(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
     answer(oom::page(&ui, &id).await)
+}
+
+async fn ntp_page(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Response {
+    answer(ntp::page(&ui, q.as_deref()).await)
 }
 
 async fn alerts_page(State(ui): State<Ui>) -> Response {

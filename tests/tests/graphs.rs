@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+mod ui_common;
+
 use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
+use ui_common::{get, request, start_ui};
 
 /// The panels of an SVG document: (activity, points in its lines).
 fn panels(svg: &str) -> Vec<(String, usize)> {
@@ -122,83 +125,6 @@ fn sar_plot_writes_a_panel_per_column_group() {
     );
 }
 
-/// A GET of `path` from the console at `addr`: status code, content type and body.
-fn get(addr: &str, path: &str) -> (u16, String, String) {
-    request(addr, "GET", path, None)
-}
-
-/// One HTTP/1.1 request on loopback (`body`: JSON), read to the end: status, content type, body.
-fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    // Read up to the end of the body (chromedriver keeps the connection open).
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        let n = s
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
-        bytes.extend_from_slice(&chunk[..n]);
-        if n == 0 || complete(&bytes) {
-            break;
-        }
-    }
-    let text = String::from_utf8(bytes).expect("UTF-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head[9..12].parse().unwrap();
-    let content_type = header(head, "content-type").unwrap_or_default();
-    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, content_type, body)
-}
-
-/// The value of header `name` (lower case) in `head`, lower-cased.
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_ascii_lowercase())
-    })
-}
-
-/// Whether `bytes` hold a whole answer: its head and a body of its Content-Length, or a chunked
-/// body up to its last chunk.
-fn complete(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    if let Some(length) = header(head, "content-length") {
-        return body.len() >= length.parse::<usize>().unwrap_or(usize::MAX);
-    }
-    header(head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with("0\r\n\r\n")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
-}
-
 /// The `<svg class="panel">` elements of a page, each parsed alone: (activity, points).
 fn page_panels(html: &str) -> Vec<(String, usize)> {
     let mut found = Vec::new();
@@ -308,24 +234,7 @@ impl Console {
         );
         let kill_id = kills[0]["id"].as_str().unwrap().to_owned();
 
-        let mut ui = procs::Proc::start(
-            std::process::Command::new(bin("fleetctl"))
-                .args([
-                    "--collector",
-                    &url,
-                    "--insecure",
-                    "ui",
-                    "--listen",
-                    "127.0.0.1:0",
-                ])
-                .stdout(std::process::Stdio::piped()),
-            &tmp.path().join("ui.log"),
-        );
-        let line = ui.first_stdout_line();
-        let addr = line
-            .strip_prefix("serving on http://")
-            .unwrap_or_else(|| panic!("first line {line:?}; log:\n{}", ui.log_text()))
-            .to_owned();
+        let (ui, addr) = start_ui(&url, &[], tmp.path());
         Console {
             addr,
             kill_id,

@@ -39,8 +39,8 @@ pub fn page(title: &str, body: &str, refresh_s: Option<u32>) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
          <title>{title} · Fleet</title><link rel=\"stylesheet\" href=\"/assets/ui.css\">\
          <link rel=\"icon\" href=\"data:,\"></head><body>\
-         <nav><a href=\"/\">Fleet</a> <a href=\"/alerts\">Alerts</a> <a href=\"/ntp\">Clocks</a>\
-         <span class=\"note\">viewer: read-only, as this certificate may see</span></nav>\
+         <nav><a href=\"/\">Fleet</a> <a href=\"/alerts\">Alerts</a> <a href=\"/ntp\">Clocks</a> <a href=\"/policies\">Policies</a>\
+         <span class=\"note\">as this certificate may see and do</span></nav>\
          <main><h1>{title}</h1>\n{body}</main>\
          <script src=\"/assets/ui.js\"></script></body></html>\n",
         title = e(title),

@@ -171,6 +171,8 @@ fn kmsg_report_now() -> String {
 /// measured against one at +250 ms) and `fleetctl ui` serving them.
 struct Console {
     addr: String,
+    /// When it started, Unix ms: where the agents' data begins.
+    started_ms: u128,
     kill_id: String,
     ui: procs::Proc,
     _agents: [procs::Proc; 2],
@@ -183,6 +185,10 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 
 impl Console {
     fn start() -> Console {
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
         let tmp = tempfile::tempdir().unwrap();
         let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
         let url = c.url();
@@ -237,6 +243,7 @@ impl Console {
         let (ui, addr) = start_ui(&url, &[], tmp.path());
         Console {
             addr,
+            started_ms,
             kill_id,
             ui,
             _agents: [agent, drifting],
@@ -657,4 +664,69 @@ fn ui_pages_in_headless_chromium() {
         Vec::<serde_json::Value>::new(),
         "after sorting"
     );
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        save_screenshots(&browser, &base, &oom, console.started_ms);
+    }
+}
+
+/// The README's screenshots, `docs/screenshots/NAME.png`, each under [`MAX_SCREENSHOT`]: the
+/// fleet, a host and the clocks since `since_ms` (when the agents started), a kill.
+fn save_screenshots(browser: &Browser, base: &str, oom: &str, since_ms: u128) {
+    let dir = fleet_tests::paths::workspace_path("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    browser.call(
+        "POST",
+        "window/rect",
+        serde_json::json!({"width": 1100, "height": 820}),
+    );
+    for (name, path) in [
+        ("fleet", "/".to_owned()),
+        ("host", format!("/hosts/web1?since={since_ms}")),
+        ("oom", oom.to_owned()),
+        ("ntp", format!("/ntp?since={since_ms}")),
+    ] {
+        browser.go(&format!("{base}{path}"));
+        let png = base64_decode(
+            browser
+                .call("GET", "screenshot", serde_json::Value::Null)
+                .as_str()
+                .unwrap(),
+        );
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
+        assert!(
+            png.len() < MAX_SCREENSHOT,
+            "{name}: {} bytes, more than {MAX_SCREENSHOT}",
+            png.len()
+        );
+        let file = dir.join(format!("{name}.png"));
+        std::fs::write(&file, &png).unwrap();
+        eprintln!("wrote {} ({} bytes)", file.display(), png.len());
+    }
+}
+
+/// The most bytes a README screenshot may take.
+const MAX_SCREENSHOT: usize = 150 * 1024;
+
+/// Standard base64 (WebDriver's screenshots), padding and whitespace ignored.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .unwrap_or_else(|| panic!("not base64: {c}")) as u32;
+        bits = bits << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
 }

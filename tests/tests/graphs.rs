@@ -359,6 +359,13 @@ fn ui_serves_the_pages_from_a_real_collector() {
     assert!(!other.contains("data-cluster=\"prod\""), "{other}");
     assert_eq!(get(&addr, "/ntp?since=yesterday").0, 400);
 
+    let (status, _, policies) = get(&addr, "/policies");
+    assert_eq!(status, 200, "{policies}");
+    assert!(
+        policies.contains("action=\"/policies/dry-run\""),
+        "{policies}"
+    );
+
     let (status, _, alerts) = get(&addr, "/alerts");
     assert_eq!(status, 200, "{alerts}");
     assert!(alerts.contains("firing"), "{alerts}");
@@ -510,7 +517,14 @@ fn ui_pages_in_headless_chromium() {
     let oom = format!("/oom/{}", console.kill_id);
 
     // Each page loads, is not an error page, and logs no error.
-    for path in ["/", "/hosts/web1", oom.as_str(), "/ntp", "/alerts"] {
+    for path in [
+        "/",
+        "/hosts/web1",
+        oom.as_str(),
+        "/ntp",
+        "/alerts",
+        "/policies",
+    ] {
         browser.go(&format!("{base}{path}"));
         let title = browser.script("return document.title");
         let title = title.as_str().unwrap();

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
+mod ui_common;
+
+use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
+use ui_common::{get, request, start_ui};
 
 /// The panels of an SVG document: (activity, points in its lines).
 fn panels(svg: &str) -> Vec<(String, usize)> {
@@ -121,83 +125,6 @@ fn sar_plot_writes_a_panel_per_column_group() {
     );
 }
 
-/// A GET of `path` from the console at `addr`: status code, content type and body.
-fn get(addr: &str, path: &str) -> (u16, String, String) {
-    request(addr, "GET", path, None)
-}
-
-/// One HTTP/1.1 request on loopback (`body`: JSON), read to the end: status, content type, body.
-fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    // Read up to the end of the body (chromedriver keeps the connection open).
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        let n = s
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
-        bytes.extend_from_slice(&chunk[..n]);
-        if n == 0 || complete(&bytes) {
-            break;
-        }
-    }
-    let text = String::from_utf8(bytes).expect("UTF-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head[9..12].parse().unwrap();
-    let content_type = header(head, "content-type").unwrap_or_default();
-    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, content_type, body)
-}
-
-/// The value of header `name` (lower case) in `head`, lower-cased.
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_ascii_lowercase())
-    })
-}
-
-/// Whether `bytes` hold a whole answer: its head and a body of its Content-Length, or a chunked
-/// body up to its last chunk.
-fn complete(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    if let Some(length) = header(head, "content-length") {
-        return body.len() >= length.parse::<usize>().unwrap_or(usize::MAX);
-    }
-    header(head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with("0\r\n\r\n")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
-}
-
 /// The `<svg class="panel">` elements of a page, each parsed alone: (activity, points).
 fn page_panels(html: &str) -> Vec<(String, usize)> {
     let mut found = Vec::new();
@@ -240,12 +167,16 @@ fn kmsg_report_now() -> String {
 }
 
 /// A collector, an agent `web1` (cluster prod, a hostile label, the fixture's OOM kills in its
-/// kernel log) and `fleetctl ui` serving them.
+/// kernel log, its clock measured against an NTP server at 0 ms), an agent `web2` (cluster prod,
+/// measured against one at +250 ms) and `fleetctl ui` serving them.
 struct Console {
     addr: String,
+    /// When it started, Unix ms: where the agents' data begins.
+    started_ms: u128,
     kill_id: String,
     ui: procs::Proc,
-    _agent: procs::Proc,
+    _agents: [procs::Proc; 2],
+    _ntp: [FakeNtp; 2],
     _collector: Collector,
     tmp: tempfile::TempDir,
 }
@@ -254,18 +185,47 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 
 impl Console {
     fn start() -> Console {
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
         let tmp = tempfile::tempdir().unwrap();
         let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
         let url = c.url();
         let kmsg = tmp.path().join("kmsg");
         std::fs::write(&kmsg, "").unwrap();
         let label = format!("note={HOSTILE}");
+        // web1's clock measured against a server at 0 ms, web2's against one at +250 ms, every
+        // second (ntp_period is set in the config file only).
+        let ntp = [
+            FakeNtp::start(tmp.path(), "ntp0", 0),
+            FakeNtp::start(tmp.path(), "ntp250", 250),
+        ];
+        let config = tmp.path().join("agent.toml");
+        std::fs::write(&config, "ntp_period = \"1s\"\n").unwrap();
+        let config = config.to_str().unwrap();
         let agent = start_agent(
             &url,
             &tmp.path().join("a1"),
             "web1",
             "prod",
-            &["--kmsg-path", kmsg.to_str().unwrap(), "--label", &label],
+            &[
+                "--kmsg-path",
+                kmsg.to_str().unwrap(),
+                "--label",
+                &label,
+                "--config",
+                config,
+                "--ntp-server",
+                &ntp[0].addr,
+            ],
+        );
+        let drifting = start_agent(
+            &url,
+            &tmp.path().join("a2"),
+            "web2",
+            "prod",
+            &["--config", config, "--ntp-server", &ntp[1].addr],
         );
         wait_for_samples(&url, "web1", 4);
         std::fs::write(&kmsg, kmsg_report_now()).unwrap();
@@ -280,29 +240,14 @@ impl Console {
         );
         let kill_id = kills[0]["id"].as_str().unwrap().to_owned();
 
-        let mut ui = procs::Proc::start(
-            std::process::Command::new(bin("fleetctl"))
-                .args([
-                    "--collector",
-                    &url,
-                    "--insecure",
-                    "ui",
-                    "--listen",
-                    "127.0.0.1:0",
-                ])
-                .stdout(std::process::Stdio::piped()),
-            &tmp.path().join("ui.log"),
-        );
-        let line = ui.first_stdout_line();
-        let addr = line
-            .strip_prefix("serving on http://")
-            .unwrap_or_else(|| panic!("first line {line:?}; log:\n{}", ui.log_text()))
-            .to_owned();
+        let (ui, addr) = start_ui(&url, &[], tmp.path());
         Console {
             addr,
+            started_ms,
             kill_id,
             ui,
-            _agent: agent,
+            _agents: [agent, drifting],
+            _ntp: ntp,
             _collector: c,
             tmp,
         }
@@ -381,6 +326,46 @@ fn ui_serves_the_pages_from_a_real_collector() {
     let (status, _, _) = get(&addr, "/oom/nosuch");
     assert_eq!(status, 404);
 
+    // The clocks: web2's line is +250 ms apart from web1's, and so is the cluster's spread.
+    let lines = wait_for(
+        "three NTP measurements of each host on /ntp",
+        Duration::from_secs(60),
+        || {
+            let (status, _, page) = get(&addr, "/ntp");
+            assert_eq!(status, 200, "{page}");
+            let lines = [
+                ntp_line(&page, "ntp-offset", "web1")?,
+                ntp_line(&page, "ntp-offset", "web2")?,
+                ntp_line(&page, "ntp-spread", "spread")?,
+            ];
+            lines
+                .iter()
+                .all(|(_, points)| *points >= 3)
+                .then_some(lines)
+        },
+    );
+    let [(web1, _), (web2, _), (spread, _)] = lines;
+    assert!(web1.abs() < 30.0, "web1 at {web1} ms");
+    assert!((web2 - web1 - 250.0).abs() < 30.0, "web2 at {web2} ms");
+    assert!((spread - 250.0).abs() < 30.0, "spread {spread} ms");
+    let (_, _, ntp) = get(&addr, "/ntp?cluster=prod&since=10m");
+    assert!(ntp.contains("data-cluster=\"prod\""), "{ntp}");
+    assert!(ntp.contains("<span class=\"ok\">synced</span>"), "{ntp}");
+    assert!(
+        ntp.contains("href=\"/ntp?cluster=prod&amp;since=6h\""),
+        "{ntp}"
+    );
+    let (_, _, other) = get(&addr, "/ntp?cluster=staging");
+    assert!(!other.contains("data-cluster=\"prod\""), "{other}");
+    assert_eq!(get(&addr, "/ntp?since=yesterday").0, 400);
+
+    let (status, _, policies) = get(&addr, "/policies");
+    assert_eq!(status, 200, "{policies}");
+    assert!(
+        policies.contains("action=\"/policies/dry-run\""),
+        "{policies}"
+    );
+
     let (status, _, alerts) = get(&addr, "/alerts");
     assert_eq!(status, 200, "{alerts}");
     assert!(alerts.contains("firing"), "{alerts}");
@@ -400,6 +385,25 @@ fn ui_serves_the_pages_from_a_real_collector() {
         "{}",
         console.ui.log_text()
     );
+}
+
+/// The line labelled `label` in the panel of `kind` (`ntp-offset`, `ntp-spread`) of an `/ntp`
+/// page: (the mean of its drawn values, its points).
+fn ntp_line(page: &str, kind: &str, label: &str) -> Option<(f64, usize)> {
+    let panel = page
+        .split("<svg")
+        .find(|p| p.contains(&format!("data-activity=\"{kind}\"")))?;
+    let line = panel
+        .split("<path class=\"series\"")
+        .find(|p| p.contains(&format!("data-label=\"{label}\"")))?;
+    let attr = |name: &str| {
+        let at = line.find(&format!("{name}=\""))? + name.len() + 2;
+        line[at..].split('"').next()
+    };
+    Some((
+        attr("data-mean")?.parse().ok()?,
+        attr("data-points")?.parse().ok()?,
+    ))
 }
 
 /// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
@@ -513,7 +517,14 @@ fn ui_pages_in_headless_chromium() {
     let oom = format!("/oom/{}", console.kill_id);
 
     // Each page loads, is not an error page, and logs no error.
-    for path in ["/", "/hosts/web1", oom.as_str(), "/alerts"] {
+    for path in [
+        "/",
+        "/hosts/web1",
+        oom.as_str(),
+        "/ntp",
+        "/alerts",
+        "/policies",
+    ] {
         browser.go(&format!("{base}{path}"));
         let title = browser.script("return document.title");
         let title = title.as_str().unwrap();
@@ -611,6 +622,38 @@ fn ui_pages_in_headless_chromium() {
         "after zooming"
     );
 
+    // The clocks: on the offset graph, web2's line is drawn +250 ms from web1's (its values'
+    // mean) and above it on screen; the spread's line is at 250 ms.
+    let drawn = wait_for(
+        "three NTP measurements of each host drawn on /ntp",
+        Duration::from_secs(60),
+        || {
+            browser.go(&format!("{base}/ntp"));
+            let v = browser.script(
+                "const line = (kind, label) => {
+                   const p = document.querySelector(
+                     `svg.panel[data-activity='${kind}'] path.series[data-label='${label}']`);
+                   if (!p) return null;
+                   const b = p.getBoundingClientRect();
+                   return [Number(p.dataset.mean), Number(p.dataset.points), b.top + b.height / 2];
+                 };
+                 return [line('ntp-offset', 'web1'), line('ntp-offset', 'web2'),
+                         line('ntp-spread', 'spread')];",
+            );
+            let lines: Vec<(f64, u64, f64)> = serde_json::from_value(v).ok()?;
+            lines.iter().all(|l| l.1 >= 3).then_some(lines)
+        },
+    );
+    let (web1, web2, spread) = (drawn[0], drawn[1], drawn[2]);
+    assert!((web2.0 - web1.0 - 250.0).abs() < 30.0, "{drawn:?}");
+    assert!(web2.2 < web1.2, "web2 is not drawn above web1: {drawn:?}");
+    assert!((spread.0 - 250.0).abs() < 30.0, "{drawn:?}");
+    assert_eq!(
+        browser.console_errors(),
+        Vec::<serde_json::Value>::new(),
+        "/ntp"
+    );
+
     // The kill's task table sorts by rss on a click: largest first, then smallest first.
     browser.go(&format!("{base}{oom}"));
     let sorted = |order: &str| {
@@ -635,4 +678,69 @@ fn ui_pages_in_headless_chromium() {
         Vec::<serde_json::Value>::new(),
         "after sorting"
     );
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        save_screenshots(&browser, &base, &oom, console.started_ms);
+    }
+}
+
+/// The README's screenshots, `docs/screenshots/NAME.png`, each under [`MAX_SCREENSHOT`]: the
+/// fleet, a host and the clocks since `since_ms` (when the agents started), a kill.
+fn save_screenshots(browser: &Browser, base: &str, oom: &str, since_ms: u128) {
+    let dir = fleet_tests::paths::workspace_path("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    browser.call(
+        "POST",
+        "window/rect",
+        serde_json::json!({"width": 1100, "height": 820}),
+    );
+    for (name, path) in [
+        ("fleet", "/".to_owned()),
+        ("host", format!("/hosts/web1?since={since_ms}")),
+        ("oom", oom.to_owned()),
+        ("ntp", format!("/ntp?since={since_ms}")),
+    ] {
+        browser.go(&format!("{base}{path}"));
+        let png = base64_decode(
+            browser
+                .call("GET", "screenshot", serde_json::Value::Null)
+                .as_str()
+                .unwrap(),
+        );
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
+        assert!(
+            png.len() < MAX_SCREENSHOT,
+            "{name}: {} bytes, more than {MAX_SCREENSHOT}",
+            png.len()
+        );
+        let file = dir.join(format!("{name}.png"));
+        std::fs::write(&file, &png).unwrap();
+        eprintln!("wrote {} ({} bytes)", file.display(), png.len());
+    }
+}
+
+/// The most bytes a README screenshot may take.
+const MAX_SCREENSHOT: usize = 150 * 1024;
+
+/// Standard base64 (WebDriver's screenshots), padding and whitespace ignored.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .unwrap_or_else(|| panic!("not base64: {c}")) as u32;
+        bits = bits << 6 | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
 }

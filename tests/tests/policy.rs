@@ -11,33 +11,16 @@
 
 mod policy_common;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleet_proto::v1::policies_client::PoliciesClient;
 use fleet_proto::v1::{ApplyPolicyRequest, PolicyChange, PolicyName, PolicyStatusReport};
-use fleet_tests::procs::{oom_score_adj as adj, rss_kb, with_oom_score_adj as with_adj};
+use fleet_tests::procs::{oom_score_adj as adj, rss_kb};
 use fleet_tests::sshd::start_sshd;
 use fleet_tests::{caps, fleetctl, start_agent, wait_for, Collector, MemCgroup, Reaped};
-use policy_common::{ok, write_policy};
-
-/// A `sleep` whose argv[0] is `name`, with `oom_score_adj` = `initial`.
-fn sleeper(name: &str, initial: i32) -> Reaped {
-    let child = Reaped(
-        with_adj(Command::new("sleep").arg0(name).arg("300"), initial)
-            .spawn()
-            .unwrap(),
-    );
-    let path = format!("/proc/{}/cmdline", child.pid());
-    wait_for("sleeper argv", Duration::from_secs(5), || {
-        std::fs::read(&path)
-            .ok()
-            .filter(|c| c.starts_with(name.as_bytes()))
-    });
-    child
-}
+use policy_common::{ok, sleeper, write_policy};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -153,11 +153,18 @@ pub(super) fn panel(
             d
         };
         points += shown.len();
+        // The mean of the drawn values, so a page's reader (or a test) can compare lines.
+        let mean = if shown.is_empty() {
+            String::new()
+        } else {
+            let sum: f64 = shown.iter().map(|p| p.1).sum();
+            format!(" data-mean=\"{:.3}\"", sum / shown.len() as f64)
+        };
         let _ = write!(
             paths,
-            "<path class=\"series\" data-points=\"{n}\" d=\"{d}\" fill=\"none\" stroke=\"{color}\" \
-             stroke-width=\"1.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\">\
-             <title>{label}</title></path>",
+            "<path class=\"series\" data-points=\"{n}\"{mean} data-label=\"{label}\" d=\"{d}\" \
+             fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" stroke-linejoin=\"round\" \
+             stroke-linecap=\"round\"><title>{label}</title></path>",
             n = shown.len(),
             label = escape(&line.label),
         );

@@ -12,7 +12,8 @@
 //!
 //! A panel is a complete `<svg class="panel">` element whose attributes let a page's script map
 //! a pixel back to a time (`data-since-ms`, `data-until-ms`, and the plot area's `data-x0`,
-//! `data-x1` in viewBox units); each line is a `<path class="series" data-points="N">`. Every
+//! `data-x1` in viewBox units); each line is a `<path class="series" data-points="N" data-mean="M" data-label="L">` (M: the
+//! mean of its drawn values). Every
 //! text that came from an agent goes through [`escape`].
 //!
 //! [`source`] is the one impure part: it fetches the rows and OOM kills to draw.
@@ -130,21 +131,7 @@ pub fn activity_panels(
     range: Range,
     markers: &[Marker],
 ) -> Vec<Panel> {
-    // One series per (host, instance), rows by time.
-    let mut series: BTreeMap<(&str, &str, &str), Vec<&PlotRow>> = BTreeMap::new();
-    for row in rows {
-        series
-            .entry((
-                row.host.as_str(),
-                row.host_id.as_str(),
-                row.instance.as_str(),
-            ))
-            .or_default()
-            .push(row);
-    }
-    for rows in series.values_mut() {
-        rows.sort_by_key(|r| r.time_ms);
-    }
+    let series = series(rows);
     let has_instances = schema.instance_column.is_some();
     groups(schema.activity)
         .iter()
@@ -166,6 +153,49 @@ pub fn activity_panels(
             draw::panel(&title, schema.name, &lines, range, markers)
         })
         .collect()
+}
+
+/// One panel of the first value of `rows`: a line per host and instance (labelled `host
+/// [instance]`), for a measure that is not a sar activity (a clock offset, a spread). `kind` goes
+/// into the panel's `data-activity`.
+pub fn value_panel(
+    title: &str,
+    kind: &str,
+    rows: &[PlotRow],
+    range: Range,
+    markers: &[Marker],
+) -> Panel {
+    let lines: Vec<Line> = series(rows)
+        .into_iter()
+        .map(|((host, _, instance), rows)| {
+            let label = if instance.is_empty() || instance == "-" {
+                host.to_owned()
+            } else {
+                format!("{host} {instance}")
+            };
+            line(label, &rows, 0)
+        })
+        .collect();
+    draw::panel(title, kind, &lines, range, markers)
+}
+
+/// `rows` as series, one per (host, host id, instance), each by time.
+fn series(rows: &[PlotRow]) -> BTreeMap<(&str, &str, &str), Vec<&PlotRow>> {
+    let mut series: BTreeMap<(&str, &str, &str), Vec<&PlotRow>> = BTreeMap::new();
+    for row in rows {
+        series
+            .entry((
+                row.host.as_str(),
+                row.host_id.as_str(),
+                row.instance.as_str(),
+            ))
+            .or_default()
+            .push(row);
+    }
+    for rows in series.values_mut() {
+        rows.sort_by_key(|r| r.time_ms);
+    }
+    series
 }
 
 /// The line of column `index` through `rows` (sorted by time).

@@ -119,7 +119,7 @@ fn apply_request(args: &PolicyApplyArgs) -> Result<(ApplyPolicyRequest, fleet_po
 }
 
 /// The refusal of the policy itself, as the collector words it (`fleet_policy::check_policy`).
-fn local_refusal(policy: &fleet_policy::Policy) -> Option<PolicyRefusal> {
+pub(crate) fn local_refusal(policy: &fleet_policy::Policy) -> Option<PolicyRefusal> {
     fleet_policy::check_policy(policy).map(|r| PolicyRefusal {
         kind: r.kind.as_str().to_owned(),
         reason: r.reason,

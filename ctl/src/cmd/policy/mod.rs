@@ -40,7 +40,11 @@ use crate::output::{host_name, nonzero_rfc3339_ms, opt, time_cell};
 use crate::Output;
 
 pub use change::{ChangeOutcome, CHANGE_KEYS, PLAN_KEYS};
+// What `fleetctl ui`'s /policies page shows, as these commands show it.
+pub(crate) use change::{local_refusal, render as render_change};
+pub(crate) use status::render as render_status;
 pub use status::STATUS_KEYS;
+pub(crate) use versions::render_history;
 pub use versions::DESCRIPTION_WIDTH;
 
 /// The gRPC metadata key of the actor a mutating `Policies` call names. The collector reads the
@@ -121,7 +125,7 @@ impl Run for PolicyArgs {
 }
 
 /// The message of the calls that name one policy.
-fn policy_name(name: &str) -> PolicyName {
+pub(crate) fn policy_name(name: &str) -> PolicyName {
     PolicyName {
         name: name.to_owned(),
     }
@@ -138,7 +142,7 @@ fn host_key<'a>(hostname: &'a str, host_id: &'a str) -> (&'a str, &'a str) {
 }
 
 /// `message` with the [`ACTOR_METADATA_KEY`] metadata naming this operator (`local_actor`).
-fn as_actor<T>(message: T) -> Request<T> {
+pub(crate) fn as_actor<T>(message: T) -> Request<T> {
     with_actor(message, &local_actor())
 }
 

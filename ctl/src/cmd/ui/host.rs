@@ -11,22 +11,12 @@ use fleet_proto::schema::{schema, ActivitySchema};
 use fleet_proto::v1::{Activity, ListHostsRequest};
 use futures::future::try_join_all;
 
-use super::html::{e, page as layout, range, seg, table, time};
+use super::html::{e, page as layout, range, range_links, seg, table, time};
 use super::PageError;
 use crate::client::Collector;
 use crate::cmd::sar::SAR_ORDER;
 use crate::plot::source::{self, oom_markers, Selection};
-use crate::plot::{activity_panels, utc, Marker, PlotRow, Range};
-
-/// The range links offered: (label, `since`).
-const RANGES: [(&str, &str); 6] = [
-    ("1 h", "1h"),
-    ("6 h", "6h"),
-    ("24 h", "24h"),
-    ("3 d", "3d"),
-    ("7 d", "7d"),
-    ("30 d", "30d"),
-];
+use crate::plot::{activity_panels, Marker, PlotRow, Range};
 
 /// The page.
 pub(super) async fn page(
@@ -78,21 +68,7 @@ pub(super) async fn page(
         },
         e(&time(host.last_seen_ms)),
     );
-    body.push_str(&format!(
-        "<p class=\"ranges\" data-since-ms=\"{}\" data-until-ms=\"{}\">",
-        range.since_ms, range.until_ms
-    ));
-    for (label, since) in RANGES {
-        body.push_str(&format!(
-            "<a href=\"/hosts/{}?since={since}\">{label}</a> ",
-            seg(id)
-        ));
-    }
-    body.push_str(&format!(
-        "<span class=\"note\">UTC {} to {}; drag across a graph to zoom</span></p>",
-        e(&utc(range.since_ms, "%Y-%m-%d %H:%M:%S")),
-        e(&utc(range.until_ms, "%Y-%m-%d %H:%M:%S")),
-    ));
+    body.push_str(&range_links(&format!("/hosts/{}?", seg(id)), range));
     if !kills.is_empty() {
         body.push_str("<h2>OOM kills in this range</h2>");
         let cells: Vec<Vec<String>> = kills

@@ -39,8 +39,8 @@ pub fn page(title: &str, body: &str, refresh_s: Option<u32>) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
          <title>{title} · Fleet</title><link rel=\"stylesheet\" href=\"/assets/ui.css\">\
          <link rel=\"icon\" href=\"data:,\"></head><body>\
-         <nav><a href=\"/\">Fleet</a> <a href=\"/alerts\">Alerts</a>\
-         <span class=\"note\">viewer: read-only, as this certificate may see</span></nav>\
+         <nav><a href=\"/\">Fleet</a> <a href=\"/alerts\">Alerts</a> <a href=\"/ntp\">Clocks</a> <a href=\"/policies\">Policies</a>\
+         <span class=\"note\">as this certificate may see and do</span></nav>\
          <main><h1>{title}</h1>\n{body}</main>\
          <script src=\"/assets/ui.js\"></script></body></html>\n",
         title = e(title),
@@ -102,6 +102,36 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The range links offered: (label, `since`).
+const RANGES: [(&str, &str); 6] = [
+    ("1 h", "1h"),
+    ("6 h", "6h"),
+    ("24 h", "24h"),
+    ("3 d", "3d"),
+    ("7 d", "7d"),
+    ("30 d", "30d"),
+];
+
+/// The range bar of a page with graphs: links to `{prefix}since=1h` .. `30d` and the range
+/// shown, carried as `data-since-ms` and `data-until-ms`. `prefix` is a path and query start
+/// already encoded for a URL (`/hosts/ID?`, `/ntp?cluster=C&`).
+pub fn range_links(prefix: &str, range: Range) -> String {
+    let mut s = format!(
+        "<p class=\"ranges\" data-since-ms=\"{}\" data-until-ms=\"{}\">",
+        range.since_ms, range.until_ms
+    );
+    for (label, since) in RANGES {
+        let _ = write!(s, "<a href=\"{}since={since}\">{label}</a> ", e(prefix));
+    }
+    let _ = write!(
+        s,
+        "<span class=\"note\">UTC {} to {}; drag across a graph to zoom</span></p>",
+        e(&plot::utc(range.since_ms, "%Y-%m-%d %H:%M:%S")),
+        e(&plot::utc(range.until_ms, "%Y-%m-%d %H:%M:%S")),
+    );
+    s
 }
 
 /// Why a page's `since`/`until` cannot be used.

@@ -1,7 +1,8 @@
 //! `fleetctl ui [--listen 127.0.0.1:8080]`: a local web console, like `kubectl proxy`. It talks
 //! to the collector with the operator's own settings and certificate ([`Context::connect`]), so
-//! it adds no new way into the collector and shows exactly what that certificate may see. It is
-//! a viewer: no page changes anything (policy actions are not offered yet).
+//! it adds no new way into the collector and shows exactly what that certificate may see, and
+//! may do: only `/policies` changes anything, after a dry run the operator confirms
+//! ([`policies`]).
 //!
 //! The first line on stdout is `serving on http://ADDR` (`--listen 127.0.0.1:0` picks a free
 //! port); SIGINT or SIGTERM stop it, after the requests under way are answered.
@@ -18,16 +19,23 @@
 //!   (default the last hour; Unix ms, `6h` or RFC 3339), OOM kills marked and linked.
 //! - `/oom/ID` ([`oom`]): one kill's report, its task table, the memory, swap and paging graphs of
 //!   the 30 minutes before it and the top-oom ranking before it.
+//! - `/ntp` ([`ntp`]): per cluster, each host's NTP offset over a range on one graph, the
+//!   cluster's spread, and each host's time sources now.
 //! - `/alerts` ([`alerts`]): firing, pending and resolved alerts.
+//! - `/policies` ([`policies`]): each policy's versions and per-host status, a dry-run form;
+//!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token.
 //!
-//! An unknown host or kill is a 404 page; a bad range a 400; a collector that fails a 502 with
-//! its message. Every value put in a page is escaped (`html::e`).
+//! An unknown host or kill is a 404 page; a bad range or policy document a 400; a call the
+//! collector refuses to this certificate, or an apply without its token, a 403; a collector
+//! that fails a 502 with its message. Every value put in a page is escaped (`html::e`).
 
 mod alerts;
 mod fleet;
 mod host;
 mod html;
+mod ntp;
 mod oom;
+mod policies;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +44,7 @@ use anyhow::{Context as _, Result};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
 use tonic::Code;
@@ -89,7 +97,13 @@ pub async fn serve(
 }
 
 /// What every page handler gets.
-type Ui = Arc<Collector>;
+type Ui = Arc<Console>;
+
+/// The console's state: the collector connection, and the dry runs awaiting confirmation.
+struct Console {
+    collector: Collector,
+    confirmations: policies::Confirmations,
+}
 
 fn router(collector: Collector) -> Router {
     Router::new()
@@ -97,14 +111,21 @@ fn router(collector: Collector) -> Router {
         .route("/hosts/{id}", get(host_page))
         .route("/oom/{id}", get(oom_page))
         .route("/alerts", get(alerts_page))
+        .route("/ntp", get(ntp_page))
+        .route("/policies", get(policies_page))
+        .route("/policies/dry-run", post(policy_dry_run))
+        .route("/policies/apply", post(policy_apply))
         .route("/assets/ui.js", get(script))
         .route("/assets/ui.css", get(style))
         .fallback(not_found)
-        .with_state(Arc::new(collector))
+        .with_state(Arc::new(Console {
+            collector,
+            confirmations: policies::Confirmations::default(),
+        }))
 }
 
 async fn fleet_page(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Response {
-    answer(fleet::page(&ui, q.as_deref()).await)
+    answer(fleet::page(&ui.collector, q.as_deref()).await)
 }
 
 async fn host_page(
@@ -112,15 +133,31 @@ async fn host_page(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    answer(host::page(&ui, &id, q.as_deref()).await)
+    answer(host::page(&ui.collector, &id, q.as_deref()).await)
 }
 
 async fn oom_page(State(ui): State<Ui>, Path(id): Path<String>) -> Response {
-    answer(oom::page(&ui, &id).await)
+    answer(oom::page(&ui.collector, &id).await)
+}
+
+async fn ntp_page(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Response {
+    answer(ntp::page(&ui.collector, q.as_deref()).await)
 }
 
 async fn alerts_page(State(ui): State<Ui>) -> Response {
-    answer(alerts::page(&ui).await)
+    answer(alerts::page(&ui.collector).await)
+}
+
+async fn policies_page(State(ui): State<Ui>) -> Response {
+    answer(policies::page(&ui.collector).await)
+}
+
+async fn policy_dry_run(State(ui): State<Ui>, form: String) -> Response {
+    answer(policies::dry_run(&ui.collector, &ui.confirmations, &form).await)
+}
+
+async fn policy_apply(State(ui): State<Ui>, form: String) -> Response {
+    answer(policies::apply(&ui.collector, &ui.confirmations, &form).await)
 }
 
 async fn script() -> Response {
@@ -148,9 +185,13 @@ pub(crate) enum PageError {
     /// 404: an unknown host or kill, or path.
     #[error("{0}")]
     NotFound(String),
-    /// 400: a bad query string.
+    /// 400: a bad query string or form.
     #[error("{0}")]
     BadRequest(String),
+    /// 403: the collector refused this certificate the call, or an action came without its
+    /// confirmation.
+    #[error("{0}")]
+    Forbidden(String),
     /// 502: the collector refused or failed.
     #[error("{0}")]
     Collector(String),
@@ -162,6 +203,9 @@ impl From<CallError> for PageError {
         match err.code() {
             Code::NotFound => PageError::NotFound(text),
             Code::InvalidArgument => PageError::BadRequest(text),
+            Code::PermissionDenied => PageError::Forbidden(format!(
+                "The collector refused this with the certificate fleetctl ui uses: {text}"
+            )),
             _ => PageError::Collector(text),
         }
     }
@@ -181,6 +225,7 @@ impl IntoResponse for PageError {
         let (status, title) = match &self {
             PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
             PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
             PageError::Collector(_) => (StatusCode::BAD_GATEWAY, "The collector did not answer"),
         };
         let body = format!("<p class=\"error\">{}</p>", html::e(&self.to_string()));

@@ -1,4 +1,4 @@
-// fleetctl ui: the pages' only script. Dragging across a graph of a host page reloads the page
+// fleetctl ui: the pages' only script. Dragging across a graph of a host page (or /ntp) reloads the page
 // with the dragged time range; clicking a column header of a `table.sortable` sorts it (numbers
 // as numbers, again to reverse). The pages work without it.
 "use strict";
@@ -78,7 +78,7 @@
     });
   }
 
-  if (location.pathname.startsWith("/hosts/")) {
+  if (location.pathname.startsWith("/hosts/") || location.pathname === "/ntp") {
     document.querySelectorAll("svg.panel").forEach(zoomable);
   }
   document.querySelectorAll("table.sortable").forEach(sortable);

@@ -1,0 +1,128 @@
+//! What the end-to-end tests of `fleetctl ui` (`graphs.rs`, `ui_policies.rs`) share: a console
+//! started against a collector, and a small HTTP/1.1 client.
+
+#![allow(dead_code)] // Each test file uses its own part of it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fleet_tests::{bin, procs};
+
+/// `fleetctl --collector URL ARGS... ui --listen 127.0.0.1:0` (ARGS: TLS settings), its log in
+/// `dir/ui.log`: the process and the address it serves on.
+pub fn start_ui(url: &str, args: &[String], dir: &Path) -> (procs::Proc, String) {
+    let mut command = std::process::Command::new(bin("fleetctl"));
+    command.args(["--collector", url]);
+    if args.is_empty() {
+        command.arg("--insecure");
+    }
+    command
+        .args(args)
+        .args(["ui", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped());
+    let mut ui = procs::Proc::start(&mut command, &dir.join("ui.log"));
+    let line = ui.first_stdout_line();
+    let addr = line
+        .strip_prefix("serving on http://")
+        .unwrap_or_else(|| panic!("first line {line:?}; log:\n{}", ui.log_text()))
+        .to_owned();
+    (ui, addr)
+}
+
+/// A GET of `path` from the console at `addr`: status code, content type and body.
+pub fn get(addr: &str, path: &str) -> (u16, String, String) {
+    request(addr, "GET", path, None)
+}
+
+/// One HTTP/1.1 request on loopback (`body`: JSON), read to the end: status, content type, body.
+pub fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    send(addr, method, path, "application/json", body)
+}
+
+/// A POST of a form (`key=value&...`, already encoded) to the console at `addr`.
+pub fn post_form(addr: &str, path: &str, form: &str) -> (u16, String, String) {
+    send(
+        addr,
+        "POST",
+        path,
+        "application/x-www-form-urlencoded",
+        Some(form),
+    )
+}
+
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Read up to the end of the body (chromedriver keeps the connection open).
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+        bytes.extend_from_slice(&chunk[..n]);
+        if n == 0 || complete(&bytes) {
+            break;
+        }
+    }
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head[9..12].parse().unwrap();
+    let content_type = header(head, "content-type").unwrap_or_default();
+    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, content_type, body)
+}
+
+/// The value of header `name` (lower case) in `head`, lower-cased.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_ascii_lowercase())
+    })
+}
+
+/// Whether `bytes` hold a whole answer: its head and a body of its Content-Length, or a chunked
+/// body up to its last chunk.
+fn complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    if let Some(length) = header(head, "content-length") {
+        return body.len() >= length.parse::<usize>().unwrap_or(usize::MAX);
+    }
+    header(head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with("0\r\n\r\n")
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}

@@ -5,7 +5,8 @@
 //!   the host at 1, then 0 once the agent stopped; OpenMetrics when asked (`# EOF`);
 //! - without a client certificate the handshake is refused; with an agent certificate the
 //!   answer is 403; both are counted in `fleet_collector_refusals_total`;
-//! - plaintext with `--insecure`;
+//! - plaintext with `--insecure`; with rules and a webhook that is down, the rules evaluation
+//!   histogram counts and the notifier's failures show;
 //! - `promtool check metrics` (Debian package `prometheus`) accepts the 0.0.4 text, and
 //!   `promtool check config` / `check rules` accept the examples in deploy/prometheus/.
 
@@ -234,22 +235,53 @@ fn scraped_over_mutual_tls_by_a_viewer_only() {
     );
 }
 
+/// The value of the first sample whose line starts with `prefix`.
+fn value_starting(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 #[test]
-fn plaintext_with_insecure() {
+fn plaintext_with_insecure_and_the_rules_and_notifier_metrics() {
     let promtool = caps::require(caps::program("promtool", "prometheus"));
     let tmp = tempfile::tempdir().unwrap();
+    // A rule that fires on the first memory sample, and a webhook nobody listens on: its posts
+    // fail.
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"always\"\nkind = \"sar\"\ncolumn = \"%memused\"\nop = \">\"\n\
+         value = -1\nfor = \"0s\"\n",
+    )
+    .unwrap();
+    let webhook = format!("http://127.0.0.1:{}/hook", net::free_port());
     let mut c = Collector::start(
         &tmp.path().join("data"),
         "127.0.0.1:0",
-        &["--metrics-listen", "127.0.0.1:0"],
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--webhook",
+            &webhook,
+        ],
     );
     let metrics = port(c.metrics.as_deref().unwrap());
     let mut agent = start_agent(&c.url(), &tmp.path().join("agent"), "db1", "c2", &[]);
     let up = r#"fleet_host_up{host_id="db1",hostname="db1",cluster="c2"}"#;
-    let text = wait_for("db1 up", Duration::from_secs(30), || {
+    let text = wait_for("db1 up, a failed post", Duration::from_secs(30), || {
         let a = get(metrics, None, "/metrics", None).ok()?;
-        (a.status == 200 && value(&a.body, up) == Some(1.0)).then_some(a.body)
+        let failed = value_starting(&a.body, "fleet_collector_notifier_failures_total{notifier=")?;
+        (a.status == 200 && value(&a.body, up) == Some(1.0) && failed >= 1.0).then_some(a.body)
     });
+    let evaluations = value(
+        &text,
+        "fleet_collector_rules_evaluation_duration_seconds_count",
+    );
+    assert!(evaluations.unwrap() >= 1.0, "{text}");
+    assert!(value_starting(&text, "fleet_collector_notifier_queue_depth{notifier=").is_some());
     assert_eq!(promtool_check_metrics(&promtool, &text), None, "{text}");
     assert_eq!(get(metrics, None, "/other", None).unwrap().status, 404);
     agent.term(Duration::from_secs(10));

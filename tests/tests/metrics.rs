@@ -4,7 +4,8 @@
 //!   moved, the write latency histogram counted commits, the storage is ok, `fleet_host_up` has
 //!   the host at 1, then 0 once the agent stopped; OpenMetrics when asked (`# EOF`);
 //! - without a client certificate the handshake is refused; with an agent certificate the
-//!   answer is 403; both are counted in `fleet_collector_refusals_total`;
+//!   answer is 403; both are counted in `fleet_collector_refusals_total`; a viewer revoked in
+//!   the CRL is refused after SIGHUP;
 //! - plaintext with `--insecure`; with rules and a webhook that is down, the rules evaluation
 //!   histogram counts and the notifier's failures show;
 //! - `promtool check metrics` (Debian package `prometheus`) accepts the 0.0.4 text, and
@@ -127,12 +128,15 @@ fn scraped_over_mutual_tls_by_a_viewer_only() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     pki.issue("viewer", "prometheus", &[])
-        .issue("agent", "web1", &["--cluster", "c1"]);
+        .issue("viewer", "revoked", &[])
+        .issue("agent", "web1", &["--cluster", "c1"])
+        .revoke(&[]);
     let mut args: Vec<String> = pki.tls_args("collector").into();
     args.extend(["--tls-ca".into(), pki.ca()]);
+    args.extend(["--tls-crl".into(), pki.path("crl.pem")]);
     args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &args);
+    let mut c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &args);
     let metrics = port(c.metrics.as_deref().unwrap());
     let viewer = http1(&pki, "prometheus");
     let scrape = || {
@@ -224,6 +228,26 @@ fn scraped_over_mutual_tls_by_a_viewer_only() {
     assert!(reason("permission_denied").unwrap() >= 1.0, "{text}");
     // Plaintext is not served on a TLS port.
     assert!(get(metrics, None, "/metrics", None).map_or(true, |a| a.status != 200));
+
+    // The CRL is the gRPC port's, re-read on SIGHUP: a revoked viewer is refused from then on.
+    assert_eq!(
+        get(metrics, Some(&http1(&pki, "revoked")), "/metrics", None)
+            .unwrap()
+            .status,
+        200
+    );
+    pki.revoke(&["revoked"]);
+    c.proc.signal(libc::SIGHUP).unwrap();
+    wait_for(
+        "the revoked viewer refused",
+        Duration::from_secs(10),
+        || {
+            get(metrics, Some(&http1(&pki, "revoked")), "/metrics", None)
+                .is_err()
+                .then_some(())
+        },
+    );
+    assert!(!scrape().is_empty());
 
     agent.term(Duration::from_secs(10));
     wait_for("web1 down", Duration::from_secs(15), || {

@@ -136,7 +136,7 @@ fn scraped_over_mutual_tls_by_a_viewer_only() {
     args.extend(["--tls-crl".into(), pki.path("crl.pem")]);
     args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &args);
+    let c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &args);
     let metrics = port(c.metrics.as_deref().unwrap());
     let viewer = http1(&pki, "prometheus");
     let scrape = || {

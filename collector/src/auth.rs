@@ -242,11 +242,31 @@ impl Auth {
         need: Need,
         rpc: &str,
     ) -> Result<Option<Client>, Status> {
+        let cert = req.peer_certs().and_then(|c| c.first().cloned());
+        self.check_cert(
+            cert.as_ref().map(|c| c.as_ref()),
+            req.remote_addr(),
+            need,
+            rpc,
+        )
+    }
+
+    /// As [`Auth::check`], for a caller that presented the DER certificate `cert` (None: none)
+    /// from `peer`, outside gRPC (the metrics port).
+    ///
+    /// # Errors
+    /// As [`Auth::check`].
+    pub fn check_cert(
+        &self,
+        cert: Option<&[u8]>,
+        peer: Option<std::net::SocketAddr>,
+        need: Need,
+        rpc: &str,
+    ) -> Result<Option<Client>, Status> {
         let Auth::Roles(rules, refusals) = self else {
             return Ok(None);
         };
-        let peer = req.remote_addr();
-        let Some(der) = req.peer_certs().and_then(|c| c.first().cloned()) else {
+        let Some(der) = cert else {
             return Err(refuse(
                 &refusals.unauthenticated,
                 Status::unauthenticated("a client certificate signed by the fleet CA is required"),
@@ -254,7 +274,7 @@ impl Auth {
                 peer,
             ));
         };
-        let client = client_of_cert(der.as_ref(), rules).map_err(|m| {
+        let client = client_of_cert(der, rules).map_err(|m| {
             refuse(
                 &refusals.permission_denied,
                 Status::permission_denied(m),

@@ -14,6 +14,7 @@
 //! tls_org = "Fleet"
 //! allow_unbound_cluster = false
 //! max_future_skew = "5m"
+//! metrics_listen = "0.0.0.0:9464"
 //! ```
 
 use std::net::SocketAddr;
@@ -56,6 +57,11 @@ pub struct Options {
     /// RocksDB data directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Address of the Prometheus metrics port (`GET /metrics`), e.g. 0.0.0.0:9464; with the TLS
+    /// files and client certificate rules of the gRPC port (a scraper presents a viewer or
+    /// operator certificate), plaintext only with `insecure`. None: no metrics port.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
     /// Serve plaintext gRPC (local demos and tests only).
     #[arg(long)]
     #[serde(default)]
@@ -144,6 +150,7 @@ impl Options {
         Options {
             listen: self.listen.or(file.listen),
             data_dir: self.data_dir.or(file.data_dir),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             insecure: self.insecure || file.insecure,
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
@@ -168,6 +175,8 @@ impl Options {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The metrics port; None: none.
+    pub metrics_listen: Option<SocketAddr>,
     /// None: plaintext (only with `insecure`).
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The CA client certificates must chain to (mutual TLS); None: clients are not asked for
@@ -227,6 +236,15 @@ impl Settings {
         let data_dir = o
             .data_dir
             .ok_or_else(|| invalid("data_dir", "required (--data-dir DIR)"))?;
+        let metrics_listen = match o.metrics_listen {
+            Some(text) => Some(text.parse().map_err(|e| {
+                invalid(
+                    "metrics_listen",
+                    format!("{text:?} is not ADDR:PORT ({e}); e.g. 0.0.0.0:9464"),
+                )
+            })?),
+            None => None,
+        };
         let tls =
             match (o.tls_cert, o.tls_key) {
                 (Some(c), Some(k)) => Some((c, k)),
@@ -319,6 +337,7 @@ impl Settings {
             max_agents,
             listen,
             data_dir,
+            metrics_listen,
             tls,
             tls_ca: o.tls_ca,
             tls_crl: o.tls_crl,
@@ -413,6 +432,36 @@ mod tests {
                 e,
                 ConfigError::Invalid {
                     field: "listen",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn metrics_listen_from_the_file_or_the_flag() {
+        let s = Settings::resolve(Options::default(), flags()).unwrap();
+        assert_eq!(s.metrics_listen, None);
+        let file = Options::parse("metrics_listen = \"127.0.0.1:9464\"", "c.toml").unwrap();
+        let s = Settings::resolve(file.clone(), flags()).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let flag = Options {
+            metrics_listen: Some("[::1]:0".into()),
+            ..flags()
+        };
+        let s = Settings::resolve(file, flag).unwrap();
+        assert_eq!(s.metrics_listen, Some("[::1]:0".parse().unwrap()));
+        let flag = Options {
+            metrics_listen: Some(":9464".into()),
+            ..flags()
+        };
+        let e = Settings::resolve(Options::default(), flag).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    field: "metrics_listen",
                     ..
                 }
             ),

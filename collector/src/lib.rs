@@ -19,6 +19,8 @@
 //!   certificate.
 //! - [`tls`]: mutual TLS with certificates, CA and CRL reloaded on SIGHUP; `tls/live.rs` keeps
 //!   the open connections, so a reload closes those whose certificate it no longer accepts.
+//! - [`metrics`]: the Prometheus endpoint (`--metrics-listen`): the text formats, histograms,
+//!   and its HTTP server; what it reports is `server/metrics.rs`.
 //! - [`config`]: the settings, declared once for flags and the TOML file, and their validation.
 //!
 //! The binary (`src/main.rs`) ignores SIGHUP before any other code runs, parses flags, opens the
@@ -26,6 +28,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod policy;
 pub mod rules;
 pub mod server;

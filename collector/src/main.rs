@@ -71,8 +71,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    // Tests and scripts read the bound address from this line when they pass port 0.
+    let metrics = match settings.metrics_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+        ),
+        None => None,
+    };
+    // Tests and scripts read the bound address from this line when they pass port 0, and the
+    // metrics port's from the next (a reader may have closed stdout by then: not an error).
     println!("listening on {}", listener.local_addr()?);
+    if let Some(m) = &metrics {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "metrics on {}", m.local_addr()?);
+        let _ = std::io::stdout().flush();
+    }
     server::run(
         listener,
         store,
@@ -81,6 +94,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_agents: settings.max_agents,
             seal_every: settings.seal_every,
             max_future_skew: settings.max_future_skew,
+            metrics: metrics.map(Arc::new),
             rules: settings.rules.clone().map(|file| RulesOptions {
                 file,
                 alertmanager: settings.alertmanager.clone(),

@@ -11,6 +11,8 @@ pub struct Collector {
     pub proc: Proc,
     /// The address it listens on, as it printed it (`127.0.0.1:PORT`).
     pub addr: String,
+    /// The address of its metrics port (`--metrics-listen`), as it printed it.
+    pub metrics: Option<String>,
     pub data_dir: PathBuf,
 }
 
@@ -39,10 +41,25 @@ impl Collector {
                 .stdout(Stdio::piped()),
             &log,
         );
-        let addr = proc.listening_addr();
+        let (addr, metrics) = if extra.contains(&"--metrics-listen") {
+            // `listening on ADDR`, then `metrics on ADDR`.
+            let lines = proc.stdout_lines(2);
+            let addr = lines[0].strip_prefix("listening on ");
+            let metrics = lines[1].strip_prefix("metrics on ");
+            match addr.zip(metrics) {
+                Some((a, m)) => (a.to_string(), Some(m.to_string())),
+                None => panic!(
+                    "collector did not start: {lines:?}; log:\n{}",
+                    proc.log_text()
+                ),
+            }
+        } else {
+            (proc.listening_addr(), None)
+        };
         Collector {
             proc,
             addr,
+            metrics,
             data_dir: data_dir.to_path_buf(),
         }
     }

@@ -84,12 +84,20 @@ impl Proc {
 
     /// The first line it prints on its (piped) stdout, trimmed; stdout is closed afterwards.
     pub fn first_stdout_line(&mut self) -> String {
-        let stdout = self.child.stdout.take().expect("stdout piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        line.trim().to_string()
+        self.stdout_lines(1).remove(0)
+    }
+
+    /// The first `n` lines it prints on its (piped) stdout, trimmed (empty once it closed
+    /// stdout); stdout is closed afterwards.
+    pub fn stdout_lines(&mut self, n: usize) -> Vec<String> {
+        let mut stdout = BufReader::new(self.child.stdout.take().expect("stdout piped"));
+        (0..n)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("read stdout");
+                line.trim().to_string()
+            })
+            .collect()
     }
 
     /// The address of a server that prints `listening on ADDR` first on its (piped) stdout, as

@@ -95,14 +95,22 @@ pub fn fleet_view(store: &Store, live: &Live) -> FleetView {
 }
 
 /// Evaluates the rules every [`EVAL_EVERY`] and reloads them on SIGHUP (a broken file is refused
-/// and the rules in force stay), until `stop` changes.
+/// and the rules in force stay), until `stop` changes. How long each evaluation took (the view
+/// built, the rules evaluated, the transitions queued) goes to `took`.
 pub async fn evaluate_rules(
     engine: Arc<tokio::sync::Mutex<RulesEngine>>,
     store: Arc<Store>,
     live: Arc<Live>,
     file: PathBuf,
+    took: Arc<crate::metrics::Histogram>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let evaluate = || async {
+        let started = std::time::Instant::now();
+        let view = fleet_view(&store, &live);
+        engine.lock().await.evaluate(&view);
+        took.observe(started.elapsed());
+    };
     let mut tick = tokio::time::interval(EVAL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -118,14 +126,8 @@ pub async fn evaluate_rules(
                     Err(e) => error!(error = %e, "rules file refused; the rules in force stay"),
                 }
             }
-            _ = tick.tick() => {
-                let view = fleet_view(&store, &live);
-                engine.lock().await.evaluate(&view);
-            }
-            () = live.kill_arrived() => {
-                let view = fleet_view(&store, &live);
-                engine.lock().await.evaluate(&view);
-            }
+            _ = tick.tick() => evaluate().await,
+            () = live.kill_arrived() => evaluate().await,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `query`: the `Query` service (fleetctl's reads).
 //! - `policies`: the `Policies` service, and what a session does with policies.
 //! - `future`: what a session does with timestamps from the future ([`FutureScreen`]).
+//! - `metrics`: what the metrics port (`--metrics-listen`, [`crate::metrics::http`]) reports.
 //!
 //! Backpressure: the writer queue is bounded; when the disk is slow it fills, `submit` waits and
 //! the session tasks stop reading their streams, so HTTP/2 flow control pushes back on the
@@ -25,6 +26,7 @@
 
 mod future;
 mod ingest;
+mod metrics;
 mod policies;
 mod query;
 mod writer;
@@ -119,6 +121,10 @@ pub struct ServeOptions {
     pub rules: Option<RulesOptions>,
     /// How far ahead of the collector's clock an agent's timestamp may be (see [`FutureScreen`]).
     pub max_future_skew: Duration,
+    /// The bound listener of the metrics port (`GET /metrics`, [`crate::metrics::http`]), with
+    /// the TLS and client certificates of the gRPC port; None: no metrics port. Shared so the
+    /// options stay `Clone`; `run` serves a duplicate of it.
+    pub metrics: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
@@ -145,6 +151,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (writer, writer_thread) = Writer::start(store.clone())?;
+    let rules_eval: Arc<crate::metrics::Histogram> = Arc::default();
     let live: Arc<Live> = Arc::default();
     let engine = match &opts.rules {
         Some(r) => Some((
@@ -159,6 +166,7 @@ pub async fn run(
             store.clone(),
             live.clone(),
             file.clone(),
+            rules_eval.clone(),
             stop_rx.clone(),
         ))
     });
@@ -212,6 +220,23 @@ pub async fn run(
         sessions,
         future: Arc::new(FutureScreen::new(opts.max_future_skew)),
         stop: stop_rx.clone(),
+    };
+    let metrics = match &opts.metrics {
+        Some(l) => {
+            let l = l.try_clone()?;
+            l.set_nonblocking(true)?;
+            let gauges = metrics::Gauges {
+                shared: shared.clone(),
+                rules_eval,
+            };
+            Some(tokio::spawn(crate::metrics::http::serve(
+                TcpListener::from_std(l)?,
+                acceptor.clone(),
+                Arc::new(gauges),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
     };
     let maint = tokio::spawn(crate::storage::maintenance::run(
         store.clone(),
@@ -269,6 +294,10 @@ pub async fn run(
     }
     if let Some(r) = reloader {
         r.abort();
+    }
+    // Holds a clone of the writer: ends before the writer is waited for.
+    if let Some(m) = metrics {
+        let _ = m.await;
     }
     let _ = maint.await;
     // Ends at the stop, after any reopen in progress: the database is never left closed.

@@ -152,6 +152,11 @@ impl Conn {
         Conn { stream, tracked }
     }
 
+    /// The client's end-entity certificate, if it presented one.
+    pub fn client_certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.stream.get_ref().1.peer_certificates()?.first()
+    }
+
     fn refused(&self, cx: &Context<'_>, read: bool) -> Option<io::Error> {
         let w = &self.tracked.as_ref()?.watch;
         let waker = if read { &w.read } else { &w.write };

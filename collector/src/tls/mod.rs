@@ -117,12 +117,14 @@ fn read_crls(
 /// A config read from the files, and the verifier it checks client certificates with.
 struct Loaded {
     config: Arc<ServerConfig>,
+    /// The same with HTTP/1.1 as the protocol, for the metrics port (`crate::metrics::http`).
+    http: Arc<ServerConfig>,
     verifier: Option<Arc<dyn ClientCertVerifier>>,
     /// Counts reloads: a connection whose handshake used an older config is checked again.
     generation: u64,
 }
 
-/// Reads the files into a server config (HTTP/2 only, as gRPC needs).
+/// Reads the files into a server config (HTTP/2 only, as gRPC needs), and its HTTP/1.1 twin.
 fn load(settings: &TlsSettings, generation: u64) -> Result<Loaded, String> {
     let certs = read_certs("tls_cert", &settings.cert)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key)
@@ -166,9 +168,12 @@ fn load(settings: &TlsSettings, generation: u64) -> Result<Loaded, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_cert/tls_key {}: {e}", settings.cert.display()))?;
+    let mut http = config.clone();
+    http.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
+        http: Arc::new(http),
         verifier,
         generation,
     })
@@ -290,6 +295,47 @@ impl Acceptor {
     }
 }
 
+/// What a connection speaks after the handshake (its ALPN protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/2, the gRPC port.
+    Grpc,
+    /// HTTP/1.1, the metrics port.
+    Http1,
+}
+
+impl Acceptor {
+    /// The TLS handshake of one accepted connection with the config in force, within
+    /// [`HANDSHAKE_TIMEOUT`]: the connection, registered for reloads, or None when it was
+    /// refused (logged and counted in `refused`).
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: std::net::SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Conn> {
+        let _ = tcp.set_nodelay(true);
+        let loaded = self.loaded();
+        let config = match protocol {
+            Protocol::Grpc => loaded.config.clone(),
+            Protocol::Http1 => loaded.http.clone(),
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(tcp)).await {
+            Ok(Ok(stream)) => Some(self.admit(stream, peer, &loaded)),
+            Ok(Err(e)) => {
+                let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                warn!(%peer, error = %e, refused_total = n, ?protocol, "TLS handshake refused");
+                None
+            }
+            Err(_) => {
+                let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                debug!(%peer, refused_total = n, ?protocol, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+}
+
 /// Listens for SIGHUP. Called before the files are first read, so that no SIGHUP after that
 /// read is missed. (The collector's `main` installs a SIGHUP handler first thing, so a SIGHUP
 /// before this only does not kill it.)
@@ -342,25 +388,12 @@ pub fn incoming(
                     }
                 },
             };
-            let _ = tcp.set_nodelay(true);
-            let loaded = tls.loaded();
-            let acceptor = TlsAcceptor::from(loaded.config.clone());
             let tx = tx.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(tls.admit(stream, peer, &loaded))).await;
-                    }
-                    Ok(Err(e)) => {
-                        let n = tls.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                        warn!(%peer, error = %e, refused_total = n, "TLS handshake refused");
-                    }
-                    Err(_) => {
-                        let n = tls.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                        debug!(%peer, refused_total = n, "TLS handshake timed out");
-                    }
+                if let Some(conn) = tls.handshake(tcp, peer, Protocol::Grpc).await {
+                    let _ = tx.send(Ok(conn)).await;
                 }
             });
         }

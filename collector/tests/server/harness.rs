@@ -52,6 +52,7 @@ pub fn plaintext() -> ServeOptions {
         seal_every: Duration::from_secs(60),
         rules: None,
         max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
+        metrics: None,
     }
 }
 

@@ -26,9 +26,10 @@
 //! 6. Rolling upgrade: a new agent build (other bytes) in the playbook's binaries, deployed with
 //!    the default batches (one host at a time here: web2's agent stops only after web1's new
 //!    one started); the new build runs on both, and across each restart no sample is doubled
-//!    (none closer than half an interval) or lost (no other gap; the last sample before the
-//!    stop and the first after the start are within an interval and slack of them, read from
-//!    the agent's journal), and no sample was dropped.
+//!    (none closer than half an interval) or lost (the old agent stopped with everything
+//!    acknowledged, `pending=0 dropped_samples=0`; its last sample is within an interval and
+//!    slack of its stop and the new agent's first within its setup and an interval of its
+//!    start, read from the agent's journal; no other gap but late ticks of a starved guest).
 //! 7. Reboot web1: the agent comes back under systemd, logs that the kernel log is read anew for
 //!    the new boot (its cursor holds the new boot id), a kill in the new boot is reported and the
 //!    kill of step 4 is not sent again, the policy is back on the new sshd listener, and the gap
@@ -374,19 +375,27 @@ fn last_entry(journal: &[(f64, String)], needle: &str) -> (f64, String) {
         .unwrap_or_else(|| panic!("no `{needle}` in the agent's journal: {journal:?}"))
 }
 
-/// Largest step between two samples of a 1 s series that is not a gap: the interval and the
-/// scheduling slack of a guest under software emulation.
+/// The slack of a 1 s tick on a guest under software emulation: how far before the agent's stop
+/// its last sample may be.
 const MAX_STEP: f64 = 2.5;
 
+/// Longest step between two samples of a running agent: a starved 1-vCPU guest (the playbook
+/// copying a debug build into it) delays a tick (2.8 s seen), and tokio's `Delay` behaviour
+/// never skips one, so a late tick is not a lost sample; a longer step is a failure.
+const LATE_TICK_MAX: f64 = 6.0;
+
 /// How soon after its start the agent's first sample must be: its setup and first interval, on
-/// an emulated CPU (seen: 2.3-2.5 s after a restart by the playbook, 2.4-3.4 s in a new boot).
+/// an emulated CPU (seen: 1.8-2.5 s after a restart by the playbook, 2.4-3.4 s in a new boot).
 const FIRST_SAMPLE_WITHIN: f64 = 6.0;
 
-/// Checks a 1 s sample series across one agent stop (`stop`, wall seconds) and start: no two
-/// samples closer than half an interval (none doubled), no step longer than [`MAX_STEP`] but the
-/// one across the stop (none lost), the last sample before it at most [`MAX_STEP`] before the
-/// stop and the first after it taken by the new agent within `first_within` seconds of its start
-/// (its setup and first interval). Returns the gap and the downtime (`start - stop`).
+/// Checks a 1 s sample series across one agent stop (`stop`, wall seconds) and start (`start`):
+/// no two samples closer than half an interval (none doubled); the step across the restart is
+/// the only one over [`LATE_TICK_MAX`]; its last sample at most [`MAX_STEP`] before the stop (the
+/// old agent's final samples arrived) and its first taken by the new agent within `first_within`
+/// seconds of its start (its setup and first interval). That nothing the old agent took is
+/// missing rests on that and on the old agent's own account (`pending=0 dropped_samples=0` at
+/// its stop: everything acknowledged as durable), checked by the caller. Returns the gap and the
+/// downtime (`start - stop`).
 #[track_caller]
 fn check_restart(
     host: &str,
@@ -399,20 +408,25 @@ fn check_restart(
     for w in times.windows(2) {
         assert!(w[1] - w[0] >= 0.5, "{host}: samples {w:?} are doubled");
     }
-    let gaps: Vec<usize> = (1..times.len())
-        .filter(|&i| times[i] - times[i - 1] > MAX_STEP)
+    let i = times
+        .iter()
+        .position(|&t| t > stop)
+        .unwrap_or_else(|| panic!("{host}: no sample after the stop at {stop}"));
+    assert!(i > 0, "{host}: no sample before the stop at {stop}");
+    let (before, after) = (times[i - 1], times[i]);
+    let late: Vec<(f64, f64)> = (1..times.len())
+        .filter(|&j| j != i && times[j] - times[j - 1] > MAX_STEP)
+        .map(|j| (times[j - 1], times[j]))
         .collect();
-    assert_eq!(
-        gaps.len(),
-        1,
-        "{host}: gaps at {:?} (stop {stop}, start {start})",
-        gaps.iter()
-            .map(|&i| (times[i - 1], times[i]))
-            .collect::<Vec<_>>()
-    );
-    let (before, after) = (times[gaps[0] - 1], times[gaps[0]]);
     assert!(
-        before <= stop && before >= stop - MAX_STEP,
+        late.iter().all(|(a, b)| b - a <= LATE_TICK_MAX),
+        "{host}: gaps while the agent ran: {late:?} (stop {stop}, start {start})"
+    );
+    if !late.is_empty() {
+        eprintln!("{host}: late ticks (starved guest): {late:?}");
+    }
+    assert!(
+        before >= stop - MAX_STEP,
         "{host}: last sample {before} vs the agent's stop {stop}"
     );
     assert!(
@@ -820,7 +834,7 @@ fn the_story_on_two_real_hosts() {
             let (start, _) = last_entry(&journal, "fleet-agent starting");
             assert!(start > stop, "{}: {journal:?}", vm.name());
             eprintln!("{}: the old agent said: {said}", vm.name());
-            assert!(said.contains("dropped_samples=0"), "{said}");
+            assert!(said.contains("pending=0 dropped_samples=0"), "{said}");
             restarts.push((stop, start));
         }
         // One at a time: web2's agent stopped only after web1's new agent had started.
@@ -881,6 +895,7 @@ fn the_story_on_two_real_hosts() {
         );
         let (stop, said) = last_entry(&agent_journal(web1, "-1"), "agent stopped");
         eprintln!("web1: before the reboot the agent said: {said}");
+        assert!(said.contains("pending=0 dropped_samples=0"), "{said}");
         // The policy came back with the agent: the new sshd listener (which cannot set itself,
         // step 3) reads -1000.
         wait_adj(web1, listener(web1), -1000, 10);

@@ -3,9 +3,9 @@
 //!
 //! The store is filled in-process the way `collector/benches/downsample.rs` fills it
 //! (`Store::write`, one item per hour of samples, then sealed, flushed and compacted), with
-//! samples shaped like `fleet-loadgen`'s: every activity the host page draws, about 150 values a
-//! second (CPU `all` and 4 CPUs, memory, swap, paging, I/O, load, pressure, 2 disks, 3
-//! interfaces), random walks with a spike every ten minutes. Then the real collector serves that
+//! samples shaped like `fleet-loadgen`'s: every activity of the schema, about 160 values a second
+//! (CPU `all` and 4 CPUs, memory, swap, paging, I/O, load, pressure, 2 disks, 3 interfaces),
+//! random walks with a spike every ten minutes. Then the real collector serves that
 //! store and `fleetctl ui` serves `/hosts/bench?since=24h`: the first (cold) and the median of
 //! `FLEET_BENCH_RUNS` (default 5) GETs are printed, with the HTML's size raw and gzipped
 //! (`gzip -6`) and the assets it links. `FLEET_BENCH_FLEETCTL=PATH` times another fleetctl on
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 mod ui_common;
 
 use fleet_collector::storage::{IngestItem, Store, StoreOptions};
-use fleet_proto::schema::schema;
-use fleet_proto::v1::{Activity, HostIdentity, Record, Sample};
+use fleet_proto::schema::ACTIVITIES;
+use fleet_proto::v1::{HostIdentity, Record, Sample};
 use fleet_tests::{bin, Collector};
 use ui_common::{get, start_ui_of};
 
@@ -42,41 +42,25 @@ impl Rng {
     }
 }
 
-/// One record per (activity, instance), as `fleet-loadgen` sends them.
+/// One record per activity and instance, the instances `fleet-loadgen` sends: CPU `all` and 4
+/// CPUs, 2 disks, 3 interfaces, `-` for an activity without instances.
 fn records() -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut add = |activity: Activity, instance: &str| {
-        let columns = schema(activity).expect("schema").columns.len();
-        out.push(Record {
-            activity: activity as i32,
-            instance: instance.into(),
-            values: vec![10.0; columns],
-        });
-    };
-    for cpu in ["all", "0", "1", "2", "3"] {
-        add(Activity::Cpu, cpu);
-    }
-    for a in [
-        Activity::Memory,
-        Activity::Swap,
-        Activity::Swapping,
-        Activity::Paging,
-        Activity::Io,
-        Activity::Load,
-        Activity::PsiCpu,
-        Activity::PsiIo,
-        Activity::PsiMem,
-    ] {
-        add(a, "-");
-    }
-    for d in ["sda", "sdb"] {
-        add(Activity::Disk, d);
-    }
-    for i in ["lo", "eth0", "eth1"] {
-        add(Activity::NetDev, i);
-        add(Activity::NetEdev, i);
-    }
-    out
+    ACTIVITIES
+        .iter()
+        .flat_map(|a| {
+            let instances: &[&str] = match a.instance_column {
+                Some("CPU") => &["all", "0", "1", "2", "3"],
+                Some("DEV") => &["sda", "sdb"],
+                Some(_) => &["lo", "eth0", "eth1"],
+                None => &["-"],
+            };
+            instances.iter().map(|i| Record {
+                activity: a.activity as i32,
+                instance: (*i).to_owned(),
+                values: vec![10.0; a.columns.len()],
+            })
+        })
+        .collect()
 }
 
 /// One hour of 1 s samples from `start_ms`, each value a random walk (two decimals, as sar

@@ -206,4 +206,54 @@ mod tests {
         assert_eq!(spike.values[1], 1.0);
         assert!(out.windows(2).all(|w| w[0].time_ms < w[1].time_ms));
     }
+
+    #[test]
+    fn collector_buckets_are_drawn_mid_bucket_and_sparse_series_keep_their_spacing() {
+        use fleet_proto::v1::SarBucket;
+        let b = |t: i64| SarBucket {
+            time_ms: t,
+            count: vec![1],
+            min: vec![1.0],
+            max: vec![3.0],
+            mean: vec![2.0],
+        };
+        let series = |instance: &str, times: &[i64]| SarBucketSeries {
+            host_id: "a1".into(),
+            hostname: String::new(),
+            instance: instance.into(),
+            buckets: times.iter().map(|t| b(*t)).collect(),
+        };
+        // 4 s buckets over [1 s, 30 s]: "dense" fills each, "sparse" is sampled every 12 s.
+        let range = Range {
+            since_ms: 1_000,
+            until_ms: 30_000,
+        };
+        let rows = from_buckets(
+            &[
+                series("dense", &[0, 4_000, 8_000, 28_000]),
+                series("sparse", &[0, 12_000, 24_000]),
+            ],
+            4_000,
+            range,
+        );
+        let dense: Vec<(i64, u32)> = rows[..4]
+            .iter()
+            .map(|r| (r.time_ms, r.interval_ms))
+            .collect();
+        // The first bucket starts before the range and the last ends after it: their middles are
+        // those of the parts inside it.
+        assert_eq!(
+            dense,
+            [
+                (2_500, 4_000),
+                (6_000, 4_000),
+                (10_000, 4_000),
+                (29_000, 4_000)
+            ]
+        );
+        assert!(rows[4..].iter().all(|r| r.interval_ms == 12_000));
+        assert_eq!(rows[0].host, "a1", "no hostname: the host id");
+        let e = rows[0].envelope.as_ref().unwrap();
+        assert_eq!((e.min[0], rows[0].values[0], e.max[0]), (1.0, 2.0, 3.0));
+    }
 }

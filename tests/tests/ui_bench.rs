@@ -7,8 +7,8 @@
 //! (CPU `all` and 4 CPUs, memory, swap, paging, I/O, load, pressure, 2 disks, 3 interfaces),
 //! random walks with a spike every ten minutes. Then the real collector serves that
 //! store and `fleetctl ui` serves `/hosts/bench?since=24h`: the first (cold) and the median of
-//! `FLEET_BENCH_RUNS` (default 5) GETs are printed, with the HTML's size raw and gzipped
-//! (`gzip -6`) and the assets it links. `FLEET_BENCH_FLEETCTL=PATH` times another fleetctl on
+//! `FLEET_BENCH_RUNS` (default 5) GETs are printed, with the CPU time per page of the collector
+//! and of `fleetctl ui`, the HTML's size raw and gzipped (`gzip -6`) and the assets it links. `FLEET_BENCH_FLEETCTL=PATH` times another fleetctl on
 //! the same collector too (the build before the downsampled query, for the raw-rows figure).
 //!
 //! Run (release):
@@ -174,14 +174,28 @@ fn time_page(addr: &str, path: &str, runs: usize) -> (Duration, Duration, String
     (first, times[times.len() / 2], body)
 }
 
+/// CPU seconds (user + system) process `pid` has used, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf(_SC_CLK_TCK) only reads a constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// One fleetctl's figures for the host page.
-fn measure(label: &str, program: &Path, url: &str, dir: &Path, runs: usize) {
+fn measure(label: &str, program: &Path, collector: u32, url: &str, dir: &Path, runs: usize) {
     let (mut ui, addr) = start_ui_of(program, url, &[], dir);
+    let cpu = || (cpu_seconds(collector), cpu_seconds(ui.child.id()));
+    let before = cpu();
     let (first, median, html) = time_page(&addr, "/hosts/bench?since=24h", runs);
+    let after = cpu();
     let panels = html.matches("class=\"panel\"").count();
     let bands = html.matches("class=\"envelope\"").count();
     let points: usize = html
@@ -196,6 +210,11 @@ fn measure(label: &str, program: &Path, url: &str, dir: &Path, runs: usize) {
         ms(median),
         html.len() as f64 / 1000.0,
         gzipped(&html) as f64 / 1000.0,
+    );
+    println!(
+        "{label}: CPU per page: collector {:.0} ms, fleetctl ui {:.0} ms",
+        (after.0 - before.0) * 1000.0 / runs as f64,
+        (after.1 - before.1) * 1000.0 / runs as f64,
     );
     let mut total = gzipped(&html);
     for asset in assets(&html) {
@@ -235,8 +254,9 @@ fn host_page_of_24h_at_1s() {
     );
     let collector = Collector::start(&data, "127.0.0.1:0", &[]);
     let url = collector.url();
-    measure("this build", &bin("fleetctl"), &url, tmp.path(), runs);
+    let pid = collector.proc.child.id();
+    measure("this build", &bin("fleetctl"), pid, &url, tmp.path(), runs);
     if let Ok(other) = std::env::var("FLEET_BENCH_FLEETCTL") {
-        measure(&other, Path::new(&other), &url, tmp.path(), runs);
+        measure(&other, Path::new(&other), pid, &url, tmp.path(), runs);
     }
 }

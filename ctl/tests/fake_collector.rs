@@ -594,6 +594,27 @@ async fn sar_step_asks_for_buckets_and_shows_their_means() {
 }
 
 #[tokio::test]
+async fn sar_plot_asks_for_a_bucket_per_pixel_and_draws_their_bands() {
+    let (addr, fake) = start().await;
+    let args = [
+        "sar", "-u", "--host", "web-1", "--since", "1h", "--plot", "-",
+    ];
+    let out = execute(cli(addr, &args)).await.unwrap();
+    // An hour over 900 pixels: 4 s buckets, and no raw rows (the buckets hold 6 samples each).
+    let queries = fake.bucket_queries.lock().unwrap().clone();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0].step_ms, 4_000);
+    assert_eq!(queries[0].until_ms - queries[0].since_ms, 3_600_000);
+    assert!(fake.queries.lock().unwrap().is_empty());
+    let svg = &out.stdout;
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{svg}");
+    // "all" (no -P ALL): two buckets of %user, with its min-max band.
+    assert!(svg.contains("data-label=\"%user web-1 all\""), "{svg}");
+    assert!(svg.contains("class=\"envelope\""), "{svg}");
+    assert!(!svg.contains("%user web-1 0"), "{svg}");
+}
+
+#[tokio::test]
 async fn sar_csv_every_cpu_without_list_hosts() {
     let (addr, fake) = start().await;
     let out = execute(cli(

@@ -113,45 +113,33 @@ pub(super) fn panel(
         let segments = split_at_gaps(&shown, line.gap_ms);
         for segment in &segments {
             if segment.iter().all(|p| p.2.is_some()) {
-                let mut d = String::new();
-                for (j, (t, _, band)) in segment.iter().enumerate() {
-                    let hi = band.map_or(0.0, |b| b.1);
-                    let _ = write!(
-                        d,
-                        "{}{:.1},{:.1}",
-                        if j == 0 { "M" } else { "L" },
-                        x(*t),
-                        y(hi)
-                    );
+                let mut d = PathData::default();
+                for (t, _, band) in segment.iter() {
+                    d.to(x(*t), y(band.map_or(0.0, |b| b.1)));
                 }
                 for (t, _, band) in segment.iter().rev() {
-                    let _ = write!(d, "L{:.1},{:.1}", x(*t), y(band.map_or(0.0, |b| b.0)));
+                    d.to(x(*t), y(band.map_or(0.0, |b| b.0)));
                 }
                 let _ = write!(
                     s,
-                    "<path class=\"envelope\" d=\"{d}Z\" fill=\"{color}\" fill-opacity=\"0.18\" \
-                     stroke=\"none\"/>"
+                    "<path class=\"envelope\" d=\"{}Z\" fill=\"{color}\" fill-opacity=\"0.18\" \
+                     stroke=\"none\"/>",
+                    d.text
                 );
             }
         }
-        let mut d = String::new();
+        let mut d = PathData::default();
         for segment in &segments {
-            for (j, (t, v, _)) in segment.iter().enumerate() {
-                let _ = write!(
-                    d,
-                    "{}{:.1},{:.1}",
-                    if j == 0 { "M" } else { "L" },
-                    x(*t),
-                    y(*v)
-                );
+            d.lift();
+            for (t, v, _) in segment {
+                d.to(x(*t), y(*v));
             }
         }
+        let mut d = d.text;
         // A lone point still shows: round caps draw a zero-length segment as a dot.
-        let d = if shown.len() == 1 {
-            format!("{d}h0.01")
-        } else {
-            d
-        };
+        if shown.len() == 1 {
+            d.push_str("h0.01");
+        }
         points += shown.len();
         // The mean of the drawn values, so a page's reader (or a test) can compare lines.
         let mean = if shown.is_empty() {
@@ -213,6 +201,36 @@ pub(super) fn panel(
         svg: s,
         height,
         points,
+    }
+}
+
+/// A path's `d`, short: a 24 h host page draws some 150 lines of ~900 points each, plus their
+/// bands, so each vertex is written in whole pixels (a bucket is about one pixel wide) relative
+/// to the one before (`M12,40l1,-2l1,0`): a third of the absolute form's bytes, and it gzips
+/// several times better. Each vertex keeps its own command (`M` or `l`).
+#[derive(Default)]
+struct PathData {
+    text: String,
+    /// Where the pen is, in whole pixels; `None` before the first vertex or after [`lift`].
+    ///
+    /// [`lift`]: PathData::lift
+    at: Option<(i64, i64)>,
+}
+
+impl PathData {
+    /// The next vertex starts a new subpath (`M`).
+    fn lift(&mut self) {
+        self.at = None;
+    }
+
+    /// A vertex at (`x`, `y`), rounded to whole pixels.
+    fn to(&mut self, x: f64, y: f64) {
+        let (x, y) = (x.round() as i64, y.round() as i64);
+        let _ = match self.at {
+            None => write!(self.text, "M{x},{y}"),
+            Some((x0, y0)) => write!(self.text, "l{},{}", x - x0, y - y0),
+        };
+        self.at = Some((x, y));
     }
 }
 

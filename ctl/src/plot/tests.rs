@@ -42,7 +42,7 @@ fn commands(node: &Node) -> usize {
     node.attribute("d")
         .unwrap()
         .chars()
-        .filter(|c| matches!(c, 'M' | 'L'))
+        .filter(|c| matches!(c, 'M' | 'l'))
         .count()
 }
 
@@ -249,4 +249,127 @@ fn the_time_axis_is_utc() {
     assert!(panels[0]
         .svg
         .contains("UTC, from 2025-11-25 22:10:00 to 2025-11-25 22:20:00"));
+}
+
+/// The (x, y) points of a path's `d` (`M` absolute, `l` relative vertices).
+fn coordinates(node: &Node) -> Vec<(f64, f64)> {
+    let d = node.attribute("d").unwrap();
+    let starts: Vec<usize> = d.match_indices(['M', 'l']).map(|(i, _)| i).collect();
+    let mut at = (0.0, 0.0);
+    let mut out = Vec::new();
+    for i in starts {
+        let rest = &d[i + 1..];
+        let pair = &rest[..rest.find(['M', 'l', 'Z', 'h']).unwrap_or(rest.len())];
+        let (x, y) = pair.split_once(',').unwrap();
+        let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+        at = if d.as_bytes()[i] == b'M' {
+            (x, y)
+        } else {
+            (at.0 + x, at.1 + y)
+        };
+        out.push(at);
+    }
+    out
+}
+
+/// The topmost (smallest y) point of a path.
+fn top(node: &Node) -> (f64, f64) {
+    coordinates(node)
+        .into_iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+}
+
+#[test]
+fn collector_buckets_draw_bands_that_hold_the_raw_spike() {
+    use fleet_proto::v1::{SarBucket, SarBucketSeries};
+
+    // 10 minutes of CPU at 1 s, %user 10 ± 1 but 95 for one second at 5:37.
+    let cpu = schema(Activity::Cpu).unwrap();
+    let spike_ms = T0 + 337_000;
+    let raw: Vec<PlotRow> = (0..600)
+        .map(|i| {
+            let t = T0 + i * 1000;
+            let user = if t == spike_ms {
+                95.0
+            } else {
+                10.0 + (i % 3) as f64 - 1.0
+            };
+            PlotRow {
+                time_ms: t,
+                interval_ms: 1000,
+                ..row("h", "all", 0, vec![user, 0.0, 2.0, 0.0, 0.0, 98.0 - user])
+            }
+        })
+        .collect();
+    // The collector's answer for 60 buckets: exact min, max and mean per bucket.
+    let step = bucket::step_ms(range(), 60);
+    assert_eq!(step, 10_000);
+    let buckets: Vec<SarBucket> = raw
+        .chunk_by(|a, b| a.time_ms / step == b.time_ms / step)
+        .map(|rows| {
+            let column = |c: usize| rows.iter().map(move |r| r.values[c]);
+            SarBucket {
+                time_ms: rows[0].time_ms / step * step,
+                count: vec![rows.len() as u32; 6],
+                min: (0..6).map(|c| column(c).fold(f64::MAX, f64::min)).collect(),
+                max: (0..6).map(|c| column(c).fold(f64::MIN, f64::max)).collect(),
+                mean: (0..6)
+                    .map(|c| column(c).sum::<f64>() / rows.len() as f64)
+                    .collect(),
+            }
+        })
+        .collect();
+    let series = [SarBucketSeries {
+        host_id: "h".into(),
+        hostname: "h".into(),
+        instance: "all".into(),
+        buckets,
+    }];
+    let bucketed = bucket::from_buckets(&series, step, range());
+    assert_eq!(bucketed.len(), 60);
+    assert!(bucketed.iter().all(|r| r.interval_ms == 10_000));
+
+    let drawn = |rows: &[PlotRow]| activity_panels(cpu, rows, range(), &[]).remove(0).svg;
+    let (raw_svg, bucketed_svg) = (drawn(&raw), drawn(&bucketed));
+    let (raw_doc, doc) = (
+        Document::parse(&raw_svg).unwrap(),
+        Document::parse(&bucketed_svg).unwrap(),
+    );
+    fn user<'a>(doc: &'a Document) -> Node<'a, 'a> {
+        with_class(doc, "series")
+            .into_iter()
+            .find(|n| n.attribute("data-label") == Some("%user h all"))
+            .unwrap()
+    }
+    assert_eq!(points(&user(&raw_doc)), 600);
+    assert_eq!(points(&user(&doc)), 60, "one point per bucket");
+    // The same value scale (the band reaches the raw extremes), so y compare directly.
+    let (spike_x, spike_y) = top(&user(&raw_doc));
+    let mean_top = top(&user(&doc)).1;
+    assert!(
+        mean_top > spike_y + 10.0,
+        "the mean alone averages the spike away: {mean_top} vs {spike_y}"
+    );
+    // %user's band: the first envelope (lines and bands in column order).
+    let band = with_class(&doc, "envelope").remove(0);
+    let (band_x, band_y) = top(&band);
+    assert!(
+        (band_y - spike_y).abs() < 0.51,
+        "the band reaches the spike: {band_y} vs {spike_y}"
+    );
+    let px_per_bucket = (PANEL_WIDTH as f64) / 60.0;
+    assert!(
+        (band_x - spike_x).abs() <= px_per_bucket,
+        "at the spike's bucket: x {band_x} vs {spike_x}"
+    );
+    // And every raw %user point lies within the band's vertical extent.
+    let band_ys: Vec<f64> = coordinates(&band).iter().map(|p| p.1).collect();
+    let lowest = band_ys.iter().copied().fold(f64::MIN, f64::max);
+    for (_, y) in coordinates(&user(&raw_doc)) {
+        assert!(
+            y >= band_y - 0.11 && y <= lowest + 0.11,
+            "{y} outside the band"
+        );
+    }
 }

@@ -11,7 +11,17 @@ use fleet_tests::{bin, procs};
 /// `fleetctl --collector URL ARGS... ui --listen 127.0.0.1:0` (ARGS: TLS settings), its log in
 /// `dir/ui.log`: the process and the address it serves on.
 pub fn start_ui(url: &str, args: &[String], dir: &Path) -> (procs::Proc, String) {
-    let mut command = std::process::Command::new(bin("fleetctl"));
+    start_ui_of(&bin("fleetctl"), url, args, dir)
+}
+
+/// As [`start_ui`], with the fleetctl at `program` (the benchmark compares two builds).
+pub fn start_ui_of(
+    program: &Path,
+    url: &str,
+    args: &[String],
+    dir: &Path,
+) -> (procs::Proc, String) {
+    let mut command = std::process::Command::new(program);
     command.args(["--collector", url]);
     if args.is_empty() {
         command.arg("--insecure");

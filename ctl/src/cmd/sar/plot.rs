@@ -34,7 +34,7 @@ pub(super) async fn plot(
     let rows = try_join_all(
         plan.sections
             .iter()
-            .map(|s| source::sar_rows(collector, s.query.activity, &selection)),
+            .map(|s| source::sar_rows(collector, s.query.activity, &selection, source::BUCKETS)),
     );
     let kills = source::oom_kills(collector, &selection);
     let (rows, kills) = tokio::try_join!(rows, kills)?;

@@ -17,6 +17,9 @@ use crate::cmd::ntp::best_offset;
 use crate::plot::source::{self, Selection};
 use crate::plot::{sparkline, PlotRow, Range};
 
+/// A sparkline's width in pixels, and so the buckets asked for each.
+const SPARK_WIDTH: usize = 120;
+
 /// The sparklines' columns: (activity, column, how a value is shown, tooltip).
 const SPARKS: [(Activity, &str, &str); 3] = [
     (Activity::Cpu, "%idle", "CPU busy % (100 − %idle)"),
@@ -76,15 +79,14 @@ pub(super) async fn page(collector: &Collector, query: Option<&str>) -> Result<S
             .collect(),
         ..hour.clone()
     };
-    let sparks =
-        if spark_hosts.hosts.is_empty() {
-            vec![Vec::new(); SPARKS.len()]
-        } else {
-            futures::future::try_join_all(SPARKS.iter().map(|(activity, _, _)| {
-                source::sar_rows(collector, *activity as i32, &spark_hosts)
-            }))
-            .await?
-        };
+    let sparks = if spark_hosts.hosts.is_empty() {
+        vec![Vec::new(); SPARKS.len()]
+    } else {
+        futures::future::try_join_all(SPARKS.iter().map(|(activity, _, _)| {
+            source::sar_rows(collector, *activity as i32, &spark_hosts, SPARK_WIDTH)
+        }))
+        .await?
+    };
 
     let mut body = String::new();
     body.push_str(&filter_form(&clusters, &cluster, label.as_deref()));
@@ -264,7 +266,7 @@ impl HostRows<'_> {
             .map_or("-".to_owned(), |p| crate::plot::value_label(p.1));
         format!(
             "{}<span class=\"last\">{}</span>",
-            sparkline(&points, self.range, 120, 24, tip),
+            sparkline(&points, self.range, SPARK_WIDTH as u32, 24, tip),
             e(&last)
         )
     }

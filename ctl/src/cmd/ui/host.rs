@@ -47,7 +47,7 @@ pub(super) async fn page(
     let rows = try_join_all(
         SAR_ORDER
             .iter()
-            .map(|a| source::sar_rows(collector, *a as i32, &selection)),
+            .map(|a| source::sar_rows(collector, *a as i32, &selection, source::BUCKETS)),
     );
     let kills = source::oom_kills(collector, &selection);
     let (rows, kills) = tokio::try_join!(rows, kills)?;

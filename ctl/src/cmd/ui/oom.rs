@@ -11,7 +11,8 @@ use super::html::{e, page as layout, seg, table, time};
 use super::PageError;
 use crate::client::Collector;
 use crate::cmd::oom::show::{evidence, render_table, task_rows};
-use crate::plot::{activity_panels, Marker, PlotRow, Range};
+use crate::plot::source::BUCKETS;
+use crate::plot::{activity_panels, downsample, Marker, PlotRow, Range};
 
 /// How far before the kill the graphs reach.
 const BEFORE_MS: i64 = 30 * 60 * 1000;
@@ -135,7 +136,9 @@ fn render(detail: &OomKillDetail) -> String {
         let Some(schema) = schema(activity) else {
             continue;
         };
-        let rows: Vec<PlotRow> = rows.iter().map(PlotRow::from_sar).collect();
+        // The kill's report carries these rows (30 minutes): bucketed here, as the collector
+        // would, rather than asked for again.
+        let rows = downsample(rows.iter().map(PlotRow::from_sar).collect(), range, BUCKETS);
         body.push_str(&format!(
             "<section class=\"activity\" data-activity=\"{}\">",
             e(schema.name)

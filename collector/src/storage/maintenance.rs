@@ -46,9 +46,14 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
         if !store.is_writable() {
             continue;
         }
+        // A write that failed because the store began refusing writes meanwhile (the disk
+        // filled during the seal) is that same state, already logged once: not warned again.
         let s = store.clone();
         match blocking(move || s.seal(now_ms())).await {
             Ok(stats) => tracing::debug!(?stats, "sealed closed windows"),
+            Err(e) if !store.is_writable() => {
+                tracing::debug!(error = %e, "sealing stopped: the store refuses writes");
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "sealing failed; raw data stays readable");
             }
@@ -56,8 +61,12 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
         if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(tokio::time::Instant::now());
             let s = store.clone();
-            if let Err(e) = blocking(move || s.enforce_retention(now_ms())).await {
-                tracing::warn!(error = %e, "retention failed");
+            match blocking(move || s.enforce_retention(now_ms())).await {
+                Ok(()) => {}
+                Err(e) if !store.is_writable() => {
+                    tracing::debug!(error = %e, "retention stopped: the store refuses writes");
+                }
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
         }
     }

@@ -70,11 +70,26 @@ pub fn last_seq(url: &str, host: &str) -> Option<u64> {
 }
 
 /// Waits (up to 30 s) until the collector at `url` has stored at least `at_least` batches of
-/// `host` (its agent samples once a second), and returns the host's last sequence number.
-pub fn wait_for_samples(url: &str, host: &str, at_least: u64) -> u64 {
+/// `host`, and returns the host's last sequence number. A batch is a sample (one a second), or
+/// OOM events: an agent reading the kernel log sends the kills already in it first, each in a
+/// batch of its own, so batches are no count of samples there ([`wait_for_sample_rows`]).
+pub fn wait_for_batches(url: &str, host: &str, at_least: u64) -> u64 {
     crate::wait::wait_for(
         &format!("{at_least} batches of {host} stored"),
         std::time::Duration::from_secs(30),
         || last_seq(url, host).filter(|s| *s >= at_least),
     )
+}
+
+/// Waits (up to 30 s) until `fleetctl sar FLAG --host HOST` (the last 10 minutes) at `url` has
+/// at least `at_least` rows: samples stored, whatever else the agent sent.
+pub fn wait_for_sample_rows(url: &str, host: &str, flag: &str, at_least: usize) {
+    crate::wait::wait_for(
+        &format!("{at_least} rows of sar {flag} of {host}"),
+        std::time::Duration::from_secs(30),
+        || {
+            let v = try_fleetctl_json(url, &["sar", flag, "--host", host])?;
+            (v.as_array()?.len() >= at_least).then_some(())
+        },
+    );
 }

@@ -15,7 +15,7 @@
 //!   with given TLS flags) and read its address, start an agent at a 1 s interval (reporting
 //!   another hostname, or run through a wrapper such as `setpriv`: [`AgentAs`]), run fleetctl
 //!   (plaintext or over mutual TLS, its JSON output parsed, a host's last sequence number,
-//!   [`wait_for_samples`]).
+//!   [`wait_for_batches`]).
 //! - [`pki`]: certificates made with `fleetctl certs` ([`Pki`]: init, issue, revoke), odd ones
 //!   signed by rcgen with the same CA, and a rustls client presenting one.
 //! - [`cgroup`]: a memory cgroup with a small limit, v1 or v2 ([`MemCgroup`]), processes in it
@@ -60,7 +60,9 @@ pub mod wait;
 pub use agent::{spawn_agent, spawn_agent_as, start_agent, AgentAs};
 pub use cgroup::MemCgroup;
 pub use collector::Collector;
-pub use fleetctl::{fleetctl, fleetctl_json, last_seq, try_fleetctl_json, wait_for_samples};
+pub use fleetctl::{
+    fleetctl, fleetctl_json, last_seq, try_fleetctl_json, wait_for_batches, wait_for_sample_rows,
+};
 pub use net::free_port;
 pub use paths::bin;
 pub use pki::Pki;

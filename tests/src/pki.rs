@@ -131,6 +131,13 @@ impl Pki {
         self.path("ca.pem")
     }
 
+    /// A collector's mutual TLS: the collector's certificate and key, and the fleet CA clients
+    /// must chain to (`--tls-cert collector.pem --tls-key collector-key.pem --tls-ca ca.pem`).
+    pub fn collector_mtls_args(&self) -> [String; 6] {
+        let [cert, cert_file, key, key_file] = self.tls_args("collector");
+        [cert, cert_file, key, key_file, "--tls-ca".into(), self.ca()]
+    }
+
     /// `--tls-cert NAME.pem --tls-key NAME-key.pem`.
     pub fn tls_args(&self, name: &str) -> [String; 4] {
         [

@@ -170,7 +170,7 @@ fn each_policy_capability_is_needed_and_the_units_set_is_enough() {
         running.push((case, process, agent, host_id, file));
     }
     for (_, _, _, host_id, _) in &running {
-        wait_for_samples(&url, host_id, 1);
+        wait_for_batches(&url, host_id, 1);
     }
     for (_, _, _, _, file) in &running {
         let out = fleetctl(&url, &["policy", "apply", "-f", file.to_str().unwrap()]);

@@ -190,7 +190,7 @@ fn oom_alert_setup(tmp: &Path) -> (Collector, Proc, Alertmanager, MemCgroup) {
         &["--kmsg-path", "/dev/kmsg"],
     );
     let url = c.url();
-    wait_for_samples(&url, "burst1", 2);
+    wait_for_batches(&url, "burst1", 2);
     // The agent reports the kills still in the kernel's ring buffer (other tests make some): let
     // any alert they raised leave the 5 s window before this test's own kill.
     wait_for(
@@ -305,7 +305,7 @@ fn a_broken_rules_file_on_sighup_is_refused_and_the_rules_in_force_stay() {
     );
     let url = c.url();
     let mut a = start_agent(&url, &tmp.path().join("a"), "h1", "prod", &[]);
-    wait_for_samples(&url, "h1", 1);
+    wait_for_batches(&url, "h1", 1);
     // The offline check names the rule and the field; the collector says the same on SIGHUP.
     std::fs::write(
         &rules,

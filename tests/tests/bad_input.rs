@@ -107,7 +107,7 @@ fn unreachable_collector_then_corrupt_spool_loses_only_the_corrupt_frame() {
 
     let c = Collector::start(&tmp.path().join("data"), &addr, &[]);
     let mut a = start_agent(&url, &state, "u1", "prod", &[]);
-    let seq = wait_for_samples(&url, "u1", 8);
+    let seq = wait_for_batches(&url, "u1", 8);
     assert!(a.running());
     let log = a.log_text();
     assert!(
@@ -171,7 +171,7 @@ fn batch(seq: u64, values: Vec<f64>) -> AgentMessage {
 /// `since`, and returns its last seq: the other agents' data flows.
 async fn good_agent_flowing(url: &str, since: Option<u64>) -> u64 {
     let u = url.to_string();
-    tokio::task::spawn_blocking(move || wait_for_samples(&u, "good1", since.map_or(2, |s| s + 3)))
+    tokio::task::spawn_blocking(move || wait_for_batches(&u, "good1", since.map_or(2, |s| s + 3)))
         .await
         .unwrap()
 }

@@ -271,12 +271,12 @@ fn agent_killed_and_restarted_replays_its_spool_once() {
     let url = c.url();
     let state = tmp.path().join("a1");
     let mut a = start_agent(&url, &state, "k1", "prod", &[]);
-    wait_for_samples(&url, "k1", 3);
+    wait_for_batches(&url, "k1", 3);
     a.kill9();
     // A fixed sleep on purpose: the agent stays down 2 s, the gap the check below allows for.
     std::thread::sleep(Duration::from_secs(2));
     let mut a = start_agent(&url, &state, "k1", "prod", &[]);
-    wait_for_samples(&url, "k1", 8);
+    wait_for_batches(&url, "k1", 8);
     assert_eq!(a.term(Duration::from_secs(15)), Some(0));
     // The agent was down ~2 s plus its start-up: one gap of up to ~5 s is expected, nothing doubled.
     assert_exactly_once(&url, "k1", Duration::from_secs(6));

@@ -77,7 +77,7 @@ fn collector_with_agent(tmp: &Path, host: &str, extra: &[&str]) -> (Tmpfs, Colle
     let fs = Tmpfs::mount(&tmp.join("data"), FS_BYTES);
     let c = Collector::start(fs.path(), "127.0.0.1:0", extra);
     let agent = start_agent(&c.url(), &tmp.join("agent"), host, "prod", &[]);
-    wait_for_samples(&c.url(), host, 3);
+    wait_for_batches(&c.url(), host, 3);
     (fs, c, agent)
 }
 

@@ -38,7 +38,7 @@ fn sar_plot_writes_a_panel_per_column_group() {
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
     let _agent = start_agent(&url, &tmp.path().join("a1"), "web1", "prod", &[]);
-    wait_for_samples(&url, "web1", 4);
+    wait_for_batches(&url, "web1", 4);
 
     // -u: 1 panel, -r: 5, -q: 3 (sadf -g's groups).
     let file = tmp.path().join("graphs.svg");
@@ -227,7 +227,7 @@ impl Console {
             "prod",
             &["--config", config, "--ntp-server", &ntp[1].addr],
         );
-        wait_for_samples(&url, "web1", 4);
+        wait_for_batches(&url, "web1", 4);
         std::fs::write(&kmsg, kmsg_report_now()).unwrap();
         let kills = wait_for(
             "the fixture's kills stored",

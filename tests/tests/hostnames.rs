@@ -20,8 +20,8 @@ fn a_shared_hostname_is_reported_and_refused_and_the_host_id_selects() {
     let args = ["--insecure", "--no-kmsg"];
     let _a = spawn_agent_as(same, &url, &tmp.path().join("a"), "twin-a", "prod", &args);
     let _b = spawn_agent_as(same, &url, &tmp.path().join("b"), "twin-b", "prod", &args);
-    wait_for_samples(&url, "twin-a", 2);
-    wait_for_samples(&url, "twin-b", 2);
+    wait_for_batches(&url, "twin-a", 2);
+    wait_for_batches(&url, "twin-b", 2);
 
     let out = fleetctl(&url, &["hosts"]);
     assert!(out.status.success(), "{out:?}");

@@ -131,8 +131,7 @@ fn scraped_over_mutual_tls_by_a_viewer_only() {
         .issue("viewer", "revoked", &[])
         .issue("agent", "web1", &["--cluster", "c1"])
         .revoke(&[]);
-    let mut args: Vec<String> = pki.tls_args("collector").into();
-    args.extend(["--tls-ca".into(), pki.ca()]);
+    let mut args: Vec<String> = pki.collector_mtls_args().into();
     args.extend(["--tls-crl".into(), pki.path("crl.pem")]);
     args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

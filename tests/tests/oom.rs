@@ -33,10 +33,7 @@ fn a_real_oom_kill_in_a_memory_cgroup_is_reported_once() {
     // Counted as memory rows, not batches: the agent also sends the kills already in this boot's
     // kernel log (other tests'), each in a batch of its own, before its first sample (seen in
     // CI: three batches stored 1.6 s after the start, no sample yet).
-    wait_for("memory samples of oom1", Duration::from_secs(30), || {
-        let v = try_fleetctl_json(&url, &["sar", "-r", "--host", "oom1"])?;
-        (v.as_array()?.len() >= 3).then_some(())
-    });
+    wait_for_sample_rows(&url, "oom1", "-r", 3);
 
     let cg = MemCgroup::new(64 << 20);
     let mut hog = cg.spawn_hog();
@@ -168,7 +165,7 @@ fn kill_to_stored_latency() {
         "prod",
         &["--kmsg-path", "/dev/kmsg"],
     );
-    wait_for_samples(&url, "lat1", 2);
+    wait_for_batches(&url, "lat1", 2);
     let cg = MemCgroup::new(32 << 20);
     let mut latencies = Vec::new();
     for _ in 0..20 {

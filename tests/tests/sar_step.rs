@@ -14,7 +14,7 @@ fn buckets_are_those_of_the_rows_sar_prints() {
     let c = Collector::start(&tmp.path().join("data"), "127.0.0.1:0", &[]);
     let url = c.url();
     let _agent = start_agent(&url, &tmp.path().join("w1"), "w1", "prod", &[]);
-    wait_for_samples(&url, "w1", 12);
+    wait_for_batches(&url, "w1", 12);
 
     // A fixed range, so both commands read the same rows.
     let now = Utc::now();

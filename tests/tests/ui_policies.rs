@@ -10,7 +10,7 @@ mod ui_common;
 use std::time::Duration;
 
 use fleet_tests::procs::oom_score_adj as adj;
-use fleet_tests::{start_agent, wait_for, wait_for_samples, Collector, Pki};
+use fleet_tests::{start_agent, wait_for, wait_for_batches, Collector, Pki};
 use policy_common::sleeper;
 use ui_common::{get, post_form, start_ui};
 
@@ -43,7 +43,7 @@ fn apply_from_the_page_after_a_confirmed_dry_run() {
     let child = sleeper(&marker, 0);
     let pid = child.pid();
     let _agent = start_agent(&url, &tmp.path().join("a1"), "web1", "prod", &[]);
-    wait_for_samples(&url, "web1", 2);
+    wait_for_batches(&url, "web1", 2);
     let (_ui, addr) = start_ui(&url, &[], tmp.path());
 
     let (status, _, page) = get(&addr, "/policies");
@@ -132,18 +132,9 @@ fn a_viewer_gets_the_collectors_refusal() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     pki.issue("viewer", "viewer", &[]);
-    let c = Collector::spawn(
-        &tmp.path().join("data"),
-        "127.0.0.1:0",
-        &[
-            "--tls-cert",
-            &pki.path("collector.pem"),
-            "--tls-key",
-            &pki.path("collector-key.pem"),
-            "--tls-ca",
-            &pki.ca(),
-        ],
-    );
+    let tls = pki.collector_mtls_args();
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &tls);
     let port = c.addr.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}");
     let mut args = vec!["--tls-ca".to_owned(), pki.ca()];

@@ -111,11 +111,7 @@ impl Controller {
         let pki = Pki::init_with(&dir.join("pki"), &["--san", GUEST_FWD_ADDR]);
         pki.issue("viewer", "alice", &[]);
         pki.issue("operator", "olga", &[]);
-        let tls: Vec<String> = [
-            &pki.tls_args("collector")[..],
-            &["--tls-ca".into(), pki.ca()],
-        ]
-        .concat();
+        let tls = pki.collector_mtls_args();
         let alertmanager = Alertmanager::start(dir);
         let rules = dir.join("rules.toml");
         std::fs::write(

@@ -331,6 +331,9 @@ impl<C: Connector> Agent<C> {
     /// One sample (with the top-oom ranking when due, and the last clock measurement) into the
     /// spool; a sampling error is logged once until sampling recovers.
     fn sample(&mut self) -> Result<(), SpoolError> {
+        // The sample's time is that of its reading, taken before it (as sadc does), so that
+        // the top-oom scan or a starved CPU after the reading does not shift it.
+        let time_ms = now_ms();
         let out = match self.sources.sampler.sample() {
             Ok(out) => out,
             Err(e) => {
@@ -358,7 +361,7 @@ impl<C: Connector> Agent<C> {
             }
         }
         let sample = Sample {
-            time_ms: now_ms(),
+            time_ms,
             interval_ms: out.interval_ms,
             records: out.records,
             top_oom: ranking,

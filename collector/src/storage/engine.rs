@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::health::{Health, StoreState};
 use super::hosts::Registry;
+use super::outbox::Outbox;
 use super::{keys, values};
 use super::{
     StorageError, StoreOptions, CF_CHUNKS, CF_EVENTS, CF_HOSTS, CF_NTP, CF_RAW, CF_TOPOOM,
@@ -73,6 +74,8 @@ pub struct Store {
     pub(super) retention_floor_s: Mutex<u64>,
     /// Whether writes go through (see [`super::health`]).
     health: Health,
+    /// The remote-write outbox's bounds and head (see [`super::outbox`]).
+    pub(super) outbox: Outbox,
 }
 
 /// The open database, read-held for one call (see the `db` field of [`Store`]).
@@ -182,6 +185,8 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        let outbox = Outbox::new(opts.outbox_limit);
+        outbox.load(&db, state == StoreState::Writable)?;
         Ok(Store {
             db: RwLock::new(Some(db)),
             dir: dir.to_path_buf(),
@@ -192,6 +197,7 @@ impl Store {
             maintenance_lock: Mutex::new(()),
             retention_floor_s: Mutex::new(0),
             health: Health::new(state),
+            outbox,
         })
     }
 
@@ -293,6 +299,10 @@ impl Store {
                     .registry
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = registry;
+                // A write that returned an error may have reached the disk: its entries too.
+                if let Err(e) = self.outbox.load(&db, true) {
+                    tracing::warn!(error = %e, "cannot read the remote-write outbox back");
+                }
                 *lock(&self.retention_floor_s) = 0;
                 *slot = Some(db);
                 self.health.resumed();

@@ -28,6 +28,7 @@ pub(super) fn opts() -> StoreOptions {
     StoreOptions {
         retention: Duration::from_secs(24 * 3600),
         chunk_window: Duration::from_secs(3600),
+        outbox_limit: None,
     }
 }
 

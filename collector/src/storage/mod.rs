@@ -37,6 +37,7 @@
 //! | [`CF_TOPOOM`] | top-oom rankings, one per host per sample that carried one             |
 //! | [`CF_POLICIES`] | OOM policy versions (with who and when) and each host's policy status |
 //! | [`CF_NTP`]    | NTP measurements, one per host per sample that carried one             |
+//! | [`CF_OUTBOX`] | what remote-write has still to send, and each receiver's cursor ([`outbox`]) |
 //!
 //! # Data path
 //!
@@ -71,6 +72,7 @@ pub mod keys;
 pub mod maintenance;
 mod ntp;
 mod oom;
+pub mod outbox;
 mod policies;
 mod samples;
 pub mod values;
@@ -84,6 +86,7 @@ use thiserror::Error;
 pub use engine::Store;
 pub use health::StoreState;
 pub use ntp::{NtpHistory, StoredNtp};
+pub use outbox::{OutboxEntry, OutboxStats};
 pub use policies::KeyValue;
 
 /// The host registry and store metadata.
@@ -100,8 +103,10 @@ pub const CF_TOPOOM: &str = "topoom";
 pub const CF_POLICIES: &str = "policies";
 /// NTP measurements.
 pub const CF_NTP: &str = "ntp";
+/// What remote-write has still to send, and its receivers' cursors.
+pub const CF_OUTBOX: &str = "outbox";
 /// Every column family of the store (RocksDB also keeps an unused `default`).
-pub const COLUMN_FAMILIES: [&str; 7] = [
+pub const COLUMN_FAMILIES: [&str; 8] = [
     CF_HOSTS,
     CF_RAW,
     CF_CHUNKS,
@@ -109,6 +114,7 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
     CF_TOPOOM,
     CF_POLICIES,
     CF_NTP,
+    CF_OUTBOX,
 ];
 
 /// Everything that can go wrong in the store.
@@ -148,6 +154,9 @@ pub struct StoreOptions {
     /// least one second. Fixed when a store is created (keys embed window starts): reopening
     /// with a different value keeps the stored one and logs a warning. Default 1 hour.
     pub chunk_window: Duration,
+    /// Most entries (stored batches) the remote-write outbox keeps (see [`outbox`]); `None`
+    /// (the default): remote-write is off and nothing is appended.
+    pub outbox_limit: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -155,6 +164,7 @@ impl Default for StoreOptions {
         StoreOptions {
             retention: Duration::from_secs(30 * 24 * 3600),
             chunk_window: Duration::from_secs(3600),
+            outbox_limit: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::oom::OomWrite;
 use super::values;
 use super::{
     validate_oom_event, validate_sample, IngestItem, Span, StorageError, Store, StoredRow,
-    WriteOutcome, CF_CHUNKS, CF_HOSTS, CF_NTP, CF_RAW,
+    WriteOutcome, CF_CHUNKS, CF_HOSTS, CF_NTP, CF_OUTBOX, CF_RAW,
 };
 
 impl Store {
@@ -85,8 +85,11 @@ impl Store {
         let raw = db.cf(CF_RAW)?;
         let hosts = db.cf(CF_HOSTS)?;
         let ntp = db.cf(CF_NTP)?;
+        let outbox_cf = db.cf(CF_OUTBOX)?;
 
         let _w = lock(&self.write_lock);
+        // Remote-write: what is stored is appended to the outbox in the same write.
+        let mut outbox = self.outbox.begin();
         // The records this group changes, starting from the cached ones, with the time of each
         // host's latest ranking.
         let (mut changed, mut oom) = {
@@ -175,6 +178,9 @@ impl Store {
                     None => repeated_kills.push(index as u32),
                 }
             }
+            if let (Some(o), Some(limit)) = (&mut outbox, self.outbox_limit()) {
+                o.append(&mut batch, outbox_cf, item, &repeated_kills, limit);
+            }
             outcomes.push(WriteOutcome::Stored { repeated_kills });
         }
         oom.log_repeated();
@@ -195,6 +201,9 @@ impl Store {
                 reg.by_num.insert(num, rec);
             }
             oom.commit(&mut reg);
+            if let Some(o) = outbox {
+                self.outbox.commit(o);
+            }
         }
         if min_window != u64::MAX {
             let mut floor = lock(&self.retention_floor_s);

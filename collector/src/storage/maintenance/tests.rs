@@ -273,6 +273,7 @@ fn a_huge_window_is_sealed_in_bounded_steps_into_the_same_chunks() {
     let day = crate::storage::StoreOptions {
         retention: Duration::from_secs(30 * 24 * 3600),
         chunk_window: Duration::from_secs(24 * 3600),
+        ..Default::default()
     };
     let fill = |store: &crate::storage::Store| {
         let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;

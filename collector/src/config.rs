@@ -118,6 +118,36 @@ pub struct Options {
     /// the system's bundle, /etc/ssl/certs/ca-certificates.crt).
     #[arg(long)]
     pub notify_ca: Option<PathBuf>,
+    /// Prometheus remote-write receiver URL (repeatable; `remote_write = [...]` in the file):
+    /// every stored sample, NTP reading and OOM kill is sent to each, in order, resent after an
+    /// outage or a restart (README "Remote-write").
+    #[arg(long = "remote-write", value_name = "URL")]
+    #[serde(default)]
+    pub remote_write: Vec<String>,
+    /// CA (PEM) an https receiver's certificate must chain to (default: the system's bundle).
+    #[arg(long)]
+    pub remote_write_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for receivers that ask for one; with remote_write_key.
+    #[arg(long)]
+    pub remote_write_cert: Option<PathBuf>,
+    /// Key (PEM) of remote_write_cert.
+    #[arg(long)]
+    pub remote_write_key: Option<PathBuf>,
+    /// File holding `USER:PASSWORD` for HTTP basic auth to the receivers.
+    #[arg(long)]
+    pub remote_write_basic_auth_file: Option<PathBuf>,
+    /// File holding a bearer token for the receivers.
+    #[arg(long)]
+    pub remote_write_bearer_token_file: Option<PathBuf>,
+    /// Label added to every remote-written series, NAME=VALUE (repeatable); never overrides a
+    /// series' own or its host's labels.
+    #[arg(long = "remote-write-label", value_name = "NAME=VALUE")]
+    #[serde(default)]
+    pub remote_write_label: Vec<String>,
+    /// Most stored batches kept for receivers that have not accepted them (default 1000000);
+    /// beyond it the oldest are dropped and counted.
+    #[arg(long)]
+    pub remote_write_queue: Option<u64>,
 }
 
 impl Options {
@@ -166,7 +196,26 @@ impl Options {
             alertmanager: self.alertmanager.or(file.alertmanager),
             webhook: self.webhook.or(file.webhook),
             notify_ca: self.notify_ca.or(file.notify_ca),
+            remote_write: or_list(self.remote_write, file.remote_write),
+            remote_write_ca: self.remote_write_ca.or(file.remote_write_ca),
+            remote_write_cert: self.remote_write_cert.or(file.remote_write_cert),
+            remote_write_key: self.remote_write_key.or(file.remote_write_key),
+            remote_write_basic_auth_file: (self.remote_write_basic_auth_file)
+                .or(file.remote_write_basic_auth_file),
+            remote_write_bearer_token_file: (self.remote_write_bearer_token_file)
+                .or(file.remote_write_bearer_token_file),
+            remote_write_label: or_list(self.remote_write_label, file.remote_write_label),
+            remote_write_queue: self.remote_write_queue.or(file.remote_write_queue),
         }
+    }
+}
+
+/// A repeatable setting: the flags' list when any was given, else the file's.
+fn or_list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() {
+        file
+    } else {
+        flags
     }
 }
 
@@ -199,6 +248,8 @@ pub struct Settings {
     pub webhook: Option<String>,
     /// CA for https notifier URLs; None: the system's bundle.
     pub notify_ca: Option<PathBuf>,
+    /// Remote-write; None: off.
+    pub remote_write: Option<crate::remote_write::RemoteWriteOptions>,
 }
 
 /// How long samples are kept unless `retention` says otherwise.
@@ -224,6 +275,7 @@ impl Settings {
     /// [`ConfigError::Invalid`] naming the field.
     pub fn resolve(file: Options, flags: Options) -> Result<Settings, ConfigError> {
         let o = flags.over(file);
+        let remote_write = remote_write(&o.remote_write, &o)?;
         let listen_text = o
             .listen
             .ok_or_else(|| invalid("listen", "required (--listen ADDR:PORT)"))?;
@@ -334,6 +386,7 @@ impl Settings {
             return Err(invalid("max_agents", "must be at least 1"));
         }
         Ok(Settings {
+            remote_write,
             max_agents,
             listen,
             data_dir,
@@ -382,12 +435,115 @@ impl Settings {
         files.extend(self.tls_crl.as_ref().map(|f| ("tls_crl", f)));
         files.extend(self.rules.as_ref().map(|f| ("rules", f)));
         files.extend(self.notify_ca.as_ref().map(|f| ("notify_ca", f)));
+        if let Some(rw) = &self.remote_write {
+            crate::remote_write::client::check(&rw.client)
+                .map_err(|e| invalid("remote_write", e))?;
+        }
         for (field, path) in files {
             std::fs::File::open(path)
                 .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
         }
         Ok(())
     }
+}
+
+/// The remote-write settings of `o` (None without a URL), validated.
+fn remote_write(
+    urls: &[String],
+    o: &Options,
+) -> Result<Option<crate::remote_write::RemoteWriteOptions>, ConfigError> {
+    use crate::remote_write::{ClientOptions, RemoteWriteOptions, SenderOptions};
+    let given_without = [
+        ("remote_write_ca", o.remote_write_ca.is_some()),
+        ("remote_write_cert", o.remote_write_cert.is_some()),
+        ("remote_write_key", o.remote_write_key.is_some()),
+        (
+            "remote_write_basic_auth_file",
+            o.remote_write_basic_auth_file.is_some(),
+        ),
+        (
+            "remote_write_bearer_token_file",
+            o.remote_write_bearer_token_file.is_some(),
+        ),
+        ("remote_write_label", !o.remote_write_label.is_empty()),
+        ("remote_write_queue", o.remote_write_queue.is_some()),
+    ];
+    if urls.is_empty() {
+        return match given_without.iter().find(|(_, given)| *given) {
+            Some((field, _)) => Err(invalid(field, "needs remote_write (--remote-write URL)")),
+            None => Ok(None),
+        };
+    }
+    let mut seen = std::collections::HashSet::new();
+    for u in urls {
+        if !u.starts_with("http://") && !u.starts_with("https://") {
+            return Err(invalid(
+                "remote_write",
+                format!(
+                    "{:?} must be an http:// or https:// URL",
+                    crate::remote_write::display_url(u)
+                ),
+            ));
+        }
+        if !seen.insert(u) {
+            return Err(invalid("remote_write", "the same URL twice"));
+        }
+    }
+    let cert = match (&o.remote_write_cert, &o.remote_write_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                "remote_write_key",
+                "remote_write_cert and remote_write_key go together",
+            ))
+        }
+    };
+    if o.remote_write_basic_auth_file.is_some() && o.remote_write_bearer_token_file.is_some() {
+        return Err(invalid(
+            "remote_write_bearer_token_file",
+            "basic auth and a bearer token exclude each other",
+        ));
+    }
+    let mut labels = Vec::new();
+    for l in &o.remote_write_label {
+        let Some((name, value)) = l.split_once('=') else {
+            return Err(invalid(
+                "remote_write_label",
+                format!("{l:?} is not NAME=VALUE"),
+            ));
+        };
+        if crate::remote_write::names::sanitize_label_name(name).as_deref() != Some(name) {
+            return Err(invalid(
+                "remote_write_label",
+                format!(
+                    "{name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+                ),
+            ));
+        }
+        labels.push((name.to_owned(), value.to_owned()));
+    }
+    let queue_entries = o
+        .remote_write_queue
+        .unwrap_or(crate::remote_write::DEFAULT_QUEUE_ENTRIES);
+    if queue_entries == 0 {
+        return Err(invalid("remote_write_queue", "must be at least 1"));
+    }
+    Ok(Some(RemoteWriteOptions {
+        urls: urls.to_vec(),
+        client: ClientOptions {
+            ca: o.remote_write_ca.clone(),
+            cert,
+            basic_auth_file: o.remote_write_basic_auth_file.clone(),
+            bearer_token_file: o.remote_write_bearer_token_file.clone(),
+            timeout: std::time::Duration::from_secs(30),
+        },
+        sender: SenderOptions {
+            labels,
+            ..SenderOptions::default()
+        },
+        queue_entries,
+    }))
 }
 
 #[cfg(test)]
@@ -632,5 +788,81 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn remote_write_settings_are_checked() {
+        let f = Options::parse(
+            "remote_write = [\"http://vm:8428/api/v1/write\"]\nremote_write_label = [\"env=prod\"]\nremote_write_queue = 5",
+            "c.toml",
+        )
+        .unwrap();
+        let rw = Settings::resolve(f.clone(), flags())
+            .unwrap()
+            .remote_write
+            .unwrap();
+        assert_eq!(rw.urls, ["http://vm:8428/api/v1/write"]);
+        assert_eq!(rw.sender.labels, [("env".to_owned(), "prod".to_owned())]);
+        assert_eq!(rw.queue_entries, 5);
+        // Flags replace the file's list.
+        let over = Options {
+            remote_write: vec!["https://a/w".into(), "https://b/w".into()],
+            ..flags()
+        };
+        let rw = Settings::resolve(f, over).unwrap().remote_write.unwrap();
+        assert_eq!(rw.urls.len(), 2);
+        assert_eq!(
+            Settings::resolve(Options::default(), flags())
+                .unwrap()
+                .remote_write,
+            None
+        );
+        for (bad, field) in [
+            (
+                Options {
+                    remote_write_queue: Some(5),
+                    ..flags()
+                },
+                "remote_write_queue",
+            ),
+            (
+                Options {
+                    remote_write: vec!["vm:8428".into()],
+                    ..flags()
+                },
+                "remote_write",
+            ),
+            (
+                Options {
+                    remote_write: vec!["http://a/w".into()],
+                    remote_write_label: vec!["__x=1".into()],
+                    ..flags()
+                },
+                "remote_write_label",
+            ),
+            (
+                Options {
+                    remote_write: vec!["http://a/w".into()],
+                    remote_write_cert: Some("c.pem".into()),
+                    ..flags()
+                },
+                "remote_write_key",
+            ),
+            (
+                Options {
+                    remote_write: vec!["http://a/w".into()],
+                    remote_write_basic_auth_file: Some("a".into()),
+                    remote_write_bearer_token_file: Some("b".into()),
+                    ..flags()
+                },
+                "remote_write_bearer_token_file",
+            ),
+        ] {
+            let e = Settings::resolve(Options::default(), bad).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Invalid { field: f, .. } if f == field),
+                "{e}"
+            );
+        }
     }
 }

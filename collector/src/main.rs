@@ -63,6 +63,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             &settings.data_dir,
             StoreOptions {
                 retention: settings.retention,
+                outbox_limit: settings.remote_write.as_ref().map(|rw| rw.queue_entries),
                 ..StoreOptions::default()
             },
         )
@@ -101,6 +102,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 webhook: settings.webhook.clone(),
                 notify_ca: settings.notify_ca.clone(),
             }),
+            remote_write: settings.remote_write.clone(),
         },
         shutdown_signal(),
     )

@@ -2,5 +2,155 @@
 //! receivers (protocol 1.0: a snappy-compressed protobuf `prometheus.WriteRequest`).
 //!
 //! - [`names`]: the naming contract (metric names and labels), README's table.
+//! - [`wire`]: the protobuf messages and the snappy body.
+//! - [`series`]: outbox entries into labelled series (pure).
+//! - [`client`]: the HTTP client of one receiver (TLS, credentials) and what an answer means.
+//! - [`sender`]: one receiver's loop: outbox to requests, retries, the persisted cursor.
+//!
+//! # Durable and ordered, and never in ingest's way
+//!
+//! The writer appends each stored batch to the store's outbox in the same synced write as the
+//! data ([`crate::storage::outbox`]), so nothing stored is missed, even across a SIGKILL. Each
+//! receiver has its own task that reads the outbox from its own persisted cursor, one request at
+//! a time, and moves the cursor only after a 2xx: after a receiver outage or a restart it
+//! resends from there, in order. Ingest never waits on a receiver: the writer only appends, and
+//! the outbox is bounded ([`RemoteWriteOptions::queue_entries`], the oldest dropped and counted),
+//! so a dead receiver cannot fill the disk. Entries every receiver accepted are deleted.
+//!
+//! One request in flight per receiver, not shards: the outbox is already the buffer, a request
+//! carries up to 10,000 samples of many batches when the sender is behind, and the order of
+//! every series then needs no coordination. A slow receiver delays only itself (measured in the
+//! benchmark of README "Benchmarks").
 
+pub mod client;
 pub mod names;
+pub mod sender;
+pub mod series;
+pub mod wire;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use client::ClientOptions;
+pub use sender::{SenderOptions, SenderStats};
+
+use crate::rules::Live;
+use crate::storage::Store;
+
+/// Default bound of the outbox, in stored batches (one batch is one agent's sample, or a few):
+/// about 3 hours of 1,000 agents at a 10 s interval.
+pub const DEFAULT_QUEUE_ENTRIES: u64 = 1_000_000;
+
+/// What remote-write is configured with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteWriteOptions {
+    /// The receivers' URLs; empty: remote-write is off.
+    pub urls: Vec<String>,
+    pub client: ClientOptions,
+    pub sender: SenderOptions,
+    /// The outbox's bound (the store is opened with it).
+    pub queue_entries: u64,
+}
+
+/// The running senders.
+pub struct RemoteWrite {
+    stats: Vec<Arc<SenderStats>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A URL without its credentials and query, for logs and labels.
+pub fn display_url(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme_str().unwrap_or("http"),
+            u.authority()
+                .map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_owned())
+                .unwrap_or_default(),
+            u.path()
+        ),
+        Err(_) => "(bad url)".into(),
+    }
+}
+
+impl RemoteWrite {
+    /// Starts one sender per URL and the task that deletes what all of them accepted; they stop
+    /// when `stop` turns true ([`RemoteWrite::shutdown`] waits for them).
+    ///
+    /// # Errors
+    /// A message naming a bad URL or a file of the client options that does not load.
+    pub fn start(
+        store: Arc<Store>,
+        live: Arc<Live>,
+        opts: &RemoteWriteOptions,
+        stop: watch::Receiver<bool>,
+    ) -> Result<RemoteWrite, String> {
+        let moved = Arc::new(Notify::new());
+        let mut stats = Vec::new();
+        let mut tasks = Vec::new();
+        for url in &opts.urls {
+            let receiver = client::Receiver::new(url, &opts.client)?;
+            let st = Arc::new(SenderStats {
+                receiver: display_url(url),
+                ..Default::default()
+            });
+            let s = sender::Sender {
+                store: store.clone(),
+                live: live.clone(),
+                receiver,
+                key: url.clone(),
+                stats: st.clone(),
+                opts: opts.sender.clone(),
+                moved: moved.clone(),
+            };
+            stats.push(st);
+            tasks.push(tokio::spawn(s.run(stop.clone())));
+        }
+        tasks.push(tokio::spawn(trim(store, stats.clone(), moved, stop)));
+        Ok(RemoteWrite { stats, tasks })
+    }
+
+    /// Each receiver's counters.
+    pub fn stats(&self) -> &[Arc<SenderStats>] {
+        &self.stats
+    }
+
+    /// Waits for the senders (after the stop): an interrupted request is sent again after the
+    /// next start.
+    pub async fn shutdown(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Deletes the outbox entries every sender has passed, at most once a second.
+async fn trim(
+    store: Arc<Store>,
+    stats: Vec<Arc<SenderStats>>,
+    moved: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = moved.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(min) = stats.iter().map(|s| s.cursor.load(Relaxed)).min() else {
+            return;
+        };
+        let s = store.clone();
+        let trimmed = tokio::task::spawn_blocking(move || s.outbox_trim(min)).await;
+        if let Ok(Err(e)) = trimmed {
+            tracing::debug!(error = %e, "remote-write: outbox not trimmed");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -22,6 +22,8 @@ pub(super) struct Gauges {
     pub(super) shared: Shared,
     /// How long each rules evaluation took (empty without rules).
     pub(super) rules_eval: Arc<Histogram>,
+    /// Each remote-write receiver's counters (none when off).
+    pub(super) remote_write: Vec<Arc<crate::remote_write::SenderStats>>,
 }
 
 fn no_labels() -> Vec<(&'static str, String)> {
@@ -103,6 +105,7 @@ impl Gauges {
             .with_histogram(no_labels(), self.rules_eval.snapshot()),
         );
         out.extend(self.notifiers().await);
+        out.extend(self.remote_write());
         let mut up = Family::new(
             Gauge,
             "fleet_host_up",
@@ -243,6 +246,101 @@ impl Gauges {
             sent.push(l(), s.alerts_sent as f64);
         }
         vec![queue, failures, rejected, dropped, sent]
+    }
+}
+
+impl Gauges {
+    /// Each remote-write receiver's progress and failures, and the outbox's size.
+    fn remote_write(&self) -> Vec<Family> {
+        use Kind::{Counter, Gauge};
+        let store = &self.shared.store;
+        let (first, next) = store.outbox_span();
+        let now = fleet_proto::clock::now_ms();
+        let mut fams = vec![
+            Family::new(
+                Gauge,
+                "fleet_collector_remote_write_lag_entries",
+                "Stored batches the receiver has not accepted yet.",
+            ),
+            Family::new(
+                Gauge,
+                "fleet_collector_remote_write_lag_seconds",
+                "Age of the oldest stored batch the receiver has not accepted (0 when caught up).",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_samples_sent",
+                "Samples the receiver accepted.",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_requests_sent",
+                "Requests the receiver accepted.",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_failures",
+                "Requests that failed and were retried (connection, timeout, 5xx, 429).",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_rejected",
+                "Requests the receiver refused for good (4xx): their batches skipped.",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_dropped",
+                "Stored batches dropped by the outbox's bound before the receiver accepted them.",
+            ),
+            Family::new(
+                Counter,
+                "fleet_collector_remote_write_out_of_order_samples",
+                "Samples not sent: not after the newest their series had sent.",
+            ),
+        ];
+        for s in &self.remote_write {
+            let l = || vec![("receiver", s.receiver.clone())];
+            let oldest = s.oldest_unsent_ms.load(Relaxed);
+            let values = [
+                next.saturating_sub(s.cursor.load(Relaxed).max(first)) as f64,
+                if oldest > 0 {
+                    (now - oldest).max(0) as f64 / 1000.0
+                } else {
+                    0.0
+                },
+                s.samples.load(Relaxed) as f64,
+                s.requests.load(Relaxed) as f64,
+                s.failures.load(Relaxed) as f64,
+                s.rejected.load(Relaxed) as f64,
+                s.dropped.load(Relaxed) as f64,
+                s.out_of_order.load(Relaxed) as f64,
+            ];
+            for (f, v) in fams.iter_mut().zip(values) {
+                f.push(l(), v);
+            }
+        }
+        if store.outbox_limit().is_some() {
+            fams.push(
+                Family::new(
+                    Gauge,
+                    "fleet_collector_remote_write_outbox_entries",
+                    "Stored batches kept for receivers that have not accepted them.",
+                )
+                .with(no_labels(), next.saturating_sub(first) as f64),
+            );
+            fams.push(
+                Family::new(
+                    Counter,
+                    "fleet_collector_remote_write_outbox_dropped",
+                    "Stored batches the outbox's bound dropped.",
+                )
+                .with(
+                    no_labels(),
+                    store.outbox_stats().dropped.load(Relaxed) as f64,
+                ),
+            );
+        }
+        fams
     }
 }
 

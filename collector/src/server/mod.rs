@@ -125,6 +125,9 @@ pub struct ServeOptions {
     /// the TLS and client certificates of the gRPC port; None: no metrics port. Shared so the
     /// options stay `Clone`; `run` serves a duplicate of it.
     pub metrics: Option<Arc<std::net::TcpListener>>,
+    /// Remote-write receivers ([`crate::remote_write`]); the store must have been opened with
+    /// an outbox (`StoreOptions::outbox_limit`). None: off.
+    pub remote_write: Option<crate::remote_write::RemoteWriteOptions>,
 }
 
 /// Serves the Ingest and Query services on `listener` until `shutdown` resolves, then drains:
@@ -189,6 +192,21 @@ pub async fn run(
         )),
         None => None,
     };
+    let remote_write = match &opts.remote_write {
+        Some(rw) if store.outbox_limit().is_some() => Some(
+            crate::remote_write::RemoteWrite::start(
+                store.clone(),
+                live.clone(),
+                rw,
+                stop_rx.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        Some(_) => anyhow::bail!(
+            "remote-write needs a store opened with an outbox (StoreOptions::outbox_limit)"
+        ),
+        None => None,
+    };
     let sessions: Arc<Sessions> = Arc::default();
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
     let recovery = {
@@ -228,6 +246,9 @@ pub async fn run(
             let gauges = metrics::Gauges {
                 shared: shared.clone(),
                 rules_eval,
+                remote_write: (remote_write.iter())
+                    .flat_map(|rw| rw.stats().iter().cloned())
+                    .collect(),
             };
             Some(tokio::spawn(crate::metrics::http::serve(
                 TcpListener::from_std(l)?,
@@ -294,6 +315,10 @@ pub async fn run(
     }
     if let Some(r) = reloader {
         r.abort();
+    }
+    // Stopped with everything else: a request in flight is sent again after the next start.
+    if let Some(rw) = remote_write {
+        rw.shutdown().await;
     }
     // Holds a clone of the writer: ends before the writer is waited for.
     if let Some(m) = metrics {

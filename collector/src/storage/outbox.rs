@@ -7,6 +7,7 @@
 //! |--------------------------------|---------------------------------------------------------|
 //! | `0x01` · seq (u64 BE)          | one stored batch: prost [`OutboxEntry`]                 |
 //! | `0x02` · receiver (UTF-8)      | the receiver's cursor: the next seq it has not accepted (u64 BE) |
+//! | `0x03` · host number (u32 BE)  | the host's kills appended so far: prost [`HostKills`]    |
 //!
 //! Seqs grow by one per stored batch that carried anything to send, from 1, and never repeat
 //! while entries remain (the next one is the last stored plus one, read at open and after a
@@ -18,10 +19,13 @@
 //!
 //! An entry holds the batch's sar records (not its top-oom ranking), its NTP measurements and
 //! the time, pid and command of its new OOM kills (not the kernel's report): what a receiver
-//! gets, in the order the store took it.
+//! gets, in the order the store took it. Each entry also carries its host's kill count and last
+//! victim after it ([`HostKills`], kept per host across restarts and never reset), so the
+//! `fleet_oom_kills_total` a sender writes at a sample's time is the same when it is sent again.
 //!
 //! [`StoreOptions::outbox_limit`]: super::StoreOptions::outbox_limit
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -35,6 +39,18 @@ use super::{IngestItem, StorageError, Store, CF_OUTBOX};
 
 const ENTRY: u8 = 0x01;
 const CURSOR: u8 = 0x02;
+const KILLS: u8 = 0x03;
+
+/// A host's OOM kills appended to the outbox so far.
+#[derive(Clone, PartialEq, Message)]
+pub struct HostKills {
+    #[prost(uint64, tag = "1")]
+    pub total: u64,
+    #[prost(string, tag = "2")]
+    pub last_comm: String,
+    #[prost(int64, tag = "3")]
+    pub last_pid: i64,
+}
 
 /// One stored batch as the senders read it.
 #[derive(Clone, PartialEq, Message)]
@@ -49,6 +65,12 @@ pub struct OutboxEntry {
     /// The batch's new kills: time, victim pid and command only.
     #[prost(message, repeated, tag = "4")]
     pub kills: Vec<OomEvent>,
+    /// The host's kills so far, these included.
+    #[prost(message, optional, tag = "5")]
+    pub host_kills: Option<HostKills>,
+    /// When the collector stored it (Unix ms): the senders' lag is measured from it.
+    #[prost(int64, tag = "6")]
+    pub stored_ms: i64,
 }
 
 fn entry_key(seq: u64) -> [u8; 9] {
@@ -60,6 +82,12 @@ fn entry_key(seq: u64) -> [u8; 9] {
 fn cursor_key(receiver: &str) -> Vec<u8> {
     let mut k = vec![CURSOR];
     k.extend_from_slice(receiver.as_bytes());
+    k
+}
+
+fn kills_key(host_num: u32) -> [u8; 5] {
+    let mut k = [KILLS; 5];
+    k[1..].copy_from_slice(&host_num.to_be_bytes());
     k
 }
 
@@ -84,6 +112,8 @@ pub(super) struct Outbox {
     limit: Option<u64>,
     /// Changed only under the store's `write_lock`, after the write that changes it commits.
     span: Mutex<Span>,
+    /// Each host's kills so far; changed like `span`.
+    kills: Mutex<HashMap<u32, HostKills>>,
     /// The next seq, published after each write (senders wait on it).
     head: watch::Sender<u64>,
     pub(super) stats: OutboxStats,
@@ -100,6 +130,8 @@ pub struct OutboxStats {
 pub(super) struct Appending {
     span: Span,
     start: u64,
+    /// The kill counts this write changes.
+    kills: HashMap<u32, HostKills>,
 }
 
 impl Outbox {
@@ -107,6 +139,7 @@ impl Outbox {
         Outbox {
             limit,
             span: Mutex::new(Span { first: 1, next: 1 }),
+            kills: Mutex::new(HashMap::new()),
             head: watch::Sender::new(1),
             stats: OutboxStats::default(),
         }
@@ -144,6 +177,23 @@ impl Outbox {
                 "remote-write is off: its outbox emptied"
             );
         }
+        let mut kills = HashMap::new();
+        for kv in db.iterator_cf(handle, IteratorMode::From(&[KILLS], Direction::Forward)) {
+            let (k, v) = kv?;
+            if k.first() != Some(&KILLS) {
+                break;
+            }
+            let num: [u8; 4] = k[1..].try_into().map_err(|_| StorageError::Corrupt {
+                what: "outbox kill count key",
+                detail: format!("{} bytes", k.len()),
+            })?;
+            let count = HostKills::decode(&*v).map_err(|e| StorageError::Corrupt {
+                what: "outbox kill count",
+                detail: e.to_string(),
+            })?;
+            kills.insert(u32::from_be_bytes(num), count);
+        }
+        *lock(&self.kills) = kills;
         *lock(&self.span) = span;
         self.head.send_replace(span.next);
         Ok(())
@@ -156,6 +206,7 @@ impl Outbox {
         Some(Appending {
             span,
             start: span.next,
+            kills: HashMap::new(),
         })
     }
 
@@ -170,6 +221,7 @@ impl Outbox {
             .fetch_add(a.span.first.saturating_sub(span.first), Relaxed);
         *span = a.span;
         drop(span);
+        lock(&self.kills).extend(a.kills);
         self.head.send_replace(a.span.next);
     }
 }
@@ -179,12 +231,14 @@ impl Appending {
     pub(super) fn append(
         &mut self,
         batch: &mut WriteBatch,
-        outbox: &rocksdb::ColumnFamily,
+        outbox_cf: &rocksdb::ColumnFamily,
+        outbox: &Outbox,
         item: &IngestItem,
         repeated_kills: &[u32],
-        limit: u64,
+        now_ms: i64,
     ) {
-        let entry = OutboxEntry {
+        let Some(limit) = outbox.limit else { return };
+        let mut entry = OutboxEntry {
             host_num: item.host_num,
             samples: (item.samples.iter())
                 .filter(|s| !s.records.is_empty())
@@ -211,10 +265,25 @@ impl Appending {
                     ..Default::default()
                 })
                 .collect(),
+            host_kills: None,
+            stored_ms: now_ms,
         };
         if entry.samples.is_empty() && entry.clocks.is_empty() && entry.kills.is_empty() {
             return;
         }
+        let mut kills = match self.kills.get(&item.host_num) {
+            Some(k) => k.clone(),
+            None => (lock(&outbox.kills).get(&item.host_num).cloned()).unwrap_or_default(),
+        };
+        if let Some(last) = entry.kills.last() {
+            kills.total += entry.kills.len() as u64;
+            kills.last_comm = last.victim_comm.clone().unwrap_or_default();
+            kills.last_pid = last.victim_pid.unwrap_or(0);
+            batch.put_cf(outbox_cf, kills_key(item.host_num), kills.encode_to_vec());
+            self.kills.insert(item.host_num, kills.clone());
+        }
+        entry.host_kills = Some(kills);
+        let outbox = outbox_cf;
         batch.put_cf(outbox, entry_key(self.span.next), entry.encode_to_vec());
         self.span.next += 1;
         let keep_from = self.span.next.saturating_sub(limit);
@@ -367,6 +436,8 @@ mod tests {
         assert_eq!(read[0].1.samples[0].records.len(), 3);
         assert_eq!(read[2].1.kills[0].victim_comm.as_deref(), Some("proc42"));
         assert!(read[2].1.kills[0].detail_json.is_empty());
+        assert_eq!(read[0].1.host_kills.as_ref().unwrap().total, 0);
+        assert_eq!(read[2].1.host_kills.as_ref().unwrap().total, 1);
         assert_eq!(store.outbox_read(2, 1).unwrap()[0].0, 2);
 
         assert_eq!(store.outbox_cursor("r").unwrap(), None);

@@ -178,8 +178,15 @@ impl Store {
                     None => repeated_kills.push(index as u32),
                 }
             }
-            if let (Some(o), Some(limit)) = (&mut outbox, self.outbox_limit()) {
-                o.append(&mut batch, outbox_cf, item, &repeated_kills, limit);
+            if let Some(o) = &mut outbox {
+                o.append(
+                    &mut batch,
+                    outbox_cf,
+                    &self.outbox,
+                    item,
+                    &repeated_kills,
+                    now_ms,
+                );
             }
             outcomes.push(WriteOutcome::Stored { repeated_kills });
         }

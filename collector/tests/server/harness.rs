@@ -53,6 +53,7 @@ pub fn plaintext() -> ServeOptions {
         rules: None,
         max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
         metrics: None,
+        remote_write: None,
     }
 }
 

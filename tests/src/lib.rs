@@ -26,7 +26,8 @@
 //!   [`skip_unless!`] skips one.
 //! - Test peers: [`alertmanager`] (a real Prometheus Alertmanager, http or https), [`sshd`] (a real
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
-//!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time).
+//!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time), [`tsdb`] (real
+//!   remote-write receivers: VictoriaMetrics and Prometheus, queried through the Prometheus API).
 //! - [`systemd`]: the values of a unit file's `[Service]` keys; [`ansible`]: a host's PLAY RECAP.
 //! - [`tmpfs`]: a small tmpfs of the test's own ([`Tmpfs`], root only), filled to the last byte
 //!   by a filler file for a full-disk test, unmounted on drop.
@@ -54,6 +55,7 @@ pub mod procs;
 pub mod sshd;
 pub mod systemd;
 pub mod tmpfs;
+pub mod tsdb;
 pub mod vm;
 pub mod wait;
 

@@ -10,8 +10,8 @@
 //! | `0x03` · host number (u32 BE)  | the host's kills appended so far: prost [`HostKills`]    |
 //!
 //! Seqs grow by one per stored batch that carried anything to send, from 1, and never repeat
-//! while entries remain (the next one is the last stored plus one, read at open and after a
-//! reopen). The outbox is written only while it is enabled ([`StoreOptions::outbox_limit`]);
+//! (the next one is the last stored plus one, and never below a receiver's cursor: read at open
+//! and after a reopen, when trimming may have left no entry). The outbox is written only while it is enabled ([`StoreOptions::outbox_limit`]);
 //! opened disabled, it is emptied. It is bounded: when it holds more than the limit, the
 //! oldest entries go in the same write as the new one, and are counted
 //! ([`OutboxStats::dropped`]); a sender whose cursor was among them skips to the oldest left.
@@ -163,12 +163,25 @@ impl Outbox {
         };
         let first = seq_at(IteratorMode::From(&[ENTRY], Direction::Forward))?;
         let last = seq_at(IteratorMode::From(&[CURSOR], Direction::Reverse))?;
+        // Every entry may have been trimmed (all receivers caught up): the seqs then go on
+        // after the furthest cursor, never below it, or a receiver would skip what comes next.
+        let mut after_cursors = 1;
+        for kv in db.iterator_cf(handle, IteratorMode::From(&[CURSOR], Direction::Forward)) {
+            let (k, v) = kv?;
+            if k.first() != Some(&CURSOR) {
+                break;
+            }
+            after_cursors = after_cursors.max(decode_seq(&v, "outbox cursor")?);
+        }
         let span = match (first, last) {
             (Some(f), Some(l)) => Span {
                 first: f,
-                next: l + 1,
+                next: (l + 1).max(after_cursors),
             },
-            _ => Span { first: 1, next: 1 },
+            _ => Span {
+                first: after_cursors,
+                next: after_cursors,
+            },
         };
         if self.limit.is_none() && writable && span.next > span.first {
             db.delete_range_cf(handle, entry_key(0), entry_key(u64::MAX))?;
@@ -455,6 +468,15 @@ mod tests {
             .map(|e| e.0)
             .collect();
         assert_eq!(seqs, [2, 3, 4]);
+
+        // Every entry accepted and trimmed: after a reopen the seqs go on after the cursor.
+        store.set_outbox_cursor("r", 5).unwrap();
+        store.outbox_trim(5).unwrap();
+        drop(store);
+        let store = open(&dir, Some(100));
+        assert_eq!(store.outbox_span(), (5, 5));
+        store.write(&[item(h, 1, 6, &[T0 + 4000])], T0).unwrap();
+        assert_eq!(store.outbox_read(5, 10).unwrap()[0].0, 5);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Real Prometheus remote-write receivers on a loopback port, each with its own data directory:
 //! VictoriaMetrics (Debian package `victoria-metrics`) and Prometheus (`prometheus`, with
 //! `--web.enable-remote-write-receiver`, scraping nothing). Both answer the Prometheus query API,
-//! which [`Tsdb::query`] and [`Tsdb::query_range`] call.
+//! which [`Tsdb::query`] and [`Tsdb::query_range`] call. And Prometheus's `promtool check
+//! metrics`, which judges the collector's `/metrics`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -181,4 +183,29 @@ impl Drop for Tsdb {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `promtool check metrics` (`promtool`: its path) on `text`: None when it accepts it, else what
+/// it said.
+pub fn promtool_check_metrics(promtool: &Path, text: &str) -> Option<String> {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!out.status.success() || !said.trim().is_empty()).then_some(said)
 }

@@ -14,10 +14,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_tests::tsdb::promtool_check_metrics;
 use fleet_tests::*;
 
 /// One HTTP answer: status, header block (lower case), body.
@@ -82,30 +83,6 @@ fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// `promtool check metrics` on `text`: None when it accepts it, else what it said.
-fn promtool_check_metrics(promtool: &Path, text: &str) -> Option<String> {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (!out.status.success() || !said.trim().is_empty()).then_some(said)
 }
 
 /// A rustls client of `pki` presenting `name`'s certificate, speaking HTTP/1.1.

@@ -11,14 +11,14 @@
 //! - VictoriaMetrics stopped for 30 s and started again, then the collector SIGKILLed and
 //!   started again: still every sample, none twice, in both receivers;
 //! - the collector's `/metrics` shows each receiver's failures during the outage and no lag
-//!   once caught up.
+//!   once caught up, and `promtool check metrics` accepts it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::net::http_get;
-use fleet_tests::tsdb::{Kind, Tsdb};
+use fleet_tests::tsdb::{promtool_check_metrics, Kind, Tsdb};
 use fleet_tests::*;
 use serde_json::Value;
 
@@ -195,6 +195,12 @@ fn every_sample_reaches_victoria_metrics_and_prometheus_through_outages() {
             format!("fleet_collector_remote_write_failures_total{{receiver=\"{vm_url}\"}}");
         (metric(&m, &lag) <= 2.0 && metric(&m, &failures) >= 1.0).then_some(())
     });
+
+    // The receivers' families pass promtool.
+    let promtool = caps::require(caps::program("promtool", "prometheus"));
+    let text = http_get(None, metrics_port(&c), "/metrics").expect("/metrics");
+    assert!(text.contains("fleet_collector_remote_write_samples_sent_total{receiver="));
+    assert_eq!(promtool_check_metrics(&promtool, &text), None, "{text}");
 
     // The collector SIGKILLed and started again on its port and data.
     c.proc.kill9();

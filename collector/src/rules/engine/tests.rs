@@ -27,7 +27,7 @@ fn host(name: &str, cluster: &str, offset_ms: f64) -> HostView {
         cluster: cluster.into(),
         connected: true,
         last_seen_ms: T0,
-        ntp: Some(ClockStatus {
+        ntp: Some(std::sync::Arc::new(ClockStatus {
             servers: vec![NtpServerStatus {
                 server: "10.0.0.1:123".into(),
                 reachable: true,
@@ -37,7 +37,7 @@ fn host(name: &str, cluster: &str, offset_ms: f64) -> HostView {
                 ..Default::default()
             }],
             kernel: None,
-        }),
+        })),
         ..Default::default()
     }
 }

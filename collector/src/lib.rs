@@ -30,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod policy;
+pub mod remote_write;
 pub mod rules;
 pub mod server;
 pub mod storage;

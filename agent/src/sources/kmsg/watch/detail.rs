@@ -10,7 +10,8 @@
 //!   carries it (capped as above); each later one with the very same table keeps only the
 //!   victim's row, counts the others in `tasks_omitted` and names the event that has them
 //!   (`tasks_with_kmsg_seq`, and a `note`). A burst of N kills then weighs N kill lines and one
-//!   table, not N tables.
+//!   table, not N tables. An amendment of an event ([`super`]) keeps the event's place for the
+//!   table ([`TablePart`]): a group's first kill amended still carries the table.
 //! - The raw lines: what the budget has left ([`DETAIL_BUDGET`] less the rest), the first and
 //!   the last lines kept (the trigger and stack; the summary and the kill line), those between
 //!   (in a long report: the task table again, as printed) counted in `raw_dropped`.

@@ -1,7 +1,8 @@
 //! The rules loop: loads the rules file and builds the [`RulesEngine`] at start
-//! ([`rules_engine`]), then evaluates it every [`EVAL_EVERY`] (and at once when an OOM kill
-//! arrives) over a [`FleetView`] built from the host registry and the [`Live`] state, and reloads
-//! the rules file on SIGHUP ([`evaluate_rules`]).
+//! ([`rules_engine`]), then evaluates it every [`EVAL_EVERY`], at once when an OOM kill arrives,
+//! and when a pending alert's `for` is over ([`RulesEngine::next_due_ms`]), over a [`FleetView`]
+//! built from the host registry and the [`Live`] state, and reloads the rules file on SIGHUP
+//! ([`evaluate_rules`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -126,8 +127,17 @@ fn overwrite(to: &mut String, from: &str) {
     }
 }
 
-/// Evaluates the rules every [`EVAL_EVERY`] and reloads them on SIGHUP (a broken file is refused
-/// and the rules in force stay), until `stop` changes. How long each evaluation took (the view
+/// Sleeps until `at` (forever without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Evaluates the rules every [`EVAL_EVERY`], when an OOM kill arrives and when a pending alert
+/// is due to fire, and reloads them on SIGHUP (a broken file is refused and the rules in force
+/// stay), until `stop` changes. How long each evaluation took (the view
 /// built, the rules evaluated, the transitions queued) goes to `took`.
 pub async fn evaluate_rules(
     engine: Arc<tokio::sync::Mutex<RulesEngine>>,
@@ -138,13 +148,19 @@ pub async fn evaluate_rules(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut view = FleetView::default();
+    // Returns when the next pending alert is due, as an instant of the loop's clock.
     let evaluate = async |view: &mut FleetView| {
         let started = std::time::Instant::now();
         let mut engine = engine.lock().await;
         refresh_view(view, &store, &live, engine.rules());
         engine.evaluate(view);
         took.observe(started.elapsed());
+        engine.next_due_ms().map(|due| {
+            let wait = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+            tokio::time::Instant::now() + Duration::from_millis(wait)
+        })
     };
+    let mut due = None;
     let mut tick = tokio::time::interval(EVAL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -160,8 +176,9 @@ pub async fn evaluate_rules(
                     Err(e) => error!(error = %e, "rules file refused; the rules in force stay"),
                 }
             }
-            _ = tick.tick() => evaluate(&mut view).await,
-            () = live.kill_arrived() => evaluate(&mut view).await,
+            _ = tick.tick() => due = evaluate(&mut view).await,
+            () = live.kill_arrived() => due = evaluate(&mut view).await,
+            () = sleep_until(due) => due = evaluate(&mut view).await,
         }
     }
 }

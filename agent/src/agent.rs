@@ -200,7 +200,8 @@ impl<C: Connector> Agent<C> {
         self.link.reconnect();
     }
 
-    /// The kernel log has records: their completed OOM reports are spooled.
+    /// The kernel log has records: the kills they hold are spooled at once (the rest of a
+    /// report, such as its `oom_reaper` line, amends them when the report is over).
     ///
     /// # Errors
     /// The spool cannot be written.
@@ -212,8 +213,9 @@ impl<C: Connector> Agent<C> {
         spool_events(&mut self.spool, events)
     }
 
-    /// The kernel log went quiet: the pending report is complete and spooled, then the cursor
-    /// is saved (only once everything read so far is in the durable spool).
+    /// The kernel log went quiet: the pending report is complete, what its last lines changed
+    /// in its kills is spooled (amendments), then the cursor is saved (only once everything
+    /// read so far is in the durable spool).
     ///
     /// # Errors
     /// The spool cannot be written.
@@ -526,8 +528,13 @@ fn spool_events(spool: &mut Spool, events: Vec<OomEvent>) -> Result<(), SpoolErr
         return Ok(());
     }
     for e in events.iter().take(KILLS_LOGGED) {
-        info!(victim_pid = ?e.victim_pid, victim_comm = ?e.victim_comm, memcg = ?e.task_memcg,
-            source = %e.source, "OOM kill");
+        if e.amends {
+            debug!(victim_pid = ?e.victim_pid, kmsg_seq = ?e.kmsg_seq, reaped = e.reaped,
+                "OOM kill amended by the rest of its report");
+        } else {
+            info!(victim_pid = ?e.victim_pid, victim_comm = ?e.victim_comm, memcg = ?e.task_memcg,
+                source = %e.source, "OOM kill");
+        }
     }
     let count = events.len();
     let repairs = pack::spool_events(spool, events)?;

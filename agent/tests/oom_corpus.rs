@@ -7,6 +7,9 @@
 //! kill must match field by field (`tasks_count` is the number of task rows); the victim and
 //! trigger-pid fields an expected kill leaves out must be absent (never a wrong victim).
 
+#[path = "support/kmsg_text.rs"]
+mod kmsg_text;
+
 use std::path::{Path, PathBuf};
 
 use fleet_agent::sources::kmsg::{
@@ -56,19 +59,7 @@ fn cli(format: InputFormat, text: &[u8]) -> Vec<Value> {
 
 /// /dev/kmsg as the device returns it: one record per read, continuation lines included.
 fn kmsg_records(text: &str) -> Vec<Value> {
-    let mut records: Vec<String> = Vec::new();
-    for line in text.split('\n') {
-        if line.starts_with(' ') {
-            if let Some(last) = records.last_mut() {
-                last.push('\n');
-                last.push_str(line);
-                continue;
-            }
-        }
-        if !line.is_empty() {
-            records.push(line.to_string());
-        }
-    }
+    let records = kmsg_text::records(text);
     let mut asm = OomAssembler::new();
     let mut events = Vec::new();
     for r in &records {

@@ -8,6 +8,7 @@
 //!
 //! `cargo bench -p fleet-rules --bench eval` (add `-- --ticks N` for more ticks).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use fleet_proto::schema::ACTIVITIES;
@@ -157,13 +158,13 @@ fn host(i: usize, rng: &mut Rng, load: Load) -> HostView {
         cluster: format!("c{}", i % CLUSTERS),
         connected: i % 500 != 0,
         last_seen_ms: if i % 500 == 0 { T0 - 600_000 } else { T0 },
-        ntp: Some(ClockStatus {
+        ntp: Some(Arc::new(ClockStatus {
             servers,
             kernel: Some(KernelClock {
                 synced: true,
                 ..Default::default()
             }),
-        }),
+        })),
         sar,
         oom_kill_times_ms: if i % 100 == 0 {
             vec![T0 - 30_000, T0 - 90_000]
@@ -207,7 +208,7 @@ fn run(name: &str, load: Load, rules: &fleet_rules::RuleSet, ticks: usize) {
                 h.last_seen_ms = view.now_ms;
             }
             if let Some(ntp) = h.ntp.as_mut() {
-                for s in &mut ntp.servers {
+                for s in &mut Arc::make_mut(ntp).servers {
                     s.offset_ms += rng.unit() * 0.2 - 0.1;
                 }
             }

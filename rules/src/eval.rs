@@ -35,6 +35,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_proto::schema::schema;
@@ -61,8 +62,8 @@ pub struct HostView {
     pub connected: bool,
     /// When it last sent anything, Unix milliseconds (collector clock).
     pub last_seen_ms: i64,
-    /// Its latest NTP measurement.
-    pub ntp: Option<ClockStatus>,
+    /// Its latest NTP measurement (shared with the collector's live state, not copied).
+    pub ntp: Option<Arc<ClockStatus>>,
     /// Its latest sar values: (activity, instance, values in schema order).
     pub sar: Vec<(Activity, String, Vec<f64>)>,
     /// Times of its recent OOM kills, Unix milliseconds (the collector keeps the last hour).
@@ -114,7 +115,10 @@ pub fn best_source(clock: &ClockStatus) -> Option<&NtpServerStatus> {
 
 /// A host's NTP offset in ms: that of its [`best_source`].
 pub fn host_offset_ms(host: &HostView) -> Option<f64> {
-    host.ntp.as_ref().and_then(best_source).map(|s| s.offset_ms)
+    host.ntp
+        .as_deref()
+        .and_then(best_source)
+        .map(|s| s.offset_ms)
 }
 
 /// The findings of every rule on `view`, in rule order (and within a rule, in cluster name
@@ -175,7 +179,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .map(|h| {
                 if h.connected {
-                    h.ntp.as_ref().and_then(best_source)
+                    h.ntp.as_deref().and_then(best_source)
                 } else {
                     None
                 }

@@ -329,6 +329,20 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The activities the `sar` rules look at, each once: a view of the fleet for these rules
+    /// needs no other sar values.
+    pub fn sar_activities(&self) -> Vec<Activity> {
+        let mut activities: Vec<Activity> = Vec::new();
+        for r in &self.rules {
+            if let Condition::Sar(c) = &r.condition {
+                if !activities.contains(&c.activity) {
+                    activities.push(c.activity);
+                }
+            }
+        }
+        activities
+    }
+
     /// The rule named `name`.
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.by_name.get(name).map(|&i| &self.rules[i])

@@ -1,5 +1,6 @@
 //! Parsing, evaluation of each kind on hand-built views, and the alert state machine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_proto::v1::{Activity, ClockStatus, NtpServerStatus};
@@ -112,6 +113,7 @@ for = "1h 30m"
 "#,
     );
     assert_eq!(rules.len(), 7);
+    assert_eq!(rules.sar_activities(), [Activity::Memory, Activity::Disk]);
     let offset = rules.get("offset").unwrap();
     assert_eq!(offset.hold_for, Duration::ZERO);
     assert_eq!(offset.keep_firing_for, Duration::from_secs(30));
@@ -451,10 +453,10 @@ fn host(name: &str, cluster: &str) -> HostView {
 
 fn with_offset(name: &str, cluster: &str, offset_ms: f64) -> HostView {
     HostView {
-        ntp: Some(ClockStatus {
+        ntp: Some(Arc::new(ClockStatus {
             servers: vec![source("10.0.0.1:123", offset_ms, 2, 1.0)],
             kernel: None,
-        }),
+        })),
         ..host(name, cluster)
     }
 }
@@ -493,7 +495,7 @@ fn the_best_source_is_synced_then_lowest_stratum_then_lowest_delay() {
     };
     assert_eq!(best_source(&clock).unwrap().server, "s2-fast:123");
     let h = HostView {
-        ntp: Some(clock),
+        ntp: Some(Arc::new(clock)),
         ..host("a", "c")
     };
     assert_eq!(host_offset_ms(&h), Some(10.0));
@@ -577,7 +579,7 @@ fn ntp_offset_looks_at_each_host() {
 fn ntp_unsynced_needs_one_synchronised_source() {
     let rules = parse("[[rule]]\nname = \"uns\"\nkind = \"ntp_unsynced\"\n");
     let unsynced = HostView {
-        ntp: Some(ClockStatus {
+        ntp: Some(Arc::new(ClockStatus {
             servers: vec![
                 down("10.0.0.1:123", "timeout"),
                 NtpServerStatus {
@@ -588,11 +590,11 @@ fn ntp_unsynced_needs_one_synchronised_source() {
                 },
             ],
             kernel: None,
-        }),
+        })),
         ..host("a", "prod")
     };
     let none = HostView {
-        ntp: Some(ClockStatus::default()),
+        ntp: Some(Arc::new(ClockStatus::default())),
         ..host("b", "prod")
     };
     let v = view(vec![
@@ -619,20 +621,20 @@ fn ntp_unsynced_needs_one_synchronised_source() {
 fn ntp_stratum_looks_at_the_best_source() {
     let rules = parse("[[rule]]\nname = \"str\"\nkind = \"ntp_stratum\"\nmax_stratum = 10\n");
     let far = HostView {
-        ntp: Some(ClockStatus {
+        ntp: Some(Arc::new(ClockStatus {
             servers: vec![source("far:123", 1.0, 12, 1.0), down("near:123", "timeout")],
             kernel: None,
-        }),
+        })),
         ..host("far", "prod")
     };
     let mixed = HostView {
-        ntp: Some(ClockStatus {
+        ntp: Some(Arc::new(ClockStatus {
             servers: vec![
                 source("far:123", 1.0, 12, 1.0),
                 source("near:123", 1.0, 3, 5.0),
             ],
             kernel: None,
-        }),
+        })),
         ..host("mixed", "prod")
     };
     let f = evaluate(&rules, &view(vec![far, mixed]));

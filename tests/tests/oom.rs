@@ -198,3 +198,115 @@ fn kill_to_stored_latency() {
         latencies.last().unwrap()
     );
 }
+
+/// The agent's kernel log here is a file the test writes: a real 5.18 report (LKML) stamped now.
+struct KmsgFile {
+    path: std::path::PathBuf,
+    seq: u64,
+}
+
+impl KmsgFile {
+    /// The lines of the report, as /dev/kmsg records, the victim being `pid`.
+    fn report(&mut self, pid: u32) -> String {
+        let text = paths::read_workspace_file(
+            "agent/tests/fixtures/oom/046-lkml-518-mempolicy-reaper-dmesg.log",
+        );
+        let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+        let now_us = (uptime
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            * 1e6) as u64;
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let msg = line
+                .split_once("] ")
+                .unwrap()
+                .1
+                .replace("13135", &pid.to_string());
+            self.seq += 1;
+            out.push_str(&format!(
+                "6,{},{},-;{msg}\n",
+                self.seq,
+                now_us + i as u64 * 10
+            ));
+        }
+        out
+    }
+
+    fn append(&self, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+}
+
+/// A kill leaves the agent at its kill line and is amended by the rest of its report (its
+/// `oom_reaper` line, read with it: the file is read every 500 ms, more than the quiet moment
+/// that ends a report, so a line written later would be another read's) once the log is quiet:
+/// `fleetctl oom` lists it once, reaped; an `oom_kill_burst` rule of two kills does not take the
+/// amendment for a second kill (a second kill fires it).
+#[test]
+fn an_amended_kill_is_one_kill_in_the_store_and_the_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"two-kills\"\nkind = \"oom_kill_burst\"\ncount = 2\nwindow = \"10m\"\nfor = \"0s\"\n",
+    )
+    .unwrap();
+    let c = Collector::start(
+        &tmp.path().join("data"),
+        "127.0.0.1:0",
+        &["--rules", rules.to_str().unwrap()],
+    );
+    let url = c.url();
+    let mut kmsg = KmsgFile {
+        path: tmp.path().join("kmsg"),
+        seq: 0,
+    };
+    std::fs::write(&kmsg.path, "").unwrap();
+    let _a = start_agent(
+        &url,
+        &tmp.path().join("agent"),
+        "amend1",
+        "prod",
+        &["--kmsg-path", kmsg.path.to_str().unwrap()],
+    );
+    wait_for_batches(&url, "amend1", 1);
+    let firing = || {
+        try_fleetctl_json(&url, &["alerts", "--state", "firing"])
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .any(|a| a["rule"] == "two-kills")
+    };
+
+    let report = kmsg.report(4242);
+    kmsg.append(&report);
+    let amended = wait_for("the kill amended", Duration::from_secs(15), || {
+        let k = kills_of(&url, "amend1", 4242);
+        k.iter().any(|k| k["reaped"] == true).then_some(k)
+    });
+    assert_eq!(amended.len(), 1, "one kill: {amended:?}");
+    let id = amended[0]["id"].as_str().unwrap();
+    let shown = fleetctl_json(&url, &["oom", "show", id]);
+    assert_eq!(shown["kill"]["reaped"], true, "{shown}");
+    let all = try_fleetctl_json(&url, &["oom", "--host", "amend1", "--since", "1h"]).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    // The rules are evaluated every second: two evaluations after the amendment, still one kill.
+    std::thread::sleep(Duration::from_millis(2500)); // time passing is the point
+    assert!(!firing(), "an amendment is no second kill");
+
+    let second = kmsg.report(4343);
+    kmsg.append(&second);
+    wait_for("two kills fire the rule", Duration::from_secs(15), || {
+        firing().then_some(())
+    });
+    assert_eq!(kills_of(&url, "amend1", 4343).len(), 1);
+}

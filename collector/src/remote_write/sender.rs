@@ -282,7 +282,7 @@ impl Sender {
                 });
             };
             push(names::HOST_UP, &base, f64::from(u8::from(host.connected)));
-            if let Some((offset_ms, _)) = self.live.get(host.num).collector {
+            if let Some((offset_ms, _)) = self.live.with_host(host.num, |h| h.collector) {
                 push(names::COLLECTOR_OFFSET, &base, offset_ms / 1000.0);
             }
         }

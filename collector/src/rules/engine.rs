@@ -66,6 +66,8 @@ pub struct RulesEngine {
     restart_hold: Option<Duration>,
     /// Clock of the last `publish_firing`.
     published_ms: Option<i64>,
+    /// Clock of the last evaluation.
+    evaluated_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for RulesEngine {
@@ -90,6 +92,7 @@ impl RulesEngine {
             save_failing: false,
             restart_hold: None,
             published_ms: None,
+            evaluated_ms: None,
         }
     }
 
@@ -156,6 +159,26 @@ impl RulesEngine {
         self.rules = rules;
     }
 
+    /// When the first pending alert has been pending for its rule's `for` (it fires then if its
+    /// condition still holds), if that is after the last evaluation: the rules loop evaluates
+    /// at that moment rather than at its next tick, so an alert with a `for` fires when it is
+    /// due, not up to a tick later. Restored alerts held after a restart, due before the last
+    /// evaluation, are left to the ticks.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        let last = self.evaluated_ms?;
+        self.book
+            .alerts()
+            .into_iter()
+            .filter(|a| a.state == AlertState::Pending)
+            .filter_map(|a| {
+                let rule = self.rules.get(&a.key.rule)?;
+                let for_ms = i64::try_from(rule.pending_for().as_millis()).ok()?;
+                Some(a.active_since_ms.saturating_add(for_ms))
+            })
+            .filter(|&due| due > last)
+            .min()
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
@@ -178,6 +201,7 @@ impl RulesEngine {
         }
         let findings = fleet_rules::evaluate(&self.rules, view);
         let transitions = self.book.step(&self.rules, findings, view.now_ms);
+        self.evaluated_ms = Some(view.now_ms);
         self.notifiers.notify(&transitions);
         if self.notifiers.wants_firing() {
             let due = self

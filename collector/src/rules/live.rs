@@ -14,9 +14,15 @@
 //! The sar values are those of the host's latest sample. An instance (a CPU, disk or interface)
 //! missing from [`MISSED_SAMPLES`] samples in a row leaves the live state: a removed disk or
 //! veth stops feeding rules, and a host keeps at most that many samples' worth of instances.
+//!
+//! Cost: ingest sessions of different hosts never wait for each other (a lock per host; the
+//! table of hosts, indexed by host number, is locked for writing only when a new host comes),
+//! a host keeps its latest sample as the flat copy the session made (no hashing, no allocation
+//! per record; an instance that went missing is copied aside until it expires), and readers
+//! look at a host's state in place ([`Live::with_host`]) instead of cloning it.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{Batch, ClockStatus, OomKind, Record};
@@ -34,32 +40,37 @@ pub const MISSED_SAMPLES: u64 = 3;
 /// `fleetctl ntp`; rebuilt from the streams after a restart.
 #[derive(Default)]
 pub struct Live {
-    hosts: Mutex<HashMap<u32, HostLive>>,
+    /// Indexed by host number (the store numbers hosts densely from 1).
+    hosts: RwLock<Vec<Mutex<HostLive>>>,
     /// Woken when an OOM kill arrives, so `oom_kill_burst` is evaluated at once rather than at
     /// the next tick.
     kill_arrived: tokio::sync::Notify,
 }
 
 /// One host's live state (see [`Live`]).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct HostLive {
-    /// (measured at, status) of the latest NTP measurement.
-    pub clock: Option<(i64, ClockStatus)>,
+    /// (measured at, status) of the latest NTP measurement (shared with the rules' view).
+    pub clock: Option<(i64, Arc<ClockStatus>)>,
     /// (offset ms, delay ms) of the latest probe over the stream.
     pub collector: Option<(f64, f64)>,
     /// Times of the host's OOM kills within the last hour, oldest first.
     pub oom_kills: VecDeque<i64>,
-    /// Latest values per activity and instance, of the instances in the host's recent samples
-    /// (nested, so a sample's values are looked up by `&str` and copied in place: no
-    /// allocation per record once a host's instances are known).
-    series: HashMap<i32, HashMap<String, Series>>,
+    /// The records of the latest sample with any.
+    latest: Latest,
+    /// Instances missing from the latest sample but seen in one of the last
+    /// [`MISSED_SAMPLES`]: their last values.
+    missing: Vec<Missing>,
     /// Samples with sar records observed so far.
     samples: u64,
 }
 
-/// One series' latest values and the number (in `samples`) of the last sample that reported it.
-#[derive(Debug, Clone)]
-struct Series {
+/// An instance absent from the host's latest sample: its last values and the number (in
+/// `samples`) of the last sample that reported it.
+#[derive(Debug)]
+struct Missing {
+    activity: i32,
+    instance: String,
     values: Vec<f64>,
     seen: u64,
 }
@@ -67,15 +78,45 @@ struct Series {
 impl HostLive {
     /// Latest values per (activity, instance).
     pub fn sar(&self) -> impl Iterator<Item = (i32, &str, &[f64])> {
-        self.series.iter().flat_map(|(&activity, m)| {
-            m.iter()
-                .map(move |(i, s)| (activity, i.as_str(), s.values.as_slice()))
-        })
+        self.latest.iter().chain(
+            self.missing
+                .iter()
+                .map(|m| (m.activity, m.instance.as_str(), m.values.as_slice())),
+        )
     }
 
     /// Latest values of one series.
     pub fn sar_values(&self, activity: i32, instance: &str) -> Option<&[f64]> {
-        Some(self.series.get(&activity)?.get(instance)?.values.as_slice())
+        self.sar()
+            .find(|&(a, i, _)| a == activity && i == instance)
+            .map(|(_, _, v)| v)
+    }
+
+    /// Takes in a sample's records (see the module doc for instances that went missing).
+    fn take_latest(&mut self, latest: Latest) {
+        self.samples += 1;
+        let this = self.samples;
+        let old = std::mem::replace(&mut self.latest, latest);
+        let same = old.same_instances(&self.latest);
+        if same && self.missing.is_empty() {
+            return;
+        }
+        let now: HashSet<(i32, &str)> = self.latest.iter().map(|(a, i, _)| (a, i)).collect();
+        self.missing.retain(|m| {
+            this - m.seen < MISSED_SAMPLES && !now.contains(&(m.activity, &*m.instance))
+        });
+        if !same {
+            for (activity, instance, values) in old.iter() {
+                if !now.contains(&(activity, instance)) {
+                    self.missing.push(Missing {
+                        activity,
+                        instance: instance.to_owned(),
+                        values: values.to_vec(),
+                        seen: this - 1,
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -104,6 +145,18 @@ impl Latest {
                 .push((r.activity, l.instances.len(), l.values.len()));
         }
         l
+    }
+
+    /// Whether `other` has the same records' activities and instances, in the same order (a
+    /// host's samples nearly always do).
+    fn same_instances(&self, other: &Latest) -> bool {
+        self.instances == other.instances
+            && self.records.len() == other.records.len()
+            && self
+                .records
+                .iter()
+                .zip(&other.records)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
     }
 
     fn iter(&self) -> impl Iterator<Item = (i32, &str, &[f64])> {
@@ -182,73 +235,76 @@ impl Live {
     /// while cannot hold back its later readings.
     pub fn observe(&self, num: u32, obs: Observation) {
         let now = now_ms();
-        let mut hosts = self.hosts.lock().expect("live lock");
-        let h = hosts.entry(num).or_default();
-        if let Some(latest) = obs.latest {
-            h.samples += 1;
-            let this = h.samples;
-            for (activity, instance, values) in latest.iter() {
-                let m = h.series.entry(activity).or_default();
-                if let Some(s) = m.get_mut(instance) {
-                    s.values.clear();
-                    s.values.extend_from_slice(values);
-                    s.seen = this;
-                } else {
-                    let values = values.to_vec();
-                    m.insert(instance.to_owned(), Series { values, seen: this });
+        let mut kills = 0;
+        self.update(num, |h| {
+            if let Some(latest) = obs.latest {
+                h.take_latest(latest);
+            }
+            for (t, c) in obs.clocks {
+                let t = t.min(now);
+                if h.clock.as_ref().is_none_or(|(old, _)| *old <= t) {
+                    h.clock = Some((t, Arc::new(c)));
                 }
             }
-            for m in h.series.values_mut() {
-                m.retain(|_, s| this - s.seen < MISSED_SAMPLES);
+            let horizon = now - KILL_MEMORY_MS;
+            for t in obs.kills.into_iter().flatten() {
+                kills += 1;
+                if t >= horizon {
+                    h.oom_kills.push_back(t);
+                }
             }
-            h.series.retain(|_, m| !m.is_empty());
-        }
-        for (t, c) in obs.clocks {
-            let t = t.min(now);
-            if h.clock.as_ref().is_none_or(|(old, _)| *old <= t) {
-                h.clock = Some((t, c));
+            while h.oom_kills.front().is_some_and(|t| *t < horizon) {
+                h.oom_kills.pop_front();
             }
-        }
-        let horizon = now - KILL_MEMORY_MS;
-        let mut kills = 0;
-        for t in obs.kills.into_iter().flatten() {
-            kills += 1;
-            if t >= horizon {
-                h.oom_kills.push_back(t);
+            while h.oom_kills.len() > MAX_KILLS_KEPT {
+                h.oom_kills.pop_front();
             }
-        }
-        while h.oom_kills.front().is_some_and(|t| *t < horizon) {
-            h.oom_kills.pop_front();
-        }
-        while h.oom_kills.len() > MAX_KILLS_KEPT {
-            h.oom_kills.pop_front();
-        }
-        drop(hosts);
+        });
         if kills > 0 {
             self.kill_arrived.notify_one();
         }
     }
 
-    /// Records the offset and delay of host `num`'s clock, measured over its stream.
-    pub fn collector_offset(&self, num: u32, offset_ms: f64, delay_ms: f64) {
-        let mut hosts = self.hosts.lock().expect("live lock");
-        hosts.entry(num).or_default().collector = Some((offset_ms, delay_ms));
+    /// Runs `f` on host `num`'s state, made on first sight.
+    fn update(&self, num: u32, f: impl FnOnce(&mut HostLive)) {
+        let i = num as usize;
+        {
+            let hosts = self.hosts.read().expect("live lock");
+            if let Some(h) = hosts.get(i) {
+                f(&mut lock(h));
+                return;
+            }
+        }
+        let mut hosts = self.hosts.write().expect("live lock");
+        if hosts.len() <= i {
+            hosts.resize_with(i + 1, Mutex::default);
+        }
+        f(&mut lock(&hosts[i]));
     }
 
-    /// A copy of host `num`'s state (empty if nothing arrived from it since start).
-    pub fn get(&self, num: u32) -> HostLive {
-        self.hosts
-            .lock()
-            .expect("live lock")
-            .get(&num)
-            .cloned()
-            .unwrap_or_default()
+    /// Records the offset and delay of host `num`'s clock, measured over its stream.
+    pub fn collector_offset(&self, num: u32, offset_ms: f64, delay_ms: f64) {
+        self.update(num, |h| h.collector = Some((offset_ms, delay_ms)));
+    }
+
+    /// `f` of host `num`'s state (empty if nothing arrived from it since start), read in place:
+    /// the host's ingest waits meanwhile, so `f` copies out what it needs and returns.
+    pub fn with_host<R>(&self, num: u32, f: impl FnOnce(&HostLive) -> R) -> R {
+        let hosts = self.hosts.read().expect("live lock");
+        match hosts.get(num as usize) {
+            Some(h) => f(&lock(h)),
+            None => f(&HostLive::default()),
+        }
     }
 
     /// Resolves when an OOM kill arrives (or arrived since the last wait).
     pub fn kill_arrived(&self) -> Notified<'_> {
         self.kill_arrived.notified()
     }
+}
+
+fn lock(h: &Mutex<HostLive>) -> MutexGuard<'_, HostLive> {
+    h.lock().expect("live host lock")
 }
 
 #[cfg(test)]
@@ -285,7 +341,8 @@ mod tests {
     }
 
     fn disks(live: &Live) -> Vec<String> {
-        let mut d: Vec<String> = live.get(1).sar().map(|(_, i, _)| i.to_owned()).collect();
+        let mut d: Vec<String> =
+            live.with_host(1, |h| h.sar().map(|(_, i, _)| i.to_owned()).collect());
         d.sort();
         d
     }
@@ -330,10 +387,11 @@ mod tests {
         let mut b = batch(t + 10, vec![disk("sda", 12.0)], &[]);
         live.observe(1, Observation::take(&mut b, vec![]));
         assert_eq!(disks(&live), ["sda"]);
-        assert_eq!(
-            live.get(1).sar_values(Activity::Disk as i32, "sda"),
-            Some(&[12.0][..])
-        );
+        let sda = live.with_host(1, |h| {
+            h.sar_values(Activity::Disk as i32, "sda")
+                .map(<[f64]>::to_vec)
+        });
+        assert_eq!(sda, Some(vec![12.0]));
         // A sample without records (a ranking alone) is no interval of the sar sources.
         for _ in 0..2 * MISSED_SAMPLES {
             let mut b = batch(t + 20, vec![], &[]);
@@ -345,8 +403,8 @@ mod tests {
             let mut b = batch(t + 30 + i, vec![disk(&format!("veth{i}"), 1.0)], &[]);
             live.observe(1, Observation::take(&mut b, vec![]));
         }
-        let h = live.get(1);
-        assert_eq!(h.sar().count() as u64, MISSED_SAMPLES);
+        let count = live.with_host(1, |h| h.sar().count());
+        assert_eq!(count as u64, MISSED_SAMPLES);
     }
 
     #[test]
@@ -357,9 +415,9 @@ mod tests {
         let mut obs = Observation::take(&mut b, vec![(t + 3_600_000, ClockStatus::default())]);
         obs.forget_kills(&[0, 2]);
         live.observe(1, obs);
-        let h = live.get(1);
-        assert_eq!(h.oom_kills, [t - 2]);
-        let (at, _) = h.clock.expect("a reading");
+        let (kills, clock) = live.with_host(1, |h| (h.oom_kills.clone(), h.clock.clone()));
+        assert_eq!(kills, [t - 2]);
+        let (at, _) = clock.expect("a reading");
         assert!(at <= now_ms(), "a reading from the future is taken as now");
         // A later reading replaces it.
         let later = now_ms() + 1;
@@ -370,7 +428,7 @@ mod tests {
                 ..Observation::default()
             },
         );
-        assert!(live.get(1).clock.unwrap().0 >= at);
+        assert!(live.with_host(1, |h| h.clock.as_ref().unwrap().0) >= at);
     }
 
     #[test]
@@ -384,11 +442,11 @@ mod tests {
         // Indices stay those of the batch's events, whatever their kind.
         obs.forget_kills(&[3]);
         live.observe(1, obs);
-        assert_eq!(live.get(1).oom_kills, [t - 4]);
+        assert_eq!(live.with_host(1, |h| h.oom_kills.clone()), [t - 4]);
         // A batch of non-kills only is no kill arriving.
         let mut b = batch(t, vec![], &[t]);
         b.oom_events[0].kind = OomKind::NoKill.into();
         live.observe(2, Observation::take(&mut b, vec![]));
-        assert!(live.get(2).oom_kills.is_empty());
+        assert!(live.with_host(2, |h| h.oom_kills.is_empty()));
     }
 }

@@ -19,6 +19,6 @@ pub mod live;
 pub mod notify;
 
 pub use engine::{BlobStore, RulesEngine, ALERTS_BLOB, RESTART_HOLD};
-pub use evaluate::{load_rules, rules_engine, RulesOptions, EVAL_EVERY};
+pub use evaluate::{fleet_view, load_rules, refresh_view, rules_engine, RulesOptions, EVAL_EVERY};
 pub use live::{HostLive, Live, Observation};
 pub use notify::{BadUrl, NotifierOptions, NotifierStats, Notifiers, Target};

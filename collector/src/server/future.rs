@@ -65,7 +65,10 @@ impl FutureScreen {
             if e.time_ms > limit {
                 out.latest_ms = out.latest_ms.max(e.time_ms);
                 e.time_ms = now_ms;
-                out.kills_clamped += 1;
+                // An amendment is of a kill counted when it came (the store keeps that one's time).
+                if !e.amends {
+                    out.kills_clamped += 1;
+                }
             }
         }
         batch.samples.retain_mut(|s| {

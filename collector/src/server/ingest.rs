@@ -16,7 +16,8 @@
 //!   store's watermark must reach it, see `IngestItem::after_seq`); its Ack goes out only after
 //!   the write that stored it returned, in stream order, and only then is what the batch said
 //!   fed to the live host state, when the write stored it for the first time (less the kills
-//!   already stored). A malformed batch ends the stream with `InvalidArgument` naming the
+//!   already stored, and the amendments of kills: `OomEvent.amends`, see
+//!   `storage/oom.rs`). A malformed batch ends the stream with `InvalidArgument` naming the
 //!   field; a batch the store could not store ends it with `Unavailable`, and no later batch of
 //!   the stream is acknowledged.
 //! - Clock probes: every [`PROBE_EVERY`] the session sends a `TimeProbe` and turns the agent's

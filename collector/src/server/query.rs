@@ -8,6 +8,7 @@
 //! each request.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
@@ -256,16 +257,20 @@ impl Query for QuerySvc {
         let hosts = hosts
             .into_iter()
             .map(|h| {
-                let live = self.0.live.get(h.num);
-                let (time_ms, clock) = live.clock.unzip();
+                let (clock, collector) = self
+                    .0
+                    .live
+                    .with_host(h.num, |l| (l.clock.clone(), l.collector));
+                let clock = clock.map(|(t, c)| (t, Arc::unwrap_or_clone(c)));
+                let (time_ms, clock) = clock.unzip();
                 NtpHostStatus {
                     host_id: h.identity.host_id,
                     hostname: h.identity.hostname,
                     cluster: h.identity.cluster,
                     time_ms: time_ms.unwrap_or(0),
                     clock,
-                    collector_offset_ms: live.collector.map(|c| c.0),
-                    collector_delay_ms: live.collector.map(|c| c.1),
+                    collector_offset_ms: collector.map(|c| c.0),
+                    collector_delay_ms: collector.map(|c| c.1),
                 }
             })
             .collect();

@@ -231,6 +231,12 @@ impl Store {
         self.read_registry().by_num.values().cloned().collect()
     }
 
+    /// Calls `f` on every host's record in place, in host-number order, with the registry
+    /// read-locked (a host registering meanwhile waits): `f` copies out what it needs.
+    pub fn for_each_host(&self, mut f: impl FnMut(&HostRecord)) {
+        self.read_registry().by_num.values().for_each(&mut f);
+    }
+
     /// One host by number, from the in-memory cache.
     pub fn host_by_num(&self, num: u32) -> Option<HostRecord> {
         self.read_registry().by_num.get(&num).cloned()

@@ -3,10 +3,13 @@
 //! Both arrive in agent batches and are stored by [`Store::write`] in the same synced write as
 //! the batch's samples and dedup state; [`OomWrite`] is that part of the write. A kill the agent
 //! sends again (it re-read the kernel log) is recognised by the `0x31` index and stored once
-//! (see [`super::keys`], "OOM events"). The latest ranking of each host is also kept in memory
-//! for [`Store::top_oom_latest`]. The reads here are the `fleetctl oom` and `top-oom` queries.
+//! (see [`super::keys`], "OOM events"). An amendment (`OomEvent.amends`: the agent sent the kill
+//! at its kill line, and now the whole event again with what later lines of the report said)
+//! replaces the stored kill under the key, and so the id, it already has; it is never a second
+//! kill. The latest ranking of each host is also kept in memory for [`Store::top_oom_latest`].
+//! The reads here are the `fleetctl oom` and `top-oom` queries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use fleet_proto::v1::{OomEvent, OomProcess, Sample};
 use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, DB};
@@ -26,6 +29,13 @@ pub(super) struct LatestTopOom {
     pub(super) processes: Vec<OomProcess>,
 }
 
+/// Where the kill an index entry names is.
+struct Found {
+    key: [u8; keys::EVENT_KEY_LEN],
+    /// Put by this group (not in the database yet).
+    in_group: bool,
+}
+
 /// The OOM part of one group commit: puts the rankings and kills of the group's batches into
 /// its `WriteBatch`, and keeps what the registry learns until that batch is durable
 /// ([`OomWrite::commit`]). Used under `write_lock`.
@@ -39,10 +49,13 @@ pub(super) struct OomWrite<'a> {
     latest_ms: HashMap<u32, i64>,
     /// Rankings newer than the host's latest, to cache once the write is durable.
     new_latest: HashMap<u32, LatestTopOom>,
-    /// Event index keys this group adds (the database does not show them yet).
-    new_index: HashSet<[u8; keys::EVENT_SEQ_KEY_LEN]>,
+    /// Event index keys this group adds (the database does not show them yet), with the event
+    /// key each points to.
+    new_index: HashMap<[u8; keys::EVENT_SEQ_KEY_LEN], [u8; keys::EVENT_KEY_LEN]>,
     /// Kills skipped as already stored.
     repeated: u64,
+    /// Kills replaced by their amendment.
+    amended: u64,
 }
 
 impl<'a> OomWrite<'a> {
@@ -65,8 +78,9 @@ impl<'a> OomWrite<'a> {
             topoom: db.cf(CF_TOPOOM)?,
             latest_ms,
             new_latest: HashMap::new(),
-            new_index: HashSet::new(),
+            new_index: HashMap::new(),
             repeated: 0,
+            amended: 0,
         })
     }
 
@@ -105,7 +119,9 @@ impl<'a> OomWrite<'a> {
 
     /// Puts the `index`th OOM kill of `item`, with its index entry when it has a `kmsg_seq`.
     /// Returns the kill's window, or `None` when the host already has it stored for the same
-    /// boot (from an earlier batch or earlier in this group): then nothing is put.
+    /// boot (from an earlier batch or earlier in this group): then nothing is put, unless the
+    /// event is an amendment, which replaces the stored kill (see [`OomWrite::amend`]). `None`
+    /// means no new kill either way.
     ///
     /// # Errors
     /// [`StorageError::Rocks`] if the index cannot be read.
@@ -116,6 +132,22 @@ impl<'a> OomWrite<'a> {
         index: usize,
         ev: &OomEvent,
     ) -> Result<Option<u64>, StorageError> {
+        if ev.amends {
+            if let Some(seq) = ev.kmsg_seq {
+                let index_key =
+                    keys::event_seq_key(item.host_num, keys::boot_id_hash(&ev.boot_id), seq);
+                if let Some(found) = self.stored_key(&index_key)? {
+                    self.amend(batch, found, ev)?;
+                    return Ok(None);
+                }
+            } else {
+                // Nothing names the kill it amends (agents send none such): no kill of its own.
+                self.repeated += 1;
+                return Ok(None);
+            }
+            // The kill it amends is not stored (retention dropped it, or it never came): this
+            // is the kill, stored as one.
+        }
         // validate_oom_event checked time_ms >= 0 and kmsg_seq < 2^63.
         let time_ms = ev.time_ms as u64;
         let window = keys::window_start_s(time_ms, self.window_s);
@@ -131,17 +163,70 @@ impl<'a> OomWrite<'a> {
         if let Some(seq) = ev.kmsg_seq {
             let index_key =
                 keys::event_seq_key(item.host_num, keys::boot_id_hash(&ev.boot_id), seq);
-            if self.new_index.contains(&index_key)
-                || self.db.get_pinned_cf(self.events, index_key)?.is_some()
-            {
+            if self.stored_key(&index_key)?.is_some() {
                 self.repeated += 1;
                 return Ok(None);
             }
-            self.new_index.insert(index_key);
+            self.new_index.insert(index_key, key);
             batch.put_cf(self.events, index_key, key);
         }
-        batch.put_cf(self.events, key, values::encode_oom_event(ev));
+        let value = if ev.amends {
+            values::encode_oom_event(&first_version(ev))
+        } else {
+            values::encode_oom_event(ev)
+        };
+        batch.put_cf(self.events, key, value);
         Ok(Some(window))
+    }
+
+    /// The event key an index entry points to: one this group adds, or one stored.
+    fn stored_key(
+        &self,
+        index_key: &[u8; keys::EVENT_SEQ_KEY_LEN],
+    ) -> Result<Option<Found>, StorageError> {
+        if let Some(key) = self.new_index.get(index_key) {
+            return Ok(Some(Found {
+                key: *key,
+                in_group: true,
+            }));
+        }
+        let Some(value) = self.db.get_pinned_cf(self.events, index_key)? else {
+            return Ok(None);
+        };
+        let key: [u8; keys::EVENT_KEY_LEN] =
+            value
+                .as_ref()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt {
+                    what: "OOM event index entry",
+                    detail: format!("{} bytes", value.len()),
+                })?;
+        Ok(Some(Found {
+            key,
+            in_group: false,
+        }))
+    }
+
+    /// Replaces the kill stored under `found` by its amendment `ev`, which keeps the key's time
+    /// (the kill's id does not change, whatever time the amendment says). Skipped when the kill
+    /// is no longer there (retention deleted its window, the index entry goes next).
+    fn amend(
+        &mut self,
+        batch: &mut WriteBatch,
+        Found { key, in_group }: Found,
+        ev: &OomEvent,
+    ) -> Result<(), StorageError> {
+        if !in_group && self.db.get_pinned_cf(self.events, key)?.is_none() {
+            self.repeated += 1;
+            return Ok(());
+        }
+        let ek = keys::decode_event_key(&key)?;
+        let mut event = first_version(ev);
+        // The key holds a time at most i64::MAX: validate_oom_event checked it when it was put.
+        event.time_ms = ek.time_ms as i64;
+        batch.put_cf(self.events, key, values::encode_oom_event(&event));
+        self.amended += 1;
+        Ok(())
     }
 
     /// The `top_oom_ms` to write in the record of `host_num`.
@@ -149,16 +234,31 @@ impl<'a> OomWrite<'a> {
         self.latest_ms.get(&host_num).copied().filter(|&t| t >= 0)
     }
 
-    /// Logs the kills skipped as already stored, if any.
+    /// Logs the kills skipped as already stored, and those amended, if any.
     pub(super) fn log_repeated(&self) {
         if self.repeated > 0 {
             tracing::debug!(events = self.repeated, "OOM events already stored; skipped");
+        }
+        if self.amended > 0 {
+            tracing::debug!(
+                events = self.amended,
+                "OOM events amended by the rest of their report"
+            );
         }
     }
 
     /// Caches the new latest rankings, once the write is durable.
     pub(super) fn commit(self, reg: &mut Registry) {
         reg.top_oom.extend(self.new_latest);
+    }
+}
+
+/// The event as stored: an amendment is stored as the kill it is (`amends` is what it did on
+/// the wire, not part of the kill).
+fn first_version(ev: &OomEvent) -> OomEvent {
+    OomEvent {
+        amends: false,
+        ..ev.clone()
     }
 }
 

@@ -2,7 +2,9 @@
 //! invocation that killed nothing (its [`EventKind`] says which).
 //!
 //! Lines go in one at a time ([`OomAssembler::push`]); a report's events come out when the
-//! report is over:
+//! report is over (an [`OomAssembler::early`] one returns each kill at its kill line already,
+//! and amends it when the report is over if later lines changed it; the agent's watcher uses
+//! that, `parse-kmsg` does not):
 //! - a report starts at a trigger line (`X invoked oom-killer:`), or, when the start is missing
 //!   (ring buffer overwritten, rate limiting, a grep'd excerpt), at whichever line of it comes
 //!   first: the summary (`oom-kill:`), a selection (`Kill process .. score`), a kill
@@ -203,6 +205,40 @@ struct Held {
     event: OomEvent,
     /// `partial` for a reason a late header does not mend: a cut report or line, no kill line.
     cut: bool,
+    /// Already returned at its line ([`OomAssembler::early`]).
+    sent: bool,
+    /// Changed by a later line since it was returned.
+    amended: bool,
+}
+
+impl Held {
+    fn new(event: OomEvent, cut: bool) -> Held {
+        Held {
+            event,
+            cut,
+            sent: false,
+            amended: false,
+        }
+    }
+
+    /// Its report is over: the event, unless it was returned early and nothing changed since
+    /// (then nothing), or as an amendment of what was returned early.
+    fn release(self, out: &mut Vec<OomEvent>) {
+        match (self.sent, self.amended) {
+            (false, _) => out.push(self.event),
+            (true, true) => out.push(OomEvent {
+                amends: true,
+                ..self.event
+            }),
+            (true, false) => {}
+        }
+    }
+}
+
+fn release_all(held: impl IntoIterator<Item = Held>, out: &mut Vec<OomEvent>) {
+    for h in held {
+        h.release(out);
+    }
 }
 
 /// Why a report was closed.
@@ -234,6 +270,8 @@ pub struct OomAssembler {
     last_mono: Option<u64>,
     /// Anchors of every line that can start a report: a line without any is skipped at once.
     gate: AhoCorasick,
+    /// Return each kill at its kill line, and amend it later ([`OomAssembler::early`]).
+    early: bool,
 }
 
 impl Default for OomAssembler {
@@ -266,7 +304,24 @@ impl OomAssembler {
             recent: Recent::default(),
             last_mono: None,
             gate,
+            early: false,
         }
+    }
+
+    /// An assembler that returns each event of a kill (and of a victim skipped as already
+    /// exiting) at once, from the line that names the victim, rather than when its report is
+    /// over: everything a kill needs is known by then (the kill line comes after the trigger,
+    /// the task table and, from 4.19, the `oom-kill:` summary). What later lines of the report
+    /// change (the `oom_reaper` line sets `reaped`; a late header fills in the facts of a report
+    /// read without one) comes out when the report is over, as the whole event again with
+    /// [`OomEvent::amends`] set: it replaces the one returned before, which has the same
+    /// `kmsg_seq`. An event nothing changed is returned once. Events of reports without a kill
+    /// line (`no_kill`, `panic`, a selection alone) come out when their report is over, as
+    /// without this.
+    #[must_use]
+    pub fn early(mut self) -> Self {
+        self.early = true;
+        self
     }
 
     /// Takes one line; returns the events this line finished (usually none).
@@ -358,7 +413,7 @@ impl OomAssembler {
 
     fn flush_pending(&mut self, out: &mut Vec<OomEvent>) {
         if let Some(p) = self.pending.take() {
-            out.extend(p.events.into_iter().map(|h| h.event));
+            release_all(p.events, out);
         }
     }
 
@@ -387,13 +442,13 @@ impl OomAssembler {
             if p.takes(&r) {
                 p.merge(&mut r);
                 if p.header || why == Close::End {
-                    out.extend(p.events.into_iter().map(|h| h.event));
+                    release_all(p.events, out);
                 } else {
                     self.pending = Some(p);
                 }
                 return;
             }
-            out.extend(p.events.into_iter().map(|h| h.event));
+            release_all(p.events, out);
         }
         let mut events: Vec<Held> = self.held.drain(..).collect();
         if r.outcomes == 0 {
@@ -405,7 +460,7 @@ impl OomAssembler {
         if may_wait {
             self.pending = Some(Pending::new(events, &r));
         } else {
-            out.extend(events.into_iter().map(|h| h.event));
+            release_all(events, out);
         }
     }
 
@@ -423,10 +478,7 @@ impl OomAssembler {
             if let Some(pid) = r.selected_pid {
                 self.recent.add(pid);
             }
-            return Held {
-                event: e,
-                cut: true,
-            };
+            return Held::new(e, true);
         }
         e.monotonic_s = r.first_mono.map(secs);
         e.time.clone_from(&r.first_wall);
@@ -439,7 +491,7 @@ impl OomAssembler {
         // A report is whole without a kill line only when it says why it has none.
         let cut = r.cut || r.terminal.is_none();
         e.partial = !r.header || cut;
-        Held { event: e, cut }
+        Held::new(e, cut)
     }
 
     /// Closes the report and starts a new one at `line`.
@@ -583,6 +635,7 @@ impl OomAssembler {
                     .find(|h| h.event.victim_pid == Some(pid) && !h.event.reaped)
                 {
                     h.event.reaped = true;
+                    h.amended = true;
                     if h.event.raw.len() < MAX_RAW_LINES {
                         h.event.raw.push(msg.to_string());
                     }
@@ -712,9 +765,16 @@ impl OomAssembler {
         e.partial = !r.header || cut;
         r.outcomes += 1;
         self.recent.add(pid);
-        self.held.push_back(Held { event: e, cut });
+        let mut held = Held::new(e, cut);
+        if self.early {
+            out.push(held.event.clone());
+            held.sent = true;
+        }
+        self.held.push_back(held);
         if self.held.len() > MAX_HELD {
-            out.extend(self.held.pop_front().map(|h| h.event));
+            if let Some(h) = self.held.pop_front() {
+                h.release(out);
+            }
         }
     }
 }

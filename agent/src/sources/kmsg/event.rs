@@ -152,4 +152,9 @@ pub struct OomEvent {
     pub raw: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_dropped: Option<u64>,
+    /// This event replaces the one of the same `kmsg_seq` returned before (an early assembler's
+    /// amendment, see [`OomAssembler::early`](super::OomAssembler::early)). Not part of the
+    /// report, so not printed.
+    #[serde(skip)]
+    pub amends: bool,
 }

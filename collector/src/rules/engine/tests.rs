@@ -27,7 +27,7 @@ fn host(name: &str, cluster: &str, offset_ms: f64) -> HostView {
         cluster: cluster.into(),
         connected: true,
         last_seen_ms: T0,
-        ntp: Some(ClockStatus {
+        ntp: Some(std::sync::Arc::new(ClockStatus {
             servers: vec![NtpServerStatus {
                 server: "10.0.0.1:123".into(),
                 reachable: true,
@@ -37,7 +37,7 @@ fn host(name: &str, cluster: &str, offset_ms: f64) -> HostView {
                 ..Default::default()
             }],
             kernel: None,
-        }),
+        })),
         ..Default::default()
     }
 }
@@ -280,4 +280,42 @@ async fn evaluation_is_not_blocked_while_the_notifier_is_down() {
         assert_eq!(s.posts, 0, "{s:?}");
     }
     e.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A pending alert is due when its `for` is over: the rules loop evaluates then. An OOM burst
+/// with `for = 3s` is due 3 s after it went pending, fires when evaluated at that very moment,
+/// and leaves nothing due; times before the last evaluation are never due (no busy loop).
+#[test]
+fn a_pending_alert_is_due_when_its_for_is_over() {
+    let burst = "[[rule]]\nname = \"burst\"\nkind = \"oom_kill_burst\"\ncount = 1\nwindow = \"1m\"\nfor = \"3s\"\n";
+    let mut e = RulesEngine::new(rules(&format!("{SKEW}{burst}")), Notifiers::log_only());
+    assert_eq!(e.next_due_ms(), None, "never evaluated");
+    let at = |ms: i64, kills: Vec<i64>| FleetView {
+        now_ms: T0 + ms,
+        hosts: vec![HostView {
+            oom_kill_times_ms: kills,
+            ..host("web1", "prod", 0.0)
+        }],
+    };
+    e.evaluate(&at(0, vec![]));
+    assert_eq!(e.next_due_ms(), None, "nothing pending");
+    e.evaluate(&at(400, vec![T0 + 390]));
+    assert_eq!(e.alerts("", "pending").len(), 1);
+    assert_eq!(e.next_due_ms(), Some(T0 + 3_400));
+    e.evaluate(&at(1_400, vec![T0 + 390]));
+    assert_eq!(e.next_due_ms(), Some(T0 + 3_400), "still pending");
+    let t = e.evaluate(&at(3_400, vec![T0 + 390]));
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(e.alerts("", "firing")[0].since_ms, T0 + 3_400);
+    assert_eq!(e.next_due_ms(), None);
+    // The skew rule (`for = 2s`) pending since 10 s; an evaluation after its due time (a
+    // held alert) does not make it due again.
+    let skewed = |ms: i64| FleetView {
+        now_ms: T0 + ms,
+        hosts: vec![host("web1", "prod", 0.0), host("web3", "prod", 250.0)],
+    };
+    e.evaluate(&skewed(10_000));
+    assert_eq!(e.next_due_ms(), Some(T0 + 12_000));
+    e.evaluate(&skewed(11_999));
+    assert_eq!(e.next_due_ms(), Some(T0 + 12_000));
 }

@@ -531,3 +531,89 @@ fn kinds_are_stored_and_events_stored_before_them_read_as_kills() {
     assert_eq!(oldest.event.victim_pid, Some(11));
     assert_eq!(oldest.event.kind(), OomKind::Kill);
 }
+
+/// An amendment (the whole kill again, with what the rest of its report said) replaces the kill
+/// under the id it has, whatever time it says, and is never a new kill: in a later batch, in the
+/// same batch and group as its kill, and without its kill stored (then it is the kill).
+#[test]
+fn an_amendment_replaces_its_kill_under_the_same_id_and_is_no_new_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let amended = |mut e: OomEvent| {
+        e.amends = true;
+        e.reaped = true;
+        e.detail_json = "{\"reaped\":true}".into();
+        e
+    };
+    let repeated = |i: Vec<u32>| WriteOutcome::Stored { repeated_kills: i };
+    let first = kill(T0 + 5_000, Some(100), 11);
+    assert_eq!(
+        store
+            .write(&[kills_item(h, 1, 1, vec![first.clone()])], T0)
+            .unwrap(),
+        vec![WriteOutcome::STORED]
+    );
+    let id = all_kills(&store)[0].id.clone();
+    // The amendment says another time (a clock stepped meanwhile): the kill keeps its own.
+    let mut later = amended(first.clone());
+    later.time_ms += 7;
+    assert_eq!(
+        store
+            .write(&[kills_item(h, 1, 2, vec![later])], T0)
+            .unwrap(),
+        vec![repeated(vec![0])]
+    );
+    let kills = all_kills(&store);
+    assert_eq!(kills.len(), 1);
+    assert_eq!(kills[0].id, id);
+    assert!(kills[0].event.reaped && !kills[0].event.amends);
+    assert_eq!(kills[0].event.time_ms, T0 + 5_000);
+    assert_eq!(kills[0].event.detail_json, "{\"reaped\":true}");
+    assert_eq!(store.oom_kill(&id).unwrap().unwrap().event, kills[0].event);
+    // The kill re-read after an agent restart does not undo the amendment.
+    assert_eq!(
+        store
+            .write(&[kills_item(h, 1, 3, vec![first.clone()])], T0)
+            .unwrap(),
+        vec![repeated(vec![0])]
+    );
+    assert!(all_kills(&store)[0].event.reaped);
+
+    // Kill and amendment in one batch, and in two batches of one group.
+    let k2 = kill(T0 + 6_000, Some(200), 12);
+    let k3 = kill(T0 + 7_000, Some(300), 13);
+    let out = store
+        .write(
+            &[
+                kills_item(h, 1, 4, vec![k2.clone(), amended(k2.clone()), k3.clone()]),
+                kills_item(h, 1, 5, vec![amended(k3.clone())]),
+            ],
+            T0,
+        )
+        .unwrap();
+    assert_eq!(out, vec![repeated(vec![1]), repeated(vec![0])]);
+    let kills = all_kills(&store);
+    assert_eq!(pids(&kills), vec![13, 12, 11]);
+    assert!(kills.iter().all(|k| k.event.reaped && !k.event.amends));
+
+    // An amendment whose kill is not stored is the kill; one without a kmsg_seq names none.
+    let k4 = kill(T0 + 8_000, Some(400), 14);
+    let mut no_seq = amended(kill(T0 + 9_000, None, 15));
+    no_seq.source = "kmsg".into();
+    let out = store
+        .write(&[kills_item(h, 1, 6, vec![amended(k4), no_seq])], T0)
+        .unwrap();
+    assert_eq!(out, vec![repeated(vec![1])]);
+    let kills = all_kills(&store);
+    assert_eq!(pids(&kills), vec![14, 13, 12, 11]);
+    assert!(!kills[0].event.amends);
+    // Another boot's seq 100 is another kill, amendment or not.
+    let mut other_boot = amended(kill(T0 + 9_500, Some(100), 16));
+    other_boot.boot_id = "another-boot".into();
+    let out = store
+        .write(&[kills_item(h, 1, 7, vec![other_boot])], T0)
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::STORED]);
+    assert_eq!(all_kills(&store).len(), 5);
+}

@@ -71,6 +71,8 @@ impl Pending {
         self.header |= r.header;
         let mut raw = std::mem::take(&mut r.raw);
         for (i, h) in self.events.iter_mut().enumerate() {
+            // Returned already, if the assembler is early: it goes out again, amended.
+            h.amended = true;
             let e = &mut h.event;
             fill(&mut e.trigger_comm, &r.trigger_comm);
             fill(&mut e.trigger_pid, &r.trigger_pid);

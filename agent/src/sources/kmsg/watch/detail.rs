@@ -10,7 +10,8 @@
 //!   carries it (capped as above); each later one with the very same table keeps only the
 //!   victim's row, counts the others in `tasks_omitted` and names the event that has them
 //!   (`tasks_with_kmsg_seq`, and a `note`). A burst of N kills then weighs N kill lines and one
-//!   table, not N tables.
+//!   table, not N tables. An amendment of an event ([`super`]) keeps the event's place for the
+//!   table ([`TablePart`]): a group's first kill amended still carries the table.
 //! - The raw lines: what the budget has left ([`DETAIL_BUDGET`] less the rest), the first and
 //!   the last lines kept (the trigger and stack; the summary and the kill line), those between
 //!   (in a long report: the task table again, as printed) counted in `raw_dropped`.
@@ -49,6 +50,15 @@ pub struct Details {
     last_table: Option<(TaskTable, Option<u64>)>,
 }
 
+/// Where an event's detail has the report's task table: in it ([`TablePart::Own`], capped), or
+/// with an earlier kill of the same `memory.oom.group` report (its `kmsg_seq`), keeping only
+/// the victim's row. An amendment of an event keeps what its first detail had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TablePart {
+    Own,
+    WithKill(Option<u64>),
+}
+
 /// A row's rss in pages, as fleetctl ranks rows.
 fn rss(row: &TaskRow) -> u64 {
     row.rss.unwrap_or_else(|| {
@@ -61,26 +71,40 @@ fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
 }
 
 impl Details {
-    /// The detail of `e` under [`DETAIL_BUDGET`]; `e`'s table and raw lines are taken (the
-    /// caller is done with them).
-    pub fn detail(&mut self, e: &mut OomEvent) -> String {
-        let table = std::mem::take(&mut e.tasks);
-        let raw = std::mem::take(&mut e.raw);
-        let mut extra = Extra::default();
-        let shared = match &self.last_table {
+    /// The detail of `e` under [`DETAIL_BUDGET`], and where it has the task table; `e`'s table
+    /// and raw lines are taken (the caller is done with them).
+    pub fn detail(&mut self, e: &mut OomEvent) -> (String, TablePart) {
+        let part = match &self.last_table {
             Some((last, seq))
-                if !table.is_empty() && (Arc::ptr_eq(last, &table) || *last == table) =>
+                if !e.tasks.is_empty() && (Arc::ptr_eq(last, &e.tasks) || *last == e.tasks) =>
             {
-                Some(*seq)
+                TablePart::WithKill(*seq)
             }
-            _ => None,
+            _ => TablePart::Own,
         };
-        let victim = |row: &TaskRow| Some(row.pid) == e.victim_pid;
-        if let Some(seq) = shared {
-            e.tasks = Arc::new(table.iter().filter(|r| victim(r)).cloned().collect());
-            extra.omitted = table.len() - e.tasks.len();
-            extra.with_seq = seq;
-            extra.note = Some(match seq {
+        if part == TablePart::Own && !e.tasks.is_empty() {
+            self.last_table = Some((e.tasks.clone(), e.kmsg_seq));
+        }
+        (render(e, part), part)
+    }
+}
+
+/// The detail of `e` under [`DETAIL_BUDGET`], with the table where `part` says; `e`'s table and
+/// raw lines are taken.
+pub fn render(e: &mut OomEvent, part: TablePart) -> String {
+    let table = std::mem::take(&mut e.tasks);
+    let raw = std::mem::take(&mut e.raw);
+    let mut extra = Extra::default();
+    let shared = match part {
+        TablePart::WithKill(seq) if !table.is_empty() => Some(seq),
+        _ => None,
+    };
+    let victim = |row: &TaskRow| Some(row.pid) == e.victim_pid;
+    if let Some(seq) = shared {
+        e.tasks = Arc::new(table.iter().filter(|r| victim(r)).cloned().collect());
+        extra.omitted = table.len() - e.tasks.len();
+        extra.with_seq = seq;
+        extra.note = Some(match seq {
                 Some(seq) => format!(
                     "memory.oom.group: the report's task table ({} rows) is with its first kill (kmsg_seq {seq}); this event keeps the victim's row",
                     table.len()
@@ -90,32 +114,28 @@ impl Details {
                     table.len()
                 ),
             });
-        } else {
-            e.tasks = Arc::new(biggest(&table, MAX_TASK_BYTES, victim));
-            extra.omitted = table.len() - e.tasks.len();
-            if !table.is_empty() {
-                self.last_table = Some((table, e.kmsg_seq));
-            }
-        }
-        // The raw lines get what is left (less room for `raw_dropped`).
-        let rest = extra.render(e).len() + 48;
-        let (kept, dropped) = trim_raw(raw, DETAIL_BUDGET.saturating_sub(rest));
-        e.raw = kept;
-        if dropped > 0 {
-            e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + dropped);
-        }
-        let detail = extra.render(e);
-        if detail.len() <= DETAIL_BUDGET {
-            return detail;
-        }
-        // The rest of the event alone is too large: neither table nor raw lines.
-        extra.omitted += e.tasks.len();
-        e.tasks = TaskTable::default();
-        let dropped = e.raw.len() as u64;
-        e.raw.clear();
-        e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + dropped);
-        extra.render(e)
+    } else {
+        e.tasks = Arc::new(biggest(&table, MAX_TASK_BYTES, victim));
+        extra.omitted = table.len() - e.tasks.len();
     }
+    // The raw lines get what is left (less room for `raw_dropped`).
+    let rest = extra.render(e).len() + 48;
+    let (kept, dropped) = trim_raw(raw, DETAIL_BUDGET.saturating_sub(rest));
+    e.raw = kept;
+    if dropped > 0 {
+        e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + dropped);
+    }
+    let detail = extra.render(e);
+    if detail.len() <= DETAIL_BUDGET {
+        return detail;
+    }
+    // The rest of the event alone is too large: neither table nor raw lines.
+    extra.omitted += e.tasks.len();
+    e.tasks = TaskTable::default();
+    let dropped = e.raw.len() as u64;
+    e.raw.clear();
+    e.raw_dropped = Some(e.raw_dropped.unwrap_or(0) + dropped);
+    extra.render(e)
 }
 
 /// What the agent adds to the parse-kmsg object.
@@ -244,10 +264,11 @@ mod tests {
             ..OomEvent::default()
         };
         let mut d = Details::default();
-        let first: serde_json::Value = serde_json::from_str(&d.detail(&mut kill(0, 7))).unwrap();
+        let first: serde_json::Value = serde_json::from_str(&d.detail(&mut kill(0, 7)).0).unwrap();
         assert_eq!(first["tasks"].as_array().unwrap().len(), 10);
         assert!(first.get("tasks_omitted").is_none());
-        let second: serde_json::Value = serde_json::from_str(&d.detail(&mut kill(3, 40))).unwrap();
+        let second: serde_json::Value =
+            serde_json::from_str(&d.detail(&mut kill(3, 40)).0).unwrap();
         assert_eq!(second["tasks"].as_array().unwrap().len(), 1);
         assert_eq!(second["tasks"][0]["pid"], 3);
         assert_eq!(second["tasks_omitted"], 9);
@@ -257,13 +278,13 @@ mod tests {
         // Another table: in full again.
         let mut other = kill(1, 50);
         Arc::make_mut(&mut other.tasks).pop();
-        let third: serde_json::Value = serde_json::from_str(&d.detail(&mut other)).unwrap();
+        let third: serde_json::Value = serde_json::from_str(&d.detail(&mut other).0).unwrap();
         assert_eq!(third["tasks"].as_array().unwrap().len(), 9);
 
         // An event whose own fields fill the budget loses its table and raw lines, counted.
         let mut huge = kill(2, 60);
         huge.trigger_comm = Some("x".repeat(DETAIL_BUDGET));
-        let text = d.detail(&mut huge);
+        let text = d.detail(&mut huge).0;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(v.get("tasks").is_none());
         assert_eq!(v["tasks_omitted"], 10);

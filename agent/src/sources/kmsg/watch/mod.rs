@@ -13,8 +13,14 @@
 //!   restart in the same boot, records up to the cursor are skipped (nothing is sent twice);
 //!   after a reboot (another boot id) the ring buffer is read from its start, so the kills of
 //!   the new boot that happened before the agent started are reported too.
-//! - A report is complete when the log goes quiet for [`IDLE_FLUSH`] after it (the kernel prints
-//!   a whole report within milliseconds), so an event leaves within a second of the kill.
+//! - A kill leaves as soon as its kill line is read (the assembler is
+//!   [`early`](OomAssembler::early)): the lines a kill needs come before it. A report is over
+//!   when the log goes quiet for [`IDLE_FLUSH`] after it (the kernel prints a whole report within
+//!   milliseconds, the `oom_reaper` line within a few more); what its later lines changed in a
+//!   kill (`reaped`) then leaves as an amendment: the whole event again, with the same
+//!   `kmsg_seq`, `time_ms` and table part, and `amends` set, so the collector replaces the kill
+//!   it has and counts nothing. When a kill and its amendment are read in the same call (a
+//!   backlog), only the amended event leaves. The cursor moves only once the report is over.
 //! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
 //!   kills since the agent started than the log did, for two checks in a row, each missing kill
 //!   is reported as an event with `source = "vmstat"` and what is known (the time).
@@ -25,6 +31,7 @@
 //!   to the kills after it). Details: [`detail`], each event's under the collector's limit (the
 //!   biggest task rows, one table per `memory.oom.group` burst).
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
@@ -36,7 +43,8 @@ use tokio::io::unix::AsyncFd;
 use tracing::{debug, info, warn};
 
 use self::clock::{BootTime, Clocks, SystemClocks};
-use self::detail::Details;
+use self::detail::{Details, TablePart};
+use super::assemble::MAX_HELD;
 use super::{kmsg_record_seq, parse_kmsg_record, OomAssembler};
 use crate::now_ms;
 
@@ -53,6 +61,20 @@ pub const MAX_RECORDS_PER_READ: usize = 4096;
 /// How long one [`KmsgWatcher::read_available`] goes on reading at most (a record can cost
 /// much: each kill of a `memory.oom.group` burst carries the report's whole table).
 pub const READ_BUDGET: Duration = Duration::from_millis(50);
+
+/// Kills remembered after they left, for their amendment: the assembler amends only kills
+/// still held (at most [`MAX_HELD`] of the report being read, and as many of the report before
+/// it waiting for a late header).
+const AMENDABLE: usize = 4 * MAX_HELD;
+
+/// What an amendment must repeat of the event it replaces.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    kmsg_seq: u64,
+    /// Read once: a clock stepped between the two must not move the kill.
+    time_ms: i64,
+    table: TablePart,
+}
 
 /// The device or file being read.
 enum Source {
@@ -92,6 +114,8 @@ pub struct KmsgWatcher {
     boot: BootTime,
     /// Keeps each event's detail under the collector's limit.
     details: Details,
+    /// The last kills that left, newest last, at most [`AMENDABLE`].
+    sent: VecDeque<Sent>,
     /// The last read stopped at [`MAX_RECORDS_PER_READ`] or [`READ_BUDGET`]: records are left.
     backlog: bool,
     /// [`READ_BUDGET`] (tests shorten it).
@@ -189,10 +213,11 @@ impl KmsgWatcher {
             source,
             path: path.to_path_buf(),
             buf: vec![0; RECORD_BUF],
-            assembler: OomAssembler::new(),
+            assembler: OomAssembler::new().early(),
             boot_id,
             boot,
             details: Details::default(),
+            sent: VecDeque::new(),
             backlog: false,
             read_budget: READ_BUDGET,
             skip_upto,
@@ -313,18 +338,39 @@ impl KmsgWatcher {
             self.last_record = Some(Instant::now());
             self.flushed = false;
             let done = self.assembler.push(line);
-            for e in done {
-                out.push(self.event_to_proto(e));
-            }
+            self.convert(done, &mut out);
         }
         out
     }
 
-    /// Completes a pending report once the log has been quiet; returns its events.
+    /// Completes a pending report once the log has been quiet; returns its events (amendments
+    /// of kills that already left, and events of reports without a kill line).
     pub fn flush_idle(&mut self) -> Vec<OomEvent> {
         self.flushed = true;
         let done = self.assembler.finish();
-        done.into_iter().map(|e| self.event_to_proto(e)).collect()
+        let mut out = Vec::new();
+        self.convert(done, &mut out);
+        out
+    }
+
+    /// Appends the wire form of `done` to `out`; an amendment of an event still in `out`
+    /// replaces it there (one event leaves, not two).
+    fn convert(&mut self, done: Vec<super::OomEvent>, out: &mut Vec<OomEvent>) {
+        for e in done {
+            let mut e = self.event_to_proto(e);
+            if e.amends {
+                if let Some(first) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|o| o.kmsg_seq.is_some() && o.kmsg_seq == e.kmsg_seq)
+                {
+                    e.amends = first.amends;
+                    *first = e;
+                    continue;
+                }
+            }
+            out.push(e);
+        }
     }
 
     /// Persists the read position. Call only after the events returned so far are spooled, and
@@ -391,14 +437,45 @@ impl KmsgWatcher {
     }
 
     fn event_to_proto(&mut self, mut e: super::OomEvent) -> OomEvent {
+        let first = e
+            .amends
+            .then(|| {
+                self.sent
+                    .iter()
+                    .rev()
+                    .find(|s| Some(s.kmsg_seq) == e.kmsg_seq)
+                    .copied()
+            })
+            .flatten();
+        // The assembler amends only what it returned, so the kill is known; were it not, the
+        // event goes out as a kill of its own (the collector stores it once all the same).
+        e.amends = first.is_some();
         let mono_us = e.monotonic_s.map(|s| (s * 1_000_000.0).round() as u64);
-        // Only kills move the kernel's oom_kill counter.
-        if e.kind == super::EventKind::Kill && mono_us.is_some_and(|m| m >= self.start_monotonic_us)
+        // Only kills move the kernel's oom_kill counter; an amendment is no other kill.
+        if e.kind == super::EventKind::Kill
+            && !e.amends
+            && mono_us.is_some_and(|m| m >= self.start_monotonic_us)
         {
             self.logged_since_start += 1;
         }
-        let time_ms = mono_us.map_or_else(now_ms, |m| self.boot.wall_ms(m));
-        let detail_json = self.details.detail(&mut e);
+        let (time_ms, detail_json) = match first {
+            Some(s) => (s.time_ms, detail::render(&mut e, s.table)),
+            None => {
+                let time_ms = mono_us.map_or_else(now_ms, |m| self.boot.wall_ms(m));
+                let (detail_json, table) = self.details.detail(&mut e);
+                if let Some(kmsg_seq) = e.kmsg_seq {
+                    if self.sent.len() == AMENDABLE {
+                        self.sent.pop_front();
+                    }
+                    self.sent.push_back(Sent {
+                        kmsg_seq,
+                        time_ms,
+                        table,
+                    });
+                }
+                (time_ms, detail_json)
+            }
+        };
         OomEvent {
             time_ms,
             kmsg_seq: e.kmsg_seq,
@@ -427,6 +504,7 @@ impl KmsgWatcher {
             source: "kmsg".into(),
             detail_json,
             kind: e.kind.to_proto().into(),
+            amends: e.amends,
         }
     }
 }

@@ -28,7 +28,8 @@
 //!   OpenSSH listener), [`chronyd`] (a real NTP server that never touches the clock),
 //!   [`fake_ntp`] (this crate's `fleet-fake-ntp`, offset set at run time), [`tsdb`] (real
 //!   remote-write receivers: VictoriaMetrics and Prometheus, queried through the Prometheus API).
-//! - [`systemd`]: the values of a unit file's `[Service]` keys; [`ansible`]: a host's PLAY RECAP.
+//! - [`systemd`]: the values of a unit file's `[Service]` keys; [`ansible`]: a host's PLAY RECAP;
+//!   [`grafana`]: the PromQL of the dashboards in deploy/grafana/ and the names in it.
 //! - [`tmpfs`]: a small tmpfs of the test's own ([`Tmpfs`], root only), filled to the last byte
 //!   by a filler file for a full-disk test, unmounted on drop.
 //! - [`vm`]: the test bed of real hosts (issue 13): Debian 12 VMs under qemu with systemd, cgroup
@@ -48,6 +49,7 @@ pub mod chronyd;
 pub mod collector;
 pub mod fake_ntp;
 pub mod fleetctl;
+pub mod grafana;
 pub mod net;
 pub mod paths;
 pub mod pki;

@@ -11,12 +11,16 @@
 //! - VictoriaMetrics stopped for 30 s and started again, then the collector SIGKILLed and
 //!   started again: still every sample, none twice, in both receivers;
 //! - the collector's `/metrics` shows each receiver's failures during the outage and no lag
-//!   once caught up, and `promtool check metrics` accepts it.
+//!   once caught up, and `promtool check metrics` accepts it;
+//! - every metric the Grafana dashboards (deploy/grafana/) query is in VictoriaMetrics (all of
+//!   them are written in this run: every sar activity, NTP and kernel clock, OOM kills, the live
+//!   series).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_tests::fake_ntp::FakeNtp;
+use fleet_tests::grafana;
 use fleet_tests::net::http_get;
 use fleet_tests::tsdb::{promtool_check_metrics, Kind, Tsdb};
 use fleet_tests::*;
@@ -227,6 +231,30 @@ fn every_sample_reaches_victoria_metrics_and_prometheus_through_outages() {
         points as f64 >= (end - start).floor(),
         "{points} points over {:.0} s",
         end - start
+    );
+
+    // What the dashboards query arrived.
+    let names = vm
+        .get_json("/api/v1/label/__name__/values")
+        .expect("label values");
+    let stored: BTreeSet<&str> = names["data"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let queried = grafana::queried_metrics();
+    assert!(
+        queried.contains("fleet_cpu_idle_percent") && queried.contains("fleet_oom_kills_total"),
+        "{queried:?}"
+    );
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|m| !stored.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "queried by a dashboard, not in VictoriaMetrics: {missing:?}"
     );
     assert!(c.proc.running(), "the collector still runs");
 }

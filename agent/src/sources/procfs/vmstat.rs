@@ -53,6 +53,10 @@ pub struct Vmstat {
 pub fn parse(buf: &[u8]) -> Vmstat {
     let mut v = Vmstat::default();
     for line in lines(buf) {
+        // Only `pg*` and `ps*` counters are read: the other ~150 lines are not split.
+        if !(line.starts_with(b"pg") || line.starts_with(b"ps")) {
+            continue;
+        }
         let mut it = fields(line);
         let (Some(key), Some(value)) = (it.next(), it.next().and_then(u64_field)) else {
             continue;

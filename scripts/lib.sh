@@ -34,3 +34,7 @@ ensure_packages() {
 
 # Build needs: bindgen's libclang for the RocksDB bindings, and the RocksDB library itself.
 BUILD_PACKAGES=(libclang-dev librocksdb-dev pkg-config)
+
+# scripts/bench-agent --compare: the agent beside sysstat's sadc and Prometheus's node_exporter
+# (both as Debian ships them), with chronyd as the loopback NTP server the agent measures.
+COMPARE_PACKAGES=(sysstat prometheus-node-exporter chrony)

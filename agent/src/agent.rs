@@ -262,11 +262,13 @@ impl<C: Connector> Agent<C> {
                 self.measuring = Some(Box::pin(probe.start()));
             }
         }
+        self.sample()?;
+        // The kill counter as the sample just read it: /proc/vmstat is read once per tick.
         if let Some(kmsg) = self.sources.kmsg.as_mut() {
-            let events = kmsg.check_counter();
+            let events = kmsg.check_counter(self.sources.sampler.oom_kill());
             spool_events(&mut self.spool, events)?;
         }
-        self.sample()
+        Ok(())
     }
 
     /// What the link reports: on a new stream the policy state goes out in full; a policy set

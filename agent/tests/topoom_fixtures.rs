@@ -144,6 +144,41 @@ fn ranks_by_score_then_rss_then_pid() {
 }
 
 #[test]
+fn kernel_threads_are_skipped_without_a_read_until_their_pid_is_a_new_process() {
+    let tmp = tree(&[
+        fake(100, 500, 10, "a", b"a\0"),
+        fake(101, 900, 10, "b", b"b\0"),
+    ]);
+    kthread(tmp.path(), 2, "kthreadd");
+    kthread(tmp.path(), 3, "kworker/0:0-events");
+    // The top 1: the kernel threads (score 0) are below the weakest once the heap is full, and
+    // are still told apart by their statm.
+    let mut s = TopOomScanner::new(tmp.path(), 1);
+    assert_eq!(ranking(&s.scan().unwrap()), [101]);
+    assert_eq!(s.last_stats().no_mm, 2);
+    assert_eq!(s.last_stats().known_no_mm, 0);
+
+    // The next scan reads nothing of theirs: without their files they are still not counted
+    // as vanished or unreadable.
+    for pid in ["2", "3"] {
+        std::fs::remove_file(tmp.path().join(pid).join("oom_score")).unwrap();
+    }
+    assert_eq!(ranking(&s.scan().unwrap()), [101]);
+    let stats = s.last_stats();
+    assert_eq!((stats.known_no_mm, stats.no_mm), (2, 0));
+    assert_eq!((stats.vanished, stats.unreadable), (0, 0), "{stats:?}");
+
+    // Pid 3 is now a new process (a new directory, so a new inode, as /proc gives a reused
+    // pid): read again, and ranked first.
+    let new = tmp.path().join("new-3");
+    fake(3, 1000, 10, "reused", b"reused\0").write(&new);
+    std::fs::remove_dir_all(tmp.path().join("3")).unwrap();
+    std::fs::rename(new.join("3"), tmp.path().join("3")).unwrap();
+    assert_eq!(ranking(&s.scan().unwrap()), [3]);
+    assert_eq!(s.last_stats().known_no_mm, 1);
+}
+
+#[test]
 fn reports_every_field() {
     let mut p = fake(4242, 1332, 420, "sleep", b"sleep\x0030\x00");
     p.adj = 1000;
@@ -383,23 +418,26 @@ fn limit_zero_scans_nothing() {
 #[test]
 fn a_scan_sets_when_the_next_is_due() {
     let tmp = tree(&[fake(5, 10, 1, "x", b"x\0")]);
-    let mut s = TopOomScanner::new(tmp.path(), 10);
+    // A budget of 0.5 ms per second: a scan of one fake process costs far less, so the period
+    // is the minimum.
+    let mut s = TopOomScanner::new(tmp.path(), 10).with_budget(0.0005);
     let t0 = Instant::now();
     assert!(s.due(t0), "due before the first scan");
     s.scan().unwrap();
-    // A scan of one fake process costs far less than 0.5 ms: the period is the minimum.
     assert!(s.last_cost() > Duration::ZERO && s.last_cost() < Duration::from_millis(20));
     assert_eq!(s.period(), Duration::from_secs(1));
     assert!(!s.due(Instant::now()));
     assert!(s.due(Instant::now() + Duration::from_secs(1)));
 
-    // An expensive scan (charged by hand) pushes the next one out by cost / 0.05 %.
+    // At the default budget (0.01 %), an expensive scan (charged by hand) pushes the next one
+    // out by cost / 0.01 %.
+    let mut s = TopOomScanner::new(tmp.path(), 10);
     let t1 = Instant::now();
-    s.record(t1, Duration::from_millis(12));
+    s.record(t1, Duration::from_micros(2400));
     assert_eq!(s.period(), Duration::from_secs(24));
     assert!(!s.due(t1 + Duration::from_secs(23)));
     assert!(s.due(t1 + Duration::from_secs(24)));
-    s.record(t1, Duration::from_secs(1));
+    s.record(t1, Duration::from_millis(12));
     assert_eq!(s.period(), Duration::from_secs(60));
 
     // A bigger budget scans more often.

@@ -165,6 +165,10 @@ pub struct Spool {
     sent: u64,
     /// Where the reader is: (segment first_seq, byte offset of the next frame).
     cursor: Option<(u64, u64)>,
+    /// The frame last appended, with its segment's first seq and the offset after it: when it
+    /// is the next to send (the usual case, one sample per interval with the collector up), it
+    /// is handed out from memory instead of being read back from the file just written.
+    tail: Option<(Frame, u64, u64)>,
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
@@ -314,6 +318,7 @@ impl Spool {
             active: None,
             sent: 0,
             cursor: None,
+            tail: None,
         };
         // Appends always start a new segment after an open (`active` is None), never after bytes
         // that could not be read.
@@ -425,6 +430,13 @@ impl Spool {
         seg.samples += u64::from(samples);
         seg.precious += u64::from(precious);
         self.next_seq += 1;
+        let frame = Frame {
+            seq,
+            samples,
+            precious,
+            payload: payload.to_vec(),
+        };
+        self.tail = Some((frame, seg.first_seq, seg.bytes));
         Ok(seq)
     }
 
@@ -624,6 +636,11 @@ impl Spool {
                 return Ok(None);
             }
             let want = self.sent + 1;
+            if let Some((frame, seg_first, next)) = self.tail.take_if(|(f, ..)| f.seq == want) {
+                self.cursor = Some((seg_first, next));
+                self.sent = want;
+                return Ok(Some(frame));
+            }
             // Find the segment holding `want` (or the first one after it, if frames were lost).
             let (seg_first, off) = match self.cursor {
                 Some(c) => c,
@@ -753,6 +770,31 @@ mod tests {
         s.ack(2).unwrap();
         s.rewind();
         assert_eq!(drain(&mut s), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn the_frame_just_appended_is_handed_out_as_the_file_holds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        s.append(b"one", 1, false).unwrap();
+        let first = s.next_unsent().unwrap().unwrap();
+        s.append(b"two", 0, true).unwrap();
+        s.append(b"three", 3, false).unwrap();
+        let second = s.next_unsent().unwrap().unwrap();
+        let third = s.next_unsent().unwrap().unwrap();
+        assert!(s.next_unsent().unwrap().is_none());
+        assert_eq!(
+            (first.seq, first.samples, first.precious, &first.payload[..]),
+            (1, 1, false, &b"one"[..])
+        );
+        assert_eq!((second.seq, second.precious), (2, true));
+        assert_eq!((third.seq, &third.payload[..]), (3, &b"three"[..]));
+        // Read back from the file after a rewind: the same frames.
+        s.rewind();
+        assert_eq!(s.next_unsent().unwrap().unwrap(), first);
+        assert_eq!(s.next_unsent().unwrap().unwrap(), second);
+        assert_eq!(s.next_unsent().unwrap().unwrap(), third);
+        assert!(s.next_unsent().unwrap().is_none());
     }
 
     #[test]

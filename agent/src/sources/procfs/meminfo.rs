@@ -53,14 +53,12 @@ pub fn parse(buf: &[u8]) -> Result<Meminfo, ParseError> {
     let mut seen_total = false;
     for line in lines(buf) {
         let mut it = fields(line);
-        let (Some(key), Some(value)) = (it.next(), it.next().and_then(u64_field)) else {
+        let Some(key) = it.next() else {
             continue;
         };
+        // The key first: the value of the ~40 lines sar does not read is not parsed.
         let slot = match key {
-            b"MemTotal:" => {
-                seen_total = true;
-                &mut m.mem_total
-            }
+            b"MemTotal:" => &mut m.mem_total,
             b"MemFree:" => &mut m.mem_free,
             b"MemAvailable:" => &mut m.mem_available,
             b"Buffers:" => &mut m.buffers,
@@ -75,7 +73,11 @@ pub fn parse(buf: &[u8]) -> Result<Meminfo, ParseError> {
             b"Slab:" => &mut m.slab,
             _ => continue,
         };
+        let Some(value) = it.next().and_then(u64_field) else {
+            continue;
+        };
         *slot = value;
+        seen_total |= key == b"MemTotal:";
     }
     if seen_total {
         Ok(m)

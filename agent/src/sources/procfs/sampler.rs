@@ -194,6 +194,11 @@ impl Sampler {
     }
 
     /// Reads every file into `r`, reusing its allocations.
+    /// The kernel's OOM kill count (`/proc/vmstat` `oom_kill`) as of the last reading.
+    pub fn oom_kill(&self) -> Option<u64> {
+        self.prev.vmstat.oom_kill
+    }
+
     pub(super) fn read_into(&mut self, r: &mut Reading) -> Result<(), SourceError> {
         self.readings += 1;
         // Uptime first, like sadc's record header: the interval brackets the counters read

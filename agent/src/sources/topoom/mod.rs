@@ -19,9 +19,17 @@
 //!    of at most N keys (score, RSS, pid). A score below the heap's weakest is dropped at once;
 //!    otherwise `statm` gives the RSS for the tie-break (and tells kernel threads and zombies,
 //!    which have no address space and are skipped), and the key enters the heap if it beats
-//!    the weakest.
+//!    the weakest. A score of 0 below the weakest is still checked with `statm` once: a pid
+//!    without an address space is remembered with its directory's inode number, and the next
+//!    scans skip it without reading anything while the pair is listed again (see below).
 //! 2. **Describe.** Only the N winners are read further: `oom_score_adj`, `status`, `comm`,
 //!    `cmdline`. A winner that exited in between is left out of this scan's ranking.
+//!
+//! Kernel threads are most of the pids on an idle host (59 of 99 on the development machine)
+//! and never get an address space, so after the first scan they cost nothing but their
+//! directory entry. A pid's `/proc` inode number changes when the pid is reused by a new
+//! process (and when the kernel drops the entry under memory pressure: the pid is then read
+//! again), so a new process is never mistaken for the kernel thread that had its pid.
 //!
 //! So most processes cost three system calls, a scan allocates only the entries it returns,
 //! and the per-process cost is that of the kernel opening `oom_score` (measured on this
@@ -55,10 +63,12 @@
 //!
 //! # The CPU budget
 //!
-//! The agent ticks every second and aims at less than 1 ms of CPU per tick on average. A scan
-//! costs 6 to 12 µs of CPU per process (most of it the kernel opening `/proc` files), so on a
-//! host with thousands of processes one scan costs tens of ticks' budgets. Top-oom therefore gets a budget of its own,
-//! [`BUDGET_FRACTION`] of one core (0.05 %, i.e. 0.5 ms per second on average), and adapts how
+//! The agent ticks every second and aims at costing less than sysstat's `sadc` at the same
+//! interval (about 0.5 ms of CPU per second on the development machine; `scripts/bench-agent
+//! --compare`), kernel log, NTP and this ranking included. A scan costs 6 to 12 µs of CPU per
+//! user process (most of it the kernel opening `/proc` files), so on a host with thousands of
+//! processes one scan costs tens of ticks' worth. Top-oom therefore gets a budget of its own,
+//! [`BUDGET_FRACTION`] of one core (0.01 %, i.e. 0.1 ms per second on average), and adapts how
 //! often it scans rather than what a scan covers (a partial ranking would be wrong, not just
 //! stale):
 //!
@@ -69,18 +79,21 @@
 //! - [`due`](TopOomScanner::due) answers on the agent's tick (with
 //!   [`budget::DUE_SLACK`] so a 1 s period is not stretched to 2 s by tick jitter).
 //!
-//! Measured on the project's VM (`cargo bench -p fleet-agent --bench topoom`, CPU time per scan,
-//! top 10):
+//! The cost per scan measured on the project's VM (`cargo bench -p fleet-agent --bench topoom`,
+//! CPU time per scan, top 10, before kernel threads were skipped), and the period and CPU it
+//! gives at this budget:
 //!
 //! | host                                       | per scan |     period | CPU per second |
 //! |--------------------------------------------|---------:|-----------:|---------------:|
-//! | idle, 88 processes                         |   1.0 ms |        2 s |         0.5 ms |
-//! | 3000 more processes, ten of them stand out |    19 ms |       39 s |         0.5 ms |
+//! | idle, 88 processes                         |   1.0 ms |       10 s |         0.1 ms |
+//! | 3000 more processes, ten of them stand out |    19 ms | 60 s (cap) |        0.32 ms |
 //! | 3000 more processes, all tied on the score |    36 ms | 60 s (cap) |         0.6 ms |
 //!
-//! Beyond `60 s × 0.05 % = 30 ms` per scan the 60 s cap wins: freshness of the ranking is then
+//! On the development machine (99 pids, 59 of them kernel threads) a scan costs about 0.3 ms
+//! once the kernel threads are known, so the ranking is 3 s old at most. Beyond
+//! `60 s × 0.01 % = 6 ms` per scan the 60 s cap wins: freshness of the ranking is then
 //! preferred to the budget, which the worst case above (every process tied with the tenth, so
-//! that each one's `statm` is read for the tie-break) overshoots by a fifth; the overshoot shows
+//! that each one's `statm` is read for the tie-break) overshoots sixfold; the overshoot shows
 //! in [`last_cost`](TopOomScanner::last_cost) and [`period`](TopOomScanner::period), which the
 //! agent can log. A scan runs synchronously on the caller's thread (tens of milliseconds at
 //! worst, on thousands of processes).
@@ -90,7 +103,7 @@ pub mod parse;
 mod sys;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::ffi::CStr;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -101,8 +114,9 @@ use fleet_proto::v1::OomProcess;
 use budget::Budget;
 use sys::ProcDir;
 
-/// Top-oom's share of one core, on average: 0.05 %, i.e. 0.5 ms of CPU per second.
-pub const BUDGET_FRACTION: f64 = 0.0005;
+/// Top-oom's share of one core, on average: 0.01 %, i.e. 0.1 ms of CPU per second (so that the
+/// whole agent costs less than sadc; see the module doc).
+pub const BUDGET_FRACTION: f64 = 0.0001;
 /// Scans are never more frequent than the agent's tick.
 pub const MIN_PERIOD: Duration = Duration::from_secs(1);
 /// Scans are never further apart than this, whatever they cost.
@@ -144,8 +158,12 @@ pub struct ScanStats {
     pub processes: u64,
     /// Processes whose score could enter the ranking, so that their `statm` was read too.
     pub candidates: u64,
-    /// Candidates without an address space (kernel threads, zombies), skipped.
+    /// Processes found without an address space (kernel threads, zombies): skipped, and
+    /// remembered for the next scan.
     pub no_mm: u64,
+    /// Processes skipped without a read: the last scan found them without an address space
+    /// (same pid, same `/proc` inode).
+    pub known_no_mm: u64,
     /// Processes that exited during the scan, skipped.
     pub vanished: u64,
     /// Processes skipped because a file could not be read for lack of permission.
@@ -169,6 +187,11 @@ pub struct TopOomScanner {
     buf: Vec<u8>,
     /// The best `limit` keys so far, the weakest on top; empty between scans.
     heap: BinaryHeap<Reverse<Key>>,
+    /// The processes the last scan found without an address space: pid to the inode number of
+    /// its `/proc` directory. Skipped while listed with the same inode.
+    no_mm: HashMap<i64, u64>,
+    /// The same, being built by the current scan (swapped with `no_mm` at its end).
+    no_mm_next: HashMap<i64, u64>,
     budget: Budget,
     stats: ScanStats,
 }
@@ -265,6 +288,8 @@ impl TopOomScanner {
             dents: Vec::new(),
             buf: Vec::new(),
             heap: BinaryHeap::new(),
+            no_mm: HashMap::new(),
+            no_mm_next: HashMap::new(),
             budget: Budget::new(BUDGET_FRACTION, MIN_PERIOD, MAX_PERIOD),
             stats: ScanStats::default(),
         }
@@ -346,6 +371,8 @@ impl TopOomScanner {
         if let Err(source) = self.rank() {
             self.dir = None;
             self.heap.clear();
+            self.no_mm.clear();
+            self.no_mm_next.clear();
             return Err(TopOomError::List {
                 path: self.proc_root.clone(),
                 source,
@@ -364,16 +391,20 @@ impl TopOomScanner {
             stats,
             limit,
             page_kb,
+            no_mm,
+            no_mm_next,
             ..
         } = self;
         let dir = dir.as_mut().expect("opened by the caller");
         dir.rewind()?;
+        no_mm_next.clear();
         loop {
             let n = dir.read_entries(dents)?;
             if n == 0 {
+                std::mem::swap(no_mm, no_mm_next);
                 return Ok(());
             }
-            for name in sys::dirent_names(&dents[..n]) {
+            for (ino, name) in sys::dirents(&dents[..n]) {
                 let Some(mut path) = RelPath::new(name) else {
                     continue;
                 };
@@ -383,17 +414,25 @@ impl TopOomScanner {
                     continue;
                 };
                 stats.processes += 1;
+                if no_mm.get(&pid) == Some(&ino) {
+                    stats.known_no_mm += 1;
+                    no_mm_next.insert(pid, ino);
+                    continue;
+                }
                 let floor = (heap.len() >= *limit)
                     .then(|| heap.peek().map(|Reverse(k)| *k))
                     .flatten();
                 match rank_one(dir, &mut path, pid, buf, *page_kb, floor, stats) {
-                    Ok(Some(key)) => {
+                    Ok(Ranked::Key(key)) => {
                         heap.push(Reverse(key));
                         if heap.len() > *limit {
                             heap.pop();
                         }
                     }
-                    Ok(None) => {}
+                    Ok(Ranked::Below) => {}
+                    Ok(Ranked::NoMm) => {
+                        no_mm_next.insert(pid, ino);
+                    }
                     Err(skip) => stats.count(skip),
                 }
             }
@@ -426,8 +465,19 @@ impl TopOomScanner {
     }
 }
 
+/// What pass 1 made of one process.
+enum Ranked {
+    /// Its key, which beats the weakest of the heap (or the heap is not full).
+    Key(Key),
+    /// It does not enter the ranking.
+    Below,
+    /// It has no address space (a kernel thread, a zombie): it never will.
+    NoMm,
+}
+
 /// Pass 1 for one process: its key if it beats `floor` (the weakest of a full heap), read
-/// as far as needed to tell.
+/// as far as needed to tell. A score of 0 below the floor is read further once, to tell a
+/// process without an address space (which the caller then remembers).
 fn rank_one(
     dir: &ProcDir,
     path: &mut RelPath,
@@ -436,25 +486,32 @@ fn rank_one(
     page_kb: u64,
     floor: Option<Key>,
     stats: &mut ScanStats,
-) -> Result<Option<Key>, Skip> {
+) -> Result<Ranked, Skip> {
     let n = dir.read_file(path.of(b"oom_score"), &mut buf[..32], true)?;
     let score = parse::oom_score(&buf[..n]).ok_or(Skip::Garbage)?;
-    if floor.is_some_and(|f| score < f.score) {
-        return Ok(None);
+    let below = floor.is_some_and(|f| score < f.score);
+    if below && score != 0 {
+        return Ok(Ranked::Below);
     }
-    stats.candidates += 1;
+    if !below {
+        stats.candidates += 1;
+    }
     let n = dir.read_file(path.of(b"statm"), &mut buf[..256], true)?;
     let statm = parse::statm(&buf[..n]).ok_or(Skip::Garbage)?;
     if !statm.has_mm() {
         stats.no_mm += 1;
-        return Ok(None);
+        return Ok(Ranked::NoMm);
     }
     let key = Key {
         score,
         rss_kb: statm.resident.saturating_mul(page_kb),
         pid: Reverse(pid),
     };
-    Ok(floor.is_none_or(|f| key > f).then_some(key))
+    Ok(if floor.is_none_or(|f| key > f) {
+        Ranked::Key(key)
+    } else {
+        Ranked::Below
+    })
 }
 
 /// Pass 2 for one winner: the fields its score and statm did not give.

@@ -91,10 +91,14 @@ impl ProcDir {
     }
 }
 
-/// The names in a buffer of `linux_dirent64` records as getdents64 returns them:
-/// `u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]` (NUL-terminated, padded to
-/// `d_reclen`). Stops at a record that does not fit, instead of trusting its length.
-pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The inode numbers and names in a buffer of `linux_dirent64` records as getdents64 returns
+/// them: `u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]` (NUL-terminated,
+/// padded to `d_reclen`). Stops at a record that does not fit, instead of trusting its length.
+///
+/// In `/proc`, a pid directory's inode number stays the same for as long as the kernel keeps
+/// that process's directory entry, and a new process under a reused pid gets a new one: the
+/// scanner uses the pair to recognise a process it has seen before.
+pub fn dirents(buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     const NAME: usize = 19;
     let mut rest = buf;
     std::iter::from_fn(move || {
@@ -104,9 +108,10 @@ pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
         }
         let (rec, tail) = rest.split_at(reclen);
         rest = tail;
+        let ino = u64::from_ne_bytes(rec[..8].try_into().expect("8 bytes"));
         let name = &rec[NAME..];
         let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        Some(&name[..len])
+        Some((ino, &name[..len]))
     })
 }
 
@@ -144,6 +149,7 @@ mod tests {
 
     fn record(name: &[u8], reclen: u16) -> Vec<u8> {
         let mut r = vec![0u8; usize::from(reclen)];
+        r[..8].copy_from_slice(&u64::from(reclen).to_ne_bytes());
         r[16..18].copy_from_slice(&reclen.to_ne_bytes());
         r[18] = 4; // DT_DIR
         r[19..19 + name.len()].copy_from_slice(name);
@@ -151,22 +157,22 @@ mod tests {
     }
 
     #[test]
-    fn dirents() {
+    fn dirents_of_a_buffer() {
         let mut buf = record(b"1", 24);
         buf.extend(record(b"self", 24));
         buf.extend(record(b"4194304", 32));
-        let names: Vec<&[u8]> = dirent_names(&buf).collect();
-        assert_eq!(names, [&b"1"[..], b"self", b"4194304"]);
+        let names: Vec<(u64, &[u8])> = dirents(&buf).collect();
+        assert_eq!(names, [(24, &b"1"[..]), (24, b"self"), (32, b"4194304")]);
 
         // Truncated or garbled records end the batch instead of panicking.
-        assert_eq!(dirent_names(&buf[..30]).count(), 1);
-        assert_eq!(dirent_names(&buf[..17]).count(), 0);
+        assert_eq!(dirents(&buf[..30]).count(), 1);
+        assert_eq!(dirents(&buf[..17]).count(), 0);
         let mut bad = record(b"2", 24);
         bad[16..18].copy_from_slice(&0u16.to_ne_bytes());
-        assert_eq!(dirent_names(&bad).count(), 0);
+        assert_eq!(dirents(&bad).count(), 0);
         let mut bad = record(b"2", 24);
         bad[16..18].copy_from_slice(&400u16.to_ne_bytes());
-        assert_eq!(dirent_names(&bad).count(), 0);
+        assert_eq!(dirents(&bad).count(), 0);
     }
 
     #[test]
@@ -179,7 +185,7 @@ mod tests {
         for _ in 0..2 {
             dir.rewind().unwrap();
             let n = dir.read_entries(&mut dents).unwrap();
-            let names: Vec<&[u8]> = dirent_names(&dents[..n]).collect();
+            let names: Vec<&[u8]> = dirents(&dents[..n]).map(|(_, name)| name).collect();
             assert!(names.contains(&&b"7"[..]), "{names:?}");
             assert_eq!(dir.read_entries(&mut dents).unwrap(), 0);
         }

@@ -21,9 +21,10 @@
 //!   `kmsg_seq`, `time_ms` and table part, and `amends` set, so the collector replaces the kill
 //!   it has and counts nothing. When a kill and its amendment are read in the same call (a
 //!   backlog), only the amended event leaves. The cursor moves only once the report is over.
-//! - Cross-check: the `oom_kill` counter of /proc/vmstat counts every kill. When it shows more
-//!   kills since the agent started than the log did, for two checks in a row, each missing kill
-//!   is reported as an event with `source = "vmstat"` and what is known (the time).
+//! - Cross-check: the `oom_kill` counter of /proc/vmstat (as the sampler read it, passed in)
+//!   counts every kill. When it shows more kills since the agent started than the log did, for
+//!   two checks in a row, each missing kill is reported as an event with `source = "vmstat"`
+//!   and what is known (the time).
 //! - Bursts: one call reads at most [`MAX_RECORDS_PER_READ`] records, for at most
 //!   [`READ_BUDGET`], so the agent's loop spools and ships between the parts of a storm and
 //!   keeps sampling on time; [`KmsgWatcher::readable`] is ready at once while records are left.
@@ -128,20 +129,12 @@ pub struct KmsgWatcher {
     last_record: Option<Instant>,
     flushed: bool,
     status: KmsgStatus,
-    vmstat: Option<File>,
     /// Kernel monotonic time (µs) when this agent started: kills before it are not in the
     /// counter delta.
     start_monotonic_us: u64,
     oom_kill_baseline: Option<u64>,
     logged_since_start: u64,
     suspect_unlogged: u64,
-}
-
-/// Parses the `oom_kill` line of /proc/vmstat. Pure.
-pub fn vmstat_oom_kill(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 impl KmsgWatcher {
@@ -227,7 +220,6 @@ impl KmsgWatcher {
             last_record: None,
             flushed: true,
             status: KmsgStatus::default(),
-            vmstat: File::open(proc_root.join("vmstat")).ok(),
             start_monotonic_us: mono,
             oom_kill_baseline: None,
             logged_since_start: 0,
@@ -395,17 +387,11 @@ impl KmsgWatcher {
         Ok(())
     }
 
-    /// Compares the kernel's oom_kill counter with the kills seen in the log; returns an event
-    /// for each kill the log did not show.
-    pub fn check_counter(&mut self) -> Vec<OomEvent> {
-        let Some(f) = self.vmstat.as_mut() else {
-            return Vec::new();
-        };
-        let mut text = String::new();
-        if f.seek(SeekFrom::Start(0)).is_err() || f.read_to_string(&mut text).is_err() {
-            return Vec::new();
-        }
-        let Some(count) = vmstat_oom_kill(&text) else {
+    /// Compares the kernel's oom_kill counter (`/proc/vmstat`, as the sampler last read it;
+    /// `None` when it could not) with the kills seen in the log; returns an event for each
+    /// kill the log did not show.
+    pub fn check_counter(&mut self, oom_kill: Option<u64>) -> Vec<OomEvent> {
+        let Some(count) = oom_kill else {
             return Vec::new();
         };
         let base = *self.oom_kill_baseline.get_or_insert(count);
@@ -654,19 +640,18 @@ mod tests {
         let proc_root = tmp.path();
         let kmsg = proc_root.join("kmsg");
         std::fs::write(&kmsg, "").unwrap();
-        std::fs::write(proc_root.join("vmstat"), "pgfault 1\noom_kill 5\n").unwrap();
         let mut w = KmsgWatcher::open(&kmsg, proc_root, proc_root).unwrap();
-        assert!(w.check_counter().is_empty(), "baseline");
-        std::fs::write(proc_root.join("vmstat"), "pgfault 1\noom_kill 7\n").unwrap();
+        assert!(w.check_counter(None).is_empty(), "no counter");
+        assert!(w.check_counter(Some(5)).is_empty(), "baseline");
         assert!(
-            w.check_counter().is_empty(),
+            w.check_counter(Some(7)).is_empty(),
             "the log may still be catching up"
         );
-        let events = w.check_counter();
+        let events = w.check_counter(Some(7));
         assert_eq!(events.len(), 2);
         assert!(events.iter().all(|e| e.source == "vmstat" && e.partial));
         assert_eq!(w.status().unlogged_kills, 2);
-        assert!(w.check_counter().is_empty(), "reported once");
+        assert!(w.check_counter(Some(7)).is_empty(), "reported once");
     }
 
     fn kill_record(seq: u64, us: u64, pid: u64) -> String {
@@ -823,7 +808,5 @@ mod tests {
         );
         assert_eq!(parse_cursor("abc"), None);
         assert_eq!(parse_cursor("abc x"), None);
-        assert_eq!(vmstat_oom_kill("pgfault 1\noom_kill 7\nfoo 2\n"), Some(7));
-        assert_eq!(vmstat_oom_kill("pgfault 1\n"), None);
     }
 }

@@ -34,6 +34,8 @@ use fleet_proto::v1::{Activity, HostIdentity, Record, Sample};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+// `Shape::values` serves fleet-loadgen only.
+#[allow(dead_code)]
 #[path = "../src/bin/loadgen/shape.rs"]
 mod shape;
 
@@ -365,12 +367,18 @@ fn read_recording(path: &Path) -> Vec<Recorded> {
     for (n, line) in text.lines().enumerate() {
         let bad = || format!("{}:{}: bad line {line:?}", path.display(), n + 1);
         let mut f = line.split(' ');
-        let mut num = || -> i64 { f.next().and_then(|v| v.parse().ok()).expect(&bad()) };
+        let mut num = || -> i64 {
+            f.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{}", bad()))
+        };
         let time_ms = num();
-        let interval_ms = u32::try_from(num()).expect(&bad());
-        let activity = i32::try_from(num()).expect(&bad());
-        let instance = f.next().expect(&bad()).to_string();
-        let values = f.map(|v| v.parse().expect(&bad())).collect::<Vec<f64>>();
+        let interval_ms = u32::try_from(num()).unwrap_or_else(|_| panic!("{}", bad()));
+        let activity = i32::try_from(num()).unwrap_or_else(|_| panic!("{}", bad()));
+        let instance = f.next().unwrap_or_else(|| panic!("{}", bad())).to_string();
+        let values = f
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{}", bad())))
+            .collect::<Vec<f64>>();
         let record = Record {
             activity,
             instance,

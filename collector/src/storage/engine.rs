@@ -510,24 +510,16 @@ fn cf_options(name: &str) -> Options {
             // Written once per series per window, read by queries, kept for the whole retention:
             // favour size. Bigger blocks give zstd more context; a bloom filter makes the
             // "is there already a chunk?" lookups of late data cheap.
-            let exp = |k: &str, d: i32| {
-                std::env::var(k)
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(d)
-            };
             let mut t = BlockBasedOptions::default();
-            t.set_block_size(exp("FLEET_EXP_BLOCK_KB", 32) as usize * 1024);
+            t.set_block_size(32 << 10);
             t.set_bloom_filter(10.0, false);
             o.set_block_based_table_factory(&t);
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
-            let level = exp("FLEET_EXP_ZSTD_LEVEL", 32767);
-            let dict = exp("FLEET_EXP_DICT_KB", 0) * 1024;
-            o.set_bottommost_compression_options(-14, level, 0, dict, true);
-            if dict > 0 {
-                o.set_bottommost_zstd_max_train_bytes(dict * 100, true);
-            }
+            // Level 9 where chunks stay (zstd's default is 3): 2 % smaller on the store
+            // benchmark, for a compaction that runs once per window (window bits -14, RocksDB's
+            // default). 128 KiB blocks were 4 % smaller again but made queries 10 % slower.
+            o.set_bottommost_compression_options(-14, 9, 0, 0, true);
         }
         CF_TOPOOM | CF_NTP => {
             // One ranking (or NTP measurement) per host per scan, kept for the whole retention and read back rarely

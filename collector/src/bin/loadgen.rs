@@ -24,6 +24,7 @@ use fleet_proto::v1::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+#[path = "loadgen/shape.rs"]
 mod shape;
 use shape::Shape;
 

@@ -20,29 +20,45 @@
 //!
 //! ```text
 //! chunk      := version:u8 (=2) · rows:varint · columns:varint · [body if rows > 0]
-//! body       := int_column of time_ms · int_column of interval_ms · column × columns
+//! body       := times · column × columns
+//! times      := 0:u8 · int_column of time_ms · int_column of interval_ms    inline
+//!             | 1:u8 · id:u64 (little-endian)                              shared: times chunk `id`
 //! column     := int_column of round(v * 100)  |  mode 3 (floats)
 //! int_column := mode:u8 · payload
 //!   mode 0  constant      zz(n0)                                  every row equal
 //!   mode 3  float xor     varint(bits[i] ^ bits[i-1]) × rows, bits[-1] = 0
 //!   mode 4  blocks        order:u8 · heads · gcd:varint · block × ceil((rows - order) / 128)
 //!   mode 5  runs          runs:varint · (zz(value - previous value) · varint(length - 1)) × runs
+//!   mode 6  varints       order:u8 · heads · gcd:varint · zz(term / gcd) × (rows - order)
 //! ```
 //!
-//! Mode 4 stores a sequence of terms: the values themselves (order 0), their deltas (order 1,
-//! heads `zz(n0)`) or their deltas of deltas (order 2, heads `zz(n0) · zz(n1 - n0)`). `gcd`
-//! divides every difference between terms (sar's integer columns, stored ×100, have 100; the
-//! agent's intervals, in whole centiseconds, 10; 0 when all terms are equal). Each block of
-//! 128 terms (the last one shorter) is `zz(min) · width:u8 (0..=64)` and the terms'
+//! Modes 4 and 6 store a sequence of terms: the values themselves (order 0), their deltas
+//! (order 1, heads `zz(n0)`) or their deltas of deltas (order 2, heads `zz(n0) · zz(n1 - n0)`).
+//! In mode 6, `gcd` divides every term (sar's integer columns, stored ×100, have 100; the
+//! agent's intervals, in whole centiseconds, 10; 0 when all terms are 0, then nothing follows).
+//! In mode 4, `gcd` divides every difference between terms (0 when all are equal); each block
+//! of 128 terms (the last one shorter) is `zz(min) · width:u8 (0..=64)` and the terms'
 //! `(term - min) / gcd` packed LSB-first at `width` bits each, in whole bytes: a burst widens
 //! its own block only.
 //!
-//! The encoder picks, per column and per chunk, the smallest: a constant, runs (a column that
-//! rarely changes), or blocks of whichever order packs tightest (a level that wanders: deltas;
-//! a noisy rate: the values; a clock: deltas of deltas). Timestamps are a column like the others,
-//! and since every series of a host shares them, the timestamp bytes of a host's chunks in one
-//! window are identical: RocksDB's zstd, over blocks that hold several of them, stores them
-//! about once.
+//! The encoder picks, per column and per chunk, a constant when it is one, otherwise the
+//! encoding that RocksDB's zstd should store smallest, by the entropy of its bytes: runs (a
+//! column that rarely changes), varints or bit-packed blocks of whichever order suits (a level
+//! that wanders: deltas; a noisy rate: the values; a clock: deltas of deltas). Since zstd codes
+//! bytes by their frequency, varints of mostly small terms usually beat bit-packing at the width
+//! of the largest (on the store benchmark's recorded data, version 1's delta varints took 0.46
+//! bytes per value on disk, bit-packed blocks 0.51, this choice with shared times 0.35).
+//!
+//! # Shared times
+//!
+//! Every series of a host has the same timestamps and intervals (one sample holds all its
+//! records), which at 1 s cost about as much as the values of a series of seven columns. So the
+//! store writes them once per host and window, as a *times chunk*: a chunk with no columns and
+//! inline times, whose id is the FNV-1a hash of its bytes ([`encode_shared`]); each series chunk
+//! then holds that id instead of its times. A times chunk is never rewritten, since its id is
+//! its content: when late data changes the times of some series, they refer to a new one and
+//! the others keep theirs. [`times_id`] reads the id, and [`decode_columns_with`] takes the
+//! decoded times chunk. Where the store keeps times chunks is in `samples.rs`.
 //!
 //! # Version 1
 //!
@@ -72,6 +88,10 @@ pub const CHUNK_VERSION_1: u8 = 1;
 pub const SCALE: f64 = 100.0;
 /// Largest `|v * SCALE|` stored as an integer: beyond 2^53 an f64 no longer holds every integer.
 const MAX_FIXED: f64 = 9_007_199_254_740_992.0;
+/// The times of a version 2 chunk follow its header.
+const TIMES_INLINE: u8 = 0;
+/// The times of a version 2 chunk are those of the times chunk it names.
+const TIMES_SHARED: u8 = 1;
 /// Most values (rows × columns) one chunk may hold; bounds what a corrupt header can allocate.
 pub const MAX_CHUNK_VALUES: usize = 1 << 26;
 
@@ -102,6 +122,8 @@ pub enum ChunkError {
     },
     #[error("chunk of {0} values exceeds the limit")]
     TooLarge(usize),
+    #[error("the chunk's times are in times chunk {0:016x}, not given")]
+    MissingTimes(u64),
 }
 
 /// `v` as the store returns it: rounded to two decimals when it has a fixed-point form,
@@ -129,6 +151,52 @@ fn to_fixed(v: f64) -> Option<i64> {
 /// [`ChunkError::RaggedRows`] if the rows differ in width, [`ChunkError::TooLarge`] beyond
 /// [`MAX_CHUNK_VALUES`].
 pub fn encode(rows: &[Row]) -> Result<Vec<u8>, ChunkError> {
+    encode_inner(rows, None)
+}
+
+/// A times chunk: the timestamps and intervals of rows, as a chunk without columns, that series
+/// chunks of the same host and window refer to by `id` (see "Shared times" in the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimesChunk {
+    pub id: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Encodes `rows` as a series chunk that refers to a times chunk for its timestamps and
+/// intervals, and that times chunk (which other series with the same times share). Rows
+/// without any: a chunk of its own, as [`encode`].
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_shared(rows: &[Row]) -> Result<(Vec<u8>, Option<TimesChunk>), ChunkError> {
+    if rows.is_empty() {
+        return encode(rows).map(|b| (b, None));
+    }
+    let bare: Vec<Row> = rows
+        .iter()
+        .map(|r| Row {
+            time_ms: r.time_ms,
+            interval_ms: r.interval_ms,
+            values: Vec::new(),
+        })
+        .collect();
+    let bytes = encode(&bare)?;
+    let times = TimesChunk {
+        id: fnv1a(&bytes),
+        bytes,
+    };
+    encode_inner(rows, Some(times.id)).map(|b| (b, Some(times)))
+}
+
+/// FNV-1a, 64 bits: a times chunk's id. Stable across releases (it is stored).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// [`encode`], with the times inline, or a reference to the times chunk `shared`.
+fn encode_inner(rows: &[Row], shared: Option<u64>) -> Result<Vec<u8>, ChunkError> {
     let width = rows.first().map_or(0, |r| r.values.len());
     for (i, r) in rows.iter().enumerate() {
         if r.values.len() != width {
@@ -153,11 +221,18 @@ pub fn encode(rows: &[Row]) -> Result<Vec<u8>, ChunkError> {
     }
 
     let mut scratch = Scratch::default();
-    let mut ints: Vec<i64> = rows.iter().map(|r| r.time_ms).collect();
-    put_int_column(&mut out, &ints, &mut scratch);
-    ints.clear();
-    ints.extend(rows.iter().map(|r| i64::from(r.interval_ms)));
-    put_int_column(&mut out, &ints, &mut scratch);
+    let mut ints: Vec<i64> = Vec::with_capacity(rows.len());
+    if let Some(id) = shared {
+        out.push(TIMES_SHARED);
+        out.extend_from_slice(&id.to_le_bytes());
+    } else {
+        out.push(TIMES_INLINE);
+        ints.extend(rows.iter().map(|r| r.time_ms));
+        put_int_column(&mut out, &ints, &mut scratch);
+        ints.clear();
+        ints.extend(rows.iter().map(|r| i64::from(r.interval_ms)));
+        put_int_column(&mut out, &ints, &mut scratch);
+    }
 
     for c in 0..width {
         ints.clear();
@@ -229,7 +304,15 @@ pub fn fixed_value(n: i64) -> f64 {
 /// # Errors
 /// As [`decode_columns`].
 pub fn decode(bytes: &[u8]) -> Result<Vec<Row>, ChunkError> {
-    let c = decode_columns(bytes)?;
+    decode_with(bytes, None)
+}
+
+/// Decodes a chunk into rows, with the decoded times chunk it refers to, if any.
+///
+/// # Errors
+/// As [`decode_columns_with`].
+pub fn decode_with(bytes: &[u8], times: Option<&Columns>) -> Result<Vec<Row>, ChunkError> {
+    let c = decode_columns_with(bytes, times)?;
     Ok(c.times
         .iter()
         .zip(&c.intervals)
@@ -249,6 +332,40 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Row>, ChunkError> {
 /// [`ChunkError`] for an unknown version, truncated or malformed input, or trailing bytes; never
 /// panics on any input.
 pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
+    decode_columns_with(bytes, None)
+}
+
+/// The id of the times chunk a chunk refers to, or `None` when its times are its own.
+///
+/// # Errors
+/// As [`decode_columns`], for its header.
+pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let version = r.byte()?;
+    if version == CHUNK_VERSION_1 {
+        return Ok(None);
+    }
+    if version != CHUNK_VERSION {
+        return Err(ChunkError::UnknownVersion(version));
+    }
+    if r.uvarint()? == 0 {
+        return Ok(None);
+    }
+    r.uvarint()?;
+    match r.byte()? {
+        TIMES_INLINE => Ok(None),
+        TIMES_SHARED => Ok(Some(r.u64_le()?)),
+        _ => Err(ChunkError::Malformed("times kind")),
+    }
+}
+
+/// [`decode_columns`] of a chunk that may refer to a times chunk: `times`, that times chunk
+/// decoded (see [`times_id`]).
+///
+/// # Errors
+/// As [`decode_columns`]; [`ChunkError::MissingTimes`] when the chunk refers to a times chunk
+/// and `times` is `None`, [`ChunkError::Malformed`] when `times` has another number of rows.
+pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Columns, ChunkError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let version = r.byte()?;
     if version != CHUNK_VERSION && version != CHUNK_VERSION_1 {
@@ -263,15 +380,32 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
         return r.finish().map(|()| Columns::default());
     }
     // Each column costs at least two bytes, and in version 1 each row after the second at
-    // least one byte of timestamps; in version 2 every 128 rows cost at least two bytes of
-    // timestamps (a block), so a header claiming more than the input can hold is corrupt:
-    // checked before allocating anything.
+    // least one byte of timestamps, so a header claiming more than the input can hold is
+    // corrupt: checked before allocating anything. Version 2 can hold many rows in a few bytes
+    // (times at a steady step, a constant), so only MAX_CHUNK_VALUES bounds its rows.
     let max_rows = match version {
         CHUNK_VERSION_1 => bytes.len() + 2,
-        _ => bytes.len().saturating_mul(64).saturating_add(2),
+        _ => MAX_CHUNK_VALUES,
     };
-    if rows > max_rows || width > bytes.len() {
+    if width > bytes.len() {
         return Err(ChunkError::Truncated);
+    }
+    let kind = if version == CHUNK_VERSION_1 {
+        TIMES_INLINE
+    } else {
+        r.byte()?
+    };
+    match kind {
+        TIMES_INLINE if rows > max_rows => return Err(ChunkError::Truncated),
+        TIMES_INLINE => {}
+        TIMES_SHARED => {
+            let id = r.u64_le()?;
+            let t = times.ok_or(ChunkError::MissingTimes(id))?;
+            if t.times.len() != rows || t.intervals.len() != rows {
+                return Err(ChunkError::Malformed("times chunk of another row count"));
+            }
+        }
+        _ => return Err(ChunkError::Malformed("times kind")),
     }
     let total = rows.saturating_mul(width.max(1));
     if total > MAX_CHUNK_VALUES {
@@ -286,6 +420,9 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
     let mut ints = Vec::with_capacity(rows);
     if version == CHUNK_VERSION_1 {
         read_v1_times(&mut r, rows, &mut out.times)?;
+    } else if let (TIMES_SHARED, Some(t)) = (kind, times) {
+        out.times.extend_from_slice(&t.times);
+        out.intervals.extend_from_slice(&t.intervals);
     } else {
         match r.int_column(version, rows, &mut ints)? {
             Mode::Float => return Err(ChunkError::Malformed("float mode for times")),
@@ -295,12 +432,14 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
     }
 
     let interval = |n: i64| u32::try_from(n).map_err(|_| ChunkError::Malformed("interval_ms"));
-    match r.int_column(version, rows, &mut ints)? {
-        Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
-        Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
-        Mode::Ints => {
-            for &n in &ints {
-                out.intervals.push(interval(n)?);
+    if kind == TIMES_INLINE {
+        match r.int_column(version, rows, &mut ints)? {
+            Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
+            Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
+            Mode::Ints => {
+                for &n in &ints {
+                    out.intervals.push(interval(n)?);
+                }
             }
         }
     }
@@ -347,4 +486,4 @@ fn read_v1_times(r: &mut Reader<'_>, rows: usize, times: &mut Vec<i64>) -> Resul
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -10,6 +10,7 @@ pub(super) const MODE_DELTA_PACKED: u8 = 2;
 pub(super) const MODE_FLOAT_XOR: u8 = 3;
 pub(super) const MODE_BLOCKS: u8 = 4;
 pub(super) const MODE_RUNS: u8 = 5;
+pub(super) const MODE_VARINTS: u8 = 6;
 
 /// Values per block of [`MODE_BLOCKS`]: a multiple of 8, so every block is whole bytes.
 pub(super) const BLOCK: usize = 128;
@@ -22,7 +23,10 @@ pub(super) struct Scratch {
     try_out: Vec<u8>,
 }
 
-/// Writes one integer column (format version 2) in the smallest of modes 0, 4 and 5.
+/// Writes one integer column (format version 2): a constant as mode 0, otherwise whichever of
+/// modes 4, 5 and 6 (each order) RocksDB's zstd should store smallest, by [`entropy_bytes`]:
+/// zstd codes bytes by their frequency, so a column of mostly small deltas costs less as
+/// varints (mode 6) than bit-packed at the width of its largest delta (mode 4).
 pub(super) fn put_int_column(out: &mut Vec<u8>, ns: &[i64], s: &mut Scratch) {
     let n0 = ns[0];
     if ns.iter().all(|&n| n == n0) {
@@ -32,17 +36,91 @@ pub(super) fn put_int_column(out: &mut Vec<u8>, ns: &[i64], s: &mut Scratch) {
     }
     s.best.clear();
     put_runs(&mut s.best, ns);
+    let mut best = entropy_bytes(&s.best);
     for order in 0..3u8 {
         if ns.len() <= usize::from(order) {
             break;
         }
-        s.try_out.clear();
-        put_blocks(&mut s.try_out, ns, order, &mut s.t);
-        if s.try_out.len() < s.best.len() {
-            std::mem::swap(&mut s.best, &mut s.try_out);
+        for mode in [MODE_VARINTS, MODE_BLOCKS] {
+            s.try_out.clear();
+            if mode == MODE_VARINTS {
+                put_varints(&mut s.try_out, ns, order, &mut s.t);
+            } else {
+                put_blocks(&mut s.try_out, ns, order, &mut s.t);
+            }
+            let cost = entropy_bytes(&s.try_out);
+            if cost < best {
+                best = cost;
+                std::mem::swap(&mut s.best, &mut s.try_out);
+            }
         }
     }
     out.extend_from_slice(&s.best);
+}
+
+/// What `bytes` cost coded by their frequency (order-0 entropy), plus a byte per 64 for what
+/// that misses: an estimate of their size after zstd.
+fn entropy_bytes(bytes: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let n = bytes.len() as f64;
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let c = f64::from(c);
+            -c * (c / n).log2()
+        })
+        .sum();
+    bits / 8.0 + n / 64.0
+}
+
+/// The terms of order `order` of `ns` into `t` (see [`put_blocks`]), their heads into `out`.
+fn terms(out: &mut Vec<u8>, ns: &[i64], order: u8, t: &mut Vec<i64>) {
+    t.clear();
+    match order {
+        0 => t.extend_from_slice(ns),
+        1 => {
+            put_ivarint(out, ns[0]);
+            t.extend(ns.windows(2).map(|w| w[1].wrapping_sub(w[0])));
+        }
+        _ => {
+            put_ivarint(out, ns[0]);
+            put_ivarint(out, ns[1].wrapping_sub(ns[0]));
+            t.extend(ns.windows(3).map(|w| {
+                w[2].wrapping_sub(w[1])
+                    .wrapping_sub(w[1].wrapping_sub(w[0]))
+            }));
+        }
+    }
+}
+
+/// Mode 6: `order:u8` and heads as in mode 4 · `gcd:varint` of the terms themselves (0 when all
+/// are 0) · `zz(term / gcd)` × terms.
+pub(super) fn put_varints(out: &mut Vec<u8>, ns: &[i64], order: u8, t: &mut Vec<i64>) {
+    out.push(MODE_VARINTS);
+    out.push(order);
+    terms(out, ns, order, t);
+    let g = t.iter().fold(
+        0u64,
+        |g, &v| {
+            if g == 1 {
+                1
+            } else {
+                gcd(g, v.unsigned_abs())
+            }
+        },
+    );
+    put_uvarint(out, g);
+    if g == 0 {
+        return;
+    }
+    for &v in t.iter() {
+        // i64::MIN / 1 is the one division that overflows: g == 1 leaves the term as it is.
+        put_ivarint(out, if g == 1 { v } else { v / g as i64 });
+    }
 }
 
 /// Mode 5: `runs:varint` then per run `zz(value - previous run's value)` (the first against 0)
@@ -67,25 +145,10 @@ fn put_runs(out: &mut Vec<u8>, ns: &[i64]) {
 /// `order` values of the sequence as `zz` (n0; then n1 - n0) · `gcd:varint` (every term is
 /// congruent to the first modulo it; 0 when all are equal) · blocks of [`BLOCK`] terms, each
 /// `zz(min) · width:u8 (0..=64) · ((term - min) / gcd) packed LSB-first at width bits`.
-fn put_blocks(out: &mut Vec<u8>, ns: &[i64], order: u8, t: &mut Vec<i64>) {
+pub(super) fn put_blocks(out: &mut Vec<u8>, ns: &[i64], order: u8, t: &mut Vec<i64>) {
     out.push(MODE_BLOCKS);
     out.push(order);
-    t.clear();
-    match order {
-        0 => t.extend_from_slice(ns),
-        1 => {
-            put_ivarint(out, ns[0]);
-            t.extend(ns.windows(2).map(|w| w[1].wrapping_sub(w[0])));
-        }
-        _ => {
-            put_ivarint(out, ns[0]);
-            put_ivarint(out, ns[1].wrapping_sub(ns[0]));
-            t.extend(ns.windows(3).map(|w| {
-                w[2].wrapping_sub(w[1])
-                    .wrapping_sub(w[1].wrapping_sub(w[0]))
-            }));
-        }
-    }
+    terms(out, ns, order, t);
     let g = gcd_of_differences(t);
     put_uvarint(out, g);
     let mut packed = [0u64; BLOCK];
@@ -180,6 +243,11 @@ impl Reader<'_> {
         self.uvarint().map(unzigzag)
     }
 
+    pub(super) fn u64_le(&mut self) -> Result<u64, ChunkError> {
+        let b = self.bytes(8)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
     fn bytes(&mut self, len: usize) -> Result<&[u8], ChunkError> {
         let end = self.pos.checked_add(len).ok_or(ChunkError::Truncated)?;
         let b = self.buf.get(self.pos..end).ok_or(ChunkError::Truncated)?;
@@ -202,6 +270,10 @@ impl Reader<'_> {
             MODE_FLOAT_XOR => return Ok(Mode::Float),
             MODE_BLOCKS if version >= 2 => {
                 self.blocks(rows, ints)?;
+                return Ok(Mode::Ints);
+            }
+            MODE_VARINTS if version >= 2 => {
+                self.varints(rows, ints)?;
                 return Ok(Mode::Ints);
             }
             MODE_RUNS if version >= 2 => {
@@ -259,22 +331,48 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Mode 4 (see [`put_blocks`]).
-    fn blocks(&mut self, rows: usize, ints: &mut Vec<i64>) -> Result<(), ChunkError> {
+    /// The order and heads of modes 4 and 6, the heads pushed to `ints`.
+    fn order_and_heads(
+        &mut self,
+        rows: usize,
+        ints: &mut Vec<i64>,
+    ) -> Result<(u8, [i64; 2]), ChunkError> {
         let order = self.byte()?;
         if order > 2 || usize::from(order) >= rows {
-            return Err(ChunkError::Malformed("block order"));
+            return Err(ChunkError::Malformed("term order"));
         }
         let heads: [i64; 2] = match order {
             0 => [0, 0],
             1 => [self.ivarint()?, 0],
             _ => [self.ivarint()?, self.ivarint()?],
         };
-        let g = self.uvarint()?;
-        let terms = rows - usize::from(order);
-        // The terms first, transformed back in place below.
         ints.reserve(rows);
         ints.extend_from_slice(&heads[..usize::from(order)]);
+        Ok((order, heads))
+    }
+
+    /// Mode 6 (see [`put_varints`]).
+    fn varints(&mut self, rows: usize, ints: &mut Vec<i64>) -> Result<(), ChunkError> {
+        let (order, heads) = self.order_and_heads(rows, ints)?;
+        let g = self.uvarint()?;
+        let terms = rows - usize::from(order);
+        if g == 0 {
+            ints.resize(rows, 0);
+        } else {
+            for _ in 0..terms {
+                ints.push(self.ivarint()?.wrapping_mul(g as i64));
+            }
+        }
+        undo_terms(order, heads, ints);
+        Ok(())
+    }
+
+    /// Mode 4 (see [`put_blocks`]).
+    fn blocks(&mut self, rows: usize, ints: &mut Vec<i64>) -> Result<(), ChunkError> {
+        // The terms first, transformed back in place below.
+        let (order, heads) = self.order_and_heads(rows, ints)?;
+        let g = self.uvarint()?;
+        let terms = rows - usize::from(order);
         let mut left = terms;
         while left > 0 {
             let count = left.min(BLOCK);
@@ -293,25 +391,7 @@ impl Reader<'_> {
                 ints.push(min.wrapping_add(u.wrapping_mul(g) as i64));
             });
         }
-        match order {
-            0 => {}
-            1 => {
-                let mut n = heads[0];
-                for v in &mut ints[1..] {
-                    n = n.wrapping_add(*v);
-                    *v = n;
-                }
-            }
-            _ => {
-                let (mut n, mut delta) = (heads[0].wrapping_add(heads[1]), heads[1]);
-                ints[1] = n;
-                for v in &mut ints[2..] {
-                    delta = delta.wrapping_add(*v);
-                    n = n.wrapping_add(delta);
-                    *v = n;
-                }
-            }
-        }
+        undo_terms(order, heads, ints);
         Ok(())
     }
 
@@ -319,6 +399,29 @@ impl Reader<'_> {
         match self.buf.len() - self.pos {
             0 => Ok(()),
             n => Err(ChunkError::TrailingBytes(n)),
+        }
+    }
+}
+
+/// Turns the terms of order `order` in `ints` (after the heads) back into the values, in place.
+fn undo_terms(order: u8, heads: [i64; 2], ints: &mut [i64]) {
+    match order {
+        0 => {}
+        1 => {
+            let mut n = heads[0];
+            for v in &mut ints[1..] {
+                n = n.wrapping_add(*v);
+                *v = n;
+            }
+        }
+        _ => {
+            let (mut n, mut delta) = (heads[0].wrapping_add(heads[1]), heads[1]);
+            ints[1] = n;
+            for v in &mut ints[2..] {
+                delta = delta.wrapping_add(*v);
+                n = n.wrapping_add(delta);
+                *v = n;
+            }
         }
     }
 }

@@ -256,7 +256,7 @@ fn varint_helpers() {
 /// The rows of [`V1_CHUNK`]: mixed columns (a two-decimal walk, a large integer, zeros, a spike, a
 /// float column with a NaN, a negative constant, noise), times with jitter, intervals in steps
 /// of 10 ms.
-fn v1_rows() -> Vec<Row> {
+pub(crate) fn v1_rows() -> Vec<Row> {
     (0..40i64)
         .map(|i| Row {
             time_ms: 1_700_000_000_000 + i * 1000 + (i * 7) % 5,
@@ -275,7 +275,7 @@ fn v1_rows() -> Vec<Row> {
 }
 
 /// `encode(&v1_rows())` as the version 1 encoder (before issue 16, main e6b77ba) wrote it.
-const V1_CHUNK: &str = concat!(
+pub(crate) const V1_CHUNK: &str = concat!(
     "01280780a0abfef962d40f00090a090a00090a090a00090a090a00090a090a00090a090a00090a090a00090a090a0009",
     "0a02d00f06147552d4495127459d147552d4495127459d147552d4495127459d14750202000c3aa7737fac733af7c73a",
     "a7737fac737fac733af7c73aa7737fac733af7c73af7c73aa7737fac733af7c73aa7737fac737fac733af7c73aa7737f",
@@ -292,14 +292,14 @@ const V1_CHUNK: &str = concat!(
     "b9900bb9900bb9900bb900",
 );
 
-fn from_hex(h: &str) -> Vec<u8> {
+pub(crate) fn from_hex(h: &str) -> Vec<u8> {
     (0..h.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
         .collect()
 }
 
-fn quantized(rows: &[Row]) -> Vec<Row> {
+pub(crate) fn quantized(rows: &[Row]) -> Vec<Row> {
     rows.iter()
         .map(|r| Row {
             values: r.values.iter().map(|v| quantize(*v)).collect(),
@@ -336,16 +336,39 @@ fn version_1_chunks_are_still_read() {
     }
 }
 
-/// The mode byte and order of the integer column that starts at `at`.
-fn column_kind(bytes: &[u8], at: usize) -> (u8, Option<u8>) {
-    let mode = bytes[at];
-    (mode, (mode == ints::MODE_BLOCKS).then(|| bytes[at + 1]))
+/// The mode byte (and order, for modes 4 and 6) of each value column of an inline chunk.
+fn column_modes(bytes: &[u8]) -> Vec<(u8, Option<u8>)> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    assert_eq!(r.byte().unwrap(), CHUNK_VERSION);
+    let rows = r.uvarint().unwrap() as usize;
+    let width = r.uvarint().unwrap() as usize;
+    assert_eq!(r.byte().unwrap(), TIMES_INLINE);
+    let mut ints = Vec::new();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    (0..width)
+        .map(|_| {
+            let (mode, next) = (bytes[r.pos], bytes.get(r.pos + 1).copied());
+            assert!(!matches!(
+                r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap(),
+                Mode::Float
+            ));
+            let ordered = [ints::MODE_BLOCKS, ints::MODE_VARINTS].contains(&mode);
+            (mode, next.filter(|_| ordered))
+        })
+        .collect()
 }
 
 #[test]
-fn each_integer_encoding_is_picked_where_it_is_smallest_and_round_trips() {
-    // One column per chunk, after times at exactly 1 s and constant intervals.
-    let cases: Vec<(&str, Vec<f64>, u8, Option<u8>)> = vec![
+fn each_integer_encoding_round_trips_and_suits_its_column() {
+    // splitmix64's finalizer: no pattern between neighbours.
+    let noise = |i: u64| {
+        let mut z = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % 2003
+    };
+    let columns: Vec<(&str, Vec<f64>, u8, Option<u8>)> = vec![
         ("constant", vec![7.25; 300], ints::MODE_CONST, None),
         (
             "rare steps",
@@ -356,49 +379,64 @@ fn each_integer_encoding_is_picked_where_it_is_smallest_and_round_trips() {
             None,
         ),
         (
-            "noisy rate",
-            (0..300u64)
-                .map(|i| ((i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 2003) as f64 / 100.0)
-                .collect(),
-            ints::MODE_BLOCKS,
-            Some(0),
-        ),
-        (
-            "wandering level (kB, integers)",
+            "wandering level (kB, integers): deltas over 100",
             (0..300u64)
                 .scan(1_000_000i64, |level, i| {
-                    *level += ((i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % 801) as i64 - 400;
+                    *level += (noise(i) % 21) as i64 - 10;
                     Some(*level as f64)
                 })
                 .collect(),
-            ints::MODE_BLOCKS,
+            ints::MODE_VARINTS,
             Some(1),
         ),
         (
-            "accelerating counter",
+            "accelerating counter: equal deltas of deltas, blocks of width 0",
             (0..300i64).map(|i| (i * i * 3) as f64).collect(),
             ints::MODE_BLOCKS,
             Some(2),
         ),
     ];
-    for (name, values, mode, order) in cases {
+    for (name, values, mode, order) in &columns {
         let rows: Vec<Row> = values
             .iter()
             .enumerate()
-            .map(|(i, &v)| row(5_000 + i as i64 * 1000, 1000, &[v]))
+            .map(|(i, &v)| row(5_000 + i as i64 * 1000 + i as i64 % 3, 1000, &[v]))
             .collect();
         let bytes = encode(&rows).unwrap();
         assert_eq!(decode(&bytes).unwrap(), rows, "{name}");
-        // version, rows (2 bytes), columns, times (mode 4, order 2, heads of 2 bytes each, gcd
-        // 0, 3 blocks of `min, width 0`), intervals (mode 0, 2 bytes): the column follows.
-        let times_len = 2 + 4 + 1 + 3 * 2;
-        let at = 1 + 2 + 1 + times_len + 3;
-        assert_eq!(
-            column_kind(&bytes, 4),
-            (ints::MODE_BLOCKS, Some(2)),
-            "{name}: times"
-        );
-        assert_eq!(column_kind(&bytes, at), (mode, order), "{name}");
+        assert_eq!(column_modes(&bytes), vec![(*mode, *order)], "{name}");
+    }
+    // The wandering level: one byte per row (a delta of at most 10 kB, stored as 1000 / 100),
+    // after about 25 bytes of header, times (steady: blocks of width 0), intervals and heads.
+    let rows: Vec<Row> = columns[2]
+        .1
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| row(i as i64 * 1000, 1000, &[v]))
+        .collect();
+    let bytes = encode(&rows).unwrap();
+    assert!(
+        bytes.len() <= 299 + 25,
+        "{} bytes: {:?}",
+        bytes.len(),
+        column_modes(&bytes)
+    );
+    // Every mode and order decodes, whichever the encoder picks: each written directly.
+    let ns: Vec<i64> = (0..300u64).map(|i| noise(i) as i64 * 100 - 7).collect();
+    for order in 0..3 {
+        let (mut varints, mut blocks, mut t) = (Vec::new(), Vec::new(), Vec::new());
+        ints::put_varints(&mut varints, &ns, order, &mut t);
+        ints::put_blocks(&mut blocks, &ns, order, &mut t);
+        for bytes in [varints, blocks] {
+            let mut r = Reader {
+                buf: &bytes,
+                pos: 0,
+            };
+            let mut back = Vec::new();
+            r.int_column(CHUNK_VERSION, ns.len(), &mut back).unwrap();
+            assert_eq!(back, ns, "order {order}");
+            r.finish().unwrap();
+        }
     }
 }
 
@@ -454,33 +492,51 @@ fn every_row_count_around_a_block_round_trips() {
 }
 
 #[test]
-fn identical_times_encode_to_identical_bytes() {
-    // What lets RocksDB's zstd store a host's timestamps once per block: two series of the same
-    // host and window hold the same timestamp and interval bytes.
-    let a: Vec<Row> = (0..500i64)
-        .map(|i| row(1_700_000_000_000 + i * 1000 + i % 3, 1000, &[i as f64]))
-        .collect();
-    let b: Vec<Row> = a
-        .iter()
-        .map(|r| {
+fn shared_times_round_trip_and_are_required() {
+    let rows: Vec<Row> = (0..300i64)
+        .map(|i| {
             row(
-                r.time_ms,
-                r.interval_ms,
-                &[1.5, 2.5, r.time_ms as f64 % 7.0],
+                1_700_000_000_000 + i * 1000 + i % 7,
+                990 + 10 * (i % 3) as u32,
+                &[i as f64, 2.0],
             )
         })
         .collect();
-    let (ea, eb) = (encode(&a).unwrap(), encode(&b).unwrap());
-    let times = |e: &[u8]| -> Vec<u8> {
-        let mut r = Reader { buf: e, pos: 0 };
-        r.byte().unwrap();
-        r.uvarint().unwrap();
-        r.uvarint().unwrap();
-        let start = r.pos;
-        let mut ints = Vec::new();
-        r.int_column(CHUNK_VERSION, 500, &mut ints).unwrap();
-        r.int_column(CHUNK_VERSION, 500, &mut ints).unwrap();
-        e[start..r.pos].to_vec()
-    };
-    assert_eq!(times(&ea), times(&eb));
+    let (series, times) = encode_shared(&rows).unwrap();
+    let times = times.expect("rows have times");
+    assert_eq!(times_id(&series).unwrap(), Some(times.id));
+    assert_eq!(times_id(&times.bytes).unwrap(), None);
+    assert_eq!(times_id(&encode(&rows).unwrap()).unwrap(), None);
+    assert_eq!(times_id(&from_hex(V1_CHUNK)).unwrap(), None);
+    let t = decode_columns(&times.bytes).unwrap();
+    assert!(t.values.is_empty());
+    assert_eq!(decode_with(&series, Some(&t)).unwrap(), rows);
+    assert_eq!(decode(&series), Err(ChunkError::MissingTimes(times.id)));
+    // The same times, another series: the same times chunk. Other times: another id.
+    let other: Vec<Row> = rows
+        .iter()
+        .map(|r| row(r.time_ms, r.interval_ms, &[5.0]))
+        .collect();
+    assert_eq!(encode_shared(&other).unwrap().1, Some(times.clone()));
+    let shifted: Vec<Row> = rows
+        .iter()
+        .map(|r| row(r.time_ms + 1, r.interval_ms, &[5.0]))
+        .collect();
+    assert_ne!(encode_shared(&shifted).unwrap().1.unwrap().id, times.id);
+    // Times of another row count are refused.
+    let short = decode_columns(&encode_shared(&rows[..10]).unwrap().1.unwrap().bytes).unwrap();
+    assert!(decode_with(&series, Some(&short)).is_err());
+    // Much smaller than with its own times.
+    assert!(
+        series.len() * 2 < encode(&rows).unwrap().len(),
+        "{}",
+        series.len()
+    );
+    for cut in 0..series.len() {
+        assert!(
+            decode_with(&series[..cut], Some(&t)).is_err(),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(encode_shared(&[]).unwrap(), (encode(&[]).unwrap(), None));
 }

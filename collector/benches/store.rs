@@ -1,27 +1,43 @@
-//! Storage benchmark: ingest, seal and on-disk size of realistic sar data.
+//! Storage benchmark: ingest, seal and on-disk size of sar data.
 //!
 //! Simulates `FLEET_BENCH_HOSTS` hosts (default 500) sending one sample every
 //! `FLEET_BENCH_INTERVAL_S` seconds (default 10) for `FLEET_BENCH_INTERVALS` intervals (default
-//! 720 = two one-hour chunk windows at 10 s). Each sample has
-//! 157 values: CPU "all" + 4 CPUs, memory, swap, swapping, paging, io, 2 disks, load, 3 network
-//! interfaces (DEV and EDEV) and PSI. Values are random walks and noisy rates with two decimals,
-//! with the many constant or zero columns a real host has (nice, steal, swap, errors, ...).
+//! 720 = two one-hour chunk windows at 10 s), `FLEET_BENCH_SAMPLES_PER_BATCH` samples per batch
+//! (default 1). What each host sends (`FLEET_BENCH_MIX`, default `sim:500`, a comma-separated
+//! list of `kind:hosts` that overrides `FLEET_BENCH_HOSTS`):
+//!
+//! - `sim`: 157 values: CPU "all" + 4 CPUs, memory, swap, swapping, paging, io, 2 disks, load,
+//!   3 network interfaces (DEV and EDEV) and PSI. Values are random walks and noisy rates with
+//!   two decimals, with the many constant or zero columns a real host has (nice, steal, swap,
+//!   errors, ...).
+//! - `recorded`: this machine's real samples, recorded by `fleet-record-samples` into the file
+//!   `FLEET_BENCH_RECORDING` (see `scripts/bench-store`, which records an hour at 1 s): replayed
+//!   forwards, then backwards, and so on (rates and levels stay continuous), each host starting
+//!   at its own point of the recording, with the recorded timing jitter and intervals.
+//! - `loadgen`: the sample `fleet-loadgen` sends (`src/bin/loadgen/shape.rs`).
 //!
 //! Each interval is written as one group commit of `FLEET_BENCH_GROUP` batches (default: all
 //! hosts) through `Store::write`. Printed: (a) values stored per second, per wall second and per
 //! CPU second of the whole process (RocksDB's flush and compaction threads included, data
 //! generation excluded); (b) seal throughput; (c) bytes on disk per value after sealing and a
-//! full compaction (live SST files in the data directory / values stored).
+//! full compaction (live SST files in the data directory / values stored); (d) query times.
 //!
-//! Run: `cargo bench -p fleet-collector --bench store` (release build).
+//! Run: `cargo bench -p fleet-collector --bench store` (release build); `scripts/bench-store`
+//! runs it on a day of recorded and load generator data.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleet_collector::storage::{IngestItem, Store, StoreOptions, WriteOutcome};
 use fleet_proto::v1::{Activity, HostIdentity, Record, Sample};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+// `Shape::values` serves fleet-loadgen only.
+#[allow(dead_code)]
+#[path = "../src/bin/loadgen/shape.rs"]
+mod shape;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -336,6 +352,148 @@ impl HostSim {
     }
 }
 
+/// One recorded sample: its time, interval and records.
+struct Recorded {
+    time_ms: i64,
+    interval_ms: u32,
+    records: Vec<Record>,
+}
+
+/// Reads a recording of `fleet-record-samples` (see its doc for the format).
+fn read_recording(path: &Path) -> Vec<Recorded> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read recording {}: {e}", path.display()));
+    let mut out: Vec<Recorded> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let bad = || format!("{}:{}: bad line {line:?}", path.display(), n + 1);
+        let mut f = line.split(' ');
+        let mut num = || -> i64 {
+            f.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{}", bad()))
+        };
+        let time_ms = num();
+        let interval_ms = u32::try_from(num()).unwrap_or_else(|_| panic!("{}", bad()));
+        let activity = i32::try_from(num()).unwrap_or_else(|_| panic!("{}", bad()));
+        let instance = f.next().unwrap_or_else(|| panic!("{}", bad())).to_string();
+        let values = f
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{}", bad())))
+            .collect::<Vec<f64>>();
+        let record = Record {
+            activity,
+            instance,
+            values,
+        };
+        match out.last_mut() {
+            Some(last) if last.time_ms == time_ms => last.records.push(record),
+            _ => out.push(Recorded {
+                time_ms,
+                interval_ms,
+                records: vec![record],
+            }),
+        }
+    }
+    // A sample cut short at the end of an interrupted recording.
+    if out.len() > 1 && out[out.len() - 1].records.len() < out[0].records.len() {
+        out.pop();
+    }
+    assert!(out.len() >= 2, "{}: too short a recording", path.display());
+    out
+}
+
+/// A host replaying a recording forwards, then backwards, and so on, from its own start.
+struct Replay {
+    rec: Arc<Vec<Recorded>>,
+    /// Position in the forwards-then-backwards sequence of length `2 * (len - 1)`.
+    pos: usize,
+}
+
+impl Replay {
+    fn index(&self) -> usize {
+        let last = self.rec.len() - 1;
+        let p = self.pos % (2 * last);
+        if p <= last {
+            p
+        } else {
+            2 * last - p
+        }
+    }
+
+    /// The next sample: at `time_ms` plus the recorded sample's offset from its own schedule
+    /// (its timing jitter), with the recorded interval.
+    fn sample(&mut self, time_ms: i64, interval_ms: i64) -> Sample {
+        let i = self.index();
+        self.pos += 1;
+        let r = &self.rec[i];
+        let scheduled = self.rec[0].time_ms + i as i64 * interval_ms;
+        let jitter = (r.time_ms - scheduled).clamp(-interval_ms / 4, interval_ms / 4);
+        Sample {
+            time_ms: time_ms + jitter,
+            interval_ms: r.interval_ms,
+            records: r.records.clone(),
+            top_oom: Vec::new(),
+            clock: None,
+        }
+    }
+}
+
+/// What one simulated host sends.
+enum Source {
+    Sim(Box<HostSim>),
+    Recorded(Replay),
+    Loadgen(Box<shape::Shape>),
+}
+
+impl Source {
+    fn sample(&mut self, time_ms: i64, interval_ms: i64) -> Sample {
+        match self {
+            Source::Sim(sim) => sim.sample(time_ms, interval_ms),
+            Source::Recorded(replay) => replay.sample(time_ms, interval_ms),
+            Source::Loadgen(shape) => Sample {
+                time_ms,
+                interval_ms: interval_ms as u32,
+                records: shape.step(),
+                top_oom: Vec::new(),
+                clock: None,
+            },
+        }
+    }
+}
+
+/// The hosts of `FLEET_BENCH_MIX` (see the module doc).
+fn sources(mix: &str) -> Vec<Source> {
+    let mut recording = None;
+    let mut out = Vec::new();
+    for part in mix.split(',').filter(|p| !p.is_empty()) {
+        let (kind, n) = part
+            .split_once(':')
+            .and_then(|(k, n)| Some((k, n.parse::<usize>().ok()?)))
+            .unwrap_or_else(|| panic!("FLEET_BENCH_MIX: bad part {part:?}"));
+        for _ in 0..n {
+            let seed = out.len() as u64;
+            out.push(match kind {
+                "sim" => Source::Sim(Box::new(HostSim::new(seed))),
+                "loadgen" => Source::Loadgen(Box::new(shape::Shape::new(seed * 7919 + 1))),
+                "recorded" => {
+                    let rec: &Arc<Vec<Recorded>> = recording.get_or_insert_with(|| {
+                        let path = std::env::var_os("FLEET_BENCH_RECORDING")
+                            .expect("FLEET_BENCH_RECORDING names the recording");
+                        Arc::new(read_recording(Path::new(&path)))
+                    });
+                    // Hosts start 7/19 of the way apart, so no two replay the same stretch.
+                    let pos = (seed as usize * 7 * rec.len() / 19) % (2 * (rec.len() - 1));
+                    Source::Recorded(Replay {
+                        rec: rec.clone(),
+                        pos,
+                    })
+                }
+                k => panic!("FLEET_BENCH_MIX: unknown kind {k:?}"),
+            });
+        }
+    }
+    out
+}
+
 fn dir_sst_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .expect("read data dir")
@@ -346,10 +504,15 @@ fn dir_sst_bytes(dir: &Path) -> u64 {
 }
 
 fn main() {
-    let hosts = env_usize("FLEET_BENCH_HOSTS", 500);
+    let mix = std::env::var("FLEET_BENCH_MIX")
+        .unwrap_or_else(|_| format!("sim:{}", env_usize("FLEET_BENCH_HOSTS", 500)));
+    let mut sims = sources(&mix);
+    let hosts = sims.len();
+    assert!(hosts > 0, "no hosts");
     let intervals = env_usize("FLEET_BENCH_INTERVALS", 720);
     let group = env_usize("FLEET_BENCH_GROUP", hosts).max(1);
     let interval_ms = env_usize("FLEET_BENCH_INTERVAL_S", 10).max(1) as i64 * 1000;
+    let per_batch = env_usize("FLEET_BENCH_SAMPLES_PER_BATCH", 1).max(1);
     let base = std::env::var_os("FLEET_BENCH_DIR").map(std::path::PathBuf::from);
     let tmp = match &base {
         Some(b) => tempfile::tempdir_in(b),
@@ -366,7 +529,6 @@ fn main() {
         .as_millis() as i64;
     let t0 = (now_ms - 24 * HOUR_MS) / HOUR_MS * HOUR_MS;
 
-    let mut sims: Vec<HostSim> = (0..hosts as u64).map(HostSim::new).collect();
     let nums: Vec<u32> = (0..hosts)
         .map(|i| {
             let id = HostIdentity {
@@ -378,15 +540,9 @@ fn main() {
             store.upsert_host(&id, t0, true).expect("upsert").num
         })
         .collect();
-    let values_per_sample: usize = sims[0]
-        .sample(t0, interval_ms)
-        .records
-        .iter()
-        .map(|r| r.values.len())
-        .sum();
     println!(
-        "fleet storage bench: {hosts} hosts x {intervals} intervals of {} s, \
-         {values_per_sample} values per host-interval, group commit of {group} batches",
+        "fleet storage bench: {hosts} hosts ({mix}) x {intervals} intervals of {} s, \
+         group commits of {group} batches of {per_batch} samples",
         interval_ms / 1000
     );
 
@@ -396,10 +552,13 @@ fn main() {
     let mut writer_cpu = 0.0;
     let mut gen_cpu = 0.0;
     let mut commits = 0u64;
+    // CPU rows per sample of host 0, for the check of the query below.
+    let mut cpu_instances = 0;
     let cpu_start = process_cpu();
     let wall_start = Instant::now();
-    for i in 0..intervals {
-        let t = t0 + i as i64 * interval_ms;
+    for b in 0..intervals.div_ceil(per_batch) {
+        let batch = b * per_batch..((b + 1) * per_batch).min(intervals);
+        let t = t0 + batch.end as i64 * interval_ms;
         for (hs, ns) in sims.chunks_mut(group).zip(nums.chunks(group)) {
             let g0 = thread_cpu();
             let items: Vec<IngestItem> = hs
@@ -408,12 +567,22 @@ fn main() {
                 .map(|(sim, &num)| IngestItem {
                     host_num: num,
                     epoch: 7,
-                    seq: i as u64 + 1,
+                    seq: b as u64 + 1,
                     dropped_samples: 0,
-                    samples: vec![sim.sample(t, interval_ms)],
+                    samples: batch
+                        .clone()
+                        .map(|i| sim.sample(t0 + i as i64 * interval_ms, interval_ms))
+                        .collect(),
                     ..Default::default()
                 })
                 .collect();
+            if b == 0 && cpu_instances == 0 {
+                cpu_instances = items[0].samples[0]
+                    .records
+                    .iter()
+                    .filter(|r| r.activity == Activity::Cpu as i32)
+                    .count();
+            }
             let n: usize = items
                 .iter()
                 .flat_map(|it| &it.samples)
@@ -505,16 +674,41 @@ fn main() {
         );
     }
 
-    // Query sanity and speed: one host, one activity, the whole range.
+    // (d) Query sanity and speed: whole range, a few hosts and activities, warm (median of 5).
     let started = Instant::now();
     let rows = store
         .query(nums[0], Activity::Cpu, t0, seal_now)
         .expect("query");
     println!(
-        "query: {} CPU rows of one host over {} h in {:.1} ms",
+        "(d) query: {} CPU rows of one host over {} h in {:.1} ms (first)",
         rows.len(),
         intervals as i64 * interval_ms / HOUR_MS,
         started.elapsed().as_secs_f64() * 1e3
     );
-    assert_eq!(rows.len(), intervals * (CPUS + 1));
+    assert_eq!(rows.len(), intervals * cpu_instances);
+    let activities = [
+        Activity::Cpu,
+        Activity::Memory,
+        Activity::Disk,
+        Activity::NetDev,
+    ];
+    let mut runs = Vec::new();
+    let mut total_rows = 0;
+    for _ in 0..5 {
+        let c0 = thread_cpu();
+        total_rows = 0;
+        for &num in nums.iter().take(4) {
+            for a in activities {
+                total_rows += store.query(num, a, t0, seal_now).expect("query").len();
+            }
+        }
+        runs.push(thread_cpu() - c0);
+    }
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "    CPU, memory, disk and network rows of {} hosts: {total_rows} rows in {:.1} ms CPU \
+         (median of 5)",
+        hosts.min(4),
+        runs[2] * 1e3
+    );
 }

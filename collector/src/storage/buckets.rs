@@ -25,7 +25,7 @@ use fleet_proto::v1::Activity;
 
 use super::chunk::{self, Column, Columns, Row, SCALE};
 use super::keys;
-use super::samples::{activity_byte, dedup_keep_last, read_raw_rows};
+use super::samples::{activity_byte, dedup_keep_last, read_raw_rows, ChunkDecoder};
 use super::{Span, StorageError, Store, CF_CHUNKS, CF_RAW};
 
 /// One bucket of one series, in the activity's column order.
@@ -320,7 +320,9 @@ impl Store {
         let mut ds = Downsampler::new(from_ms, to_ms, step_ms);
         let db = self.db()?;
         let snapshot = db.snapshot();
-        let mut chunks = snapshot.raw_iterator_cf_opt(db.cf(CF_CHUNKS)?, span.chunk_reads());
+        let chunks_cf = db.cf(CF_CHUNKS)?;
+        let mut chunks = snapshot.raw_iterator_cf_opt(chunks_cf, span.chunk_reads());
+        let mut decoder = ChunkDecoder::new(|key: &[u8]| Ok(snapshot.get_cf(chunks_cf, key)?));
         let mut raw = snapshot.raw_iterator_cf_opt(db.cf(CF_RAW)?, span.raw_reads());
         let series = |w| keys::chunk_series_prefix(w, host_num, act);
         let host = |w| keys::raw_host_prefix(w, host_num);
@@ -357,11 +359,11 @@ impl Store {
                     match unsealed.remove(&ck.instance) {
                         // Sealed and unsealed rows of one series: merged, the unsealed winning.
                         Some(late) => {
-                            let mut rows = chunk::decode(value)?;
+                            let mut rows = decoder.rows(&ck, value)?;
                             rows.extend(late);
                             add_rows(&mut ds, &ck.instance, rows);
                         }
-                        None => ds.add_columns(&ck.instance, &chunk::decode_columns(value)?),
+                        None => ds.add_columns(&ck.instance, &decoder.columns(&ck, value)?),
                     }
                     chunks.next();
                 }

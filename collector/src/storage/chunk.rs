@@ -14,47 +14,86 @@
 //! raw IEEE-754 bits instead (mode 3 below), so they round-trip bit for bit (the other values of
 //! that column are still quantized first, so the result never depends on the chosen mode).
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! All integers are LEB128 varints; signed ones are zigzag-mapped first (`zz`).
 //!
 //! ```text
-//! chunk      := version:u8 (=1) · rows:varint · columns:varint · [body if rows > 0]
-//! body       := times · intervals · column × columns
-//! times      := zz(t0) · [zz(t1 - t0)] · zz(dod) × (rows - 2)     delta-of-delta, ms
-//! intervals  := int_column of interval_ms
+//! chunk      := version:u8 (=2) · rows:varint · columns:varint · [body if rows > 0]
+//! body       := times · column × columns
+//! times      := 0:u8 · int_column of time_ms · int_column of interval_ms    inline
+//!             | 1:u8 · id:u64 (little-endian)                              shared: times chunk `id`
 //! column     := int_column of round(v * 100)  |  mode 3 (floats)
 //! int_column := mode:u8 · payload
 //!   mode 0  constant      zz(n0)                                  every row equal
-//!   mode 1  delta varint  zz(n0) · zz(n[i] - n[i-1]) × (rows - 1)
-//!   mode 2  delta packed  zz(n0) · width:u8 (1..=64) · the (rows - 1) zigzag deltas packed
-//!                         LSB-first at `width` bits each, in ceil((rows-1)·width/8) bytes
 //!   mode 3  float xor     varint(bits[i] ^ bits[i-1]) × rows, bits[-1] = 0
+//!   mode 4  blocks        order:u8 · heads · gcd:varint · block × ceil((rows - order) / 128)
+//!   mode 5  runs          runs:varint · (zz(value - previous value) · varint(length - 1)) × runs
+//!   mode 6  varints       order:u8 · heads · gcd:varint · zz(term / gcd) × (rows - order)
 //! ```
 //!
-//! The encoder picks, per column, mode 0 when every delta is zero, otherwise the smaller of
-//! modes 1 and 2 (a column of large noisy deltas packs tighter at a fixed width; a column of
-//! mostly-zero deltas with rare spikes is smaller as varints). RocksDB then compresses whole
-//! blocks of chunks (zstd), which mostly removes the runs of zero bytes mode 1 leaves.
+//! Modes 4 and 6 store a sequence of terms: the values themselves (order 0), their deltas
+//! (order 1, heads `zz(n0)`) or their deltas of deltas (order 2, heads `zz(n0) · zz(n1 - n0)`).
+//! In mode 6, `gcd` divides every term (sar's integer columns, stored ×100, have 100; the
+//! agent's intervals, in whole centiseconds, 10; 0 when all terms are 0, then nothing follows).
+//! In mode 4, `gcd` divides every difference between terms (0 when all are equal); each block
+//! of 128 terms (the last one shorter) is `zz(min) · width:u8 (0..=64)` and the terms'
+//! `(term - min) / gcd` packed LSB-first at `width` bits each, in whole bytes: a burst widens
+//! its own block only.
+//!
+//! The encoder picks, per column and per chunk, a constant when it is one, otherwise the
+//! encoding that RocksDB's zstd should store smallest, by the entropy of its bytes: runs (a
+//! column that rarely changes), varints or bit-packed blocks of whichever order suits (a level
+//! that wanders: deltas; a noisy rate: the values; a clock: deltas of deltas). Since zstd codes
+//! bytes by their frequency, varints of mostly small terms usually beat bit-packing at the width
+//! of the largest (on the store benchmark's recorded data, version 1's delta varints took 0.46
+//! bytes per value on disk, bit-packed blocks 0.51, this choice with shared times 0.35).
+//!
+//! # Shared times
+//!
+//! Every series of a host has the same timestamps and intervals (one sample holds all its
+//! records), which at 1 s cost about as much as the values of a series of seven columns. So the
+//! store writes them once per host and window, as a *times chunk*: a chunk with no columns and
+//! inline times, whose id is the FNV-1a hash of its bytes ([`encode_shared`]); each series chunk
+//! then holds that id instead of its times. A times chunk is never rewritten, since its id is
+//! its content: when late data changes the times of some series, they refer to a new one and
+//! the others keep theirs. [`times_id`] reads the id, and [`decode_columns_with`] takes the
+//! decoded times chunk. Where the store keeps times chunks is in `samples.rs`.
+//!
+//! # Version 1
+//!
+//! Written before issue 16, still read: the same header, then the timestamps as
+//! `zz(t0) · [zz(t1 - t0)] · zz(dod) × (rows - 2)`, then the intervals and columns with modes 0
+//! to 3 only, where mode 1 is `zz(n0) · zz(n[i] - n[i-1]) × (rows - 1)` (delta varints) and
+//! mode 2 `zz(n0) · width:u8 (1..=64)` and the `rows - 1` zigzag deltas packed LSB-first at
+//! `width` bits in `ceil((rows - 1) · width / 8)` bytes. A late sample merged into a version 1
+//! chunk rewrites it as version 2.
 //!
 //! Rows are stored in the order given; the store sorts them by time and keeps one row per
 //! timestamp before encoding.
 
 use thiserror::Error;
 
-/// The first byte of every chunk.
-pub const CHUNK_VERSION: u8 = 1;
+mod ints;
+
+#[cfg(test)]
+use ints::{pack_bits, unpack_bits, unzigzag, uvarint_len, zigzag};
+use ints::{put_int_column, put_uvarint, Mode, Reader, Scratch, MODE_FLOAT_XOR};
+
+/// The first byte of every chunk this release writes.
+pub const CHUNK_VERSION: u8 = 2;
+/// The version written before issue 16, still read.
+pub const CHUNK_VERSION_1: u8 = 1;
 /// The fixed-point scale: two decimals.
 pub const SCALE: f64 = 100.0;
 /// Largest `|v * SCALE|` stored as an integer: beyond 2^53 an f64 no longer holds every integer.
 const MAX_FIXED: f64 = 9_007_199_254_740_992.0;
+/// The times of a version 2 chunk follow its header.
+const TIMES_INLINE: u8 = 0;
+/// The times of a version 2 chunk are those of the times chunk it names.
+const TIMES_SHARED: u8 = 1;
 /// Most values (rows × columns) one chunk may hold; bounds what a corrupt header can allocate.
 pub const MAX_CHUNK_VALUES: usize = 1 << 26;
-
-const MODE_CONST: u8 = 0;
-const MODE_DELTA_VARINT: u8 = 1;
-const MODE_DELTA_PACKED: u8 = 2;
-const MODE_FLOAT_XOR: u8 = 3;
 
 /// One row of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +122,8 @@ pub enum ChunkError {
     },
     #[error("chunk of {0} values exceeds the limit")]
     TooLarge(usize),
+    #[error("the chunk's times are in times chunk {0:016x}, not given")]
+    MissingTimes(u64),
 }
 
 /// `v` as the store returns it: rounded to two decimals when it has a fixed-point form,
@@ -110,6 +151,52 @@ fn to_fixed(v: f64) -> Option<i64> {
 /// [`ChunkError::RaggedRows`] if the rows differ in width, [`ChunkError::TooLarge`] beyond
 /// [`MAX_CHUNK_VALUES`].
 pub fn encode(rows: &[Row]) -> Result<Vec<u8>, ChunkError> {
+    encode_inner(rows, None)
+}
+
+/// A times chunk: the timestamps and intervals of rows, as a chunk without columns, that series
+/// chunks of the same host and window refer to by `id` (see "Shared times" in the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimesChunk {
+    pub id: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Encodes `rows` as a series chunk that refers to a times chunk for its timestamps and
+/// intervals, and that times chunk (which other series with the same times share). Rows
+/// without any: a chunk of its own, as [`encode`].
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_shared(rows: &[Row]) -> Result<(Vec<u8>, Option<TimesChunk>), ChunkError> {
+    if rows.is_empty() {
+        return encode(rows).map(|b| (b, None));
+    }
+    let bare: Vec<Row> = rows
+        .iter()
+        .map(|r| Row {
+            time_ms: r.time_ms,
+            interval_ms: r.interval_ms,
+            values: Vec::new(),
+        })
+        .collect();
+    let bytes = encode(&bare)?;
+    let times = TimesChunk {
+        id: fnv1a(&bytes),
+        bytes,
+    };
+    encode_inner(rows, Some(times.id)).map(|b| (b, Some(times)))
+}
+
+/// FNV-1a, 64 bits: a times chunk's id. Stable across releases (it is stored).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// [`encode`], with the times inline, or a reference to the times chunk `shared`.
+fn encode_inner(rows: &[Row], shared: Option<u64>) -> Result<Vec<u8>, ChunkError> {
     let width = rows.first().map_or(0, |r| r.values.len());
     for (i, r) in rows.iter().enumerate() {
         if r.values.len() != width {
@@ -133,28 +220,19 @@ pub fn encode(rows: &[Row]) -> Result<Vec<u8>, ChunkError> {
         return Ok(out);
     }
 
-    // Timestamps: delta of delta, wrapping so any i64 input encodes.
-    let mut prev = 0i64;
-    let mut prev_delta = 0i64;
-    for (i, r) in rows.iter().enumerate() {
-        match i {
-            0 => put_ivarint(&mut out, r.time_ms),
-            1 => {
-                prev_delta = r.time_ms.wrapping_sub(prev);
-                put_ivarint(&mut out, prev_delta);
-            }
-            _ => {
-                let delta = r.time_ms.wrapping_sub(prev);
-                put_ivarint(&mut out, delta.wrapping_sub(prev_delta));
-                prev_delta = delta;
-            }
-        }
-        prev = r.time_ms;
+    let mut scratch = Scratch::default();
+    let mut ints: Vec<i64> = Vec::with_capacity(rows.len());
+    if let Some(id) = shared {
+        out.push(TIMES_SHARED);
+        out.extend_from_slice(&id.to_le_bytes());
+    } else {
+        out.push(TIMES_INLINE);
+        ints.extend(rows.iter().map(|r| r.time_ms));
+        put_int_column(&mut out, &ints, &mut scratch);
+        ints.clear();
+        ints.extend(rows.iter().map(|r| i64::from(r.interval_ms)));
+        put_int_column(&mut out, &ints, &mut scratch);
     }
-
-    let mut ints: Vec<i64> = rows.iter().map(|r| i64::from(r.interval_ms)).collect();
-    let mut scratch = Vec::with_capacity(rows.len());
-    put_int_column(&mut out, &ints, &mut scratch);
 
     for c in 0..width {
         ints.clear();
@@ -181,33 +259,6 @@ pub fn encode(rows: &[Row]) -> Result<Vec<u8>, ChunkError> {
         }
     }
     Ok(out)
-}
-
-/// Writes one integer column in the smallest of modes 0, 1, 2. `scratch` is reused memory.
-fn put_int_column(out: &mut Vec<u8>, ns: &[i64], scratch: &mut Vec<u64>) {
-    scratch.clear();
-    scratch.extend(ns.windows(2).map(|w| zigzag(w[1].wrapping_sub(w[0]))));
-    let max = scratch.iter().copied().max().unwrap_or(0);
-    if max == 0 {
-        out.push(MODE_CONST);
-        put_ivarint(out, ns[0]);
-        return;
-    }
-    let width = 64 - max.leading_zeros();
-    let packed_len = 1 + (scratch.len() * width as usize).div_ceil(8);
-    let varint_len: usize = scratch.iter().map(|&d| uvarint_len(d)).sum();
-    if packed_len < varint_len {
-        out.push(MODE_DELTA_PACKED);
-        put_ivarint(out, ns[0]);
-        out.push(width as u8);
-        pack_bits(out, scratch, width);
-    } else {
-        out.push(MODE_DELTA_VARINT);
-        put_ivarint(out, ns[0]);
-        for &d in scratch.iter() {
-            put_uvarint(out, d);
-        }
-    }
 }
 
 /// A chunk's rows as columns: row `i` is `times[i]`, `intervals[i]` and `values[c].value(i)`
@@ -253,7 +304,15 @@ pub fn fixed_value(n: i64) -> f64 {
 /// # Errors
 /// As [`decode_columns`].
 pub fn decode(bytes: &[u8]) -> Result<Vec<Row>, ChunkError> {
-    let c = decode_columns(bytes)?;
+    decode_with(bytes, None)
+}
+
+/// Decodes a chunk into rows, with the decoded times chunk it refers to, if any.
+///
+/// # Errors
+/// As [`decode_columns_with`].
+pub fn decode_with(bytes: &[u8], times: Option<&Columns>) -> Result<Vec<Row>, ChunkError> {
+    let c = decode_columns_with(bytes, times)?;
     Ok(c.times
         .iter()
         .zip(&c.intervals)
@@ -273,9 +332,43 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Row>, ChunkError> {
 /// [`ChunkError`] for an unknown version, truncated or malformed input, or trailing bytes; never
 /// panics on any input.
 pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
+    decode_columns_with(bytes, None)
+}
+
+/// The id of the times chunk a chunk refers to, or `None` when its times are its own.
+///
+/// # Errors
+/// As [`decode_columns`], for its header.
+pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let version = r.byte()?;
+    if version == CHUNK_VERSION_1 {
+        return Ok(None);
+    }
     if version != CHUNK_VERSION {
+        return Err(ChunkError::UnknownVersion(version));
+    }
+    if r.uvarint()? == 0 {
+        return Ok(None);
+    }
+    r.uvarint()?;
+    match r.byte()? {
+        TIMES_INLINE => Ok(None),
+        TIMES_SHARED => Ok(Some(r.u64_le()?)),
+        _ => Err(ChunkError::Malformed("times kind")),
+    }
+}
+
+/// [`decode_columns`] of a chunk that may refer to a times chunk: `times`, that times chunk
+/// decoded (see [`times_id`]).
+///
+/// # Errors
+/// As [`decode_columns`]; [`ChunkError::MissingTimes`] when the chunk refers to a times chunk
+/// and `times` is `None`, [`ChunkError::Malformed`] when `times` has another number of rows.
+pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Columns, ChunkError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let version = r.byte()?;
+    if version != CHUNK_VERSION && version != CHUNK_VERSION_1 {
         return Err(ChunkError::UnknownVersion(version));
     }
     let rows = usize::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("row count"))?;
@@ -286,11 +379,33 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
         }
         return r.finish().map(|()| Columns::default());
     }
-    // Each row after the second costs at least one byte of timestamps and each column at least
-    // two bytes, so a header claiming more than the input can hold is corrupt: checked before
-    // allocating anything.
-    if rows > bytes.len() + 2 || width > bytes.len() {
+    // Each column costs at least two bytes, and in version 1 each row after the second at
+    // least one byte of timestamps, so a header claiming more than the input can hold is
+    // corrupt: checked before allocating anything. Version 2 can hold many rows in a few bytes
+    // (times at a steady step, a constant), so only MAX_CHUNK_VALUES bounds its rows.
+    let max_rows = match version {
+        CHUNK_VERSION_1 => bytes.len() + 2,
+        _ => MAX_CHUNK_VALUES,
+    };
+    if width > bytes.len() {
         return Err(ChunkError::Truncated);
+    }
+    let kind = if version == CHUNK_VERSION_1 {
+        TIMES_INLINE
+    } else {
+        r.byte()?
+    };
+    match kind {
+        TIMES_INLINE if rows > max_rows => return Err(ChunkError::Truncated),
+        TIMES_INLINE => {}
+        TIMES_SHARED => {
+            let id = r.u64_le()?;
+            let t = times.ok_or(ChunkError::MissingTimes(id))?;
+            if t.times.len() != rows || t.intervals.len() != rows {
+                return Err(ChunkError::Malformed("times chunk of another row count"));
+            }
+        }
+        _ => return Err(ChunkError::Malformed("times kind")),
     }
     let total = rows.saturating_mul(width.max(1));
     if total > MAX_CHUNK_VALUES {
@@ -302,37 +417,34 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
         intervals: Vec::with_capacity(rows),
         values: Vec::with_capacity(width),
     };
-    let mut prev = 0i64;
-    let mut prev_delta = 0i64;
-    for i in 0..rows {
-        let t = match i {
-            0 => r.ivarint()?,
-            1 => {
-                prev_delta = r.ivarint()?;
-                prev.wrapping_add(prev_delta)
-            }
-            _ => {
-                prev_delta = prev_delta.wrapping_add(r.ivarint()?);
-                prev.wrapping_add(prev_delta)
-            }
-        };
-        prev = t;
-        out.times.push(t);
+    let mut ints = Vec::with_capacity(rows);
+    if version == CHUNK_VERSION_1 {
+        read_v1_times(&mut r, rows, &mut out.times)?;
+    } else if let (TIMES_SHARED, Some(t)) = (kind, times) {
+        out.times.extend_from_slice(&t.times);
+        out.intervals.extend_from_slice(&t.intervals);
+    } else {
+        match r.int_column(version, rows, &mut ints)? {
+            Mode::Float => return Err(ChunkError::Malformed("float mode for times")),
+            Mode::Const(t) => out.times.resize(rows, t),
+            Mode::Ints => std::mem::swap(&mut out.times, &mut ints),
+        }
     }
 
     let interval = |n: i64| u32::try_from(n).map_err(|_| ChunkError::Malformed("interval_ms"));
-    let mut ints = Vec::with_capacity(rows);
-    match r.int_column(rows, &mut ints)? {
-        Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
-        Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
-        Mode::Ints => {
-            for &n in &ints {
-                out.intervals.push(interval(n)?);
+    if kind == TIMES_INLINE {
+        match r.int_column(version, rows, &mut ints)? {
+            Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
+            Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
+            Mode::Ints => {
+                for &n in &ints {
+                    out.intervals.push(interval(n)?);
+                }
             }
         }
     }
     for _ in 0..width {
-        let column = match r.int_column(rows, &mut ints)? {
+        let column = match r.int_column(version, rows, &mut ints)? {
             Mode::Float => {
                 let mut column = Vec::with_capacity(rows);
                 let mut bits = 0u64;
@@ -351,453 +463,27 @@ pub fn decode_columns(bytes: &[u8]) -> Result<Columns, ChunkError> {
     Ok(out)
 }
 
-/// What [`Reader::int_column`] read.
-enum Mode {
-    /// A float column: its values follow.
-    Float,
-    /// A constant column of this value.
-    Const(i64),
-    /// The values are in `ints`.
-    Ints,
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, ChunkError> {
-        let b = *self.buf.get(self.pos).ok_or(ChunkError::Truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn uvarint(&mut self) -> Result<u64, ChunkError> {
-        // Most varints of a chunk are one or two bytes (timestamps, deltas), mixed at random in a
-        // noisy column: read without a branch on which, since a mispredicted branch costs more
-        // than the decoding.
-        if let Some(&[b0, b1]) = self.buf.get(self.pos..self.pos.saturating_add(2)) {
-            let more = b0 >> 7;
-            if (more == 0) | (b1 < 0x80) {
-                self.pos += 1 + usize::from(more);
-                return Ok(u64::from(b0 & 0x7f) | ((u64::from(b1) << 7) * u64::from(more)));
+/// Reads version 1's timestamps (see the module doc).
+fn read_v1_times(r: &mut Reader<'_>, rows: usize, times: &mut Vec<i64>) -> Result<(), ChunkError> {
+    let mut prev = 0i64;
+    let mut prev_delta = 0i64;
+    for i in 0..rows {
+        let t = match i {
+            0 => r.ivarint()?,
+            1 => {
+                prev_delta = r.ivarint()?;
+                prev.wrapping_add(prev_delta)
             }
-        }
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err(ChunkError::Malformed("varint overflows 64 bits"));
+            _ => {
+                prev_delta = prev_delta.wrapping_add(r.ivarint()?);
+                prev.wrapping_add(prev_delta)
             }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(ChunkError::Malformed("varint longer than 10 bytes"))
+        };
+        prev = t;
+        times.push(t);
     }
-
-    fn ivarint(&mut self) -> Result<i64, ChunkError> {
-        self.uvarint().map(unzigzag)
-    }
-
-    /// Reads an integer column into `ints` (only its value when it is constant), or only its
-    /// mode byte when it is a float column (the caller then reads the floats).
-    fn int_column(&mut self, rows: usize, ints: &mut Vec<i64>) -> Result<Mode, ChunkError> {
-        ints.clear();
-        let mode = self.byte()?;
-        if mode == MODE_FLOAT_XOR {
-            return Ok(Mode::Float);
-        }
-        let first = self.ivarint()?;
-        if mode == MODE_CONST {
-            return Ok(Mode::Const(first));
-        }
-        ints.push(first);
-        match mode {
-            MODE_DELTA_VARINT => {
-                let mut n = first;
-                for _ in 1..rows {
-                    n = n.wrapping_add(unzigzag(self.uvarint()?));
-                    ints.push(n);
-                }
-            }
-            MODE_DELTA_PACKED => {
-                let width = u32::from(self.byte()?);
-                if !(1..=64).contains(&width) {
-                    return Err(ChunkError::Malformed("packed width"));
-                }
-                let len = ((rows - 1) * width as usize).div_ceil(8);
-                let end = self.pos.checked_add(len).ok_or(ChunkError::Truncated)?;
-                let packed = self.buf.get(self.pos..end).ok_or(ChunkError::Truncated)?;
-                self.pos = end;
-                let mut n = first;
-                unpack_bits(packed, width, rows - 1, |d| {
-                    n = n.wrapping_add(unzigzag(d));
-                    ints.push(n);
-                });
-            }
-            _ => return Err(ChunkError::Malformed("unknown column mode")),
-        }
-        Ok(Mode::Ints)
-    }
-
-    fn finish(&self) -> Result<(), ChunkError> {
-        match self.buf.len() - self.pos {
-            0 => Ok(()),
-            n => Err(ChunkError::TrailingBytes(n)),
-        }
-    }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, zigzag(v));
-}
-
-fn uvarint_len(v: u64) -> usize {
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
-fn pack_bits(out: &mut Vec<u8>, vals: &[u64], width: u32) {
-    let mut acc: u128 = 0;
-    let mut nbits = 0u32;
-    for &v in vals {
-        acc |= u128::from(v) << nbits;
-        nbits += width;
-        while nbits >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            nbits -= 8;
-        }
-    }
-    if nbits > 0 {
-        out.push(acc as u8);
-    }
-}
-
-fn unpack_bits(packed: &[u8], width: u32, count: usize, mut f: impl FnMut(u64)) {
-    if width > 56 {
-        return unpack_bits_wide(packed, width, count, f);
-    }
-    // Each value lies within the 8 bytes from its first one (its shift is below 8, its width at
-    // most 56): one little-endian load per value; the values whose 8 bytes run past the end are
-    // read from a zero-padded copy of the last bytes.
-    let mask = (1u64 << width) - 1;
-    let width = width as usize;
-    let whole = match packed.len().checked_sub(8) {
-        Some(last) => (last * 8 / width + 1).min(count),
-        None => 0,
-    };
-    let word_at = |bytes: &[u8], bit: usize| {
-        let at = bit / 8;
-        u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) >> (bit % 8)
-    };
-    for k in 0..whole {
-        f(word_at(packed, k * width) & mask);
-    }
-    if whole < count {
-        let from = whole * width / 8;
-        let mut tail = vec![0u8; packed.len() - from + 8];
-        tail[..packed.len() - from].copy_from_slice(&packed[from..]);
-        for k in whole..count {
-            f(word_at(&tail, k * width - from * 8) & mask);
-        }
-    }
-}
-
-/// [`unpack_bits`] for widths above 56 bits.
-fn unpack_bits_wide(packed: &[u8], width: u32, count: usize, mut f: impl FnMut(u64)) {
-    let mask = if width == 64 {
-        u64::MAX
-    } else {
-        (1u64 << width) - 1
-    };
-    let mut acc: u128 = 0;
-    let mut nbits = 0u32;
-    let mut bytes = packed.iter();
-    for _ in 0..count {
-        while nbits < width {
-            // The caller sized `packed` for `count` values, so this never runs dry.
-            let b = bytes.next().copied().unwrap_or(0);
-            acc |= u128::from(b) << nbits;
-            nbits += 8;
-        }
-        f((acc as u64) & mask);
-        acc >>= width;
-        nbits -= width;
-    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(t: i64, iv: u32, values: &[f64]) -> Row {
-        Row {
-            time_ms: t,
-            interval_ms: iv,
-            values: values.to_vec(),
-        }
-    }
-
-    fn same_bits(a: &[Row], b: &[Row]) -> bool {
-        a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| {
-                x.time_ms == y.time_ms
-                    && x.interval_ms == y.interval_ms
-                    && x.values.len() == y.values.len()
-                    && x.values
-                        .iter()
-                        .zip(&y.values)
-                        .all(|(p, q)| p.to_bits() == q.to_bits())
-            })
-    }
-
-    #[test]
-    fn two_decimal_values_round_trip_exactly() {
-        let mut rows = Vec::new();
-        let mut user = 12.34;
-        for i in 0..500i64 {
-            user = ((user + (i % 7) as f64 * 0.37 - 1.0) * 100.0).round() / 100.0;
-            rows.push(row(
-                1_700_000_000_000 + i * 10_000 + (i % 3),
-                10_000 + (i % 5) as u32,
-                &[
-                    user,
-                    0.0,
-                    (9999 - (i % 50) * 100) as f64 / 100.0,
-                    1e12 + i as f64,
-                    -3.25,
-                    (i * 1_000_003 % 99_991) as f64 / 100.0,
-                ],
-            ));
-        }
-        let bytes = encode(&rows).unwrap();
-        assert_eq!(bytes[0], CHUNK_VERSION);
-        let back = decode(&bytes).unwrap();
-        assert!(back == rows, "round trip differs");
-        assert!(bytes.len() < rows.len() * 6 * 2, "{} bytes", bytes.len());
-    }
-
-    #[test]
-    fn columns_are_the_rows_transposed() {
-        let rows: Vec<Row> = (0..50i64)
-            .map(|i| {
-                let odd = if i % 7 == 3 { f64::NAN } else { i as f64 * 1.5 };
-                row(1_000 + i * 1_000, 1_000, &[i as f64 / 4.0, odd, 5.0])
-            })
-            .collect();
-        let bytes = encode(&rows).unwrap();
-        let c = decode_columns(&bytes).unwrap();
-        let back = decode(&bytes).unwrap();
-        assert_eq!(c.times, back.iter().map(|r| r.time_ms).collect::<Vec<_>>());
-        assert_eq!(c.intervals, vec![1_000; 50]);
-        assert_eq!(c.values.len(), 3);
-        for (col, column) in c.values.iter().enumerate() {
-            let from_rows: Vec<u64> = back.iter().map(|r| r.values[col].to_bits()).collect();
-            let bits: Vec<u64> = (0..50).map(|i| column.value(i).to_bits()).collect();
-            assert_eq!(bits, from_rows, "column {col}");
-        }
-        // Stored as they are: fixed-point, floats (the NaN), constant.
-        assert!(matches!(&c.values[0], Column::Fixed(ns) if ns[4] == 100));
-        assert!(matches!(&c.values[1], Column::Float(_)));
-        assert_eq!(c.values[2], Column::Const(500));
-        assert_eq!(
-            decode_columns(&encode(&[]).unwrap()).unwrap(),
-            Columns::default()
-        );
-        assert_eq!(
-            decode_columns(&bytes[..bytes.len() - 1]),
-            Err(ChunkError::Truncated)
-        );
-    }
-
-    #[test]
-    fn values_are_quantized_to_two_decimals() {
-        let rows = vec![row(0, 1000, &[1.234_9, -0.005, 2.675, -0.0, 0.001])];
-        let back = decode(&encode(&rows).unwrap()).unwrap();
-        assert_eq!(back[0].values, vec![1.23, -0.01, 2.68, 0.0, 0.0]);
-        assert!(back[0].values[3].is_sign_positive());
-        for v in &rows[0].values {
-            assert_eq!(quantize(*v).to_bits(), quantize(quantize(*v)).to_bits());
-        }
-        // The codec returns exactly what quantize promises.
-        for (v, b) in rows[0].values.iter().zip(&back[0].values) {
-            assert_eq!(quantize(*v).to_bits(), b.to_bits());
-        }
-    }
-
-    #[test]
-    fn non_finite_and_huge_values_round_trip_bit_for_bit() {
-        let nan = f64::from_bits(0x7ff8_0000_dead_beef);
-        let rows = vec![
-            row(10, 1, &[f64::NAN, 1.0, 1e300, 5.0]),
-            row(20, 1, &[1.234_5, f64::INFINITY, -1e300, 5.0]),
-            row(30, 1, &[nan, f64::NEG_INFINITY, 9.5e13, 5.0]),
-        ];
-        let back = decode(&encode(&rows).unwrap()).unwrap();
-        let expected: Vec<Row> = rows
-            .iter()
-            .map(|r| Row {
-                values: r.values.iter().map(|v| quantize(*v)).collect(),
-                ..r.clone()
-            })
-            .collect();
-        assert!(same_bits(&back, &expected), "{back:?}");
-        assert_eq!(
-            back[1].values[0], 1.23,
-            "finite values of a float column are quantized"
-        );
-        assert_eq!(back[2].values[0].to_bits(), nan.to_bits());
-        assert_eq!(quantize(f64::NAN).to_bits(), f64::NAN.to_bits());
-    }
-
-    #[test]
-    fn empty_and_degenerate_chunks() {
-        let empty = encode(&[]).unwrap();
-        assert_eq!(empty, vec![CHUNK_VERSION, 0, 0]);
-        assert_eq!(decode(&empty).unwrap(), vec![]);
-
-        let one = vec![row(-5, 0, &[])];
-        assert_eq!(decode(&encode(&one).unwrap()).unwrap(), one);
-
-        let extremes = vec![
-            row(i64::MIN, u32::MAX, &[9.0e13]),
-            row(i64::MAX, 0, &[-9.0e13]),
-            row(0, u32::MAX, &[9.0e13]),
-            row(i64::MIN, 7, &[0.01]),
-        ];
-        assert_eq!(decode(&encode(&extremes).unwrap()).unwrap(), extremes);
-    }
-
-    #[test]
-    fn ragged_rows_are_rejected() {
-        let rows = vec![row(0, 1, &[1.0, 2.0]), row(1, 1, &[1.0])];
-        assert_eq!(
-            encode(&rows),
-            Err(ChunkError::RaggedRows {
-                row: 1,
-                expected: 2,
-                found: 1
-            })
-        );
-    }
-
-    #[test]
-    fn packed_and_varint_modes_both_round_trip() {
-        // Noisy column (packs) and a spiky one (varints).
-        let rows: Vec<Row> = (0..300i64)
-            .map(|i| {
-                let noisy = ((i * 7919) % 2003) as f64 / 100.0;
-                let spiky = if i % 100 == 0 { 1e9 } else { 0.0 };
-                row(i * 1000, 1000, &[noisy, spiky])
-            })
-            .collect();
-        let bytes = encode(&rows).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), rows);
-    }
-
-    #[test]
-    fn corrupt_input_is_an_error_not_a_panic() {
-        let rows: Vec<Row> = (0..50i64)
-            .map(|i| row(i * 1000, 1000, &[i as f64, 1.0, f64::NAN]))
-            .collect();
-        let good = encode(&rows).unwrap();
-        assert_eq!(decode(&[]), Err(ChunkError::Truncated));
-        assert_eq!(decode(&[9, 0, 0]), Err(ChunkError::UnknownVersion(9)));
-        assert!(matches!(
-            decode(&[CHUNK_VERSION, 0, 0, 0]),
-            Err(ChunkError::TrailingBytes(1))
-        ));
-        // Huge claimed sizes fail before allocating.
-        let mut huge = vec![CHUNK_VERSION];
-        put_uvarint(&mut huge, u64::MAX);
-        put_uvarint(&mut huge, u64::MAX);
-        assert!(decode(&huge).is_err());
-        // Every truncation and many byte flips: errors or (rarely) different rows, never a panic.
-        for cut in 0..good.len() {
-            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
-        }
-        for i in 0..good.len() {
-            for flip in [0x01u8, 0x80, 0xff] {
-                let mut bad = good.clone();
-                bad[i] ^= flip;
-                let _ = decode(&bad);
-            }
-        }
-        let mut long = good.clone();
-        long.push(0);
-        assert!(matches!(decode(&long), Err(ChunkError::TrailingBytes(1))));
-    }
-
-    #[test]
-    fn bits_unpack_as_packed_at_every_width() {
-        for width in 1..=64u32 {
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                (1u64 << width) - 1
-            };
-            for count in [1usize, 2, 7, 8, 9, 63, 100] {
-                let vals: Vec<u64> = (0..count as u64)
-                    .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(width) & mask)
-                    .collect();
-                let mut packed = Vec::new();
-                pack_bits(&mut packed, &vals, width);
-                assert_eq!(packed.len(), (count * width as usize).div_ceil(8));
-                let mut back = Vec::new();
-                unpack_bits(&packed, width, count, |v| back.push(v));
-                assert_eq!(back, vals, "width {width}, {count} values");
-            }
-        }
-    }
-
-    #[test]
-    fn varint_helpers() {
-        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
-            let mut b = Vec::new();
-            put_uvarint(&mut b, v);
-            assert_eq!(b.len(), uvarint_len(v));
-            let mut r = Reader { buf: &b, pos: 0 };
-            assert_eq!(r.uvarint().unwrap(), v);
-        }
-        // Mixed lengths back to back, the buffer ending on each kind.
-        let vals = [5u64, 300, 127, 128, 16_383, 16_384, 1, u64::MAX, 200, 3];
-        for end in 1..=vals.len() {
-            let mut b = Vec::new();
-            for &v in &vals[..end] {
-                put_uvarint(&mut b, v);
-            }
-            let mut r = Reader { buf: &b, pos: 0 };
-            let back: Vec<u64> = (0..end).map(|_| r.uvarint().unwrap()).collect();
-            assert_eq!(back, vals[..end]);
-            assert_eq!(r.pos, b.len());
-        }
-        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
-            assert_eq!(unzigzag(zigzag(v)), v);
-        }
-        let mut r = Reader {
-            buf: &[0xff; 11],
-            pos: 0,
-        };
-        assert!(r.uvarint().is_err());
-    }
-}
+pub(super) mod tests;

@@ -526,6 +526,10 @@ fn cf_options(name: &str) -> Options {
             o.set_block_based_table_factory(&t);
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            // Level 9 where chunks stay (zstd's default is 3): 2 % smaller on the store
+            // benchmark, for a compaction that runs once per window (window bits -14, RocksDB's
+            // default). 128 KiB blocks were 4 % smaller again but made queries 10 % slower.
+            o.set_bottommost_compression_options(-14, 9, 0, 0, true);
         }
         CF_TOPOOM | CF_NTP => {
             // One ranking (or NTP measurement) per host per scan, kept for the whole retention and read back rarely

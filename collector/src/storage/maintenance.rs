@@ -7,7 +7,7 @@
 //! whole windows with range deletes, and `retention_floor_s` keeps it from doing any work while
 //! nothing has expired.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::chunk::{self, Row};
 use super::engine::{lock, Db};
 use super::keys::{self, ChunkKey};
-use super::samples::dedup_keep_last;
+use super::samples::{dedup_keep_last, times_key, ChunkDecoder, TIMES_ACTIVITY};
 use super::values;
 use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_NTP, CF_RAW, CF_TOPOOM};
 
@@ -205,29 +205,53 @@ impl Store {
         let chunks_cf = db.cf(CF_CHUNKS)?;
         let raw_cf = db.cf(CF_RAW)?;
         let mut batch = WriteBatch::default();
+        let mut decoder = ChunkDecoder::new(|key: &[u8]| Ok(db.get_cf(chunks_cf, key)?));
+        // The times chunks of this step's series (usually one), the ones the chunks it rewrites
+        // referred to, and the chunks it writes.
+        let mut times_chunks = BTreeMap::new();
+        let mut old_times = BTreeSet::new();
+        let mut written = BTreeSet::new();
         for ((activity, instance), new_rows) in g.series {
-            let key = keys::chunk_key(&ChunkKey {
+            let ck = ChunkKey {
                 window_start_s: g.window_s,
                 host_num: g.host_num,
                 activity,
                 instance,
-            });
+            };
+            let key = keys::chunk_key(&ck);
             let rows = match db.get_pinned_cf(chunks_cf, &key)? {
                 Some(existing) => {
                     stats.merged_chunks += 1;
-                    let mut old = chunk::decode(&existing)?;
+                    old_times.extend(chunk::times_id(&existing)?);
+                    let mut old = decoder.rows(&ck, &existing)?;
                     old.extend(new_rows);
                     old
                 }
                 None => new_rows,
             };
             let rows = normalize_rows(rows);
-            let bytes = chunk::encode(&rows)?;
+            let (bytes, times) = chunk::encode_shared(&rows)?;
+            if let Some(t) = times {
+                times_chunks.insert(t.id, t.bytes);
+            }
             stats.chunks += 1;
             stats.rows += rows.len() as u64;
             stats.values += rows.iter().map(|r| r.values.len() as u64).sum::<u64>();
             stats.chunk_bytes += bytes.len() as u64;
-            batch.put_cf(chunks_cf, key, bytes);
+            batch.put_cf(chunks_cf, &key, bytes);
+            written.insert(key);
+        }
+        old_times.retain(|id| !times_chunks.contains_key(id));
+        if !old_times.is_empty() {
+            self.unreferenced(db, g.window_s, g.host_num, &written, &mut old_times)?;
+            for id in old_times {
+                batch.delete_cf(chunks_cf, times_key(g.window_s, g.host_num, id));
+            }
+        }
+        // Written again when a later step or late data has the same times: the same bytes.
+        for (id, bytes) in times_chunks {
+            stats.chunk_bytes += bytes.len() as u64;
+            batch.put_cf(chunks_cf, times_key(g.window_s, g.host_num, id), bytes);
         }
         for k in &g.raw_keys {
             batch.delete_cf(raw_cf, k);
@@ -237,6 +261,42 @@ impl Store {
         stats.steps += 1;
         stats.samples += g.raw_keys.len() as u64;
         Ok(())
+    }
+
+    /// Keeps in `ids` the times chunks of host `host_num` in window `window_s` that no series
+    /// chunk refers to once the chunks in `rewritten` are replaced (they refer to others).
+    ///
+    /// # Errors
+    /// A chunk error if a chunk's header does not decode; [`StorageError::Rocks`] on read
+    /// errors.
+    fn unreferenced(
+        &self,
+        db: &Db<'_>,
+        window_s: u64,
+        host_num: u32,
+        rewritten: &BTreeSet<Vec<u8>>,
+        ids: &mut BTreeSet<u64>,
+    ) -> Result<(), StorageError> {
+        let prefix = keys::chunk_series_prefix(window_s, host_num, 0);
+        let host = &prefix[..prefix.len() - 1];
+        let mut it = db.raw_iterator_cf(db.cf(CF_CHUNKS)?);
+        it.seek(keys::chunk_series_prefix(
+            window_s,
+            host_num,
+            TIMES_ACTIVITY + 1,
+        ));
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            if !key.starts_with(host) || ids.is_empty() {
+                break;
+            }
+            if !rewritten.contains(key) {
+                if let Some(id) = chunk::times_id(value)? {
+                    ids.remove(&id);
+                }
+            }
+            it.next();
+        }
+        Ok(it.status()?)
     }
 
     /// Deletes every window that lies entirely before `now_ms - retention`: one range delete per

@@ -246,6 +246,7 @@ impl Store {
 
         // Sealed chunks: one seek per window, jumping over windows with no chunks at all.
         let mut it = snapshot.raw_iterator_cf_opt(chunks_cf, span.chunk_reads());
+        let mut decoder = ChunkDecoder::new(|key: &[u8]| Ok(snapshot.get_cf(chunks_cf, key)?));
         let mut w = span.w_from;
         let series = |w| keys::chunk_series_prefix(w, host_num, act);
         while let Some(found) =
@@ -257,7 +258,7 @@ impl Store {
                     break;
                 }
                 let ck = keys::decode_chunk_key(key)?;
-                for r in chunk::decode(value)? {
+                for r in decoder.rows(&ck, value)? {
                     if span.contains_i64(r.time_ms) {
                         rows.push(StoredRow {
                             time_ms: r.time_ms,
@@ -414,3 +415,6 @@ pub(super) fn dedup_keep_last<T>(v: &mut Vec<T>, same: impl Fn(&T, &T) -> bool) 
 
 #[cfg(test)]
 mod tests;
+mod times;
+
+pub(super) use times::{times_key, ChunkDecoder, TIMES_ACTIVITY};

@@ -389,3 +389,142 @@ fn a_batch_after_a_failed_one_is_not_stored_past_it() {
     let store = open(&dir);
     assert_eq!(store.last_seq(h, 2), 1);
 }
+
+/// The times chunks of the `chunks` CF (activity 0), and each series chunk's times id.
+fn times_chunks(store: &Store) -> (Vec<Vec<u8>>, Vec<Option<u64>>) {
+    let db = store.db().unwrap();
+    let mut it = db.raw_iterator_cf(db.cf(CF_CHUNKS).unwrap());
+    it.seek_to_first();
+    let (mut times, mut refs) = (Vec::new(), Vec::new());
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if keys::decode_chunk_key(k).unwrap().activity == 0 {
+            times.push(k.to_vec());
+        } else {
+            refs.push(chunk::times_id(v).unwrap());
+        }
+        it.next();
+    }
+    (times, refs)
+}
+
+/// Issue 16: the series of a host in a window share one times chunk; late data that changes
+/// the times of some series only gives them a new one, and a times chunk no series refers to
+/// any more is deleted.
+#[test]
+fn sealed_series_share_times_and_late_data_keeps_every_series_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let times: Vec<i64> = (1..=5).map(|i| T0 + i * 1000 + i % 2).collect();
+    store.write(&[item(h, 1, 1, &times)], T0).unwrap();
+    store.seal(T0 + 3 * HOUR_MS).unwrap();
+    let (tc, refs) = times_chunks(&store);
+    assert_eq!(tc.len(), 1);
+    let id = u64::from_str_radix(std::str::from_utf8(&tc[0][14..]).unwrap(), 16).unwrap();
+    assert_eq!(refs, vec![Some(id); 3], "CPU all, CPU 0, memory");
+
+    // Late: a sample with CPU "all" only, then sealed: "all" has new times, the rest keep theirs.
+    let mut only_all = sample(T0 + 2500);
+    only_all.records.truncate(1);
+    let late = |seq, s| IngestItem {
+        host_num: h,
+        epoch: 2,
+        seq,
+        samples: vec![s],
+        ..Default::default()
+    };
+    store.write(&[late(1, only_all)], T0).unwrap();
+    let before = cpu_rows(&store, h, 0, i64::MAX);
+    store.seal(T0 + 3 * HOUR_MS).unwrap();
+    assert_eq!(cpu_rows(&store, h, 0, i64::MAX), before);
+    assert_eq!(before.len(), 11);
+    let (tc, refs) = times_chunks(&store);
+    assert_eq!(tc.len(), 2);
+    assert!(refs.contains(&Some(id)) && refs.iter().any(|r| *r != Some(id)));
+    let memory = store.query(h, Activity::Memory, 0, i64::MAX).unwrap();
+    assert_eq!(memory.len(), 5);
+
+    // The same time for every series again: one times chunk, the other deleted.
+    store.write(&[late(2, sample(T0 + 2500))], T0).unwrap();
+    store.seal(T0 + 3 * HOUR_MS).unwrap();
+    let (tc, refs) = times_chunks(&store);
+    assert_eq!(tc.len(), 1);
+    assert!(refs.iter().all(|r| r.is_some() && *r == refs[0]));
+    let after = cpu_rows(&store, h, 0, i64::MAX);
+    assert_eq!(after.len(), 12, "CPU 0 gained the late time");
+    assert!(before.iter().all(|r| after.contains(r)));
+    assert_eq!(
+        store.query(h, Activity::Memory, 0, i64::MAX).unwrap().len(),
+        6
+    );
+}
+
+/// Issue 16: a store written before the chunk format's version 2 is upgraded in place: its
+/// version 1 chunks are read by queries, and late data merged into one rewrites it as version 2.
+#[test]
+fn version_1_chunks_in_the_store_are_read_and_merged() {
+    use chunk::tests::{from_hex, quantized, v1_rows, V1_CHUNK};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let h = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let rows = quantized(&v1_rows());
+    let t0 = rows[0].time_ms;
+    let window = keys::window_start_s(t0 as u64, 3600);
+    let ck = keys::chunk_key(&ChunkKey {
+        window_start_s: window,
+        host_num: h,
+        activity: Activity::Io as u8,
+        instance: "-".into(),
+    });
+    put(&store, CF_CHUNKS, &ck, from_hex(V1_CHUNK));
+    let bits = |rs: &[StoredRow]| -> Vec<(i64, u32, Vec<u64>)> {
+        rs.iter()
+            .map(|r| {
+                (
+                    r.time_ms,
+                    r.interval_ms,
+                    r.values.iter().map(|v| v.to_bits()).collect(),
+                )
+            })
+            .collect()
+    };
+    let expected: Vec<(i64, u32, Vec<u64>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.time_ms,
+                r.interval_ms,
+                r.values.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect();
+    let read = store.query(h, Activity::Io, 0, i64::MAX).unwrap();
+    assert_eq!(bits(&read), expected);
+    // Late data for that series: merged, the chunk rewritten as version 2.
+    let late = fleet_proto::v1::Sample {
+        time_ms: t0 + 40_500,
+        interval_ms: 1000,
+        records: vec![fleet_proto::v1::Record {
+            activity: Activity::Io as i32,
+            instance: "-".into(),
+            values: vec![1.0; 7],
+        }],
+        top_oom: Vec::new(),
+        clock: None,
+    };
+    let item = IngestItem {
+        host_num: h,
+        epoch: 1,
+        seq: 1,
+        samples: vec![late],
+        ..Default::default()
+    };
+    store.write(&[item], t0).unwrap();
+    store.seal(t0 + 3 * HOUR_MS).unwrap();
+    let merged = store.query(h, Activity::Io, 0, i64::MAX).unwrap();
+    assert_eq!(merged.len(), 41);
+    assert_eq!(bits(&merged[..40]), expected);
+    let now = get(&store, CF_CHUNKS, &ck).unwrap();
+    assert_eq!(now[0], chunk::CHUNK_VERSION);
+    assert!(chunk::times_id(&now).unwrap().is_some());
+}

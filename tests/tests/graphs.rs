@@ -348,6 +348,20 @@ fn ui_serves_the_pages_from_a_real_collector() {
     assert!(web1.abs() < 30.0, "web1 at {web1} ms");
     assert!((web2 - web1 - 250.0).abs() < 30.0, "web2 at {web2} ms");
     assert!((spread - 250.0).abs() < 30.0, "spread {spread} ms");
+    // A range long enough for several measurements a pixel (2 h: 8 s buckets of 1 s
+    // measurements): the collector's buckets, drawn with their min-max bands (the raw lines of
+    // a few dozen measurements have none), web2 as far apart.
+    let (status, _, long) = get(&addr, "/ntp?since=2h");
+    assert_eq!(status, 200, "{long}");
+    let offset = |label| ntp_line(&long, "ntp-offset", label).unwrap_or_else(|| panic!("{long}"));
+    let ((web1, _), (web2, _)) = (offset("web1"), offset("web2"));
+    assert!(long.contains("class=\"envelope\""), "{long}");
+    assert!(
+        (web2 - web1 - 250.0).abs() < 30.0,
+        "bucketed: web1 {web1}, web2 {web2} ms"
+    );
+    let (spread, _) = ntp_line(&long, "ntp-spread", "spread").unwrap_or_else(|| panic!("{long}"));
+    assert!((spread - 250.0).abs() < 30.0, "bucketed spread {spread} ms");
     let (_, _, ntp) = get(&addr, "/ntp?cluster=prod&since=10m");
     assert!(ntp.contains("data-cluster=\"prod\""), "{ntp}");
     assert!(ntp.contains("<span class=\"ok\">synced</span>"), "{ntp}");

@@ -9,7 +9,7 @@ mod ui_common;
 use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
-use ui_common::{get, request, start_ui};
+use ui_common::{get, get_gzip, gunzip, request, start_ui};
 
 /// The panels of an SVG document: (activity, points in its lines).
 fn panels(svg: &str) -> Vec<(String, usize)> {
@@ -391,6 +391,39 @@ fn ui_serves_the_pages_from_a_real_collector() {
     );
     assert!(script.contains("sortable"));
     assert_eq!(get(&addr, "/no/such/page").0, 404);
+
+    // Gzipped to a browser that accepts it: the assets unzip to themselves, the pages to HTML;
+    // the host page and its assets well under 300 KB as sent.
+    let mut sent = 0;
+    for path in [
+        "/assets/ui.js",
+        "/assets/ui.css",
+        "/hosts/web1",
+        "/",
+        "/ntp",
+        "/alerts",
+    ] {
+        let (status, encoding, vary, body) = get_gzip(&addr, path);
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            (encoding.as_str(), vary.as_str()),
+            ("gzip", "accept-encoding"),
+            "{path}"
+        );
+        let text = gunzip(&body);
+        if path.starts_with("/assets/") {
+            assert_eq!(text, get(&addr, path).2, "{path}");
+        } else {
+            assert!(text.starts_with("<!DOCTYPE html>"), "{path}: {text}");
+        }
+        if path.starts_with("/assets/") || path == "/hosts/web1" {
+            sent += body.len();
+        }
+    }
+    println!("the host page and its assets, gzipped: {sent} bytes");
+    assert!(sent < 300_000, "{sent} bytes");
+    // Without Accept-Encoding: as they are, for any client.
+    assert!(get(&addr, "/assets/ui.js").2.contains("sortable"));
 
     // SIGTERM stops it cleanly.
     assert_eq!(

@@ -67,14 +67,68 @@ fn send(
     content_type: &str,
     body: Option<&str>,
 ) -> (u16, String, String) {
+    let head = format!("Content-Type: {content_type}\r\n");
+    let (status, head, body) = exchange(addr, method, path, &head, body.unwrap_or(""));
+    let text = String::from_utf8(body).expect("UTF-8");
+    (
+        status,
+        header(&head, "content-type").unwrap_or_default(),
+        text,
+    )
+}
+
+/// A GET of `path` that accepts gzip (as a browser's does): the status, the answer's
+/// `Content-Encoding` and `Vary` (empty when absent), and the body as sent (compressed or not).
+pub fn get_gzip(addr: &str, path: &str) -> (u16, String, String, Vec<u8>) {
+    let accept = "Accept-Encoding: gzip, deflate, br\r\n";
+    let (status, head, body) = exchange(addr, "GET", path, accept, "");
+    (
+        status,
+        header(&head, "content-encoding").unwrap_or_default(),
+        header(&head, "vary").unwrap_or_default(),
+        body,
+    )
+}
+
+/// `bytes` gunzipped by `gzip -dc`, as text.
+pub fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut gzip = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = gzip.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).expect("to gzip"));
+    let out = gzip.wait_with_output().expect("gzip output");
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "gzip -dc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// One HTTP/1.1 request on loopback (`headers`: more header lines, each ending in CRLF), read to
+/// the end of its answer: status, head, body (dechunked).
+fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+         {headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -90,16 +144,19 @@ fn send(
             break;
         }
     }
-    let text = String::from_utf8(bytes).expect("UTF-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let body = &bytes[split + 4..];
     let status = head[9..12].parse().unwrap();
-    let content_type = header(head, "content-type").unwrap_or_default();
-    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
+    let body = if header(&head, "transfer-encoding").as_deref() == Some("chunked") {
         dechunk(body)
     } else {
-        body.to_owned()
+        body.to_vec()
     };
-    (status, content_type, body)
+    (status, head, body)
 }
 
 /// The value of header `name` (lower case) in `head`, lower-cased.
@@ -114,24 +171,27 @@ fn header(head: &str, name: &str) -> Option<String> {
 /// Whether `bytes` hold a whole answer: its head and a body of its Content-Length, or a chunked
 /// body up to its last chunk.
 fn complete(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+    let Some(split) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    if let Some(length) = header(head, "content-length") {
+    let head = String::from_utf8_lossy(&bytes[..split]);
+    let body = &bytes[split + 4..];
+    if let Some(length) = header(&head, "content-length") {
         return body.len() >= length.parse::<usize>().unwrap_or(usize::MAX);
     }
-    header(head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with("0\r\n\r\n")
+    header(&head, "transfer-encoding").as_deref() == Some("chunked") && body.ends_with(b"0\r\n\r\n")
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..end]).unwrap().trim();
+        let n = usize::from_str_radix(size, 16).unwrap();
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
+        let rest = &body[end + 2..];
+        out.extend_from_slice(&rest[..n]);
         body = &rest[n + 2..];
     }
     out

@@ -1,8 +1,8 @@
 //! `fleetctl ui [--listen 127.0.0.1:8080]`: a local web console, like `kubectl proxy`. It talks
 //! to the collector with the operator's own settings and certificate ([`Context::connect`]), so
 //! it adds no new way into the collector and shows exactly what that certificate may see, and
-//! may do: only `/policies` changes anything, after a dry run the operator confirms
-//! ([`policies`]).
+//! may do: only `/policies` changes anything, after a dry run or a confirmation page the operator
+//! confirms ([`policies`]).
 //!
 //! The first line on stdout is `serving on http://ADDR` (`--listen 127.0.0.1:0` picks a free
 //! port); SIGINT or SIGTERM stop it, after the requests under way are answered.
@@ -23,7 +23,10 @@
 //!   cluster's spread, and each host's time sources now.
 //! - `/alerts` ([`alerts`]): firing, pending and resolved alerts.
 //! - `/policies` ([`policies`]): each policy's versions and per-host status, a dry-run form;
-//!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token.
+//!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token; a rollback
+//!   or delete by `POST /policies/confirm`, then `POST /policies/change` with its token.
+//!
+//! Every answer goes out gzipped to a browser that accepts it ([`gzip`]).
 //!
 //! An unknown host or kill is a 404 page; a bad range or policy document a 400; a call the
 //! collector refuses to this certificate, or an apply without its token, a 403; a collector
@@ -31,6 +34,7 @@
 
 mod alerts;
 mod fleet;
+mod gzip;
 mod host;
 mod html;
 mod ntp;
@@ -115,9 +119,12 @@ fn router(collector: Collector) -> Router {
         .route("/policies", get(policies_page))
         .route("/policies/dry-run", post(policy_dry_run))
         .route("/policies/apply", post(policy_apply))
+        .route("/policies/confirm", post(policy_confirm))
+        .route("/policies/change", post(policy_change))
         .route("/assets/ui.js", get(script))
         .route("/assets/ui.css", get(style))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(gzip::compress))
         .with_state(Arc::new(Console {
             collector,
             confirmations: policies::Confirmations::default(),

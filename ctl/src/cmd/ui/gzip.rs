@@ -4,8 +4,8 @@
 //! answer says `Vary: Accept-Encoding`.
 //!
 //! Bodies are whole strings already (the pages are rendered before they are sent), so they are
-//! compressed in one piece, at level 1: a host page's SVG paths compress about as well at 1 as at
-//! 6 (their numbers repeat little), at a fraction of the CPU.
+//! compressed in one piece, at gzip's default level 6: a host page of 24 h at 1 s (2.1 MB of
+//! HTML) is 368 KB at level 1 but about 212 KB at 6, for some 30 ms more of fleetctl's CPU.
 
 use std::io::Write as _;
 
@@ -55,7 +55,7 @@ pub(super) async fn compress(request: Request, next: Next) -> Response {
 
 /// `bytes` gzipped.
 pub(super) fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::fast());
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::default());
     // Writing into a Vec cannot fail.
     encoder.write_all(bytes).expect("gzip into memory");
     encoder.finish().expect("gzip into memory")

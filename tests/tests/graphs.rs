@@ -9,7 +9,7 @@ mod ui_common;
 use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
-use ui_common::{get, get_gzip, gunzip, request, start_ui};
+use ui_common::{get, get_gzip, gunzip, start_ui, Browser};
 
 /// The panels of an SVG document: (activity, points in its lines).
 fn panels(svg: &str) -> Vec<(String, usize)> {
@@ -451,106 +451,6 @@ fn ntp_line(page: &str, kind: &str, label: &str) -> Option<(f64, usize)> {
         attr("data-mean")?.parse().ok()?,
         attr("data-points")?.parse().ok()?,
     ))
-}
-
-/// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
-/// chromedriver's `se/log` for the browser console).
-struct Browser {
-    addr: String,
-    session: String,
-    driver: procs::Proc,
-}
-
-impl Browser {
-    fn start(
-        chromedriver: &std::path::Path,
-        chromium: &std::path::Path,
-        dir: &std::path::Path,
-    ) -> Browser {
-        let port = net::free_port();
-        let driver = procs::Proc::start(
-            std::process::Command::new(chromedriver)
-                .arg(format!("--port={port}"))
-                .stdout(std::process::Stdio::null()),
-            &dir.join("chromedriver.log"),
-        );
-        let addr = format!("127.0.0.1:{port}");
-        wait_for("chromedriver ready", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(&addr).ok()?;
-            let (_, _, body) = request(&addr, "GET", "/status", None);
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            (v["value"]["ready"] == true).then_some(())
-        });
-        let profile = dir.join("chromium-profile");
-        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1024",
-                         format!("--user-data-dir={}", profile.display())],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let (status, _, body) = request(&addr, "POST", "/session", Some(&capabilities.to_string()));
-        assert_eq!(status, 200, "new session: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
-        Browser {
-            addr,
-            session,
-            driver,
-        }
-    }
-
-    /// A command of this session: its `value`.
-    fn call(&self, method: &str, command: &str, body: serde_json::Value) -> serde_json::Value {
-        let path = format!("/session/{}/{command}", self.session);
-        let body = (!body.is_null()).then(|| body.to_string());
-        let (status, _, answer) = request(&self.addr, method, &path, body.as_deref());
-        assert_eq!(status, 200, "{method} {command}: {answer}");
-        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
-        v["value"].clone()
-    }
-
-    fn go(&self, url: &str) {
-        self.call("POST", "url", serde_json::json!({ "url": url }));
-    }
-
-    fn url(&self) -> String {
-        self.call("GET", "url", serde_json::Value::Null)
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    fn script(&self, js: &str) -> serde_json::Value {
-        self.call(
-            "POST",
-            "execute/sync",
-            serde_json::json!({ "script": js, "args": [] }),
-        )
-    }
-
-    /// The browser console's errors since the last call.
-    fn console_errors(&self) -> Vec<serde_json::Value> {
-        self.call("POST", "se/log", serde_json::json!({ "type": "browser" }))
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Ends Chromium; chromedriver itself is stopped by its Proc.
-        let path = format!("/session/{}", self.session);
-        let _ = request(&self.addr, "DELETE", &path, None);
-        let _ = self.driver.term(Duration::from_secs(10));
-    }
 }
 
 #[test]

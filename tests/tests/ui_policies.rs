@@ -3,7 +3,7 @@
 //! nothing else is touched) is dry-run, then applied with the dry run's token; an apply without
 //! that token (or with a used one) is refused and changes nothing; a policy the safety checks
 //! refuse gets no confirmation; a second version is rolled back and the policy deleted from the
-//! page, each after its confirmation page (a change without its token, or with another
+//! page (the delete clicked through in headless Chromium), each after its confirmation page (a change without its token, or with another
 //! change's, is refused); a viewer certificate gets the collector's refusal as a 403 page, for
 //! a dry run and for a confirmed rollback or delete alike.
 
@@ -13,9 +13,9 @@ mod ui_common;
 use std::time::Duration;
 
 use fleet_tests::procs::oom_score_adj as adj;
-use fleet_tests::{start_agent, wait_for, wait_for_batches, Collector, Pki};
+use fleet_tests::{caps, start_agent, wait_for, wait_for_batches, Collector, Pki};
 use policy_common::sleeper;
-use ui_common::{get, post_form, start_ui};
+use ui_common::{get, post_form, start_ui, Browser};
 
 /// `s` as a form value.
 fn encode(s: &str) -> String {
@@ -193,10 +193,47 @@ fn apply_from_the_page_after_a_confirmed_dry_run() {
     let (status, _, page) = post_form(&addr, "/policies/confirm", "name=ui-raise&action=drop");
     assert_eq!(status, 400, "{page}");
 
-    // Deleted: the agent gives the sleeper its original value back.
-    let delete = confirm("delete");
-    let (status, _, page) = post_form(&addr, "/policies/change", &format!("token={delete}"));
-    assert_eq!(status, 200, "{page}");
+    // Deleted from the page in headless Chromium (its Delete… button, then the confirmation's;
+    // over HTTP where Chromium is not installed): the agent gives the sleeper its value back.
+    let browser = caps::program("chromium", "chromium")
+        .and_then(|chromium| Ok((chromium, caps::program("chromedriver", "chromium-driver")?)));
+    let page = match browser {
+        Ok((chromium, driver)) => {
+            let browser = Browser::start(&driver, &chromium, tmp.path());
+            let title = || {
+                browser
+                    .script("return document.title")
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            browser.go(&format!("http://{addr}/policies"));
+            browser.script(
+                "document.querySelector('section[data-policy=\"ui-raise\"] form.change \
+                 button[value=\"delete\"]').click()",
+            );
+            wait_for("the confirmation page", Duration::from_secs(30), || {
+                title().starts_with("Delete policy").then_some(())
+            });
+            assert_eq!(adj(pid), 345, "asking for a confirmation changed something");
+            browser
+                .script("document.querySelector('form.confirm button[type=\"submit\"]').click()");
+            wait_for("the outcome page", Duration::from_secs(30), || {
+                title().starts_with("Policy changed").then_some(())
+            });
+            assert_eq!(browser.console_errors(), Vec::<serde_json::Value>::new());
+            let text = browser.script("return document.body.innerText");
+            text.as_str().unwrap().to_owned()
+        }
+        Err(why) => {
+            eprintln!("the delete over HTTP: {why}");
+            let delete = confirm("delete");
+            let (status, _, page) =
+                post_form(&addr, "/policies/change", &format!("token={delete}"));
+            assert_eq!(status, 200, "{page}");
+            page
+        }
+    };
     assert!(
         page.contains("policy ui-raise deleted (version 4)"),
         "{page}"

@@ -196,3 +196,103 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
+/// chromedriver's `se/log` for the browser console).
+pub struct Browser {
+    addr: String,
+    session: String,
+    driver: procs::Proc,
+}
+
+impl Browser {
+    pub fn start(
+        chromedriver: &std::path::Path,
+        chromium: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Browser {
+        let port = fleet_tests::net::free_port();
+        let driver = procs::Proc::start(
+            std::process::Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null()),
+            &dir.join("chromedriver.log"),
+        );
+        let addr = format!("127.0.0.1:{port}");
+        fleet_tests::wait_for("chromedriver ready", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr).ok()?;
+            let (_, _, body) = request(&addr, "GET", "/status", None);
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        });
+        let profile = dir.join("chromium-profile");
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1024",
+                         format!("--user-data-dir={}", profile.display())],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let (status, _, body) = request(&addr, "POST", "/session", Some(&capabilities.to_string()));
+        assert_eq!(status, 200, "new session: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Browser {
+            addr,
+            session,
+            driver,
+        }
+    }
+
+    /// A command of this session: its `value`.
+    pub fn call(&self, method: &str, command: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = format!("/session/{}/{command}", self.session);
+        let body = (!body.is_null()).then(|| body.to_string());
+        let (status, _, answer) = request(&self.addr, method, &path, body.as_deref());
+        assert_eq!(status, 200, "{method} {command}: {answer}");
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        v["value"].clone()
+    }
+
+    pub fn go(&self, url: &str) {
+        self.call("POST", "url", serde_json::json!({ "url": url }));
+    }
+
+    pub fn url(&self) -> String {
+        self.call("GET", "url", serde_json::Value::Null)
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn script(&self, js: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            "execute/sync",
+            serde_json::json!({ "script": js, "args": [] }),
+        )
+    }
+
+    /// The browser console's errors since the last call.
+    pub fn console_errors(&self) -> Vec<serde_json::Value> {
+        self.call("POST", "se/log", serde_json::json!({ "type": "browser" }))
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ends Chromium; chromedriver itself is stopped by its Proc.
+        let path = format!("/session/{}", self.session);
+        let _ = request(&self.addr, "DELETE", &path, None);
+        let _ = self.driver.term(Duration::from_secs(10));
+    }
+}

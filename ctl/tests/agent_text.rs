@@ -230,6 +230,13 @@ impl Query for Hostile {
         Ok(Response::new(NtpStatusList { hosts: ntp_hosts() }))
     }
 
+    async fn ntp_history_buckets(
+        &self,
+        _: Request<fleet_proto::v1::NtpBucketQuery>,
+    ) -> Result<Response<fleet_proto::v1::NtpBucketResult>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
     async fn ntp_history(
         &self,
         _: Request<NtpHistoryQuery>,

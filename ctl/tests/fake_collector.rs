@@ -7,6 +7,7 @@ mod common;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::cli;
@@ -54,6 +55,9 @@ struct Fake {
     ntp_queries: Mutex<Vec<NtpQuery>>,
     ntp_history_queries: Mutex<Vec<NtpHistoryQuery>>,
     alert_queries: Mutex<Vec<AlertQuery>>,
+    /// Answer `QuerySarBuckets` with Unimplemented (a collector from before it), and `QuerySar`
+    /// with 2,000 rows of CPU "all" a second apart from the range's start.
+    old_collector: AtomicBool,
 }
 
 fn process(pid: i64, comm: &str, score: i64, adj: i64) -> OomProcess {
@@ -275,6 +279,14 @@ impl Query for FakeSvc {
             values: vec![user, 0.0, 1.0, 0.0, 0.0, 99.0 - user],
         };
         let mut rows = Vec::new();
+        if self.0.old_collector.load(Ordering::Relaxed) {
+            rows.extend((0..2_000).map(|i| {
+                let mut r = row(query.since_ms + i * 1_000, "all", 2.0);
+                r.interval_ms = 1_000;
+                r
+            }));
+            return Ok(Response::new(SarResult { rows }));
+        }
         for i in 0..query.hosts.len().max(1) as i64 * 3 {
             let t = T0 + i * 10_000;
             rows.extend([row(t, "all", 2.0), row(t, "0", 3.0), row(t, "1", 1.0)]);
@@ -288,6 +300,9 @@ impl Query for FakeSvc {
     ) -> Result<Response<SarBucketResult>, Status> {
         // CPU "all" and "0" of web-1 over two buckets of the step asked for.
         let query = record(&self.0.bucket_queries, request);
+        if self.0.old_collector.load(Ordering::Relaxed) {
+            return Err(Status::unimplemented("Query.QuerySarBuckets"));
+        }
         let step = query.step_ms;
         let start = (T0 - 2 * step).div_euclid(step) * step;
         let bucket = |i: i64, user: f64| SarBucket {
@@ -408,6 +423,13 @@ impl Query for FakeSvc {
             })
             .collect();
         Ok(Response::new(NtpStatusList { hosts }))
+    }
+
+    async fn ntp_history_buckets(
+        &self,
+        _: Request<fleet_proto::v1::NtpBucketQuery>,
+    ) -> Result<Response<fleet_proto::v1::NtpBucketResult>, Status> {
+        Err(Status::unimplemented("not in this test"))
     }
 
     async fn ntp_history(
@@ -612,6 +634,39 @@ async fn sar_plot_asks_for_a_bucket_per_pixel_and_draws_their_bands() {
     assert!(svg.contains("data-label=\"%user web-1 all\""), "{svg}");
     assert!(svg.contains("class=\"envelope\""), "{svg}");
     assert!(!svg.contains("%user web-1 0"), "{svg}");
+}
+
+#[tokio::test]
+async fn sar_plot_of_a_collector_without_buckets_downsamples_its_rows() {
+    let (addr, fake) = start().await;
+    fake.old_collector.store(true, Ordering::Relaxed);
+    let args = [
+        "sar", "-u", "--host", "web-1", "--since", "1h", "--plot", "-",
+    ];
+    let out = execute(cli(addr, &args)).await.unwrap();
+    // The buckets were asked for, refused as unimplemented, then every row of the same range.
+    let buckets = fake.bucket_queries.lock().unwrap().clone();
+    let queries = fake.queries.lock().unwrap().clone();
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(
+        (queries[0].since_ms, queries[0].until_ms),
+        (buckets[0].since_ms, buckets[0].until_ms)
+    );
+    // 2,000 rows into 4 s buckets here: 500 points (501 when the range's start cuts one),
+    // each with its min-max band.
+    let svg = &out.stdout;
+    let user = svg
+        .split("<path class=\"series\"")
+        .find(|p| p.contains("data-label=\"%user web-1 all\""))
+        .unwrap_or_else(|| panic!("no %user line: {svg}"));
+    let points: usize = user
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|p| p.split('"').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{user}"));
+    assert!((500..=501).contains(&points), "{points}");
+    assert!(svg.contains("class=\"envelope\""), "{svg}");
 }
 
 #[tokio::test]
@@ -1521,4 +1576,114 @@ async fn collector_status_json_and_table() {
         "{}",
         out.stdout
     );
+}
+
+/// `fleetctl ui` on the fake: its address, and the child (killed when dropped).
+struct Console(std::process::Child, String);
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn console(addr: SocketAddr) -> Console {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .args(["--insecure", "--collector", &format!("http://{addr}")])
+        .args(["ui", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ui = line
+        .trim()
+        .strip_prefix("serving on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    Console(child, ui)
+}
+
+/// A plain GET (no gzip): status and body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, mut body) = text.split_once("\r\n\r\n").unwrap();
+    let mut out = String::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            body = &rest[n + 2..];
+        }
+    } else {
+        out.push_str(body);
+    }
+    (head[9..12].parse().unwrap(), out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_on_an_older_collector_falls_back_or_says_so() {
+    let (addr, fake) = start().await;
+    fake.old_collector.store(true, Ordering::Relaxed);
+    let pages = tokio::task::spawn_blocking(move || {
+        let ui = console(addr);
+        [
+            "/hosts/a1?since=1h",
+            "/ntp?since=2026-11-25T21:00:00Z&until=2026-11-25T23:00:00Z",
+            "/policies",
+        ]
+        .map(|path| http_get(&ui.1, path))
+    })
+    .await
+    .unwrap();
+    let [(host_status, host), (ntp_status, ntp), (policies_status, policies)] = pages;
+
+    // The host page: no buckets (Unimplemented), so every row, bucketed by the console: CPU's
+    // 2,000 rows a second apart in 4 s buckets, each with its min-max band.
+    assert_eq!(host_status, 200, "{host}");
+    assert!(!fake.bucket_queries.lock().unwrap().is_empty());
+    assert!(!fake.queries.lock().unwrap().is_empty());
+    let user = host
+        .split("<path class=\"series\"")
+        .find(|p| p.contains("data-label=\"%user web-1"))
+        .expect("a %user line");
+    let points: usize = user
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|p| p.split('"').next()?.parse().ok())
+        .expect("its points");
+    assert!((500..=501).contains(&points), "{points}");
+    assert!(host.contains("class=\"envelope\""));
+
+    // /ntp: no NTP buckets (Unimplemented), so the raw history, drawn.
+    assert_eq!(ntp_status, 200, "{ntp}");
+    assert_eq!(fake.ntp_history_queries.lock().unwrap().len(), 1);
+    assert!(ntp.contains("data-activity=\"ntp-offset\""), "{ntp}");
+
+    // /policies: the fake serves no Policies service and there is nothing older to ask: a 501
+    // page that says why, not a bare gateway error.
+    assert_eq!(policies_status, 501, "{policies}");
+    assert!(
+        policies.contains("Not offered by this collector"),
+        "{policies}"
+    );
+    assert!(policies.contains("older than this fleetctl"), "{policies}");
 }

@@ -11,6 +11,8 @@
 //!   and the URI that binds an agent certificate to its cluster.
 //! - [`metadata`]: the gRPC metadata keys.
 //! - [`clock`]: the wall clock in the wire's units (Unix ms and µs).
+//! - [`ntp`]: which NTP source sets a host's offset (fleetctl's spread, the collector's NTP
+//!   buckets).
 //! - [`backoff`]: jittered exponential retry delays (agent reconnects, collector notifiers).
 //! - [`errors`]: an error or a gRPC status in words, with its causes.
 
@@ -19,6 +21,7 @@ pub mod check;
 pub mod clock;
 pub mod errors;
 pub mod identity;
+pub mod ntp;
 pub mod schema;
 
 /// Generated types and service stubs of package `fleet.v1`.

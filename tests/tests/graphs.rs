@@ -9,7 +9,7 @@ mod ui_common;
 use fleet_tests::fake_ntp::FakeNtp;
 use fleet_tests::*;
 use roxmltree::Document;
-use ui_common::{get, request, start_ui};
+use ui_common::{get, get_gzip, gunzip, start_ui, Browser};
 
 /// The panels of an SVG document: (activity, points in its lines).
 fn panels(svg: &str) -> Vec<(String, usize)> {
@@ -348,6 +348,20 @@ fn ui_serves_the_pages_from_a_real_collector() {
     assert!(web1.abs() < 30.0, "web1 at {web1} ms");
     assert!((web2 - web1 - 250.0).abs() < 30.0, "web2 at {web2} ms");
     assert!((spread - 250.0).abs() < 30.0, "spread {spread} ms");
+    // A range long enough for several measurements a pixel (2 h: 8 s buckets of 1 s
+    // measurements): the collector's buckets, drawn with their min-max bands (the raw lines of
+    // a few dozen measurements have none), web2 as far apart.
+    let (status, _, long) = get(&addr, "/ntp?since=2h");
+    assert_eq!(status, 200, "{long}");
+    let offset = |label| ntp_line(&long, "ntp-offset", label).unwrap_or_else(|| panic!("{long}"));
+    let ((web1, _), (web2, _)) = (offset("web1"), offset("web2"));
+    assert!(long.contains("class=\"envelope\""), "{long}");
+    assert!(
+        (web2 - web1 - 250.0).abs() < 30.0,
+        "bucketed: web1 {web1}, web2 {web2} ms"
+    );
+    let (spread, _) = ntp_line(&long, "ntp-spread", "spread").unwrap_or_else(|| panic!("{long}"));
+    assert!((spread - 250.0).abs() < 30.0, "bucketed spread {spread} ms");
     let (_, _, ntp) = get(&addr, "/ntp?cluster=prod&since=10m");
     assert!(ntp.contains("data-cluster=\"prod\""), "{ntp}");
     assert!(ntp.contains("<span class=\"ok\">synced</span>"), "{ntp}");
@@ -378,6 +392,39 @@ fn ui_serves_the_pages_from_a_real_collector() {
     assert!(script.contains("sortable"));
     assert_eq!(get(&addr, "/no/such/page").0, 404);
 
+    // Gzipped to a browser that accepts it: the assets unzip to themselves, the pages to HTML;
+    // the host page and its assets well under 300 KB as sent.
+    let mut sent = 0;
+    for path in [
+        "/assets/ui.js",
+        "/assets/ui.css",
+        "/hosts/web1",
+        "/",
+        "/ntp",
+        "/alerts",
+    ] {
+        let (status, encoding, vary, body) = get_gzip(&addr, path);
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            (encoding.as_str(), vary.as_str()),
+            ("gzip", "accept-encoding"),
+            "{path}"
+        );
+        let text = gunzip(&body);
+        if path.starts_with("/assets/") {
+            assert_eq!(text, get(&addr, path).2, "{path}");
+        } else {
+            assert!(text.starts_with("<!DOCTYPE html>"), "{path}: {text}");
+        }
+        if path.starts_with("/assets/") || path == "/hosts/web1" {
+            sent += body.len();
+        }
+    }
+    println!("the host page and its assets, gzipped: {sent} bytes");
+    assert!(sent < 300_000, "{sent} bytes");
+    // Without Accept-Encoding: as they are, for any client.
+    assert!(get(&addr, "/assets/ui.js").2.contains("sortable"));
+
     // SIGTERM stops it cleanly.
     assert_eq!(
         console.ui.term(Duration::from_secs(10)),
@@ -404,106 +451,6 @@ fn ntp_line(page: &str, kind: &str, label: &str) -> Option<(f64, usize)> {
         attr("data-mean")?.parse().ok()?,
         attr("data-points")?.parse().ok()?,
     ))
-}
-
-/// A headless Chromium session through chromedriver's WebDriver HTTP API (W3C, plus
-/// chromedriver's `se/log` for the browser console).
-struct Browser {
-    addr: String,
-    session: String,
-    driver: procs::Proc,
-}
-
-impl Browser {
-    fn start(
-        chromedriver: &std::path::Path,
-        chromium: &std::path::Path,
-        dir: &std::path::Path,
-    ) -> Browser {
-        let port = net::free_port();
-        let driver = procs::Proc::start(
-            std::process::Command::new(chromedriver)
-                .arg(format!("--port={port}"))
-                .stdout(std::process::Stdio::null()),
-            &dir.join("chromedriver.log"),
-        );
-        let addr = format!("127.0.0.1:{port}");
-        wait_for("chromedriver ready", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(&addr).ok()?;
-            let (_, _, body) = request(&addr, "GET", "/status", None);
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            (v["value"]["ready"] == true).then_some(())
-        });
-        let profile = dir.join("chromium-profile");
-        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1024",
-                         format!("--user-data-dir={}", profile.display())],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let (status, _, body) = request(&addr, "POST", "/session", Some(&capabilities.to_string()));
-        assert_eq!(status, 200, "new session: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
-        Browser {
-            addr,
-            session,
-            driver,
-        }
-    }
-
-    /// A command of this session: its `value`.
-    fn call(&self, method: &str, command: &str, body: serde_json::Value) -> serde_json::Value {
-        let path = format!("/session/{}/{command}", self.session);
-        let body = (!body.is_null()).then(|| body.to_string());
-        let (status, _, answer) = request(&self.addr, method, &path, body.as_deref());
-        assert_eq!(status, 200, "{method} {command}: {answer}");
-        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
-        v["value"].clone()
-    }
-
-    fn go(&self, url: &str) {
-        self.call("POST", "url", serde_json::json!({ "url": url }));
-    }
-
-    fn url(&self) -> String {
-        self.call("GET", "url", serde_json::Value::Null)
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    fn script(&self, js: &str) -> serde_json::Value {
-        self.call(
-            "POST",
-            "execute/sync",
-            serde_json::json!({ "script": js, "args": [] }),
-        )
-    }
-
-    /// The browser console's errors since the last call.
-    fn console_errors(&self) -> Vec<serde_json::Value> {
-        self.call("POST", "se/log", serde_json::json!({ "type": "browser" }))
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Ends Chromium; chromedriver itself is stopped by its Proc.
-        let path = format!("/session/{}", self.session);
-        let _ = request(&self.addr, "DELETE", &path, None);
-        let _ = self.driver.term(Duration::from_secs(10));
-    }
 }
 
 #[test]

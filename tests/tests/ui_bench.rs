@@ -7,17 +7,17 @@
 //! (CPU `all` and 4 CPUs, memory, swap, paging, I/O, load, pressure, 2 disks, 3 interfaces),
 //! random walks with a spike every ten minutes. Then the real collector serves that
 //! store and `fleetctl ui` serves `/hosts/bench?since=24h`: the first (cold) and the median of
-//! `FLEET_BENCH_RUNS` (default 5) GETs are printed, with the CPU time per page of the collector
-//! and of `fleetctl ui`, the HTML's size raw and gzipped (`gzip -6`) and the assets it links. `FLEET_BENCH_FLEETCTL=PATH` times another fleetctl on
-//! the same collector too (the build before the downsampled query, for the raw-rows figure).
+//! `FLEET_BENCH_RUNS` (default 5) GETs are printed (and the spread: fastest and slowest), with
+//! the CPU time per page of the collector and of `fleetctl ui`, the HTML's size, and the page and
+//! the assets it links as sent to a browser that accepts gzip (their `Content-Encoding` checked;
+//! a build that does not compress shows the same sizes as plain). `FLEET_BENCH_FLEETCTL=PATH`
+//! times another fleetctl on the same collector too (the build before a change).
 //!
 //! Run (release):
 //! `cargo build --release -p fleet-collector -p fleetctl --bins &&
 //!  cargo test --release -p fleet-tests --test ui_bench -- --ignored --nocapture`
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod ui_common;
@@ -26,7 +26,7 @@ use fleet_collector::storage::{IngestItem, Store, StoreOptions};
 use fleet_proto::schema::ACTIVITIES;
 use fleet_proto::v1::{HostIdentity, Record, Sample};
 use fleet_tests::{bin, Collector};
-use ui_common::{get, start_ui_of};
+use ui_common::{get, get_gzip, gunzip, start_ui_of};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -128,20 +128,16 @@ fn fill(dir: &Path, end_ms: i64) -> usize {
     values
 }
 
-/// The size of `text` gzipped by `gzip -6`, as a web server would send it.
-fn gzipped(text: &str) -> usize {
-    let mut gzip = Command::new("gzip")
-        .arg("-6")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("gzip");
-    let mut stdin = gzip.stdin.take().unwrap();
-    let input = text.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).expect("to gzip"));
-    let out = gzip.wait_with_output().expect("gzip output");
-    writer.join().unwrap();
-    out.stdout.len()
+/// The size of `path` as sent to a browser that accepts gzip, and whether it came gzipped (then
+/// checked to unzip to `plain`, when given).
+fn sent(addr: &str, path: &str, plain: Option<&str>) -> (usize, bool) {
+    let (status, encoding, _, body) = get_gzip(addr, path);
+    assert_eq!(status, 200, "{path}");
+    let zipped = encoding == "gzip";
+    if let (true, Some(plain)) = (zipped, plain) {
+        assert_eq!(gunzip(&body), plain, "{path}");
+    }
+    (body.len(), zipped)
 }
 
 /// The `src="/..."` and `href="/assets/..."` a page links to.
@@ -158,8 +154,8 @@ fn assets(html: &str) -> Vec<String> {
     out
 }
 
-/// GETs `path` `runs` times: (first, median) and the last body.
-fn time_page(addr: &str, path: &str, runs: usize) -> (Duration, Duration, String) {
+/// GETs `path` `runs` times: (first, median, fastest, slowest) and the last body.
+fn time_page(addr: &str, path: &str, runs: usize) -> ([Duration; 4], String) {
     let mut times = Vec::new();
     let mut body = String::new();
     for _ in 0..runs.max(1) {
@@ -171,7 +167,8 @@ fn time_page(addr: &str, path: &str, runs: usize) -> (Duration, Duration, String
     }
     let first = times[0];
     times.sort();
-    (first, times[times.len() / 2], body)
+    let last = times[times.len() - 1];
+    ([first, times[times.len() / 2], times[0], last], body)
 }
 
 /// CPU seconds (user + system) process `pid` has used, from /proc/PID/stat.
@@ -194,7 +191,8 @@ fn measure(label: &str, program: &Path, collector: u32, url: &str, dir: &Path, r
     let (mut ui, addr) = start_ui_of(program, url, &[], dir);
     let cpu = || (cpu_seconds(collector), cpu_seconds(ui.child.id()));
     let before = cpu();
-    let (first, median, html) = time_page(&addr, "/hosts/bench?since=24h", runs);
+    let ([first, median, fastest, slowest], html) =
+        time_page(&addr, "/hosts/bench?since=24h", runs);
     let after = cpu();
     let panels = html.matches("class=\"panel\"").count();
     let bands = html.matches("class=\"envelope\"").count();
@@ -204,32 +202,41 @@ fn measure(label: &str, program: &Path, collector: u32, url: &str, dir: &Path, r
         .filter_map(|p| p.split('"').next()?.parse::<usize>().ok())
         .sum();
     println!(
-        "{label}: host page, 24 h at 1 s: first {:.0} ms, median of {runs} {:.0} ms; \
-         {panels} panels, {points} points, {bands} min-max bands; HTML {:.0} KB, gzipped {:.0} KB",
+        "{label}: host page, 24 h at 1 s: first {:.0} ms, median of {runs} {:.0} ms \
+         (fastest {:.0}, slowest {:.0}); {panels} panels, {points} points, {bands} min-max bands; \
+         HTML {:.0} KB",
         ms(first),
         ms(median),
+        ms(fastest),
+        ms(slowest),
         html.len() as f64 / 1000.0,
-        gzipped(&html) as f64 / 1000.0,
     );
     println!(
         "{label}: CPU per page: collector {:.0} ms, fleetctl ui {:.0} ms",
         (after.0 - before.0) * 1000.0 / runs as f64,
         (after.1 - before.1) * 1000.0 / runs as f64,
     );
-    let mut total = gzipped(&html);
+    // The page is rendered anew (its range ends now): its size is checked, not its text.
+    let (mut total, zipped) = sent(&addr, "/hosts/bench?since=24h", None);
+    println!(
+        "{label}:   the page as sent: {:.1} KB{}",
+        total as f64 / 1000.0,
+        if zipped { ", gzip" } else { ", not compressed" }
+    );
     for asset in assets(&html) {
         let (status, _, text) = get(&addr, &asset);
         assert_eq!(status, 200, "{asset}");
-        let size = gzipped(&text);
+        let (size, zipped) = sent(&addr, &asset, Some(&text));
         total += size;
         println!(
-            "{label}:   {asset}: {:.1} KB, gzipped {:.1} KB",
+            "{label}:   {asset}: {:.1} KB, as sent {:.1} KB{}",
             text.len() as f64 / 1000.0,
-            size as f64 / 1000.0
+            size as f64 / 1000.0,
+            if zipped { ", gzip" } else { ", not compressed" }
         );
     }
     println!(
-        "{label}: the page and its assets gzipped: {:.0} KB",
+        "{label}: the page and its assets as sent: {:.0} KB",
         total as f64 / 1000.0
     );
     ui.term(Duration::from_secs(10));

@@ -2,7 +2,10 @@
 //! policy raising the `oom_score_adj` of a `sleep` child (matched by a marker in its argv, so
 //! nothing else is touched) is dry-run, then applied with the dry run's token; an apply without
 //! that token (or with a used one) is refused and changes nothing; a policy the safety checks
-//! refuse gets no confirmation; a viewer certificate gets the collector's refusal as a 403 page.
+//! refuse gets no confirmation; a second version is rolled back and the policy deleted from the
+//! page (the delete clicked through in headless Chromium), each after its confirmation page (a change without its token, or with another
+//! change's, is refused); a viewer certificate gets the collector's refusal as a 403 page, for
+//! a dry run and for a confirmed rollback or delete alike.
 
 mod policy_common;
 mod ui_common;
@@ -10,9 +13,9 @@ mod ui_common;
 use std::time::Duration;
 
 use fleet_tests::procs::oom_score_adj as adj;
-use fleet_tests::{start_agent, wait_for, wait_for_batches, Collector, Pki};
+use fleet_tests::{caps, start_agent, wait_for, wait_for_batches, Collector, Pki};
 use policy_common::sleeper;
-use ui_common::{get, post_form, start_ui};
+use ui_common::{get, post_form, start_ui, Browser};
 
 /// `s` as a form value.
 fn encode(s: &str) -> String {
@@ -125,6 +128,121 @@ fn apply_from_the_page_after_a_confirmed_dry_run() {
     let (status, _, page) = post_form(&addr, "/policies/dry-run", "document=name%3A+x%0A");
     assert_eq!(status, 400, "{page}");
     assert_eq!(adj(pid), 345);
+
+    // Version 1 alone: nothing to roll back to, only a delete offered.
+    let (_, _, page) = get(&addr, "/policies");
+    assert!(page.contains("value=\"delete\""), "{page}");
+    assert!(!page.contains("value=\"rollback\""), "{page}");
+
+    // Version 2 (456), then rolled back from the page to version 1's 345.
+    let v2 = document.replace("345", "456");
+    let (_, _, dry) = post_form(
+        &addr,
+        "/policies/dry-run",
+        &format!("document={}&cluster=", encode(&v2)),
+    );
+    let token = token_in(&dry).unwrap_or_else(|| panic!("no confirmation: {dry}"));
+    let (status, _, page) = post_form(&addr, "/policies/apply", &format!("token={token}"));
+    assert_eq!(status, 200, "{page}");
+    wait_for("the sleeper at 456", Duration::from_secs(30), || {
+        (adj(pid) == 456).then_some(())
+    });
+    let (_, _, page) = get(&addr, "/policies");
+    assert!(page.contains("value=\"rollback\""), "{page}");
+
+    let confirm = |action: &str| {
+        let (status, _, page) = post_form(
+            &addr,
+            "/policies/confirm",
+            &format!("name=ui-raise&action={action}"),
+        );
+        assert_eq!(status, 200, "{action}: {page}");
+        token_in(&page).unwrap_or_else(|| panic!("no confirmation: {page}"))
+    };
+    let rollback = confirm("rollback");
+    assert_eq!(adj(pid), 456, "asking for a confirmation changed something");
+    // Without a token, with an unknown one, with the rollback's token at the apply: refused.
+    for (path, form) in [
+        ("/policies/change", String::new()),
+        (
+            "/policies/change",
+            "token=0123456789abcdef0123456789abcdef".to_owned(),
+        ),
+        ("/policies/apply", format!("token={rollback}")),
+    ] {
+        let (status, _, page) = post_form(&addr, path, &form);
+        assert_eq!(status, 403, "{path} {form}: {page}");
+    }
+    // That token was used up by the apply that refused it: a new confirmation.
+    let rollback = confirm("rollback");
+    let (status, _, page) = post_form(&addr, "/policies/change", &format!("token={rollback}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("policy ui-raise rolled back to version 1 as version 3"),
+        "{page}"
+    );
+    wait_for("the sleeper back at 345", Duration::from_secs(30), || {
+        (adj(pid) == 345).then_some(())
+    });
+    let (status, _, page) = post_form(&addr, "/policies/change", &format!("token={rollback}"));
+    assert_eq!(status, 403, "a token used twice: {page}");
+
+    // An unknown policy, an unknown action.
+    let (status, _, page) = post_form(&addr, "/policies/confirm", "name=nosuch&action=delete");
+    assert_eq!(status, 404, "{page}");
+    let (status, _, page) = post_form(&addr, "/policies/confirm", "name=ui-raise&action=drop");
+    assert_eq!(status, 400, "{page}");
+
+    // Deleted from the page in headless Chromium (its Delete… button, then the confirmation's;
+    // over HTTP where Chromium is not installed): the agent gives the sleeper its value back.
+    let browser = caps::program("chromium", "chromium")
+        .and_then(|chromium| Ok((chromium, caps::program("chromedriver", "chromium-driver")?)));
+    let page = match browser {
+        Ok((chromium, driver)) => {
+            let browser = Browser::start(&driver, &chromium, tmp.path());
+            let title = || {
+                browser
+                    .script("return document.title")
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            browser.go(&format!("http://{addr}/policies"));
+            browser.script(
+                "document.querySelector('section[data-policy=\"ui-raise\"] form.change \
+                 button[value=\"delete\"]').click()",
+            );
+            wait_for("the confirmation page", Duration::from_secs(30), || {
+                title().starts_with("Delete policy").then_some(())
+            });
+            assert_eq!(adj(pid), 345, "asking for a confirmation changed something");
+            browser
+                .script("document.querySelector('form.confirm button[type=\"submit\"]').click()");
+            wait_for("the outcome page", Duration::from_secs(30), || {
+                title().starts_with("Policy changed").then_some(())
+            });
+            assert_eq!(browser.console_errors(), Vec::<serde_json::Value>::new());
+            let text = browser.script("return document.body.innerText");
+            text.as_str().unwrap().to_owned()
+        }
+        Err(why) => {
+            eprintln!("the delete over HTTP: {why}");
+            let delete = confirm("delete");
+            let (status, _, page) =
+                post_form(&addr, "/policies/change", &format!("token={delete}"));
+            assert_eq!(status, 200, "{page}");
+            page
+        }
+    };
+    assert!(
+        page.contains("policy ui-raise deleted (version 4)"),
+        "{page}"
+    );
+    wait_for("the sleeper back at 0", Duration::from_secs(30), || {
+        (adj(pid) == 0).then_some(())
+    });
+    let (_, _, page) = get(&addr, "/policies");
+    assert!(page.contains("No policies."), "{page}");
 }
 
 #[test]
@@ -132,14 +250,18 @@ fn a_viewer_gets_the_collectors_refusal() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"));
     pki.issue("viewer", "viewer", &[]);
+    pki.issue("operator", "op", &[]);
     let tls = pki.collector_mtls_args();
     let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
     let c = Collector::spawn(&tmp.path().join("data"), "127.0.0.1:0", &tls);
     let port = c.addr.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}");
-    let mut args = vec!["--tls-ca".to_owned(), pki.ca()];
-    args.extend(pki.tls_args("viewer"));
-    let (_ui, addr) = start_ui(&url, &args, tmp.path());
+    let args = |name: &str| {
+        let mut args = vec!["--tls-ca".to_owned(), pki.ca()];
+        args.extend(pki.tls_args(name));
+        args
+    };
+    let (_ui, addr) = start_ui(&url, &args("viewer"), tmp.path());
 
     let (status, _, page) = wait_for("the viewer's /policies", Duration::from_secs(30), || {
         let answer = get(&addr, "/policies");
@@ -155,4 +277,31 @@ fn a_viewer_gets_the_collectors_refusal() {
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("may not change policies"), "{page}");
     assert!(token_in(&page).is_none(), "{page}");
+
+    // An operator's console stores a policy; the viewer's may be shown the confirmation of a
+    // delete or rollback (that changes nothing), but the change itself is refused as the CLI's.
+    let op_dir = tmp.path().join("op");
+    std::fs::create_dir_all(&op_dir).unwrap();
+    let (_op, op_addr) = start_ui(&url, &args("op"), &op_dir);
+    let form = format!("document={}", encode(document));
+    let (status, _, dry) = post_form(&op_addr, "/policies/dry-run", &form);
+    assert_eq!(status, 200, "{dry}");
+    let token = token_in(&dry).unwrap_or_else(|| panic!("no confirmation: {dry}"));
+    let (status, _, page) = post_form(&op_addr, "/policies/apply", &format!("token={token}"));
+    assert_eq!(status, 200, "{page}");
+    for action in ["delete", "rollback"] {
+        let (status, _, page) = post_form(
+            &addr,
+            "/policies/confirm",
+            &format!("name=viewer-try&action={action}"),
+        );
+        assert_eq!(status, 200, "{page}");
+        let token = token_in(&page).unwrap_or_else(|| panic!("no confirmation: {page}"));
+        let (status, _, page) = post_form(&addr, "/policies/change", &format!("token={token}"));
+        assert_eq!(status, 403, "{action}: {page}");
+        assert!(page.contains("may not change policies"), "{page}");
+    }
+    let (_, _, page) = get(&addr, "/policies");
+    assert!(page.contains("data-policy=\"viewer-try\""), "{page}");
+    assert!(page.contains("version 1"), "{page}");
 }

@@ -1,6 +1,6 @@
-//! The `Query` service (fleetctl's reads): hosts, sar rows, the top-oom ranking, OOM kills and
-//! one kill with its evidence, NTP and clock state and NTP history, alerts, and the collector's
-//! own status.
+//! The `Query` service (fleetctl's reads): hosts, sar rows (raw or downsampled), the top-oom
+//! ranking, OOM kills and one kill with its evidence, NTP and clock state and NTP history (raw or
+//! downsampled), alerts, and the collector's own status.
 //!
 //! Each RPC checks the caller's role, selects hosts from the registry ([`select`]: by host id, or
 //! by a hostname only one host reports, and/or cluster), and reads the store off the async
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use fleet_proto::clock::now_ms;
 use fleet_proto::v1::{
     query_server::Query, Activity, AlertList, AlertQuery, CollectorStatus, CollectorStatusRequest,
-    HostInfo, ListHostsRequest, ListHostsResponse, NtpHistoryQuery, NtpHistoryResult,
-    NtpHostHistory, NtpHostStatus, NtpMeasurement, NtpQuery, NtpStatusList, OomKill, OomKillDetail,
-    OomKillRequest, OomKills, OomQuery, SarBucket, SarBucketQuery, SarBucketResult,
-    SarBucketSeries, SarQuery, SarResult, SarRow, StorageStatus, TopOomQuery, TopOomResult,
-    TopOomRow,
+    HostInfo, ListHostsRequest, ListHostsResponse, NtpBucket, NtpBucketQuery, NtpBucketResult,
+    NtpHistoryQuery, NtpHistoryResult, NtpHostBuckets, NtpHostHistory, NtpHostStatus,
+    NtpMeasurement, NtpQuery, NtpStatusList, OomKill, OomKillDetail, OomKillRequest, OomKills,
+    OomQuery, SarBucket, SarBucketQuery, SarBucketResult, SarBucketSeries, SarQuery, SarResult,
+    SarRow, StorageStatus, TopOomQuery, TopOomResult, TopOomRow,
 };
 use tonic::{Request, Response, Status};
 
@@ -326,6 +326,59 @@ impl Query for QuerySvc {
         Ok(Response::new(NtpHistoryResult {
             hosts: out,
             truncated: found.truncated,
+        }))
+    }
+
+    async fn ntp_history_buckets(
+        &self,
+        request: Request<NtpBucketQuery>,
+    ) -> Result<Response<NtpBucketResult>, Status> {
+        self.0
+            .auth
+            .check(&request, Need::View, "NtpHistoryBuckets")?;
+        let q = request.into_inner();
+        let until = time_range(q.since_ms, q.until_ms)?;
+        bucket_count(q.since_ms, until, q.step_ms).map_err(Status::invalid_argument)?;
+        let hosts = select_hosts(&self.0.store, &q.hosts, &q.cluster)?;
+        if hosts.is_empty() {
+            return Ok(Response::new(NtpBucketResult {
+                step_ms: q.step_ms,
+                hosts: Vec::new(),
+            }));
+        }
+        let nums: Vec<u32> = hosts.iter().map(|h| h.num).collect();
+        let store = self.0.store.clone();
+        let (since, step) = (q.since_ms, q.step_ms);
+        let found = blocking(move || store.ntp_buckets(&nums, since, until, step)).await?;
+        let by_num: HashMap<u32, HostRecord> = hosts.into_iter().map(|h| (h.num, h)).collect();
+        let mut out: Vec<NtpHostBuckets> = found
+            .into_iter()
+            .filter_map(|f| {
+                let h = by_num.get(&f.host_num)?;
+                Some(NtpHostBuckets {
+                    host_id: h.identity.host_id.clone(),
+                    hostname: h.identity.hostname.clone(),
+                    cluster: h.identity.cluster.clone(),
+                    buckets: f
+                        .buckets
+                        .into_iter()
+                        .map(|b| NtpBucket {
+                            time_ms: b.start_ms,
+                            count: b.count,
+                            min: b.min,
+                            max: b.max,
+                            mean: b.mean,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.cluster, &a.hostname, &a.host_id).cmp(&(&b.cluster, &b.hostname, &b.host_id))
+        });
+        Ok(Response::new(NtpBucketResult {
+            step_ms: q.step_ms,
+            hosts: out,
         }))
     }
 

@@ -7,7 +7,7 @@
 //! may be partial. A bucket without samples is not returned.
 //!
 //! The store is read window by window (the chunk window, 1 h by default): a window's unsealed
-//! samples first, then its chunks, each chunk decoded into columns ([`chunk::decode_columns`])
+//! samples first (only their records of the activity decoded, [`raw`]), then its chunks, each chunk decoded into columns ([`chunk::decode_columns`])
 //! and folded into the open buckets of its series, run by run of rows in one bucket. Memory
 //! holds one window's rows at most, the open buckets, and the buckets done; never the rows of the
 //! whole range. A window's unsealed sample of the same time and instance as a sealed row replaces
@@ -25,7 +25,7 @@ use fleet_proto::v1::Activity;
 
 use super::chunk::{self, Column, Columns, Row, SCALE};
 use super::keys;
-use super::samples::{activity_byte, dedup_keep_last, read_raw_rows, ChunkDecoder};
+use super::samples::{activity_byte, dedup_keep_last, ChunkDecoder};
 use super::{Span, StorageError, Store, CF_CHUNKS, CF_RAW};
 
 /// One bucket of one series, in the activity's column order.
@@ -339,7 +339,7 @@ impl Store {
             // write of the same time comes after.
             let mut unsealed: HashMap<String, Vec<Row>> = HashMap::new();
             if raw_w == Some(window) {
-                read_raw_rows(
+                raw::read_rows_of(
                     &mut raw,
                     &host(window),
                     &span,
@@ -390,5 +390,6 @@ fn add_rows(ds: &mut Downsampler, instance: &str, mut rows: Vec<Row>) {
     }
 }
 
+pub(super) mod raw;
 #[cfg(test)]
 mod tests;

@@ -52,8 +52,51 @@ impl Store {
         let Some(span) = Span::new(from_ms, to_ms, self.window_s).filter(|_| limit > 0) else {
             return Ok(found);
         };
-        let hosts = sorted_hosts(hosts);
+        // The measurements of the window being read: keys run by host within a window, so a
+        // window is sorted by time before it joins the answer.
+        let mut window: Vec<StoredNtp> = Vec::new();
+        let mut current_w = None;
+        let out = &mut found.measurements;
+        let mut truncated = false;
+        self.scan_ntp(hosts, &span, |k, value| {
+            if current_w != Some(k.window_start_s) {
+                if take_window(&mut window, out, limit) {
+                    truncated = true;
+                    return Ok(false);
+                }
+                current_w = Some(k.window_start_s);
+            }
+            if out.len() >= limit {
+                // Full, and this one is left out.
+                truncated = true;
+                return Ok(false);
+            }
+            window.push(StoredNtp {
+                host_num: k.host_num,
+                // At most `to_ms`: fits.
+                time_ms: k.time_ms as i64,
+                clock: values::decode_clock(value)?,
+            });
+            Ok(true)
+        })?;
+        found.truncated = truncated || take_window(&mut window, out, limit);
+        Ok(found)
+    }
 
+    /// Hands each NTP measurement of the given hosts (of every host when `hosts` is empty) in
+    /// `span` to `each` (its key and stored value), window by window, by host within a window,
+    /// from one consistent snapshot, jumping over the hosts not asked for; stops early when
+    /// `each` returns `false`.
+    ///
+    /// # Errors
+    /// As [`Store::ntp_history`], and what `each` returns.
+    pub(super) fn scan_ntp(
+        &self,
+        hosts: &[u32],
+        span: &Span,
+        mut each: impl FnMut(&keys::NtpKey, &[u8]) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        let hosts = sorted_hosts(hosts);
         let db = self.db()?;
         let ntp_cf = db.cf(CF_NTP)?;
         let snapshot = db.snapshot();
@@ -61,21 +104,8 @@ impl Store {
         ro.set_iterate_upper_bound(keys::ntp_window_prefix(span.w_to.saturating_add(1)).to_vec());
         let mut it = snapshot.raw_iterator_cf_opt(ntp_cf, ro);
         it.seek(keys::ntp_window_prefix(span.w_from));
-
-        // The measurements of the window being read: keys run by host within a window, so a
-        // window is sorted by time before it joins the answer.
-        let mut window: Vec<StoredNtp> = Vec::new();
-        let mut current_w = None;
-        let out = &mut found.measurements;
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             let k = keys::decode_ntp_key(key)?;
-            if current_w != Some(k.window_start_s) {
-                if take_window(&mut window, out, limit) {
-                    found.truncated = true;
-                    return Ok(found);
-                }
-                current_w = Some(k.window_start_s);
-            }
             if !hosts.is_empty() && hosts.binary_search(&k.host_num).is_err() {
                 // Jump to the next selected host above this one in this window, or to the next
                 // window.
@@ -85,24 +115,12 @@ impl Store {
                 }
                 continue;
             }
-            if span.contains(k.time_ms) {
-                if out.len() >= limit {
-                    // Full, and this one is left out.
-                    found.truncated = true;
-                    return Ok(found);
-                }
-                window.push(StoredNtp {
-                    host_num: k.host_num,
-                    // At most `to_ms`: fits.
-                    time_ms: k.time_ms as i64,
-                    clock: values::decode_clock(value)?,
-                });
+            if span.contains(k.time_ms) && !each(&k, value)? {
+                return Ok(());
             }
             it.next();
         }
-        it.status()?;
-        found.truncated = take_window(&mut window, out, limit);
-        Ok(found)
+        Ok(it.status()?)
     }
 }
 
@@ -115,6 +133,8 @@ fn take_window(window: &mut Vec<StoredNtp>, out: &mut Vec<StoredNtp>, limit: usi
     out.extend(window.drain(..).take(room));
     left_out
 }
+
+mod buckets;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 use fleet_proto::v1::{Activity, Sample};
 use rocksdb::{DBRawIterator, WriteBatch};
 
-use super::chunk::{self, Row};
+use super::buckets::raw;
 use super::engine::lock;
 use super::keys::{self, NtpKey, RawKey};
 use super::oom::OomWrite;
@@ -280,7 +280,7 @@ impl Store {
         let mut w = span.w_from;
         let host = |w| keys::raw_host_prefix(w, host_num);
         while let Some(found) = self.seek_window(&mut it, keys::PREFIX_RAW, w, span.w_to, host)? {
-            read_raw_rows(&mut it, &host(found), &span, act_i32, |instance, r| {
+            raw::read_rows_of(&mut it, &host(found), &span, act_i32, |instance, r| {
                 rows.push(StoredRow {
                     time_ms: r.time_ms,
                     interval_ms: r.interval_ms,
@@ -341,43 +341,6 @@ impl Store {
         }
         Ok(None)
     }
-}
-
-/// Reads the unsealed samples under `prefix` (one host in one window; `it` is on its first key)
-/// with a time in `span`, and hands each record of activity `act` to `push` as (instance, row),
-/// its values rounded as chunks round them, in key order: by time, then batch seq.
-///
-/// # Errors
-/// A corruption error if a key or sample does not decode; [`StorageError::Rocks`] on read
-/// errors.
-pub(super) fn read_raw_rows(
-    it: &mut DBRawIterator<'_>,
-    prefix: &[u8],
-    span: &Span,
-    act: i32,
-    mut push: impl FnMut(String, Row),
-) -> Result<(), StorageError> {
-    while let (Some(key), Some(value)) = (it.key(), it.value()) {
-        if !key.starts_with(prefix) {
-            break;
-        }
-        let rk = keys::decode_raw_key(key)?;
-        if span.contains(rk.time_ms) {
-            let sample = values::decode_raw_sample(&rk, value)?;
-            for rec in sample.records {
-                if rec.activity == act {
-                    let row = Row {
-                        time_ms: sample.time_ms,
-                        interval_ms: sample.interval_ms,
-                        values: rec.values.into_iter().map(chunk::quantize).collect(),
-                    };
-                    push(rec.instance, row);
-                }
-            }
-        }
-        it.next();
-    }
-    Ok(it.status()?)
 }
 
 /// The key byte of a sar activity.

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use clap::Args;
-use fleet_proto::v1::{NtpHostStatus, NtpQuery, NtpServerStatus};
+use fleet_proto::v1::{NtpHostStatus, NtpQuery};
 use serde::Serialize;
 
 use super::{ntp_history, Context, Run};
@@ -181,27 +181,12 @@ impl NtpView {
     }
 }
 
-/// Whether a source can set a clock: reachable, leap indicator not 3 and stratum 1 to 15 (RFC
-/// 5905's unsynchronised cases), and so flagged by the agent. fleetctl checks the facts itself
-/// too, so a source is never shown synced against them.
-pub(super) fn source_synced(s: &NtpServerStatus) -> bool {
-    s.synced && s.reachable && s.leap != 3 && (1..=15).contains(&s.stratum)
-}
+pub(super) use fleet_proto::ntp::source_synced;
 
-/// A host's offset as its cluster's spread counts it: from its synced source with the lowest
-/// stratum, ties to the lower delay, then to the first configured.
+/// A host's offset as its cluster's spread counts it ([`fleet_proto::ntp::best_offset`]: its
+/// synced source with the lowest stratum, ties to the lower delay, then to the first configured).
 pub(crate) fn best_offset(host: &NtpHostStatus) -> Option<f64> {
-    host.clock
-        .as_ref()?
-        .servers
-        .iter()
-        .filter(|s| source_synced(s) && s.offset_ms.is_finite())
-        .min_by(|a, b| {
-            a.stratum
-                .cmp(&b.stratum)
-                .then(a.delay_ms.total_cmp(&b.delay_ms))
-        })
-        .map(|s| s.offset_ms)
+    host.clock.as_ref().and_then(fleet_proto::ntp::best_offset)
 }
 
 /// What a cluster's spread line says.
@@ -368,7 +353,7 @@ pub fn render(hosts: &[NtpHostStatus], format: OutputFormat) -> String {
 #[cfg(test)]
 mod tests {
     use clap::error::ErrorKind;
-    use fleet_proto::v1::{ClockStatus, KernelClock};
+    use fleet_proto::v1::{ClockStatus, KernelClock, NtpServerStatus};
 
     use super::*;
     use crate::cmd::testing::{keys, keys_in_text_order, parse, T0};

@@ -32,7 +32,7 @@ use fleet_proto::schema::ActivitySchema;
 use fleet_proto::v1::SarRow;
 
 pub use axis::{utc, value_label};
-pub use bucket::downsample;
+pub use bucket::{downsample, from_buckets, step_ms};
 pub use draw::sparkline;
 pub use groups::{groups, Group};
 

@@ -2,6 +2,7 @@ use fleet_proto::v1::{ClockStatus, KernelClock, NtpServerStatus};
 
 use super::super::fixtures::{count_keys, identity, item, open, HOUR_MS, T0};
 use super::super::{keys, IngestItem, StorageError, Store, WriteOutcome, CF_NTP};
+use super::buckets::NtpBucket;
 use super::*;
 
 /// A measurement of two servers: the first at `offset_ms`, the second unreachable.
@@ -193,4 +194,99 @@ fn a_measurement_before_1970_is_refused_and_nothing_is_written() {
     );
     assert_eq!(count_keys(&store, CF_NTP, keys::PREFIX_NTP), 0);
     assert_eq!(store.host_by_num(a).unwrap().last_seq, 0);
+}
+
+#[test]
+fn buckets_against_the_raw_history_min_and_max_exact_and_the_mean() {
+    use fleet_proto::ntp::best_offset;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = store.upsert_host(&identity("a"), 0, true).unwrap().num;
+    let b = store.upsert_host(&identity("b"), 0, true).unwrap().num;
+    let c = store.upsert_host(&identity("c"), 0, true).unwrap().num;
+    // Three hours at 16 s (crossing windows), offsets that wander with a spike now and then;
+    // every 7th measurement of b has no synced source and counts nowhere.
+    let times: Vec<i64> = (0..675).map(|i| T0 + 7 + i * 16_000).collect();
+    let offset = |host: u32, i: usize| {
+        let wave = ((i as f64) * 0.37 + f64::from(host)).sin() * 3.0 + f64::from(host) * 100.0;
+        if i % 97 == 13 {
+            wave + 250.123
+        } else {
+            (wave * 1000.0).round() / 1000.0
+        }
+    };
+    for (seq, host) in [a, b, c].into_iter().enumerate() {
+        let clocks = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let mut clock = clock(offset(host, i));
+                if host == b && i % 7 == 0 {
+                    clock.servers[0].synced = false;
+                }
+                (t, clock)
+            })
+            .collect();
+        let batch = IngestItem {
+            clocks,
+            ..item(host, 1, seq as u64 + 1, &times)
+        };
+        store.write(&[batch], 0).unwrap();
+    }
+
+    let (from, to) = (T0 + 600_000, T0 + 3 * HOUR_MS - 123_456);
+    for step in [60_000, 300_000, 1_000_000] {
+        let got = store.ntp_buckets(&[a, b], from, to, step).unwrap();
+        let raw = store.ntp_history(&[a, b], from, to, usize::MAX).unwrap();
+        let mut want: std::collections::BTreeMap<(u32, i64), Vec<f64>> = Default::default();
+        for m in &raw.measurements {
+            if let Some(o) = best_offset(&m.clock) {
+                let start = m.time_ms.div_euclid(step) * step;
+                want.entry((m.host_num, start)).or_default().push(o);
+            }
+        }
+        let flat: Vec<(u32, &NtpBucket)> = got
+            .iter()
+            .flat_map(|h| h.buckets.iter().map(move |b| (h.host_num, b)))
+            .collect();
+        assert_eq!(
+            flat.iter()
+                .map(|(h, b)| (*h, b.start_ms))
+                .collect::<Vec<_>>(),
+            want.keys().copied().collect::<Vec<_>>(),
+            "step {step}"
+        );
+        for ((h, bucket), values) in flat.iter().zip(want.values()) {
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            assert_eq!(bucket.count as usize, values.len(), "host {h} {bucket:?}");
+            assert_eq!((bucket.min, bucket.max), (min, max), "host {h} {bucket:?}");
+            assert!(
+                (bucket.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0),
+                "{bucket:?}"
+            );
+        }
+        // The spikes survive in the max of their bucket.
+        assert!(flat.iter().any(|(_, b)| b.max > 250.0), "step {step}");
+    }
+    // Every host: c too.
+    assert_eq!(
+        store
+            .ntp_buckets(&[], from, to, 600_000)
+            .unwrap()
+            .iter()
+            .map(|h| h.host_num)
+            .collect::<Vec<_>>(),
+        [a, b, c]
+    );
+    // A step refused as the sar buckets refuse it; an empty range has none.
+    let e = store.ntp_buckets(&[a], from, to, 0).unwrap_err();
+    assert!(
+        matches!(&e, StorageError::InvalidArgument(m) if m.contains("step_ms")),
+        "{e}"
+    );
+    let e = store.ntp_buckets(&[a], 0, 100 * HOUR_MS, 1).unwrap_err();
+    assert!(matches!(&e, StorageError::InvalidArgument(_)), "{e}");
+    assert_eq!(store.ntp_buckets(&[a], T0 - 10, T0 - 1, 1).unwrap(), []);
 }

@@ -1,8 +1,8 @@
 //! `fleetctl ui [--listen 127.0.0.1:8080]`: a local web console, like `kubectl proxy`. It talks
 //! to the collector with the operator's own settings and certificate ([`Context::connect`]), so
 //! it adds no new way into the collector and shows exactly what that certificate may see, and
-//! may do: only `/policies` changes anything, after a dry run the operator confirms
-//! ([`policies`]).
+//! may do: only `/policies` changes anything, after a dry run or a confirmation page the operator
+//! confirms ([`policies`]).
 //!
 //! The first line on stdout is `serving on http://ADDR` (`--listen 127.0.0.1:0` picks a free
 //! port); SIGINT or SIGTERM stop it, after the requests under way are answered.
@@ -23,14 +23,20 @@
 //!   cluster's spread, and each host's time sources now.
 //! - `/alerts` ([`alerts`]): firing, pending and resolved alerts.
 //! - `/policies` ([`policies`]): each policy's versions and per-host status, a dry-run form;
-//!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token.
+//!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token; a rollback
+//!   or delete by `POST /policies/confirm`, then `POST /policies/change` with its token.
+//!
+//! Every answer goes out gzipped to a browser that accepts it ([`gzip`]).
 //!
 //! An unknown host or kill is a 404 page; a bad range or policy document a 400; a call the
 //! collector refuses to this certificate, or an apply without its token, a 403; a collector
-//! that fails a 502 with its message. Every value put in a page is escaped (`html::e`).
+//! that fails a 502 with its message. An older collector without a newer call: the graphs fall
+//! back to the older query (raw rows, bucketed here), and a page that has none to fall back to
+//! is a 501 that says so. Every value put in a page is escaped (`html::e`).
 
 mod alerts;
 mod fleet;
+mod gzip;
 mod host;
 mod html;
 mod ntp;
@@ -115,9 +121,12 @@ fn router(collector: Collector) -> Router {
         .route("/policies", get(policies_page))
         .route("/policies/dry-run", post(policy_dry_run))
         .route("/policies/apply", post(policy_apply))
+        .route("/policies/confirm", post(policy_confirm))
+        .route("/policies/change", post(policy_change))
         .route("/assets/ui.js", get(script))
         .route("/assets/ui.css", get(style))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(gzip::compress))
         .with_state(Arc::new(Console {
             collector,
             confirmations: policies::Confirmations::default(),
@@ -160,6 +169,14 @@ async fn policy_apply(State(ui): State<Ui>, form: String) -> Response {
     answer(policies::apply(&ui.collector, &ui.confirmations, &form).await)
 }
 
+async fn policy_confirm(State(ui): State<Ui>, form: String) -> Response {
+    answer(policies::confirm(&ui.collector, &ui.confirmations, &form).await)
+}
+
+async fn policy_change(State(ui): State<Ui>, form: String) -> Response {
+    answer(policies::change(&ui.collector, &ui.confirmations, &form).await)
+}
+
 async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
@@ -192,6 +209,10 @@ pub(crate) enum PageError {
     /// confirmation.
     #[error("{0}")]
     Forbidden(String),
+    /// 501: the collector has no such call (`Unimplemented`: a collector older than this
+    /// fleetctl), for a page that has no older call to fall back to.
+    #[error("{0}")]
+    Unsupported(String),
     /// 502: the collector refused or failed.
     #[error("{0}")]
     Collector(String),
@@ -205,6 +226,10 @@ impl From<CallError> for PageError {
             Code::InvalidArgument => PageError::BadRequest(text),
             Code::PermissionDenied => PageError::Forbidden(format!(
                 "The collector refused this with the certificate fleetctl ui uses: {text}"
+            )),
+            Code::Unimplemented => PageError::Unsupported(format!(
+                "The collector does not offer this page's data (a collector older than this \
+                 fleetctl: upgrade it to see this page): {text}"
             )),
             _ => PageError::Collector(text),
         }
@@ -226,6 +251,9 @@ impl IntoResponse for PageError {
             PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
             PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
+            PageError::Unsupported(_) => {
+                (StatusCode::NOT_IMPLEMENTED, "Not offered by this collector")
+            }
             PageError::Collector(_) => (StatusCode::BAD_GATEWAY, "The collector did not answer"),
         };
         let body = format!("<p class=\"error\">{}</p>", html::e(&self.to_string()));

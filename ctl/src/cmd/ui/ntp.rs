@@ -5,16 +5,28 @@
 //! reachable and synced, stratum, offset, delay, error.
 //!
 //! A host's offset is the one `fleetctl ntp` counts ([`best_offset`]: its synced source with
-//! the lowest stratum). The spread at a measurement is taken over the hosts whose latest
-//! measurement is no older than twice their measuring period, so a host that stopped measuring
-//! drops out instead of holding the spread. Lines longer than a panel's pixels are bucketed
-//! with their min–max envelope ([`downsample`]).
+//! the lowest stratum).
+//!
+//! The offsets come downsampled by the collector (`Query.NtpHistoryBuckets`, about one bucket
+//! per pixel, as the host page's graphs): each host's line is its buckets' means with their
+//! min–max band, and the spread at a bucket is that of the hosts' means in it (at least two
+//! hosts). When no bucket holds more than one measurement (a range with fewer measurements than
+//! pixels), or the collector has no such query (`Unimplemented`), every measurement is fetched
+//! (`Query.NtpHistory`, at most `limits::MAX_NTP_MEASUREMENTS`) and drawn: the spread at a
+//! measurement is then taken over the hosts whose latest measurement is no older than twice
+//! their measuring period, so a host that stopped measuring drops out instead of holding the
+//! spread, and lines longer than a panel's pixels are bucketed with their min–max envelope
+//! ([`downsample`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use fleet_proto::v1::{NtpHistoryQuery, NtpHistoryResult, NtpHostHistory, NtpHostStatus, NtpQuery};
+use fleet_proto::v1::{
+    NtpBucketQuery, NtpBucketResult, NtpHistoryQuery, NtpHistoryResult, NtpHostHistory,
+    NtpHostStatus, NtpQuery, SarBucket, SarBucketSeries,
+};
+use tonic::Code;
 
 use super::html::{e, page as layout, query_value, range, range_links, seg, table, time};
 use super::PageError;
@@ -22,7 +34,7 @@ use crate::client::Collector;
 use crate::cmd::ntp::{best_offset, source_synced};
 use crate::output::host_name;
 use crate::plot::source::BUCKETS;
-use crate::plot::{downsample, value_panel, PlotRow, Range};
+use crate::plot::{downsample, from_buckets, step_ms, value_panel, PlotRow, Range};
 
 /// The measuring period assumed for a host with fewer than two measurements (the agent's default).
 const DEFAULT_PERIOD_MS: i64 = 16_000;
@@ -32,46 +44,181 @@ pub(super) async fn page(collector: &Collector, query: Option<&str>) -> Result<S
     let range = range(query, Duration::from_secs(3600), Utc::now())
         .map_err(|err| PageError::BadRequest(format!("since/until: {err}")))?;
     let cluster = query_value(query, "cluster").unwrap_or_default();
-    let history = NtpHistoryQuery {
-        hosts: Vec::new(),
-        cluster: cluster.clone(),
-        since_ms: range.since_ms,
-        until_ms: range.until_ms,
-        limit: 0,
-    };
-    let history = collector.query("NtpHistory", async |c| c.ntp_history(history).await);
     let latest = NtpQuery {
         hosts: Vec::new(),
         cluster: cluster.clone(),
     };
-    let latest = collector.query("ListNtp", async |c| c.list_ntp(latest).await);
-    let (history, latest) = tokio::try_join!(history, latest)?;
+    let latest = async {
+        let list = collector.query("ListNtp", async |c| c.list_ntp(latest).await);
+        list.await.map_err(PageError::from)
+    };
+    let (lines, latest) = tokio::try_join!(offsets(collector, &cluster, range), latest)?;
     let base = if cluster.is_empty() {
         "/ntp?".to_owned()
     } else {
         format!("/ntp?cluster={}&", seg(&cluster))
     };
-    Ok(render(&history, &latest.hosts, range, &base))
+    Ok(render(&lines, &latest.hosts, range, &base))
 }
 
-/// The page's HTML for a history and the latest statuses; `base` starts the range links
+/// A cluster's lines: each host's offsets, and the cluster's spread.
+type ClusterLines = (Vec<PlotRow>, Vec<PlotRow>);
+
+/// What the graphs of each cluster draw.
+#[derive(Debug, Default)]
+struct Lines {
+    /// By cluster: each host's offsets, and the cluster's spread.
+    clusters: BTreeMap<String, ClusterLines>,
+    /// The raw history was cut at the collector's limit.
+    truncated: bool,
+}
+
+/// The offsets of `cluster` (every cluster when empty) over `range`: the collector's buckets,
+/// or every measurement when there are no more of them than buckets (see the module doc).
+async fn offsets(collector: &Collector, cluster: &str, range: Range) -> Result<Lines, PageError> {
+    let query = NtpBucketQuery {
+        hosts: Vec::new(),
+        cluster: cluster.to_owned(),
+        since_ms: range.since_ms,
+        until_ms: range.until_ms,
+        step_ms: step_ms(range, BUCKETS),
+    };
+    match collector
+        .query("NtpHistoryBuckets", async |c| {
+            c.ntp_history_buckets(query).await
+        })
+        .await
+    {
+        Ok(answer)
+            if answer
+                .hosts
+                .iter()
+                .flat_map(|h| &h.buckets)
+                .any(|b| b.count > 1) =>
+        {
+            return Ok(from_ntp_buckets(&answer, range));
+        }
+        Ok(answer) if answer.hosts.is_empty() => return Ok(Lines::default()),
+        Ok(_) => {}
+        Err(err) if err.code() == Code::Unimplemented => {}
+        Err(err) => return Err(err.into()),
+    }
+    let history = NtpHistoryQuery {
+        hosts: Vec::new(),
+        cluster: cluster.to_owned(),
+        since_ms: range.since_ms,
+        until_ms: range.until_ms,
+        limit: 0,
+    };
+    let history = collector
+        .query("NtpHistory", async |c| c.ntp_history(history).await)
+        .await?;
+    Ok(from_history(&history, range))
+}
+
+/// Lines from every measurement: each host's offsets and the cluster's spread, bucketed when
+/// longer than a panel's pixels.
+fn from_history(history: &NtpHistoryResult, range: Range) -> Lines {
+    let mut by_cluster: BTreeMap<&str, Vec<&NtpHostHistory>> = BTreeMap::new();
+    for h in &history.hosts {
+        by_cluster.entry(&h.cluster).or_default().push(h);
+    }
+    Lines {
+        clusters: by_cluster
+            .into_iter()
+            .map(|(cluster, hosts)| {
+                let offsets = hosts.iter().flat_map(|h| offset_rows(h)).collect();
+                let spread = spread_rows(&hosts);
+                (
+                    cluster.to_owned(),
+                    (
+                        downsample(offsets, range, BUCKETS),
+                        downsample(spread, range, BUCKETS),
+                    ),
+                )
+            })
+            .collect(),
+        truncated: history.truncated,
+    }
+}
+
+/// Lines from the collector's buckets: each host's bucket means with their min–max band, and per
+/// bucket where at least two hosts of a cluster have one, the spread of their means.
+fn from_ntp_buckets(answer: &NtpBucketResult, range: Range) -> Lines {
+    let mut clusters: BTreeMap<String, ClusterLines> = BTreeMap::new();
+    for h in &answer.hosts {
+        // One host's buckets as a one-column sar series, drawn as the sar buckets are.
+        let series = SarBucketSeries {
+            host_id: h.host_id.clone(),
+            hostname: h.hostname.clone(),
+            instance: String::new(),
+            buckets: h
+                .buckets
+                .iter()
+                .map(|b| SarBucket {
+                    time_ms: b.time_ms,
+                    count: vec![b.count],
+                    min: vec![b.min],
+                    max: vec![b.max],
+                    mean: vec![b.mean],
+                })
+                .collect(),
+        };
+        let rows = from_buckets(&[series], answer.step_ms, range);
+        clusters
+            .entry(h.cluster.clone())
+            .or_default()
+            .0
+            .extend(rows);
+    }
+    for (offsets, spread) in clusters.values_mut() {
+        // A bucket's rows of different hosts share its time (the middle of the bucket).
+        let mut at: BTreeMap<i64, (f64, f64, usize, u32)> = BTreeMap::new();
+        for r in offsets.iter() {
+            let e = at
+                .entry(r.time_ms)
+                .or_insert((f64::INFINITY, f64::NEG_INFINITY, 0, 0));
+            *e = (
+                e.0.min(r.values[0]),
+                e.1.max(r.values[0]),
+                e.2 + 1,
+                r.interval_ms,
+            );
+        }
+        *spread = at
+            .into_iter()
+            .filter(|(_, (_, _, hosts, _))| *hosts >= 2)
+            .map(|(time_ms, (lo, hi, _, interval_ms))| PlotRow {
+                host_id: String::new(),
+                host: "spread".to_owned(),
+                instance: String::new(),
+                time_ms,
+                interval_ms,
+                values: vec![hi - lo],
+                envelope: None,
+            })
+            .collect();
+    }
+    Lines {
+        clusters,
+        truncated: false,
+    }
+}
+
+/// The page's HTML for the lines and the latest statuses; `base` starts the range links
 /// (`/ntp?`, `/ntp?cluster=C&`).
-fn render(
-    history: &NtpHistoryResult,
-    latest: &[NtpHostStatus],
-    range: Range,
-    base: &str,
-) -> String {
+fn render(lines: &Lines, latest: &[NtpHostStatus], range: Range, base: &str) -> String {
     let mut body = range_links(base, range);
-    if history.truncated {
+    if lines.truncated {
         body.push_str(
             "<p class=\"error\">The collector returned only the oldest measurements of this \
              range: narrow it, or choose a cluster.</p>",
         );
     }
-    let mut clusters: BTreeMap<&str, (Vec<&NtpHostHistory>, Vec<&NtpHostStatus>)> = BTreeMap::new();
-    for h in &history.hosts {
-        clusters.entry(&h.cluster).or_default().0.push(h);
+    let mut clusters: BTreeMap<&str, (Option<&ClusterLines>, Vec<&NtpHostStatus>)> =
+        BTreeMap::new();
+    for (cluster, rows) in &lines.clusters {
+        clusters.entry(cluster).or_default().0 = Some(rows);
     }
     for s in latest {
         clusters.entry(&s.cluster).or_default().1.push(s);
@@ -79,18 +226,17 @@ fn render(
     if clusters.is_empty() {
         body.push_str("<p class=\"note\">No host has reported an NTP measurement.</p>");
     }
-    for (cluster, (hosts, now)) in clusters {
+    for (cluster, (rows, now)) in clusters {
         body.push_str(&format!(
             "<section class=\"cluster\" data-cluster=\"{c}\"><h2>Cluster {c}</h2>",
             c = e(cluster)
         ));
-        let offsets: Vec<PlotRow> = hosts.iter().flat_map(|h| offset_rows(h)).collect();
-        let spread = spread_rows(&hosts);
+        let (offsets, spread) = rows.map_or((&[][..], &[][..]), |(o, s)| (&o[..], &s[..]));
         body.push_str(
             &value_panel(
                 "NTP offset per host (ms, server minus host)",
                 "ntp-offset",
-                &downsample(offsets, range, BUCKETS),
+                offsets,
                 range,
                 &[],
             )
@@ -100,7 +246,7 @@ fn render(
             &value_panel(
                 "Spread of the cluster (ms, max − min of the hosts' offsets)",
                 "ntp-spread",
-                &downsample(spread, range, BUCKETS),
+                spread,
                 range,
                 &[],
             )
@@ -355,7 +501,7 @@ mod tests {
             }),
             ..NtpHostStatus::default()
         }];
-        let page = render(&history, &latest, range(), "/ntp?");
+        let page = render(&from_history(&history, range()), &latest, range(), "/ntp?");
         assert_eq!(mean(&page, "ntp-offset", "web1"), Some(0.5));
         assert_eq!(mean(&page, "ntp-offset", "web2"), Some(250.0));
         assert_eq!(mean(&page, "ntp-offset", "web3"), Some(-900.0));
@@ -368,6 +514,52 @@ mod tests {
         assert!(page.contains("unreachable"), "{page}");
         assert!(page.contains("timeout"), "{page}");
         assert!(page.contains("href=\"/ntp?since=6h\""), "{page}");
+    }
+
+    #[test]
+    fn the_collectors_buckets_draw_bands_and_the_spread_of_their_means() {
+        use fleet_proto::v1::{NtpBucket, NtpHostBuckets};
+        let step = 240_000;
+        let start = (T0 - 3_600_000).div_euclid(step) * step + step;
+        let host = |name: &str, cluster: &str, offset: f64, buckets: i64| NtpHostBuckets {
+            host_id: format!("id-{name}"),
+            hostname: name.into(),
+            cluster: cluster.into(),
+            buckets: (0..buckets)
+                .map(|i| NtpBucket {
+                    time_ms: start + i * step,
+                    count: 15,
+                    min: offset - 1.0,
+                    // One spike, kept in the band.
+                    max: if i == 3 { offset + 900.0 } else { offset + 1.0 },
+                    mean: offset,
+                })
+                .collect(),
+        };
+        let answer = NtpBucketResult {
+            step_ms: step,
+            hosts: vec![
+                host("web1", "prod", 0.5, 10),
+                host("web2", "prod", 250.0, 10),
+                // Alone in its cluster: no spread there.
+                host("db1", "dev", -3.0, 10),
+            ],
+        };
+        let lines = from_ntp_buckets(&answer, range());
+        assert_eq!(lines.clusters["prod"].0.len(), 20);
+        assert_eq!(lines.clusters["prod"].1.len(), 10);
+        assert!(lines.clusters["dev"].1.is_empty());
+        let spread = &lines.clusters["prod"].1[0];
+        assert_eq!(spread.values, vec![249.5]);
+        assert_eq!(spread.time_ms, start + step / 2);
+        let page = render(&lines, &[], range(), "/ntp?");
+        // Clusters in name order: dev's panels first.
+        let prod = page.split("data-cluster=\"prod\"").nth(1).unwrap();
+        assert_eq!(mean(prod, "ntp-offset", "web1"), Some(0.5));
+        assert_eq!(mean(prod, "ntp-offset", "web2"), Some(250.0));
+        assert_eq!(mean(prod, "ntp-spread", "spread"), Some(249.5));
+        assert!(page.contains("class=\"envelope\""), "{page}");
+        assert!(page.contains("data-cluster=\"dev\""), "{page}");
     }
 
     #[test]
@@ -385,7 +577,7 @@ mod tests {
     #[test]
     fn a_cluster_filter_stays_in_the_range_links() {
         let page = render(
-            &NtpHistoryResult::default(),
+            &from_history(&NtpHistoryResult::default(), range()),
             &[],
             range(),
             "/ntp?cluster=a%20b&",

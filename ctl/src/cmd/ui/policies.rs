@@ -14,6 +14,13 @@
 //!    403 and nothing is sent: a cross-site form cannot know a token, which only the dry run's
 //!    page ever held.
 //!
+//! Rolling a policy back (`fleetctl policy rollback`) and deleting it (`fleetctl policy
+//! delete`) take two steps the same way: `POST /policies/confirm` (`name`, `action` =
+//! `rollback` or `delete`) changes nothing and shows what the change will do with a confirmation
+//! form holding a token for that very action on that very policy; `POST /policies/change`
+//! (`token`) makes it. A token serves only its own kind of change (an apply's token does not
+//! roll back). As in the CLI, neither has a `--force`: a refusal is final.
+//!
 //! The calls name the operator as the CLI does (`USER@HOSTNAME`, unless the certificate names
 //! one). The collector's refusal of a certificate (a viewer's) is a 403 page with its message.
 
@@ -22,7 +29,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use fleet_proto::v1::{ApplyPolicyRequest, ListPoliciesRequest, PolicyChange};
+use fleet_proto::v1::{ApplyPolicyRequest, ListPoliciesRequest, PolicyChange, PolicyVersion};
 use futures::future::try_join_all;
 
 use super::html::{e, page as layout, query_value};
@@ -41,11 +48,27 @@ pub const MAX_PENDING: usize = 32;
 /// What the origin of a document applied from the page reads in the policy's history.
 const ORIGIN: &str = "fleetctl ui";
 
-/// A dry run waiting for its confirmation.
+/// A change the page showed and awaits the operator's confirmation of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    /// The document of a dry run, on a cluster (empty: the document's own target).
+    Apply {
+        document: String,
+        cluster: String,
+    },
+    /// Back to the version in force before the current one.
+    Rollback {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+/// A change waiting for its confirmation.
 #[derive(Debug)]
 struct Pending {
-    document: String,
-    cluster: String,
+    change: Change,
     at: Instant,
 }
 
@@ -54,8 +77,8 @@ struct Pending {
 pub struct Confirmations(Mutex<HashMap<String, Pending>>);
 
 impl Confirmations {
-    /// A new token for `document` on `cluster`.
-    fn issue(&self, document: &str, cluster: &str) -> Result<String, PageError> {
+    /// A new token for `change`.
+    fn issue(&self, change: Change) -> Result<String, PageError> {
         let token = random_token()?;
         let mut pending = self
             .0
@@ -75,21 +98,23 @@ impl Confirmations {
         pending.insert(
             token.clone(),
             Pending {
-                document: document.to_owned(),
-                cluster: cluster.to_owned(),
+                change,
                 at: Instant::now(),
             },
         );
         Ok(token)
     }
 
-    /// The dry run of `token`, once: a token is used up by its first apply.
-    fn take(&self, token: &str) -> Option<Pending> {
+    /// The change of `token`, once: a token is used up by its first use.
+    fn take(&self, token: &str) -> Option<Change> {
         let mut pending = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending.remove(token).filter(|p| p.at.elapsed() < TOKEN_TTL)
+        pending
+            .remove(token)
+            .filter(|p| p.at.elapsed() < TOKEN_TTL)
+            .map(|p| p.change)
     }
 }
 
@@ -130,15 +155,33 @@ pub(super) async fn page(collector: &Collector) -> Result<String, PageError> {
         body.push_str(&format!(
             "<section class=\"policy\" data-policy=\"{n}\"><h2>{n} <span class=\"note\">version {v}</span></h2>\
              <h3>Versions</h3><pre class=\"versions\">{h}</pre>\
-             <h3>Hosts</h3><pre class=\"status\">{s}</pre></section>",
+             <h3>Hosts</h3><pre class=\"status\">{s}</pre>{f}</section>",
             n = e(&policy.name),
             v = policy.version,
             h = e(&render_history(&history.versions, OutputFormat::Table)),
             s = e(&render_status(&policy.name, &status, OutputFormat::Table, now)),
+            f = change_form(policy),
         ));
     }
     body.push_str(&dry_run_form("", ""));
     Ok(layout("Policies", &body, None))
+}
+
+/// A policy's rollback and delete buttons: each asks for a confirmation first.
+fn change_form(policy: &PolicyVersion) -> String {
+    // Only a policy with an earlier version has one to go back to.
+    let rollback = if policy.version > 1 {
+        "<button type=\"submit\" name=\"action\" value=\"rollback\">Roll back…</button> "
+    } else {
+        ""
+    };
+    format!(
+        "<form class=\"change\" method=\"post\" action=\"/policies/confirm\">\
+         <input type=\"hidden\" name=\"name\" value=\"{}\">{rollback}\
+         <button type=\"submit\" name=\"action\" value=\"delete\">Delete…</button> \
+         <span class=\"note\">you confirm before anything changes</span></form>",
+        e(&policy.name)
+    )
 }
 
 /// The form that starts a change: a document and an optional cluster, sent for a dry run.
@@ -185,7 +228,10 @@ pub(super) async fn dry_run(
         ));
     }
     if change.refusals.is_empty() && local.is_none() {
-        let token = confirmations.issue(&document, &cluster)?;
+        let token = confirmations.issue(Change::Apply {
+            document: document.clone(),
+            cluster: cluster.clone(),
+        })?;
         body.push_str(&format!(
             "<form class=\"confirm\" method=\"post\" action=\"/policies/apply\">\
              <input type=\"hidden\" name=\"token\" value=\"{token}\">\
@@ -215,15 +261,106 @@ pub(super) async fn apply(
     form: &str,
 ) -> Result<String, PageError> {
     let token = query_value(Some(form), "token").unwrap_or_default();
-    let Some(pending) = confirmations.take(&token) else {
+    let Some(Change::Apply { document, cluster }) = confirmations.take(&token) else {
         return Err(PageError::Forbidden(
             "This apply carries no valid confirmation token (missing, used or expired): start \
              again from the dry run on /policies."
                 .to_owned(),
         ));
     };
-    let change = send(collector, &pending.document, &pending.cluster, false).await?;
-    let text = e(&render_change(&change, OutputFormat::Table, false)).into_owned();
+    let change = send(collector, &document, &cluster, false).await?;
+    Ok(outcome_page(&change))
+}
+
+/// `POST /policies/confirm`: what a rollback or delete of a policy will do, and the form that
+/// confirms it. Changes nothing.
+pub(super) async fn confirm(
+    collector: &Collector,
+    confirmations: &Confirmations,
+    form: &str,
+) -> Result<String, PageError> {
+    let name = query_value(Some(form), "name").unwrap_or_default();
+    let action = query_value(Some(form), "action").unwrap_or_default();
+    // The policy as it stands, so the page says what it changes (an unknown one: a 404).
+    let status = collector
+        .policies("GetPolicyStatus", async |c| {
+            c.get_policy_status(policy_name(&name)).await
+        })
+        .await?;
+    let version = status.policy.as_ref().map_or(0, |p| p.version);
+    let (change, title, what) = match action.as_str() {
+        "rollback" => (
+            Change::Rollback { name: name.clone() },
+            "Roll back",
+            format!(
+                "Roll back policy {} from version {version} to the version in force before it \
+                 (see its versions on /policies); the agents it targets enforce that one.",
+                e(&name)
+            ),
+        ),
+        "delete" => (
+            Change::Delete { name: name.clone() },
+            "Delete",
+            format!(
+                "Delete policy {} (version {version}): the agents stop enforcing it and give \
+                 every process it changed back the value it had before.",
+                e(&name)
+            ),
+        ),
+        other => {
+            return Err(PageError::BadRequest(format!(
+                "action {other:?}: rollback or delete"
+            )))
+        }
+    };
+    let token = confirmations.issue(change)?;
+    let body = format!(
+        "<h2>{title} {n}?</h2><p>{what}</p>\
+         <form class=\"confirm\" method=\"post\" action=\"/policies/change\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <p><button type=\"submit\">{title} policy {n}</button> \
+         <a href=\"/policies\">cancel</a></p></form>",
+        n = e(&name),
+    );
+    Ok(layout(&format!("{title} policy"), &body, None))
+}
+
+/// `POST /policies/change`: makes the rollback or delete its token stands for.
+pub(super) async fn change(
+    collector: &Collector,
+    confirmations: &Confirmations,
+    form: &str,
+) -> Result<String, PageError> {
+    let token = query_value(Some(form), "token").unwrap_or_default();
+    let change = match confirmations.take(&token) {
+        Some(Change::Rollback { name }) => {
+            collector
+                .policies("RollbackPolicy", async |c| {
+                    c.rollback_policy(as_actor(policy_name(&name))).await
+                })
+                .await?
+        }
+        Some(Change::Delete { name }) => {
+            collector
+                .policies("DeletePolicy", async |c| {
+                    c.delete_policy(as_actor(policy_name(&name))).await
+                })
+                .await?
+        }
+        Some(Change::Apply { .. }) | None => {
+            return Err(PageError::Forbidden(
+                "This change carries no valid confirmation token (missing, used, expired or \
+                 not for this change): start again from /policies."
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(outcome_page(&change))
+}
+
+/// The page after a confirmed change: what it did, or the collector's refusal.
+fn outcome_page(change: &PolicyChange) -> String {
+    let text = e(&render_change(change, OutputFormat::Table, false)).into_owned();
     let body = if change.refusals.is_empty() {
         format!("<pre class=\"applied\">{text}</pre><p><a href=\"/policies\">back to the policies</a></p>")
     } else {
@@ -232,7 +369,7 @@ pub(super) async fn apply(
              <pre class=\"plan\">{text}</pre>"
         )
     };
-    Ok(layout("Policy applied", &body, None))
+    layout("Policy changed", &body, None)
 }
 
 /// One `ApplyPolicy` call as the operator.
@@ -262,18 +399,23 @@ mod tests {
 
     #[test]
     fn a_token_is_random_single_use_and_bounded() {
+        let apply = |document: &str, cluster: &str| Change::Apply {
+            document: document.into(),
+            cluster: cluster.into(),
+        };
         let c = Confirmations::default();
-        let a = c.issue("doc-a", "prod").unwrap();
-        let b = c.issue("doc-b", "").unwrap();
+        let a = c.issue(apply("doc-a", "prod")).unwrap();
+        let b = c.issue(apply("doc-b", "")).unwrap();
+        let r = c.issue(Change::Rollback { name: "p".into() }).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
         assert!(c.take("nosuch").is_none());
         assert!(c.take("").is_none());
-        let p = c.take(&a).unwrap();
-        assert_eq!((p.document.as_str(), p.cluster.as_str()), ("doc-a", "prod"));
+        assert_eq!(c.take(&a), Some(apply("doc-a", "prod")));
         assert!(c.take(&a).is_none(), "used twice");
+        assert_eq!(c.take(&r), Some(Change::Rollback { name: "p".into() }));
         for i in 0..MAX_PENDING + 5 {
-            c.issue(&format!("doc-{i}"), "").unwrap();
+            c.issue(apply(&format!("doc-{i}"), "")).unwrap();
         }
         assert_eq!(c.0.lock().unwrap().len(), MAX_PENDING);
         assert!(c.take(&b).is_none(), "the oldest is forgotten");

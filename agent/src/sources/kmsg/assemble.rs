@@ -55,9 +55,10 @@
 //! [`MAX_HELD`] kills held for their reaper line or a late header, the last [`RECENT_VICTIMS`]
 //! victims' pids, and a report longer than [`MAX_REPORT_LINES`] lines is closed as partial.
 //!
-//! Private submodules: `late.rs` (kills waiting for a late header), `recent.rs` (the last
-//! victims' pids).
+//! Private submodules: `held.rs` (an event waiting for its report's end, and what of it leaves
+//! then), `late.rs` (kills waiting for a late header), `recent.rs` (the last victims' pids).
 
+mod held;
 mod kind;
 mod late;
 mod recent;
@@ -66,6 +67,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
+
+use held::{release_all, Held};
 
 pub use super::event::{EventKind, OomEvent, TaskTable};
 use super::line::LogLine;
@@ -197,48 +200,6 @@ struct Preamble {
     seq: Option<u64>,
     count: Option<u64>,
     age: u32,
-}
-
-/// An event waiting for its report's end: for its reaper line, or for a late header.
-#[derive(Debug)]
-struct Held {
-    event: OomEvent,
-    /// `partial` for a reason a late header does not mend: a cut report or line, no kill line.
-    cut: bool,
-    /// Already returned at its line ([`OomAssembler::early`]).
-    sent: bool,
-    /// Changed by a later line since it was returned.
-    amended: bool,
-}
-
-impl Held {
-    fn new(event: OomEvent, cut: bool) -> Held {
-        Held {
-            event,
-            cut,
-            sent: false,
-            amended: false,
-        }
-    }
-
-    /// Its report is over: the event, unless it was returned early and nothing changed since
-    /// (then nothing), or as an amendment of what was returned early.
-    fn release(self, out: &mut Vec<OomEvent>) {
-        match (self.sent, self.amended) {
-            (false, _) => out.push(self.event),
-            (true, true) => out.push(OomEvent {
-                amends: true,
-                ..self.event
-            }),
-            (true, false) => {}
-        }
-    }
-}
-
-fn release_all(held: impl IntoIterator<Item = Held>, out: &mut Vec<OomEvent>) {
-    for h in held {
-        h.release(out);
-    }
 }
 
 /// Why a report was closed.

@@ -101,14 +101,20 @@ fn playbook_deploys_agent_and_collector_idempotently() {
     .unwrap();
     // A snapshot of this build's binaries: the controller-side `fleet_binaries_dir`, unchanged
     // between the runs even if the build directory is rebuilt meanwhile.
+    // The agent comes from elsewhere (`fleet_agent_binary`, as a build of the `agent` profile
+    // would): the binaries directory has none.
     let bin_dir = tmp.path().join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
-    for name in ["fleet-agent", "fleet-collector", "fleetctl"] {
+    for name in ["fleet-collector", "fleetctl"] {
         std::fs::copy(bin(name), bin_dir.join(name)).unwrap();
     }
+    let agent_build = tmp.path().join("agent-build");
+    std::fs::create_dir(&agent_build).unwrap();
+    std::fs::copy(bin("fleet-agent"), agent_build.join("fleet-agent")).unwrap();
     let vars = serde_json::json!({
         "fleet_root": root,
         "fleet_binaries_dir": bin_dir,
+        "fleet_agent_binary": agent_build.join("fleet-agent"),
         "fleet_pki_dir": pki,
         "fleet_collector_host": "localhost",
         "fleet_collector_port": port,
@@ -244,6 +250,11 @@ fn playbook_deploys_agent_and_collector_idempotently() {
         "the agent's certificate is the one issued for its host id"
     );
     assert_eq!(mode(&root.join("usr/local/bin/fleet-agent")), 0o755);
+    assert_eq!(
+        std::fs::read(root.join("usr/local/bin/fleet-agent")).unwrap(),
+        std::fs::read(agent_build.join("fleet-agent")).unwrap(),
+        "the agent installed is fleet_agent_binary"
+    );
     // The rendered configs, through the daemons' own parsers.
     let config = |name: &str| std::fs::read_to_string(root.join("etc/fleet").join(name)).unwrap();
     let agent = fleet_agent::config::Settings::resolve(

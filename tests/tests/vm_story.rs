@@ -3,7 +3,8 @@
 //! machine. Each step prints its time; the end prints them all.
 //!
 //! 1. `ansible-playbook -i INVENTORY deploy/ansible/site.yml --check` on the fresh VMs does not
-//!    fail; the real run over SSH installs the agent from nothing on both (its user, certificate,
+//!    fail; the real run over SSH installs the agent (the `agent` profile's build, as README's
+//!    deploy section recommends) from nothing on both (its user, certificate,
 //!    config and hardened unit, started by the VM's systemd: `systemctl is-active`, run as
 //!    `fleet-agent` with exactly the capabilities the unit declares); a second run changes
 //!    nothing. `systemd-analyze security` exposure of the agent's unit (running) and of the
@@ -133,16 +134,12 @@ impl Controller {
         // The controller's binaries: a snapshot of this build.
         let bin_dir = dir.join("bin");
         std::fs::create_dir(&bin_dir).unwrap();
-        for name in ["fleet-agent", "fleet-collector", "fleetctl"] {
+        for name in ["fleet-collector", "fleetctl"] {
             std::fs::copy(bin(name), bin_dir.join(name)).unwrap();
         }
-        // The agent the playbook deploys, stripped as a deployed program is (the debug build's
-        // symbols are 4/5 of its 59 MB: copying them into an emulated guest costs minutes).
-        let strip = std::process::Command::new("strip")
-            .arg(bin_dir.join("fleet-agent"))
-            .status()
-            .expect("run strip (binutils)");
-        assert!(strip.success(), "strip fleet-agent: {strip}");
+        // The agent the playbook deploys: the `agent` profile's build, as README's deploy
+        // section recommends (scripts/vm test builds it).
+        std::fs::copy(agent_profile_build(), bin_dir.join("fleet-agent")).unwrap();
         let vars = serde_json::json!({
             "fleet_binaries_dir": bin_dir,
             "fleet_pki_dir": pki.dir,
@@ -243,6 +240,22 @@ impl Controller {
 }
 
 /// The host ids of a JSON array of rows.
+/// The `agent` profile's fleet-agent (`cargo build --profile agent -p fleet-agent`, which
+/// scripts/vm test runs), beside this build's profile directory.
+fn agent_profile_build() -> PathBuf {
+    let dir = fleet_tests::paths::bin_dir();
+    let path = dir
+        .parent()
+        .expect("target directory")
+        .join("agent/fleet-agent");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo build --profile agent -p fleet-agent` first (scripts/vm test does)",
+        path.display()
+    );
+    path
+}
+
 fn host_ids(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .into_iter()

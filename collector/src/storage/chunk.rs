@@ -14,16 +14,18 @@
 //! raw IEEE-754 bits instead (mode 3 below), so they round-trip bit for bit (the other values of
 //! that column are still quantized first, so the result never depends on the chosen mode).
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! All integers are LEB128 varints; signed ones are zigzag-mapped first (`zz`).
 //!
 //! ```text
-//! chunk      := version:u8 (=2) · rows:varint · columns:varint · [body if rows > 0]
+//! chunk      := version:u8 (=3) · rows:varint · columns:varint · [body if rows > 0]
 //! body       := times · column × columns
+//!             | times · 8:u8 · int_column of rest · int_column of k × columns      shares
 //! times      := 0:u8 · int_column of time_ms · int_column of interval_ms    inline
 //!             | 1:u8 · id:u64 (little-endian)                              shared: times chunk `id`
-//! column     := int_column of round(v * 100)  |  mode 3 (floats)
+//! column     := int_column of round(v * 100)  |  mode 3 (floats)  |  rate
+//! rate       := 7:u8 · scale:varint · int_column of k · int_column of residual
 //! int_column := mode:u8 · payload
 //!   mode 0  constant      zz(n0)                                  every row equal
 //!   mode 3  float xor     varint(bits[i] ^ bits[i-1]) × rows, bits[-1] = 0
@@ -40,6 +42,17 @@
 //! of 128 terms (the last one shorter) is `zz(min) · width:u8 (0..=64)` and the terms'
 //! `(term - min) / gcd` packed LSB-first at `width` bits each, in whole bytes: a burst widens
 //! its own block only.
+//!
+//! A rate column (mode 7) holds the counts a rate was computed from: value `i` is
+//! `round(k[i] · scale / interval_ms[i]) + residual[i]` (rounding to nearest, ties up, on 128-bit
+//! integers; `scale` 100,000 for a count per second, 50,000 for kB/s of 512-byte sectors). sar's
+//! `/s` columns are counts over the interval: at 1 s two consecutive counts are about 100
+//! hundredths apart, so a count costs about 6.6 bits less than its rate, and the residuals are
+//! all 0 (a constant). A chunk of shares (mode 8, in place of the first column's mode) holds
+//! each row as the integer parts of a whole: value `j` of row `i` is
+//! `round(k[j][i] · 10000 / total[i])` with `total[i] = rest[i] + Σ_j k[j][i]` (above 0): sar's
+//! CPU percentages are jiffies over the jiffies of the interval, so the chunk stores the jiffies
+//! (the encoder finds, per row, the smallest total up to 2048 that gives back every value).
 //!
 //! The encoder picks, per column and per chunk, a constant when it is one, otherwise the
 //! encoding that RocksDB's zstd should store smallest, by the entropy of its bytes: runs (a
@@ -60,14 +73,17 @@
 //! the others keep theirs. [`times_id`] reads the id, and [`decode_columns_with`] takes the
 //! decoded times chunk. Where the store keeps times chunks is in `samples.rs`.
 //!
-//! # Version 1
+//! # Versions 1 and 2
+//!
+//! Version 2 (before rates and shares) is version 3 without modes 7 and 8: still read.
+//!
 //!
 //! Written before issue 16, still read: the same header, then the timestamps as
 //! `zz(t0) · [zz(t1 - t0)] · zz(dod) × (rows - 2)`, then the intervals and columns with modes 0
 //! to 3 only, where mode 1 is `zz(n0) · zz(n[i] - n[i-1]) × (rows - 1)` (delta varints) and
 //! mode 2 `zz(n0) · width:u8 (1..=64)` and the `rows - 1` zigzag deltas packed LSB-first at
 //! `width` bits in `ceil((rows - 1) · width / 8)` bytes. A late sample merged into a version 1
-//! chunk rewrites it as version 2.
+//! or 2 chunk rewrites it as version 3.
 //!
 //! Rows are stored in the order given; the store sorts them by time and keeps one row per
 //! timestamp before encoding.
@@ -78,10 +94,15 @@ mod ints;
 
 #[cfg(test)]
 use ints::{pack_bits, unpack_bits, unzigzag, uvarint_len, zigzag};
-use ints::{put_int_column, put_uvarint, Mode, Reader, Scratch, MODE_FLOAT_XOR};
+use ints::{
+    put_int_column, put_rate_column, put_uvarint, rate_value, round_div, shares, Mode, Reader,
+    Scratch, MODE_FLOAT_XOR, MODE_SHARES, SHARES_SCALE,
+};
 
 /// The first byte of every chunk this release writes.
-pub const CHUNK_VERSION: u8 = 2;
+pub const CHUNK_VERSION: u8 = 3;
+/// The version written before rates and shares (modes 7 and 8), still read.
+pub const CHUNK_VERSION_2: u8 = 2;
 /// The version written before issue 16, still read.
 pub const CHUNK_VERSION_1: u8 = 1;
 /// The fixed-point scale: two decimals.
@@ -234,30 +255,49 @@ fn encode_inner(rows: &[Row], shared: Option<u64>) -> Result<Vec<u8>, ChunkError
         put_int_column(&mut out, &ints, &mut scratch);
     }
 
-    for c in 0..width {
-        ints.clear();
-        let mut fixed = true;
-        for r in rows {
-            match to_fixed(r.values[c]) {
-                Some(n) => ints.push(n),
-                None => {
-                    fixed = false;
-                    break;
-                }
-            }
-        }
-        if fixed {
-            put_int_column(&mut out, &ints, &mut scratch);
-        } else {
-            out.push(MODE_FLOAT_XOR);
+    let intervals: Vec<u32> = rows.iter().map(|r| r.interval_ms).collect();
+    let fixed: Vec<Option<Vec<i64>>> = (0..width)
+        .map(|c| rows.iter().map(|r| to_fixed(r.values[c])).collect())
+        .collect();
+    let mut body = Vec::new();
+    let mut cost = 0.0;
+    let mut plain = Vec::new();
+    for (c, column) in fixed.iter().enumerate() {
+        let Some(ns) = column else {
+            body.push(MODE_FLOAT_XOR);
             let mut prev_bits = 0u64;
             for r in rows {
                 let bits = quantize(r.values[c]).to_bits();
-                put_uvarint(&mut out, bits ^ prev_bits);
+                put_uvarint(&mut body, bits ^ prev_bits);
                 prev_bits = bits;
+            }
+            cost += f64::INFINITY;
+            continue;
+        };
+        plain.clear();
+        let plain_cost = put_int_column(&mut plain, ns, &mut scratch);
+        cost += match put_rate_column(&mut body, ns, &intervals, plain_cost, &mut scratch) {
+            Some(rate_cost) => rate_cost,
+            None => {
+                body.extend_from_slice(&plain);
+                plain_cost
+            }
+        };
+    }
+    if width >= 2 && cost.is_finite() {
+        let columns: Vec<Vec<i64>> = fixed.into_iter().flatten().collect();
+        if let Some((rest, ks)) = shares(&columns) {
+            let mut alt = vec![MODE_SHARES];
+            let mut alt_cost = 1.0 + put_int_column(&mut alt, &rest, &mut scratch);
+            for k in &ks {
+                alt_cost += put_int_column(&mut alt, k, &mut scratch);
+            }
+            if alt_cost < cost {
+                body = alt;
             }
         }
     }
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -345,7 +385,7 @@ pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
     if version == CHUNK_VERSION_1 {
         return Ok(None);
     }
-    if version != CHUNK_VERSION {
+    if !(CHUNK_VERSION_2..=CHUNK_VERSION).contains(&version) {
         return Err(ChunkError::UnknownVersion(version));
     }
     if r.uvarint()? == 0 {
@@ -368,7 +408,7 @@ pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
 pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Columns, ChunkError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let version = r.byte()?;
-    if version != CHUNK_VERSION && version != CHUNK_VERSION_1 {
+    if !(CHUNK_VERSION_1..=CHUNK_VERSION).contains(&version) {
         return Err(ChunkError::UnknownVersion(version));
     }
     let rows = usize::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("row count"))?;
@@ -424,27 +464,24 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
         out.times.extend_from_slice(&t.times);
         out.intervals.extend_from_slice(&t.intervals);
     } else {
-        match r.int_column(version, rows, &mut ints)? {
-            Mode::Float => return Err(ChunkError::Malformed("float mode for times")),
-            Mode::Const(t) => out.times.resize(rows, t),
-            Mode::Ints => std::mem::swap(&mut out.times, &mut ints),
-        }
+        r.ints(version, rows, &mut out.times)?;
     }
 
     let interval = |n: i64| u32::try_from(n).map_err(|_| ChunkError::Malformed("interval_ms"));
     if kind == TIMES_INLINE {
-        match r.int_column(version, rows, &mut ints)? {
-            Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
-            Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
-            Mode::Ints => {
-                for &n in &ints {
-                    out.intervals.push(interval(n)?);
-                }
-            }
+        r.ints(version, rows, &mut ints)?;
+        for &n in &ints {
+            out.intervals.push(interval(n)?);
         }
     }
-    for _ in 0..width {
+    while out.values.len() < width {
         let column = match r.int_column(version, rows, &mut ints)? {
+            Mode::Rate => Column::Fixed(read_rate(&mut r, version, &out.intervals)?),
+            Mode::Shares if out.values.is_empty() && width >= 2 => {
+                read_shares(&mut r, version, rows, width, &mut out.values)?;
+                break;
+            }
+            Mode::Shares => return Err(ChunkError::Malformed("shares after a column")),
             Mode::Float => {
                 let mut column = Vec::with_capacity(rows);
                 let mut bits = 0u64;
@@ -461,6 +498,61 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
     }
     r.finish()?;
     Ok(out)
+}
+
+/// Reads the rest of a mode 7 column (see `put_rate_column`), its values computed over
+/// `intervals`.
+fn read_rate(r: &mut Reader<'_>, version: u8, intervals: &[u32]) -> Result<Vec<i64>, ChunkError> {
+    let scale = i64::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("rate scale"))?;
+    let rows = intervals.len();
+    let mut ks = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut ks)?;
+    let mut residuals = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut residuals)?;
+    ks.iter()
+        .zip(&residuals)
+        .zip(intervals)
+        .map(|((&k, &res), &i)| {
+            rate_value(k, scale, i)
+                .map(|p| p.wrapping_add(res))
+                .ok_or(ChunkError::Malformed("rate out of range"))
+        })
+        .collect()
+}
+
+/// Reads the columns of a mode 8 chunk (see `shares`) into `values`.
+fn read_shares(
+    r: &mut Reader<'_>,
+    version: u8,
+    rows: usize,
+    width: usize,
+    values: &mut Vec<Column>,
+) -> Result<(), ChunkError> {
+    let mut rest = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut rest)?;
+    let mut ks = Vec::with_capacity(width);
+    for _ in 0..width {
+        let mut k = Vec::with_capacity(rows);
+        r.ints(version, rows, &mut k)?;
+        ks.push(k);
+    }
+    let mut totals: Vec<i128> = rest.iter().map(|&n| i128::from(n)).collect();
+    for k in &ks {
+        for (t, &n) in totals.iter_mut().zip(k) {
+            *t += i128::from(n);
+        }
+    }
+    if totals.iter().any(|&t| t <= 0) {
+        return Err(ChunkError::Malformed("shares of a total not above 0"));
+    }
+    for mut k in ks {
+        for (v, &t) in k.iter_mut().zip(&totals) {
+            let n = round_div(i128::from(*v) * i128::from(SHARES_SCALE), t);
+            *v = i64::try_from(n).map_err(|_| ChunkError::Malformed("share out of range"))?;
+        }
+        values.push(Column::Fixed(k));
+    }
+    Ok(())
 }
 
 /// Reads version 1's timestamps (see the module doc).

@@ -540,3 +540,196 @@ fn shared_times_round_trip_and_are_required() {
     }
     assert_eq!(encode_shared(&[]).unwrap(), (encode(&[]).unwrap(), None));
 }
+
+/// 100 samples at 1 s of this machine as the agent computed them (`fleet-record-samples`, the
+/// recording `scripts/bench-store` replays, taken while builds ran): `time_ms interval_ms
+/// activity instance values...` per record.
+const RECORDED: &str = include_str!("recorded.txt");
+
+/// The recorded samples' series: (activity, instance) to rows.
+fn recorded_series() -> std::collections::BTreeMap<(i32, String), Vec<Row>> {
+    let mut series = std::collections::BTreeMap::new();
+    for line in RECORDED.lines() {
+        let mut f = line.split(' ');
+        let mut num = || f.next().unwrap().parse::<i64>().unwrap();
+        let (time_ms, interval_ms, activity) = (num(), num(), num());
+        let instance = f.next().unwrap().to_string();
+        let values: Vec<f64> = f.map(|v| v.parse().unwrap()).collect();
+        series
+            .entry((activity as i32, instance))
+            .or_insert_with(Vec::new)
+            .push(row(time_ms, interval_ms as u32, &values));
+    }
+    series
+}
+
+/// The first mode byte after the inline times of a chunk: its first column's mode.
+fn first_column_mode(bytes: &[u8]) -> u8 {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.byte().unwrap();
+    let rows = r.uvarint().unwrap() as usize;
+    r.uvarint().unwrap();
+    assert_eq!(r.byte().unwrap(), TIMES_INLINE);
+    let mut ints = Vec::new();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    bytes[r.pos]
+}
+
+#[test]
+fn recorded_samples_round_trip_in_every_slice() {
+    let series = recorded_series();
+    assert!(series.len() > 15, "{} series", series.len());
+    let (mut with_rates, mut with_shares) = (0, 0);
+    for ((activity, instance), rows) in &series {
+        assert_eq!(rows.len(), 100, "{activity} {instance}");
+        // Every length from 1 row, and windows starting anywhere (totals and counts change).
+        for (from, to) in [
+            (0, 100),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (37, 100),
+            (99, 100),
+            (10, 75),
+        ] {
+            let rows = &rows[from..to];
+            let bytes = encode(rows).unwrap();
+            assert_eq!(bytes[0], CHUNK_VERSION);
+            let back = decode(&bytes).unwrap();
+            assert!(
+                same_bits(&back, &quantized(rows)),
+                "{activity} {instance} rows {from}..{to}"
+            );
+            let (shared, times) = encode_shared(rows).unwrap();
+            let times = decode_columns(&times.unwrap().bytes).unwrap();
+            assert!(same_bits(
+                &decode_with(&shared, Some(&times)).unwrap(),
+                &back
+            ));
+        }
+        let bytes = encode(rows).unwrap();
+        with_shares += usize::from(first_column_mode(&bytes) == ints::MODE_SHARES);
+        with_rates += usize::from(bytes.contains(&ints::MODE_RATE));
+    }
+    // The CPU rows ("all" and each CPU) are shares of jiffies; paging, I/O, disk and packet
+    // rates are counts over the interval.
+    let cpu_rows = series.keys().filter(|(a, _)| *a == 1).count();
+    assert_eq!(with_shares, cpu_rows);
+    let paging = encode(&series[&(5, "-".to_string())]).unwrap();
+    assert!(paging.contains(&ints::MODE_RATE));
+    assert!(with_rates >= 3, "{with_rates}");
+}
+
+#[test]
+fn rates_and_shares_are_smaller_on_recorded_samples() {
+    let series = recorded_series();
+    for key in [
+        (1, "all".to_string()),
+        (1, "0".to_string()),
+        (5, "-".to_string()),
+    ] {
+        let rows = &series[&key];
+        let v3 = encode(rows).unwrap();
+        // Paging with its intervals off by one millisecond: no longer whole counts over the
+        // interval. The CPU with one value above 100 %: no longer shares of a total.
+        let mut plain_rows = rows.clone();
+        if key.0 == 1 {
+            plain_rows[0].values[0] = 100.5;
+        } else {
+            plain_rows.iter_mut().for_each(|r| r.interval_ms += 1);
+        }
+        let plain = encode(&plain_rows).unwrap();
+        assert!(same_bits(&decode(&plain).unwrap(), &quantized(&plain_rows)));
+        assert!(
+            (v3.len() as f64) < plain.len() as f64 * 0.8,
+            "{key:?}: {} vs {}",
+            v3.len(),
+            plain.len()
+        );
+    }
+}
+
+#[test]
+fn rates_and_shares_edge_cases_round_trip() {
+    let check = |rows: &[Row]| {
+        let bytes = encode(rows).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert!(same_bits(&back, &quantized(rows)), "{rows:?}");
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        bytes
+    };
+    // Counts over intervals that wander, a burst, a negative rate, a row off the grid.
+    let rates: Vec<Row> = (0..300i64)
+        .map(|i| {
+            let iv = 990 + (i % 23) as u32;
+            let count = (i * 7919 % 613) as f64 + if i == 150 { 1e9 } else { 0.0 };
+            let rate = count * 1000.0 / f64::from(iv);
+            let odd = if i == 77 { 0.013 } else { 0.0 };
+            row(i * 1000, iv, &[rate, -rate / 2.0, rate + odd, 0.0])
+        })
+        .collect();
+    let bytes = check(&rates);
+    assert!(bytes.contains(&ints::MODE_RATE));
+    // A zero interval: no rates, the values as they are.
+    let mut zero = rates.clone();
+    zero[5].interval_ms = 0;
+    check(&zero);
+    // Shares of totals that change, that are 1 (one column takes all), and rows that are not
+    // shares (a value above 100 %, a negative one, NaN): the chunk falls back to columns.
+    let shares: Vec<Row> = (0..200i64)
+        .map(|i| {
+            let total = [100.0, 99.0, 101.0, 1.0, 400.0][(i / 40) as usize];
+            let user = (i * 37 % 50) as f64 % total;
+            let sys = ((i * 11) % 20) as f64 % (total - user + 1.0);
+            let idle = (total - user - sys).max(0.0);
+            let pct = |k: f64| k * 100.0 / total;
+            row(i * 1000, 1000, &[pct(user), 0.0, pct(sys), pct(idle)])
+        })
+        .collect();
+    assert_eq!(first_column_mode(&check(&shares)), ints::MODE_SHARES);
+    for bad in [100.01, -0.01, f64::NAN] {
+        let mut rows = shares.clone();
+        rows[120].values[1] = bad;
+        assert_ne!(first_column_mode(&check(&rows)), ints::MODE_SHARES);
+    }
+    // All zero: no total to share.
+    let zeros: Vec<Row> = (0..50)
+        .map(|i| row(i * 1000, 1000, &[0.0, 0.0, 0.0]))
+        .collect();
+    check(&zeros);
+}
+
+#[test]
+fn version_2_chunks_are_still_read() {
+    // Version 3 adds modes 7 and 8 to version 2 and changes nothing else: a chunk that uses
+    // neither is a version 2 chunk but for its first byte.
+    let rows: Vec<Row> = (0..400i64)
+        .map(|i| {
+            row(
+                i * 1000 + i % 3,
+                1000 + (i % 7) as u32,
+                &[(i % 13) as f64 * 0.37, 5.0],
+            )
+        })
+        .collect();
+    let mut bytes = encode(&rows).unwrap();
+    assert!(column_modes(&bytes)
+        .iter()
+        .all(|(m, _)| *m <= ints::MODE_VARINTS));
+    bytes[0] = CHUNK_VERSION_2;
+    assert!(same_bits(&decode(&bytes).unwrap(), &quantized(&rows)));
+    // Version 3's new modes are not version 2's.
+    let rated = encode(&recorded_series()[&(5, "-".to_string())]).unwrap();
+    let shared = encode(&recorded_series()[&(1, "all".to_string())]).unwrap();
+    for mut v3 in [rated, shared] {
+        assert!(decode(&v3).is_ok());
+        v3[0] = CHUNK_VERSION_2;
+        assert!(decode(&v3).is_err());
+    }
+    let mut unknown = bytes;
+    unknown[0] = CHUNK_VERSION + 1;
+    assert_eq!(decode(&unknown), Err(ChunkError::UnknownVersion(4)));
+}

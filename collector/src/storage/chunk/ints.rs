@@ -13,6 +13,7 @@ pub(super) const MODE_RUNS: u8 = 5;
 pub(super) const MODE_VARINTS: u8 = 6;
 pub(super) const MODE_RATE: u8 = 7;
 pub(super) const MODE_SHARES: u8 = 8;
+pub(super) const MODE_SUM: u8 = 9;
 
 /// The scales [`put_rate_column`] tries: a count per second (sar's `/s` columns: faults, I/O
 /// requests, packets) and half a count per second (kB/s made from 512-byte sectors), in
@@ -76,6 +77,24 @@ pub(super) fn put_int_column(out: &mut Vec<u8>, ns: &[i64], s: &mut Scratch) -> 
 /// `n / d` rounded to the nearest integer, ties upwards (`d > 0`): the one rounding the encoder
 /// and the decoder of modes 7 and 8 share.
 pub(super) fn round_div(n: i128, d: i128) -> i128 {
+    // 128-bit division is a library call, slow on the hot paths (decoding every value of a rate
+    // or shares column, the encoder's search for totals): below 2^50 a float quotient, one off
+    // at most, corrected exactly in 64 bits.
+    const SMALL: i128 = 1 << 50;
+    if (-SMALL..SMALL).contains(&n) && (1..SMALL).contains(&d) {
+        let (num, den) = (2 * n as i64 + d as i64, 2 * d as i64);
+        let mut q = (num as f64 / den as f64).floor() as i64;
+        let mut rem = num - q * den;
+        while rem < 0 {
+            q -= 1;
+            rem += den;
+        }
+        while rem >= den {
+            q += 1;
+            rem -= den;
+        }
+        return i128::from(q);
+    }
     let (q, rem) = (n.div_euclid(d), n.rem_euclid(d));
     if rem >= d - rem {
         q + 1
@@ -149,6 +168,71 @@ pub(super) fn put_rate_column(
         out.extend_from_slice(&buf);
         cost
     })
+}
+
+/// The columns a mode 9 column is summed with: `(plus, minus)` bit masks of column indices
+/// (below 64), chosen greedily (up to three) by how much they smooth column `target` of
+/// `columns` (the sum of the absolute differences between neighbours, over the first 1024
+/// rows): sar's `kbmemused` is the total less `kbmemfree`, `kbbuffers`, `kbcached` and the slab,
+/// so their sum moves with the slab alone; `tps` is `rtps + wtps + dtps` give or take the
+/// rounding. `usable[j]`: whether column `j` may be summed (an integer column that is not
+/// itself a sum). `None` when nothing smooths it by a tenth.
+pub(super) fn sum_masks(
+    columns: &[Option<Vec<i64>>],
+    target: usize,
+    usable: &[bool],
+) -> Option<(u64, u64)> {
+    let rows = columns[target].as_ref()?.len().min(1024);
+    let roughness = |v: &[i64]| -> f64 {
+        v.windows(2)
+            .map(|w| w[1].wrapping_sub(w[0]).unsigned_abs() as f64)
+            .sum()
+    };
+    let mut cur: Vec<i64> = columns[target].as_ref()?[..rows].to_vec();
+    let mut cost = roughness(&cur);
+    let (mut plus, mut minus) = (0u64, 0u64);
+    let mut trial = vec![0i64; rows];
+    for _ in 0..3 {
+        let mut best: Option<(f64, usize, bool)> = None;
+        for (j, column) in columns.iter().enumerate().take(64) {
+            let taken = (plus | minus) >> j & 1 == 1;
+            let Some(c) = column
+                .as_ref()
+                .filter(|_| j != target && usable[j] && !taken)
+            else {
+                continue;
+            };
+            for negative in [false, true] {
+                for ((t, &a), &b) in trial.iter_mut().zip(&cur).zip(&c[..rows]) {
+                    *t = if negative {
+                        a.wrapping_sub(b)
+                    } else {
+                        a.wrapping_add(b)
+                    };
+                }
+                let c = roughness(&trial);
+                if c < best.map_or(cost * 0.9, |b| b.0) {
+                    best = Some((c, j, negative));
+                }
+            }
+        }
+        let Some((c, j, negative)) = best else { break };
+        let other = columns[j].as_ref()?;
+        for (a, &b) in cur.iter_mut().zip(&other[..rows]) {
+            *a = if negative {
+                a.wrapping_sub(b)
+            } else {
+                a.wrapping_add(b)
+            };
+        }
+        cost = c;
+        if negative {
+            minus |= 1 << j;
+        } else {
+            plus |= 1 << j;
+        }
+    }
+    (plus | minus != 0).then_some((plus, minus))
 }
 
 /// Mode 8's row totals and counts, when every row of `columns` (fixed-point percentages,
@@ -332,6 +416,8 @@ pub(super) enum Mode {
     Rate,
     /// Shares (mode 8, version 3): the chunk's columns follow, see [`shares`].
     Shares,
+    /// A sum (mode 9, version 3): its masks and an integer column follow, see [`sum_masks`].
+    Sum,
     /// A constant column of this value.
     Const(i64),
     /// The values are in `ints`.
@@ -406,6 +492,7 @@ impl Reader<'_> {
             MODE_FLOAT_XOR => return Ok(Mode::Float),
             MODE_RATE if version >= 3 => return Ok(Mode::Rate),
             MODE_SHARES if version >= 3 => return Ok(Mode::Shares),
+            MODE_SUM if version >= 3 => return Ok(Mode::Sum),
             MODE_BLOCKS if version >= 2 => {
                 self.blocks(rows, ints)?;
                 return Ok(Mode::Ints);
@@ -464,7 +551,7 @@ impl Reader<'_> {
                 out.resize(rows, n);
                 Ok(())
             }
-            Mode::Float | Mode::Rate | Mode::Shares => {
+            Mode::Float | Mode::Rate | Mode::Shares | Mode::Sum => {
                 Err(ChunkError::Malformed("integer column expected"))
             }
         }

@@ -23,6 +23,8 @@ pub(super) const RATE_SCALES: [i64; 2] = [100_000, 50_000];
 pub(super) const SHARES_SCALE: i64 = 10_000;
 /// The largest row total [`shares`] searches for.
 const MAX_SHARES_TOTAL: i64 = 2048;
+/// How far from the row before's total [`shares`] looks first.
+const NEAR_TOTAL: i64 = 16;
 
 /// Values per block of [`MODE_BLOCKS`]: a multiple of 8, so every block is whole bytes.
 pub(super) const BLOCK: usize = 128;
@@ -253,16 +255,23 @@ pub(super) fn shares(columns: &[Vec<i64>]) -> Option<(Vec<i64>, Vec<Vec<i64>>)> 
                 return None;
             }
         }
-        // The total of the row before is the likeliest (a steady tick rate), then the smallest.
+        // The total of the row before is the likeliest (a steady tick rate), or one near it (a
+        // tick more or less, tickless accounting); the smallest that fits otherwise.
         let fits = |d: i64| {
             row.iter().all(|&v| {
                 let k = round_div(i128::from(v) * i128::from(d), i128::from(SHARES_SCALE));
                 round_div(k * i128::from(SHARES_SCALE), i128::from(d)) == i128::from(v)
             })
         };
-        if total == 0 || !fits(total) {
-            total = (1..=MAX_SHARES_TOTAL).find(|&d| fits(d))?;
-        }
+        let near =
+            (0..=2 * NEAR_TOTAL).map(|n| total + if n % 2 == 1 { n / 2 + 1 } else { -n / 2 });
+        total = match near
+            .filter(|&d| (1..=MAX_SHARES_TOTAL).contains(&d))
+            .find(|&d| fits(d))
+        {
+            Some(d) => d,
+            None => (1..=MAX_SHARES_TOTAL).find(|&d| fits(d))?,
+        };
         let mut sum = 0i64;
         for (k, &v) in ks.iter_mut().zip(&row) {
             let kv = round_div(i128::from(v) * i128::from(total), i128::from(SHARES_SCALE)) as i64;

@@ -106,7 +106,7 @@ mod ints;
 #[cfg(test)]
 use ints::{pack_bits, unpack_bits, unzigzag, uvarint_len, zigzag};
 use ints::{
-    put_int_column, put_rate_column, put_uvarint, rate_value, round_div, shares, sum_masks, Mode,
+    put_int_column, put_rate_column, put_uvarint, rate_value_by, shares, sum_masks, Divisor, Mode,
     Reader, Scratch, MODE_FLOAT_XOR, MODE_SHARES, MODE_SUM, SHARES_SCALE,
 };
 
@@ -536,6 +536,7 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
     }
     // Mode 9 columns: index and masks; their values are the sums until all columns are read.
     let mut sums: Vec<(usize, u64, u64)> = Vec::new();
+    let mut divisors = Vec::new();
     while out.values.len() < width {
         let column = match r.int_column(version, rows, &mut ints)? {
             Mode::Sum => {
@@ -545,7 +546,7 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
                 r.ints(version, rows, &mut sum)?;
                 Column::Fixed(sum)
             }
-            Mode::Rate => Column::Fixed(read_rate(&mut r, version, &out.intervals)?),
+            Mode::Rate => Column::Fixed(read_rate(&mut r, version, &out.intervals, &mut divisors)?),
             Mode::Shares if out.values.is_empty() && width >= 2 => {
                 read_shares(&mut r, version, rows, width, &mut out.values)?;
                 break;
@@ -617,18 +618,31 @@ fn undo_sums(sums: &[(usize, u64, u64)], values: &mut [Column]) -> Result<(), Ch
 
 /// Reads the rest of a mode 7 column (see `put_rate_column`), its values computed over
 /// `intervals`.
-fn read_rate(r: &mut Reader<'_>, version: u8, intervals: &[u32]) -> Result<Vec<i64>, ChunkError> {
+fn read_rate(
+    r: &mut Reader<'_>,
+    version: u8,
+    intervals: &[u32],
+    divisors: &mut Vec<Option<Divisor>>,
+) -> Result<Vec<i64>, ChunkError> {
     let scale = i64::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("rate scale"))?;
     let rows = intervals.len();
     let mut ks = Vec::with_capacity(rows);
     r.ints(version, rows, &mut ks)?;
     let mut residuals = Vec::with_capacity(rows);
     r.ints(version, rows, &mut residuals)?;
+    // Every rate column of the chunk divides by the same intervals: their reciprocals once.
+    if divisors.is_empty() {
+        divisors.extend(
+            intervals
+                .iter()
+                .map(|&i| (i > 0).then(|| Divisor::new(i128::from(i)))),
+        );
+    }
     ks.iter()
         .zip(&residuals)
-        .zip(intervals)
-        .map(|((&k, &res), &i)| {
-            rate_value(k, scale, i)
+        .zip(divisors.iter())
+        .map(|((&k, &res), &d)| {
+            d.and_then(|d| rate_value_by(k, scale, d))
                 .map(|p| p.wrapping_add(res))
                 .ok_or(ChunkError::Malformed("rate out of range"))
         })
@@ -660,9 +674,10 @@ fn read_shares(
     if totals.iter().any(|&t| t <= 0) {
         return Err(ChunkError::Malformed("shares of a total not above 0"));
     }
+    let totals: Vec<Divisor> = totals.into_iter().map(Divisor::new).collect();
     for mut k in ks {
         for (v, &t) in k.iter_mut().zip(&totals) {
-            let n = round_div(i128::from(*v) * i128::from(SHARES_SCALE), t);
+            let n = t.round(i128::from(*v) * i128::from(SHARES_SCALE));
             *v = i64::try_from(n).map_err(|_| ChunkError::Malformed("share out of range"))?;
         }
         values.push(Column::Fixed(k));

@@ -79,29 +79,53 @@ pub(super) fn put_int_column(out: &mut Vec<u8>, ns: &[i64], s: &mut Scratch) -> 
 /// `n / d` rounded to the nearest integer, ties upwards (`d > 0`): the one rounding the encoder
 /// and the decoder of modes 7 and 8 share.
 pub(super) fn round_div(n: i128, d: i128) -> i128 {
-    // 128-bit division is a library call, slow on the hot paths (decoding every value of a rate
-    // or shares column, the encoder's search for totals): below 2^50 a float quotient, one off
-    // at most, corrected exactly in 64 bits.
-    const SMALL: i128 = 1 << 50;
-    if (-SMALL..SMALL).contains(&n) && (1..SMALL).contains(&d) {
-        let (num, den) = (2 * n as i64 + d as i64, 2 * d as i64);
-        let mut q = (num as f64 / den as f64).floor() as i64;
-        let mut rem = num - q * den;
-        while rem < 0 {
-            q -= 1;
-            rem += den;
+    Divisor::new(d).round(n)
+}
+
+/// A divisor of [`round_div`], with its reciprocal: the decoder divides every value of a row
+/// by the same total or interval.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Divisor {
+    d: i128,
+    inv: f64,
+}
+
+impl Divisor {
+    /// `d > 0`.
+    pub(super) fn new(d: i128) -> Divisor {
+        Divisor {
+            d,
+            inv: 1.0 / (2 * d) as f64,
         }
-        while rem >= den {
-            q += 1;
-            rem -= den;
-        }
-        return i128::from(q);
     }
-    let (q, rem) = (n.div_euclid(d), n.rem_euclid(d));
-    if rem >= d - rem {
-        q + 1
-    } else {
-        q
+
+    /// [`round_div`]`(n, d)`.
+    pub(super) fn round(self, n: i128) -> i128 {
+        // 128-bit division is a library call, slow on the hot paths (decoding every value of a
+        // rate or shares column, the encoder's search for totals): below 2^50 a float quotient,
+        // one off at most, corrected exactly in 64 bits.
+        const SMALL: i128 = 1 << 50;
+        let d = self.d;
+        if (-SMALL..SMALL).contains(&n) && (1..SMALL).contains(&d) {
+            let (num, den) = (2 * n as i64 + d as i64, 2 * d as i64);
+            let mut q = (num as f64 * self.inv).floor() as i64;
+            let mut rem = num - q * den;
+            while rem < 0 {
+                q -= 1;
+                rem += den;
+            }
+            while rem >= den {
+                q += 1;
+                rem -= den;
+            }
+            return i128::from(q);
+        }
+        let (q, rem) = (n.div_euclid(d), n.rem_euclid(d));
+        if rem >= d - rem {
+            q + 1
+        } else {
+            q
+        }
     }
 }
 
@@ -111,8 +135,13 @@ pub(super) fn rate_value(k: i64, scale: i64, interval_ms: u32) -> Option<i64> {
     if interval_ms == 0 {
         return None;
     }
+    rate_value_by(k, scale, Divisor::new(i128::from(interval_ms)))
+}
+
+/// [`rate_value`] with the interval as a [`Divisor`].
+pub(super) fn rate_value_by(k: i64, scale: i64, interval: Divisor) -> Option<i64> {
     let n = i128::from(k).checked_mul(i128::from(scale))?;
-    i64::try_from(round_div(n, i128::from(interval_ms))).ok()
+    i64::try_from(interval.round(n)).ok()
 }
 
 /// Mode 7, if it is smaller than `plain` (the cost of the column as [`put_int_column`] writes

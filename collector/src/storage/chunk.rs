@@ -14,16 +14,19 @@
 //! raw IEEE-754 bits instead (mode 3 below), so they round-trip bit for bit (the other values of
 //! that column are still quantized first, so the result never depends on the chosen mode).
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! All integers are LEB128 varints; signed ones are zigzag-mapped first (`zz`).
 //!
 //! ```text
-//! chunk      := version:u8 (=2) · rows:varint · columns:varint · [body if rows > 0]
+//! chunk      := version:u8 (=3) · rows:varint · columns:varint · [body if rows > 0]
 //! body       := times · column × columns
+//!             | times · 8:u8 · int_column of rest · int_column of k × columns      shares
 //! times      := 0:u8 · int_column of time_ms · int_column of interval_ms    inline
 //!             | 1:u8 · id:u64 (little-endian)                              shared: times chunk `id`
-//! column     := int_column of round(v * 100)  |  mode 3 (floats)
+//! column     := int_column of round(v * 100)  |  mode 3 (floats)  |  rate  |  sum
+//! rate       := 7:u8 · scale:varint · int_column of k · int_column of residual
+//! sum        := 9:u8 · plus:varint · minus:varint · int_column of s
 //! int_column := mode:u8 · payload
 //!   mode 0  constant      zz(n0)                                  every row equal
 //!   mode 3  float xor     varint(bits[i] ^ bits[i-1]) × rows, bits[-1] = 0
@@ -40,6 +43,27 @@
 //! of 128 terms (the last one shorter) is `zz(min) · width:u8 (0..=64)` and the terms'
 //! `(term - min) / gcd` packed LSB-first at `width` bits each, in whole bytes: a burst widens
 //! its own block only.
+//!
+//! A rate column (mode 7) holds the counts a rate was computed from: value `i` is
+//! `round(k[i] · scale / interval_ms[i]) + residual[i]` (rounding to nearest, ties up, on 128-bit
+//! integers; `scale` 100,000 for a count per second, 50,000 for kB/s of 512-byte sectors). sar's
+//! `/s` columns are counts over the interval: at 1 s two consecutive counts are about 100
+//! hundredths apart, so a count costs about 6.6 bits less than its rate, and the residuals are
+//! all 0 (a constant). A chunk of shares (mode 8, in place of the first column's mode) holds
+//! each row as the integer parts of a whole: value `j` of row `i` is
+//! `round(k[j][i] · 10000 / total[i])` with `total[i] = rest[i] + Σ_j k[j][i]` (above 0): sar's
+//! CPU percentages are jiffies over the jiffies of the interval, so the chunk stores the jiffies
+//! (the encoder finds, per row, the smallest total up to 2048 that gives back every value).
+//!
+//! A sum column (mode 9) holds `s = v[c] + Σ_{j in plus} v[j] - Σ_{j in minus} v[j]` (wrapping
+//! 64-bit arithmetic), `plus` and `minus` bit masks of other columns (below 64) that are
+//! integer columns and not sums themselves: sar's `kbmemused` is the total less `kbmemfree`,
+//! `kbbuffers`, `kbcached` and the slab, so their sum moves with the slab alone; `%system` plus
+//! the other CPU columns is 100 % give or take the rounding; `tps` less `rtps`, `wtps` and
+//! `dtps` is about 0. The encoder picks the masks greedily (up to three columns, each cutting
+//! the sum of the absolute differences between neighbours by a tenth) and keeps a rate, a sum
+//! or shares only when it should be smaller after zstd than the plain column (a rate or a sum:
+//! by 3 %; shares: than all the columns).
 //!
 //! The encoder picks, per column and per chunk, a constant when it is one, otherwise the
 //! encoding that RocksDB's zstd should store smallest, by the entropy of its bytes: runs (a
@@ -60,14 +84,17 @@
 //! the others keep theirs. [`times_id`] reads the id, and [`decode_columns_with`] takes the
 //! decoded times chunk. Where the store keeps times chunks is in `samples.rs`.
 //!
-//! # Version 1
+//! # Versions 1 and 2
+//!
+//! Version 2 (before rates and shares) is version 3 without modes 7 and 8: still read.
+//!
 //!
 //! Written before issue 16, still read: the same header, then the timestamps as
 //! `zz(t0) · [zz(t1 - t0)] · zz(dod) × (rows - 2)`, then the intervals and columns with modes 0
 //! to 3 only, where mode 1 is `zz(n0) · zz(n[i] - n[i-1]) × (rows - 1)` (delta varints) and
 //! mode 2 `zz(n0) · width:u8 (1..=64)` and the `rows - 1` zigzag deltas packed LSB-first at
 //! `width` bits in `ceil((rows - 1) · width / 8)` bytes. A late sample merged into a version 1
-//! chunk rewrites it as version 2.
+//! or 2 chunk rewrites it as version 3.
 //!
 //! Rows are stored in the order given; the store sorts them by time and keeps one row per
 //! timestamp before encoding.
@@ -78,10 +105,15 @@ mod ints;
 
 #[cfg(test)]
 use ints::{pack_bits, unpack_bits, unzigzag, uvarint_len, zigzag};
-use ints::{put_int_column, put_uvarint, Mode, Reader, Scratch, MODE_FLOAT_XOR};
+use ints::{
+    put_int_column, put_rate_column, put_uvarint, rate_value_by, shares, sum_masks, Divisor, Mode,
+    Reader, Scratch, MODE_FLOAT_XOR, MODE_SHARES, MODE_SUM, SHARES_SCALE,
+};
 
 /// The first byte of every chunk this release writes.
-pub const CHUNK_VERSION: u8 = 2;
+pub const CHUNK_VERSION: u8 = 3;
+/// The version written before rates and shares (modes 7 and 8), still read.
+pub const CHUNK_VERSION_2: u8 = 2;
 /// The version written before issue 16, still read.
 pub const CHUNK_VERSION_1: u8 = 1;
 /// The fixed-point scale: two decimals.
@@ -234,31 +266,99 @@ fn encode_inner(rows: &[Row], shared: Option<u64>) -> Result<Vec<u8>, ChunkError
         put_int_column(&mut out, &ints, &mut scratch);
     }
 
-    for c in 0..width {
-        ints.clear();
-        let mut fixed = true;
-        for r in rows {
-            match to_fixed(r.values[c]) {
-                Some(n) => ints.push(n),
-                None => {
-                    fixed = false;
-                    break;
-                }
-            }
-        }
-        if fixed {
-            put_int_column(&mut out, &ints, &mut scratch);
-        } else {
-            out.push(MODE_FLOAT_XOR);
+    let intervals: Vec<u32> = rows.iter().map(|r| r.interval_ms).collect();
+    let fixed: Vec<Option<Vec<i64>>> = (0..width)
+        .map(|c| rows.iter().map(|r| to_fixed(r.values[c])).collect())
+        .collect();
+    // Each column's bytes and their estimated size after zstd.
+    let mut parts: Vec<(Vec<u8>, f64)> = Vec::with_capacity(width);
+    let mut plain = Vec::new();
+    for (c, column) in fixed.iter().enumerate() {
+        let Some(ns) = column else {
+            let mut body = vec![MODE_FLOAT_XOR];
             let mut prev_bits = 0u64;
             for r in rows {
                 let bits = quantize(r.values[c]).to_bits();
-                put_uvarint(&mut out, bits ^ prev_bits);
+                put_uvarint(&mut body, bits ^ prev_bits);
                 prev_bits = bits;
+            }
+            parts.push((body, f64::INFINITY));
+            continue;
+        };
+        plain.clear();
+        let plain_cost = put_int_column(&mut plain, ns, &mut scratch);
+        let mut rate = Vec::new();
+        parts.push(
+            match put_rate_column(&mut rate, ns, &intervals, plain_cost, &mut scratch) {
+                Some(rate_cost) => (rate, rate_cost),
+                None => (plain.clone(), plain_cost),
+            },
+        );
+    }
+    put_sums(&fixed, &mut parts, &mut scratch);
+    let cost: f64 = parts.iter().map(|p| p.1).sum();
+    let mut body: Vec<u8> = parts.into_iter().flat_map(|p| p.0).collect();
+    if width >= 2 && cost.is_finite() {
+        let columns: Vec<Vec<i64>> = fixed.into_iter().flatten().collect();
+        if let Some((rest, ks)) = shares(&columns) {
+            let mut alt = vec![MODE_SHARES];
+            let mut alt_cost = 1.0 + put_int_column(&mut alt, &rest, &mut scratch);
+            for k in &ks {
+                alt_cost += put_int_column(&mut alt, k, &mut scratch);
+            }
+            if alt_cost < cost {
+                body = alt;
             }
         }
     }
+    out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Replaces, in `parts`, the columns that cost less as a sum with others (mode 9; see
+/// [`sum_masks`]), costliest first: a column summed with others is not summed itself, and one
+/// that others are summed with is not replaced.
+fn put_sums(fixed: &[Option<Vec<i64>>], parts: &mut [(Vec<u8>, f64)], s: &mut Scratch) {
+    let mut usable: Vec<bool> = fixed
+        .iter()
+        .map(|c| c.as_ref().is_some_and(|ns| ns.iter().any(|&n| n != ns[0])))
+        .collect();
+    let mut order: Vec<usize> = (0..fixed.len().min(64)).filter(|&c| usable[c]).collect();
+    order.sort_by(|&a, &b| parts[b].1.total_cmp(&parts[a].1));
+    let mut summed_with = 0u64;
+    for c in order {
+        if summed_with >> c & 1 == 1 {
+            continue;
+        }
+        usable[c] = false;
+        let Some((plus, minus)) = sum_masks(fixed, c, &usable) else {
+            usable[c] = true;
+            continue;
+        };
+        let mut sum = fixed[c].clone().expect("usable columns are integers");
+        for (j, column) in fixed.iter().enumerate().take(64) {
+            let Some(ns) = column.as_ref().filter(|_| (plus | minus) >> j & 1 == 1) else {
+                continue;
+            };
+            for (a, &b) in sum.iter_mut().zip(ns) {
+                *a = if minus >> j & 1 == 1 {
+                    a.wrapping_sub(b)
+                } else {
+                    a.wrapping_add(b)
+                };
+            }
+        }
+        let mut bytes = vec![MODE_SUM];
+        put_uvarint(&mut bytes, plus);
+        put_uvarint(&mut bytes, minus);
+        let cost = bytes.len() as f64 + put_int_column(&mut bytes, &sum, s);
+        if cost < parts[c].1 * 0.97 {
+            parts[c] = (bytes, cost);
+            summed_with |= plus | minus;
+        } else {
+            usable[c] = true;
+        }
+    }
 }
 
 /// A chunk's rows as columns: row `i` is `times[i]`, `intervals[i]` and `values[c].value(i)`
@@ -345,7 +445,7 @@ pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
     if version == CHUNK_VERSION_1 {
         return Ok(None);
     }
-    if version != CHUNK_VERSION {
+    if !(CHUNK_VERSION_2..=CHUNK_VERSION).contains(&version) {
         return Err(ChunkError::UnknownVersion(version));
     }
     if r.uvarint()? == 0 {
@@ -368,7 +468,7 @@ pub fn times_id(bytes: &[u8]) -> Result<Option<u64>, ChunkError> {
 pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Columns, ChunkError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let version = r.byte()?;
-    if version != CHUNK_VERSION && version != CHUNK_VERSION_1 {
+    if !(CHUNK_VERSION_1..=CHUNK_VERSION).contains(&version) {
         return Err(ChunkError::UnknownVersion(version));
     }
     let rows = usize::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("row count"))?;
@@ -424,27 +524,34 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
         out.times.extend_from_slice(&t.times);
         out.intervals.extend_from_slice(&t.intervals);
     } else {
-        match r.int_column(version, rows, &mut ints)? {
-            Mode::Float => return Err(ChunkError::Malformed("float mode for times")),
-            Mode::Const(t) => out.times.resize(rows, t),
-            Mode::Ints => std::mem::swap(&mut out.times, &mut ints),
-        }
+        r.ints(version, rows, &mut out.times)?;
     }
 
     let interval = |n: i64| u32::try_from(n).map_err(|_| ChunkError::Malformed("interval_ms"));
     if kind == TIMES_INLINE {
-        match r.int_column(version, rows, &mut ints)? {
-            Mode::Float => return Err(ChunkError::Malformed("float mode for intervals")),
-            Mode::Const(n) => out.intervals.resize(rows, interval(n)?),
-            Mode::Ints => {
-                for &n in &ints {
-                    out.intervals.push(interval(n)?);
-                }
-            }
+        r.ints(version, rows, &mut ints)?;
+        for &n in &ints {
+            out.intervals.push(interval(n)?);
         }
     }
-    for _ in 0..width {
+    // Mode 9 columns: index and masks; their values are the sums until all columns are read.
+    let mut sums: Vec<(usize, u64, u64)> = Vec::new();
+    let mut divisors = Vec::new();
+    while out.values.len() < width {
         let column = match r.int_column(version, rows, &mut ints)? {
+            Mode::Sum => {
+                let (plus, minus) = (r.uvarint()?, r.uvarint()?);
+                sums.push((out.values.len(), plus, minus));
+                let mut sum = Vec::with_capacity(rows);
+                r.ints(version, rows, &mut sum)?;
+                Column::Fixed(sum)
+            }
+            Mode::Rate => Column::Fixed(read_rate(&mut r, version, &out.intervals, &mut divisors)?),
+            Mode::Shares if out.values.is_empty() && width >= 2 => {
+                read_shares(&mut r, version, rows, width, &mut out.values)?;
+                break;
+            }
+            Mode::Shares => return Err(ChunkError::Malformed("shares after a column")),
             Mode::Float => {
                 let mut column = Vec::with_capacity(rows);
                 let mut bits = 0u64;
@@ -459,8 +566,123 @@ pub fn decode_columns_with(bytes: &[u8], times: Option<&Columns>) -> Result<Colu
         };
         out.values.push(column);
     }
+    undo_sums(&sums, &mut out.values)?;
     r.finish()?;
     Ok(out)
+}
+
+/// Turns the mode 9 columns of `values` (`sums`: index, plus and minus masks) from their sums
+/// back into their values.
+fn undo_sums(sums: &[(usize, u64, u64)], values: &mut [Column]) -> Result<(), ChunkError> {
+    let mut summed = 0u64;
+    for &(c, _, _) in sums {
+        summed |= u32::try_from(c)
+            .ok()
+            .and_then(|c| 1u64.checked_shl(c))
+            .ok_or(ChunkError::Malformed("sum column index"))?;
+    }
+    for &(c, plus, minus) in sums {
+        let others = plus | minus;
+        if plus & minus != 0
+            || others & summed != 0
+            || (values.len() < 64 && others >> values.len() != 0)
+        {
+            return Err(ChunkError::Malformed("sum masks"));
+        }
+        let mut column = match std::mem::replace(&mut values[c], Column::Const(0)) {
+            Column::Fixed(ns) => ns,
+            _ => return Err(ChunkError::Malformed("sum column")),
+        };
+        for (j, other) in values.iter().enumerate().take(64) {
+            if others >> j & 1 == 0 {
+                continue;
+            }
+            let negative = minus >> j & 1 == 1;
+            let undo = |a: &mut i64, b: i64| {
+                *a = if negative {
+                    a.wrapping_add(b)
+                } else {
+                    a.wrapping_sub(b)
+                }
+            };
+            match other {
+                Column::Const(n) => column.iter_mut().for_each(|a| undo(a, *n)),
+                Column::Fixed(ns) => column.iter_mut().zip(ns).for_each(|(a, &b)| undo(a, b)),
+                Column::Float(_) => return Err(ChunkError::Malformed("sum with floats")),
+            }
+        }
+        values[c] = Column::Fixed(column);
+    }
+    Ok(())
+}
+
+/// Reads the rest of a mode 7 column (see `put_rate_column`), its values computed over
+/// `intervals`.
+fn read_rate(
+    r: &mut Reader<'_>,
+    version: u8,
+    intervals: &[u32],
+    divisors: &mut Vec<Option<Divisor>>,
+) -> Result<Vec<i64>, ChunkError> {
+    let scale = i64::try_from(r.uvarint()?).map_err(|_| ChunkError::Malformed("rate scale"))?;
+    let rows = intervals.len();
+    let mut ks = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut ks)?;
+    let mut residuals = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut residuals)?;
+    // Every rate column of the chunk divides by the same intervals: their reciprocals once.
+    if divisors.is_empty() {
+        divisors.extend(
+            intervals
+                .iter()
+                .map(|&i| (i > 0).then(|| Divisor::new(i128::from(i)))),
+        );
+    }
+    ks.iter()
+        .zip(&residuals)
+        .zip(divisors.iter())
+        .map(|((&k, &res), &d)| {
+            d.and_then(|d| rate_value_by(k, scale, d))
+                .map(|p| p.wrapping_add(res))
+                .ok_or(ChunkError::Malformed("rate out of range"))
+        })
+        .collect()
+}
+
+/// Reads the columns of a mode 8 chunk (see `shares`) into `values`.
+fn read_shares(
+    r: &mut Reader<'_>,
+    version: u8,
+    rows: usize,
+    width: usize,
+    values: &mut Vec<Column>,
+) -> Result<(), ChunkError> {
+    let mut rest = Vec::with_capacity(rows);
+    r.ints(version, rows, &mut rest)?;
+    let mut ks = Vec::with_capacity(width);
+    for _ in 0..width {
+        let mut k = Vec::with_capacity(rows);
+        r.ints(version, rows, &mut k)?;
+        ks.push(k);
+    }
+    let mut totals: Vec<i128> = rest.iter().map(|&n| i128::from(n)).collect();
+    for k in &ks {
+        for (t, &n) in totals.iter_mut().zip(k) {
+            *t += i128::from(n);
+        }
+    }
+    if totals.iter().any(|&t| t <= 0) {
+        return Err(ChunkError::Malformed("shares of a total not above 0"));
+    }
+    let totals: Vec<Divisor> = totals.into_iter().map(Divisor::new).collect();
+    for mut k in ks {
+        for (v, &t) in k.iter_mut().zip(&totals) {
+            let n = t.round(i128::from(*v) * i128::from(SHARES_SCALE));
+            *v = i64::try_from(n).map_err(|_| ChunkError::Malformed("share out of range"))?;
+        }
+        values.push(Column::Fixed(k));
+    }
+    Ok(())
 }
 
 /// Reads version 1's timestamps (see the module doc).

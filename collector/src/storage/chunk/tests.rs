@@ -540,3 +540,282 @@ fn shared_times_round_trip_and_are_required() {
     }
     assert_eq!(encode_shared(&[]).unwrap(), (encode(&[]).unwrap(), None));
 }
+
+/// 100 samples at 1 s of this machine as the agent computed them (`fleet-record-samples`, the
+/// recording `scripts/bench-store` replays, taken while builds ran): `time_ms interval_ms
+/// activity instance values...` per record.
+const RECORDED: &str = include_str!("recorded.txt");
+
+/// The recorded samples' series: (activity, instance) to rows.
+fn recorded_series() -> std::collections::BTreeMap<(i32, String), Vec<Row>> {
+    let mut series = std::collections::BTreeMap::new();
+    for line in RECORDED.lines() {
+        let mut f = line.split(' ');
+        let mut num = || f.next().unwrap().parse::<i64>().unwrap();
+        let (time_ms, interval_ms, activity) = (num(), num(), num());
+        let instance = f.next().unwrap().to_string();
+        let values: Vec<f64> = f.map(|v| v.parse().unwrap()).collect();
+        series
+            .entry((activity as i32, instance))
+            .or_insert_with(Vec::new)
+            .push(row(time_ms, interval_ms as u32, &values));
+    }
+    series
+}
+
+/// The first mode byte after the inline times of a chunk: its first column's mode.
+fn first_column_mode(bytes: &[u8]) -> u8 {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    r.byte().unwrap();
+    let rows = r.uvarint().unwrap() as usize;
+    r.uvarint().unwrap();
+    assert_eq!(r.byte().unwrap(), TIMES_INLINE);
+    let mut ints = Vec::new();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    r.int_column(CHUNK_VERSION, rows, &mut ints).unwrap();
+    bytes[r.pos]
+}
+
+#[test]
+fn recorded_samples_round_trip_in_every_slice() {
+    let series = recorded_series();
+    assert!(series.len() > 15, "{} series", series.len());
+    let (mut with_rates, mut with_shares) = (0, 0);
+    for ((activity, instance), rows) in &series {
+        assert_eq!(rows.len(), 100, "{activity} {instance}");
+        // Every length from 1 row, and windows starting anywhere (totals and counts change).
+        for (from, to) in [
+            (0, 100),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (37, 100),
+            (99, 100),
+            (10, 75),
+        ] {
+            let rows = &rows[from..to];
+            let bytes = encode(rows).unwrap();
+            assert_eq!(bytes[0], CHUNK_VERSION);
+            let back = decode(&bytes).unwrap();
+            assert!(
+                same_bits(&back, &quantized(rows)),
+                "{activity} {instance} rows {from}..{to}"
+            );
+            let (shared, times) = encode_shared(rows).unwrap();
+            let times = decode_columns(&times.unwrap().bytes).unwrap();
+            assert!(same_bits(
+                &decode_with(&shared, Some(&times)).unwrap(),
+                &back
+            ));
+        }
+        let bytes = encode(rows).unwrap();
+        with_shares += usize::from(first_column_mode(&bytes) == ints::MODE_SHARES);
+        with_rates += usize::from(bytes.contains(&ints::MODE_RATE));
+    }
+    // The CPU rows ("all" and each CPU) are shares of jiffies; paging, I/O, disk and packet
+    // rates are counts over the interval.
+    let cpu_rows = series.keys().filter(|(a, _)| *a == 1).count();
+    assert_eq!(with_shares, cpu_rows);
+    let paging = encode(&series[&(5, "-".to_string())]).unwrap();
+    assert!(paging.contains(&ints::MODE_RATE));
+    assert!(with_rates >= 3, "{with_rates}");
+}
+
+#[test]
+fn rates_are_smaller_on_recorded_samples() {
+    let series = recorded_series();
+    for key in [(5, "-".to_string()), (6, "-".to_string())] {
+        let rows = &series[&key];
+        let v3 = encode(rows).unwrap();
+        assert!(v3.contains(&ints::MODE_RATE), "{key:?}");
+        // The same rows with their intervals off by one millisecond: no longer whole counts
+        // over the interval.
+        let mut plain_rows = rows.clone();
+        plain_rows.iter_mut().for_each(|r| r.interval_ms += 1);
+        let plain = encode(&plain_rows).unwrap();
+        assert!(same_bits(&decode(&plain).unwrap(), &quantized(&plain_rows)));
+        assert!(
+            (v3.len() as f64) < plain.len() as f64 * 0.8,
+            "{key:?}: {} vs {}",
+            v3.len(),
+            plain.len()
+        );
+    }
+}
+
+#[test]
+fn rates_and_shares_edge_cases_round_trip() {
+    let check = |rows: &[Row]| {
+        let bytes = encode(rows).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert!(same_bits(&back, &quantized(rows)), "{rows:?}");
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        bytes
+    };
+    // Counts over intervals that wander, a burst, a negative rate, a row off the grid.
+    let rates: Vec<Row> = (0..300i64)
+        .map(|i| {
+            let iv = 990 + (i % 23) as u32;
+            let count = (i * 7919 % 613) as f64 + if i == 150 { 1e9 } else { 0.0 };
+            let rate = count * 1000.0 / f64::from(iv);
+            let odd = if i == 77 { 0.013 } else { 0.0 };
+            row(i * 1000, iv, &[rate, -rate / 2.0, rate + odd, 0.0])
+        })
+        .collect();
+    let bytes = check(&rates);
+    assert!(bytes.contains(&ints::MODE_RATE));
+    // A zero interval: no rates, the values as they are.
+    let mut zero = rates.clone();
+    zero[5].interval_ms = 0;
+    check(&zero);
+    // Shares of totals that change, that are 1 (one column takes all), and rows that are not
+    // shares (a value above 100 %, a negative one, NaN): the chunk falls back to columns.
+    let shares: Vec<Row> = (0..200i64)
+        .map(|i| {
+            let total = [100.0, 99.0, 101.0, 1.0, 400.0][(i / 40) as usize];
+            let user = (i * 37 % 50) as f64 % total;
+            let sys = ((i * 11) % 20) as f64 % (total - user + 1.0);
+            let idle = (total - user - sys).max(0.0);
+            let pct = |k: f64| k * 100.0 / total;
+            row(i * 1000, 1000, &[pct(user), 0.0, pct(sys), pct(idle)])
+        })
+        .collect();
+    assert_eq!(first_column_mode(&check(&shares)), ints::MODE_SHARES);
+    for bad in [100.01, -0.01, f64::NAN] {
+        let mut rows = shares.clone();
+        rows[120].values[1] = bad;
+        assert_ne!(first_column_mode(&check(&rows)), ints::MODE_SHARES);
+    }
+    // All zero: no total to share.
+    let zeros: Vec<Row> = (0..50)
+        .map(|i| row(i * 1000, 1000, &[0.0, 0.0, 0.0]))
+        .collect();
+    check(&zeros);
+}
+
+#[test]
+fn version_2_chunks_are_still_read() {
+    // Version 3 adds modes 7 and 8 to version 2 and changes nothing else: a chunk that uses
+    // neither is a version 2 chunk but for its first byte.
+    let rows: Vec<Row> = (0..400i64)
+        .map(|i| {
+            row(
+                i * 1000 + i % 3,
+                1000 + (i % 7) as u32,
+                &[(i % 13) as f64 * 0.37, 5.0],
+            )
+        })
+        .collect();
+    let mut bytes = encode(&rows).unwrap();
+    assert!(column_modes(&bytes)
+        .iter()
+        .all(|(m, _)| *m <= ints::MODE_VARINTS));
+    bytes[0] = CHUNK_VERSION_2;
+    assert!(same_bits(&decode(&bytes).unwrap(), &quantized(&rows)));
+    // Version 3's new modes are not version 2's.
+    let rated = encode(&recorded_series()[&(5, "-".to_string())]).unwrap();
+    let shared = encode(&recorded_series()[&(1, "all".to_string())]).unwrap();
+    for mut v3 in [rated, shared] {
+        assert!(decode(&v3).is_ok());
+        v3[0] = CHUNK_VERSION_2;
+        assert!(decode(&v3).is_err());
+    }
+    let mut unknown = bytes;
+    unknown[0] = CHUNK_VERSION + 1;
+    assert_eq!(decode(&unknown), Err(ChunkError::UnknownVersion(4)));
+}
+
+#[test]
+fn sums_of_columns_round_trip() {
+    // sar -r: used is the total less free, buffers, cached and the slab (which moves slowly).
+    let noise = |i: i64| (i * 7919 % 1009) - 504;
+    let rows: Vec<Row> = (0..600i64)
+        .map(|i| {
+            let free = 4_000_000.0 + (noise(i) * 37) as f64;
+            let buffers = 200_000.0 + (noise(i + 5) * 3) as f64;
+            let cached = 9_000_000.0 + (noise(i + 11) * 29) as f64;
+            let slab = 500_000.0 + (i / 60) as f64;
+            let used = 32_000_000.0 - free - buffers - cached - slab;
+            let tps = (noise(i + 3) + 600) as f64 / 100.0;
+            row(
+                i * 1000,
+                1000,
+                &[
+                    free,
+                    used,
+                    buffers,
+                    cached,
+                    tps,
+                    1.5,
+                    f64::from(i as i32 % 2),
+                ],
+            )
+        })
+        .collect();
+    let bytes = encode(&rows).unwrap();
+    assert!(bytes.contains(&ints::MODE_SUM));
+    assert!(same_bits(&decode(&bytes).unwrap(), &quantized(&rows)));
+    for cut in 0..bytes.len() {
+        assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let c = decode_columns(&bytes).unwrap();
+    assert_eq!(c.values[5], Column::Const(150));
+    // Version 2 knew no sums.
+    let mut v2 = bytes.clone();
+    v2[0] = CHUNK_VERSION_2;
+    assert!(decode(&v2).is_err());
+    // A sum that refers to itself, to a column beyond the chunk, or to another sum is corrupt.
+    let one = |plus: u64, minus: u64, width: u64| {
+        let mut b = vec![CHUNK_VERSION, 2, width as u8, TIMES_INLINE];
+        b.extend([ints::MODE_CONST, 0, ints::MODE_CONST, 0]);
+        for c in 0..width {
+            if c == 0 {
+                b.extend([ints::MODE_SUM, plus as u8, minus as u8, ints::MODE_CONST, 4]);
+            } else {
+                b.extend([ints::MODE_CONST, 2]);
+            }
+        }
+        decode_columns(&b)
+    };
+    assert_eq!(
+        one(0b10, 0, 2).unwrap().values[0],
+        Column::Fixed(vec![1, 1])
+    );
+    assert_eq!(
+        one(0, 0b10, 2).unwrap().values[0],
+        Column::Fixed(vec![3, 3])
+    );
+    for (plus, minus, width) in [(0b1, 0, 2), (0b100, 0, 2), (0b10, 0b10, 2)] {
+        assert!(one(plus, minus, width).is_err(), "{plus:b} {minus:b}");
+    }
+}
+
+#[test]
+fn rounded_division_is_exact_on_both_paths() {
+    let exact = |n: i128, d: i128| (2 * n + d).div_euclid(2 * d);
+    let big = 1i128 << 50;
+    for n in [
+        0,
+        1,
+        -1,
+        49,
+        50,
+        51,
+        -50,
+        -51,
+        99_999,
+        big - 1,
+        -big,
+        -big + 1,
+        big,
+        1 << 70,
+    ] {
+        for d in [1, 2, 3, 7, 100, 1000, 1010, 4097, big - 1, big, 1 << 60] {
+            for n in [n, n * 3 + 1, -(n * 7) - 3] {
+                assert_eq!(ints::round_div(n, d), exact(n, d), "{n} / {d}");
+            }
+        }
+    }
+}

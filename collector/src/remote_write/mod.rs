@@ -26,12 +26,17 @@
 //! Why shards: one request in flight per receiver is bound by the receiver's latency (measured
 //! at 45 to 60 K samples/s under full ingest, falling behind). With N shards, N requests are in
 //! flight, and the encoding is spread over the runtime's threads (README "Benchmarks"). With
-//! `remote_write_shards = 1` the sender is the single ordered queue of before.
+//! `remote_write_shards = 1` one request is in flight, in the order of the outbox.
 //!
 //! At least once: after a receiver outage or a restart the reader resends everything from the
 //! cursor. Batches after it that some shards had already delivered are then sent again: the
-//! same values at the same times, which Prometheus takes as duplicates and VictoriaMetrics
-//! keeps once with `-dedup.minScrapeInterval` (README "Remote-write").
+//! same values at the same times, which VictoriaMetrics keeps once with
+//! `-dedup.minScrapeInterval` (README "Remote-write"). Prometheus refuses a whole request with
+//! a sample older than its series' newest: a resent request that joins samples a shard had
+//! delivered with ones it had not is refused (counted, skipped), and the latter are lost there.
+//! The window for it, at a crash or a stop, is what shards delivered past the cursor: from a
+//! shard's 2xx to the cursor's synced write when caught up, up to two batches per shard when
+//! behind.
 //!
 //! Ingest never waits on a receiver: the writer only appends, and the outbox is bounded
 //! ([`RemoteWriteOptions::queue_entries`], the oldest dropped and counted), so a dead receiver

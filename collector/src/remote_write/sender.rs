@@ -214,11 +214,16 @@ impl Sender {
                 Wake::Live => self.send_live().await,
             }
         }
-        // The shards see the stop too; their queues close with the reader's.
-        drop(reader);
+        // The shards see the stop too; their queues close with the reader's. What they
+        // finished meanwhile still moves the cursor.
+        drop(std::mem::take(&mut reader.shards));
         for t in tasks {
             let _ = t.await;
         }
+        while let Ok(id) = done.try_recv() {
+            reader.window.done(id);
+        }
+        self.advance(&mut reader).await;
     }
 
     /// Reads the next entries from the store into `r.read`; false when stopped meanwhile.

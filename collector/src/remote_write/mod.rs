@@ -31,12 +31,12 @@
 //! At least once: after a receiver outage or a restart the reader resends everything from the
 //! cursor. Batches after it that some shards had already delivered are then sent again: the
 //! same values at the same times, which VictoriaMetrics keeps once with
-//! `-dedup.minScrapeInterval` (README "Remote-write"). Prometheus refuses a whole request with
-//! a sample older than its series' newest: a resent request that joins samples a shard had
-//! delivered with ones it had not is refused (counted, skipped), and the latter are lost there.
-//! The window for it, at a crash or a stop, is what shards delivered past the cursor: from a
-//! shard's 2xx to the cursor's synced write when caught up, up to two batches per shard when
-//! behind.
+//! `-dedup.minScrapeInterval` (README "Remote-write"). Prometheus refuses a whole request
+//! with a sample older than its series' newest; so that a resent request never joins samples
+//! a shard had delivered with ones it had not, the reader persists its frontier before handing
+//! a batch to the shards, and after a restart resends the entries between the cursor and the
+//! frontier one entry per request ([`sender`]). (With another shard count after the restart,
+//! an entry's part may again join both, and a receiver like Prometheus may lose that part.)
 //!
 //! Ingest never waits on a receiver: the writer only appends, and the outbox is bounded
 //! ([`RemoteWriteOptions::queue_entries`], the oldest dropped and counted), so a dead receiver

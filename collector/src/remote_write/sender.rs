@@ -10,6 +10,11 @@
 //! - At most two batches per shard are in flight (the window): when a shard is slow or failing,
 //!   the reader stops there, and memory stays bounded however long the receiver is down.
 //! - Entries the outbox's bound dropped before they were read: counted in `dropped`, skipped.
+//! - Before a batch goes to the shards, the frontier (the seq after its last entry) is written
+//!   (not synced). After a restart, the entries between the cursor and the frontier, which
+//!   some shards may have delivered, are resent one entry per request: each shard's part of an
+//!   entry was delivered whole or not at all, so a receiver that refuses a whole request for a
+//!   sample it already has (Prometheus) refuses only what it has (counted in `rejected`).
 //!
 //! Every few seconds ([`SenderOptions::live_every`]) while caught up, the sender also sends the
 //! live series (`fleet_host_up`, `fleet_collector_offset_seconds`) at the collector's time,
@@ -119,6 +124,10 @@ struct Reader {
     cursor: u64,
     /// The next seq to read from the store.
     read_from: u64,
+    /// The frontier found at start: entries before it are resent one at a time.
+    resend_until: u64,
+    /// The frontier persisted.
+    frontier: u64,
     /// Entries read and not in a batch yet.
     read: VecDeque<(u64, OutboxEntry)>,
     window: Window,
@@ -142,6 +151,12 @@ impl Sender {
             }
         };
         stats.cursor.store(cursor, Relaxed);
+        let key = self.key.clone();
+        let frontier = match blocking(&store, move |s| s.outbox_frontier(&key)).await {
+            Ok(f) => f.unwrap_or(cursor).max(cursor),
+            // Only a hint: without it, a resend may join delivered and new samples.
+            Err(_) => cursor,
+        };
         let n = self.target.opts.shards.max(1);
         // Two batches per shard: one being sent, one waiting, so every shard has work while
         // the reader reads.
@@ -150,6 +165,8 @@ impl Sender {
         let mut reader = Reader {
             cursor,
             read_from: cursor,
+            resend_until: frontier,
+            frontier,
             read: VecDeque::new(),
             window: Window::new(cap),
             newest: Newest::default(),
@@ -251,19 +268,28 @@ impl Sender {
     /// hands its parts to the shards; false when the shards are gone (stopping).
     async fn dispatch(&self, r: &mut Reader) -> bool {
         let stats = &self.target.stats;
-        let Some((_, oldest)) = r.read.front() else {
+        let Some((first, oldest)) = r.read.front() else {
             return true;
         };
         let oldest_ms = oldest.stored_ms;
+        let alone = *first < r.resend_until;
         let mut batch = Batch::default();
         let mut upto = 0;
         while let Some((seq, entry)) = r.read.front() {
-            if batch.samples >= self.target.opts.max_samples {
+            if upto > 0 && (alone || batch.samples >= self.target.opts.max_samples) {
                 break;
             }
             batch.add(entry, &mut r.newest);
             upto = seq + 1;
             r.read.pop_front();
+        }
+        if upto > r.frontier {
+            let key = self.key.clone();
+            let store = &self.target.store;
+            if let Err(e) = blocking(store, move |s| s.set_outbox_frontier(&key, upto)).await {
+                tracing::debug!(error = %e, "remote-write: frontier not written");
+            }
+            r.frontier = upto;
         }
         stats
             .out_of_order
@@ -275,7 +301,7 @@ impl Sender {
         let sending = parts.iter().filter(|p| !p.is_empty()).count();
         let id = r.window.push(upto, sending, oldest_ms);
         for (queue, batch) in r.shards.iter().zip(parts) {
-            if !batch.is_empty() && queue.send(Part { id, batch }).await.is_err() {
+            if !batch.is_empty() && queue.send(Part { id, batch, alone }).await.is_err() {
                 return false;
             }
         }

@@ -1,5 +1,6 @@
 //! One shard of a receiver's send queue: takes its parts of the read batches in order, joins
-//! those waiting into one request of up to [`SenderOptions::max_samples`] samples, sends it
+//! those waiting into one request of up to [`SenderOptions::max_samples`] samples (not the
+//! parts marked [`Part::alone`]), sends it
 //! (one request in flight per shard) until the receiver accepts or refuses it for good, then
 //! reports each part done to the reader, which moves the cursor.
 //!
@@ -42,6 +43,10 @@ pub(super) struct Part {
     /// The read batch's id in the reader's window.
     pub(super) id: u64,
     pub(super) batch: Batch,
+    /// Sent in a request of its own: one entry resent after a restart, which this shard had
+    /// either delivered whole or not at all (a receiver such as Prometheus refuses a whole
+    /// request for one sample it already has).
+    pub(super) alone: bool,
 }
 
 /// How a delivery ended.
@@ -155,10 +160,11 @@ pub(super) async fn run(
             },
         };
         let mut ids = vec![first.id];
+        let alone = first.alone;
         let mut batch = first.batch;
-        while batch.samples < max {
+        while batch.samples < max && !alone {
             match parts.try_recv() {
-                Ok(p) if batch.samples + p.batch.samples > max => {
+                Ok(p) if p.alone || batch.samples + p.batch.samples > max => {
                     carry = Some(p);
                     break;
                 }

@@ -23,10 +23,12 @@
 //! that fails holds it back while the others go on, at most two batches per shard ahead, so the
 //! reader's memory is bounded however long a receiver is slow or down.
 //!
-//! Why shards: one request in flight per receiver is bound by the receiver's latency (measured
-//! at 45 to 60 K samples/s under full ingest, falling behind). With N shards, N requests are in
-//! flight, and the encoding is spread over the runtime's threads (README "Benchmarks"). With
-//! `remote_write_shards = 1` one request is in flight, in the order of the outbox.
+//! Why shards: one request in flight per receiver is bound by the receiver's latency; with N
+//! shards, N requests are in flight and their encoding runs on the runtime's threads. Where the
+//! receiver shares the collector's cores the sender is CPU-bound instead, and shards add
+//! little (README "Benchmarks": there, most of the gain over the single queue of before came
+//! from reading each outbox entry once). With `remote_write_shards = 1` one request is in
+//! flight, in the order of the outbox.
 //!
 //! At least once: after a receiver outage or a restart the reader resends everything from the
 //! cursor. Batches after it that some shards had already delivered are then sent again: the
@@ -46,8 +48,8 @@ pub mod client;
 pub mod names;
 pub mod sender;
 pub mod series;
-mod shard;
-mod window;
+pub mod shard;
+pub mod window;
 pub mod wire;
 
 use std::sync::atomic::Ordering::Relaxed;

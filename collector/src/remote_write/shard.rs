@@ -1,6 +1,6 @@
 //! One shard of a receiver's send queue: takes its parts of the read batches in order, joins
 //! those waiting into one request of up to [`SenderOptions::max_samples`] samples (not the
-//! parts marked [`Part::alone`]), sends it
+//! parts marked `Part::alone`), sends it
 //! (one request in flight per shard) until the receiver accepts or refuses it for good, then
 //! reports each part done to the reader, which moves the cursor.
 //!

@@ -4,7 +4,7 @@
 //!
 //! The cursor moves only over the prefix of batches every shard has finished (accepted, or
 //! refused for good): a batch that one shard cannot deliver holds the cursor back however far
-//! the other shards go, and the window's bound ([`Window::is_full`]) stops the reader there, so
+//! the other shards go, and the window's bound (`Window::is_full`) stops the reader there, so
 //! a slow or failing shard costs at most `cap` batches of memory.
 
 use std::collections::VecDeque;

@@ -148,6 +148,11 @@ pub struct Options {
     /// beyond it the oldest are dropped and counted.
     #[arg(long)]
     pub remote_write_queue: Option<u64>,
+    /// Requests in flight per receiver (default 4): each stored batch's series are split
+    /// across this many shards by their labels, a series always to the same shard; 1 sends one
+    /// request at a time.
+    #[arg(long)]
+    pub remote_write_shards: Option<usize>,
 }
 
 impl Options {
@@ -206,6 +211,7 @@ impl Options {
                 .or(file.remote_write_bearer_token_file),
             remote_write_label: or_list(self.remote_write_label, file.remote_write_label),
             remote_write_queue: self.remote_write_queue.or(file.remote_write_queue),
+            remote_write_shards: self.remote_write_shards.or(file.remote_write_shards),
         }
     }
 }
@@ -447,6 +453,9 @@ impl Settings {
     }
 }
 
+/// Most remote-write shards per receiver: each holds a connection and up to two batches.
+const MAX_REMOTE_WRITE_SHARDS: usize = 64;
+
 /// The remote-write settings of `o` (None without a URL), validated.
 fn remote_write(
     urls: &[String],
@@ -467,6 +476,7 @@ fn remote_write(
         ),
         ("remote_write_label", !o.remote_write_label.is_empty()),
         ("remote_write_queue", o.remote_write_queue.is_some()),
+        ("remote_write_shards", o.remote_write_shards.is_some()),
     ];
     if urls.is_empty() {
         return match given_without.iter().find(|(_, given)| *given) {
@@ -529,6 +539,15 @@ fn remote_write(
     if queue_entries == 0 {
         return Err(invalid("remote_write_queue", "must be at least 1"));
     }
+    let shards = o
+        .remote_write_shards
+        .unwrap_or(crate::remote_write::DEFAULT_SHARDS);
+    if !(1..=MAX_REMOTE_WRITE_SHARDS).contains(&shards) {
+        return Err(invalid(
+            "remote_write_shards",
+            format!("{shards}: from 1 to {MAX_REMOTE_WRITE_SHARDS}"),
+        ));
+    }
     Ok(Some(RemoteWriteOptions {
         urls: urls.to_vec(),
         client: ClientOptions {
@@ -540,6 +559,7 @@ fn remote_write(
         },
         sender: SenderOptions {
             labels,
+            shards,
             ..SenderOptions::default()
         },
         queue_entries,
@@ -804,6 +824,7 @@ mod tests {
         assert_eq!(rw.urls, ["http://vm:8428/api/v1/write"]);
         assert_eq!(rw.sender.labels, [("env".to_owned(), "prod".to_owned())]);
         assert_eq!(rw.queue_entries, 5);
+        assert_eq!(rw.sender.shards, crate::remote_write::DEFAULT_SHARDS);
         // Flags replace the file's list.
         let over = Options {
             remote_write: vec!["https://a/w".into(), "https://b/w".into()],
@@ -811,6 +832,25 @@ mod tests {
         };
         let rw = Settings::resolve(f, over).unwrap().remote_write.unwrap();
         assert_eq!(rw.urls.len(), 2);
+        let shards = Options::parse(
+            "remote_write = [\"http://vm:8428/api/v1/write\"]\nremote_write_shards = 8",
+            "c.toml",
+        )
+        .unwrap();
+        let rw = Settings::resolve(shards.clone(), flags())
+            .unwrap()
+            .remote_write
+            .unwrap();
+        assert_eq!(rw.sender.shards, 8);
+        let one = Options {
+            remote_write_shards: Some(1),
+            ..flags()
+        };
+        let rw = Settings::resolve(shards, one)
+            .unwrap()
+            .remote_write
+            .unwrap();
+        assert_eq!(rw.sender.shards, 1);
         assert_eq!(
             Settings::resolve(Options::default(), flags())
                 .unwrap()
@@ -824,6 +864,21 @@ mod tests {
                     ..flags()
                 },
                 "remote_write_queue",
+            ),
+            (
+                Options {
+                    remote_write_shards: Some(2),
+                    ..flags()
+                },
+                "remote_write_shards",
+            ),
+            (
+                Options {
+                    remote_write: vec!["http://a/w".into()],
+                    remote_write_shards: Some(0),
+                    ..flags()
+                },
+                "remote_write_shards",
             ),
             (
                 Options {

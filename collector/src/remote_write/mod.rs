@@ -5,27 +5,51 @@
 //! - [`wire`]: the protobuf messages and the snappy body.
 //! - [`series`]: outbox entries into labelled series (pure).
 //! - [`client`]: the HTTP client of one receiver (TLS, credentials) and what an answer means.
-//! - [`sender`]: one receiver's loop: outbox to requests, retries, the persisted cursor.
+//! - [`sender`]: one receiver's reader: outbox to read batches, split across its shards, the
+//!   persisted cursor.
+//! - [`shard`]: one shard of a receiver's send queue: requests, retries.
+//! - [`window`]: the read batches in flight, and how far the cursor may move (pure).
 //!
-//! # Durable and ordered, and never in ingest's way
+//! # Durable, ordered per series, and never in ingest's way
 //!
 //! The writer appends each stored batch to the store's outbox in the same synced write as the
 //! data ([`crate::storage::outbox`]), so nothing stored is missed, even across a SIGKILL. Each
-//! receiver has its own task that reads the outbox from its own persisted cursor, one request at
-//! a time, and moves the cursor only after a 2xx: after a receiver outage or a restart it
-//! resends from there, in order. Ingest never waits on a receiver: the writer only appends, and
-//! the outbox is bounded ([`RemoteWriteOptions::queue_entries`], the oldest dropped and counted),
-//! so a dead receiver cannot fill the disk. Entries every receiver accepted are deleted.
+//! receiver has a reader that reads the outbox from the receiver's own persisted cursor, turns
+//! the entries into series, and splits each read batch across N shards
+//! ([`SenderOptions::shards`], `remote_write_shards`, 4 by default) by a stable hash of each
+//! series, so that a series always goes to the same shard and keeps its order. Each shard sends
+//! one request at a time and retries it until the receiver accepts or refuses it for good. The
+//! cursor moves (synced) only over the read batches that every shard is done with: a shard
+//! that fails holds it back while the others go on, at most two batches per shard ahead, so the
+//! reader's memory is bounded however long a receiver is slow or down.
 //!
-//! One request in flight per receiver, not shards: the outbox is already the buffer, a request
-//! carries up to 10,000 samples of many batches when the sender is behind, and the order of
-//! every series then needs no coordination. A slow receiver delays only itself (measured in the
-//! benchmark of README "Benchmarks").
+//! Why shards: one request in flight per receiver is bound by the receiver's latency; with N
+//! shards, N requests are in flight and their encoding runs on the runtime's threads. Where the
+//! receiver shares the collector's cores the sender is CPU-bound instead, and shards add
+//! little (README "Benchmarks": there, most of the gain over the single queue of before came
+//! from reading each outbox entry once). With `remote_write_shards = 1` one request is in
+//! flight, in the order of the outbox.
+//!
+//! At least once: after a receiver outage or a restart the reader resends everything from the
+//! cursor. Batches after it that some shards had already delivered are then sent again: the
+//! same values at the same times, which VictoriaMetrics keeps once with
+//! `-dedup.minScrapeInterval` (README "Remote-write"). Prometheus refuses a whole request
+//! with a sample older than its series' newest; so that a resent request never joins samples
+//! a shard had delivered with ones it had not, the reader persists its frontier before handing
+//! a batch to the shards, and after a restart resends the entries between the cursor and the
+//! frontier one entry per request ([`sender`]). (With another shard count after the restart,
+//! an entry's part may again join both, and a receiver like Prometheus may lose that part.)
+//!
+//! Ingest never waits on a receiver: the writer only appends, and the outbox is bounded
+//! ([`RemoteWriteOptions::queue_entries`], the oldest dropped and counted), so a dead receiver
+//! cannot fill the disk. Entries every receiver accepted are deleted.
 
 pub mod client;
 pub mod names;
 pub mod sender;
 pub mod series;
+pub mod shard;
+pub mod window;
 pub mod wire;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,7 +60,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use client::ClientOptions;
-pub use sender::{SenderOptions, SenderStats};
+pub use sender::{SenderOptions, SenderStats, DEFAULT_SHARDS};
 
 use crate::rules::Live;
 use crate::storage::Store;
@@ -78,7 +102,7 @@ pub fn display_url(url: &str) -> String {
 }
 
 impl RemoteWrite {
-    /// Starts one sender per URL and the task that deletes what all of them accepted; they stop
+    /// Starts one sender (a reader and its shards) per URL and the task that deletes what all of them accepted; they stop
     /// when `stop` turns true ([`RemoteWrite::shutdown`] waits for them).
     ///
     /// # Errors
@@ -96,15 +120,15 @@ impl RemoteWrite {
             let receiver = client::Receiver::new(url, &opts.client)?;
             let st = Arc::new(SenderStats {
                 receiver: display_url(url),
+                shards: opts.sender.shards.max(1),
                 ..Default::default()
             });
+            let target =
+                shard::Target::new(store.clone(), receiver, st.clone(), opts.sender.clone());
             let s = sender::Sender {
-                store: store.clone(),
+                target: Arc::new(target),
                 live: live.clone(),
-                receiver,
                 key: url.clone(),
-                stats: st.clone(),
-                opts: opts.sender.clone(),
                 moved: moved.clone(),
             };
             stats.push(st);

@@ -1,41 +1,56 @@
-//! One receiver's sender: tails the store's outbox from its persisted cursor, sends one request
-//! at a time, and moves the cursor (synced) only after the receiver accepted it.
+//! One receiver's sender: a reader that tails the store's outbox from the receiver's persisted
+//! cursor, turns the entries into series ([`Batch`], with the [`Newest`] filter), splits each
+//! read batch across [`SenderOptions::shards`] shards ([`super::shard`]) by a stable hash of
+//! each series, and moves the cursor (synced) over the batches every shard is done with
+//! ([`super::window`]).
 //!
-//! - 2xx: the cursor moves past the request's entries.
-//! - 5xx, 429, no connection, a timeout: the same body again after a jittered backoff
-//!   ([`Backoff`], 0.5 s to 30 s), counted in `failures`; the first failure of an outage and
-//!   the recovery are logged, not every retry.
-//! - Another answer (a 4xx: the receiver will never take it): counted in `rejected`, logged at
-//!   warn the first time (debug after), and the entries skipped.
-//! - Entries the outbox's bound dropped before they were sent: counted in `dropped`, skipped.
+//! - A read batch takes entries until it holds [`SenderOptions::max_samples`] samples; entries
+//!   read from the store and not taken yet wait in memory (at most
+//!   [`SenderOptions::read_entries`]).
+//! - At most two batches per shard are in flight (the window): when a shard is slow or failing,
+//!   the reader stops there, and memory stays bounded however long the receiver is down.
+//! - Entries the outbox's bound dropped before they were read: counted in `dropped`, skipped.
+//! - Before a batch goes to the shards, the frontier (the seq after its last entry) is written
+//!   (not synced). After a restart, the entries between the cursor and the frontier, which
+//!   some shards may have delivered, are resent one entry per request: each shard's part of an
+//!   entry was delivered whole or not at all, so a receiver that refuses a whole request for a
+//!   sample it already has (Prometheus) refuses only what it has (counted in `rejected`).
 //!
-//! Every few seconds ([`SenderOptions::live_every`]) the sender also sends the live series
-//! (`fleet_host_up`, `fleet_collector_offset_seconds`) at the collector's time, once, outside the
-//! outbox: they describe the present, and a missed one is replaced by the next.
+//! Every few seconds ([`SenderOptions::live_every`]) while caught up, the sender also sends the
+//! live series (`fleet_host_up`, `fleet_collector_offset_seconds`) at the collector's time,
+//! once, outside the outbox: they describe the present, and a missed one is replaced by the
+//! next.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_proto::backoff::Backoff;
 use fleet_proto::clock::now_ms;
-use fleet_proto::v1::HostIdentity;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify};
 
-use super::client::{Outcome, Receiver};
+use super::client::Outcome;
 use super::names::{self, LabelSet};
 use super::series::{Batch, Newest};
+use super::shard::{self, Part, Target};
+use super::window::Window;
 use super::wire;
 use crate::rules::Live;
 use crate::storage::{OutboxEntry, Store};
 
+/// Shards per receiver unless `remote_write_shards` says otherwise.
+pub const DEFAULT_SHARDS: usize = 4;
+
 /// How a sender batches and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderOptions {
-    /// A request stops taking entries once it holds this many samples.
+    /// A read batch stops taking entries once it holds this many samples, and a shard's
+    /// request joins its waiting parts up to this many.
     pub max_samples: usize,
     /// Most outbox entries read at once.
     pub read_entries: usize,
+    /// Requests in flight at once (each shard sends one at a time); 1: one request at a time.
+    pub shards: usize,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     /// How often the live series are sent.
@@ -49,6 +64,7 @@ impl Default for SenderOptions {
         SenderOptions {
             max_samples: 10_000,
             read_entries: 2_000,
+            shards: DEFAULT_SHARDS,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
             live_every: Duration::from_secs(5),
@@ -62,10 +78,14 @@ impl Default for SenderOptions {
 pub struct SenderStats {
     /// The receiver's URL without credentials or query: the `receiver` label.
     pub receiver: String,
+    /// Its shards.
+    pub shards: usize,
     /// The next outbox seq the receiver has not accepted.
     pub cursor: AtomicU64,
     /// When the oldest entry not accepted yet was stored (Unix ms); 0 when caught up.
     pub oldest_unsent_ms: AtomicI64,
+    /// Requests being sent or retried now (at most one per shard).
+    pub in_flight: AtomicU64,
     /// Samples accepted.
     pub samples: AtomicU64,
     /// Requests accepted.
@@ -82,194 +102,241 @@ pub struct SenderStats {
 
 /// What a sender needs.
 pub(super) struct Sender {
-    pub(super) store: Arc<Store>,
+    pub(super) target: Arc<Target>,
     pub(super) live: Arc<Live>,
-    pub(super) receiver: Receiver,
     /// The cursor's key: the URL as configured.
     pub(super) key: String,
-    pub(super) stats: Arc<SenderStats>,
-    pub(super) opts: SenderOptions,
     /// Told the cursor moved (the trimmer deletes what every sender passed).
-    pub(super) moved: Arc<tokio::sync::Notify>,
+    pub(super) moved: Arc<Notify>,
 }
 
-/// Why a send loop stopped waiting.
+/// Why the reader stopped waiting.
 enum Wake {
     Stop,
+    Done(u64),
     Entries,
     Live,
 }
 
+/// The reader's state.
+struct Reader {
+    /// The persisted cursor: every entry before it was accepted (or refused for good).
+    cursor: u64,
+    /// The next seq to read from the store.
+    read_from: u64,
+    /// The frontier found at start: entries before it are resent one at a time.
+    resend_until: u64,
+    /// The frontier persisted.
+    frontier: u64,
+    /// Entries read and not in a batch yet.
+    read: VecDeque<(u64, OutboxEntry)>,
+    window: Window,
+    newest: Newest,
+    /// Each shard's queue of parts.
+    shards: Vec<mpsc::Sender<Part>>,
+}
+
 impl Sender {
-    /// Runs until `stop` turns true.
+    /// Runs until `stop` turns true; the shards stop with it.
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
-        let store = self.store.clone();
+        let store = self.target.store.clone();
+        let stats = self.target.stats.clone();
         let key = self.key.clone();
-        let mut cursor = match blocking(&store, move |s| s.outbox_cursor(&key)).await {
+        let cursor = match blocking(&store, move |s| s.outbox_cursor(&key)).await {
             Ok(Some(c)) => c,
             Ok(None) => store.outbox_span().0,
             Err(e) => {
-                tracing::error!(receiver = %self.stats.receiver, error = %e, "remote-write: cannot read the cursor; not sending");
+                tracing::error!(receiver = %stats.receiver, error = %e, "remote-write: cannot read the cursor; not sending");
                 return;
             }
         };
-        self.stats.cursor.store(cursor, Relaxed);
+        stats.cursor.store(cursor, Relaxed);
+        let key = self.key.clone();
+        let frontier = match blocking(&store, move |s| s.outbox_frontier(&key)).await {
+            Ok(f) => f.unwrap_or(cursor).max(cursor),
+            // Only a hint: without it, a resend may join delivered and new samples.
+            Err(_) => cursor,
+        };
+        let n = self.target.opts.shards.max(1);
+        // Two batches per shard: one being sent, one waiting, so every shard has work while
+        // the reader reads.
+        let cap = 2 * n;
+        let (done_tx, mut done) = mpsc::channel(cap * n);
+        let mut reader = Reader {
+            cursor,
+            read_from: cursor,
+            resend_until: frontier,
+            frontier,
+            read: VecDeque::new(),
+            window: Window::new(cap),
+            newest: Newest::default(),
+            shards: Vec::with_capacity(n),
+        };
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            // Never full: a shard holds at most one part of each batch in the window.
+            let (tx, rx) = mpsc::channel(cap);
+            reader.shards.push(tx);
+            tasks.push(tokio::spawn(shard::run(
+                self.target.clone(),
+                rx,
+                done_tx.clone(),
+                stop.clone(),
+            )));
+        }
+        drop(done_tx);
         let mut head = store.outbox_head();
-        let mut newest = Newest::default();
-        let mut live = tokio::time::interval(self.opts.live_every);
+        let mut live = tokio::time::interval(self.target.opts.live_every);
         live.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut logged_rejection = false;
         loop {
             if *stop.borrow() {
-                return;
-            }
-            let (first, next) = store.outbox_span();
-            if cursor < first {
-                let lost = first - cursor;
-                self.stats.dropped.fetch_add(lost, Relaxed);
-                tracing::warn!(receiver = %self.stats.receiver, entries = lost, "remote-write: the outbox's bound dropped entries this receiver had not accepted");
-                cursor = first;
-            }
-            if cursor >= next {
-                self.stats.oldest_unsent_ms.store(0, Relaxed);
-                let wake = tokio::select! {
-                    _ = stop.changed() => Wake::Stop,
-                    r = head.changed() => if r.is_ok() { Wake::Entries } else { Wake::Stop },
-                    _ = live.tick() => Wake::Live,
-                };
-                match wake {
-                    Wake::Stop => return,
-                    Wake::Entries => continue,
-                    Wake::Live => {
-                        self.send_live().await;
-                        continue;
-                    }
-                }
-            }
-            let from = cursor;
-            let n = self.opts.read_entries;
-            let entries = match blocking(&store, move |s| s.outbox_read(from, n)).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(receiver = %self.stats.receiver, error = %e, "remote-write: cannot read the outbox");
-                    if sleep_or_stop(&mut stop, Duration::from_secs(1)).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(((_, oldest), _)) = entries.split_first() else {
-                // Trimmed or dropped meanwhile: the span says where to go on.
-                cursor = cursor.max(store.outbox_span().0);
-                continue;
-            };
-            self.stats.oldest_unsent_ms.store(oldest.stored_ms, Relaxed);
-            let (batch, upto) = self.batch(&entries, &mut newest);
-            self.stats
-                .out_of_order
-                .fetch_add(batch.skipped_out_of_order, Relaxed);
-            let samples = batch.samples as u64;
-            if !batch.is_empty() {
-                let st = store.clone();
-                let hosts = move |num: u32| -> Option<HostIdentity> {
-                    st.host_by_num(num).map(|r| r.identity)
-                };
-                let body = match wire::body(&batch.into_request(&hosts, &self.opts.labels)) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "remote-write: cannot compress a request; skipped");
-                        Vec::new()
-                    }
-                };
-                if !body.is_empty() {
-                    match self.deliver(body, &mut stop, &mut logged_rejection).await {
-                        Delivered::Stopped => return,
-                        Delivered::Accepted => {
-                            self.stats.samples.fetch_add(samples, Relaxed);
-                            self.stats.requests.fetch_add(1, Relaxed);
-                        }
-                        Delivered::Rejected => {}
-                    }
-                }
-            }
-            cursor = upto;
-            let key = self.key.clone();
-            if let Err(e) = blocking(&store, move |s| s.set_outbox_cursor(&key, upto)).await {
-                // The store refuses writes (a full disk): the receiver may get these again.
-                tracing::debug!(error = %e, "remote-write: cursor not persisted");
-            }
-            self.stats.cursor.store(cursor, Relaxed);
-            self.moved.notify_one();
-        }
-    }
-
-    /// Entries into one batch of at most `max_samples` (at least one entry), and the seq after
-    /// the last entry taken.
-    fn batch(&self, entries: &[(u64, OutboxEntry)], newest: &mut Newest) -> (Batch, u64) {
-        let mut batch = Batch::default();
-        let mut upto = entries[0].0;
-        for (seq, entry) in entries {
-            if batch.samples >= self.opts.max_samples {
                 break;
             }
-            batch.add(entry, newest);
-            upto = seq + 1;
-        }
-        (batch, upto)
-    }
-
-    /// Posts `body` until the receiver accepts or refuses it for good, or the collector stops.
-    async fn deliver(
-        &self,
-        body: Vec<u8>,
-        stop: &mut watch::Receiver<bool>,
-        logged_rejection: &mut bool,
-    ) -> Delivered {
-        let mut backoff = Backoff::new(self.opts.backoff_base, self.opts.backoff_cap);
-        let mut failing_since: Option<i64> = None;
-        loop {
-            let outcome = tokio::select! {
-                o = self.receiver.post(body.clone()) => o,
-                // A stop interrupts a slow post: what it carried is sent again after a restart.
-                _ = stop.changed() => return Delivered::Stopped,
+            while let Ok(id) = done.try_recv() {
+                reader.window.done(id);
+            }
+            self.advance(&mut reader).await;
+            let (first, next) = store.outbox_span();
+            if reader.read_from < first {
+                let lost = first - reader.read_from;
+                stats.dropped.fetch_add(lost, Relaxed);
+                tracing::warn!(receiver = %stats.receiver, entries = lost, "remote-write: the outbox's bound dropped entries this receiver had not accepted");
+                reader.read_from = first;
+            }
+            let can_read = !reader.read.is_empty() || reader.read_from < next;
+            if can_read && !reader.window.is_full() {
+                if reader.read.is_empty() {
+                    if !self.read(&mut reader, &mut stop).await {
+                        break;
+                    }
+                } else if !self.dispatch(&mut reader).await {
+                    break;
+                }
+                continue;
+            }
+            let idle = !can_read && reader.window.is_empty();
+            if idle {
+                stats.oldest_unsent_ms.store(0, Relaxed);
+            }
+            let wake = tokio::select! {
+                _ = stop.changed() => Wake::Stop,
+                id = done.recv() => id.map_or(Wake::Stop, Wake::Done),
+                r = head.changed(), if !can_read => if r.is_ok() { Wake::Entries } else { Wake::Stop },
+                _ = live.tick(), if idle => Wake::Live,
             };
-            match outcome {
-                Outcome::Accepted => {
-                    if let Some(since) = failing_since {
-                        tracing::info!(receiver = %self.stats.receiver, down_s = (now_ms() - since) / 1000, "remote-write: receiver accepts again");
-                    }
-                    return Delivered::Accepted;
-                }
-                Outcome::Rejected(why) => {
-                    self.stats.rejected.fetch_add(1, Relaxed);
-                    if *logged_rejection {
-                        tracing::debug!(receiver = %self.stats.receiver, why, "remote-write: request refused; its entries skipped");
-                    } else {
-                        *logged_rejection = true;
-                        tracing::warn!(receiver = %self.stats.receiver, why, "remote-write: request refused; its entries skipped (logged once; counted in fleet_collector_remote_write_rejected_total)");
-                    }
-                    return Delivered::Rejected;
-                }
-                Outcome::Retry(why) => {
-                    self.stats.failures.fetch_add(1, Relaxed);
-                    if failing_since.is_none() {
-                        failing_since = Some(now_ms());
-                        tracing::warn!(receiver = %self.stats.receiver, why, "remote-write: receiver failing; retrying with backoff");
-                    }
-                    if sleep_or_stop(stop, backoff.next_delay()).await {
-                        return Delivered::Stopped;
-                    }
-                }
+            match wake {
+                Wake::Stop => break,
+                Wake::Done(id) => reader.window.done(id),
+                Wake::Entries => {}
+                Wake::Live => self.send_live().await,
             }
         }
+        // The shards see the stop too; their queues close with the reader's. What they
+        // finished meanwhile still moves the cursor.
+        drop(std::mem::take(&mut reader.shards));
+        for t in tasks {
+            let _ = t.await;
+        }
+        while let Ok(id) = done.try_recv() {
+            reader.window.done(id);
+        }
+        self.advance(&mut reader).await;
+    }
+
+    /// Reads the next entries from the store into `r.read`; false when stopped meanwhile.
+    async fn read(&self, r: &mut Reader, stop: &mut watch::Receiver<bool>) -> bool {
+        let store = &self.target.store;
+        let (from, n) = (r.read_from, self.target.opts.read_entries);
+        match blocking(store, move |s| s.outbox_read(from, n)).await {
+            Ok(entries) => {
+                match entries.last() {
+                    Some((seq, _)) => r.read_from = seq + 1,
+                    // Trimmed or dropped meanwhile: the span says where to go on.
+                    None => r.read_from = r.read_from.max(store.outbox_span().0),
+                }
+                r.read.extend(entries);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %self.target.stats.receiver, error = %e, "remote-write: cannot read the outbox");
+                !sleep_or_stop(stop, Duration::from_secs(1)).await
+            }
+        }
+    }
+
+    /// Takes read entries into one batch of at most `max_samples` (at least one entry) and
+    /// hands its parts to the shards; false when the shards are gone (stopping).
+    async fn dispatch(&self, r: &mut Reader) -> bool {
+        let stats = &self.target.stats;
+        let Some((first, oldest)) = r.read.front() else {
+            return true;
+        };
+        let oldest_ms = oldest.stored_ms;
+        let alone = *first < r.resend_until;
+        let mut batch = Batch::default();
+        let mut upto = 0;
+        while let Some((seq, entry)) = r.read.front() {
+            if upto > 0 && (alone || batch.samples >= self.target.opts.max_samples) {
+                break;
+            }
+            batch.add(entry, &mut r.newest);
+            upto = seq + 1;
+            r.read.pop_front();
+        }
+        if upto > r.frontier {
+            let key = self.key.clone();
+            let store = &self.target.store;
+            if let Err(e) = blocking(store, move |s| s.set_outbox_frontier(&key, upto)).await {
+                tracing::debug!(error = %e, "remote-write: frontier not written");
+            }
+            r.frontier = upto;
+        }
+        stats
+            .out_of_order
+            .fetch_add(batch.skipped_out_of_order, Relaxed);
+        if r.window.is_empty() {
+            stats.oldest_unsent_ms.store(oldest_ms, Relaxed);
+        }
+        let parts = batch.split(r.shards.len());
+        let sending = parts.iter().filter(|p| !p.is_empty()).count();
+        let id = r.window.push(upto, sending, oldest_ms);
+        for (queue, batch) in r.shards.iter().zip(parts) {
+            if !batch.is_empty() && queue.send(Part { id, batch, alone }).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Moves the cursor over the batches every shard is done with, persisted (synced).
+    async fn advance(&self, r: &mut Reader) {
+        let Some(upto) = r.window.advance() else {
+            return;
+        };
+        let stats = &self.target.stats;
+        r.cursor = upto;
+        let key = self.key.clone();
+        if let Err(e) = blocking(&self.target.store, move |s| s.set_outbox_cursor(&key, upto)).await
+        {
+            // The store refuses writes (a full disk): the receiver may get these again.
+            tracing::debug!(error = %e, "remote-write: cursor not persisted");
+        }
+        stats.cursor.store(upto, Relaxed);
+        let oldest = (r.window.oldest_ms()).or_else(|| r.read.front().map(|e| e.1.stored_ms));
+        if let Some(ms) = oldest {
+            stats.oldest_unsent_ms.store(ms, Relaxed);
+        }
+        self.moved.notify_one();
     }
 
     /// Sends the live series once (best effort).
     async fn send_live(&self) {
         let now = now_ms();
+        let labels = &self.target.opts.labels;
+        let stats = &self.target.stats;
         let mut req = wire::WriteRequest::default();
-        for host in self.store.hosts() {
-            let base = names::host_labels(&host.identity, &self.opts.labels);
+        for host in self.target.store.hosts() {
+            let base = names::host_labels(&host.identity, labels);
             let mut push = |metric: &str, base: &LabelSet, v: f64| {
                 req.timeseries.push(wire::TimeSeries {
                     labels: (base.clone().into_sorted(metric).into_iter())
@@ -290,27 +357,21 @@ impl Sender {
             return;
         }
         let Ok(body) = wire::body(&req) else { return };
-        match self.receiver.post(body).await {
+        match self.target.receiver.post(body).await {
             Outcome::Accepted => {}
             Outcome::Retry(_) => {
-                self.stats.failures.fetch_add(1, Relaxed);
+                stats.failures.fetch_add(1, Relaxed);
             }
             Outcome::Rejected(why) => {
-                self.stats.rejected.fetch_add(1, Relaxed);
-                tracing::debug!(receiver = %self.stats.receiver, why, "remote-write: live series refused");
+                stats.rejected.fetch_add(1, Relaxed);
+                tracing::debug!(receiver = %stats.receiver, why, "remote-write: live series refused");
             }
         }
     }
 }
 
-enum Delivered {
-    Accepted,
-    Rejected,
-    Stopped,
-}
-
 /// Sleeps `d`, or less when `stop` turns true first (then true).
-async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+pub(super) async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => *stop.borrow(),
         _ = stop.changed() => true,

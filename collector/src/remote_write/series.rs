@@ -168,6 +168,43 @@ impl Batch {
         self.samples == 0
     }
 
+    /// The batch split into `n` parts by a stable hash of each series' identity (its host,
+    /// metric and labels), so that a series always lands in the same part: part `i` of every
+    /// batch goes to shard `i`, which keeps the series' order. Parts may be empty.
+    pub fn split(mut self, n: usize) -> Vec<Batch> {
+        let n = n.max(1);
+        let mut parts: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
+        for key in self.order {
+            let Some(samples) = self.series.remove(&key) else {
+                continue;
+            };
+            let part = &mut parts[(key.hash64() % n as u64) as usize];
+            part.samples += samples.len();
+            part.order.push(key.clone());
+            part.series.insert(key, samples);
+        }
+        parts
+    }
+
+    /// Appends `later`'s samples (of entries read after this batch's) to this batch: each
+    /// series' samples stay in time order.
+    pub fn append(&mut self, mut later: Batch) {
+        for key in later.order {
+            let Some(samples) = later.series.remove(&key) else {
+                continue;
+            };
+            self.samples += samples.len();
+            match self.series.get_mut(&key) {
+                Some(s) => s.extend(samples),
+                None => {
+                    self.order.push(key.clone());
+                    self.series.insert(key, samples);
+                }
+            }
+        }
+        self.skipped_out_of_order += later.skipped_out_of_order;
+    }
+
     /// The request: each series with the labels of its host (`hosts`: identity by number; a
     /// series of an unknown host is left out) and the `extra` labels of the configuration.
     pub fn into_request(
@@ -345,6 +382,46 @@ mod tests {
             .timeseries
             .iter()
             .all(|ts| !ts.labels.iter().any(|l| l.value == "h9")));
+    }
+
+    /// Each series' labels and sample times in a request.
+    fn series_of(req: &wire::WriteRequest) -> Vec<(String, Vec<i64>)> {
+        (req.timeseries.iter())
+            .map(|ts| {
+                let labels = ts.labels.iter().map(|l| format!("{}={}", l.name, l.value));
+                let times = ts.samples.iter().map(|s| s.timestamp).collect();
+                (labels.collect::<Vec<_>>().join(","), times)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_series_always_lands_in_the_same_part_and_parts_join_in_order() {
+        let mut newest = Newest::default();
+        let parts_of = |entries: &[OutboxEntry], newest: &mut Newest| {
+            let mut b = Batch::default();
+            for e in entries {
+                b.add(e, newest);
+            }
+            let total = b.samples;
+            let parts = b.split(4);
+            assert_eq!(parts.iter().map(|p| p.samples).sum::<usize>(), total);
+            parts
+        };
+        let first = parts_of(&[entry(1, 1000, 97.0), entry(2, 1000, 50.0)], &mut newest);
+        let second = parts_of(&[entry(1, 2000, 96.0), entry(2, 2000, 51.0)], &mut newest);
+        assert!(first.iter().filter(|p| !p.is_empty()).count() > 1);
+        let mut seen = HashMap::new();
+        for (i, (a, b)) in first.into_iter().zip(second).enumerate() {
+            let mut joined = a;
+            joined.append(b);
+            for (name, times) in series_of(&joined.into_request(&identity, &[])) {
+                // Both batches' samples of a series in one part, the same for both, in order.
+                assert_eq!(times, [1000, 2000], "{name}");
+                assert_eq!(seen.insert(name, i), None);
+            }
+        }
+        assert!(seen.len() > 10);
     }
 
     #[test]

@@ -297,6 +297,16 @@ impl Gauges {
                 "fleet_collector_remote_write_out_of_order_samples",
                 "Samples not sent: not after the newest their series had sent.",
             ),
+            Family::new(
+                Gauge,
+                "fleet_collector_remote_write_shards",
+                "Shards of the receiver's send queue (requests in flight at most).",
+            ),
+            Family::new(
+                Gauge,
+                "fleet_collector_remote_write_requests_in_flight",
+                "Requests being sent or retried now.",
+            ),
         ];
         for s in &self.remote_write {
             let l = || vec![("receiver", s.receiver.clone())];
@@ -314,6 +324,8 @@ impl Gauges {
                 s.rejected.load(Relaxed) as f64,
                 s.dropped.load(Relaxed) as f64,
                 s.out_of_order.load(Relaxed) as f64,
+                s.shards as f64,
+                s.in_flight.load(Relaxed) as f64,
             ];
             for (f, v) in fams.iter_mut().zip(values) {
                 f.push(l(), v);

@@ -8,6 +8,7 @@
 //! | `0x01` · seq (u64 BE)          | one stored batch: prost [`OutboxEntry`]                 |
 //! | `0x02` · receiver (UTF-8)      | the receiver's cursor: the next seq it has not accepted (u64 BE) |
 //! | `0x03` · host number (u32 BE)  | the host's kills appended so far: prost [`HostKills`]    |
+//! | `0x04` · receiver (UTF-8)      | the receiver's frontier: the seq after the last entry handed to its shards (u64 BE) |
 //!
 //! Seqs grow by one per stored batch that carried anything to send, from 1, and never repeat
 //! (the next one is the last stored plus one, and never below a receiver's cursor: read at open
@@ -40,6 +41,7 @@ use super::{IngestItem, StorageError, Store, CF_OUTBOX};
 const ENTRY: u8 = 0x01;
 const CURSOR: u8 = 0x02;
 const KILLS: u8 = 0x03;
+const FRONTIER: u8 = 0x04;
 
 /// A host's OOM kills appended to the outbox so far.
 #[derive(Clone, PartialEq, Message)]
@@ -79,10 +81,15 @@ fn entry_key(seq: u64) -> [u8; 9] {
     k
 }
 
-fn cursor_key(receiver: &str) -> Vec<u8> {
-    let mut k = vec![CURSOR];
+/// A receiver's key under `prefix` (`CURSOR`, `FRONTIER`).
+fn receiver_key(prefix: u8, receiver: &str) -> Vec<u8> {
+    let mut k = vec![prefix];
     k.extend_from_slice(receiver.as_bytes());
     k
+}
+
+fn cursor_key(receiver: &str) -> Vec<u8> {
+    receiver_key(CURSOR, receiver)
 }
 
 fn kills_key(host_num: u32) -> [u8; 5] {
@@ -362,10 +369,14 @@ impl Store {
     /// # Errors
     /// [`StorageError::Rocks`] on a read error, a corruption error for a bad value.
     pub fn outbox_cursor(&self, receiver: &str) -> Result<Option<u64>, StorageError> {
+        self.receiver_seq(&cursor_key(receiver), "outbox cursor")
+    }
+
+    /// The seq under a receiver's `key`, if any.
+    fn receiver_seq(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StorageError> {
         let db = self.db()?;
-        let handle = db.cf(CF_OUTBOX)?;
-        match db.get_cf(handle, cursor_key(receiver))? {
-            Some(v) => decode_seq(&v, "outbox cursor").map(Some),
+        match db.get_cf(db.cf(CF_OUTBOX)?, key)? {
+            Some(v) => decode_seq(&v, what).map(Some),
             None => Ok(None),
         }
     }
@@ -379,6 +390,28 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(db.cf(CF_OUTBOX)?, cursor_key(receiver), seq.to_be_bytes());
         db.commit(batch)
+    }
+
+    /// The frontier of `receiver`, if any: every entry its shards may have delivered is before
+    /// it (a sender resends the entries between its cursor and its frontier one at a time).
+    ///
+    /// # Errors
+    /// [`StorageError::Rocks`] on a read error, a corruption error for a bad value.
+    pub fn outbox_frontier(&self, receiver: &str) -> Result<Option<u64>, StorageError> {
+        self.receiver_seq(&receiver_key(FRONTIER, receiver), "outbox frontier")
+    }
+
+    /// Persists the frontier of `receiver` before entries up to `seq` go to its shards: in the
+    /// write-ahead log, not synced (it survives a crash of the process, and is only a hint).
+    ///
+    /// # Errors
+    /// As any write.
+    pub fn set_outbox_frontier(&self, receiver: &str, seq: u64) -> Result<(), StorageError> {
+        let db = self.db()?;
+        let mut batch = WriteBatch::default();
+        let key = receiver_key(FRONTIER, receiver);
+        batch.put_cf(db.cf(CF_OUTBOX)?, key, seq.to_be_bytes());
+        db.commit_unsynced(batch)
     }
 
     /// Deletes the entries before `seq` (every sender has passed them).
@@ -454,11 +487,14 @@ mod tests {
         assert_eq!(store.outbox_read(2, 1).unwrap()[0].0, 2);
 
         assert_eq!(store.outbox_cursor("r").unwrap(), None);
+        assert_eq!(store.outbox_frontier("r").unwrap(), None);
+        store.set_outbox_frontier("r", 4).unwrap();
         store.set_outbox_cursor("r", 2).unwrap();
         store.outbox_trim(2).unwrap();
         drop(store);
         let store = open(&dir, Some(100));
         assert_eq!(store.outbox_cursor("r").unwrap(), Some(2));
+        assert_eq!(store.outbox_frontier("r").unwrap(), Some(4));
         assert_eq!(store.outbox_span(), (2, 4));
         store.write(&[item(h, 1, 5, &[T0 + 3000])], T0).unwrap();
         let seqs: Vec<u64> = store

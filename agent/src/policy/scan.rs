@@ -17,6 +17,13 @@
 //! enforcer reads in full ([`ProcScanner::read`]) only the few processes a policy may hold, so a
 //! process no policy wants (most of those a busy host starts) costs two small files.
 //!
+//! Before it lists anything, a tick reads `loadavg`, whose last two numbers are the threads in
+//! the system and the last pid created (`0.11 0.61 0.90 1/234 12345`): when neither moved since
+//! the last tick, no process started or exited, and the tick lists nothing (a quiet host's
+//! ticks then cost one small read, not a `getdents64` of the whole proc root, which is the
+//! dearest part). Only when the proc root is the agent's own pid namespace (its `self` is this
+//! process), since the last pid is that of the reader's namespace.
+//!
 //! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
 //! once more, those first seen on the previous tick, since a process seen between fork and exec
 //! still carries its parent's name); it forgets the pids that vanished. Its steady-state cost is
@@ -110,6 +117,11 @@ pub struct ProcScanner {
     full_every: std::time::Duration,
     /// What a tick reads of each process it examines.
     needs: Needs,
+    /// Whether `loadavg` tells when nothing started or exited: the proc root is of this
+    /// process's pid namespace.
+    own_namespace: bool,
+    /// The threads and the last pid `loadavg` showed at the last tick that listed.
+    activity: Option<(u64, u64)>,
 }
 
 impl ProcScanner {
@@ -128,6 +140,9 @@ impl ProcScanner {
             last_full: None,
             full_every: FULL_RESCAN_EVERY,
             needs: Needs::ALL,
+            own_namespace: std::fs::read_link(proc_root.join("self"))
+                .is_ok_and(|l| l.as_os_str() == std::process::id().to_string().as_str()),
+            activity: None,
         }
     }
 
@@ -199,6 +214,14 @@ impl ProcScanner {
     /// # Errors
     /// The proc root cannot be listed.
     pub fn tick(&mut self) -> io::Result<Tick> {
+        let full = self
+            .last_full
+            .is_none_or(|t| t.elapsed() >= self.full_every);
+        let activity = self.activity();
+        if !full && self.young.is_empty() && activity.is_some() && activity == self.activity {
+            return Ok(Tick::default());
+        }
+        self.activity = activity;
         let mut listed = std::mem::take(&mut self.listed);
         listed.clear();
         for entry in std::fs::read_dir(&self.proc_root)? {
@@ -220,9 +243,6 @@ impl ProcScanner {
             }
             keep
         });
-        let full = self
-            .last_full
-            .is_none_or(|t| t.elapsed() >= self.full_every);
         if full {
             self.last_full = Some(std::time::Instant::now());
         }
@@ -262,6 +282,18 @@ impl ProcScanner {
         self.young = young;
         self.listed = listed;
         Ok(tick)
+    }
+
+    /// The threads in the system and the last pid created, from `loadavg`; `None` when the
+    /// proc root is not this process's pid namespace or the file does not parse.
+    fn activity(&mut self) -> Option<(u64, u64)> {
+        if !self.own_namespace {
+            return None;
+        }
+        let mut f = std::fs::File::open(self.proc_root.join("loadavg")).ok()?;
+        self.buf.clear();
+        std::io::Read::read_to_end(&mut f, &mut self.buf).ok()?;
+        parse_loadavg_activity(&self.buf)
     }
 
     /// The starttime of `pid` now, or `None` when it is gone.
@@ -366,6 +398,15 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     })
 }
 
+/// The threads in the system and the last pid created: the fourth field's denominator and the
+/// fifth field of `/proc/loadavg` (`0.11 0.61 0.90 1/234 12345`).
+pub fn parse_loadavg_activity(bytes: &[u8]) -> Option<(u64, u64)> {
+    let mut fields = std::str::from_utf8(bytes).ok()?.split_ascii_whitespace();
+    let threads = fields.nth(3)?.split_once('/')?.1.parse().ok()?;
+    let last_pid = fields.next()?.parse().ok()?;
+    Some((threads, last_pid))
+}
+
 /// The real uid from /proc/PID/status (`Uid:` then real, effective, saved and fs uids).
 pub fn parse_status_uid(bytes: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(bytes).ok()?;
@@ -414,10 +455,47 @@ mod tests {
         let tick = scanner.tick().unwrap();
         let light = tick.examined.iter().find(|p| p.pid == me).expect("itself");
         assert!(!light.comm.is_empty() && !light.cmdline.is_empty() && light.starttime > 0);
-        assert_eq!((light.exe_id, light.rss_kb, &light.cgroup[..]), (None, 0, ""));
+        assert_eq!(
+            (light.exe_id, light.rss_kb, &light.cgroup[..]),
+            (None, 0, "")
+        );
         let full = scanner.read(me).unwrap();
         assert!(full.exe_id.is_some() && full.rss_kb > 0 && !full.cgroup.is_empty());
-        assert_eq!((full.starttime, &full.cmdline), (light.starttime, &light.cmdline));
+        assert_eq!(
+            (full.starttime, &full.cmdline),
+            (light.starttime, &light.cmdline)
+        );
+    }
+
+    #[test]
+    fn loadavg_threads_and_last_pid() {
+        assert_eq!(
+            parse_loadavg_activity(b"0.11 0.61 0.90 1/234 12345\n"),
+            Some((234, 12345))
+        );
+        assert_eq!(parse_loadavg_activity(b"0.11 0.61 0.90 1 12345\n"), None);
+    }
+
+    /// On the real /proc: a tick after a new process lists it; a quiet one may list nothing.
+    #[test]
+    fn a_new_process_is_examined_at_the_next_tick() {
+        let mut scanner = ProcScanner::new(Path::new("/proc"));
+        assert!(
+            scanner.own_namespace,
+            "the test runs in its /proc's namespace"
+        );
+        scanner.tick().unwrap();
+        scanner.tick().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let seen = scanner.tick().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen.examined.iter().any(|p| p.pid == child.id()));
+        let gone = (0..3).any(|_| scanner.tick().unwrap().vanished.contains(&child.id()));
+        assert!(gone, "its exit is noticed");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //!
 //! ```text
 //! interval tick ──► on_tick: Sampler::sample (+ top-oom, the clock) ──► pack ──► Spool::append
-//! kmsg readable ──► on_kmsg_readable ─┐                          (checked, fsync)
+//! kmsg readable ──► on_kmsg_readable ─┐            (checked; synced once unacked for 5 s)
 //! kmsg quiet    ──► on_kmsg_flush ────┴► OOM events ──► pack (split to fit) ──► Spool::append,
 //!                                                       then the kmsg cursor
 //! NTP measured  ──► on_ntp_measured: the clock rides with the next sample
 //! policy tick   ──► on_policy_tick: policies applied to new processes
 //! link event    ──► on_link_event: policy state on connect, policy sets from the collector
+//! sync due      ──► Spool::sync_if_due: samples the collector did not ack in time are synced
 //! SIGHUP        ──► on_sighup: reconnect, the TLS files read again
 //! shutdown      ──► flush: send what is spooled, wait for acks, write the spool metadata
 //! ```
@@ -179,6 +180,7 @@ impl<C: Connector> Agent<C> {
                 .as_ref()
                 .and_then(KmsgWatcher::flush_deadline);
             let policies = self.has_policies();
+            let sync_at = self.spool.sync_deadline();
             tokio::select! {
                 () = &mut shutdown => break,
                 () = hangup(&mut hup) => self.on_sighup(),
@@ -188,6 +190,7 @@ impl<C: Connector> Agent<C> {
                 _ = policy_tick.tick(), if policies => self.on_policy_tick(),
                 _ = ticker.tick() => self.on_tick()?,
                 event = self.link.next_event(&mut self.spool) => self.on_link_event(event?),
+                () = sleep_until(sync_at) => self.spool.sync_if_due(Instant::now())?,
             }
             self.pump()?;
         }
@@ -310,11 +313,12 @@ impl<C: Connector> Agent<C> {
     /// The spool cannot be read or its metadata written.
     async fn flush(mut self) -> Result<(), AgentError> {
         self.link.flush(&mut self.spool).await?;
-        self.spool.write_meta()?;
+        let (pending, dropped_samples) =
+            (self.spool.pending_frames(), self.spool.dropped_samples());
+        self.spool.close()?;
         info!(
-            pending = self.spool.pending_frames(),
-            dropped_samples = self.spool.dropped_samples(),
-            "agent stopped; unacknowledged samples stay in the spool"
+            pending,
+            dropped_samples, "agent stopped; unacknowledged samples stay in the spool"
         );
         Ok(())
     }
@@ -440,10 +444,14 @@ fn ntp_probe(settings: &Settings) -> Option<NtpProbe> {
 /// # Errors
 /// The spool directory cannot be read or written.
 pub fn open_spool(settings: &Settings) -> Result<(Spool, u64), SpoolError> {
-    let (spool, report) = Spool::open(
+    // Seqs reserved on this boot are not skipped after a restart (see the spool's doc).
+    let boot_id = std::fs::read_to_string(settings.proc_root.join("sys/kernel/random/boot_id"))
+        .unwrap_or_default();
+    let (spool, report) = Spool::open_on_boot(
         &settings.state_dir.join("spool"),
         settings.spool_max_bytes,
         SPOOL_SEGMENT_BYTES.min(settings.spool_max_bytes),
+        boot_id.trim(),
     )?;
     for (path, offset, len) in &report.corrupt {
         warn!(file = %path.display(), offset, bytes = len,

@@ -4,7 +4,10 @@
 //!
 //! Layout:
 //! - [`scan`]: [`ProcScanner`] reads processes from a proc root; its `tick` examines only new
-//!   pids, so a tick costs one readdir when nothing started.
+//!   pids, so a tick costs one readdir when nothing started, and of a new process it reads only
+//!   what the policies match on (`stat` and `cmdline`, plus the exe identity, `status` or
+//!   `cgroup` when a policy names them); the enforcer reads in full only the processes a policy
+//!   holds or matches (a busy host starts many that none does).
 //! - [`procdir`]: [`ProcDir`], one process's opened `/proc/PID`: every read and write goes
 //!   through it, checked against the identity that was matched.
 //! - [`host`]: [`HostView`], the host's mount namespace (PID 1's, else the agent's own) that
@@ -54,7 +57,7 @@ pub mod runner;
 pub mod scan;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -503,7 +506,10 @@ impl Enforcer {
     /// # Errors
     /// [`EnforceError`] when /proc cannot be listed or the state cannot be stored.
     pub fn tick(&mut self) -> Result<usize, EnforceError> {
-        let tick = self.scanner.tick().map_err(|e| self.proc_error(e))?;
+        self.scanner.set_needs(scan::Needs::of(
+            self.policies.iter().map(|e| &e.policy.matcher),
+        ));
+        let mut tick = self.scanner.tick().map_err(|e| self.proc_error(e))?;
         let mut dirty = false;
         if !tick.vanished.is_empty() {
             let before = self.originals.len();
@@ -525,9 +531,11 @@ impl Enforcer {
             }
             return Ok(0);
         }
+        let full = self.read_in_full(&mut tick.examined);
         let batch: HashMap<u32, &ProcessInfo> = tick.examined.iter().map(|p| (p.pid, p)).collect();
         let mut writes = Vec::new();
-        for p in &tick.examined {
+        // The others no policy holds or matches: nothing to do for them.
+        for p in tick.examined.iter().filter(|p| full.contains(&p.pid)) {
             let key = ProcKey {
                 pid: p.pid,
                 starttime: p.starttime,
@@ -603,6 +611,46 @@ impl Enforcer {
             debug!(writes = n, "OOM policies applied to new processes");
         }
         Ok(n)
+    }
+
+    /// The scanner read of each examined process only what the policies match on; those a
+    /// policy may hold (it matches one, or holds it already) are read again in full, for their
+    /// value and their image. One that exited meanwhile, or whose pid names another process
+    /// now, is left out (the next tick sees it vanish, or examines the new one). Returns the
+    /// pids read in full.
+    fn read_in_full(&mut self, examined: &mut [ProcessInfo]) -> HashSet<u32> {
+        let wanted: Vec<usize> = {
+            let batch: HashMap<u32, &ProcessInfo> = examined.iter().map(|p| (p.pid, p)).collect();
+            examined
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    let key = ProcKey {
+                        pid: p.pid,
+                        starttime: p.starttime,
+                    };
+                    self.policies.iter().any(|e| {
+                        e.matched.contains_key(&p.pid)
+                            || e.holds(key)
+                            || applies(e, p, &batch)
+                            || e.policy.matcher.unreadable_exe(p)
+                    })
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let mut full = HashSet::new();
+        for i in wanted {
+            let p = &mut examined[i];
+            match self.scanner.read(p.pid) {
+                Some(read) if read.starttime == p.starttime => {
+                    *p = read;
+                    full.insert(p.pid);
+                }
+                _ => {}
+            }
+        }
+        full
     }
 
     /// The last policy holding `key`, and its value.

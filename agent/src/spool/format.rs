@@ -142,3 +142,18 @@ pub(super) fn parse_meta(text: &str) -> Result<Meta, String> {
         rejected_batches: rejected,
     })
 }
+
+/// Parses `spool.reserve`: `boot_id <id>\nnext_seq <n>\n`. `None` when it does not parse (it
+/// is then ignored: the reservation only ever skips seqs).
+pub(super) fn parse_reserve(text: &str) -> Option<(String, u64)> {
+    let mut boot = None;
+    let mut seq = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("boot_id", v)) => boot = Some(v.to_string()),
+            Some(("next_seq", v)) => seq = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((boot?, seq?))
+}

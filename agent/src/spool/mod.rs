@@ -9,6 +9,7 @@
 //! ```text
 //! spool.meta                      text: "epoch <16 hex>\nnext_seq <n>\ndropped_samples <n>\n"
 //!                                 (+ "rejected_batches <n>\n" once a batch was set aside)
+//! spool.reserve                   text: "boot_id <id>\nnext_seq <n>\n", see "When it is synced"
 //! seg-00000000000000000001.log    first seq in the name, zero-padded so names sort by seq
 //! seg-00000000000000000733.log
 //! rejected/                       batches set aside, see [`aside`]
@@ -24,7 +25,34 @@
 //! `crc32` covers `seq`, `flags_samples` and the payload. The payload is one prost-encoded
 //! `fleet.v1.Batch` whose `seq`, `dropped_samples` and `kmsg` are filled in when it is sent.
 //! `flags_samples` is the number of samples in it, with the high bit set when it holds OOM
-//! events ("precious"). Each append is fsynced before the batch counts as accepted.
+//! events ("precious").
+//!
+//! # When it is synced
+//!
+//! A frame holding OOM events is fsynced (`fdatasync`) as it is appended, before the kernel log
+//! cursor moves past its lines. Samples are grouped: a sample is written at once (and is sent at
+//! once, from memory) but synced only when the collector has not acknowledged it within
+//! [`SYNC_EVERY`] (or with the next event, or when its segment is rolled or the spool closed).
+//! With the collector up, its ack (sent once its own store has committed the batch) arrives within
+//! milliseconds, and a sample it acknowledged needs no sync of its own: its durable copy is the
+//! collector's. So at a 1 s interval the spool syncs about never while the collector is up, and
+//! once per [`SYNC_EVERY`] during an outage.
+//!
+//! What a power loss (or a kernel crash; a crash of the agent alone loses nothing, the page cache
+//! keeps what was written) can lose: the samples written in the last [`SYNC_EVERY`] that the
+//! collector had not acknowledged, without being counted in `dropped_samples` (nothing survives
+//! to count them). Never OOM events, never anything acknowledged. Frames written since the last
+//! sync may come back torn or corrupt; they are truncated or skipped on open as above.
+//!
+//! Sequence numbers stay unique across such a loss: a frame that is not yet synced is handed to
+//! the link only once `spool.reserve` (`boot_id <id>\nnext_seq <n>\n`, written like
+//! `spool.meta`) numbers above it; it is then raised [`SEQ_RESERVE`] ahead, one write per that
+//! many frames. When the spool is opened on another boot than the one that reserved (the host
+//! went down: the page cache, and the frames written since the last sync, may be gone),
+//! numbering continues above the reservation, so no new sample reuses a seq the collector may
+//! have acknowledged (it would take it for a duplicate). On the same boot (the agent alone
+//! stopped or crashed) every frame written is still there and numbering continues without a gap;
+//! [`Spool::close`] (the graceful stop) syncs and removes the reservation.
 //!
 //! # Guarantees
 //!
@@ -53,16 +81,26 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use self::aside::Aside;
 use self::format::{
-    encode_frame, parse_meta, parse_seg_name, read_frame_at, resync, seg_name, FrameAt,
-    FRAME_HEADER, MAX_FRAME, PRECIOUS, SEG_HEADER, SEG_MAGIC,
+    encode_frame, parse_meta, parse_reserve, parse_seg_name, read_frame_at, resync, seg_name,
+    FrameAt, FRAME_HEADER, MAX_FRAME, PRECIOUS, SEG_HEADER, SEG_MAGIC,
 };
 
 const META: &str = "spool.meta";
+const RESERVE: &str = "spool.reserve";
+
+/// Samples not acknowledged by the collector are synced at most this long after they were
+/// written (see the module doc).
+pub const SYNC_EVERY: Duration = Duration::from_secs(5);
+
+/// How far `spool.reserve`'s `next_seq` is raised ahead of a frame handed out before it was
+/// synced.
+pub const SEQ_RESERVE: u64 = 4096;
 
 /// Errors of the spool. Each names the file involved.
 #[derive(Debug, Error)]
@@ -97,6 +135,15 @@ struct Segment {
     /// Frames holding OOM events.
     precious: u64,
     bytes: u64,
+}
+
+/// Frames written to the active segment and not yet synced.
+#[derive(Debug, Clone, Copy)]
+struct Unsynced {
+    /// When the first of them was written.
+    since: Instant,
+    first_seq: u64,
+    last_seq: u64,
 }
 
 /// One frame read back from disk.
@@ -169,6 +216,15 @@ pub struct Spool {
     /// is the next to send (the usual case, one sample per interval with the collector up), it
     /// is handed out from memory instead of being read back from the file just written.
     tail: Option<(Frame, u64, u64)>,
+    /// How long a sample may wait unsynced for its ack ([`SYNC_EVERY`]; zero: every append is
+    /// synced).
+    sync_every: Duration,
+    /// What was written since the last sync, if anything.
+    unsynced: Option<Unsynced>,
+    /// This boot's id (empty: unknown, every open is taken for a new boot).
+    boot_id: String,
+    /// The `next_seq` of `spool.reserve` for this boot: frames below it may leave unsynced.
+    reserved: u64,
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
@@ -188,6 +244,20 @@ impl Spool {
         dir: &Path,
         max_bytes: u64,
         segment_bytes: u64,
+    ) -> Result<(Spool, OpenReport), SpoolError> {
+        Spool::open_on_boot(dir, max_bytes, segment_bytes, "")
+    }
+
+    /// As [`Spool::open`], on the boot `boot_id` (`/proc/sys/kernel/random/boot_id`): a
+    /// reservation of seqs made on this boot is not skipped (see the module doc).
+    ///
+    /// # Errors
+    /// As [`Spool::open`].
+    pub fn open_on_boot(
+        dir: &Path,
+        max_bytes: u64,
+        segment_bytes: u64,
+        boot_id: &str,
     ) -> Result<(Spool, OpenReport), SpoolError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut report = OpenReport::default();
@@ -297,6 +367,15 @@ impl Spool {
                 0,
             ),
         };
+        // Seqs reserved on another boot may have left and been lost with the page cache.
+        let reserve = fs::read_to_string(dir.join(RESERVE))
+            .ok()
+            .and_then(|t| parse_reserve(&t));
+        let (next_seq, reserved) = match reserve {
+            Some((boot, seq)) if !boot_id.is_empty() && boot == boot_id => (next_seq, seq),
+            Some((_, seq)) => (next_seq.max(seq), 0),
+            None => (next_seq, 0),
+        };
         let first_pending = segments
             .iter()
             .find(|s| s.last_seq > 0)
@@ -319,12 +398,69 @@ impl Spool {
             sent: 0,
             cursor: None,
             tail: None,
+            sync_every: SYNC_EVERY,
+            unsynced: None,
+            boot_id: boot_id.to_string(),
+            reserved,
         };
         // Appends always start a new segment after an open (`active` is None), never after bytes
         // that could not be read.
         spool.sent = spool.acked;
         spool.write_meta()?;
         Ok((spool, report))
+    }
+
+    /// Sets how long an unacknowledged sample may stay unsynced (default [`SYNC_EVERY`]); zero
+    /// syncs every append.
+    #[must_use]
+    pub fn with_sync_every(mut self, every: Duration) -> Spool {
+        self.sync_every = every;
+        self
+    }
+
+    /// When the frames written since the last sync must be synced, if any are waiting.
+    pub fn sync_deadline(&self) -> Option<Instant> {
+        self.unsynced.map(|u| u.since + self.sync_every)
+    }
+
+    /// Syncs the frames written since the last sync, if their deadline has passed (the agent's
+    /// loop calls this at [`Spool::sync_deadline`]).
+    ///
+    /// # Errors
+    /// I/O errors of the sync.
+    pub fn sync_if_due(&mut self, now: Instant) -> Result<(), SpoolError> {
+        if self.sync_deadline().is_some_and(|at| at <= now) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs what was written to the active segment since the last sync.
+    fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.unsynced.is_none() {
+            return Ok(());
+        }
+        if let (Some(file), Some(seg)) = (self.active.as_ref(), self.segments.last()) {
+            file.sync_data().map_err(io_err(&seg.path))?;
+        }
+        self.unsynced = None;
+        Ok(())
+    }
+
+    /// The graceful stop: syncs what is unsynced and writes the exact `next_seq`, so numbering
+    /// continues without a gap.
+    ///
+    /// # Errors
+    /// I/O errors of the sync or of writing spool.meta.
+    pub fn close(mut self) -> Result<(), SpoolError> {
+        self.sync()?;
+        self.write_meta()?;
+        let path = self.dir.join(RESERVE);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     /// The epoch of this spool's sequence numbers.
@@ -422,9 +558,18 @@ impl Spool {
             .last_mut()
             .expect("a segment was just ensured");
         let file = self.active.as_mut().expect("active segment open");
-        file.write_all(&frame)
-            .and_then(|()| file.sync_data())
-            .map_err(io_err(&seg.path))?;
+        file.write_all(&frame).map_err(io_err(&seg.path))?;
+        let now = Instant::now();
+        let unsynced = self.unsynced.get_or_insert(Unsynced {
+            since: now,
+            first_seq: seq,
+            last_seq: seq,
+        });
+        unsynced.last_seq = seq;
+        if precious || now >= unsynced.since + self.sync_every {
+            file.sync_data().map_err(io_err(&seg.path))?;
+            self.unsynced = None;
+        }
         seg.bytes += frame_len;
         seg.last_seq = seq;
         seg.samples += u64::from(samples);
@@ -441,6 +586,8 @@ impl Spool {
     }
 
     fn start_segment(&mut self) -> Result<(), SpoolError> {
+        // What the segment before holds is synced before its handle goes.
+        self.sync()?;
         let path = self.dir.join(seg_name(self.next_seq));
         let mut f = OpenOptions::new()
             .create(true)
@@ -551,6 +698,10 @@ impl Spool {
             self.sent = self.acked;
             self.cursor = None;
         }
+        // The collector holds everything written since the last sync: no sync is owed for it.
+        if self.unsynced.is_some_and(|u| u.last_seq <= self.acked) {
+            self.unsynced = None;
+        }
         let mut freed = false;
         while let Some(first) = self.segments.first() {
             let is_active = self.segments.len() == 1 && self.active.is_some();
@@ -631,6 +782,29 @@ impl Spool {
     /// # Errors
     /// I/O errors reading a segment.
     pub fn next_unsent(&mut self) -> Result<Option<Frame>, SpoolError> {
+        let frame = self.next_unsent_frame()?;
+        if let Some(f) = &frame {
+            self.cover(f.seq)?;
+        }
+        Ok(frame)
+    }
+
+    /// Before a frame that is not yet synced leaves: `spool.reserve` must number above it, so
+    /// that a power loss that takes the frame cannot make its seq be used again (see the module
+    /// doc).
+    fn cover(&mut self, seq: u64) -> Result<(), SpoolError> {
+        if seq < self.reserved || self.unsynced.is_none_or(|u| seq < u.first_seq) {
+            return Ok(());
+        }
+        let reserved = seq + SEQ_RESERVE;
+        let path = self.dir.join(RESERVE);
+        let text = format!("boot_id {}\nnext_seq {reserved}\n", self.boot_id);
+        write_atomically(&self.dir, &path, &text)?;
+        self.reserved = reserved;
+        Ok(())
+    }
+
+    fn next_unsent_frame(&mut self) -> Result<Option<Frame>, SpoolError> {
         loop {
             if self.sent + 1 >= self.next_seq {
                 return Ok(None);
@@ -700,7 +874,6 @@ impl Spool {
     /// I/O errors writing spool.meta.
     pub fn write_meta(&self) -> Result<(), SpoolError> {
         let path = self.dir.join(META);
-        let tmp = self.dir.join("spool.meta.tmp");
         let mut text = format!(
             "epoch {:016x}\nnext_seq {}\ndropped_samples {}\n",
             self.epoch, self.next_seq, self.dropped_samples
@@ -709,23 +882,34 @@ impl Spool {
         if self.rejected_batches > 0 {
             text.push_str(&format!("rejected_batches {}\n", self.rejected_batches));
         }
-        (|| -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        })()
-        .map_err(io_err(&path))?;
-        sync_dir(&self.dir)
+        write_atomically(&self.dir, &path, &text)
     }
+}
+
+/// Replaces the file `path` in `dir` with `text`: a temporary file (`.tmp`, removed on open if a
+/// crash leaves it) written and fsynced, renamed over it, the directory fsynced.
+fn write_atomically(dir: &Path, path: &Path, text: &str) -> Result<(), SpoolError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    (|| -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })()
+    .map_err(io_err(path))?;
+    sync_dir(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const BOOT: &str = "6a1c0e4f-0c4e-4d6f-9b0e-3f1f6d8a2b11";
+
+    /// Opened on the same boot each time: as after a restart or a crash of the agent alone.
     fn open(dir: &Path) -> (Spool, OpenReport) {
-        Spool::open(dir, 1 << 20, 4096).expect("open spool")
+        Spool::open_on_boot(dir, 1 << 20, 4096, BOOT).expect("open spool")
     }
 
     fn drain(s: &mut Spool) -> Vec<u64> {
@@ -985,6 +1169,91 @@ mod tests {
             .map(|f| f.payload)
             .collect();
         assert_eq!(events, [b"kept events".to_vec()]);
+    }
+
+    #[test]
+    fn samples_wait_for_their_ack_and_events_are_synced_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        let t0 = Instant::now();
+        s.append(b"sample", 1, false).unwrap();
+        let due = s
+            .sync_deadline()
+            .expect("a sample waits for its ack or its sync");
+        assert!(due >= t0 + SYNC_EVERY && due <= Instant::now() + SYNC_EVERY);
+        s.append(b"sample", 1, false).unwrap();
+        assert_eq!(s.sync_deadline(), Some(due), "grouped with the first");
+        // The collector acknowledged the first only: the second still owes a sync.
+        s.ack(1).unwrap();
+        assert_eq!(s.sync_deadline(), Some(due));
+        s.sync_if_due(due - Duration::from_millis(1)).unwrap();
+        assert_eq!(s.sync_deadline(), Some(due), "not yet due");
+        s.sync_if_due(due).unwrap();
+        assert_eq!(s.sync_deadline(), None, "synced");
+        // Acknowledged before its deadline: no sync of its own.
+        s.append(b"sample", 1, false).unwrap();
+        assert!(s.sync_deadline().is_some());
+        s.ack(3).unwrap();
+        assert_eq!(s.sync_deadline(), None);
+        // An OOM event is synced as it is appended (with the samples before it).
+        s.append(b"sample", 1, false).unwrap();
+        s.append(b"oom event", 0, true).unwrap();
+        assert_eq!(s.sync_deadline(), None);
+        // Zero: every append is synced.
+        let mut s = s.with_sync_every(Duration::ZERO);
+        s.append(b"sample", 1, false).unwrap();
+        assert_eq!(s.sync_deadline(), None);
+    }
+
+    #[test]
+    fn after_a_power_loss_numbering_starts_above_every_seq_that_left_unsynced() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut s, _) = open(d.path());
+        let reserve = || fs::read_to_string(d.path().join(RESERVE)).ok();
+        s.append(b"event", 0, true).unwrap();
+        assert_eq!(drain(&mut s), vec![1]);
+        assert_eq!(reserve(), None, "a synced frame reserves nothing");
+        for _ in 0..3 {
+            s.append(b"sample", 1, false).unwrap();
+        }
+        assert_eq!(reserve(), None, "nor one that has not left");
+        assert_eq!(drain(&mut s), vec![2, 3, 4]);
+        // Seq 2 left before it was synced: reserved ahead, on this boot.
+        let reserved = 2 + SEQ_RESERVE;
+        assert_eq!(
+            reserve().as_deref(),
+            Some(format!("boot_id {BOOT}\nnext_seq {reserved}\n").as_str())
+        );
+        let seg = s.segments[0].path.clone();
+        drop(s);
+
+        // The agent alone crashed: the frames are there, numbering goes on without a gap.
+        let (mut s, _) = open(d.path());
+        assert_eq!(s.append(b"after a crash", 1, false).unwrap(), 5);
+        assert_eq!(drain(&mut s), vec![1, 2, 3, 4, 5]);
+        let second = s.segments[1].path.clone();
+        drop(s);
+
+        // A power loss: the collector may have acknowledged 2 to 5, which this disk lost
+        // (simulated by cutting the segments back to what was synced: the event, and the
+        // header of the segment started after the crash). On the next boot the next seq is
+        // above all of them.
+        let cut = |path: &Path, len: u64| {
+            let f = OpenOptions::new().write(true).open(path).unwrap();
+            f.set_len(len).unwrap();
+        };
+        cut(&seg, SEG_HEADER + FRAME_HEADER + 5);
+        cut(&second, SEG_HEADER);
+        let (mut s, _) = Spool::open_on_boot(d.path(), 1 << 20, 4096, "next boot").unwrap();
+        assert_eq!(s.append(b"after", 1, false).unwrap(), reserved);
+        assert_eq!(drain(&mut s), vec![1, reserved]);
+        assert!(reserve().unwrap().starts_with("boot_id next boot\n"));
+
+        // A graceful stop syncs and drops the reservation: no gap after a reboot either.
+        s.close().unwrap();
+        assert_eq!(reserve(), None);
+        let (mut s, _) = Spool::open_on_boot(d.path(), 1 << 20, 4096, "third boot").unwrap();
+        assert_eq!(s.append(b"next", 1, false).unwrap(), reserved + 1);
     }
 
     #[test]

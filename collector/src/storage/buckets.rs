@@ -7,7 +7,7 @@
 //! may be partial. A bucket without samples is not returned.
 //!
 //! The store is read window by window (the chunk window, 1 h by default): a window's unsealed
-//! samples first (only their records of the activity decoded, [`raw`]), then its chunks, each chunk decoded into columns ([`chunk::decode_columns`])
+//! samples first (only their records of the activity decoded, `raw`), then its chunks, each chunk decoded into columns ([`chunk::decode_columns`])
 //! and folded into the open buckets of its series, run by run of rows in one bucket. Memory
 //! holds one window's rows at most, the open buckets, and the buckets done; never the rows of the
 //! whole range. A window's unsealed sample of the same time and instance as a sealed row replaces

@@ -221,7 +221,7 @@ impl Store {
 
     /// Rows of one activity of one host with `from_ms <= time_ms <= to_ms`, ordered by time then
     /// instance, from sealed chunks and unsealed samples alike (one consistent snapshot). Values
-    /// are rounded to two decimals whether sealed or not (see [`chunk::quantize`]). When a
+    /// are rounded to two decimals whether sealed or not (see [`super::chunk::quantize`]). When a
     /// (time, instance) was stored twice, the later write wins.
     ///
     /// # Errors

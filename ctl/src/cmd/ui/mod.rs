@@ -2,7 +2,7 @@
 //! to the collector with the operator's own settings and certificate ([`Context::connect`]), so
 //! it adds no new way into the collector and shows exactly what that certificate may see, and
 //! may do: only `/policies` changes anything, after a dry run or a confirmation page the operator
-//! confirms ([`policies`]).
+//! confirms (`policies`).
 //!
 //! The first line on stdout is `serving on http://ADDR` (`--listen 127.0.0.1:0` picks a free
 //! port); SIGINT or SIGTERM stop it, after the requests under way are answered.
@@ -12,21 +12,21 @@
 //! graph zooms to that range, clicking a column header sorts a table); everything is compiled
 //! into the binary, nothing is fetched from elsewhere:
 //!
-//! - `/`: the fleet ([`fleet`]): firing alerts on top, then each cluster's hosts with CPU,
+//! - `/`: the fleet (`fleet`): firing alerts on top, then each cluster's hosts with CPU,
 //!   memory and load sparklines of the last hour, OOM kills in 24 h and clock offset.
 //!   `?cluster=C`, `?label=K=V` filter; it reloads itself every 30 s.
-//! - `/hosts/HOST_ID` ([`host`]): a graph per sar activity the host reports, `?since=&until=`
+//! - `/hosts/HOST_ID` (`host`): a graph per sar activity the host reports, `?since=&until=`
 //!   (default the last hour; Unix ms, `6h` or RFC 3339), OOM kills marked and linked.
-//! - `/oom/ID` ([`oom`]): one kill's report, its task table, the memory, swap and paging graphs of
+//! - `/oom/ID` (`oom`): one kill's report, its task table, the memory, swap and paging graphs of
 //!   the 30 minutes before it and the top-oom ranking before it.
-//! - `/ntp` ([`ntp`]): per cluster, each host's NTP offset over a range on one graph, the
+//! - `/ntp` (`ntp`): per cluster, each host's NTP offset over a range on one graph, the
 //!   cluster's spread, and each host's time sources now.
-//! - `/alerts` ([`alerts`]): firing, pending and resolved alerts.
-//! - `/policies` ([`policies`]): each policy's versions and per-host status, a dry-run form;
+//! - `/alerts` (`alerts`): firing, pending and resolved alerts.
+//! - `/policies` (`policies`): each policy's versions and per-host status, a dry-run form;
 //!   `POST /policies/dry-run`, then `POST /policies/apply` with the dry run's token; a rollback
 //!   or delete by `POST /policies/confirm`, then `POST /policies/change` with its token.
 //!
-//! Every answer goes out gzipped to a browser that accepts it ([`gzip`]).
+//! Every answer goes out gzipped to a browser that accepts it (`gzip`).
 //!
 //! An unknown host or kill is a 404 page; a bad range or policy document a 400; a call the
 //! collector refuses to this certificate, or an apply without its token, a 403; a collector

@@ -72,14 +72,17 @@
 //!
 //! What goes into a frame is [`pack`]'s job: batches checked against the rules the collector
 //! enforces, OOM events split so that every batch fits them.
+//! Reading a segment back at open (corrupt frames, torn tails) is `recover`'s, and
+//! `spool.reserve` is `reserve`'s.
 
 pub mod aside;
 mod format;
 pub mod pack;
+mod recover;
+mod reserve;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -87,20 +90,16 @@ use thiserror::Error;
 
 use self::aside::Aside;
 use self::format::{
-    encode_frame, parse_meta, parse_reserve, parse_seg_name, read_frame_at, resync, seg_name,
-    FrameAt, FRAME_HEADER, MAX_FRAME, PRECIOUS, SEG_HEADER, SEG_MAGIC,
+    encode_frame, parse_meta, parse_seg_name, read_frame_at, resync, seg_name, FrameAt,
+    FRAME_HEADER, MAX_FRAME, PRECIOUS, SEG_HEADER, SEG_MAGIC,
 };
+pub use self::reserve::SEQ_RESERVE;
 
 const META: &str = "spool.meta";
-const RESERVE: &str = "spool.reserve";
 
 /// Samples not acknowledged by the collector are synced at most this long after they were
 /// written (see the module doc).
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
-
-/// How far `spool.reserve`'s `next_seq` is raised ahead of a frame handed out before it was
-/// synced.
-pub const SEQ_RESERVE: u64 = 4096;
 
 /// Errors of the spool. Each names the file involved.
 #[derive(Debug, Error)]
@@ -292,63 +291,10 @@ impl Spool {
         let mut epoch_from_segments = None;
         let mut segments = Vec::new();
         for (first_seq, path) in names {
-            let file = File::open(&path).map_err(io_err(&path))?;
-            let len = file.metadata().map_err(io_err(&path))?.len();
-            let mut head = [0u8; SEG_HEADER as usize];
-            if len < SEG_HEADER
-                || file.read_exact_at(&mut head, 0).is_err()
-                || &head[..8] != SEG_MAGIC
-            {
-                // A segment whose header never made it to disk holds no frames.
-                report.corrupt.push((path.clone(), 0, len));
-                fs::remove_file(&path).map_err(io_err(&path))?;
-                continue;
+            if let Some((seg, seg_epoch)) = Segment::recover(path, first_seq, &mut report)? {
+                epoch_from_segments.get_or_insert(seg_epoch);
+                segments.push(seg);
             }
-            let seg_epoch = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-            epoch_from_segments.get_or_insert(seg_epoch);
-            let mut seg = Segment {
-                path: path.clone(),
-                first_seq,
-                last_seq: 0,
-                samples: 0,
-                precious: 0,
-                bytes: len,
-            };
-            let mut off = SEG_HEADER;
-            loop {
-                match read_frame_at(&file, off, len).map_err(io_err(&path))? {
-                    FrameAt::Frame { frame, next } => {
-                        seg.last_seq = seg.last_seq.max(frame.seq);
-                        seg.samples += u64::from(frame.samples);
-                        seg.precious += u64::from(frame.precious);
-                        report.frames += 1;
-                        off = next;
-                    }
-                    FrameAt::End { torn: false } => break,
-                    FrameAt::Corrupt | FrameAt::End { torn: true } => {
-                        match resync(&file, off, len).map_err(io_err(&path))? {
-                            Some(next) => {
-                                report.corrupt.push((path.clone(), off, next - off));
-                                off = next;
-                            }
-                            None => {
-                                // Nothing valid follows: a torn tail. Cut it off so appends
-                                // (if this is the last segment) continue on a clean boundary.
-                                report.truncated_bytes += len - off;
-                                let f = OpenOptions::new()
-                                    .write(true)
-                                    .open(&path)
-                                    .map_err(io_err(&path))?;
-                                f.set_len(off).map_err(io_err(&path))?;
-                                f.sync_all().map_err(io_err(&path))?;
-                                seg.bytes = off;
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            segments.push(seg);
         }
         report.segments = segments.len();
 
@@ -367,15 +313,7 @@ impl Spool {
                 0,
             ),
         };
-        // Seqs reserved on another boot may have left and been lost with the page cache.
-        let reserve = fs::read_to_string(dir.join(RESERVE))
-            .ok()
-            .and_then(|t| parse_reserve(&t));
-        let (next_seq, reserved) = match reserve {
-            Some((boot, seq)) if !boot_id.is_empty() && boot == boot_id => (next_seq, seq),
-            Some((_, seq)) => (next_seq.max(seq), 0),
-            None => (next_seq, 0),
-        };
+        let (next_seq, reserved) = reserve::on_open(dir, boot_id, next_seq);
         let first_pending = segments
             .iter()
             .find(|s| s.last_seq > 0)
@@ -455,12 +393,7 @@ impl Spool {
     pub fn close(mut self) -> Result<(), SpoolError> {
         self.sync()?;
         self.write_meta()?;
-        let path = self.dir.join(RESERVE);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        reserve::remove(&self.dir)
     }
 
     /// The epoch of this spool's sequence numbers.
@@ -796,11 +729,7 @@ impl Spool {
         if seq < self.reserved || self.unsynced.is_none_or(|u| seq < u.first_seq) {
             return Ok(());
         }
-        let reserved = seq + SEQ_RESERVE;
-        let path = self.dir.join(RESERVE);
-        let text = format!("boot_id {}\nnext_seq {reserved}\n", self.boot_id);
-        write_atomically(&self.dir, &path, &text)?;
-        self.reserved = reserved;
+        self.reserved = reserve::write(&self.dir, &self.boot_id, seq)?;
         Ok(())
     }
 
@@ -1209,7 +1138,7 @@ mod tests {
     fn after_a_power_loss_numbering_starts_above_every_seq_that_left_unsynced() {
         let d = tempfile::tempdir().unwrap();
         let (mut s, _) = open(d.path());
-        let reserve = || fs::read_to_string(d.path().join(RESERVE)).ok();
+        let reserve = || fs::read_to_string(d.path().join(reserve::RESERVE)).ok();
         s.append(b"event", 0, true).unwrap();
         assert_eq!(drain(&mut s), vec![1]);
         assert_eq!(reserve(), None, "a synced frame reserves nothing");

@@ -101,13 +101,14 @@
 
 use thiserror::Error;
 
+mod derived;
 mod ints;
 
+use derived::{put_rate_column, rate_value_by, shares, sum_masks, Divisor, SHARES_SCALE};
 #[cfg(test)]
 use ints::{pack_bits, unpack_bits, unzigzag, uvarint_len, zigzag};
 use ints::{
-    put_int_column, put_rate_column, put_uvarint, rate_value_by, shares, sum_masks, Divisor, Mode,
-    Reader, Scratch, MODE_FLOAT_XOR, MODE_SHARES, MODE_SUM, SHARES_SCALE,
+    put_int_column, put_uvarint, Mode, Reader, Scratch, MODE_FLOAT_XOR, MODE_SHARES, MODE_SUM,
 };
 
 /// The first byte of every chunk this release writes.

@@ -127,6 +127,33 @@ fn release_policies(settings: &config::Settings) -> ExitCode {
     }
 }
 
+/// Logs to standard error, filtered by `RUST_LOG` (`target=level` directives, e.g.
+/// `debug,h2=warn`; default `info,h2=warn,tower=warn,hyper=warn`). The filter is
+/// [`tracing_subscriber::filter::Targets`], not `EnvFilter`: the same directives without span and
+/// field filters, parsed without compiling regular expressions, so a start-up does not pull the
+/// regex compiler's code into the agent's resident memory (a policy's cmdline pattern still may).
+fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    const DEFAULT: &str = "info,h2=warn,tower=warn,hyper=warn";
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("fleet-agent: RUST_LOG={spec:?} is not a log filter ({e}); using {DEFAULT}");
+            DEFAULT.parse().expect("the default filter parses")
+        }),
+        _ => DEFAULT.parse().expect("the default filter parses"),
+    };
+    tracing_subscriber::fmt()
+        // The builder's own maximum (info) would sit under the filter: let the filter decide.
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(filter)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
@@ -147,14 +174,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let settings = match config::load(cli.options, cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {

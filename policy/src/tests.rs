@@ -96,6 +96,25 @@ fn policy_round_trips_through_json() {
     assert_eq!(back.matcher.user, Some(User::Uid(0)));
 }
 
+/// A pattern keeps the full syntax and Unicode semantics of the `regex` crate although the crate
+/// is built without its `perf` engines (policy/Cargo.toml): classes, Unicode case folding, `\w`
+/// and `\p{..}` beyond ASCII, anchors, alternation and bounded repeats.
+#[test]
+fn cmdline_patterns_keep_unicode_semantics_without_perf_engines() {
+    let re = |pat: &str| {
+        let doc = format!("name: a\ntarget: {{}}\nmatch: {{cmdline: '{pat}'}}\noom_score_adj: 1\n");
+        policy(&doc).matcher.cmdline.expect("a cmdline pattern")
+    };
+    assert!(re("(?i)^/USR/SBIN/SSHD( |$)").is_match("/usr/sbin/sshd -D"));
+    assert!(!re("(?i)^/USR/SBIN/SSHD( |$)").is_match("/usr/sbin/sshd-keygen"));
+    assert!(re("(?i)straße").is_match("/opt/STRASSE/bin/x --city Straße"));
+    assert!(re(r"^\w+$").is_match("größe"));
+    assert!(re(r"\p{Greek}").is_match("python3 αβγ.py"));
+    assert!(re(r"^java .*-Xmx\d{1,4}[mg]\b").is_match("java -server -Xmx512m -jar app.jar"));
+    assert!(!re(r"^java .*-Xmx\d{1,4}[mg]\b").is_match("java -Xmx12345m"));
+    assert!(re("postgres: (checkpointer|walwriter)$").is_match("postgres: walwriter"));
+}
+
 #[test]
 fn oom_adj_converts_as_the_kernel_does() {
     assert_eq!(oom_adj_to_score_adj(-17), -1000);

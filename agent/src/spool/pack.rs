@@ -4,7 +4,8 @@
 //! collector would refuse for its shape.
 //!
 //! - OOM events ([`spool_events`]): any number, split into batches of at most
-//!   [`MAX_EVENTS_PER_BATCH`] events and [`MAX_BATCH_BYTES`] encoded, one frame each. An event
+//!   [`MAX_EVENTS_PER_BATCH`] events and [`EVENT_BATCH_BYTES`] encoded (an event larger goes
+//!   alone, up to [`MAX_BATCH_BYTES`]), one frame each. An event
 //!   the rules refuse is repaired, never dropped: a time at or before 1970 becomes now, an
 //!   impossible `kmsg_seq` is left out, and a detail over [`MAX_EVENT_DETAIL_BYTES`] (the kmsg
 //!   watcher keeps details under it; this is the last resort) is replaced by a short one that
@@ -27,6 +28,13 @@ use crate::now_ms;
 
 /// Room kept in a batch of events for its own fields (seq, and those filled in when it is sent).
 const BATCH_FIELDS: usize = 64;
+
+/// The size a batch of events is filled to (an event larger alone goes alone, up to
+/// [`MAX_BATCH_BYTES`]). The gRPC stream's encode buffer keeps the capacity of the largest message
+/// it ever sent, so an agent that starts on a kernel log full of OOM reports and sent them in
+/// messages of 3 MiB would hold that much for as long as it stays connected; batches of 32 KiB
+/// cost a frame and a sequence number more per 32 KiB of events, which are rare.
+pub const EVENT_BATCH_BYTES: usize = 32 * 1024;
 
 /// What was changed or left out to make batches valid.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,7 +78,7 @@ pub fn spool_events(spool: &mut Spool, events: Vec<OomEvent>) -> Result<Repairs,
         let len = event.encoded_len();
         let field = 1 + prost::length_delimiter_len(len) + len;
         let full =
-            batch.oom_events.len() >= MAX_EVENTS_PER_BATCH || bytes + field > MAX_BATCH_BYTES;
+            batch.oom_events.len() >= MAX_EVENTS_PER_BATCH || bytes + field > EVENT_BATCH_BYTES;
         if full && !batch.oom_events.is_empty() {
             append_checked(spool, &mut batch, 0, true, &mut repairs)?;
             bytes = BATCH_FIELDS;
@@ -240,7 +248,8 @@ mod tests {
     fn events_are_split_by_count_and_by_size_in_order() {
         let d = tempfile::tempdir().unwrap();
         let mut s = spool(d.path());
-        let r = spool_events(&mut s, (0..600).map(|i| event(i, 100)).collect()).unwrap();
+        // Small events: 256 to a batch at most.
+        let r = spool_events(&mut s, (0..600).map(|i| event(i, 1)).collect()).unwrap();
         assert_eq!(r.frames, 3);
         assert!(!r.any());
         let batches = frames(&mut s);
@@ -257,12 +266,26 @@ mod tests {
             .collect();
         assert_eq!(pids, (0..600).collect::<Vec<_>>());
 
-        // Ten events of 1 MiB: three to a message.
+        // Events of 1 KiB (a report's size without its task list): 32 KiB to a batch at most.
+        let r = spool_events(&mut s, (0..100).map(|i| event(i, 1000)).collect()).unwrap();
+        let batches = frames(&mut s);
+        assert_eq!(r.frames as usize, batches.len());
+        assert_eq!(batches.len(), 4, "{} events of ~1 KiB in 32 KiB", 100);
+        for b in &batches {
+            assert!(b.encoded_len() <= EVENT_BATCH_BYTES, "{}", b.encoded_len());
+        }
+        let pids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.oom_events.iter().map(|e| e.victim_pid.unwrap()))
+            .collect();
+        assert_eq!(pids, (0..100).collect::<Vec<_>>());
+
+        // Ten events of 1 MiB: one to a message.
         let r = spool_events(&mut s, (0..10).map(|i| event(i, 1 << 20)).collect()).unwrap();
-        assert_eq!(r.frames, 4);
+        assert_eq!(r.frames, 10);
         for b in frames(&mut s) {
             assert!(b.encoded_len() <= MAX_BATCH_BYTES);
-            assert!(b.oom_events.len() <= 3);
+            assert_eq!(b.oom_events.len(), 1);
         }
     }
 

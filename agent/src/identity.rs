@@ -6,6 +6,10 @@ use fleet_proto::v1::HostIdentity;
 
 use crate::config::{check_host_id, Settings};
 
+pub mod cert;
+
+use cert::Certificate;
+
 /// Builds the identity the agent announces in its Hello.
 ///
 /// # Errors
@@ -56,17 +60,20 @@ pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Resu
         return Ok(());
     };
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
-        .map_err(|e| format!("tls_cert {}: not a PEM certificate ({e})", path.display()))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("tls_cert {}: {e}", path.display()))?;
-    let subject = cert.subject();
-    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
-        it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
-    };
-    let cn = first(&mut subject.iter_common_name());
-    let ou = first(&mut subject.iter_organizational_unit());
+    check_certificate_pem(path, &pem, host_id, &settings.cluster, now_s)
+}
+
+/// [`check_certificate`] on the contents `pem` of the certificate file `path`.
+fn check_certificate_pem(
+    path: &Path,
+    pem: &[u8],
+    host_id: &str,
+    cluster: &str,
+    now_s: i64,
+) -> Result<(), String> {
+    let cert =
+        Certificate::from_pem(pem).map_err(|e| format!("tls_cert {}: {e}", path.display()))?;
+    let (cn, ou) = (cert.common_name, cert.org_unit);
     let fix = format!("issue one with `fleetctl certs issue --role agent --name {host_id}`");
     if let Some(role) = ou.as_deref().filter(|r| *r != "agent") {
         return Err(format!(
@@ -84,18 +91,13 @@ pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Resu
         ));
     }
     let mut clusters = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for gn in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::URI(uri) = gn {
-                match fleet_proto::identity::cluster_of_uri(uri) {
-                    Some(Ok(c)) => clusters.push(c),
-                    Some(Err(e)) => return Err(format!("tls_cert {}: {e}", path.display())),
-                    None => {}
-                }
-            }
+    for uri in &cert.uris {
+        match fleet_proto::identity::cluster_of_uri(uri) {
+            Some(Ok(c)) => clusters.push(c),
+            Some(Err(e)) => return Err(format!("tls_cert {}: {e}", path.display())),
+            None => {}
         }
     }
-    let cluster = &settings.cluster;
     let bound_fix = format!(
         "issue one with `fleetctl certs issue --role agent --name {host_id} --cluster {cluster}`"
     );
@@ -105,7 +107,7 @@ pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Resu
             "the agent certificate is bound to no cluster: collectors refuse it unless \
              allow_unbound_cluster = true; {bound_fix}"
         ),
-        [c] if c == cluster => {}
+        [c] if c.as_str() == cluster => {}
         [c] => {
             return Err(format!(
                 "tls_cert {} is bound to cluster {c:?} but this agent's cluster is {cluster:?}: \
@@ -121,13 +123,126 @@ pub fn check_certificate(settings: &Settings, host_id: &str, now_s: i64) -> Resu
             ))
         }
     }
-    let not_after = cert.validity().not_after.timestamp();
-    if not_after < now_s {
+    if cert.not_after.unix_seconds() < now_s {
         return Err(format!(
             "tls_cert {} expired at {} ({fix})",
             path.display(),
-            cert.validity().not_after
+            cert.not_after
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cert::tests::{agent_cert, at};
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000; // 2027-01-15
+
+    fn check(pem: &str, host_id: &str, cluster: &str) -> Result<(), String> {
+        check_certificate_pem(
+            Path::new("/etc/fleet/h1.pem"),
+            pem.as_bytes(),
+            host_id,
+            cluster,
+            NOW,
+        )
+    }
+
+    fn later() -> time::OffsetDateTime {
+        at(2030, 1, 1, 0, 0, 0)
+    }
+
+    #[test]
+    fn an_agent_certificate_for_this_host_and_cluster_passes() {
+        let pem = agent_cert("h1", "agent", &["urn:fleet:cluster:prod"], later());
+        assert_eq!(check(&pem, "h1", "prod"), Ok(()));
+        // Bound to no cluster: passes (with a warning; a collector may allow it).
+        assert_eq!(
+            check(&agent_cert("h1", "agent", &[], later()), "h1", "prod"),
+            Ok(())
+        );
+        // Other URIs are not cluster bindings.
+        let pem = agent_cert(
+            "h1",
+            "agent",
+            &["https://example.org/", "urn:fleet:cluster:prod"],
+            later(),
+        );
+        assert_eq!(check(&pem, "h1", "prod"), Ok(()));
+        // Valid to the second it ends.
+        let end = at(2027, 1, 15, 8, 0, 0);
+        assert_eq!(end.unix_timestamp(), NOW);
+        assert_eq!(
+            check(&agent_cert("h1", "agent", &[], end), "h1", "prod"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn what_the_collector_would_refuse_is_named_with_its_fix() {
+        let fix = "issue one with `fleetctl certs issue --role agent --name h1`";
+        let e = check(&agent_cert("ops", "viewer", &[], later()), "h1", "prod").unwrap_err();
+        assert_eq!(
+            e,
+            format!("tls_cert /etc/fleet/h1.pem: a viewer certificate; the collector lets only agent certificates stream ({fix})")
+        );
+        let e = check(&agent_cert("h2", "agent", &[], later()), "h1", "prod").unwrap_err();
+        assert_eq!(
+            e,
+            format!("tls_cert /etc/fleet/h1.pem is for host \"h2\" but this agent's host_id is \"h1\": the collector would refuse it; set host_id = \"h2\" or {fix}")
+        );
+        let bound_fix =
+            "issue one with `fleetctl certs issue --role agent --name h1 --cluster prod`";
+        let pem = agent_cert("h1", "agent", &["urn:fleet:cluster:staging"], later());
+        assert_eq!(
+            check(&pem, "h1", "prod").unwrap_err(),
+            format!("tls_cert /etc/fleet/h1.pem is bound to cluster \"staging\" but this agent's cluster is \"prod\": the collector would refuse it; set cluster = \"staging\" or {bound_fix}")
+        );
+        let pem = agent_cert(
+            "h1",
+            "agent",
+            &["urn:fleet:cluster:prod", "urn:fleet:cluster:b"],
+            later(),
+        );
+        assert_eq!(
+            check(&pem, "h1", "prod").unwrap_err(),
+            format!("tls_cert /etc/fleet/h1.pem names 2 clusters [\"prod\", \"b\"]: the collector refuses it; {bound_fix}")
+        );
+        let pem = agent_cert("h1", "agent", &["urn:fleet:cluster:%zz"], later());
+        let e = check(&pem, "h1", "prod").unwrap_err();
+        assert!(
+            e.starts_with("tls_cert /etc/fleet/h1.pem: ") && e.contains("%zz"),
+            "{e}"
+        );
+        let pem = agent_cert(
+            "h1",
+            "agent",
+            &["urn:fleet:cluster:prod"],
+            at(2026, 1, 1, 0, 0, 0),
+        );
+        assert_eq!(
+            check(&pem, "h1", "prod").unwrap_err(),
+            format!("tls_cert /etc/fleet/h1.pem expired at 2026-01-01T00:00:00Z ({fix})")
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_no_certificate_is_named() {
+        assert_eq!(
+            check("hello\n", "h1", "prod").unwrap_err(),
+            "tls_cert /etc/fleet/h1.pem: not a PEM certificate (no CERTIFICATE block)"
+        );
+        let e = check(
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+            "h1",
+            "prod",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "tls_cert /etc/fleet/h1.pem: the certificate is cut short in its tbsCertificate"
+        );
+    }
 }

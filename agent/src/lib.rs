@@ -20,7 +20,8 @@
 //! - [`statelock`]: one agent per state directory (an `flock` the daemon and
 //!   `release-policies` take first).
 //! - [`config`]: the settings, declared once for flags and file ([`config::Options`]) and
-//!   validated into [`config::Settings`]; [`identity`]: who this host is.
+//!   validated into [`config::Settings`]; [`identity`]: who this host is, and the check of its
+//!   client certificate at start (`identity::cert` reads the few fields it needs from the DER).
 //!
 //! The binary (`src/main.rs`) only parses flags, loads the config file, sets up logging and
 //! signals, and calls [`run`].

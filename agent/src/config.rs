@@ -9,18 +9,17 @@
 //! role = "web"
 //! ```
 //!
-//! Every setting is declared once, in [`Options`]: its flag (clap) and its config key (serde)
-//! come from the same field. A few exist on one side only: `machine_id_path`, `ntp_period` and
-//! `etc_root` are config keys without a flag, `--no-kmsg` is the flag for `kmsg_path = ""`.
+//! Every setting is one field of [`Options`]: its config key (serde) is the field, and its flag
+//! is the row of [`crate::cli::FLAGS`] that stores into the field. A few exist on one side only:
+//! `machine_id_path`, `ntp_period` and `etc_root` are config keys without a flag, `--no-kmsg` is
+//! the flag for `kmsg_path = ""`.
 //! [`Options::parse`] reads a file's text (pure: text in, typed options or an error naming the
 //! field out); [`Options::over`] lays the flags over the file, the one place where they merge;
 //! [`Settings::validate`] checks the result into the [`Settings`] the agent runs with, each
 //! error naming its field. [`load`] is the three in a row, as `main` runs them.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -51,81 +50,60 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 /// Every setting, as the flags and the config file give it (all optional: either side may
-/// supply it). Unknown config keys are rejected. The doc comments are the flags' `--help`.
-#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args, Deserialize)]
+/// supply it). Unknown config keys are rejected. The flags' `--help` is in [`crate::cli::FLAGS`].
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// Collector URL: https://HOST:PORT (or http:// with --insecure).
-    #[arg(long)]
     pub collector: Option<String>,
     /// Directory for the spool and other state that must survive restarts.
-    #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Host id (default: /etc/machine-id).
-    #[arg(long)]
     pub host_id: Option<String>,
     /// Hostname to report (default: the kernel's).
-    #[arg(long)]
     pub hostname: Option<String>,
     /// Cluster this host belongs to (default: "default").
-    #[arg(long)]
     pub cluster: Option<String>,
     /// A label KEY=VALUE; repeatable.
     // In the file, a `[labels]` table.
-    #[arg(long = "label", value_name = "K=V")]
     #[serde(default, deserialize_with = "label_table")]
     pub labels: Vec<Label>,
     /// Sampling interval, 1s to 1h (default 10s).
     // A duration such as "10s" or "1m".
-    #[arg(long)]
     pub interval: Option<String>,
     /// Root of the proc filesystem (for tests and containers).
-    #[arg(long)]
     pub proc_root: Option<PathBuf>,
     /// Root of the sys filesystem.
-    #[arg(long)]
     pub sys_root: Option<PathBuf>,
     // Config file only: where the host id is read from (default /etc/machine-id).
-    #[arg(skip)]
     pub machine_id_path: Option<PathBuf>,
     /// Allow a plaintext http:// collector (local demos and tests only).
     // On if the flag or the file turns it on.
-    #[arg(long)]
     #[serde(default)]
     pub insecure: bool,
     /// CA certificate (PEM) that signed the collector's certificate.
-    #[arg(long)]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate (PEM).
-    #[arg(long)]
     pub tls_cert: Option<PathBuf>,
     /// Client key (PEM).
-    #[arg(long)]
     pub tls_key: Option<PathBuf>,
     /// Upper bound of the on-disk spool in MiB (default 64); oldest samples go first when full.
-    #[arg(long)]
     pub spool_max_mib: Option<u64>,
     /// Kernel log to watch for OOM kills (default /dev/kmsg).
     // "" in the file turns it off.
-    #[arg(long, conflicts_with = "no_kmsg")]
     pub kmsg_path: Option<PathBuf>,
     /// Do not read the kernel log (no OOM events); `kmsg_path = ""` in the config file.
-    #[arg(long)]
     #[serde(skip)]
     pub no_kmsg: bool,
     /// How many processes top-oom reports each interval (default 10; 0 turns it off).
-    #[arg(long)]
     pub top_oom_limit: Option<usize>,
     /// An NTP server HOST:PORT to measure; repeatable (default: chrony's, ntpd's or timesyncd's).
     // In the file, `ntp_servers = [...]`; flags, when given, replace the file's list.
-    #[arg(long = "ntp-server", value_name = "HOST:PORT")]
     #[serde(default)]
     pub ntp_servers: Vec<String>,
     // Config file only: how often the NTP servers are queried, e.g. "16s".
-    #[arg(skip)]
     pub ntp_period: Option<String>,
     // Config file only: where chrony/ntpd/timesyncd configuration is looked for (default "/etc").
-    #[arg(skip)]
     pub etc_root: Option<PathBuf>,
 }
 
@@ -135,14 +113,6 @@ pub struct Options {
 pub enum Label {
     Pair(String, String),
     Flag(String),
-}
-
-impl FromStr for Label {
-    type Err = Infallible;
-
-    fn from_str(text: &str) -> Result<Label, Infallible> {
-        Ok(Label::Flag(text.to_string()))
-    }
 }
 
 fn label_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {

@@ -19,9 +19,11 @@
 //! - [`policy`]: OOM policies (oom_score_adj) enforced on matching processes.
 //! - [`statelock`]: one agent per state directory (an `flock` the daemon and
 //!   `release-policies` take first).
-//! - [`config`]: the settings, declared once for flags and file ([`config::Options`]) and
+//! - [`config`]: the settings, one field each for flags and file ([`config::Options`]),
 //!   validated into [`config::Settings`]; [`identity`]: who this host is, and the check of its
 //!   client certificate at start (`identity::cert` reads the few fields it needs from the DER).
+//! - [`cli`]: the command line, parsed by hand (pure: arguments in, a [`cli::Cli`], a help text
+//!   or a usage error naming the flag out); each flag a row of [`cli::FLAGS`].
 //!
 //! The binary (`src/main.rs`) only parses flags, loads the config file, sets up logging and
 //! signals, and calls [`run`].
@@ -30,6 +32,7 @@
 //! the `fleet-fake-ntp` binary; the production build leaves it out.
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod link;

@@ -1,45 +1,12 @@
 //! `fleet-agent`: ignores SIGHUP before any other code runs, until its main loop handles it;
 //! parses flags and the config file, then runs [`fleet_agent::run`].
 
-use std::path::PathBuf;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use fleet_agent::config::{self, Options};
-
-/// Fleet's per-host agent: samples sar activities and streams them to the collector.
-#[derive(Debug, Parser)]
-#[command(name = "fleet-agent", version)]
-struct Cli {
-    #[command(flatten)]
-    options: Options,
-    /// TOML config file; flags override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Only check the config file and flags and that the files they name can be read: print
-    /// "config OK" (exit 0) or the error naming the field (exit 2), and start nothing.
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Command {
-    /// Prints one JSON object per OOM kill found in a kernel log (a file, or - for stdin).
-    ParseKmsg {
-        /// Input form: auto, kmsg (/dev/kmsg records), dmesg, or syslog (also journal text).
-        #[arg(long, default_value = "auto")]
-        format: fleet_agent::sources::kmsg::InputFormat,
-        /// The log file, or - for standard input.
-        file: PathBuf,
-    },
-    /// Gives every process an OOM policy changed back its original oom_score_adj and forgets
-    /// the policies (the uninstall path). Run it with the agent stopped and the same config;
-    /// it refuses while an agent uses the state directory. Exit 1 if a write failed.
-    ReleasePolicies,
-}
+use fleet_agent::cli::{self, Command, Parsed};
+use fleet_agent::config;
 
 fn parse_kmsg(
     format: fleet_agent::sources::kmsg::InputFormat,
@@ -155,7 +122,18 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(cli)) => *cli,
+        Ok(Parsed::Help(text) | Parsed::Version(text)) => {
+            // `fleet-agent --help | head -1` is not an error either.
+            let _ = writeln!(std::io::stdout(), "{}", text.trim_end());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprint!("{}", e.render());
+            return ExitCode::from(2);
+        }
+    };
     if let Some(Command::ParseKmsg { format, file }) = &cli.command {
         // A command-line tool: a hang-up ends it as it ends any other.
         set_sighup(libc::SIG_DFL);

@@ -35,6 +35,23 @@ ensure_packages() {
 # Build needs: bindgen's libclang for the RocksDB bindings, and the RocksDB library itself.
 BUILD_PACKAGES=(libclang-dev librocksdb-dev pkg-config)
 
+# The agent as deployed (README "Deploy with Ansible"): Cargo.toml's `agent` profile, linked
+# statically against musl, so it needs no particular C library on a host and maps no shared
+# one (libc, libm and ld.so were ~1.5 MiB of its resident memory; issue 16). Needs musl-gcc
+# (Debian's musl-tools, for ring's C and assembly) and Rust's musl target (rustup).
+AGENT_TARGET=$(uname -m)-unknown-linux-musl
+AGENT_BUILD=$CARGO_TARGET_DIR/$AGENT_TARGET/agent/fleet-agent
+# build_agent: builds $AGENT_BUILD, installing what that needs first.
+build_agent() {
+  ensure_packages musl-tools
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$AGENT_TARGET"; then
+    command -v rustup >/dev/null || { echo "the agent's build needs Rust's $AGENT_TARGET target: install rustup, or add the target to this toolchain" >&2; return 1; }
+    echo "adding Rust's $AGENT_TARGET target (rustup target add)" >&2
+    rustup target add "$AGENT_TARGET" >&2
+  fi
+  cargo build --locked -q --profile agent --target "$AGENT_TARGET" -p fleet-agent
+}
+
 # scripts/bench-agent --compare: the agent beside sysstat's sadc and Prometheus's node_exporter
 # (both as Debian ships them), with chronyd as the loopback NTP server the agent measures.
 COMPARE_PACKAGES=(sysstat prometheus-node-exporter chrony)

@@ -240,17 +240,18 @@ impl Controller {
 }
 
 /// The host ids of a JSON array of rows.
-/// The `agent` profile's fleet-agent (`cargo build --profile agent -p fleet-agent`, which
-/// scripts/vm test runs), beside this build's profile directory.
+/// The agent as deployed (scripts/build-agent, which scripts/vm test runs: the `agent` profile,
+/// static with musl), in this build's target directory.
 fn agent_profile_build() -> PathBuf {
     let dir = fleet_tests::paths::bin_dir();
     let path = dir
         .parent()
         .expect("target directory")
+        .join(format!("{}-unknown-linux-musl", std::env::consts::ARCH))
         .join("agent/fleet-agent");
     assert!(
         path.exists(),
-        "{} is missing: `cargo build --profile agent -p fleet-agent` first (scripts/vm test does)",
+        "{} is missing: run scripts/build-agent first (scripts/vm test does)",
         path.display()
     );
     path

@@ -104,13 +104,20 @@ fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     const DEFAULT: &str = "info,h2=warn,tower=warn,hyper=warn";
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
-            eprintln!("fleet-agent: RUST_LOG={spec:?} is not a log filter ({e}); using {DEFAULT}");
-            DEFAULT.parse().expect("the default filter parses")
-        }),
-        _ => DEFAULT.parse().expect("the default filter parses"),
-    };
+    let given = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|spec| !spec.is_empty());
+    let filter: Targets = given
+        .and_then(|spec| {
+            spec.parse()
+                .map_err(|e| {
+                    eprintln!(
+                        "fleet-agent: RUST_LOG={spec:?} is not a log filter ({e}); using {DEFAULT}"
+                    )
+                })
+                .ok()
+        })
+        .unwrap_or_else(|| DEFAULT.parse().expect("the default filter parses"));
     tracing_subscriber::fmt()
         // The builder's own maximum (info) would sit under the filter: let the filter decide.
         .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)

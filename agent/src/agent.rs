@@ -9,7 +9,8 @@
 //! kmsg quiet    ──► on_kmsg_flush ────┴► OOM events ──► pack (split to fit) ──► Spool::append,
 //!                                                       then the kmsg cursor
 //! NTP measured  ──► on_ntp_measured: the clock rides with the next sample
-//! policy tick   ──► on_policy_tick: policies applied to new processes
+//! policy pass   ──► on_policy_tick: policies applied to new processes (with the interval
+//!                   tick's wakeup, and every POLICY_TICK between ticks further apart)
 //! link event    ──► on_link_event: policy state on connect, policy sets from the collector
 //! sync due      ──► Spool::sync_if_due: samples the collector did not ack in time are synced
 //! SIGHUP        ──► on_sighup: reconnect, the TLS files read again
@@ -25,7 +26,7 @@
 //! can stop the loop (only a spool that cannot be written does).
 //!
 //! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
-//! [`PolicyRunner`] at once; while policies exist, a tick every [`POLICY_TICK`] applies them to
+//! [`PolicyRunner`] at once; while policies exist, a pass at least every [`POLICY_TICK`] applies them to
 //! new processes (collector reachable or not); policy reports and process lists go out as live
 //! messages (not spooled: each one replaces the previous), on connect and when they change.
 
@@ -52,10 +53,27 @@ use crate::spool::pack::{self, Repairs};
 use crate::spool::{Spool, SpoolError};
 use crate::{identity, now_ms, sources, AgentError};
 
-/// How often policies are applied to new processes. A process caught inside execve (argv not
-/// yet readable) is read again at the next tick, so every new process has its value within two
-/// ticks: a second.
+/// How often policies are applied to new processes, at most this far apart. A process caught
+/// inside execve (argv not yet readable) is read again at the next pass, so every new process
+/// has its value within two passes: a second. The passes ride the sample ticks (one wakeup for
+/// both); only between ticks further apart is there a wakeup of their own.
 pub const POLICY_TICK: Duration = Duration::from_millis(500);
+
+/// A policy pass is not scheduled this close before a sample tick, which makes one itself.
+const POLICY_SLACK: Duration = Duration::from_millis(100);
+
+/// The pass between sample ticks after one made at `pass`: [`POLICY_TICK`] later, unless the
+/// sample tick at `next_sample` comes first or within [`POLICY_SLACK`] after (it makes one).
+fn next_policy_pass(pass: Instant, next_sample: Instant) -> Option<Instant> {
+    let at = pass + POLICY_TICK;
+    (at + POLICY_SLACK < next_sample).then_some(at)
+}
+
+/// Whether a sample tick at `now` makes a policy pass: the last one was about [`POLICY_TICK`]
+/// ago or more (ticks closer together than that share passes).
+fn policy_pass_due(last_pass: Option<Instant>, now: Instant) -> bool {
+    last_pass.is_none_or(|t| now.saturating_duration_since(t) + POLICY_SLACK >= POLICY_TICK)
+}
 
 /// Spool segments roll at this size.
 pub const SPOOL_SEGMENT_BYTES: u64 = 1024 * 1024;
@@ -170,8 +188,12 @@ impl<C: Connector> Agent<C> {
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut policy_tick = tokio::time::interval(POLICY_TICK);
-        policy_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Policy passes ride the sample ticks' wakeups; between ticks further apart than
+        // POLICY_TICK they come every POLICY_TICK. The first one at once (policies kept from
+        // before a restart are enforced before the first sample).
+        let mut next_sample = Instant::now() + self.interval;
+        let mut policy_at = Some(Instant::now());
+        let mut last_pass: Option<Instant> = None;
         tokio::pin!(shutdown);
         loop {
             let flush_at = self
@@ -187,8 +209,22 @@ impl<C: Connector> Agent<C> {
                 () = readable(&mut self.sources.kmsg) => self.on_kmsg_readable()?,
                 () = sleep_until(flush_at) => self.on_kmsg_flush()?,
                 status = measured(&mut self.measuring) => self.on_ntp_measured(status),
-                _ = policy_tick.tick(), if policies => self.on_policy_tick(),
-                _ = ticker.tick() => self.on_tick()?,
+                () = sleep_until(policy_at.filter(|_| policies)) => {
+                    let now = Instant::now();
+                    self.on_policy_tick();
+                    last_pass = Some(now);
+                    policy_at = next_policy_pass(now, next_sample);
+                }
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    next_sample = now + self.interval;
+                    if policies && policy_pass_due(last_pass, now) {
+                        self.on_policy_tick();
+                        last_pass = Some(now);
+                    }
+                    policy_at = next_policy_pass(last_pass.unwrap_or(now), next_sample);
+                    self.on_tick()?;
+                }
                 event = self.link.next_event(&mut self.spool) => self.on_link_event(event?),
                 () = sleep_until(sync_at) => self.spool.sync_if_due(Instant::now())?,
             }
@@ -596,5 +632,33 @@ async fn measured(measuring: &mut Option<Measuring>) -> ClockStatus {
     match measuring {
         Some(m) => m.await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At a 1 s interval: a pass with each tick and one halfway; at 10 s, one every 500 ms
+    /// between ticks; at 200 ms, every other tick.
+    #[test]
+    fn policy_passes_ride_the_sample_ticks() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        // 1 s: the pass at a tick schedules one halfway, which schedules none (the tick does).
+        assert_eq!(next_policy_pass(t, t + ms(1000)), Some(t + ms(500)));
+        assert_eq!(next_policy_pass(t + ms(500), t + ms(1000)), None);
+        assert!(policy_pass_due(Some(t + ms(500)), t + ms(1000)));
+        assert!(policy_pass_due(None, t));
+        // 10 s: every 500 ms until the last one before the tick.
+        assert_eq!(
+            next_policy_pass(t + ms(9000), t + ms(10_000)),
+            Some(t + ms(9500))
+        );
+        assert_eq!(next_policy_pass(t + ms(9500), t + ms(10_000)), None);
+        // 200 ms: ticks 200 ms after a pass make none; 400 ms after, one.
+        assert_eq!(next_policy_pass(t, t + ms(200)), None);
+        assert!(!policy_pass_due(Some(t), t + ms(200)));
+        assert!(policy_pass_due(Some(t), t + ms(400)));
     }
 }

@@ -88,17 +88,61 @@ pub(crate) fn fstat_id(fd: &impl AsRawFd) -> io::Result<FileId> {
     })
 }
 
-/// `open(path, O_DIRECTORY | flags)`.
+/// `open(path, O_DIRECTORY | flags)`, as `openat(AT_FDCWD, …)`: musl's `open` follows an
+/// `O_CLOEXEC` open with an `fcntl` that `openat` does not need.
 pub(crate) fn open_dir(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     let path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `path` is NUL-terminated; the returned descriptor, if any, is ours.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC | flags) };
+    let fd = unsafe {
+        libc::openat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_DIRECTORY | libc::O_CLOEXEC | flags,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` was just opened and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads a process's file (`stat`, `status`, `cmdline`, `cgroup`, `oom_score_adj`, `statm`) or
+/// `/proc/loadavg` into `buf` (cleared first), from where `file` stands.
+///
+/// The kernel produces each of these whole at the first read (a `single_open` file, or
+/// `cmdline`, whose read copies until the buffer is full or the arguments end), so a read that
+/// leaves room in the buffer got everything, and no second read is made to see the end: one
+/// system call for a small file, where `read_to_end` makes four (`fstat`, `lseek`, the read
+/// and the empty one). Not for files listed record by record (`/proc/net/dev`), whose reads
+/// stop at a page.
+///
+/// # Errors
+/// As read.
+pub fn read_whole(file: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let room = buf.len() - start;
+        match file.read(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                if n < room {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
 }
 
 impl ProcDir {
@@ -124,14 +168,12 @@ impl ProcDir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
-    /// Reads the file `name` of this process into `buf` (cleared first).
+    /// Reads the file `name` of this process into `buf` (cleared first), with [`read_whole`].
     ///
     /// # Errors
     /// As open and read; `ESRCH` once the process has exited.
     pub fn read(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.clear();
-        self.openat(name, libc::O_RDONLY)?.read_to_end(buf)?;
-        Ok(())
+        read_whole(&mut self.openat(name, libc::O_RDONLY)?, buf)
     }
 
     /// The text of the link `name` (`exe`).

@@ -19,34 +19,57 @@
 //!
 //! Before it lists anything, a tick reads `loadavg`, whose last two numbers are the threads in
 //! the system and the last pid created (`0.11 0.61 0.90 1/234 12345`): when neither moved since
-//! the last tick, no process started or exited, and the tick lists nothing (a quiet host's
-//! ticks then cost one small read, not a `getdents64` of the whole proc root, which is the
-//! dearest part). Only when the proc root is the agent's own pid namespace (its `self` is this
-//! process), since the last pid is that of the reader's namespace.
+//! the last tick, no process started or exited, and the tick reads nothing more. Only when the
+//! proc root is the agent's own pid namespace (its `self` is this process), since the last pid
+//! is that of the reader's namespace.
 //!
-//! [`ProcScanner::tick`] lists the proc root and examines only the pids it has not seen (and,
-//! once more, those first seen on the previous tick, since a process seen between fork and exec
-//! still carries its parent's name); it forgets the pids that vanished. Its steady-state cost is
-//! one readdir. Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process
-//! that exec'd another program or retitled itself (sshd's `[listener]`) is matched by what it is
-//! now, and a value someone reset is set again. A pid that exits and is reused between two ticks
-//! is not noticed: with pid_max at 4194304 by default that takes millions of forks within a
-//! second.
+//! When the last pid moved by at most [`PROBE_MAX`], the tick does not list the proc root (a
+//! `getdents64` of every process, the dearest part of a tick on a host with many): the kernel
+//! hands out pids in increasing order (wrapping at `pid_max`), so every task created since the
+//! last tick has a pid in between, and the tick opens each of those pids' directories
+//! (`/proc/PID` opens for any task, listed or not). A thread (`stat`'s thread count above one
+//! and `status`' `Tgid:` another pid) and a kernel thread are passed over. A pid already
+//! allocated but whose task is not yet attached (fork still under way) or already gone answers
+//! `ENOENT`; it is tried once more at the next tick, so a fork caught half-way is not missed.
+//! The tick lists instead when the last pid moved further or wrapped, at every
+//! [`FULL_RESCAN_EVERY`], and at most every [`EXITS_EVERY`] while tasks come and go, which is
+//! when it notices processes that exited (besides new processes that exit by their next tick,
+//! noticed at once). After a listing that followed a larger jump, the next tick that sees
+//! activity lists again, since a task still being forked during that listing is not listed.
+//!
+//! A tick examines only the pids it has not seen (and, once more, those first seen on the
+//! previous tick, since a process seen between fork and exec still carries its parent's name);
+//! it forgets the pids that vanished. Every [`FULL_RESCAN_EVERY`] a tick examines every process
+//! again, so a process that exec'd another program or retitled itself (sshd's `[listener]`) is
+//! matched by what it is now, and a value someone reset is set again. A pid that exits and is
+//! reused between two listings is noticed by its new start time when it is probed; one reused
+//! between two ticks that list is not: with pid_max at 4194304 by default that takes millions
+//! of forks within a second.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fleet_policy::ProcessInfo;
 
 use super::host::HostView;
-use super::procdir::ProcDir;
+use super::procdir::{read_whole, ProcDir};
 
 /// The pid of kthreadd; it and its children are kernel threads, which no policy applies to.
 const KTHREADD: u32 = 2;
 
 /// How often a tick examines every process, not only new ones.
-pub const FULL_RESCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub const FULL_RESCAN_EVERY: Duration = Duration::from_secs(30);
+
+/// A tick opens the pids created since the last one, one by one, when there are at most this
+/// many; more, and it lists the proc root.
+pub const PROBE_MAX: u64 = 64;
+
+/// While tasks come and go, a tick lists the proc root (and so notices processes that exited)
+/// at most this often, besides full rescans and larger jumps of the last pid.
+pub const EXITS_EVERY: Duration = Duration::from_secs(5);
 
 /// What [`ProcScanner::tick`] reads of a process besides `stat` and `cmdline` (by default,
 /// everything).
@@ -97,6 +120,9 @@ pub struct Tick {
     pub examined: Vec<ProcessInfo>,
     /// Pids that are no longer listed.
     pub vanished: Vec<u32>,
+    /// Whether the tick listed the proc root (else it opened new pids one by one, or read
+    /// only `loadavg`).
+    pub listed: bool,
 }
 
 /// Reads processes from `proc_root`, remembering which pids it has seen.
@@ -109,19 +135,66 @@ pub struct ProcScanner {
     known: HashMap<u32, u64>,
     /// Pids first examined on the last tick: examined once more.
     young: Vec<u32>,
+    /// What those looked like then: a look that finds the same is not taken further.
+    marks: HashMap<u32, ExecMark>,
     /// Reused by every read.
     buf: Vec<u8>,
+    /// The code and stack layout of the process [`Self::examine`] read last.
+    layout: Option<[u64; 3]>,
     listed: HashSet<u32>,
     /// When every process was last examined.
-    last_full: Option<std::time::Instant>,
-    full_every: std::time::Duration,
+    last_full: Option<Instant>,
+    full_every: Duration,
     /// What a tick reads of each process it examines.
     needs: Needs,
-    /// Whether `loadavg` tells when nothing started or exited: the proc root is of this
-    /// process's pid namespace.
-    own_namespace: bool,
-    /// The threads and the last pid `loadavg` showed at the last tick that listed.
+    /// `loadavg`, kept open and read from its start each tick, when it tells that nothing
+    /// started or exited: the proc root is of this process's pid namespace.
+    loadavg: Option<std::fs::File>,
+    /// The threads and the last pid `loadavg` showed at the last tick that read it.
     activity: Option<(u64, u64)>,
+    /// Every pid up to this one (the last pid at the last tick that read `loadavg`) has been
+    /// listed or opened; the next tick opens those after it.
+    probed_to: Option<u64>,
+    /// Pids that answered `ENOENT` when opened: tried once more (a fork under way).
+    retry: Vec<u32>,
+    /// When the proc root was last listed.
+    last_list: Option<Instant>,
+    /// The last listing followed a larger jump of the last pid (or none was known): the next
+    /// tick with activity lists again.
+    relist: bool,
+}
+
+/// What a process's `stat` shows that changes when it execs another program: its name, its
+/// start time (another process, if the pid was reused) and where its code and stack are
+/// (fields 26 to 28, a new layout at every exec; zero when the agent may not trace the process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ExecMark {
+    comm: String,
+    starttime: u64,
+    layout: [u64; 3],
+}
+
+/// What opening one pid found.
+enum Examined {
+    Process(ProcessInfo),
+    /// Looked at again: `stat` shows the same [`ExecMark`] as the last look, so nothing more
+    /// was read.
+    Unchanged,
+    /// A kernel thread, or a thread of another process (only when opened by pid).
+    NotAProcess,
+    /// No such task now (`ENOENT`, `ESRCH`), or its files did not parse.
+    Gone,
+}
+
+/// Why a pid is opened in a tick that does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Probe {
+    /// Created since the last tick.
+    New,
+    /// Examined on the last tick for the first time (fork, then exec).
+    Again,
+    /// Answered `ENOENT` on the last tick.
+    Retry,
 }
 
 impl ProcScanner {
@@ -135,19 +208,27 @@ impl ProcScanner {
             page_kb: if page > 0 { page as u64 / 1024 } else { 4 },
             known: HashMap::new(),
             young: Vec::new(),
+            marks: HashMap::new(),
             buf: Vec::with_capacity(4096),
+            layout: None,
             listed: HashSet::new(),
             last_full: None,
             full_every: FULL_RESCAN_EVERY,
             needs: Needs::ALL,
-            own_namespace: std::fs::read_link(proc_root.join("self"))
-                .is_ok_and(|l| l.as_os_str() == std::process::id().to_string().as_str()),
+            loadavg: std::fs::read_link(proc_root.join("self"))
+                .is_ok_and(|l| l.as_os_str() == std::process::id().to_string().as_str())
+                .then(|| std::fs::File::open(proc_root.join("loadavg")).ok())
+                .flatten(),
             activity: None,
+            probed_to: None,
+            retry: Vec::new(),
+            last_list: None,
+            relist: true,
         }
     }
 
     /// Changes how often a tick examines every process (default [`FULL_RESCAN_EVERY`]).
-    pub fn set_full_rescan(&mut self, every: std::time::Duration) {
+    pub fn set_full_rescan(&mut self, every: Duration) {
         self.full_every = every;
     }
 
@@ -193,7 +274,7 @@ impl ProcScanner {
         self.known.clear();
         self.young.clear();
         self.host.forget();
-        self.last_full = Some(std::time::Instant::now());
+        self.last_full = Some(Instant::now());
         for pid in pids {
             self.known.insert(pid, 0);
             if let Some(p) = self.read(pid) {
@@ -209,19 +290,120 @@ impl ProcScanner {
         Ok(out)
     }
 
-    /// Lists the proc root; reads only new pids (and last tick's new ones once more).
+    /// Examines the processes created since the last tick (opening their pids, or listing the
+    /// proc root; see the module doc) and those first seen on the last tick once more; every
+    /// process at a full rescan.
     ///
     /// # Errors
     /// The proc root cannot be listed.
     pub fn tick(&mut self) -> io::Result<Tick> {
+        let now = Instant::now();
         let full = self
             .last_full
-            .is_none_or(|t| t.elapsed() >= self.full_every);
+            .is_none_or(|t| now.duration_since(t) >= self.full_every);
         let activity = self.activity();
-        if !full && self.young.is_empty() && activity.is_some() && activity == self.activity {
+        let changed = activity.is_none() || activity != self.activity;
+        if !full && !changed && self.young.is_empty() && self.retry.is_empty() {
             return Ok(Tick::default());
         }
         self.activity = activity;
+        // The pids created since the last tick, when few and not wrapped past pid_max.
+        let created = match (self.probed_to, activity) {
+            (Some(from), Some((_, to))) if to >= from && to - from <= PROBE_MAX => {
+                Some(from + 1..=to)
+            }
+            _ => None,
+        };
+        // A listing is due: a full rescan, exits to notice, or a jump too large to probe before.
+        let exits_due = self
+            .last_list
+            .is_none_or(|t| now.duration_since(t) >= EXITS_EVERY);
+        let list = full || (changed && (self.relist || exits_due));
+        match created {
+            Some(created) if !list => {
+                self.probed_to = activity.map(|a| a.1);
+                Ok(self.probe(created))
+            }
+            created => self.list(full, created, activity.map(|a| a.1), now),
+        }
+    }
+
+    /// A tick that opens the pids `created` (and those to look at again) without listing.
+    fn probe(&mut self, created: RangeInclusive<u64>) -> Tick {
+        let mut pids: Vec<(u32, Probe)> = created
+            .filter_map(|p| u32::try_from(p).ok())
+            .map(|p| (p, Probe::New))
+            .chain(
+                std::mem::take(&mut self.young)
+                    .into_iter()
+                    .map(|p| (p, Probe::Again)),
+            )
+            .chain(
+                std::mem::take(&mut self.retry)
+                    .into_iter()
+                    .map(|p| (p, Probe::Retry)),
+            )
+            .collect();
+        // One look per pid, as new if it is new.
+        pids.sort_unstable();
+        pids.dedup_by_key(|(p, _)| *p);
+        let mut tick = Tick::default();
+        self.host.forget();
+        for (pid, why) in pids {
+            let mark = if why == Probe::Again {
+                self.marks.remove(&pid)
+            } else {
+                None
+            };
+            match self.examine(pid, self.needs, true, mark.as_ref()) {
+                Examined::Unchanged => {}
+                Examined::Process(p) => {
+                    // The pid names another process than the one seen: that one is gone.
+                    if self
+                        .known
+                        .get(&pid)
+                        .is_some_and(|&st| st != 0 && st != p.starttime)
+                    {
+                        tick.vanished.push(pid);
+                    }
+                    self.known.insert(pid, p.starttime);
+                    if why == Probe::New || p.cmdline.is_empty() {
+                        self.young.push(pid);
+                    }
+                    if why == Probe::New && !p.cmdline.is_empty() {
+                        self.mark(&p);
+                    }
+                    tick.examined.push(p);
+                }
+                Examined::NotAProcess => {
+                    if self.known.remove(&pid).is_some_and(|st| st != 0) {
+                        tick.vanished.push(pid);
+                    }
+                }
+                Examined::Gone => {
+                    if why == Probe::New {
+                        self.retry.push(pid);
+                    }
+                    if self.known.remove(&pid).is_some() {
+                        tick.vanished.push(pid);
+                    }
+                }
+            }
+        }
+        tick
+    }
+
+    /// A tick that lists the proc root: every pid not seen before is examined (every pid on a
+    /// `full` one), and those not listed any more have vanished. `created` are the pids
+    /// created since the last tick when few (one still being forked is not listed: tried at
+    /// the next tick); `last_pid` is the last pid `loadavg` showed before the listing.
+    fn list(
+        &mut self,
+        full: bool,
+        created: Option<RangeInclusive<u64>>,
+        last_pid: Option<u64>,
+        now: Instant,
+    ) -> io::Result<Tick> {
         let mut listed = std::mem::take(&mut self.listed);
         listed.clear();
         for entry in std::fs::read_dir(&self.proc_root)? {
@@ -234,7 +416,19 @@ impl ProcScanner {
                 listed.insert(pid);
             }
         }
-        let mut tick = Tick::default();
+        self.last_list = Some(now);
+        self.probed_to = last_pid;
+        self.relist = created.is_none();
+        self.retry = created
+            .into_iter()
+            .flatten()
+            .filter_map(|p| u32::try_from(p).ok())
+            .filter(|p| !listed.contains(p))
+            .collect();
+        let mut tick = Tick {
+            listed: true,
+            ..Tick::default()
+        };
         self.host.forget();
         self.known.retain(|pid, _| {
             let keep = listed.contains(pid);
@@ -244,7 +438,7 @@ impl ProcScanner {
             keep
         });
         if full {
-            self.last_full = Some(std::time::Instant::now());
+            self.last_full = Some(now);
         }
         let mut new_pids: Vec<u32> = listed
             .iter()
@@ -265,10 +459,20 @@ impl ProcScanner {
             .collect();
         // New pids are examined once more on the next tick (fork then exec).
         let mut young = new_pids;
-        for &pid in again.iter().chain(&fresh) {
-            self.known.insert(pid, 0);
-            if let Some(p) = self.read_with(pid, self.needs) {
+        for (i, &pid) in again.iter().chain(&fresh).enumerate() {
+            let mark = if i < again.len() {
+                self.marks.remove(&pid)
+            } else {
+                None
+            };
+            if mark.is_none() {
+                self.known.insert(pid, 0);
+            }
+            if let Examined::Process(p) = self.examine(pid, self.needs, false, mark.as_ref()) {
                 self.known.insert(pid, p.starttime);
+                if i >= again.len() && !p.cmdline.is_empty() {
+                    self.mark(&p);
+                }
                 // A process still inside execve (empty argv, see scan_all) is read again until
                 // its command line is there.
                 if p.cmdline.is_empty() {
@@ -281,18 +485,38 @@ impl ProcScanner {
         }
         self.young = young;
         self.listed = listed;
+        self.forget_marks();
         Ok(tick)
+    }
+
+    /// Remembers how a process looked at its first look, for the next one.
+    fn mark(&mut self, p: &ProcessInfo) {
+        if let Some(layout) = self.layout.filter(|l| *l != [0; 3]) {
+            self.marks.insert(
+                p.pid,
+                ExecMark {
+                    comm: p.comm.clone(),
+                    starttime: p.starttime,
+                    layout,
+                },
+            );
+        }
+    }
+
+    /// Marks only of pids to look at again.
+    fn forget_marks(&mut self) {
+        if self.marks.len() > self.young.len() {
+            let young = &self.young;
+            self.marks.retain(|pid, _| young.contains(pid));
+        }
     }
 
     /// The threads in the system and the last pid created, from `loadavg`; `None` when the
     /// proc root is not this process's pid namespace or the file does not parse.
     fn activity(&mut self) -> Option<(u64, u64)> {
-        if !self.own_namespace {
-            return None;
-        }
-        let mut f = std::fs::File::open(self.proc_root.join("loadavg")).ok()?;
-        self.buf.clear();
-        std::io::Read::read_to_end(&mut f, &mut self.buf).ok()?;
+        let file = self.loadavg.as_ref()?;
+        // From offset 0 each time: one pread.
+        read_whole(&mut ReadAt(file, 0), &mut self.buf).ok()?;
         parse_loadavg_activity(&self.buf)
     }
 
@@ -316,14 +540,53 @@ impl ProcScanner {
 
     /// Reads what `needs` asks for of one process, with `stat` and `cmdline`.
     fn read_with(&mut self, pid: u32, needs: Needs) -> Option<ProcessInfo> {
-        if pid == KTHREADD {
-            return None;
+        match self.examine(pid, needs, false, None) {
+            Examined::Process(p) => Some(p),
+            Examined::Unchanged | Examined::NotAProcess | Examined::Gone => None,
         }
-        let dir = ProcDir::open(&self.proc_root, pid).ok()?;
-        dir.read("stat", &mut self.buf).ok()?;
-        let stat = parse_stat(&self.buf)?;
+    }
+
+    /// Opens `pid` and reads what `needs` asks for, with `stat` and `cmdline`. `by_pid`: the
+    /// pid was not listed but opened by its number, so it may be a thread of another process.
+    /// `mark`: how it looked at the last look; when `stat` shows the same, it did not exec
+    /// since, and nothing more is read. The layout read is kept in `self.layout` for [`Self::mark`].
+    fn examine(
+        &mut self,
+        pid: u32,
+        needs: Needs,
+        by_pid: bool,
+        mark: Option<&ExecMark>,
+    ) -> Examined {
+        self.layout = None;
+        if pid == KTHREADD {
+            return Examined::NotAProcess;
+        }
+        let Ok(dir) = ProcDir::open(&self.proc_root, pid) else {
+            return Examined::Gone;
+        };
+        let Some(stat) = dir
+            .read("stat", &mut self.buf)
+            .ok()
+            .and_then(|()| parse_stat(&self.buf))
+        else {
+            return Examined::Gone;
+        };
         if stat.ppid == KTHREADD {
-            return None;
+            return Examined::NotAProcess;
+        }
+        if mark.is_some_and(|m| {
+            m.starttime == stat.starttime && m.layout == stat.layout && m.comm == stat.comm
+        }) {
+            return Examined::Unchanged;
+        }
+        self.layout = Some(stat.layout);
+        if by_pid && stat.threads > 1 {
+            if dir.read("status", &mut self.buf).is_err() {
+                return Examined::Gone;
+            }
+            if parse_status_field(&self.buf, "Tgid:") != Some(pid) {
+                return Examined::NotAProcess;
+            }
         }
         let mut info = ProcessInfo {
             pid,
@@ -359,13 +622,31 @@ impl ProcScanner {
         }
         if needs.values {
             // The process may exit between the reads: what it had at its last file counts.
-            dir.read("oom_score_adj", &mut self.buf).ok()?;
-            info.oom_score_adj = std::str::from_utf8(&self.buf).ok()?.trim().parse().ok()?;
+            let value = dir
+                .read("oom_score_adj", &mut self.buf)
+                .ok()
+                .and_then(|()| std::str::from_utf8(&self.buf).ok()?.trim().parse().ok());
+            let Some(value) = value else {
+                return Examined::Gone;
+            };
+            info.oom_score_adj = value;
             if dir.read("statm", &mut self.buf).is_ok() {
                 info.rss_kb = parse_statm_resident(&self.buf).unwrap_or(0) * self.page_kb;
             }
         }
-        Some(info)
+        Examined::Process(info)
+    }
+}
+
+/// Reads a file from offset 0 with positional reads (`pread`), so an open file is read again
+/// without a seek.
+struct ReadAt<'a>(&'a std::fs::File, u64);
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.0, buf, self.1)?;
+        self.1 += n as u64;
+        Ok(n)
     }
 }
 
@@ -374,7 +655,12 @@ impl ProcScanner {
 pub struct Stat {
     pub comm: String,
     pub ppid: u32,
+    /// Threads in the process (field 20).
+    pub threads: u32,
     pub starttime: u64,
+    /// Start and end of the code, start of the stack (fields 26 to 28; zero without ptrace
+    /// access to the process).
+    pub layout: [u64; 3],
 }
 
 /// Parses /proc/PID/stat. The comm is between the first `(` and the last `)`, since it may
@@ -387,14 +673,26 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     }
     let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
     let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
-    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
+    // rest starts at field 3 (state): ppid is field 4, num_threads field 20, starttime 22.
     let mut fields = rest.split_ascii_whitespace();
     let ppid = fields.nth(1)?.parse().ok()?;
-    let starttime = fields.nth(17)?.parse().ok()?;
+    let threads = fields.nth(15)?.parse().ok()?;
+    let starttime = fields.nth(1)?.parse().ok()?;
+    let mut layout = [0; 3];
+    // Fields 23 to 25 (vsize, rss, rsslim) skipped. Absent on old kernels' short lines: zero.
+    let mut layout_fields = fields.skip(3);
+    for v in &mut layout {
+        *v = layout_fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0);
+    }
     Some(Stat {
         comm,
         ppid,
+        threads,
         starttime,
+        layout,
     })
 }
 
@@ -409,9 +707,14 @@ pub fn parse_loadavg_activity(bytes: &[u8]) -> Option<(u64, u64)> {
 
 /// The real uid from /proc/PID/status (`Uid:` then real, effective, saved and fs uids).
 pub fn parse_status_uid(bytes: &[u8]) -> Option<u32> {
+    parse_status_field(bytes, "Uid:")
+}
+
+/// The first number after `key` (`Tgid:`, `Uid:`) in /proc/PID/status.
+pub fn parse_status_field(bytes: &[u8], key: &str) -> Option<u32> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
-    line["Uid:".len()..]
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
         .split_ascii_whitespace()
         .next()?
         .parse()
@@ -440,7 +743,9 @@ mod tests {
             Some(Stat {
                 comm: "we ird) (x)".into(),
                 ppid: 1,
-                starttime: 1_234_567
+                threads: 54,
+                starttime: 1_234_567,
+                layout: [0; 3],
             })
         );
         assert_eq!(parse_stat(b"12 (x) S"), None);
@@ -481,7 +786,7 @@ mod tests {
     fn a_new_process_is_examined_at_the_next_tick() {
         let mut scanner = ProcScanner::new(Path::new("/proc"));
         assert!(
-            scanner.own_namespace,
+            scanner.loadavg.is_some(),
             "the test runs in its /proc's namespace"
         );
         scanner.tick().unwrap();
@@ -496,6 +801,129 @@ mod tests {
         assert!(seen.examined.iter().any(|p| p.pid == child.id()));
         let gone = (0..3).any(|_| scanner.tick().unwrap().vanished.contains(&child.id()));
         assert!(gone, "its exit is noticed");
+    }
+
+    /// The pid is examined once more at the next tick: only when it exec'd since (a new name
+    /// and layout in `stat`) is it read again and reported.
+    #[test]
+    fn a_second_look_reads_only_what_exec_changed() {
+        use std::io::Write;
+        let mut scanner = ProcScanner::new(Path::new("/proc"));
+        scanner.tick().unwrap();
+        // Waits for a line on stdin, then execs another program.
+        let execs = std::process::Command::new("sh")
+            .args(["-c", "read x; exec sleep 60"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stays = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let (a, b) = (execs.id(), stays.id());
+        // Until both are examined (a tick may catch one inside its execve).
+        let mut first = HashMap::new();
+        for _ in 0..50 {
+            for p in scanner.tick().unwrap().examined {
+                if (p.pid == a || p.pid == b) && !p.cmdline.is_empty() {
+                    first.insert(p.pid, p.comm);
+                }
+            }
+            if first.len() == 2 && scanner.young.is_empty() {
+                break;
+            }
+            if first.len() == 2 {
+                // A second look now: neither changed since the first.
+                let again = scanner.tick().unwrap();
+                assert!(
+                    !again.examined.iter().any(|p| p.pid == a || p.pid == b),
+                    "unchanged processes are not examined again"
+                );
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(first.get(&a).map(String::as_str), Some("sh"));
+        assert_eq!(first.get(&b).map(String::as_str), Some("sleep"));
+
+        // Now one that execs between its first look and the second.
+        let mut scanner = ProcScanner::new(Path::new("/proc"));
+        scanner.scan_all().unwrap();
+        let mut execs2 = std::process::Command::new("sh")
+            .args(["-c", "read x; exec sleep 60"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let c = execs2.id();
+        let seen = (0..50).any(|_| {
+            let seen = scanner
+                .tick()
+                .unwrap()
+                .examined
+                .iter()
+                .any(|p| p.pid == c && p.comm == "sh");
+            if !seen {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        });
+        assert!(seen, "first look, before the exec");
+        writeln!(execs2.stdin.as_mut().unwrap()).unwrap();
+        let comm = format!("/proc/{c}/comm");
+        while std::fs::read_to_string(&comm).unwrap().trim() != "sleep" {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let again = scanner.tick().unwrap();
+        let p = again.examined.iter().find(|p| p.pid == c);
+        assert_eq!(
+            p.map(|p| (&p.comm[..], &p.cmdline[..])),
+            Some(("sleep", "sleep 60")),
+            "the second look sees the exec"
+        );
+        for mut child in [execs, stays, execs2] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// A thread's id is opened like a pid when it falls in the range of new pids: it is not
+    /// taken for a process. A new process is examined by a tick that lists nothing.
+    #[test]
+    fn probing_skips_threads_and_finds_processes() {
+        let mut scanner = ProcScanner::new(Path::new("/proc"));
+        let mut probed = false;
+        for _ in 0..20 {
+            // Until a tick that opens new pids rather than listing.
+            let _ = scanner.tick().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() } as u32).unwrap();
+                stop_rx.recv().ok();
+            });
+            let tid = rx.recv().unwrap();
+            let mut child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            let tick = scanner.tick().unwrap();
+            stop_tx.send(()).unwrap();
+            thread.join().unwrap();
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert!(!tick.examined.iter().any(|p| p.pid == tid), "a thread");
+            assert!(!scanner.known.contains_key(&tid));
+            if !tick.listed {
+                assert!(
+                    tick.examined.iter().any(|p| p.pid == child.id()),
+                    "the new process, without a listing"
+                );
+                probed = true;
+                break;
+            }
+        }
+        assert!(probed, "no tick opened new pids without listing");
     }
 
     #[test]

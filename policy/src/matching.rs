@@ -210,7 +210,9 @@ impl Matcher {
         self.exe.is_some() && p.exe_denied && self.matches_besides_exe(p)
     }
 
-    fn matches_besides_exe(&self, p: &ProcessInfo) -> bool {
+    /// Whether the process meets every criterion but `exe:` (which it may still fail): the
+    /// agent reads a process's executable only when this holds.
+    pub fn matches_besides_exe(&self, p: &ProcessInfo) -> bool {
         if let Some(comm) = &self.comm {
             let matches = p.comm == *comm
                 || (comm.len() > COMM_MAX

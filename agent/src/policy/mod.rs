@@ -506,9 +506,12 @@ impl Enforcer {
     /// # Errors
     /// [`EnforceError`] when /proc cannot be listed or the state cannot be stored.
     pub fn tick(&mut self) -> Result<usize, EnforceError> {
-        self.scanner.set_needs(scan::Needs::of(
-            self.policies.iter().map(|e| &e.policy.matcher),
-        ));
+        // The executable is read only for the processes that match on everything else
+        // (read_in_full): of most new processes, `exe:` would cost four system calls for nothing.
+        self.scanner.set_needs(scan::Needs {
+            exe: false,
+            ..scan::Needs::of(self.policies.iter().map(|e| &e.policy.matcher))
+        });
         let mut tick = self.scanner.tick().map_err(|e| self.proc_error(e))?;
         let mut dirty = false;
         if !tick.vanished.is_empty() {
@@ -629,11 +632,11 @@ impl Enforcer {
                         pid: p.pid,
                         starttime: p.starttime,
                     };
+                    // Those that match on everything but the executable, not yet read.
                     self.policies.iter().any(|e| {
                         e.matched.contains_key(&p.pid)
                             || e.holds(key)
-                            || applies(e, p, &batch)
-                            || e.policy.matcher.unreadable_exe(p)
+                            || applies_by(e, p, &batch, |m, q| m.matches_besides_exe(q))
                     })
                 })
                 .map(|(i, _)| i)
@@ -807,8 +810,18 @@ impl Enforcer {
 /// `children: true` an ancestor does, the ancestors being looked up among the processes
 /// examined in the same tick and, above them, among the processes the policy already holds.
 fn applies(entry: &Entry, p: &ProcessInfo, batch: &HashMap<u32, &ProcessInfo>) -> bool {
+    applies_by(entry, p, batch, |m, q| m.matches_process(q))
+}
+
+/// As [`applies`], with `matches` deciding whether one process matches by itself.
+fn applies_by(
+    entry: &Entry,
+    p: &ProcessInfo,
+    batch: &HashMap<u32, &ProcessInfo>,
+    matches: impl Fn(&fleet_policy::doc::Matcher, &ProcessInfo) -> bool,
+) -> bool {
     let m = &entry.policy.matcher;
-    if m.matches_process(p) {
+    if matches(m, p) {
         return true;
     }
     if !m.children {
@@ -821,7 +834,7 @@ fn applies(entry: &Entry, p: &ProcessInfo, batch: &HashMap<u32, &ProcessInfo>) -
         }
         match batch.get(&ppid) {
             Some(q) => {
-                if m.matches_process(q) {
+                if matches(m, q) {
                     return true;
                 }
                 ppid = q.ppid;

@@ -166,7 +166,9 @@ pub struct ProcScanner {
 
 /// What a process's `stat` shows that changes when it execs another program: its name, its
 /// start time (another process, if the pid was reused) and where its code and stack are
-/// (fields 26 to 28, a new layout at every exec; zero when the agent may not trace the process).
+/// (fields 26 to 28: a new memory layout at every exec, its addresses randomised; `1 1 0` when
+/// the agent may not trace the process, and then no mark is kept). A process that rewrites
+/// its own command line without exec (a retitle) keeps its mark: the full rescan sees that.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ExecMark {
     comm: String,
@@ -491,7 +493,9 @@ impl ProcScanner {
 
     /// Remembers how a process looked at its first look, for the next one.
     fn mark(&mut self, p: &ProcessInfo) {
-        if let Some(layout) = self.layout.filter(|l| *l != [0; 3]) {
+        // Without ptrace access the kernel shows 1, 1 and 0 (and zeros for a process without
+        // memory): no layout to compare, so the next look reads everything.
+        if let Some(layout) = self.layout.filter(|l| l[2] != 0) {
             self.marks.insert(
                 p.pid,
                 ExecMark {
@@ -658,8 +662,8 @@ pub struct Stat {
     /// Threads in the process (field 20).
     pub threads: u32,
     pub starttime: u64,
-    /// Start and end of the code, start of the stack (fields 26 to 28; zero without ptrace
-    /// access to the process).
+    /// Start and end of the code, start of the stack (fields 26 to 28; `1 1 0` without ptrace
+    /// access to the process, zeros for one without memory).
     pub layout: [u64; 3],
 }
 
@@ -770,6 +774,23 @@ mod tests {
             (full.starttime, &full.cmdline),
             (light.starttime, &light.cmdline)
         );
+    }
+
+    /// On the real /proc: fields 26 to 28 are this process's code and stack (the stack's start
+    /// inside the `[stack]` mapping); a line without them (no ptrace access shows `1 1 0`, an
+    /// old short line nothing) parses with what it has.
+    #[test]
+    fn stat_layout_is_code_and_stack() {
+        let stat = parse_stat(&std::fs::read("/proc/self/stat").unwrap()).unwrap();
+        let [code, end_code, stack] = stat.layout;
+        assert!(0 < code && code < end_code, "{:?}", stat.layout);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps.lines().find(|l| l.ends_with("[stack]")).unwrap();
+        let (lo, hi) = line.split_once(' ').unwrap().0.split_once('-').unwrap();
+        let range = u64::from_str_radix(lo, 16).unwrap()..u64::from_str_radix(hi, 16).unwrap();
+        assert!(range.contains(&stack), "{stack:x} outside {line}");
+        let hidden = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0 0 1 1 0 0 0\n";
+        assert_eq!(parse_stat(hidden).unwrap().layout, [1, 1, 0]);
     }
 
     #[test]

@@ -480,3 +480,81 @@ fn safety_net_for_minus_1000() {
     drop(first);
     drop(more);
 }
+
+/// A child of a process the policy holds, caught between fork and exec, is not given the
+/// policy's value at that first look: it inherited the value at fork, and sshd's connection
+/// child sets its own value back, then execs into a login session whose children would inherit
+/// anything written meanwhile. Its second look, after the exec, finds it no longer matching:
+/// it and the child it started keep their own value.
+#[test]
+fn a_forked_child_is_judged_after_its_exec() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let marker = format!("fleet-policy-test-{}-f", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (child_file, go, grandchild_file) = (
+        dir.path().join("child"),
+        dir.path().join("go"),
+        dir.path().join("grandchild"),
+    );
+    // On a line on stdin the parent forks a subshell that sets its own value to 0, waits for
+    // `go` (5 s at most), then execs a shell that starts a grandchild (30 s).
+    let script = format!(
+        "read x; ( echo 0 > /proc/$BASHPID/oom_score_adj; echo $BASHPID > {child}; \
+         for i in $(seq 500); do [ -e {go} ] && break; sleep 0.01; done; \
+         exec sh -c 'sleep 30 & echo $! > {grandchild}; wait' ) & wait",
+        child = child_file.display(),
+        go = go.display(),
+        grandchild = grandchild_file.display(),
+    );
+    let parent = Reaped(
+        Command::new("bash")
+            .arg0(&marker)
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut enforcer = Enforcer::open(Path::new("/proc"), Path::new("/etc"), state.path()).unwrap();
+    enforcer.tick().unwrap();
+    enforcer.apply(policy(&marker, 321), 1).unwrap();
+    assert_eq!(adj(parent.pid()), 321);
+    enforcer.tick().unwrap();
+
+    let read_pid = |path: &Path| -> u32 {
+        for _ in 0..500 {
+            if let Some(pid) = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{} not written", path.display());
+    };
+    let mut stdin = parent.0.stdin.as_ref().unwrap();
+    writeln!(stdin).unwrap();
+    let child = read_pid(&child_file);
+    assert_eq!(adj(child), 0, "the child set its own value");
+    // The first look: the child still runs the parent's program, with its command line.
+    enforcer.tick().unwrap();
+    assert!(
+        std::fs::read_to_string(format!("/proc/{child}/cmdline"))
+            .unwrap()
+            .starts_with(&marker),
+        "the first look came before the exec"
+    );
+    assert_eq!(adj(child), 0, "not written at its first look");
+    std::fs::write(&go, "").unwrap();
+    let grandchild = read_pid(&grandchild_file);
+    enforcer.tick().unwrap();
+    enforcer.tick().unwrap();
+    let values = (adj(parent.pid()), adj(child), adj(grandchild));
+    for pid in [grandchild, child] {
+        // SAFETY: kill has no memory preconditions; these are this test's own descendants.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert_eq!(values, (321, 0, 0), "(parent, child, grandchild)");
+}

@@ -537,8 +537,10 @@ impl Enforcer {
         let full = self.read_in_full(&mut tick.examined);
         let batch: HashMap<u32, &ProcessInfo> = tick.examined.iter().map(|p| (p.pid, p)).collect();
         let mut writes = Vec::new();
+        let mut deferred = Vec::new();
         // The others no policy holds or matches: nothing to do for them.
         for p in tick.examined.iter().filter(|p| full.contains(&p.pid)) {
+            let first_look = tick.first_look.binary_search(&p.pid).is_ok();
             let key = ProcKey {
                 pid: p.pid,
                 starttime: p.starttime,
@@ -552,7 +554,15 @@ impl Enforcer {
                     entry.fail(key.pid, EXE_UNREADABLE.to_string());
                 }
                 if now && !was {
-                    if let Some(why) = &entry.blocked {
+                    if first_look && entry.matched.contains_key(&p.ppid) {
+                        // A child of a process this policy holds, seen for the first time: it
+                        // inherited the value at fork, and may be about to exec something else
+                        // (sshd's connection child re-execs into a login session, which forks
+                        // its own children: written now, they would inherit the policy's
+                        // value). Judged at its second look, read in full.
+                        deferred.push(p.pid);
+                        now = false;
+                    } else if let Some(why) = &entry.blocked {
                         let why = why.clone();
                         entry.fail(key.pid, why);
                         now = false;
@@ -600,6 +610,9 @@ impl Enforcer {
                 None if was_any => writes.push(self.release(key)),
                 None => {}
             }
+        }
+        for pid in deferred {
+            self.scanner.look_again(pid);
         }
         if dirty {
             self.store()?;

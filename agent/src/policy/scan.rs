@@ -123,6 +123,9 @@ pub struct Tick {
     /// Whether the tick listed the proc root (else it opened new pids one by one, or read
     /// only `loadavg`).
     pub listed: bool,
+    /// The pids seen for the first time, sorted: such a process may have been caught between
+    /// fork and exec, still running its parent's program.
+    pub first_look: Vec<u32>,
 }
 
 /// Reads processes from `proc_root`, remembering which pids it has seen.
@@ -372,8 +375,11 @@ impl ProcScanner {
                     if why == Probe::New || p.cmdline.is_empty() {
                         self.young.push(pid);
                     }
-                    if why == Probe::New && !p.cmdline.is_empty() {
-                        self.mark(&p);
+                    if why == Probe::New {
+                        tick.first_look.push(pid);
+                        if !p.cmdline.is_empty() {
+                            self.mark(&p);
+                        }
                     }
                     tick.examined.push(p);
                 }
@@ -460,6 +466,7 @@ impl ProcScanner {
             .filter(|pid| listed.contains(pid) && fresh.binary_search(pid).is_err())
             .collect();
         // New pids are examined once more on the next tick (fork then exec).
+        tick.first_look.clone_from(&new_pids);
         let mut young = new_pids;
         for (i, &pid) in again.iter().chain(&fresh).enumerate() {
             let mark = if i < again.len() {
@@ -489,6 +496,15 @@ impl ProcScanner {
         self.listed = listed;
         self.forget_marks();
         Ok(tick)
+    }
+
+    /// Makes the next tick examine `pid` in full (its second look reads everything, whatever
+    /// its `stat` shows).
+    pub fn look_again(&mut self, pid: u32) {
+        self.marks.remove(&pid);
+        if !self.young.contains(&pid) {
+            self.young.push(pid);
+        }
     }
 
     /// Remembers how a process looked at its first look, for the next one.

@@ -142,8 +142,6 @@ pub struct ProcScanner {
     marks: HashMap<u32, ExecMark>,
     /// Reused by every read.
     buf: Vec<u8>,
-    /// The code and stack layout of the process [`Self::examine`] read last.
-    layout: Option<[u64; 3]>,
     listed: HashSet<u32>,
     /// When every process was last examined.
     last_full: Option<Instant>,
@@ -181,7 +179,8 @@ struct ExecMark {
 
 /// What opening one pid found.
 enum Examined {
-    Process(ProcessInfo),
+    /// The process, with its code and stack layout (for [`ProcScanner::mark`]).
+    Process(ProcessInfo, [u64; 3]),
     /// Looked at again: `stat` shows the same [`ExecMark`] as the last look, so nothing more
     /// was read.
     Unchanged,
@@ -215,7 +214,6 @@ impl ProcScanner {
             young: Vec::new(),
             marks: HashMap::new(),
             buf: Vec::with_capacity(4096),
-            layout: None,
             listed: HashSet::new(),
             last_full: None,
             full_every: FULL_RESCAN_EVERY,
@@ -362,7 +360,7 @@ impl ProcScanner {
             };
             match self.examine(pid, self.needs, true, mark.as_ref()) {
                 Examined::Unchanged => {}
-                Examined::Process(p) => {
+                Examined::Process(p, layout) => {
                     // The pid names another process than the one seen: that one is gone.
                     if self
                         .known
@@ -378,7 +376,7 @@ impl ProcScanner {
                     if why == Probe::New {
                         tick.first_look.push(pid);
                         if !p.cmdline.is_empty() {
-                            self.mark(&p);
+                            self.mark(&p, layout);
                         }
                     }
                     tick.examined.push(p);
@@ -477,10 +475,12 @@ impl ProcScanner {
             if mark.is_none() {
                 self.known.insert(pid, 0);
             }
-            if let Examined::Process(p) = self.examine(pid, self.needs, false, mark.as_ref()) {
+            if let Examined::Process(p, layout) =
+                self.examine(pid, self.needs, false, mark.as_ref())
+            {
                 self.known.insert(pid, p.starttime);
                 if i >= again.len() && !p.cmdline.is_empty() {
-                    self.mark(&p);
+                    self.mark(&p, layout);
                 }
                 // A process still inside execve (empty argv, see scan_all) is read again until
                 // its command line is there.
@@ -508,10 +508,10 @@ impl ProcScanner {
     }
 
     /// Remembers how a process looked at its first look, for the next one.
-    fn mark(&mut self, p: &ProcessInfo) {
+    fn mark(&mut self, p: &ProcessInfo, layout: [u64; 3]) {
         // Without ptrace access the kernel shows 1, 1 and 0 (and zeros for a process without
         // memory): no layout to compare, so the next look reads everything.
-        if let Some(layout) = self.layout.filter(|l| l[2] != 0) {
+        if layout[2] != 0 {
             self.marks.insert(
                 p.pid,
                 ExecMark {
@@ -561,7 +561,7 @@ impl ProcScanner {
     /// Reads what `needs` asks for of one process, with `stat` and `cmdline`.
     fn read_with(&mut self, pid: u32, needs: Needs) -> Option<ProcessInfo> {
         match self.examine(pid, needs, false, None) {
-            Examined::Process(p) => Some(p),
+            Examined::Process(p, _) => Some(p),
             Examined::Unchanged | Examined::NotAProcess | Examined::Gone => None,
         }
     }
@@ -569,7 +569,7 @@ impl ProcScanner {
     /// Opens `pid` and reads what `needs` asks for, with `stat` and `cmdline`. `by_pid`: the
     /// pid was not listed but opened by its number, so it may be a thread of another process.
     /// `mark`: how it looked at the last look; when `stat` shows the same, it did not exec
-    /// since, and nothing more is read. The layout read is kept in `self.layout` for [`Self::mark`].
+    /// since, and nothing more is read.
     fn examine(
         &mut self,
         pid: u32,
@@ -577,7 +577,6 @@ impl ProcScanner {
         by_pid: bool,
         mark: Option<&ExecMark>,
     ) -> Examined {
-        self.layout = None;
         if pid == KTHREADD {
             return Examined::NotAProcess;
         }
@@ -599,7 +598,6 @@ impl ProcScanner {
         }) {
             return Examined::Unchanged;
         }
-        self.layout = Some(stat.layout);
         if by_pid && stat.threads > 1 {
             if dir.read("status", &mut self.buf).is_err() {
                 return Examined::Gone;
@@ -654,7 +652,7 @@ impl ProcScanner {
                 info.rss_kb = parse_statm_resident(&self.buf).unwrap_or(0) * self.page_kb;
             }
         }
-        Examined::Process(info)
+        Examined::Process(info, stat.layout)
     }
 }
 

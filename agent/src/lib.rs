@@ -4,6 +4,8 @@
 //! - [`agent`]: [`agent::Agent`], the main loop: it owns the sources, the spool and the link,
 //!   and its `select!` only dispatches each event (interval tick, kernel log, NTP result,
 //!   policy tick, link event, SIGHUP, shutdown) to one method; setup from the settings.
+//! - [`alarm`]: the loop's one timer (a `timerfd` set to its earliest deadline: one wakeup per
+//!   deadline, where tokio's timer wheel makes two).
 //! - [`link`]: the stream to the collector. `link::connector` opens it (the [`link::Connector`]
 //!   trait; tonic in production, channels in tests); `link::connection` keeps it up
 //!   ([`link::Connection`]: backoff, the outage logged once per change, the in-flight window,
@@ -32,6 +34,7 @@
 //! the `fleet-fake-ntp` binary; the production build leaves it out.
 
 pub mod agent;
+pub mod alarm;
 pub mod cli;
 pub mod config;
 pub mod identity;
@@ -54,6 +57,9 @@ pub enum AgentError {
     Spool(#[from] spool::SpoolError),
     #[error(transparent)]
     Source(#[from] sources::procfs::SourceError),
+    /// The loop's timer (a timerfd) cannot be made or read.
+    #[error("the agent's timer: {0}")]
+    Timer(std::io::Error),
 }
 
 pub(crate) use fleet_proto::clock::now_ms;

@@ -15,8 +15,9 @@
 //!    -1000 at start; here sshd is restarted without CAP_SYS_RESOURCE in its bounding set (a
 //!    drop-in), so that write fails and the listener reads 0 (checked) until the policy acts.
 //!    `fleetctl policy apply --cluster prod` sets both listeners to -1000 and leaves login
-//!    sessions' sshd alone; a restarted sshd gets -1000 within a second of its start (timed in
-//!    the guest); a version 2 (-500) is applied, then `fleetctl policy rollback` restores -1000.
+//!    sessions' sshd alone; a restarted sshd gets -1000 within two seconds of its start (the first
+//!    pass after its exec, a second apart, or the one after if that pass caught systemd's child
+//!    before the exec; timed in the guest); a version 2 (-500) is applied, then `fleetctl policy rollback` restores -1000.
 //! 4. A real cgroup v2 OOM kill in web1 (`systemd-run -p MemoryMax=64M -p MemorySwapMax=0`, a
 //!    python3 hog): `fleetctl oom --cluster prod` shows it with the unit's cgroup path, `oom show`
 //!    has the evidence, and the protected sshd lives: same listener, and a new login works.
@@ -708,7 +709,9 @@ fn the_story_on_two_real_hosts() {
                 vm.name(),
                 f[0]
             );
-            assert!(ms < 1000.0, "{}: -1000 after {ms} ms", vm.name());
+            // The first pass after the exec (passes are a second apart), or the next one if a
+            // pass caught systemd's child before it exec'd sshd.
+            assert!(ms < 2000.0, "{}: -1000 after {ms} ms", vm.name());
         }
 
         // Version 2 (-500), then rollback to version 1: -1000 again.

@@ -2,7 +2,7 @@
 //!
 //! - [`PolicyRunner::sync`] takes the collector's complete policy set (`PolicySync`): policies
 //!   absent from it are removed (originals restored), new versions are applied at once;
-//! - [`PolicyRunner::tick`] (at least every `POLICY_TICK`, 500 ms, with the sample ticks, while there are policies) applies them to processes
+//! - [`PolicyRunner::tick`] (at least every `POLICY_TICK`, a second, with the sample ticks, while there are policies) applies them to processes
 //!   started since the last tick;
 //! - [`PolicyRunner::take_report`] is the `PolicyReport` to send when something changed (and on
 //!   every connect);

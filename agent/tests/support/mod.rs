@@ -195,7 +195,8 @@ pub fn agent(
         host_id: "h1".into(),
         ..HostIdentity::default()
     };
-    Agent::new(&settings, identity, sources, spool, collector.connector())
+    // The tests run on tokio's paused clock.
+    Agent::new(&settings, identity, sources, spool, collector.connector()).on_tokio_clock()
 }
 
 /// Lets the connection take everything already queued for it (acks, probes) without letting

@@ -30,21 +30,23 @@
 //! (`/proc/PID` opens for any task, listed or not). A thread (`stat`'s thread count above one
 //! and `status`' `Tgid:` another pid) and a kernel thread are passed over. A pid already
 //! allocated but whose task is not yet attached (fork still under way) or already gone answers
-//! `ENOENT`; it is tried once more at the next tick, so a fork caught half-way is not missed.
-//! The tick lists instead when the last pid moved further or wrapped, at every
-//! [`FULL_RESCAN_EVERY`], and at most every [`EXITS_EVERY`] while tasks come and go, which is
-//! when it notices processes that exited (besides new processes that exit by their next tick,
-//! noticed at once). After a listing that followed a larger jump, the next tick that sees
-//! activity lists again, since a task still being forked during that listing is not listed.
+//! `ENOENT`; it is tried once more at the next tick, so a fork caught half-way is not missed
+//! (and that look counts as its first). The tick lists instead when the last pid moved further,
+//! and at every [`FULL_RESCAN_EVERY`]. After a listing that followed a larger jump, the next
+//! tick that sees activity lists again, since a task still being forked during that listing is
+//! not listed.
 //!
 //! A tick examines only the pids it has not seen (and, once more, those first seen on the
-//! previous tick, since a process seen between fork and exec still carries its parent's name);
-//! it forgets the pids that vanished. Every [`FULL_RESCAN_EVERY`] a tick examines every process
-//! again, so a process that exec'd another program or retitled itself (sshd's `[listener]`) is
-//! matched by what it is now, and a value someone reset is set again. A pid that exits and is
-//! reused between two listings is noticed by its new start time when it is probed; one reused
-//! between two ticks that list is not: with pid_max at 4194304 by default that takes millions
-//! of forks within a second.
+//! previous tick, since a process seen between fork and exec still carries its parent's name).
+//! Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process that exec'd
+//! another program or retitled itself (sshd's `[listener]`) is matched by what it is now, and a
+//! value someone reset is set again. Exits are noticed when a tick opens the pid again (a new
+//! process that exits by its second look) and otherwise at the full rescan's listing, not
+//! sooner: a listing instantiates a dentry for every process, the dearest thing a tick does,
+//! and only the policies' status (a held process that exited is listed until then) would. A pid is not handed out twice until the pids
+//! wrap past `pid_max`, so a pid seen before names the same process until then; a tick that
+//! sees the last pid wrap makes a full rescan. A pid that exits and is reused is told by its new
+//! start time when it is probed.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -66,10 +68,6 @@ pub const FULL_RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// A tick opens the pids created since the last one, one by one, when there are at most this
 /// many; more, and it lists the proc root.
 pub const PROBE_MAX: u64 = 64;
-
-/// While tasks come and go, a tick lists the proc root (and so notices processes that exited)
-/// at most this often, besides full rescans and larger jumps of the last pid.
-pub const EXITS_EVERY: Duration = Duration::from_secs(5);
 
 /// What [`ProcScanner::tick`] reads of a process besides `stat` and `cmdline` (by default,
 /// everything).
@@ -158,8 +156,6 @@ pub struct ProcScanner {
     probed_to: Option<u64>,
     /// Pids that answered `ENOENT` when opened: tried once more (a fork under way).
     retry: Vec<u32>,
-    /// When the proc root was last listed.
-    last_list: Option<Instant>,
     /// The last listing followed a larger jump of the last pid (or none was known): the next
     /// tick with activity lists again.
     relist: bool,
@@ -225,7 +221,6 @@ impl ProcScanner {
             activity: None,
             probed_to: None,
             retry: Vec::new(),
-            last_list: None,
             relist: true,
         }
     }
@@ -301,10 +296,15 @@ impl ProcScanner {
     /// The proc root cannot be listed.
     pub fn tick(&mut self) -> io::Result<Tick> {
         let now = Instant::now();
-        let full = self
-            .last_full
-            .is_none_or(|t| now.duration_since(t) >= self.full_every);
         let activity = self.activity();
+        // After the pids wrapped past pid_max, a pid seen before may name a new process: every
+        // process is examined afresh (between wraps no pid is handed out twice).
+        let wrapped =
+            matches!((self.probed_to, activity), (Some(from), Some((_, to))) if to < from);
+        let full = wrapped
+            || self
+                .last_full
+                .is_none_or(|t| now.duration_since(t) >= self.full_every);
         let changed = activity.is_none() || activity != self.activity;
         if !full && !changed && self.young.is_empty() && self.retry.is_empty() {
             return Ok(Tick::default());
@@ -317,11 +317,8 @@ impl ProcScanner {
             }
             _ => None,
         };
-        // A listing is due: a full rescan, exits to notice, or a jump too large to probe before.
-        let exits_due = self
-            .last_list
-            .is_none_or(|t| now.duration_since(t) >= EXITS_EVERY);
-        let list = full || (changed && (self.relist || exits_due));
+        // A listing is due: a full rescan, or a jump too large to probe before.
+        let list = full || (changed && self.relist);
         match created {
             Some(created) if !list => {
                 self.probed_to = activity.map(|a| a.1);
@@ -370,10 +367,12 @@ impl ProcScanner {
                         tick.vanished.push(pid);
                     }
                     self.known.insert(pid, p.starttime);
-                    if why == Probe::New || p.cmdline.is_empty() {
+                    // New, or tried again after it answered ENOENT mid-fork: a first look.
+                    let first = why != Probe::Again;
+                    if first || p.cmdline.is_empty() {
                         self.young.push(pid);
                     }
-                    if why == Probe::New {
+                    if first {
                         tick.first_look.push(pid);
                         if !p.cmdline.is_empty() {
                             self.mark(&p, layout);
@@ -422,7 +421,6 @@ impl ProcScanner {
                 listed.insert(pid);
             }
         }
-        self.last_list = Some(now);
         self.probed_to = last_pid;
         self.relist = created.is_none();
         self.retry = created

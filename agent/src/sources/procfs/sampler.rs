@@ -23,23 +23,36 @@ use super::{loadavg, meminfo, stat, sysfs, uptime, vmstat, Reading, SourceError}
 struct ProcFile {
     path: PathBuf,
     file: File,
+    /// Made by the kernel in one piece: a short read is all of it (see [`ProcFile::read`]).
+    whole: bool,
 }
 
+/// A file the kernel makes in one piece (seq_file's `single_open`: `uptime`, `stat`, `meminfo`,
+/// `loadavg`, `pressure/*`), or record by record (`vmstat`, `diskstats`, `net/dev`).
+const WHOLE: bool = true;
+const RECORDS: bool = false;
+
 impl ProcFile {
-    fn open(path: PathBuf) -> Result<ProcFile, SourceError> {
+    fn open(path: PathBuf, whole: bool) -> Result<ProcFile, SourceError> {
         match File::open(&path) {
-            Ok(file) => Ok(ProcFile { path, file }),
+            Ok(file) => Ok(ProcFile { path, file, whole }),
             Err(source) => Err(SourceError::Open { path, source }),
         }
     }
 
     /// Opens an optional file: `None` when it is not there (or not readable).
-    fn open_optional(path: PathBuf) -> Option<ProcFile> {
-        File::open(&path).ok().map(|file| ProcFile { path, file })
+    fn open_optional(path: PathBuf, whole: bool) -> Option<ProcFile> {
+        File::open(&path)
+            .ok()
+            .map(|file| ProcFile { path, file, whole })
     }
 
     /// The whole file, read with positional reads from offset 0 (a `seek(0)` and a `read` in one
-    /// system call) into `buf`, which keeps its size between calls.
+    /// system call) into `buf`, which keeps its size between calls. A file made record by
+    /// record is read until a read returns nothing (one read stops at a page, short of the
+    /// buffer, with records still to come); a file made in one piece ends at the first read
+    /// shorter than the buffer (the kernel renders it whole, growing its own buffer until it
+    /// fits, and hands out as much as was asked): one system call instead of two.
     fn read<'b>(&self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], SourceError> {
         let mut filled = 0;
         loop {
@@ -49,7 +62,12 @@ impl ProcFile {
             }
             match self.file.read_at(&mut buf[filled..], filled as u64) {
                 Ok(0) => return Ok(&buf[..filled]),
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    filled += n;
+                    if self.whole && filled < buf.len() {
+                        return Ok(&buf[..filled]);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(SourceError::Read {
@@ -145,23 +163,23 @@ impl Sampler {
         let p = |name: &str| proc_root.join(name);
         let own_files = activity::own_files()
             .into_iter()
-            .map(|(name, required)| {
+            .map(|(name, required, whole)| {
                 if required {
-                    ProcFile::open(p(name)).map(Some)
+                    ProcFile::open(p(name), whole).map(Some)
                 } else {
-                    Ok(ProcFile::open_optional(p(name)))
+                    Ok(ProcFile::open_optional(p(name), whole))
                 }
             })
             .collect::<Result<_, _>>()?;
         Ok(Sampler {
             sys_root: sys_root.to_path_buf(),
-            uptime: ProcFile::open(p("uptime"))?,
-            stat: ProcFile::open(p("stat"))?,
-            meminfo: ProcFile::open(p("meminfo"))?,
-            vmstat: ProcFile::open(p("vmstat"))?,
-            loadavg: ProcFile::open(p("loadavg"))?,
-            diskstats: ProcFile::open_optional(p("diskstats")),
-            net_dev: ProcFile::open_optional(p("net/dev")),
+            uptime: ProcFile::open(p("uptime"), WHOLE)?,
+            stat: ProcFile::open(p("stat"), WHOLE)?,
+            meminfo: ProcFile::open(p("meminfo"), WHOLE)?,
+            vmstat: ProcFile::open(p("vmstat"), RECORDS)?,
+            loadavg: ProcFile::open(p("loadavg"), WHOLE)?,
+            diskstats: ProcFile::open_optional(p("diskstats"), RECORDS),
+            net_dev: ProcFile::open_optional(p("net/dev"), RECORDS),
             own_files,
             buf: Vec::new(),
             prev: Reading::default(),
@@ -340,5 +358,40 @@ impl VisitOwn for ReadOwn<'_> {
             *own = None;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line count and the keys (first word of each line) of a /proc file's text.
+    fn shape(bytes: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// A file read as made in one piece has every line a plain read of it has, from a buffer
+    /// that fits it (one read) and from one that does not (it grows and reads on); a file made
+    /// record by record too. Real /proc: the numbers move, the lines do not.
+    #[test]
+    fn files_read_whole_or_by_records_have_every_line() {
+        for (name, whole) in [
+            ("meminfo", WHOLE),
+            ("stat", WHOLE),
+            ("vmstat", RECORDS),
+            ("net/dev", RECORDS),
+        ] {
+            let path = Path::new("/proc").join(name);
+            let file = ProcFile::open(path.clone(), whole).unwrap();
+            let want = shape(&std::fs::read(&path).unwrap());
+            for start in [0, 64] {
+                let mut buf = vec![0; start];
+                let got = shape(file.read(&mut buf).unwrap());
+                assert_eq!(got, want, "{name} from a buffer of {start}");
+            }
+        }
     }
 }

@@ -65,6 +65,10 @@ pub struct OwnFile<T: 'static> {
     /// opened, read or parsed), or optional (the activity is left out while the file is missing,
     /// unreadable or unparsable; it is opened once, when the sampler starts).
     pub required: bool,
+    /// The kernel makes the file in one piece (seq_file's `single_open`, as `pressure/*`): a
+    /// read shorter than the buffer is all of it, so one `pread` reads it (see
+    /// `sampler::ProcFile`).
+    pub whole: bool,
     /// Pure parser of the file's content into the activity's reading, overwriting what an
     /// earlier parse left there (the reading is reused from sample to sample, to keep its
     /// allocations).
@@ -202,10 +206,10 @@ macro_rules! activities {
         }
 
         /// Path and whether it is mandatory, of every activity's own file, in list order.
-        pub(super) fn own_files() -> Vec<(&'static str, bool)> {
+        pub(super) fn own_files() -> Vec<(&'static str, bool, bool)> {
             let mut files = Vec::new();
             $(files.extend(
-                <$sar as SarActivity>::FILES.iter().map(|f| (f.path, f.required)),
+                <$sar as SarActivity>::FILES.iter().map(|f| (f.path, f.required, f.whole)),
             );)*
             files
         }

@@ -16,6 +16,7 @@ impl SarActivity for PsiCpu {
     const FILES: &'static [OwnFile<Pressure>] = &[OwnFile {
         path: "pressure/cpu",
         required: false,
+        whole: true,
         parse: pressure::parse_into,
     }];
 

@@ -17,6 +17,7 @@ impl SarActivity for PsiIo {
     const FILES: &'static [OwnFile<Pressure>] = &[OwnFile {
         path: "pressure/io",
         required: false,
+        whole: true,
         parse: pressure::parse_into,
     }];
 

@@ -17,6 +17,7 @@ impl SarActivity for PsiMem {
     const FILES: &'static [OwnFile<Pressure>] = &[OwnFile {
         path: "pressure/memory",
         required: false,
+        whole: true,
         parse: pressure::parse_into,
     }];
 

@@ -93,11 +93,6 @@ impl Alarm {
         Ok(())
     }
 
-    /// The deadline the alarm is set for, if any.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.armed
-    }
-
     /// Resolves once the deadline set has passed; then the alarm is disarmed. Cancel-safe: the
     /// expiry is consumed in the same poll that resolves.
     ///
@@ -185,7 +180,7 @@ mod tests {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         assert!(waited < Duration::from_millis(500), "{waited:?}");
-        assert_eq!(alarm.deadline(), None, "disarmed once it went off");
+        assert_eq!(alarm.armed, None, "disarmed once it went off");
 
         alarm.set(Some(start)).unwrap();
         let t = Instant::now();
@@ -237,7 +232,7 @@ mod tests {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_secs(10), "{waited:?}");
         assert!(waited <= Duration::from_millis(10_001), "{waited:?}");
-        assert_eq!(alarm.deadline(), None);
+        assert_eq!(alarm.armed, None);
         let quiet = tokio::time::timeout(Duration::from_secs(60), alarm.fired()).await;
         assert!(quiet.is_err(), "a disarmed alarm never goes off");
     }

@@ -40,7 +40,10 @@
 //! previous tick, since a process seen between fork and exec still carries its parent's name).
 //! Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process that exec'd
 //! another program or retitled itself (sshd's `[listener]`) is matched by what it is now, and a
-//! value someone reset is set again. Exits are noticed when a tick opens the pid again (a new
+//! value someone reset is set again. Kernel threads (most pids on an idle host, hundreds on one
+//! with many CPUs) are read once: a full rescan, and [`ProcScanner::scan_all`], pass over a pid
+//! listed with the directory inode it had when it was found to be a kernel thread (the inode
+//! number comes with the listing; a pid used by a new task gets a new one). Exits are noticed when a tick opens the pid again (a new
 //! process that exits by its second look) and otherwise at the full rescan's listing, not
 //! sooner: a listing instantiates a dentry for every process, the dearest thing a tick does,
 //! and only the policies' status (a held process that exited is listed until then) would gain.
@@ -48,7 +51,7 @@
 //! the same process until then; a tick that sees the last pid wrap makes a full rescan. A pid
 //! that exits and is reused is told by its new start time when it is probed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -140,7 +143,14 @@ pub struct ProcScanner {
     marks: HashMap<u32, ExecMark>,
     /// Reused by every read.
     buf: Vec<u8>,
-    listed: HashSet<u32>,
+    /// The pids the last listing found, with the inode numbers of their directories.
+    listed: HashMap<u32, u64>,
+    /// Kernel threads, with the inode numbers of their directories when first read: a full
+    /// rescan passes over a pid listed with the same inode without opening it. The kernel makes
+    /// a new inode when a pid is used by a new task (and when it dropped the old one from its
+    /// caches: read again then), so no process is ever taken for the kernel thread that had its
+    /// pid.
+    kthreads: HashMap<u32, u64>,
     /// When every process was last examined.
     last_full: Option<Instant>,
     full_every: Duration,
@@ -210,7 +220,8 @@ impl ProcScanner {
             young: Vec::new(),
             marks: HashMap::new(),
             buf: Vec::with_capacity(4096),
-            listed: HashSet::new(),
+            listed: HashMap::new(),
+            kthreads: HashMap::new(),
             last_full: None,
             full_every: FULL_RESCAN_EVERY,
             needs: Needs::ALL,
@@ -246,19 +257,25 @@ impl ProcScanner {
         &self.host
     }
 
-    /// The pids listed in the proc root, kernel threads included.
-    ///
-    /// # Errors
-    /// The proc root cannot be listed.
-    pub fn pids(&self) -> io::Result<Vec<u32>> {
-        let mut pids = Vec::new();
+    /// Lists the proc root into `out`: each pid with its directory's inode number (given by
+    /// the listing itself). Kernel threads no longer listed are forgotten.
+    fn list_into(&mut self, out: &mut HashMap<u32, u64>) -> io::Result<()> {
+        use std::os::unix::fs::DirEntryExt;
+        out.clear();
         for entry in std::fs::read_dir(&self.proc_root)? {
             let entry = entry?;
             if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
-                pids.push(pid);
+                out.insert(pid, entry.ino());
             }
         }
-        Ok(pids)
+        self.kthreads
+            .retain(|pid, ino| out.get(pid).is_some_and(|i| i == ino));
+        Ok(())
+    }
+
+    /// Whether `pid`, listed with directory inode `ino`, is a kernel thread read before.
+    fn known_kthread(&self, pid: u32, ino: u64) -> bool {
+        self.kthreads.get(&pid) == Some(&ino)
     }
 
     /// Every process now (kernel threads left out), read afresh. Marks them seen, so the next
@@ -267,22 +284,35 @@ impl ProcScanner {
     /// # Errors
     /// The proc root cannot be listed.
     pub fn scan_all(&mut self) -> io::Result<Vec<ProcessInfo>> {
-        let pids = self.pids()?;
+        let mut listed = std::mem::take(&mut self.listed);
+        self.list_into(&mut listed)?;
+        let mut pids: Vec<(u32, u64)> = listed.iter().map(|(&pid, &ino)| (pid, ino)).collect();
+        pids.sort_unstable();
+        self.listed = listed;
         let mut out = Vec::with_capacity(pids.len());
         self.known.clear();
         self.young.clear();
         self.host.forget();
         self.last_full = Some(Instant::now());
-        for pid in pids {
+        for (pid, ino) in pids {
             self.known.insert(pid, 0);
-            if let Some(p) = self.read(pid) {
-                self.known.insert(pid, p.starttime);
-                if p.cmdline.is_empty() {
-                    // Caught inside execve: the kernel fills in the new argv only after
-                    // waking a vfork parent, so look again next tick.
-                    self.young.push(pid);
+            if self.known_kthread(pid, ino) {
+                continue;
+            }
+            match self.examine(pid, Needs::ALL, false, None) {
+                Examined::Process(p, _) => {
+                    self.known.insert(pid, p.starttime);
+                    if p.cmdline.is_empty() {
+                        // Caught inside execve: the kernel fills in the new argv only after
+                        // waking a vfork parent, so look again next tick.
+                        self.young.push(pid);
+                    }
+                    out.push(p);
                 }
-                out.push(p);
+                Examined::NotAProcess => {
+                    self.kthreads.insert(pid, ino);
+                }
+                Examined::Unchanged | Examined::Gone => {}
             }
         }
         Ok(out)
@@ -410,24 +440,14 @@ impl ProcScanner {
         now: Instant,
     ) -> io::Result<Tick> {
         let mut listed = std::mem::take(&mut self.listed);
-        listed.clear();
-        for entry in std::fs::read_dir(&self.proc_root)? {
-            let entry = entry?;
-            if let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            {
-                listed.insert(pid);
-            }
-        }
+        self.list_into(&mut listed)?;
         self.probed_to = last_pid;
         self.relist = created.is_none();
         self.retry = created
             .into_iter()
             .flatten()
             .filter_map(|p| u32::try_from(p).ok())
-            .filter(|p| !listed.contains(p))
+            .filter(|p| !listed.contains_key(p))
             .collect();
         let mut tick = Tick {
             listed: true,
@@ -435,7 +455,7 @@ impl ProcScanner {
         };
         self.host.forget();
         self.known.retain(|pid, _| {
-            let keep = listed.contains(pid);
+            let keep = listed.contains_key(pid);
             if !keep {
                 tick.vanished.push(*pid);
             }
@@ -445,13 +465,18 @@ impl ProcScanner {
             self.last_full = Some(now);
         }
         let mut new_pids: Vec<u32> = listed
-            .iter()
+            .keys()
             .copied()
             .filter(|pid| !self.known.contains_key(pid))
             .collect();
         new_pids.sort_unstable();
         let fresh: Vec<u32> = if full {
-            let mut all: Vec<u32> = listed.iter().copied().collect();
+            // Every process, but not the kernel threads read before.
+            let mut all: Vec<u32> = listed
+                .iter()
+                .filter(|&(&pid, &ino)| !self.known_kthread(pid, ino))
+                .map(|(&pid, _)| pid)
+                .collect();
             all.sort_unstable();
             all
         } else {
@@ -459,7 +484,7 @@ impl ProcScanner {
         };
         let again: Vec<u32> = std::mem::take(&mut self.young)
             .into_iter()
-            .filter(|pid| listed.contains(pid) && fresh.binary_search(pid).is_err())
+            .filter(|pid| listed.contains_key(pid) && fresh.binary_search(pid).is_err())
             .collect();
         // New pids are examined once more on the next tick (fork then exec).
         tick.first_look.clone_from(&new_pids);
@@ -473,21 +498,27 @@ impl ProcScanner {
             if mark.is_none() {
                 self.known.insert(pid, 0);
             }
-            if let Examined::Process(p, layout) =
-                self.examine(pid, self.needs, false, mark.as_ref())
-            {
-                self.known.insert(pid, p.starttime);
-                if i >= again.len() && !p.cmdline.is_empty() {
-                    self.mark(&p, layout);
+            match self.examine(pid, self.needs, false, mark.as_ref()) {
+                Examined::Process(p, layout) => {
+                    self.known.insert(pid, p.starttime);
+                    if i >= again.len() && !p.cmdline.is_empty() {
+                        self.mark(&p, layout);
+                    }
+                    // A process still inside execve (empty argv, see scan_all) is read again
+                    // until its command line is there.
+                    if p.cmdline.is_empty() {
+                        if let Err(at) = young.binary_search(&pid) {
+                            young.insert(at, pid);
+                        }
+                    }
+                    tick.examined.push(p);
                 }
-                // A process still inside execve (empty argv, see scan_all) is read again until
-                // its command line is there.
-                if p.cmdline.is_empty() {
-                    if let Err(at) = young.binary_search(&pid) {
-                        young.insert(at, pid);
+                Examined::NotAProcess => {
+                    if let Some(&ino) = listed.get(&pid) {
+                        self.kthreads.insert(pid, ino);
                     }
                 }
-                tick.examined.push(p);
+                Examined::Unchanged | Examined::Gone => {}
             }
         }
         self.young = young;
@@ -917,6 +948,65 @@ mod tests {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// A fixture `/proc/PID` with `stat` and `cmdline`; parent `ppid` (2 for a kernel thread).
+    fn fixture_task(root: &Path, pid: u32, ppid: u32, comm: &str) {
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 1000 1000 10 18446744073709551615\n"),
+        )
+        .unwrap();
+        let cmdline = if ppid == KTHREADD {
+            String::new()
+        } else {
+            format!("{comm}\0")
+        };
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+        std::fs::write(dir.join("oom_score_adj"), "0\n").unwrap();
+    }
+
+    /// Full rescans and full lists pass over the kernel threads they read before without
+    /// opening them (what a kernel thread's files say is not read again: a fixture that turns
+    /// one into a process is not seen), until its directory is another inode (a new task, or
+    /// the kernel dropped the old inode), or its pid is no longer listed.
+    #[test]
+    fn kernel_threads_are_read_once() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        fixture_task(root, 1, 0, "init");
+        fixture_task(root, 2, 0, "kthreadd");
+        fixture_task(root, 50, KTHREADD, "kworker/0:1");
+        let pids = |v: &[ProcessInfo]| v.iter().map(|p| p.pid).collect::<Vec<_>>();
+        let mut scanner = ProcScanner::new(root);
+        scanner.set_full_rescan(Duration::ZERO);
+        assert_eq!(pids(&scanner.scan_all().unwrap()), [1]);
+        assert_eq!(pids(&scanner.tick().unwrap().examined), [1]);
+        // Same directory: not read again, by a full list or a full tick.
+        fixture_task(root, 50, 1, "impostor");
+        assert_eq!(pids(&scanner.scan_all().unwrap()), [1]);
+        assert_eq!(pids(&scanner.tick().unwrap().examined), [1]);
+        // A new directory for the pid (made before the old one goes, so that the file
+        // system cannot hand it the same inode number; /proc never reuses one): read.
+        fixture_task(&root.join("new"), 50, 1, "sshd");
+        std::fs::remove_dir_all(root.join("50")).unwrap();
+        std::fs::rename(root.join("new/50"), root.join("50")).unwrap();
+        std::fs::remove_dir(root.join("new")).unwrap();
+        assert_eq!(pids(&scanner.tick().unwrap().examined), [1, 50]);
+        assert_eq!(pids(&scanner.scan_all().unwrap()), [1, 50]);
+        // A kernel thread that is no longer listed is forgotten with its inode.
+        std::fs::remove_dir_all(root.join("50")).unwrap();
+        fixture_task(root, 51, KTHREADD, "kworker/1:0");
+        assert_eq!(pids(&scanner.scan_all().unwrap()), [1]);
+        let mut kthreads: Vec<u32> = scanner.kthreads.keys().copied().collect();
+        kthreads.sort_unstable();
+        assert_eq!(
+            kthreads,
+            [2, 51],
+            "kthreadd and the kernel thread listed now"
+        );
     }
 
     /// A thread's id is opened like a pid when it falls in the range of new pids: it is not

@@ -46,7 +46,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alarm::Alarm;
 use crate::config::Settings;
-use crate::link::{Connection, Connector, LinkEvent, TonicConnector};
+use crate::link::{Connection, Connector, LinkEvent, Outbound, TonicConnector};
 use crate::policy::{self, PolicyRunner};
 use crate::sources::kmsg::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
@@ -621,11 +621,7 @@ fn open_policies(settings: &Settings) -> Option<PolicyRunner> {
 
 /// Sends the policy report and the process list when due. Live messages: when the stream is
 /// full they are tried again at the next tick.
-fn send_policy_state(
-    tx: &mpsc::Sender<AgentMessage>,
-    runner: &mut PolicyRunner,
-    new_session: bool,
-) {
+fn send_policy_state(tx: &mpsc::Sender<Outbound>, runner: &mut PolicyRunner, new_session: bool) {
     if new_session {
         runner.report_due();
     }
@@ -633,7 +629,7 @@ fn send_policy_state(
         let msg = AgentMessage {
             msg: Some(agent_message::Msg::PolicyReport(report)),
         };
-        if tx.try_send(msg).is_err() {
+        if tx.try_send(msg.into()).is_err() {
             runner.report_due();
         }
     }
@@ -641,7 +637,7 @@ fn send_policy_state(
         let msg = AgentMessage {
             msg: Some(agent_message::Msg::ProcessList(list)),
         };
-        if tx.try_send(msg).is_err() {
+        if tx.try_send(msg.into()).is_err() {
             runner.list_unsent();
         }
     }

@@ -36,10 +36,9 @@ use fleet_proto::check::Refusal;
 use fleet_proto::clock::now_us;
 use fleet_proto::errors;
 use fleet_proto::v1::{
-    agent_message, collector_message, AgentMessage, Batch, CollectorMessage, KmsgStatus,
-    PolicySpec, TimeEcho,
+    agent_message, collector_message, AgentMessage, CollectorMessage, KmsgStatus, PolicySpec,
+    TimeEcho,
 };
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
@@ -47,6 +46,7 @@ use tonic::Status;
 use tracing::{debug, error, info, warn};
 
 use super::connector::{Connector, Session};
+use super::outbound::{Outbound, SpooledBatch};
 use crate::spool::{Spool, SpoolError};
 
 /// Batches sent but not yet acknowledged, at most.
@@ -140,7 +140,7 @@ impl<C: Connector> Connection<C> {
     }
 
     /// The open stream's sender, for live messages (policy reports, process lists).
-    pub fn sender(&self) -> Option<&mpsc::Sender<AgentMessage>> {
+    pub fn sender(&self) -> Option<&mpsc::Sender<Outbound>> {
         match &self.state {
             State::Up(s) => Some(&s.tx),
             _ => None,
@@ -372,7 +372,7 @@ enum Inbound {
 fn handle_inbound(
     msg: Option<Result<CollectorMessage, Status>>,
     spool: &mut Spool,
-    tx: &mpsc::Sender<AgentMessage>,
+    tx: &mpsc::Sender<Outbound>,
 ) -> Result<Inbound, Lost> {
     use collector_message::Msg;
     let msg = match msg {
@@ -403,7 +403,7 @@ fn handle_inbound(
                     t3_us: now_us(),
                 })),
             };
-            if tx.try_send(echo).is_err() {
+            if tx.try_send(Outbound::Message(echo)).is_err() {
                 debug!("stream busy; time probe not answered");
             }
             Ok(Inbound::Nothing)
@@ -417,7 +417,7 @@ fn handle_inbound(
 
 /// Sends spooled batches while the in-flight window and the channel have room.
 fn pump(
-    tx: &mpsc::Sender<AgentMessage>,
+    tx: &mpsc::Sender<Outbound>,
     spool: &mut Spool,
     kmsg: Option<KmsgStatus>,
 ) -> Result<(), SpoolError> {
@@ -431,19 +431,12 @@ fn pump(
         let Some(frame) = spool.next_unsent()? else {
             return Ok(());
         };
-        let mut batch = match Batch::decode(frame.payload.as_slice()) {
-            Ok(b) => b,
-            Err(e) => {
-                // Cannot happen for frames that passed their CRC; never send garbage.
-                error!(seq = frame.seq, error = %e, "undecodable spooled batch skipped");
-                continue;
-            }
-        };
-        batch.seq = frame.seq;
-        batch.dropped_samples = spool.dropped_samples();
-        batch.kmsg = kmsg;
-        permit.send(AgentMessage {
-            msg: Some(agent_message::Msg::Batch(batch)),
-        });
+        // Sent as spooled, with the fields of this send after it (see `outbound`).
+        permit.send(Outbound::Batch(SpooledBatch {
+            payload: frame.payload,
+            seq: frame.seq,
+            dropped_samples: spool.dropped_samples(),
+            kmsg,
+        }));
     }
 }

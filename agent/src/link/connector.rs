@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use fleet_proto::errors;
 use fleet_proto::limits::MAX_MESSAGE_BYTES;
-use fleet_proto::v1::{ingest_client::IngestClient, AgentMessage, CollectorMessage};
+use fleet_proto::v1::{AgentMessage, CollectorMessage};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-use tonic::Status;
+use tonic::{GrpcMethod, Status};
 
+use super::outbound::{AgentCodec, Outbound};
 use crate::config::{Settings, TlsFiles};
 
 /// The collector's side of a session, as the agent reads it.
@@ -27,7 +29,7 @@ pub type Inbound = Pin<Box<dyn Stream<Item = Result<CollectorMessage, Status>> +
 pub struct Session {
     /// Messages to the collector. Bounded: the connection reserves room before it reads a batch
     /// from the spool, and live messages that find it full are tried again later.
-    pub tx: mpsc::Sender<AgentMessage>,
+    pub tx: mpsc::Sender<Outbound>,
     /// The collector's messages; it ends (or yields a status) when the stream closes.
     pub inbound: Inbound,
 }
@@ -119,16 +121,29 @@ impl Connector for TonicConnector {
 
 async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<Session, String> {
     let channel = ep.connect().await.map_err(|e| errors::chain(&e))?;
-    let mut client = IngestClient::new(channel)
+    // `Ingest.Session` as the generated client calls it, with the agent's codec (spooled
+    // batches go out as they are stored; see `outbound`).
+    let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    grpc.ready()
+        .await
+        .map_err(|e| format!("collector not ready: {}", errors::chain(&e)))?;
     let (tx, rx) = mpsc::channel(CHANNEL);
     // The hello goes in first: the collector reads it before it answers the call.
-    tx.send(hello)
+    tx.send(Outbound::Message(hello))
         .await
         .map_err(|_| "stream closed".to_string())?;
-    let response = client
-        .session(ReceiverStream::new(rx))
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    request
+        .extensions_mut()
+        .insert(GrpcMethod::new("fleet.v1.Ingest", "Session"));
+    let response = grpc
+        .streaming(
+            request,
+            PathAndQuery::from_static("/fleet.v1.Ingest/Session"),
+            AgentCodec,
+        )
         .await
         .map_err(|s| errors::status(&s))?;
     Ok(Session {

@@ -26,8 +26,9 @@ use prost::Message;
 use super::{Spool, SpoolError};
 use crate::now_ms;
 
-/// Room kept in a batch of events for its own fields (seq, and those filled in when it is sent).
-const BATCH_FIELDS: usize = 64;
+/// Room kept in a batch of events for its own fields: its seq, and those written after the
+/// spooled bytes when it is sent (seq again, dropped_samples, kmsg: see `link::outbound`).
+const BATCH_FIELDS: usize = 80;
 
 /// The size a batch of events is filled to (an event larger alone goes alone, up to
 /// [`MAX_BATCH_BYTES`]). The gRPC stream's encode buffer keeps the capacity of the largest message

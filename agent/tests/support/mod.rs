@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use fleet_agent::agent::{Agent, Sources};
 use fleet_agent::config::{Options, Settings};
-use fleet_agent::link::{Connection, Connector, LinkEvent, Session};
+use fleet_agent::link::{Connection, Connector, LinkEvent, Outbound, Session};
 use fleet_agent::sources::kmsg::KmsgWatcher;
 use fleet_agent::sources::procfs::Sampler;
 use fleet_agent::spool::Spool;
@@ -42,7 +42,8 @@ pub enum Answer {
 /// The collector's side of one accepted stream.
 pub struct Peer {
     pub hello: AgentMessage,
-    pub from_agent: mpsc::Receiver<AgentMessage>,
+    /// What the agent writes, as the collector decodes it.
+    pub from_agent: mpsc::Receiver<Outbound>,
     pub to_agent: mpsc::UnboundedSender<Result<CollectorMessage, Status>>,
 }
 
@@ -57,7 +58,9 @@ impl Peer {
             let msg = tokio::time::timeout(PATIENCE, self.from_agent.recv())
                 .await
                 .expect("the agent sent no batch")
-                .expect("the agent closed the stream");
+                .expect("the agent closed the stream")
+                .to_message()
+                .expect("what the agent sends decodes");
             if let Some(agent_message::Msg::Batch(b)) = msg.msg {
                 return b;
             }

@@ -2,8 +2,8 @@
 //! `support`), on tokio's paused time: reconnects back off, growing to a cap, and start again
 //! only after a stream stayed up a while (not at every welcome); what was not acknowledged is
 //! sent again after a dropped stream, and what was is freed; a batch refused as invalid is set
-//! aside while the others flow on; the shutdown flush waits for acks up to its deadline; an
-//! outage is logged once per change.
+//! aside while the others flow on, and so is a spooled batch that does not decode; the shutdown
+//! flush waits for acks up to its deadline; an outage is logged once per change.
 
 mod support;
 
@@ -327,6 +327,47 @@ async fn a_batch_refused_as_invalid_is_set_aside_and_the_others_flow_on() {
         "freed with the others (but the open segment)"
     );
     assert_eq!(logs.lines("set aside").len(), 1, "logged once");
+}
+
+/// A spooled batch read back from disk that does not decode (what a faulty agent could have
+/// written: its CRC is right) is set aside and never sent; the batches around it are sent. A
+/// batch handed out from memory as it was appended is sent without decoding it.
+#[tokio::test(start_paused = true)]
+async fn a_spooled_batch_that_does_not_decode_is_set_aside_not_sent() {
+    let (logs, _guard) = Logs::capture();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = spool_with(tmp.path(), 1);
+    // A length-delimited field whose length runs past the end.
+    spool.append(&[0x12, 0x7f, 0x01], 1, false).unwrap();
+    spool_with_more(&mut spool, 1);
+    spool.close().unwrap();
+    let (mut spool, _) = Spool::open(tmp.path(), 64 << 20, 1).unwrap();
+    let mut collector = FakeCollector::new([Answer::Accept { last_seq: 0 }]);
+    let mut conn = connection(collector.connector());
+    conn.next_event(&mut spool).await.unwrap();
+    conn.pump(&mut spool, None).unwrap();
+    let mut peer = collector.accepted();
+    assert_eq!(peer.seqs(2).await, [1, 3]);
+    assert_eq!(spool.rejected_batches(), 1);
+    assert_eq!(spool.dropped_samples(), 1, "its sample counts as dropped");
+    let set_aside = logs.lines("does not decode");
+    assert_eq!(set_aside.len(), 1, "{}", logs.text());
+    assert!(set_aside[0].contains("seq=2"), "{}", set_aside[0]);
+    peer.ack(3);
+    assert_eq!(settle(&mut conn, &mut spool).await, None);
+    assert_eq!(spool.pending_frames(), 0);
+}
+
+/// Appends `n` more valid batches.
+fn spool_with_more(spool: &mut Spool, n: usize) {
+    use prost::Message;
+    for _ in 0..n {
+        let batch = fleet_proto::v1::Batch {
+            samples: vec![fleet_proto::v1::Sample::default()],
+            ..fleet_proto::v1::Batch::default()
+        };
+        spool.append(&batch.encode_to_vec(), 1, false).unwrap();
+    }
 }
 
 #[tokio::test(start_paused = true)]

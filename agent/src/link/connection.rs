@@ -36,9 +36,10 @@ use fleet_proto::check::Refusal;
 use fleet_proto::clock::now_us;
 use fleet_proto::errors;
 use fleet_proto::v1::{
-    agent_message, collector_message, AgentMessage, CollectorMessage, KmsgStatus, PolicySpec,
-    TimeEcho,
+    agent_message, collector_message, AgentMessage, Batch, CollectorMessage, KmsgStatus,
+    PolicySpec, TimeEcho,
 };
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
@@ -431,6 +432,20 @@ fn pump(
         let Some(frame) = spool.next_unsent()? else {
             return Ok(());
         };
+        // A frame read back from disk passed its CRC, so it is the batch an agent encoded; still,
+        // one that does not decode (written by a faulty version) is never sent: the collector
+        // could not say which batch it refuses, and the stream would end on it at every attempt.
+        // What this process appended is sent without this check.
+        if frame.from_disk {
+            if let Err(e) = Batch::decode(frame.payload.as_slice()) {
+                let reason = format!("the spooled batch does not decode: {e}");
+                if spool.set_aside(frame.seq, &reason)?.is_some() {
+                    error!(seq = frame.seq, error = %e, rejected_batches = spool.rejected_batches(),
+                        "a spooled batch that does not decode was set aside; it will not be sent");
+                }
+                continue;
+            }
+        }
         // Sent as spooled, with the fields of this send after it (see `outbound`).
         permit.send(Outbound::Batch(SpooledBatch {
             payload: frame.payload,

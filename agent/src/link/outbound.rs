@@ -7,7 +7,9 @@
 //! scalar field and merge repeated message fields, so the collector reads exactly the batch
 //! with those fields set: the spooled bytes carry the batch's seq (the same, or an older
 //! number before the spool renumbered) and never `dropped_samples` or `kmsg`. Decoding and
-//! encoding every batch again was a sixth of the agent's instructions per tick.
+//! encoding every batch again was a sixth of the agent's instructions per tick. Only frames
+//! read back from disk (a replay after a reconnect or a restart) are decoded, once, to check
+//! them (`connection::pump`).
 //!
 //! ```text
 //! 0x12 len | spooled Batch bytes | 0x08 seq | 0x18 dropped_samples | 0x2a len KmsgStatus

@@ -66,6 +66,7 @@ pub(super) fn read_frame_at(file: &File, off: u64, file_len: u64) -> io::Result<
             samples,
             precious,
             payload,
+            from_disk: true,
         },
         next: end,
     })

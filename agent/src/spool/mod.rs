@@ -145,7 +145,7 @@ struct Unsynced {
     last_seq: u64,
 }
 
-/// One frame read back from disk.
+/// One frame, read back from disk or handed out as appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub seq: u64,
@@ -153,6 +153,8 @@ pub struct Frame {
     /// Holds OOM events: never dropped to make room.
     pub precious: bool,
     pub payload: Vec<u8>,
+    /// Read back from a segment (it passed its CRC), not handed out from memory as appended.
+    pub from_disk: bool,
 }
 
 /// A batch set aside by [`Spool::set_aside`].
@@ -513,6 +515,7 @@ impl Spool {
             samples,
             precious,
             payload: payload.to_vec(),
+            from_disk: false,
         };
         self.tail = Some((frame, seg.first_seq, seg.bytes));
         Ok(seq)
@@ -902,11 +905,23 @@ mod tests {
         );
         assert_eq!((second.seq, second.precious), (2, true));
         assert_eq!((third.seq, &third.payload[..]), (3, &b"three"[..]));
+        // The last one appended comes from memory, the one behind it from the file.
+        assert_eq!(
+            (first.from_disk, second.from_disk, third.from_disk),
+            (false, true, false)
+        );
         // Read back from the file after a rewind: the same frames.
         s.rewind();
-        assert_eq!(s.next_unsent().unwrap().unwrap(), first);
-        assert_eq!(s.next_unsent().unwrap().unwrap(), second);
-        assert_eq!(s.next_unsent().unwrap().unwrap(), third);
+        for frame in [first, second, third] {
+            let back = s.next_unsent().unwrap().unwrap();
+            assert_eq!(
+                back,
+                Frame {
+                    from_disk: true,
+                    ..frame
+                }
+            );
+        }
         assert!(s.next_unsent().unwrap().is_none());
     }
 

@@ -53,35 +53,68 @@ pub struct Vmstat {
     pub oom_kill: Option<u64>,
 }
 
+/// A line sar reads: where its value goes.
+#[derive(Clone, Copy)]
+enum Counter {
+    Pgpgin,
+    Pgpgout,
+    Pswpin,
+    Pswpout,
+    Pgfault,
+    Pgmajfault,
+    Pgfree,
+    OomKill,
+    Pgsteal,
+    PgscanKswapd,
+    PgscanDirect,
+}
+
+/// The counter a key feeds, if any (exact names, then sysstat's prefixes).
+fn counter(key: &[u8]) -> Option<Counter> {
+    Some(match key {
+        b"pgpgin" => Counter::Pgpgin,
+        b"pgpgout" => Counter::Pgpgout,
+        b"pswpin" => Counter::Pswpin,
+        b"pswpout" => Counter::Pswpout,
+        b"pgfault" => Counter::Pgfault,
+        b"pgmajfault" => Counter::Pgmajfault,
+        b"pgfree" => Counter::Pgfree,
+        b"oom_kill" => Counter::OomKill,
+        k if k.starts_with(b"pgsteal_") => Counter::Pgsteal,
+        k if k.starts_with(b"pgscan_kswapd") => Counter::PgscanKswapd,
+        k if k.starts_with(b"pgscan_direct") => Counter::PgscanDirect,
+        _ => return None,
+    })
+}
+
 /// Parses `/proc/vmstat`. Unknown and garbled lines are skipped.
 pub fn parse(buf: &[u8]) -> Vmstat {
     let mut v = Vmstat::default();
     for line in lines(buf) {
-        // Only `pg*`, `ps*` and `oom_kill` are read: the other ~150 lines are not split.
+        // Only `pg*`, `ps*` and `oom_kill` are read: the other ~150 lines are not split, and of
+        // the ~70 `pg*` lines of a recent kernel only those sar reads have their value parsed.
         if !(line.starts_with(b"pg") || line.starts_with(b"ps") || line.starts_with(b"oom_")) {
             continue;
         }
         let mut it = fields(line);
-        let (Some(key), Some(value)) = (it.next(), it.next().and_then(u64_field)) else {
+        let Some(counter) = it.next().and_then(counter) else {
             continue;
         };
-        match key {
-            b"pgpgin" => v.pgpgin = value,
-            b"pgpgout" => v.pgpgout = value,
-            b"pswpin" => v.pswpin = value,
-            b"pswpout" => v.pswpout = value,
-            b"pgfault" => v.pgfault = value,
-            b"pgmajfault" => v.pgmajfault = value,
-            b"pgfree" => v.pgfree = value,
-            b"oom_kill" => v.oom_kill = Some(value),
-            k if k.starts_with(b"pgsteal_") => v.pgsteal = v.pgsteal.wrapping_add(value),
-            k if k.starts_with(b"pgscan_kswapd") => {
-                v.pgscan_kswapd = v.pgscan_kswapd.wrapping_add(value);
-            }
-            k if k.starts_with(b"pgscan_direct") => {
-                v.pgscan_direct = v.pgscan_direct.wrapping_add(value);
-            }
-            _ => {}
+        let Some(value) = it.next().and_then(u64_field) else {
+            continue;
+        };
+        match counter {
+            Counter::Pgpgin => v.pgpgin = value,
+            Counter::Pgpgout => v.pgpgout = value,
+            Counter::Pswpin => v.pswpin = value,
+            Counter::Pswpout => v.pswpout = value,
+            Counter::Pgfault => v.pgfault = value,
+            Counter::Pgmajfault => v.pgmajfault = value,
+            Counter::Pgfree => v.pgfree = value,
+            Counter::OomKill => v.oom_kill = Some(value),
+            Counter::Pgsteal => v.pgsteal = v.pgsteal.wrapping_add(value),
+            Counter::PgscanKswapd => v.pgscan_kswapd = v.pgscan_kswapd.wrapping_add(value),
+            Counter::PgscanDirect => v.pgscan_direct = v.pgscan_direct.wrapping_add(value),
         }
     }
     v

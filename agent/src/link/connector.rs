@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fleet_proto::errors;
 use fleet_proto::limits::MAX_MESSAGE_BYTES;
-use fleet_proto::v1::{AgentMessage, CollectorMessage};
+use fleet_proto::v1::{ingest_server, AgentMessage, CollectorMessage};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -56,6 +56,8 @@ where
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The gRPC path of `Ingest.Session` (checked against the generated service in the tests).
+const SESSION_PATH: &str = "/fleet.v1.Ingest/Session";
 /// Room in the channel to the collector, in messages.
 const CHANNEL: usize = 64;
 
@@ -137,17 +139,26 @@ async fn open_session(ep: Endpoint, hello: AgentMessage) -> Result<Session, Stri
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     request
         .extensions_mut()
-        .insert(GrpcMethod::new("fleet.v1.Ingest", "Session"));
+        .insert(GrpcMethod::new(ingest_server::SERVICE_NAME, "Session"));
     let response = grpc
-        .streaming(
-            request,
-            PathAndQuery::from_static("/fleet.v1.Ingest/Session"),
-            AgentCodec,
-        )
+        .streaming(request, PathAndQuery::from_static(SESSION_PATH), AgentCodec)
         .await
         .map_err(|s| errors::status(&s))?;
     Ok(Session {
         tx,
         inbound: Box::pin(response.into_inner()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_path_is_the_generated_services() {
+        assert_eq!(
+            SESSION_PATH,
+            format!("/{}/Session", ingest_server::SERVICE_NAME)
+        );
+    }
 }

@@ -29,9 +29,10 @@
 //! can stop the loop (only a spool that cannot be written does).
 //!
 //! OOM policies ride the same stream: a `PolicySync` from the collector goes to the
-//! [`PolicyRunner`] at once; while policies exist, a pass at least every [`POLICY_TICK`] applies them to
-//! new processes (collector reachable or not); policy reports and process lists go out as live
-//! messages (not spooled: each one replaces the previous), on connect and when they change.
+//! [`PolicyRunner`] at once; while policies exist, a pass at least every [`POLICY_TICK`] applies
+//! them to new processes (collector reachable or not); policy reports and process lists go out
+//! as live messages (not spooled: each one replaces the previous), on connect and when they
+//! change.
 
 use std::future::Future;
 use std::pin::Pin;

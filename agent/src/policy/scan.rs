@@ -43,10 +43,11 @@
 //! value someone reset is set again. Kernel threads (most pids on an idle host, hundreds on one
 //! with many CPUs) are read once: a full rescan, and [`ProcScanner::scan_all`], pass over a pid
 //! listed with the directory inode it had when it was found to be a kernel thread (the inode
-//! number comes with the listing; a pid used by a new task gets a new one). Exits are noticed when a tick opens the pid again (a new
-//! process that exits by its second look) and otherwise at the full rescan's listing, not
-//! sooner: a listing instantiates a dentry for every process, the dearest thing a tick does,
-//! and only the policies' status (a held process that exited is listed until then) would gain.
+//! number comes with the listing; a pid used by a new task gets a new one). Exits are noticed
+//! when a tick opens the pid again (a new process that exits by its second look) and otherwise
+//! at the full rescan's listing, not sooner: a listing instantiates a dentry for every process,
+//! the dearest thing a tick does, and only the policies' status (a held process that exited is
+//! listed until then) would gain.
 //! A pid is not handed out twice until the pids wrap past `pid_max`, so a pid seen before names
 //! the same process until then; a tick that sees the last pid wrap makes a full rescan. A pid
 //! that exits and is reused is told by its new start time when it is probed.

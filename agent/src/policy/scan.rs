@@ -2,8 +2,9 @@
 //!
 //! For each pid the scanner opens `/proc/PID` once ([`ProcDir`]) and reads, relative to it, so
 //! every value comes from the same process even if its pid is reused meanwhile:
-//! - `stat`: comm, ppid and starttime (field 22, clock ticks since boot), which with the pid
-//!   identifies a process even after its pid is reused:
+//! - `stat`: comm, ppid, the flags (a kernel thread has `PF_KTHREAD`), and starttime (field 22,
+//!   clock ticks since boot), which with the pid identifies a process even after its pid is
+//!   reused:
 //!   `4242 (java) S 1 4242 4242 0 -1 4194560 … 0 20 0 54 0 1234567 …`
 //! - the `exe` link: its text, and the device and inode of the running image it leads to,
 //!   compared with the file at that path in the host's mount namespace ([`HostView`]);
@@ -63,8 +64,11 @@ use fleet_policy::ProcessInfo;
 use super::host::HostView;
 use super::procdir::{read_whole, ProcDir};
 
-/// The pid of kthreadd; it and its children are kernel threads, which no policy applies to.
-const KTHREADD: u32 = 2;
+/// `PF_KTHREAD` in the flags of `stat` (field 9): the task is a kernel thread, which no policy
+/// applies to (include/linux/sched.h). Not the parent: a usermode helper the kernel starts
+/// (`modprobe`, a `core_pattern` pipe, `request-key`) is a child of kthreadd too, and a process
+/// like any other once it runs.
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// How often a tick examines every process, not only new ones.
 pub const FULL_RESCAN_EVERY: Duration = Duration::from_secs(30);
@@ -607,9 +611,6 @@ impl ProcScanner {
         by_pid: bool,
         mark: Option<&ExecMark>,
     ) -> Examined {
-        if pid == KTHREADD {
-            return Examined::NotAProcess;
-        }
         let Ok(dir) = ProcDir::open(&self.proc_root, pid) else {
             return Examined::Gone;
         };
@@ -620,7 +621,7 @@ impl ProcScanner {
         else {
             return Examined::Gone;
         };
-        if stat.ppid == KTHREADD {
+        if stat.kernel_thread {
             return Examined::NotAProcess;
         }
         if mark.is_some_and(|m| {
@@ -703,6 +704,8 @@ impl std::io::Read for ReadAt<'_> {
 pub struct Stat {
     pub comm: String,
     pub ppid: u32,
+    /// `PF_KTHREAD` is set in the flags (field 9).
+    pub kernel_thread: bool,
     /// Threads in the process (field 20).
     pub threads: u32,
     pub starttime: u64,
@@ -721,10 +724,12 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     }
     let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
     let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
-    // rest starts at field 3 (state): ppid is field 4, num_threads field 20, starttime 22.
+    // rest starts at field 3 (state): ppid is field 4, flags field 9, num_threads field 20,
+    // starttime 22.
     let mut fields = rest.split_ascii_whitespace();
     let ppid = fields.nth(1)?.parse().ok()?;
-    let threads = fields.nth(15)?.parse().ok()?;
+    let flags: u64 = fields.nth(4)?.parse().ok()?;
+    let threads = fields.nth(10)?.parse().ok()?;
     let starttime = fields.nth(1)?.parse().ok()?;
     let mut layout = [0; 3];
     // Fields 23 to 25 (vsize, rss, rsslim) skipped. Absent on old kernels' short lines: zero.
@@ -738,6 +743,7 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
     Some(Stat {
         comm,
         ppid,
+        kernel_thread: flags & PF_KTHREAD != 0,
         threads,
         starttime,
         layout,
@@ -791,6 +797,7 @@ mod tests {
             Some(Stat {
                 comm: "we ird) (x)".into(),
                 ppid: 1,
+                kernel_thread: false,
                 threads: 54,
                 starttime: 1_234_567,
                 layout: [0; 3],
@@ -951,20 +958,31 @@ mod tests {
         }
     }
 
-    /// A fixture `/proc/PID` with `stat` and `cmdline`; parent `ppid` (2 for a kernel thread).
+    /// The flags (`stat` field 9) of a process and of a kernel thread on the development
+    /// machine (`init`: PF_RANDOMIZE | PF_SUPERPRIV; kthreadd: PF_KTHREAD | PF_NOFREEZE |
+    /// PF_FORKNOEXEC).
+    const PROCESS_FLAGS: u64 = 4_194_560;
+    const KTHREAD_FLAGS: u64 = 2_129_984;
+
+    /// A fixture `/proc/PID` with `stat` and `cmdline`, for a process with parent `ppid`.
     fn fixture_task(root: &Path, pid: u32, ppid: u32, comm: &str) {
+        fixture_stat(root, pid, ppid, PROCESS_FLAGS, comm, &format!("{comm}\0"));
+    }
+
+    /// A fixture kernel thread: a child of kthreadd with PF_KTHREAD and no command line.
+    fn fixture_kthread(root: &Path, pid: u32, comm: &str) {
+        let ppid = if pid == 2 { 0 } else { 2 };
+        fixture_stat(root, pid, ppid, KTHREAD_FLAGS, comm, "");
+    }
+
+    fn fixture_stat(root: &Path, pid: u32, ppid: u32, flags: u64, comm: &str, cmdline: &str) {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("stat"),
-            format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 1000 1000 10 18446744073709551615\n"),
+            format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 {flags} 1 0 0 0 0 0 0 0 20 0 1 0 1000 1000 10 18446744073709551615\n"),
         )
         .unwrap();
-        let cmdline = if ppid == KTHREADD {
-            String::new()
-        } else {
-            format!("{comm}\0")
-        };
         std::fs::write(dir.join("cmdline"), cmdline).unwrap();
         std::fs::write(dir.join("oom_score_adj"), "0\n").unwrap();
     }
@@ -978,8 +996,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let root = root.path();
         fixture_task(root, 1, 0, "init");
-        fixture_task(root, 2, 0, "kthreadd");
-        fixture_task(root, 50, KTHREADD, "kworker/0:1");
+        fixture_kthread(root, 2, "kthreadd");
+        fixture_kthread(root, 50, "kworker/0:1");
         let pids = |v: &[ProcessInfo]| v.iter().map(|p| p.pid).collect::<Vec<_>>();
         let mut scanner = ProcScanner::new(root);
         scanner.set_full_rescan(Duration::ZERO);
@@ -999,7 +1017,7 @@ mod tests {
         assert_eq!(pids(&scanner.scan_all().unwrap()), [1, 50]);
         // A kernel thread that is no longer listed is forgotten with its inode.
         std::fs::remove_dir_all(root.join("50")).unwrap();
-        fixture_task(root, 51, KTHREADD, "kworker/1:0");
+        fixture_kthread(root, 51, "kworker/1:0");
         assert_eq!(pids(&scanner.scan_all().unwrap()), [1]);
         let mut kthreads: Vec<u32> = scanner.kthreads.keys().copied().collect();
         kthreads.sort_unstable();
@@ -1008,6 +1026,59 @@ mod tests {
             [2, 51],
             "kthreadd and the kernel thread listed now"
         );
+    }
+
+    /// A kernel thread is told by PF_KTHREAD, not by its parent: a usermode helper the kernel
+    /// starts (`modprobe`, a `core_pattern` pipe) is a child of kthreadd, and a process that a
+    /// policy may hold. kthreadd itself is read like any pid (a container's pid 2 is a process).
+    #[test]
+    fn kernel_threads_are_told_by_their_flag() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        fixture_task(root, 1, 0, "init");
+        fixture_kthread(root, 2, "kthreadd");
+        fixture_kthread(root, 40, "kworker/0:1");
+        fixture_task(root, 41, 2, "modprobe");
+        let mut scanner = ProcScanner::new(root);
+        let pids: Vec<u32> = scanner.scan_all().unwrap().iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [1, 41]);
+        let mut kthreads: Vec<u32> = scanner.kthreads.keys().copied().collect();
+        kthreads.sort_unstable();
+        assert_eq!(kthreads, [2, 40]);
+
+        let other = tempfile::tempdir().unwrap();
+        fixture_task(other.path(), 1, 0, "tini");
+        fixture_task(other.path(), 2, 1, "nginx");
+        let mut scanner = ProcScanner::new(other.path());
+        let pids: Vec<u32> = scanner.scan_all().unwrap().iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [1, 2], "pid 2 of another pid namespace");
+    }
+
+    /// On the real /proc: kthreadd and its kernel threads carry PF_KTHREAD, this process not.
+    #[test]
+    fn the_kernel_thread_flag_on_the_real_proc() {
+        let me = parse_stat(&std::fs::read("/proc/self/stat").unwrap()).unwrap();
+        assert!(!me.kernel_thread);
+        // In a pid namespace of its own, pid 2 may be anything or nothing.
+        let kthreadd = std::fs::read("/proc/2/stat").ok();
+        let kthreadd = kthreadd
+            .and_then(|b| parse_stat(&b))
+            .filter(|s| s.comm == "kthreadd");
+        if let Some(kthreadd) = kthreadd {
+            assert!(kthreadd.kernel_thread);
+            let mut kernel = 0;
+            for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                let stat = std::fs::read(entry.path().join("stat")).ok();
+                if let Some(stat) = stat.and_then(|b| parse_stat(&b)) {
+                    // Every kernel thread is a child of kthreadd.
+                    if stat.kernel_thread && stat.comm != "kthreadd" {
+                        assert_eq!(stat.ppid, 2, "{}", stat.comm);
+                        kernel += 1;
+                    }
+                }
+            }
+            assert!(kernel > 0, "kthreadd has kernel threads");
+        }
     }
 
     /// A thread's id is opened like a pid when it falls in the range of new pids: it is not

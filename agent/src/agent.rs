@@ -52,6 +52,7 @@ use crate::policy::{self, PolicyRunner};
 use crate::sources::kmsg::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
 use crate::sources::procfs::Sampler;
+use crate::sources::topoom::budget::memory_tight;
 use crate::sources::topoom::TopOomScanner;
 use crate::spool::pack::{self, Repairs};
 use crate::spool::{Spool, SpoolError};
@@ -477,6 +478,14 @@ impl<C: Connector> Agent<C> {
             info!("sampling recovered");
         }
         let mut ranking = Vec::new();
+        if let Some(scanner) = self.sources.top_oom.as_mut() {
+            let now = self.sources.sampler.latest();
+            let m = &now.meminfo;
+            let stalls = now.own.psi_mem.and_then(|p| p.some).map(|l| l.avg10);
+            let fallback = m.mem_free + m.buffers + m.cached;
+            let tight = memory_tight(m.mem_total, m.mem_available, fallback, stalls);
+            scanner.set_memory_tight(tight);
+        }
         if let Some(scanner) = self
             .sources
             .top_oom

@@ -429,14 +429,20 @@ fn a_scan_sets_when_the_next_is_due() {
     assert!(!s.due(Instant::now()));
     assert!(s.due(Instant::now() + Duration::from_secs(1)));
 
-    // At the default budget (0.01 %), an expensive scan (charged by hand) pushes the next one
-    // out by cost / 0.01 %.
+    // At the default budget (0.005 %), an expensive scan (charged by hand) pushes the next one
+    // out by cost / 0.005 %.
     let mut s = TopOomScanner::new(tmp.path(), 10);
     let t1 = Instant::now();
-    s.record(t1, Duration::from_micros(2400));
+    s.record(t1, Duration::from_micros(1200));
     assert_eq!(s.period(), Duration::from_secs(24));
     assert!(!s.due(t1 + Duration::from_secs(23)));
     assert!(s.due(t1 + Duration::from_secs(24)));
+    // While memory is tight the budget is ten times larger: the next scan is due sooner.
+    s.set_memory_tight(true);
+    assert_eq!(s.period(), Duration::from_millis(2400));
+    assert!(s.due(t1 + Duration::from_secs(3)));
+    s.set_memory_tight(false);
+    assert_eq!(s.period(), Duration::from_secs(24));
     s.record(t1, Duration::from_millis(12));
     assert_eq!(s.period(), Duration::from_secs(60));
 

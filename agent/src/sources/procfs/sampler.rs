@@ -211,12 +211,17 @@ impl Sampler {
         Ok(SampleOut::new(itv, records))
     }
 
-    /// Reads every file into `r`, reusing its allocations.
     /// The kernel's OOM kill count (`/proc/vmstat` `oom_kill`) as of the last reading.
     pub fn oom_kill(&self) -> Option<u64> {
         self.prev.vmstat.oom_kill
     }
 
+    /// The last reading (what the last [`sample`](Self::sample) ended on).
+    pub fn latest(&self) -> &Reading {
+        &self.prev
+    }
+
+    /// Reads every file into `r`, reusing its allocations.
     pub(super) fn read_into(&mut self, r: &mut Reading) -> Result<(), SourceError> {
         self.readings += 1;
         // Uptime first, like sadc's record header: the interval brackets the counters read

@@ -3,7 +3,8 @@
 //! After each scan its cost `c` (CPU time of the scanning thread) is recorded, and the next scan
 //! is due `clamp(c / fraction, min_period, max_period)` after the start of the one just done.
 //! Scanning then costs `fraction` of one core on average, whatever the number of processes,
-//! until the cap on the period takes over (see the module doc of [`super`]).
+//! until the cap on the period takes over (see the module doc of [`super`]). The fraction is
+//! raised while memory is tight ([`memory_tight`], [`Budget::set_fraction`]).
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,17 @@ impl Budget {
         Duration::from_secs_f64(secs).clamp(self.min_period, self.max_period)
     }
 
+    /// Another fraction from now on: the next scan is rescheduled from the last one's cost (so a
+    /// larger fraction can make it due at once).
+    pub fn set_fraction(&mut self, fraction: f64) {
+        if fraction.to_bits() != self.fraction.to_bits() {
+            self.fraction = fraction;
+            if self.last_start.is_some() {
+                self.period = self.period_for(self.last_cost);
+            }
+        }
+    }
+
     /// Charges a scan that started at `started` and cost `cost`, and schedules the next one.
     pub fn record(&mut self, started: Instant, cost: Duration) {
         self.last_start = Some(started);
@@ -89,6 +101,33 @@ impl Budget {
     pub fn fraction(&self) -> f64 {
         self.fraction
     }
+}
+
+/// Memory stalls (PSI `some avg10`, hundredths of a percent) from this share of the time on
+/// count as tight: 1 %.
+pub const TIGHT_STALL: u64 = 100;
+/// Less than this share of `MemTotal` available counts as tight: 10 %.
+pub const TIGHT_AVAILABLE_PERCENT: u64 = 10;
+
+/// Whether memory is tight enough for an OOM kill to be near: tasks stalled on memory for at
+/// least [`TIGHT_STALL`] of the last ten seconds (`/proc/pressure/memory`'s `some avg10`, which
+/// counts stalls in memory cgroups at their limit too), or less than
+/// [`TIGHT_AVAILABLE_PERCENT`] of the memory available. Figures in kB from `/proc/meminfo`;
+/// `available_kb` 0 (kernels before 3.14 print no `MemAvailable`) is estimated as free + buffers +
+/// cached, as `free` did then. `psi_some_avg10` is `None` without PSI.
+pub fn memory_tight(
+    total_kb: u64,
+    available_kb: u64,
+    free_buffers_cached_kb: u64,
+    psi_some_avg10: Option<u64>,
+) -> bool {
+    let available = if available_kb > 0 {
+        available_kb
+    } else {
+        free_buffers_cached_kb
+    };
+    psi_some_avg10.is_some_and(|v| v >= TIGHT_STALL)
+        || available.saturating_mul(100) < total_kb.saturating_mul(TIGHT_AVAILABLE_PERCENT)
 }
 
 #[cfg(test)]
@@ -173,5 +212,39 @@ mod tests {
         let per_sec = spent.as_secs_f64() / 3600.0;
         assert!(per_sec <= 0.0005 * 1.02, "{per_sec}");
         assert!(scans >= 3600 / 15, "{scans} scans");
+    }
+
+    #[test]
+    fn a_larger_fraction_reschedules_the_next_scan() {
+        let mut b = Budget::new(0.00005, S, 60 * S);
+        b.set_fraction(0.0005);
+        assert!(b.due(Instant::now()), "before the first scan: due");
+        b.set_fraction(0.00005);
+        let t = Instant::now();
+        b.record(t, ms(1));
+        assert_eq!(b.period(), 20 * S);
+        assert!(!b.due(t + 5 * S));
+        b.set_fraction(0.0005);
+        assert_eq!(b.period(), 2 * S);
+        assert!(b.due(t + 5 * S), "due at once under the larger budget");
+        b.set_fraction(0.00005);
+        assert_eq!(b.period(), 20 * S);
+    }
+
+    #[test]
+    fn memory_is_tight_on_stalls_or_little_available() {
+        const GIB: u64 = 1 << 20;
+        // The development machine idle: 23.5 GiB total, 22 available, no stalls.
+        assert!(!memory_tight(24_683_664, 23_000_000, 0, Some(0)));
+        assert!(!memory_tight(24_683_664, 23_000_000, 0, None));
+        // Stalled 1 % of the last ten seconds (`some avg10=1.00`), plenty available.
+        assert!(memory_tight(16 * GIB, 12 * GIB, 0, Some(100)));
+        assert!(!memory_tight(16 * GIB, 12 * GIB, 0, Some(99)));
+        // Under 10 % available.
+        assert!(memory_tight(16 * GIB, GIB, 0, None));
+        assert!(!memory_tight(10 * GIB, GIB, 0, None));
+        // No MemAvailable: free + buffers + cached instead.
+        assert!(memory_tight(16 * GIB, 0, GIB, None));
+        assert!(!memory_tight(16 * GIB, 0, 8 * GIB, None));
     }
 }

@@ -64,37 +64,44 @@
 //! # The CPU budget
 //!
 //! The agent ticks every second and aims at costing less than sysstat's `sadc` at the same
-//! interval (about 0.5 ms of CPU per second on the development machine; `scripts/bench-agent
+//! interval (about 0.7 ms of CPU per second on the development machine; `scripts/bench-agent
 //! --compare`), kernel log, NTP and this ranking included. A scan costs 6 to 12 µs of CPU per
 //! user process (most of it the kernel opening `/proc` files), so on a host with thousands of
-//! processes one scan costs tens of ticks' worth. Top-oom therefore gets a budget of its own,
-//! [`BUDGET_FRACTION`] of one core (0.01 %, i.e. 0.1 ms per second on average), and adapts how
-//! often it scans rather than what a scan covers (a partial ranking would be wrong, not just
-//! stale):
+//! processes one scan costs tens of ticks' worth. Top-oom therefore gets a budget of its own and
+//! adapts how often it scans rather than what a scan covers (a partial ranking would be wrong,
+//! not just stale):
 //!
 //! - each [`scan`](TopOomScanner::scan) measures its own cost as the CPU time (user + system)
 //!   of the calling thread (`CLOCK_THREAD_CPUTIME_ID`; wall time if that clock is missing);
-//! - the next scan is due `cost / BUDGET_FRACTION` after the start of this one, but at least
+//! - the next scan is due `cost / budget` after the start of this one, but at least
 //!   [`MIN_PERIOD`] (1 s, the agent's tick) and at most [`MAX_PERIOD`] (60 s) later;
+//! - the budget is [`BUDGET_FRACTION`] of one core (0.005 %, 0.05 ms per second on average)
+//!   while memory is not tight, and [`TIGHT_BUDGET_FACTOR`] times that (0.5 ms per second)
+//!   while it is ([`budget::memory_tight`]: tasks stalled on memory for 1 % of the last ten
+//!   seconds, which includes memory cgroups reclaiming at their limit, or under 10 % of the
+//!   memory available). The agent tells the scanner after each sample
+//!   ([`set_memory_tight`](TopOomScanner::set_memory_tight)); the ranking is freshest when an OOM
+//!   kill is near, and costs least the rest of the time;
 //! - [`due`](TopOomScanner::due) answers on the agent's tick (with
 //!   [`budget::DUE_SLACK`] so a 1 s period is not stretched to 2 s by tick jitter).
 //!
 //! The cost per scan measured on the project's VM (`cargo bench -p fleet-agent --bench topoom`,
 //! CPU time per scan, top 10, before kernel threads were skipped), and the period and CPU it
-//! gives at this budget:
+//! gives at either budget:
 //!
-//! | host                                       | per scan |     period | CPU per second |
-//! |--------------------------------------------|---------:|-----------:|---------------:|
-//! | idle, 88 processes                         |   1.0 ms |       10 s |         0.1 ms |
-//! | 3000 more processes, ten of them stand out |    19 ms | 60 s (cap) |        0.32 ms |
-//! | 3000 more processes, all tied on the score |    36 ms | 60 s (cap) |         0.6 ms |
+//! | host                                       | per scan | period (tight) | CPU per second (tight) |
+//! |--------------------------------------------|---------:|---------------:|-----------------------:|
+//! | idle, 88 processes                         |   1.0 ms |     20 s (2 s) |       0.05 ms (0.5 ms) |
+//! | 3000 more processes, ten of them stand out |    19 ms |    60 s (38 s) |      0.32 ms (0.5 ms)  |
+//! | 3000 more processes, all tied on the score |    36 ms |   60 s (60 s)  |       0.6 ms (0.6 ms)  |
 //!
-//! On the development machine (99 pids, 59 of them kernel threads) a scan costs about 0.3 ms
-//! once the kernel threads are known, so the ranking is 3 s old at most. Beyond
-//! `60 s × 0.01 % = 6 ms` per scan the 60 s cap wins: freshness of the ranking is then
-//! preferred to the budget, which the worst case above (every process tied with the tenth, so
-//! that each one's `statm` is read for the tie-break) overshoots sixfold; the overshoot shows
-//! in [`last_cost`](TopOomScanner::last_cost) and [`period`](TopOomScanner::period), which the
+//! In the agent on the development machine (99 pids, 59 of them kernel threads, skipped once
+//! known) a scan costs about 1 ms of CPU (the agent wakes once a second, with cold caches), so
+//! the ranking is at most 20 s old, 2 s while memory is tight. Beyond `60 s × 0.005 % = 3 ms`
+//! per scan (30 ms when tight) the 60 s cap wins: freshness of the ranking is then preferred to
+//! the budget, which the worst case above (every process tied with the tenth, so that each
+//! one's `statm` is read for the tie-break) overshoots twelvefold; the overshoot shows in
+//! [`last_cost`](TopOomScanner::last_cost) and [`period`](TopOomScanner::period), which the
 //! agent can log. A scan runs synchronously on the caller's thread (tens of milliseconds at
 //! worst, on thousands of processes).
 
@@ -114,9 +121,11 @@ use fleet_proto::v1::OomProcess;
 use budget::Budget;
 use sys::ProcDir;
 
-/// Top-oom's share of one core, on average: 0.01 %, i.e. 0.1 ms of CPU per second (so that the
-/// whole agent costs less than sadc; see the module doc).
-pub const BUDGET_FRACTION: f64 = 0.0001;
+/// Top-oom's share of one core, on average, while memory is not tight: 0.005 %, i.e. 0.05 ms of
+/// CPU per second (so that the whole agent costs less than sadc; see the module doc).
+pub const BUDGET_FRACTION: f64 = 0.00005;
+/// The budget while memory is tight is this many times [`BUDGET_FRACTION`].
+pub const TIGHT_BUDGET_FACTOR: f64 = 10.0;
 /// Scans are never more frequent than the agent's tick.
 pub const MIN_PERIOD: Duration = Duration::from_secs(1);
 /// Scans are never further apart than this, whatever they cost.
@@ -193,6 +202,9 @@ pub struct TopOomScanner {
     /// The same, being built by the current scan (swapped with `no_mm` at its end).
     no_mm_next: HashMap<i64, u64>,
     budget: Budget,
+    /// The budget while memory is not tight (the budget's fraction then, times
+    /// [`TIGHT_BUDGET_FACTOR`] while it is).
+    fraction: f64,
     stats: ScanStats,
 }
 
@@ -291,14 +303,25 @@ impl TopOomScanner {
             no_mm: HashMap::new(),
             no_mm_next: HashMap::new(),
             budget: Budget::new(BUDGET_FRACTION, MIN_PERIOD, MAX_PERIOD),
+            fraction: BUDGET_FRACTION,
             stats: ScanStats::default(),
         }
     }
 
-    /// The same scanner with another budget, as a fraction of one core (see the module doc).
+    /// The same scanner with another budget while memory is not tight, as a fraction of one
+    /// core (see the module doc).
     pub fn with_budget(mut self, fraction: f64) -> TopOomScanner {
         self.budget = Budget::new(fraction, MIN_PERIOD, MAX_PERIOD);
+        self.fraction = fraction;
         self
+    }
+
+    /// Whether memory is tight now ([`budget::memory_tight`]): the budget is then
+    /// [`TIGHT_BUDGET_FACTOR`] times larger, and the next scan is rescheduled from the last
+    /// one's cost.
+    pub fn set_memory_tight(&mut self, tight: bool) {
+        let factor = if tight { TIGHT_BUDGET_FACTOR } else { 1.0 };
+        self.budget.set_fraction(self.fraction * factor);
     }
 
     /// Scans every process and returns the top `limit` by `oom_score`, highest first (ties:

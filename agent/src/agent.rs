@@ -483,18 +483,12 @@ impl<C: Connector> Agent<C> {
             let m = &now.meminfo;
             let stalls = now.own.psi_mem.and_then(|p| p.some).map(|l| l.avg10);
             let fallback = m.mem_free + m.buffers + m.cached;
-            let tight = memory_tight(m.mem_total, m.mem_available, fallback, stalls);
-            scanner.set_memory_tight(tight);
-        }
-        if let Some(scanner) = self
-            .sources
-            .top_oom
-            .as_mut()
-            .filter(|s| s.due(Instant::now()))
-        {
-            match scanner.scan() {
-                Ok(r) => ranking = r,
-                Err(e) => debug!(error = %e, "top-oom scan failed"),
+            scanner.set_memory_tight(memory_tight(m.mem_total, m.mem_available, fallback, stalls));
+            if scanner.due(Instant::now()) {
+                match scanner.scan() {
+                    Ok(r) => ranking = r,
+                    Err(e) => debug!(error = %e, "top-oom scan failed"),
+                }
             }
         }
         let sample = Sample {

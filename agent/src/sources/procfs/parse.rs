@@ -37,8 +37,31 @@ pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// The whitespace-separated fields of `line`.
 pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty())
+    Fields(line)
+}
+
+/// The fields of a line. A run of spaces (`/proc/net/dev` and `/proc/diskstats` pad their
+/// columns with dozens) is skipped in one pass, where splitting at each space would make an
+/// empty field of every one of them to be filtered out.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.0;
+        let Some(start) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            self.0 = &[];
+            return None;
+        };
+        let rest = &rest[start..];
+        let end = rest
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(&rest[..end])
+    }
 }
 
 /// An unsigned decimal number that is the whole of `field`; `None` on anything else (sign,
@@ -124,5 +147,18 @@ mod tests {
         assert_eq!(lines(b"\n\n").count(), 0);
         let f: Vec<_> = fields(b"  cpu0   1 2\t3 ").collect();
         assert_eq!(f, vec![&b"cpu0"[..], b"1", b"2", b"3"]);
+        assert_eq!(fields(b"").count(), 0);
+        assert_eq!(fields(b" \t\r ").count(), 0);
+        let f: Vec<_> = fields(b"x\r\x0cy\x0bz").collect();
+        assert_eq!(
+            f,
+            vec![&b"x"[..], b"y\x0bz"],
+            "the whitespace of is_ascii_whitespace"
+        );
+        let mut it = fields(b"a ");
+        assert_eq!(
+            (it.next(), it.next(), it.next()),
+            (Some(&b"a"[..]), None, None)
+        );
     }
 }

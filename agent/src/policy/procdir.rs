@@ -168,12 +168,21 @@ impl ProcDir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Opens the file `name` of this process for reading; it reads `ESRCH` once the process has
+    /// exited, whatever process gets the pid next.
+    ///
+    /// # Errors
+    /// As open.
+    pub fn open_file(&self, name: &str) -> io::Result<File> {
+        self.openat(name, libc::O_RDONLY)
+    }
+
     /// Reads the file `name` of this process into `buf` (cleared first), with [`read_whole`].
     ///
     /// # Errors
     /// As open and read; `ESRCH` once the process has exited.
     pub fn read(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        read_whole(&mut self.openat(name, libc::O_RDONLY)?, buf)
+        read_whole(&mut self.open_file(name)?, buf)
     }
 
     /// The text of the link `name` (`exe`).

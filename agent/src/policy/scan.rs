@@ -38,7 +38,9 @@
 //! not listed.
 //!
 //! A tick examines only the pids it has not seen (and, once more, those first seen on the
-//! previous tick, since a process seen between fork and exec still carries its parent's name).
+//! previous tick, since a process seen between fork and exec still carries its parent's name;
+//! that second look reads the `stat` kept open from the first, and goes further only when it
+//! shows an exec).
 //! Every [`FULL_RESCAN_EVERY`] a tick examines every process again, so a process that exec'd
 //! another program or retitled itself (sshd's `[listener]`) is matched by what it is now, and a
 //! value someone reset is set again. Kernel threads (most pids on an idle host, hundreds on one
@@ -146,6 +148,11 @@ pub struct ProcScanner {
     young: Vec<u32>,
     /// What those looked like then: a look that finds the same is not taken further.
     marks: HashMap<u32, ExecMark>,
+    /// The `stat` of marked pids, kept open from the first look (at most [`PROBE_MAX`]): the
+    /// second look of a process that did not exec is then one `pread` (and a `close`) instead of
+    /// opening its directory and its `stat` again. An open `stat` reads `ESRCH` once its process
+    /// exited, whatever process gets the pid next.
+    stat_files: HashMap<u32, std::fs::File>,
     /// Reused by every read.
     buf: Vec<u8>,
     /// The pids the last listing found, with the inode numbers of their directories.
@@ -188,10 +195,18 @@ struct ExecMark {
     layout: [u64; 3],
 }
 
+impl ExecMark {
+    /// Whether `stat` shows the process as it was marked.
+    fn shows(&self, stat: &Stat) -> bool {
+        self.starttime == stat.starttime && self.layout == stat.layout && self.comm == stat.comm
+    }
+}
+
 /// What opening one pid found.
 enum Examined {
-    /// The process, with its code and stack layout (for [`ProcScanner::mark`]).
-    Process(ProcessInfo, [u64; 3]),
+    /// The process, with its code and stack layout and its open `stat` (for
+    /// [`ProcScanner::mark`]).
+    Process(ProcessInfo, [u64; 3], std::fs::File),
     /// Looked at again: `stat` shows the same [`ExecMark`] as the last look, so nothing more
     /// was read.
     Unchanged,
@@ -224,6 +239,7 @@ impl ProcScanner {
             known: HashMap::new(),
             young: Vec::new(),
             marks: HashMap::new(),
+            stat_files: HashMap::new(),
             buf: Vec::with_capacity(4096),
             listed: HashMap::new(),
             kthreads: HashMap::new(),
@@ -297,6 +313,8 @@ impl ProcScanner {
         let mut out = Vec::with_capacity(pids.len());
         self.known.clear();
         self.young.clear();
+        self.marks.clear();
+        self.stat_files.clear();
         self.host.forget();
         self.last_full = Some(Instant::now());
         for (pid, ino) in pids {
@@ -304,8 +322,8 @@ impl ProcScanner {
             if self.known_kthread(pid, ino) {
                 continue;
             }
-            match self.examine(pid, Needs::ALL, false, None) {
-                Examined::Process(p, _) => {
+            match self.examine(pid, Needs::ALL, false, None, None) {
+                Examined::Process(p, ..) => {
                     self.known.insert(pid, p.starttime);
                     if p.cmdline.is_empty() {
                         // Caught inside execve: the kernel fills in the new argv only after
@@ -385,14 +403,14 @@ impl ProcScanner {
         let mut tick = Tick::default();
         self.host.forget();
         for (pid, why) in pids {
-            let mark = if why == Probe::Again {
-                self.marks.remove(&pid)
+            let (mark, stat) = if why == Probe::Again {
+                (self.marks.remove(&pid), self.stat_files.remove(&pid))
             } else {
-                None
+                (None, None)
             };
-            match self.examine(pid, self.needs, true, mark.as_ref()) {
+            match self.examine(pid, self.needs, true, mark.as_ref(), stat) {
                 Examined::Unchanged => {}
-                Examined::Process(p, layout) => {
+                Examined::Process(p, layout, stat) => {
                     // The pid names another process than the one seen: that one is gone.
                     if self
                         .known
@@ -410,7 +428,7 @@ impl ProcScanner {
                     if first {
                         tick.first_look.push(pid);
                         if !p.cmdline.is_empty() {
-                            self.mark(&p, layout);
+                            self.mark(&p, layout, Some(stat));
                         }
                     }
                     tick.examined.push(p);
@@ -495,19 +513,22 @@ impl ProcScanner {
         tick.first_look.clone_from(&new_pids);
         let mut young = new_pids;
         for (i, &pid) in again.iter().chain(&fresh).enumerate() {
-            let mark = if i < again.len() {
-                self.marks.remove(&pid)
+            let (mark, stat) = if i < again.len() {
+                (self.marks.remove(&pid), self.stat_files.remove(&pid))
             } else {
-                None
+                (None, None)
             };
             if mark.is_none() {
                 self.known.insert(pid, 0);
             }
-            match self.examine(pid, self.needs, false, mark.as_ref()) {
-                Examined::Process(p, layout) => {
+            match self.examine(pid, self.needs, false, mark.as_ref(), stat) {
+                Examined::Process(p, layout, stat) => {
                     self.known.insert(pid, p.starttime);
+                    // Marked for the second look of a new pid (a full rescan examines every
+                    // process: those marks are forgotten below).
                     if i >= again.len() && !p.cmdline.is_empty() {
-                        self.mark(&p, layout);
+                        let new = young.binary_search(&pid).is_ok();
+                        self.mark(&p, layout, new.then_some(stat));
                     }
                     // A process still inside execve (empty argv, see scan_all) is read again
                     // until its command line is there.
@@ -536,16 +557,21 @@ impl ProcScanner {
     /// its `stat` shows).
     pub fn look_again(&mut self, pid: u32) {
         self.marks.remove(&pid);
+        self.stat_files.remove(&pid);
         if !self.young.contains(&pid) {
             self.young.push(pid);
         }
     }
 
-    /// Remembers how a process looked at its first look, for the next one.
-    fn mark(&mut self, p: &ProcessInfo, layout: [u64; 3]) {
+    /// Remembers how a process looked at its first look, for the next one, and keeps its open
+    /// `stat` for that look while fewer than [`PROBE_MAX`] are kept.
+    fn mark(&mut self, p: &ProcessInfo, layout: [u64; 3], stat: Option<std::fs::File>) {
         // Without ptrace access the kernel shows 1, 1 and 0 (and zeros for a process without
         // memory): no layout to compare, so the next look reads everything.
         if layout[2] != 0 {
+            if let Some(stat) = stat.filter(|_| self.stat_files.len() < PROBE_MAX as usize) {
+                self.stat_files.insert(p.pid, stat);
+            }
             self.marks.insert(
                 p.pid,
                 ExecMark {
@@ -562,6 +588,7 @@ impl ProcScanner {
         if self.marks.len() > self.young.len() {
             let young = &self.young;
             self.marks.retain(|pid, _| young.contains(pid));
+            self.stat_files.retain(|pid, _| young.contains(pid));
         }
     }
 
@@ -594,8 +621,8 @@ impl ProcScanner {
 
     /// Reads what `needs` asks for of one process, with `stat` and `cmdline`.
     fn read_with(&mut self, pid: u32, needs: Needs) -> Option<ProcessInfo> {
-        match self.examine(pid, needs, false, None) {
-            Examined::Process(p, _) => Some(p),
+        match self.examine(pid, needs, false, None, None) {
+            Examined::Process(p, ..) => Some(p),
             Examined::Unchanged | Examined::NotAProcess | Examined::Gone => None,
         }
     }
@@ -603,19 +630,31 @@ impl ProcScanner {
     /// Opens `pid` and reads what `needs` asks for, with `stat` and `cmdline`. `by_pid`: the
     /// pid was not listed but opened by its number, so it may be a thread of another process.
     /// `mark`: how it looked at the last look; when `stat` shows the same, it did not exec
-    /// since, and nothing more is read.
+    /// since, and nothing more is read. `kept`: its `stat` as opened at that look, read first
+    /// (a process gone since reads `ESRCH`); one that shows a change is examined afresh.
     fn examine(
         &mut self,
         pid: u32,
         needs: Needs,
         by_pid: bool,
         mark: Option<&ExecMark>,
+        kept: Option<std::fs::File>,
     ) -> Examined {
+        if let (Some(m), Some(file)) = (mark, kept) {
+            if read_whole(&mut ReadAt(&file, 0), &mut self.buf).is_err() {
+                return Examined::Gone;
+            }
+            if parse_stat(&self.buf).is_some_and(|stat| m.shows(&stat)) {
+                return Examined::Unchanged;
+            }
+        }
         let Ok(dir) = ProcDir::open(&self.proc_root, pid) else {
             return Examined::Gone;
         };
-        let Some(stat) = dir
-            .read("stat", &mut self.buf)
+        let Ok(stat_file) = dir.open_file("stat") else {
+            return Examined::Gone;
+        };
+        let Some(stat) = read_whole(&mut ReadAt(&stat_file, 0), &mut self.buf)
             .ok()
             .and_then(|()| parse_stat(&self.buf))
         else {
@@ -624,9 +663,7 @@ impl ProcScanner {
         if stat.kernel_thread {
             return Examined::NotAProcess;
         }
-        if mark.is_some_and(|m| {
-            m.starttime == stat.starttime && m.layout == stat.layout && m.comm == stat.comm
-        }) {
+        if mark.is_some_and(|m| m.shows(&stat)) {
             return Examined::Unchanged;
         }
         if by_pid && stat.threads > 1 {
@@ -683,7 +720,7 @@ impl ProcScanner {
                 info.rss_kb = parse_statm_resident(&self.buf).unwrap_or(0) * self.page_kb;
             }
         }
-        Examined::Process(info, stat.layout)
+        Examined::Process(info, stat.layout, stat_file)
     }
 }
 
@@ -956,6 +993,52 @@ mod tests {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// A new process's `stat` is kept open from its first look: the second look reads it (one
+    /// pread), and a process that exited in between reads `ESRCH` there, so it is gone.
+    #[test]
+    fn the_second_look_reads_the_stat_kept_from_the_first() {
+        let mut scanner = ProcScanner::new(Path::new("/proc"));
+        scanner.scan_all().unwrap();
+        let mut stays = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let mut exits = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let (a, b) = (stays.id(), exits.id());
+        let first_look =
+            |s: &ProcScanner| s.stat_files.contains_key(&a) && s.stat_files.contains_key(&b);
+        // Until both were seen after their exec (a tick may catch one inside it).
+        for _ in 0..50 {
+            scanner.tick().unwrap();
+            if first_look(&scanner) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            first_look(&scanner),
+            "both stats kept: {:?}",
+            scanner.stat_files.keys()
+        );
+        exits.kill().unwrap();
+        exits.wait().unwrap();
+        let again = scanner.tick().unwrap();
+        assert!(
+            !again.examined.iter().any(|p| p.pid == a),
+            "unchanged: not examined again"
+        );
+        assert!(again.vanished.contains(&b), "gone: {again:?}");
+        assert!(
+            !scanner.stat_files.contains_key(&a) && !scanner.stat_files.contains_key(&b),
+            "closed after the second look"
+        );
+        stays.kill().unwrap();
+        stays.wait().unwrap();
     }
 
     /// The flags (`stat` field 9) of a process and of a kernel thread on the development

@@ -47,7 +47,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::alarm::Alarm;
 use crate::config::Settings;
-use crate::link::{Connection, Connector, LinkEvent, Outbound, TonicConnector};
+use crate::link::{Connection, Connector, LinkEvent, Outbound, TonicConnector, ACK_DELAY};
 use crate::policy::{self, PolicyRunner};
 use crate::sources::kmsg::KmsgWatcher;
 use crate::sources::ntp::NtpProbe;
@@ -220,6 +220,7 @@ impl<C: Connector> Agent<C> {
             msg: Some(agent_message::Msg::Hello(Hello {
                 identity: Some(identity),
                 spool_epoch: spool.epoch(),
+                ack_delay_ms: ACK_DELAY.as_millis() as u32,
             })),
         };
         Agent {

@@ -61,6 +61,11 @@ async fn samples_each_interval_and_the_shutdown_flush_waits_for_the_acks() {
             panic!("a hello first");
         };
         assert_eq!(hello.identity.unwrap().host_id, "h1");
+        assert_eq!(
+            u128::from(hello.ack_delay_ms),
+            fleet_agent::link::ACK_DELAY.as_millis(),
+            "the collector may hold Acks back"
+        );
         // One sample per interval, each a batch of its own.
         let first = peer.batch().await;
         let first_at = Instant::now();

@@ -27,6 +27,7 @@ fn hello() -> AgentMessage {
                 ..HostIdentity::default()
             }),
             spool_epoch: 7,
+            ack_delay_ms: 0,
         })),
     }
 }
@@ -391,6 +392,29 @@ async fn the_shutdown_flush_sends_the_spool_and_waits_for_the_acks() {
         "done at the last ack, not at the deadline"
     );
     assert!(!conn.is_up(), "the stream is closed after the flush");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shutdown_flush_ends_the_agents_side_so_held_acks_come_at_once() {
+    let (_tmp, mut spool, mut conn, mut peer) = up_with(3).await;
+
+    let start = Instant::now();
+    let collector_side = async {
+        // A collector that holds Acks back (Hello.ack_delay_ms) sends them when the agent's
+        // side of the stream ends: the agent must end it once everything is sent.
+        assert_eq!(peer.seqs(3).await, [1, 2, 3]);
+        let more = tokio::time::timeout(SHUTDOWN_FLUSH, peer.from_agent.recv()).await;
+        assert!(
+            matches!(more, Ok(None)),
+            "the agent ended its side after the last batch"
+        );
+        peer.ack(3);
+        peer
+    };
+    let (flushed, _peer) = tokio::join!(conn.flush(&mut spool), collector_side);
+    flushed.unwrap();
+    assert_eq!(spool.pending_frames(), 0, "everything acknowledged");
+    assert_eq!(start.elapsed(), Duration::ZERO, "no waiting on a timer");
 }
 
 #[tokio::test(start_paused = true)]

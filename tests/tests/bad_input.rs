@@ -143,6 +143,7 @@ fn hello(host: &str) -> AgentMessage {
         msg: Some(agent_message::Msg::Hello(Hello {
             identity: Some(identity(host)),
             spool_epoch: 7,
+            ack_delay_ms: 0,
         })),
     }
 }
@@ -231,6 +232,7 @@ async fn malformed_and_oversized_messages_get_a_status_and_others_keep_flowing()
         msg: Some(agent_message::Msg::Hello(Hello {
             identity: Some(big),
             spool_epoch: 1,
+            ack_delay_ms: 0,
         })),
     };
     let st = session_error(&url, vec![msg]).await;
@@ -279,6 +281,7 @@ async fn identity_text_with_control_characters_is_refused_at_the_hello() {
             msg: Some(agent_message::Msg::Hello(Hello {
                 identity: Some(identity),
                 spool_epoch: 1,
+                ack_delay_ms: 0,
             })),
         }]
     };

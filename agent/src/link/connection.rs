@@ -52,6 +52,11 @@ use crate::spool::{Spool, SpoolError};
 
 /// Batches sent but not yet acknowledged, at most.
 pub const MAX_IN_FLIGHT: u64 = 256;
+/// How long the collector may hold its Acks back so that one covers several batches
+/// (`Hello.ack_delay_ms`): the agent wakes up for an Ack every other second instead of after each
+/// sample. Well inside the spool's `SYNC_EVERY` (5 s), so a sample the collector holds is still
+/// acknowledged before it would be owed an fsync of its own.
+pub const ACK_DELAY: Duration = Duration::from_secs(2);
 /// How long a graceful shutdown waits for the collector to acknowledge what is in flight.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 /// How long a new stream may take to bring the collector's `Welcome`.
@@ -183,7 +188,7 @@ impl<C: Connector> Connection<C> {
                 }
                 State::Up(session) => {
                     let msg = session.inbound.next().await;
-                    match handle_inbound(msg, spool, &session.tx) {
+                    match handle_inbound(msg, spool, Some(&session.tx)) {
                         Ok(Inbound::Nothing) => {}
                         Ok(Inbound::Acked) => pump(&session.tx, spool, self.kmsg)?,
                         Ok(Inbound::Policies(specs)) => return Ok(LinkEvent::PolicySync(specs)),
@@ -210,25 +215,34 @@ impl<C: Connector> Connection<C> {
         }
     }
 
-    /// Graceful shutdown: sends what is spooled and waits up to [`SHUTDOWN_FLUSH`] for the
-    /// acknowledgements, then closes the stream for good. Nothing to send without a stream.
+    /// Graceful shutdown: sends what is spooled, ends the agent's side of the stream once all
+    /// of it is sent (the collector then sends the Acks it holds back at once, see [`ACK_DELAY`])
+    /// and waits up to [`SHUTDOWN_FLUSH`] for the acknowledgements, then closes the stream for
+    /// good. Nothing to send without a stream.
     ///
     /// # Errors
     /// The spool cannot be read.
     pub async fn flush(&mut self, spool: &mut Spool) -> Result<(), SpoolError> {
-        let State::Up(mut session) = std::mem::replace(&mut self.state, State::Closed) else {
+        let State::Up(Session { tx, mut inbound }) =
+            std::mem::replace(&mut self.state, State::Closed)
+        else {
             return Ok(());
         };
         let deadline = Instant::now() + SHUTDOWN_FLUSH;
-        pump(&session.tx, spool, self.kmsg)?;
+        let mut tx = Some(tx);
         while spool.pending_frames() > 0 {
-            let Ok(msg) = tokio::time::timeout_at(deadline, session.inbound.next()).await else {
+            if let Some(sender) = &tx {
+                pump(sender, spool, self.kmsg)?;
+                if spool.all_sent() {
+                    tx = None;
+                }
+            }
+            let Ok(msg) = tokio::time::timeout_at(deadline, inbound.next()).await else {
                 break;
             };
-            if handle_inbound(msg, spool, &session.tx).is_err() {
+            if handle_inbound(msg, spool, tx.as_ref()).is_err() {
                 break;
             }
-            pump(&session.tx, spool, self.kmsg)?;
         }
         Ok(())
     }
@@ -369,11 +383,12 @@ enum Inbound {
     Policies(Vec<PolicySpec>),
 }
 
-/// Handles one message from the collector; the error is why the stream is lost.
+/// Handles one message from the collector; the error is why the stream is lost. `tx` is None
+/// once the agent ended its side of the stream (a time probe then goes unanswered).
 fn handle_inbound(
     msg: Option<Result<CollectorMessage, Status>>,
     spool: &mut Spool,
-    tx: &mpsc::Sender<Outbound>,
+    tx: Option<&mpsc::Sender<Outbound>>,
 ) -> Result<Inbound, Lost> {
     use collector_message::Msg;
     let msg = match msg {
@@ -404,7 +419,7 @@ fn handle_inbound(
                     t3_us: now_us(),
                 })),
             };
-            if tx.try_send(Outbound::Message(echo)).is_err() {
+            if tx.is_none_or(|tx| tx.try_send(Outbound::Message(echo)).is_err()) {
                 debug!("stream busy; time probe not answered");
             }
             Ok(Inbound::Nothing)

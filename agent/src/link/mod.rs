@@ -18,6 +18,6 @@ pub mod connection;
 pub mod connector;
 pub mod outbound;
 
-pub use connection::{Connection, LinkEvent, MAX_IN_FLIGHT, SHUTDOWN_FLUSH};
+pub use connection::{Connection, LinkEvent, ACK_DELAY, MAX_IN_FLIGHT, SHUTDOWN_FLUSH};
 pub use connector::{Connector, Session, TonicConnector};
 pub use outbound::{Outbound, SpooledBatch};

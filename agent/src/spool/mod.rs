@@ -32,9 +32,10 @@
 //! A frame holding OOM events is fsynced (`fdatasync`) as it is appended, before the kernel log
 //! cursor moves past its lines. Samples are grouped: a sample is written at once (and is sent at
 //! once, from memory) but synced only when the collector has not acknowledged it within
-//! [`SYNC_EVERY`] (or with the next event, or when its segment is rolled or the spool closed).
-//! With the collector up, its ack (sent once its own store has committed the batch) arrives within
-//! milliseconds, and a sample it acknowledged needs no sync of its own: its durable copy is the
+//! [`SYNC_EVERY`] of being written (or with the next event, or when its segment is rolled or the
+//! spool closed). With the collector up, its ack (sent once its own store has committed the
+//! batch, and held back at most the 2 s the agent asks for, `link::ACK_DELAY`) comes well within
+//! that, and a sample it acknowledged needs no sync of its own: its durable copy is the
 //! collector's. So at a 1 s interval the spool syncs about never while the collector is up, and
 //! once per [`SYNC_EVERY`] during an outage.
 //!
@@ -81,6 +82,7 @@ pub mod pack;
 mod recover;
 mod reserve;
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -136,13 +138,41 @@ struct Segment {
     bytes: u64,
 }
 
-/// Frames written to the active segment and not yet synced.
-#[derive(Debug, Clone, Copy)]
+/// Frames written to the active segment, not yet synced and not yet acknowledged: frame
+/// `first_seq + i` was written at `written[i]`. An ack that covers some of them starts the
+/// wait of the rest from when the first of those was written, so a collector that acknowledges
+/// every other second (`Hello.ack_delay_ms`) while samples keep coming never makes them due.
+#[derive(Debug, Default)]
 struct Unsynced {
-    /// When the first of them was written.
-    since: Instant,
     first_seq: u64,
-    last_seq: u64,
+    written: VecDeque<Instant>,
+}
+
+impl Unsynced {
+    /// Counts frame `seq`, the one after the last counted, as written at `now`.
+    fn push(&mut self, seq: u64, now: Instant) {
+        if self.written.is_empty() {
+            self.first_seq = seq;
+        }
+        self.written.push_back(now);
+    }
+
+    /// When the oldest of them was written, if any is waiting.
+    fn since(&self) -> Option<Instant> {
+        self.written.front().copied()
+    }
+
+    /// The collector holds every frame up to `acked`: none of those is owed a sync.
+    fn acked(&mut self, acked: u64) {
+        while self.first_seq <= acked && self.written.pop_front().is_some() {
+            self.first_seq += 1;
+        }
+    }
+
+    /// Whether frame `seq` is among them.
+    fn holds(&self, seq: u64) -> bool {
+        !self.written.is_empty() && seq >= self.first_seq
+    }
 }
 
 /// One frame, read back from disk or handed out as appended.
@@ -221,7 +251,7 @@ pub struct Spool {
     /// synced).
     sync_every: Duration,
     /// What was written since the last sync, if anything.
-    unsynced: Option<Unsynced>,
+    unsynced: Unsynced,
     /// This boot's id (empty: unknown, every open is taken for a new boot).
     boot_id: String,
     /// The `next_seq` of `spool.reserve` for this boot: frames below it may leave unsynced.
@@ -339,7 +369,7 @@ impl Spool {
             cursor: None,
             tail: None,
             sync_every: SYNC_EVERY,
-            unsynced: None,
+            unsynced: Unsynced::default(),
             boot_id: boot_id.to_string(),
             reserved,
         };
@@ -360,7 +390,7 @@ impl Spool {
 
     /// When the frames written since the last sync must be synced, if any are waiting.
     pub fn sync_deadline(&self) -> Option<Instant> {
-        self.unsynced.map(|u| u.since + self.sync_every)
+        self.unsynced.since().map(|since| since + self.sync_every)
     }
 
     /// Syncs the frames written since the last sync, if their deadline has passed (the agent's
@@ -377,13 +407,13 @@ impl Spool {
 
     /// Syncs what was written to the active segment since the last sync.
     fn sync(&mut self) -> Result<(), SpoolError> {
-        if self.unsynced.is_none() {
+        if self.unsynced.since().is_none() {
             return Ok(());
         }
         if let (Some(file), Some(seg)) = (self.active.as_ref(), self.segments.last()) {
             file.sync_data().map_err(io_err(&seg.path))?;
         }
-        self.unsynced = None;
+        self.unsynced.written.clear();
         Ok(())
     }
 
@@ -446,6 +476,12 @@ impl Spool {
         self.sent.saturating_sub(self.acked)
     }
 
+    /// Whether every frame appended has been handed out by [`Spool::next_unsent`] (or skipped,
+    /// set aside).
+    pub fn all_sent(&self) -> bool {
+        self.sent + 1 >= self.next_seq
+    }
+
     /// Frames not yet acknowledged, those set aside left out.
     pub fn pending_frames(&self) -> u64 {
         (self.next_seq - 1)
@@ -495,15 +531,15 @@ impl Spool {
         let file = self.active.as_mut().expect("active segment open");
         file.write_all(&frame).map_err(io_err(&seg.path))?;
         let now = Instant::now();
-        let unsynced = self.unsynced.get_or_insert(Unsynced {
-            since: now,
-            first_seq: seq,
-            last_seq: seq,
-        });
-        unsynced.last_seq = seq;
-        if precious || now >= unsynced.since + self.sync_every {
+        self.unsynced.push(seq, now);
+        if precious
+            || self
+                .unsynced
+                .since()
+                .is_some_and(|t| now >= t + self.sync_every)
+        {
             file.sync_data().map_err(io_err(&seg.path))?;
-            self.unsynced = None;
+            self.unsynced.written.clear();
         }
         seg.bytes += frame_len;
         seg.last_seq = seq;
@@ -634,10 +670,8 @@ impl Spool {
             self.sent = self.acked;
             self.cursor = None;
         }
-        // The collector holds everything written since the last sync: no sync is owed for it.
-        if self.unsynced.is_some_and(|u| u.last_seq <= self.acked) {
-            self.unsynced = None;
-        }
+        // The collector holds what it acknowledged: no sync is owed for it.
+        self.unsynced.acked(self.acked);
         let mut freed = false;
         while let Some(first) = self.segments.first() {
             let is_active = self.segments.len() == 1 && self.active.is_some();
@@ -729,7 +763,7 @@ impl Spool {
     /// that a power loss that takes the frame cannot make its seq be used again (see the module
     /// doc).
     fn cover(&mut self, seq: u64) -> Result<(), SpoolError> {
-        if seq < self.reserved || self.unsynced.is_none_or(|u| seq < u.first_seq) {
+        if seq < self.reserved || !self.unsynced.holds(seq) {
             return Ok(());
         }
         self.reserved = reserve::write(&self.dir, &self.boot_id, seq)?;
@@ -1125,11 +1159,16 @@ mod tests {
             .sync_deadline()
             .expect("a sample waits for its ack or its sync");
         assert!(due >= t0 + SYNC_EVERY && due <= Instant::now() + SYNC_EVERY);
+        std::thread::sleep(Duration::from_millis(20));
+        let t1 = Instant::now();
         s.append(b"sample", 1, false).unwrap();
         assert_eq!(s.sync_deadline(), Some(due), "grouped with the first");
-        // The collector acknowledged the first only: the second still owes a sync.
+        // The collector acknowledged the first only: the second still owes a sync, due
+        // SYNC_EVERY after it was written (not after the first: acks that come every other
+        // second while samples keep coming never make a sample due).
         s.ack(1).unwrap();
-        assert_eq!(s.sync_deadline(), Some(due));
+        let due = s.sync_deadline().expect("the second still waits");
+        assert!(due >= t1 + SYNC_EVERY && due <= Instant::now() + SYNC_EVERY);
         s.sync_if_due(due - Duration::from_millis(1)).unwrap();
         assert_eq!(s.sync_deadline(), Some(due), "not yet due");
         s.sync_if_due(due).unwrap();

@@ -43,6 +43,9 @@ struct Cli {
     /// Batches in flight per agent.
     #[arg(long, default_value_t = 64)]
     window: u64,
+    /// How long the collector may hold Acks back (Hello.ack_delay_ms), as fleet-agent asks.
+    #[arg(long, default_value_t = 2000)]
+    ack_delay_ms: u32,
     /// Collector process id, to report values per CPU-second.
     #[arg(long)]
     collector_pid: Option<u32>,
@@ -52,6 +55,7 @@ async fn agent(
     url: String,
     n: usize,
     window: u64,
+    ack_delay_ms: u32,
     until: Instant,
     acked_values: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
@@ -72,6 +76,7 @@ async fn agent(
                 ..Default::default()
             }),
             spool_epoch: epoch,
+            ack_delay_ms,
         })),
     })
     .await?;
@@ -80,8 +85,12 @@ async fn agent(
     let per_batch = shape.values();
     let t0 = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64 - 86_400_000;
     let (mut sent, mut acked) = (0u64, 0u64);
+    let mut tx = Some(tx);
     loop {
-        while sent - acked < window && Instant::now() < until {
+        while let Some(tx) = tx
+            .as_ref()
+            .filter(|_| sent - acked < window && Instant::now() < until)
+        {
             sent += 1;
             let batch = Batch {
                 seq: sent,
@@ -101,6 +110,10 @@ async fn agent(
         }
         if acked == sent {
             return Ok(());
+        }
+        if Instant::now() >= until {
+            // All sent: ending this side makes the collector send the Acks it holds back.
+            tx = None;
         }
         match inbound.message().await? {
             Some(m) => {
@@ -139,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
             cli.collector.clone(),
             n,
             cli.window,
+            cli.ack_delay_ms,
             until,
             acked.clone(),
         )));

@@ -13,18 +13,19 @@
 //!   epoch, from which it resends.
 //! - Each batch is checked ([`check_batch`]), screened for timestamps from the future
 //!   (`future.rs`) and queued for the writer with the seq the stream sent before it (the
-//!   store's watermark must reach it, see `IngestItem::after_seq`); its Ack goes out only after
-//!   the write that stored it returned, in stream order, and only then is what the batch said
-//!   fed to the live host state, when the write stored it for the first time (less the kills
-//!   already stored, and the amendments of kills: `OomEvent.amends`, see
-//!   `storage/oom.rs`). A malformed batch ends the stream with `InvalidArgument` naming the
-//!   field; a batch the store could not store ends it with `Unavailable`, and no later batch of
-//!   the stream is acknowledged.
+//!   store's watermark must reach it, see `IngestItem::after_seq`). Once the write that stored
+//!   it returned, in stream order, what the batch said is fed to the live host state, when the
+//!   write stored it for the first time (less the kills already stored, and the amendments of
+//!   kills: `OomEvent.amends`, see `storage/oom.rs`), and its Ack goes out, held back as long as
+//!   the agent asked (`acks.rs`: one cumulative Ack for several batches). A malformed batch ends
+//!   the stream with `InvalidArgument` naming the field; a batch the store could not store ends
+//!   it with `Unavailable`, and no later batch of the stream is acknowledged.
 //! - Clock probes: every [`PROBE_EVERY`] the session sends a `TimeProbe` and turns the agent's
 //!   echo into the host's clock offset against the collector (the NTP on-wire exchange).
 //! - OOM policies (`policies.rs`): the host's policy set is pushed after the welcome and on every
 //!   change; the agent's policy reports and process lists are taken.
-//! - On shutdown a session stops reading and finishes the acks of what it accepted.
+//! - On shutdown (or when the agent ends its side) a session stops reading and finishes the acks
+//!   of what it accepted; a stream the collector ends with an error gets those acks first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -42,12 +43,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
+use super::acks::{ack_delay, spawn_acker, Outbound, Pending};
 use super::policies::{self, check_process_list};
-use super::writer::Written;
 use super::{blocking, Shared};
 use crate::auth::Need;
-use crate::rules::{Live, Observation};
-use crate::storage::{HostRecord, IngestItem, WriteOutcome};
+use crate::rules::Observation;
+use crate::storage::{HostRecord, IngestItem};
 
 /// Batches one stream may have queued for writing before it stops reading.
 const STREAM_PENDING: usize = 256;
@@ -58,9 +59,6 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 pub const MAX_STREAMS_PER_HOST: usize = 2;
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What a session sends its agent.
-type Outbound = mpsc::Sender<Result<CollectorMessage, Status>>;
 
 /// Counts open streams per host, so `connected` stays true while any stream of the host is open,
 /// and caps them: [`MAX_STREAMS_PER_HOST`] per host id, and a number of connected hosts.
@@ -261,62 +259,11 @@ impl Ingest for IngestSvc {
         let stream = Stream {
             epoch: hello.spool_epoch,
             welcomed: last_seq,
+            ack_delay: ack_delay(hello.ack_delay_ms),
         };
         tokio::spawn(run_session(shared, rec, stream, inbound, out_tx));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
-}
-
-/// A batch queued for the writer, waiting for its write to return.
-struct Pending {
-    seq: u64,
-    written: Written,
-    /// What the batch tells the live state, once stored.
-    observation: Observation,
-}
-
-/// Sends the Ack of each queued batch once its write returned, in stream order, after feeding
-/// the live state what a batch stored for the first time said; ends the stream with
-/// `Unavailable` if a write failed, a batch was not stored behind one that failed, or the writer
-/// stopped.
-fn spawn_acker(
-    out: Outbound,
-    mut pending: mpsc::Receiver<Pending>,
-    live: Arc<Live>,
-    host_num: u32,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(Pending {
-            seq,
-            written,
-            mut observation,
-        }) = pending.recv().await
-        {
-            let ack = || {
-                Ok(CollectorMessage {
-                    msg: Some(collector_message::Msg::Ack(fleet_proto::v1::Ack { seq })),
-                })
-            };
-            let msg = match written.await {
-                Ok(Ok(WriteOutcome::Stored { repeated_kills })) => {
-                    observation.forget_kills(&repeated_kills);
-                    live.observe(host_num, observation);
-                    ack()
-                }
-                Ok(Ok(WriteOutcome::Duplicate)) => ack(),
-                Ok(Ok(WriteOutcome::Blocked)) => Err(Status::unavailable(format!(
-                    "batch {seq} not stored: a batch sent before it was not stored; \
-                     resend from the welcome"
-                ))),
-                Ok(Err(e)) => Err(Status::unavailable(format!("storage write failed: {e}"))),
-                Err(_) => Err(Status::unavailable("collector shutting down")),
-            };
-            let failed = msg.is_err();
-            if out.send(msg).await.is_err() || failed {
-                break;
-            }
-        }
-    })
 }
 
 /// The clock probes of one stream: the NTP on-wire exchange, every [`PROBE_EVERY`].
@@ -371,6 +318,8 @@ struct Stream {
     /// The `last_seq` of its welcome; then the highest seq it sent. Each batch is stored only
     /// once the host's watermark has reached the value before it (`IngestItem::after_seq`).
     welcomed: u64,
+    /// How long its Acks may be held back (`acks.rs`).
+    ack_delay: Duration,
 }
 
 impl Stream {
@@ -394,7 +343,13 @@ async fn run_session(
 ) {
     let host = rec.identity.host_id.clone();
     let (ack_tx, ack_rx) = mpsc::channel(STREAM_PENDING);
-    let acker = spawn_acker(out.clone(), ack_rx, shared.live.clone(), rec.num);
+    let acker = spawn_acker(
+        out.clone(),
+        ack_rx,
+        shared.live.clone(),
+        rec.num,
+        stream.ack_delay,
+    );
     let probe = ClockProbe::start(out.clone());
     let sent = Arc::new(policies::Sent::default());
     let pusher = policies::spawn_pusher(
@@ -407,6 +362,8 @@ async fn run_session(
     let mut stop = shared.stop.clone();
     let mut unknown_logged = false;
     let mut future_logged = false;
+    // Why the collector ends the stream, sent after the Acks of what it stored before.
+    let mut refusal = None;
     loop {
         let msg = tokio::select! {
             _ = stop.changed() => break,
@@ -432,7 +389,7 @@ async fn run_session(
                     }
                     Err(status) => {
                         warn!(host_id = %host, error = %status.message(), "malformed batch; closing the stream");
-                        let _ = out.send(Err(status)).await;
+                        refusal = Some(status);
                         break;
                     }
                 }
@@ -483,17 +440,15 @@ async fn run_session(
             Some(agent_message::Msg::ProcessList(list)) => {
                 if let Err(status) = check_process_list(&list) {
                     warn!(host_id = %host, error = %status.message(), "malformed process list; closing the stream");
-                    let _ = out.send(Err(status)).await;
+                    refusal = Some(status);
                     break;
                 }
                 shared.policies.set_processes(rec.num, &list);
             }
             Some(agent_message::Msg::Hello(_)) | None => {
-                let _ = out
-                    .send(Err(Status::invalid_argument(
-                        "after the hello, a session carries batches, time echoes, policy reports and process lists only",
-                    )))
-                    .await;
+                refusal = Some(Status::invalid_argument(
+                    "after the hello, a session carries batches, time echoes, policy reports and process lists only",
+                ));
                 break;
             }
         }
@@ -507,6 +462,9 @@ async fn run_session(
     // Everything accepted is written and acknowledged before the stream closes.
     drop(ack_tx);
     let _ = acker.await;
+    if let Some(status) = refusal {
+        let _ = out.send(Err(status)).await;
+    }
     if shared.sessions.closed(&host) {
         let store = shared.store.clone();
         let num = rec.num;
@@ -532,6 +490,7 @@ mod tests {
         let mut s = Stream {
             epoch: 1,
             welcomed: 4,
+            ack_delay: Duration::ZERO,
         };
         assert_eq!(s.after(5), 4, "the first batch follows the welcome");
         assert_eq!(s.after(6), 5);

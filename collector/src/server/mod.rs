@@ -24,6 +24,7 @@
 //! drains, RocksDB is flushed (when it takes writes: otherwise what was acknowledged is in its
 //! synced write-ahead log).
 
+mod acks;
 mod future;
 mod ingest;
 mod metrics;
@@ -31,6 +32,7 @@ mod policies;
 mod query;
 mod writer;
 
+pub use acks::{ACK_EVERY, MAX_ACK_DELAY};
 pub use future::{FutureScreen, Screened};
 pub use ingest::{check_batch, check_identity, HELLO_TIMEOUT, MAX_STREAMS_PER_HOST, PROBE_EVERY};
 pub use policies::{check_process_list, ACTOR_METADATA, MAX_PROCESSES};

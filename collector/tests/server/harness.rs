@@ -281,7 +281,8 @@ pub struct AgentStream {
 }
 
 impl AgentStream {
-    /// Opens a stream with a hello for `identity` and spool `epoch`, and takes the welcome.
+    /// Opens a stream with a hello for `identity` and spool `epoch`, and takes the welcome. Each
+    /// batch is acknowledged as soon as it is stored.
     ///
     /// # Errors
     /// The status the collector refused the stream with.
@@ -290,11 +291,26 @@ impl AgentStream {
         identity: HostIdentity,
         epoch: u64,
     ) -> Result<AgentStream, Status> {
+        AgentStream::open_paced(client, identity, epoch, 0).await
+    }
+
+    /// [`AgentStream::open`] with a hello that lets the collector hold Acks back for
+    /// `ack_delay_ms`, as fleet-agent does.
+    ///
+    /// # Errors
+    /// The status the collector refused the stream with.
+    pub async fn open_paced(
+        client: &IngestClient<Channel>,
+        identity: HostIdentity,
+        epoch: u64,
+        ack_delay_ms: u32,
+    ) -> Result<AgentStream, Status> {
         let (tx, rx) = mpsc::channel(64);
         tx.send(AgentMessage {
             msg: Some(agent_message::Msg::Hello(Hello {
                 identity: Some(identity),
                 spool_epoch: epoch,
+                ack_delay_ms,
             })),
         })
         .await
@@ -373,4 +389,10 @@ impl AgentStream {
 
     /// Closes the agent's side of the stream.
     pub fn close(self) {}
+
+    /// Ends the agent's side of the stream and keeps the collector's, to read what it says
+    /// after that.
+    pub fn end_sending(self) -> Streaming<CollectorMessage> {
+        self.rx
+    }
 }

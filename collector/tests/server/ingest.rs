@@ -1,7 +1,8 @@
 //! The Ingest service: hello and welcome, acks after the write, replays, refusals, stream caps.
 
 use fleet_proto::v1::{
-    agent_message, Activity, CollectorStatusRequest, ListHostsRequest, SarQuery,
+    agent_message, collector_message, Activity, CollectorMessage, CollectorStatusRequest,
+    ListHostsRequest, SarQuery,
 };
 use tonic::Code;
 
@@ -127,6 +128,87 @@ async fn a_malformed_batch_is_refused_naming_the_field_and_closes_the_stream() {
     match a.next().await {
         Said::Refused(s) => assert_eq!(s.code(), Code::InvalidArgument, "{s:?}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// The next message on a stream whose agent side is closed: an ack, or the end.
+async fn next_after_end(rx: &mut tonic::Streaming<CollectorMessage>) -> Said {
+    loop {
+        match within("the collector to answer", rx.message()).await {
+            Ok(Some(CollectorMessage {
+                msg: Some(collector_message::Msg::Ack(a)),
+            })) => return Said::Ack(a.seq),
+            Ok(Some(_)) => continue,
+            Ok(None) => return Said::Ended,
+            Err(s) => return Said::Refused(s),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_are_held_back_as_the_agent_asked_and_one_stands_for_several() {
+    let c = Collector::start().await;
+    let client = c.ingest().await;
+    let t = ago(100);
+
+    // Held for the 300 ms asked: three batches, one Ack for all of them, no sooner.
+    let mut a = AgentStream::open_paced(&client, identity("p1", "prod"), EPOCH, 300)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    for seq in 1..=3 {
+        a.send_batch(batch(seq, t + seq as i64 * 1000)).await;
+    }
+    // Stored (and readable) before it is acknowledged.
+    wait_for("three rows", || async {
+        (cpu_rows(&c, "p1").await.len() == 3).then_some(())
+    })
+    .await;
+    match a.next().await {
+        Said::Ack(3) => {}
+        other => panic!("one Ack for the three batches: {other:?}"),
+    }
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(300),
+        "held back for the delay asked: {:?}",
+        start.elapsed()
+    );
+
+    // A long delay (cut to MAX_ACK_DELAY): a full Ack every ACK_EVERY batches; the rest goes out
+    // as soon as the agent ends its side of the stream, not when the time is up.
+    let a = AgentStream::open_paced(&client, identity("p2", "prod"), EPOCH, 60_000)
+        .await
+        .unwrap();
+    let n = u64::from(fleet_collector::server::ACK_EVERY) + 4;
+    for seq in 1..=n {
+        a.send_batch(batch(seq, t + seq as i64 * 1000)).await;
+    }
+    let mut rx = a.end_sending();
+    let start = std::time::Instant::now();
+    let every = u64::from(fleet_collector::server::ACK_EVERY);
+    assert!(matches!(next_after_end(&mut rx).await, Said::Ack(s) if s == every));
+    assert!(matches!(next_after_end(&mut rx).await, Said::Ack(s) if s == n));
+    assert!(matches!(next_after_end(&mut rx).await, Said::Ended));
+    assert!(
+        start.elapsed() < fleet_collector::server::MAX_ACK_DELAY,
+        "the end of the agent's side sent the held Ack: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.host("p2").unwrap().last_seq, n);
+
+    // A stream the collector ends with an error gets the Acks of what it stored first.
+    let mut a = AgentStream::open_paced(&client, identity("p3", "prod"), EPOCH, 60_000)
+        .await
+        .unwrap();
+    a.send_batch(batch(1, t)).await;
+    a.send_batch(batch(2, t + 1000)).await;
+    let mut bad = batch(3, t + 2000);
+    bad.samples[0].records[0].values[2] = f64::NAN;
+    a.send_batch(bad).await;
+    assert!(matches!(a.next().await, Said::Ack(2)));
+    match a.next().await {
+        Said::Refused(s) => assert_eq!(s.code(), Code::InvalidArgument, "{s:?}"),
+        other => panic!("refused after the Ack: {other:?}"),
     }
 }
 

@@ -36,7 +36,7 @@ use super::shard::{self, Part, Target};
 use super::window::Window;
 use super::wire;
 use crate::rules::Live;
-use crate::storage::{OutboxEntry, Store};
+use crate::storage::{off_thread, OutboxEntry};
 
 /// Shards per receiver unless `remote_write_shards` says otherwise.
 pub const DEFAULT_SHARDS: usize = 4;
@@ -142,7 +142,8 @@ impl Sender {
         let store = self.target.store.clone();
         let stats = self.target.stats.clone();
         let key = self.key.clone();
-        let cursor = match blocking(&store, move |s| s.outbox_cursor(&key)).await {
+        let s = store.clone();
+        let cursor = match off_thread(move || s.outbox_cursor(&key)).await {
             Ok(Some(c)) => c,
             Ok(None) => store.outbox_span().0,
             Err(e) => {
@@ -152,7 +153,8 @@ impl Sender {
         };
         stats.cursor.store(cursor, Relaxed);
         let key = self.key.clone();
-        let frontier = match blocking(&store, move |s| s.outbox_frontier(&key)).await {
+        let s = store.clone();
+        let frontier = match off_thread(move || s.outbox_frontier(&key)).await {
             Ok(f) => f.unwrap_or(cursor).max(cursor),
             // Only a hint: without it, a resend may join delivered and new samples.
             Err(_) => cursor,
@@ -247,7 +249,8 @@ impl Sender {
     async fn read(&self, r: &mut Reader, stop: &mut watch::Receiver<bool>) -> bool {
         let store = &self.target.store;
         let (from, n) = (r.read_from, self.target.opts.read_entries);
-        match blocking(store, move |s| s.outbox_read(from, n)).await {
+        let s = store.clone();
+        match off_thread(move || s.outbox_read(from, n)).await {
             Ok(entries) => {
                 match entries.last() {
                     Some((seq, _)) => r.read_from = seq + 1,
@@ -285,8 +288,8 @@ impl Sender {
         }
         if upto > r.frontier {
             let key = self.key.clone();
-            let store = &self.target.store;
-            if let Err(e) = blocking(store, move |s| s.set_outbox_frontier(&key, upto)).await {
+            let s = self.target.store.clone();
+            if let Err(e) = off_thread(move || s.set_outbox_frontier(&key, upto)).await {
                 tracing::debug!(error = %e, "remote-write: frontier not written");
             }
             r.frontier = upto;
@@ -316,8 +319,8 @@ impl Sender {
         let stats = &self.target.stats;
         r.cursor = upto;
         let key = self.key.clone();
-        if let Err(e) = blocking(&self.target.store, move |s| s.set_outbox_cursor(&key, upto)).await
-        {
+        let s = self.target.store.clone();
+        if let Err(e) = off_thread(move || s.set_outbox_cursor(&key, upto)).await {
             // The store refuses writes (a full disk): the receiver may get these again.
             tracing::debug!(error = %e, "remote-write: cursor not persisted");
         }
@@ -375,17 +378,5 @@ pub(super) async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration)
     tokio::select! {
         _ = tokio::time::sleep(d) => *stop.borrow(),
         _ = stop.changed() => true,
-    }
-}
-
-/// Runs a store call off the async threads.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, crate::storage::StorageError> + Send + 'static,
-) -> Result<T, String> {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
     }
 }

@@ -104,10 +104,7 @@ fn storage_status(e: crate::storage::StorageError) -> Status {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::storage::StorageError> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("storage task failed: {e}")))?
-        .map_err(storage_status)
+    crate::storage::off_thread(f).await.map_err(storage_status)
 }
 
 /// What `run` needs besides the listener.

@@ -20,7 +20,9 @@ use super::engine::{lock, Db};
 use super::keys::{self, ChunkKey};
 use super::samples::{dedup_keep_last, times_key, ChunkDecoder, TIMES_ACTIVITY};
 use super::values;
-use super::{SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_NTP, CF_RAW, CF_TOPOOM};
+use super::{
+    off_thread, SealStats, StorageError, Store, CF_CHUNKS, CF_EVENTS, CF_NTP, CF_RAW, CF_TOPOOM,
+};
 
 /// How often [`run`] enforces retention at most.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -49,7 +51,7 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
         // A write that failed because the store began refusing writes meanwhile (the disk
         // filled during the seal) is that same state, already logged once: not warned again.
         let s = store.clone();
-        match blocking(move || s.seal(now_ms())).await {
+        match off_thread(move || s.seal(now_ms())).await {
             Ok(stats) => tracing::debug!(?stats, "sealed closed windows"),
             Err(e) if !store.is_writable() => {
                 tracing::debug!(error = %e, "sealing stopped: the store refuses writes");
@@ -61,7 +63,7 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
         if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(tokio::time::Instant::now());
             let s = store.clone();
-            match blocking(move || s.enforce_retention(now_ms())).await {
+            match off_thread(move || s.enforce_retention(now_ms())).await {
                 Ok(()) => {}
                 Err(e) if !store.is_writable() => {
                     tracing::debug!(error = %e, "retention stopped: the store refuses writes");
@@ -69,18 +71,6 @@ pub async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<b
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
         }
-    }
-}
-
-/// Runs a store call on a blocking thread; its error in words, spelled as the server's logs
-/// spelled it when this loop lived there.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("storage: {e}")),
-        Err(e) => Err(format!("storage task failed: {e}")),
     }
 }
 

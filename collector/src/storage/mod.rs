@@ -142,6 +142,19 @@ pub enum StorageError {
     /// no database is open.
     #[error("{0}")]
     Unavailable(String),
+    /// A call run by [`off_thread`] that panicked or was cancelled.
+    #[error("storage task failed: {0}")]
+    TaskFailed(String),
+}
+
+/// Runs a store call from async code on tokio's blocking threads, where RocksDB's waits (disk
+/// reads, syncs, compaction stalls) belong; one that panicked is [`StorageError::TaskFailed`].
+pub async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::TaskFailed(e.to_string()))?
 }
 
 /// How the store is configured.

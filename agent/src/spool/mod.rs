@@ -157,9 +157,15 @@ impl Unsynced {
         self.written.push_back(now);
     }
 
-    /// When the oldest of them was written, if any is waiting.
-    fn since(&self) -> Option<Instant> {
-        self.written.front().copied()
+    /// When they must be synced, `every` after the oldest of them was written; None if none is
+    /// waiting.
+    fn due(&self, every: Duration) -> Option<Instant> {
+        self.written.front().map(|&written| written + every)
+    }
+
+    /// They were synced: none is waiting.
+    fn clear(&mut self) {
+        self.written.clear();
     }
 
     /// The collector holds every frame up to `acked`: none of those is owed a sync.
@@ -390,7 +396,7 @@ impl Spool {
 
     /// When the frames written since the last sync must be synced, if any are waiting.
     pub fn sync_deadline(&self) -> Option<Instant> {
-        self.unsynced.since().map(|since| since + self.sync_every)
+        self.unsynced.due(self.sync_every)
     }
 
     /// Syncs the frames written since the last sync, if their deadline has passed (the agent's
@@ -407,13 +413,13 @@ impl Spool {
 
     /// Syncs what was written to the active segment since the last sync.
     fn sync(&mut self) -> Result<(), SpoolError> {
-        if self.unsynced.since().is_none() {
+        if self.unsynced.written.is_empty() {
             return Ok(());
         }
         if let (Some(file), Some(seg)) = (self.active.as_ref(), self.segments.last()) {
             file.sync_data().map_err(io_err(&seg.path))?;
         }
-        self.unsynced.written.clear();
+        self.unsynced.clear();
         Ok(())
     }
 
@@ -535,11 +541,11 @@ impl Spool {
         if precious
             || self
                 .unsynced
-                .since()
-                .is_some_and(|t| now >= t + self.sync_every)
+                .due(self.sync_every)
+                .is_some_and(|due| now >= due)
         {
             file.sync_data().map_err(io_err(&seg.path))?;
-            self.unsynced.written.clear();
+            self.unsynced.clear();
         }
         seg.bytes += frame_len;
         seg.last_seq = seq;

@@ -274,7 +274,8 @@ pub enum Said {
 
 /// One agent's stream, scripted by the test.
 pub struct AgentStream {
-    tx: mpsc::Sender<AgentMessage>,
+    /// None once the agent's side is ended ([`AgentStream::end_sending`]).
+    tx: Option<mpsc::Sender<AgentMessage>>,
     rx: Streaming<CollectorMessage>,
     /// `last_seq` of the welcome.
     pub last_seq: u64,
@@ -329,7 +330,7 @@ impl AgentStream {
             panic!("the first message was not a welcome: {first:?}");
         };
         Ok(AgentStream {
-            tx,
+            tx: Some(tx),
             rx,
             last_seq: w.last_seq,
         })
@@ -350,7 +351,8 @@ impl AgentStream {
 
     /// Sends `msg`; a stream the collector already closed takes nothing, silently.
     pub async fn send(&self, msg: agent_message::Msg) {
-        let _ = self.tx.send(AgentMessage { msg: Some(msg) }).await;
+        let tx = self.tx.as_ref().expect("the agent's side is not ended");
+        let _ = tx.send(AgentMessage { msg: Some(msg) }).await;
     }
 
     pub async fn send_batch(&self, batch: Batch) {
@@ -392,7 +394,7 @@ impl AgentStream {
 
     /// Ends the agent's side of the stream and keeps the collector's, to read what it says
     /// after that.
-    pub fn end_sending(self) -> Streaming<CollectorMessage> {
-        self.rx
+    pub fn end_sending(&mut self) {
+        self.tx = None;
     }
 }

@@ -1,8 +1,7 @@
 //! The Ingest service: hello and welcome, acks after the write, replays, refusals, stream caps.
 
 use fleet_proto::v1::{
-    agent_message, collector_message, Activity, CollectorMessage, CollectorStatusRequest,
-    ListHostsRequest, SarQuery,
+    agent_message, Activity, CollectorStatusRequest, ListHostsRequest, SarQuery,
 };
 use tonic::Code;
 
@@ -131,20 +130,6 @@ async fn a_malformed_batch_is_refused_naming_the_field_and_closes_the_stream() {
     }
 }
 
-/// The next message on a stream whose agent side is closed: an ack, or the end.
-async fn next_after_end(rx: &mut tonic::Streaming<CollectorMessage>) -> Said {
-    loop {
-        match within("the collector to answer", rx.message()).await {
-            Ok(Some(CollectorMessage {
-                msg: Some(collector_message::Msg::Ack(a)),
-            })) => return Said::Ack(a.seq),
-            Ok(Some(_)) => continue,
-            Ok(None) => return Said::Ended,
-            Err(s) => return Said::Refused(s),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_are_held_back_as_the_agent_asked_and_one_stands_for_several() {
     let c = Collector::start().await;
@@ -176,19 +161,19 @@ async fn acks_are_held_back_as_the_agent_asked_and_one_stands_for_several() {
 
     // A long delay (cut to MAX_ACK_DELAY): a full Ack every ACK_EVERY batches; the rest goes out
     // as soon as the agent ends its side of the stream, not when the time is up.
-    let a = AgentStream::open_paced(&client, identity("p2", "prod"), EPOCH, 60_000)
+    let mut a = AgentStream::open_paced(&client, identity("p2", "prod"), EPOCH, 60_000)
         .await
         .unwrap();
-    let n = u64::from(fleet_collector::server::ACK_EVERY) + 4;
+    let every = u64::from(fleet_collector::server::ACK_EVERY);
+    let n = every + 4;
     for seq in 1..=n {
         a.send_batch(batch(seq, t + seq as i64 * 1000)).await;
     }
-    let mut rx = a.end_sending();
+    a.end_sending();
     let start = std::time::Instant::now();
-    let every = u64::from(fleet_collector::server::ACK_EVERY);
-    assert!(matches!(next_after_end(&mut rx).await, Said::Ack(s) if s == every));
-    assert!(matches!(next_after_end(&mut rx).await, Said::Ack(s) if s == n));
-    assert!(matches!(next_after_end(&mut rx).await, Said::Ended));
+    assert!(matches!(a.next().await, Said::Ack(s) if s == every));
+    assert!(matches!(a.next().await, Said::Ack(s) if s == n));
+    assert!(matches!(a.next().await, Said::Ended));
     assert!(
         start.elapsed() < fleet_collector::server::MAX_ACK_DELAY,
         "the end of the agent's side sent the held Ack: {:?}",

@@ -8,6 +8,7 @@
 //!   what the policies match on (`stat` and `cmdline`, plus the exe identity, `status` or
 //!   `cgroup` when a policy names them); the enforcer reads in full only the processes a policy
 //!   holds or matches (a busy host starts many that none does).
+//! - [`parse`]: the pure parsers of what it reads (`stat`, `status`, `statm`, `/proc/loadavg`).
 //! - [`procdir`]: [`ProcDir`], one process's opened `/proc/PID`: every read and write goes
 //!   through it, checked against the identity that was matched.
 //! - [`host`]: [`HostView`], the host's mount namespace (PID 1's, else the agent's own) that
@@ -51,6 +52,7 @@
 //! [`MAX_DISABLED_PER_HOST`] processes.
 
 pub mod host;
+pub mod parse;
 pub mod procdir;
 pub mod release;
 pub mod runner;

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use fleet_policy::FileId;
 
-use super::scan::parse_stat;
+use super::parse::parse_stat;
 
 /// An opened `/proc/PID` (or fixture) directory.
 #[derive(Debug)]

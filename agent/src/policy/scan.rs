@@ -581,13 +581,13 @@ impl ProcScanner {
         }
     }
 
-    /// Marks only of pids to look at again.
+    /// Marks and kept `stat`s only of pids to look at again: those of a pid that left them
+    /// (gone, or examined afresh by a full rescan) are dropped, and its file closed, at the tick
+    /// that saw it leave.
     fn forget_marks(&mut self) {
-        if self.marks.len() > self.young.len() {
-            let young = &self.young;
-            self.marks.retain(|pid, _| young.contains(pid));
-            self.stat_files.retain(|pid, _| young.contains(pid));
-        }
+        let young = &self.young;
+        self.marks.retain(|pid, _| young.contains(pid));
+        self.stat_files.retain(|pid, _| young.contains(pid));
     }
 
     /// The threads in the system and the last pid created, from `loadavg`; `None` when the
@@ -868,29 +868,40 @@ mod tests {
     /// pread), and a process that exited in between reads `ESRCH` there, so it is gone.
     #[test]
     fn the_second_look_reads_the_stat_kept_from_the_first() {
+        let sleep = || {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap()
+        };
         let mut scanner = ProcScanner::new(Path::new("/proc"));
         scanner.scan_all().unwrap();
-        let mut stays = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let mut exits = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let (a, b) = (stays.id(), exits.id());
-        let first_look =
-            |s: &ProcScanner| s.stat_files.contains_key(&a) && s.stat_files.contains_key(&b);
-        // Until both were seen after their exec (a tick may catch one inside it).
-        for _ in 0..50 {
-            scanner.tick().unwrap();
-            if first_look(&scanner) {
+        // Both must have their first look at the same tick. Tests running beside this one start
+        // processes too, so a tick may find one of the two only after the other had its second
+        // look already: then the pair is started again (at most 20 times).
+        let (mut stays, mut exits) = (sleep(), sleep());
+        for _ in 0..20 {
+            let (a, b) = (stays.id(), exits.id());
+            let kept = |s: &ProcScanner| [a, b].map(|pid| s.stat_files.contains_key(&pid));
+            for _ in 0..50 {
+                scanner.tick().unwrap();
+                if kept(&scanner).contains(&true) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if kept(&scanner) == [true, true] {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            for mut child in [stays, exits] {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
+            (stays, exits) = (sleep(), sleep());
         }
+        let (a, b) = (stays.id(), exits.id());
         assert!(
-            first_look(&scanner),
+            scanner.stat_files.contains_key(&a) && scanner.stat_files.contains_key(&b),
             "both stats kept: {:?}",
             scanner.stat_files.keys()
         );

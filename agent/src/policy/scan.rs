@@ -868,11 +868,25 @@ mod tests {
     /// pread), and a process that exited in between reads `ESRCH` there, so it is gone.
     #[test]
     fn the_second_look_reads_the_stat_kept_from_the_first() {
+        // `spawn` returns once the child is inside execve, before the kernel set its code
+        // addresses: a look then is not of the process as it stays (its second look would find
+        // the exec and read everything). Each child is waited for until its exec is done.
         let sleep = || {
-            std::process::Command::new("sleep")
+            let child = std::process::Command::new("sleep")
                 .arg("60")
                 .spawn()
-                .unwrap()
+                .unwrap();
+            let stat = format!("/proc/{}/stat", child.id());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::fs::read(&stat)
+                .ok()
+                .and_then(|b| parse_stat(&b))
+                .is_none_or(|s| s.layout[0] == 0)
+            {
+                assert!(Instant::now() < deadline, "{stat}: exec not done in 10 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            child
         };
         let mut scanner = ProcScanner::new(Path::new("/proc"));
         scanner.scan_all().unwrap();
@@ -910,7 +924,7 @@ mod tests {
         let again = scanner.tick().unwrap();
         assert!(
             !again.examined.iter().any(|p| p.pid == a),
-            "unchanged: not examined again"
+            "unchanged: not examined again: {again:?}"
         );
         assert!(again.vanished.contains(&b), "gone: {again:?}");
         assert!(
